@@ -1,0 +1,374 @@
+"""The catalog: runbook items and the gates that judge them, one declarative TOML file.
+
+It is read before collection, so the observation knows which methods the selected gates need,
+and after the run, so the summary can say which items a verdict belongs to. ``canarygate
+catalog`` prints it both ways: items against gates, and gates against items.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import re
+import sys
+from collections.abc import Iterable
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pytest_canarygate.errors import ConfigError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised only on 3.10
+    import tomli as tomllib
+
+PHASES = ("alpha", "canary", "gradual", "cutover", "rollback")
+STAGES = ("entry", "monitor", "exit")
+KINDS = (
+    "prerequisite",
+    "step",
+    "exit",
+    "checklist",
+    "signal",
+    "contract",
+    "signoff",
+    "post-rollback",
+)
+SEVERITIES = ("blocker", "critical", "normal", "minor", "trivial")
+PER_VALUES = ("session",)
+DEFAULT_CATALOG = Path("gates") / "catalog.toml"
+
+_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+_NEED_RE = re.compile(r"^(?P<daemon>[a-z0-9_]+):(?P<method>[A-Za-z0-9_.]+)(\*(?P<n>[1-9]))?$")
+
+
+@dataclass(frozen=True)
+class RunbookItem:
+    """One checklist box of the runbook."""
+
+    id: str
+    section: str
+    text: str
+    kind: str
+    phase: str
+    stage: str
+    pending: str | None = None
+
+    @property
+    def anchor(self) -> str:
+        """The Markdown anchor of the item's section (GitHub slug rules)."""
+        slug = re.sub(r"[^\w\- ]", "", self.section.lower())
+        return slug.replace(" ", "-")
+
+
+@dataclass(frozen=True)
+class Need:
+    """A method the observation must read on a daemon, ``readings`` times."""
+
+    daemon: str
+    method: str
+    readings: int = 1
+
+    def __str__(self) -> str:
+        suffix = f"*{self.readings}" if self.readings > 1 else ""
+        return f"{self.daemon}:{self.method}{suffix}"
+
+
+@dataclass(frozen=True)
+class GateSpec:
+    """One gate: the runbook item it judges and what evidence it needs."""
+
+    id: str
+    item: RunbookItem
+    title: str
+    phases: tuple[str, ...]
+    needs: tuple[Need, ...]
+    per: str | None
+    severity: str
+
+    @property
+    def stage(self) -> str:
+        """The stage of the runbook item (entry, monitor or exit)."""
+        return self.item.stage
+
+
+@dataclass(frozen=True)
+class Catalog:
+    """All runbook items and gates, indexed by id."""
+
+    path: Path
+    title: str
+    document: str
+    items: Mapping[str, RunbookItem]
+    gates: Mapping[str, GateSpec]
+    digest: str
+
+    def gates_for(self, phase: str, stage: str | None = None) -> list[GateSpec]:
+        """The gates that run in ``phase`` (optionally only one stage), in catalog order."""
+        return [
+            g
+            for g in self.gates.values()
+            if phase in g.phases and (stage is None or g.stage == stage)
+        ]
+
+    def gates_of_item(self, item_id: str) -> list[GateSpec]:
+        """The gates that judge one item."""
+        return [g for g in self.gates.values() if g.item.id == item_id]
+
+    def link(self, item: RunbookItem) -> str:
+        """Where the item lives in the runbook document."""
+        return f"{self.document}#{item.anchor}"
+
+
+def needs_of(gates: Iterable[GateSpec]) -> dict[str, dict[str, int]]:
+    """Merge the needs of ``gates`` into ``{daemon: {method: readings}}``."""
+    merged: dict[str, dict[str, int]] = {}
+    for gate in gates:
+        for need in gate.needs:
+            methods = merged.setdefault(need.daemon, {})
+            methods[need.method] = max(methods.get(need.method, 0), need.readings)
+    return merged
+
+
+def _require(entry: Mapping[str, Any], key: str, where: str) -> str:
+    value = entry.get(key)
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigError(f"{where}: missing or empty {key!r}")
+    return value
+
+
+def _choice(entry: Mapping[str, Any], key: str, choices: tuple[str, ...], where: str) -> str:
+    value = _require(entry, key, where)
+    if value not in choices:
+        raise ConfigError(f"{where}: {key} = {value!r}; accepted: {', '.join(choices)}")
+    return value
+
+
+def _parse_item(entry: Mapping[str, Any], where: str) -> RunbookItem:
+    allowed = {"id", "section", "text", "kind", "phase", "stage", "pending"}
+    unknown = sorted(set(entry) - allowed)
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {', '.join(unknown)}")
+    item_id = _require(entry, "id", where)
+    if not _ID_RE.match(item_id):
+        raise ConfigError(f"{where}: id {item_id!r} may hold only letters, digits, . _ -")
+    pending = entry.get("pending")
+    if pending is not None and (not isinstance(pending, str) or not pending.strip()):
+        raise ConfigError(f"{where}: pending must be a non-empty reason")
+    return RunbookItem(
+        id=item_id,
+        section=_require(entry, "section", where),
+        text=_require(entry, "text", where),
+        kind=_choice(entry, "kind", KINDS, where),
+        phase=_choice(entry, "phase", PHASES, where),
+        stage=_choice(entry, "stage", STAGES, where),
+        pending=pending,
+    )
+
+
+def _parse_gate(entry: Mapping[str, Any], items: Mapping[str, RunbookItem], where: str) -> GateSpec:
+    allowed = {"id", "item", "title", "phases", "needs", "per", "severity"}
+    unknown = sorted(set(entry) - allowed)
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {', '.join(unknown)}")
+    gate_id = _require(entry, "id", where)
+    if not _ID_RE.match(gate_id):
+        raise ConfigError(f"{where}: id {gate_id!r} may hold only letters, digits, . _ -")
+    item_id = _require(entry, "item", where)
+    if item_id not in items:
+        raise ConfigError(f"{where}: item {item_id!r} is not a runbook item of this catalog")
+    item = items[item_id]
+    if item.pending:
+        raise ConfigError(
+            f"{where}: item {item_id} is marked pending ({item.pending}) but has a gate; "
+            "remove its pending line"
+        )
+    phases = entry.get("phases", [item.phase])
+    if not isinstance(phases, list) or not phases or any(p not in PHASES for p in phases):
+        raise ConfigError(f"{where}: phases = {phases!r}; accepted: a list of {', '.join(PHASES)}")
+    raw_needs = entry.get("needs", [])
+    if not isinstance(raw_needs, list):
+        raise ConfigError(f"{where}: needs must be a list of '<daemon>:<method>' strings")
+    needs = []
+    for raw in raw_needs:
+        match = _NEED_RE.match(raw) if isinstance(raw, str) else None
+        if not match:
+            raise ConfigError(
+                f"{where}: need {raw!r} is not '<daemon>:<method>' or '<daemon>:<method>*<n>'"
+            )
+        needs.append(Need(match["daemon"], match["method"], int(match["n"] or 1)))
+    per = entry.get("per")
+    if per is not None and per not in PER_VALUES:
+        raise ConfigError(f"{where}: per = {per!r}; accepted: {', '.join(PER_VALUES)}")
+    default_severity = "blocker" if item.kind in ("exit", "signal") else "critical"
+    severity = entry.get("severity", default_severity)
+    if severity not in SEVERITIES:
+        raise ConfigError(f"{where}: severity = {severity!r}; accepted: {', '.join(SEVERITIES)}")
+    return GateSpec(
+        id=gate_id,
+        item=item,
+        title=_require(entry, "title", where),
+        phases=tuple(phases),
+        needs=tuple(needs),
+        per=per,
+        severity=severity,
+    )
+
+
+def load_catalog(path: Path) -> Catalog:
+    """Read and validate the catalog at ``path``."""
+    try:
+        blob = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"gate catalog {path} cannot be read: {exc.strerror}") from None
+    try:
+        data = tomllib.loads(blob.decode("utf-8"))
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    runbook = data.get("runbook", {})
+    items: dict[str, RunbookItem] = {}
+    for index, entry in enumerate(data.get("item", [])):
+        item = _parse_item(entry, f"{path}: item #{index + 1}")
+        if item.id in items:
+            raise ConfigError(f"{path}: item id {item.id} appears twice")
+        items[item.id] = item
+    gates: dict[str, GateSpec] = {}
+    for index, entry in enumerate(data.get("gate", [])):
+        gate = _parse_gate(entry, items, f"{path}: gate #{index + 1}")
+        if gate.id in gates:
+            raise ConfigError(f"{path}: gate id {gate.id} appears twice")
+        gates[gate.id] = gate
+    ungated = [
+        i.id
+        for i in items.values()
+        if not i.pending and not any(g.item.id == i.id for g in gates.values())
+    ]
+    if ungated:
+        raise ConfigError(
+            f"{path}: item(s) {', '.join(ungated)} have no gate and no pending reason"
+        )
+    return Catalog(
+        path=path,
+        title=str(runbook.get("title", "runbook")),
+        document=str(runbook.get("document", "")),
+        items=items,
+        gates=gates,
+        digest=hashlib.sha256(blob).hexdigest(),
+    )
+
+
+def find_catalog(start: Path) -> Path:
+    """Find ``gates/catalog.toml`` in ``start`` or one of its parents."""
+    for folder in (start, *start.parents):
+        candidate = folder / DEFAULT_CATALOG
+        if candidate.is_file():
+            return candidate
+    raise ConfigError(f"no {DEFAULT_CATALOG} in {start} or its parents; pass --catalog PATH")
+
+
+def render_items(catalog: Catalog, phase: str | None = None) -> str:
+    """Runbook items against their gates, grouped by phase."""
+    lines = [catalog.title, ""]
+    for ph in PHASES if phase is None else (phase,):
+        phase_items = [i for i in catalog.items.values() if i.phase == ph]
+        if not phase_items:
+            continue
+        lines.append(f"phase {ph}")
+        for item in phase_items:
+            lines.append(f"  {item.id:<7} [{item.stage:<7}] {item.text}")
+            gates = catalog.gates_of_item(item.id)
+            if item.pending:
+                lines.append(f"  {'':<7}  -> PENDING: {item.pending}")
+            for gate in gates:
+                extra = f" (per {gate.per})" if gate.per else ""
+                lines.append(f"  {'':<7}  -> {gate.id}{extra}")
+        lines.append("")
+    gated = sum(1 for i in catalog.items.values() if not i.pending)
+    lines.append(
+        f"{len(catalog.items)} runbook items: {gated} gated by {len(catalog.gates)} gates, "
+        f"{len(catalog.items) - gated} pending"
+    )
+    return "\n".join(lines)
+
+
+def render_gates(catalog: Catalog, phase: str | None = None) -> str:
+    """Gates against the runbook items they judge."""
+    lines = []
+    for gate in catalog.gates.values():
+        if phase and phase not in gate.phases:
+            continue
+        lines.append(
+            f"{gate.id:<40} {gate.item.id:<7} {','.join(gate.phases):<14} "
+            f"{gate.stage:<7} {gate.severity:<8} {' '.join(str(n) for n in gate.needs)}"
+        )
+    return "\n".join(lines)
+
+
+def catalog_as_json(catalog: Catalog) -> dict[str, Any]:
+    """A JSON-ready form of the catalog."""
+    return {
+        "title": catalog.title,
+        "digest": catalog.digest,
+        "items": [
+            {
+                "id": i.id,
+                "phase": i.phase,
+                "stage": i.stage,
+                "kind": i.kind,
+                "section": i.section,
+                "text": i.text,
+                "pending": i.pending,
+                "gates": [g.id for g in catalog.gates_of_item(i.id)],
+            }
+            for i in catalog.items.values()
+        ],
+        "gates": [
+            {
+                "id": g.id,
+                "item": g.item.id,
+                "title": g.title,
+                "phases": list(g.phases),
+                "stage": g.stage,
+                "severity": g.severity,
+                "per": g.per,
+                "needs": [str(n) for n in g.needs],
+            }
+            for g in catalog.gates.values()
+        ],
+    }
+
+
+def _run(args: argparse.Namespace) -> int:
+    try:
+        path = Path(args.catalog) if args.catalog else find_catalog(Path.cwd())
+        catalog = load_catalog(path)
+    except ConfigError as exc:
+        print(f"canarygate catalog: {exc}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(catalog_as_json(catalog), indent=2))
+    elif args.gates:
+        print(render_gates(catalog, args.phase))
+    else:
+        print(render_items(catalog, args.phase))
+    return 0
+
+
+def add_subcommand(subparsers: Any) -> None:
+    """Add ``canarygate catalog``."""
+    parser = subparsers.add_parser(
+        "catalog",
+        help="Print runbook items against gates (or gates against items)",
+        description="Print every runbook item with the gates that judge it; pending items "
+        "say why they have no gate yet.",
+    )
+    parser.add_argument(
+        "--catalog", metavar="PATH", help="Catalog file (default: gates/catalog.toml)"
+    )
+    parser.add_argument("--phase", choices=PHASES, help="Only this phase")
+    parser.add_argument("--gates", action="store_true", help="List gates against items instead")
+    parser.add_argument("--json", action="store_true", help="Machine-readable output")
+    parser.set_defaults(func=_run)

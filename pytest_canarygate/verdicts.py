@@ -1,0 +1,58 @@
+"""Gate verdicts and the exceptions gates raise to reach them.
+
+A gate is an ordinary pytest test. It passes only by returning normally after asserting on
+positive evidence. Anything else maps to exactly one verdict:
+
+- ``AssertionError`` or :class:`GateFailed` -> FAIL (the criterion is violated);
+- :class:`Unobservable` (or any :class:`~pytest_canarygate.errors.EndpointError`) -> UNOBSERVABLE;
+- :class:`Inconclusive` -> INCONCLUSIVE (too little data, window not covered);
+- a skip or xfail -> FAIL: gates never skip;
+- any other exception -> FAIL, reported as a gate error.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+
+
+class Verdict(str, Enum):
+    """The one outcome every gate ends in."""
+
+    PASS = "PASS"
+    FAIL = "FAIL"
+    UNOBSERVABLE = "UNOBSERVABLE"
+    INCONCLUSIVE = "INCONCLUSIVE"
+    WAIVED = "WAIVED"
+
+    @property
+    def allows_promotion(self) -> bool:
+        """True for the verdicts a promotion may go ahead on."""
+        return self in (Verdict.PASS, Verdict.WAIVED)
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class GateOutcome(Exception):
+    """Base of the exceptions a gate raises to end with a verdict other than PASS."""
+
+    verdict: Verdict = Verdict.FAIL
+
+
+class GateFailed(GateOutcome, AssertionError):
+    """The criterion is violated (same as a failed ``assert``)."""
+
+    verdict = Verdict.FAIL
+
+
+class Unobservable(GateOutcome):
+    """The evidence needed could not be read: missing endpoint or method, refused, timeout,
+    malformed answer. The message says which endpoint and method."""
+
+    verdict = Verdict.UNOBSERVABLE
+
+
+class Inconclusive(GateOutcome):
+    """The evidence was read but proves nothing yet: too little data or a window not covered."""
+
+    verdict = Verdict.INCONCLUSIVE

@@ -1,0 +1,117 @@
+"""The gate catalog: every runbook item traceable to gates, and the other way round."""
+
+from __future__ import annotations
+
+import ast
+import json
+from pathlib import Path
+
+import pytest
+
+from pytest_canarygate.catalog import PHASES
+from pytest_canarygate.catalog import load_catalog
+from pytest_canarygate.catalog import needs_of
+from pytest_canarygate.cli import main
+from pytest_canarygate.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parents[1]
+CATALOG = ROOT / "gates" / "catalog.toml"
+RUNBOOK = ROOT / "docs" / "runbook" / "migration-canary-rollback.md"
+
+
+def gate_ids_in_code() -> dict[str, str]:
+    """gate id -> test function name, read from the @gate(...) decorators in gates/."""
+    found: dict[str, str] = {}
+    for module in sorted((ROOT / "gates").glob("test_*.py")):
+        tree = ast.parse(module.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.FunctionDef):
+                for deco in node.decorator_list:
+                    if (
+                        isinstance(deco, ast.Call)
+                        and getattr(deco.func, "id", None) == "gate"
+                        and isinstance(deco.args[0], ast.Constant)
+                    ):
+                        gate_id = deco.args[0].value
+                        assert gate_id not in found, f"gate {gate_id} implemented twice"
+                        found[gate_id] = node.name
+    return found
+
+
+def test_every_catalog_gate_is_implemented_once_and_every_gate_is_catalogued() -> None:
+    catalog = load_catalog(CATALOG)
+    in_code = gate_ids_in_code()
+    assert set(catalog.gates) == set(in_code)
+
+
+def test_every_item_quotes_the_runbook() -> None:
+    catalog = load_catalog(CATALOG)
+    runbook = RUNBOOK.read_text()
+    for item in catalog.items.values():
+        assert f"## {item.section}" in runbook, (
+            f"{item.id}: section {item.section!r} not in runbook"
+        )
+
+
+def test_anchor_follows_markdown_slug_rules() -> None:
+    item = load_catalog(CATALOG).items["P1-S1"]
+    assert item.anchor == "phase-1-internal-alpha-v4--v5-parallel"
+
+
+def test_needs_merge_keeps_the_most_readings() -> None:
+    catalog = load_catalog(CATALOG)
+    plan = needs_of(catalog.gates_for("alpha"))
+    assert plan["v5"]["summary_changed"] == 2
+    assert plan["v4"]["list_panes"] == 1
+    assert "summary_changed" not in plan["v4"]
+
+
+def test_each_phase_has_items() -> None:
+    catalog = load_catalog(CATALOG)
+    assert {i.phase for i in catalog.items.values()} == set(PHASES)
+
+
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [
+        ('[[gate]]\nid = "g"\nitem = "NOPE"\ntitle = "t"\n', "item 'NOPE' is not a runbook item"),
+        ('[[gate]]\nid = "g"\nitem = "A"\ntitle = "t"\nneeds = ["v5"]\n', "need 'v5' is not"),
+        ('[[gate]]\nid = "g"\nitem = "A"\ntitle = "t"\nphases = ["beta"]\n', "phases = ['beta']"),
+        ('[[gate]]\nid = "g"\nitem = "A"\ntitle = "t"\nper = "pane"\n', "per = 'pane'"),
+        ("", "A have no gate and no pending reason"),
+    ],
+)
+def test_catalog_mistakes_are_named(tmp_path: Path, extra: str, expected: str) -> None:
+    path = tmp_path / "catalog.toml"
+    path.write_text(
+        '[[item]]\nid = "A"\nsection = "S"\ntext = "t"\nkind = "step"\nphase = "alpha"\n'
+        'stage = "entry"\n' + extra
+    )
+    with pytest.raises(ConfigError) as info:
+        load_catalog(path)
+    assert expected in str(info.value)
+
+
+def test_catalog_command_lists_items_against_gates(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["catalog", "--catalog", str(CATALOG), "--phase", "alpha"]) == 0
+    out = capsys.readouterr().out
+    assert "P1-X1" in out
+    assert "-> alpha.exit.projection-matches (per session)" in out
+    assert "PENDING" in out
+
+
+def test_catalog_command_json_is_two_way(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["catalog", "--catalog", str(CATALOG), "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    items = {i["id"]: i for i in data["items"]}
+    for gate in data["gates"]:
+        assert gate["id"] in items[gate["item"]]["gates"]
+
+
+def test_catalog_command_reports_a_bad_catalog(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = tmp_path / "catalog.toml"
+    bad.write_text("[[item]]\nid = 1\n")
+    assert main(["catalog", "--catalog", str(bad)]) == 2
+    assert str(bad) in capsys.readouterr().err

@@ -1,0 +1,92 @@
+"""Config file validation: every mistake names the file, the key and what is accepted."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pytest_canarygate.config import DEFAULT_PANE_FIELDS
+from pytest_canarygate.config import load_config
+from pytest_canarygate.errors import ConfigError
+
+VALID = """
+[migration]
+id = "agtmux-v4-to-v5"
+[daemons.v4]
+endpoint = "unix:///run/agtmux-v4/agtmuxd.sock"
+[daemons.v5]
+endpoint = "unix:///run/agtmux-v5/agtmuxd.sock"
+"""
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "canarygate.toml"
+    path.write_text(text)
+    return path
+
+
+def test_minimal_config_gets_runbook_defaults(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, VALID))
+    assert config.migration_id == "agtmux-v4-to-v5"
+    assert config.daemons["v5"].endpoint == "unix:///run/agtmux-v5/agtmuxd.sock"
+    assert config.pane_parity.fields == DEFAULT_PANE_FIELDS
+    assert "updated_at" in config.pane_parity.ignore
+    assert config.connect_timeout_s == 2.0
+    assert len(config.digest) == 64
+
+
+def test_shipped_configs_are_valid() -> None:
+    root = Path(__file__).resolve().parents[1]
+    for path in (root / "canarygate.toml", root / "examples" / "fleet.canarygate.toml"):
+        config = load_config(path)
+        assert set(config.daemons) == {"v4", "v5"}
+
+
+def test_example_paths_resolve_against_the_file(tmp_path: Path) -> None:
+    text = VALID + '[catalog]\npath = "gates/catalog.toml"\n[reports]\ndir = "out"\n'
+    config = load_config(write(tmp_path, text))
+    assert config.catalog_path == (tmp_path / "gates" / "catalog.toml").resolve()
+    assert config.reports_dir == (tmp_path / "out").resolve()
+
+
+def test_star_compares_every_field_not_ignored(tmp_path: Path) -> None:
+    text = VALID + '[parity.panes]\nfields = "*"\nignore = ["updated_at"]\n'
+    parity = load_config(write(tmp_path, text)).pane_parity
+    assert parity.fields is None
+    assert parity.compared({"pane_id", "updated_at", "title"}) == ["pane_id", "title"]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("[migration]\nid = 'x'\n", "missing table [daemons]"),
+        (VALID.split("[daemons.v5]")[0], "missing table [daemons.v5] with an endpoint"),
+        (
+            VALID.replace("agtmux-v4-to-v5", "bad id/with slash"),
+            "migration.id = 'bad id/with slash'",
+        ),
+        (
+            VALID.replace("unix:///run/agtmux-v5/agtmuxd.sock", "tcp://host:1"),
+            "daemons.v5.endpoint",
+        ),
+        (VALID + "[timeouts]\nconnect_s = -1\n", "timeouts.connect_s = -1: expected a number"),
+        (VALID + "[timeouts]\nread_s = 'fast'\n", "timeouts.read_s = 'fast'"),
+        (VALID + "[sources]\nexpected_healthy = [1]\n", "sources.expected_healthy = [1]"),
+        (VALID + "[parity.panes]\nfields = ['a']\nignore = ['a']\n", "in both fields and ignore"),
+        (VALID + "[daemons.v6]\nendpoint = 'unix:///x'\n", "unknown key 'daemons.v6'"),
+        (VALID + "[surprise]\n", "unknown key 'surprise'; accepted here: migration, daemons"),
+        ("[migration\n", "not valid TOML"),
+    ],
+)
+def test_mistakes_name_file_key_and_value(tmp_path: Path, text: str, expected: str) -> None:
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert str(path) in str(info.value)
+    assert expected in str(info.value)
+
+
+def test_missing_file_is_named(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config(tmp_path / "nope.toml")
