@@ -1,0 +1,123 @@
+"""Endpoint URIs: where evidence is read from.
+
+Accepted forms:
+
+- ``unix:///abs/path/to.sock`` (also ``unix:/abs/path/to.sock``): a daemon's JSON-RPC socket;
+- ``http://host[:port]/path`` and ``https://...``: an HTTP endpoint;
+- ``file:///abs/path`` (also ``file:/abs/path``, ``file://localhost/abs/path``): a local file.
+
+Only ``unix`` endpoints are spoken to by :class:`~pytest_canarygate.rpc.RpcClient`; the other
+schemes are parsed here so every provider shares one notion of "endpoint".
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass
+from typing import NoReturn
+from urllib.parse import unquote
+from urllib.parse import urlsplit
+
+from pytest_canarygate.errors import ConfigError
+
+__all__ = ["ACCEPTED_FORMS", "SCHEMES", "UNIX_PATH_MAX", "Endpoint", "parse_endpoint"]
+
+SCHEMES = ("unix", "http", "https", "file")
+ACCEPTED_FORMS = (
+    "unix:///absolute/path/to.sock, http(s)://host[:port]/path or file:///absolute/path"
+)
+
+# sun_path is 108 bytes on Linux and 104 on macOS/BSD, and must keep room for the NUL.
+UNIX_PATH_MAX = (104 if sys.platform == "darwin" or "bsd" in sys.platform else 108) - 1
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """A parsed endpoint URI.
+
+    ``path`` is the socket path (unix), the URL path (http/https, "/" when empty) or the file
+    path (file). ``netloc`` is the ``host[:port]`` of http/https URIs and empty otherwise.
+    ``uri`` is the text as given; it is what error messages name.
+    """
+
+    scheme: str
+    path: str
+    uri: str
+    netloc: str = ""
+
+    def __str__(self) -> str:
+        return self.uri
+
+
+def parse_endpoint(uri: str) -> Endpoint:
+    """Parse an endpoint URI; raise :class:`ConfigError` naming the bad value and the forms
+    accepted."""
+    if not isinstance(uri, str):
+        raise ConfigError(f"endpoint must be a string, got {type(uri).__name__}: {uri!r}")
+    scheme, sep, rest = uri.partition(":")
+    scheme = scheme.lower()
+    if not sep or not scheme:
+        _reject(uri, "no scheme")
+    if scheme == "unix":
+        return Endpoint("unix", _unix_path(uri, rest), uri)
+    if scheme == "file":
+        return Endpoint("file", _file_path(uri, rest), uri)
+    if scheme in ("http", "https"):
+        return _http(uri, scheme)
+    _reject(uri, f"unknown scheme {scheme!r}")
+
+
+def _reject(uri: str, why: str) -> NoReturn:
+    raise ConfigError(f"bad endpoint {uri!r}: {why}; accepted: {ACCEPTED_FORMS}")
+
+
+def _unix_path(uri: str, rest: str) -> str:
+    if rest.startswith("//"):
+        rest = rest[2:]
+        if rest and not rest.startswith("/"):
+            # unix://tmp/x.sock: "tmp" would be a host; say what was probably meant.
+            _reject(uri, "unix:// must be followed by an absolute path (three slashes in all)")
+    path = rest
+    if not path:
+        _reject(uri, "empty socket path")
+    if "\x00" in path:
+        _reject(uri, "socket path contains a NUL byte")
+    if not path.startswith("/"):
+        _reject(uri, f"socket path {path!r} is not absolute")
+    if path.endswith("/"):
+        _reject(uri, f"socket path {path!r} names a directory, not a socket")
+    size = len(os.fsencode(path))
+    if size > UNIX_PATH_MAX:
+        _reject(
+            uri,
+            f"socket path is {size} bytes, longer than the AF_UNIX limit of {UNIX_PATH_MAX}",
+        )
+    return path
+
+
+def _file_path(uri: str, rest: str) -> str:
+    if rest.startswith("//"):
+        host, slash, tail = rest[2:].partition("/")
+        if host not in ("", "localhost"):
+            _reject(uri, f"file URIs name a local file; host {host!r} is not supported")
+        rest = slash + tail
+    path = unquote(rest)
+    if not path:
+        _reject(uri, "empty file path")
+    if "\x00" in path:
+        _reject(uri, "file path contains a NUL byte")
+    if not path.startswith("/"):
+        _reject(uri, f"file path {path!r} is not absolute")
+    return path
+
+
+def _http(uri: str, scheme: str) -> Endpoint:
+    try:
+        parts = urlsplit(uri)
+        _ = parts.port  # raises ValueError for a non-numeric or out-of-range port
+    except ValueError as exc:
+        _reject(uri, f"not a valid URL ({exc})")
+    if not parts.hostname:
+        _reject(uri, f"{scheme} URL has no host")
+    return Endpoint(scheme, parts.path or "/", uri, netloc=parts.netloc)

@@ -1,0 +1,69 @@
+"""Exception tree for everything the engine reads from the outside world.
+
+    CanarygateError
+     +-- ConfigError                (bad config file, key or value; also a ValueError)
+     +-- EndpointError              (anything about reaching or reading an endpoint)
+          +-- UntrustedEndpointError (socket or its directory owned/writable by someone else)
+          +-- TransportError         (connect refused, missing socket, I/O failure)
+          |    +-- EndpointTimeout   (connect or read deadline passed)
+          +-- NotServed              (no such method, HTTP path or file: the evidence is not served)
+          +-- ProtocolError          (empty reply, not JSON, not a JSON-RPC 2.0 answer; malformed
+          |                           evidence: a bad record, JSON line, TOML key, XML or log line)
+          +-- RemoteError            (a JSON-RPC error object: .code and .message)
+
+Every EndpointError names the endpoint and the method it was asked, so a message on its own
+tells an operator where to look.
+"""
+
+from __future__ import annotations
+
+
+class CanarygateError(Exception):
+    """Root of every error raised by pytest-canarygate."""
+
+
+class ConfigError(CanarygateError, ValueError):
+    """The configuration (file, option or scenario) is wrong; the message names what and where."""
+
+
+class EndpointError(CanarygateError):
+    """Something went wrong talking to an endpoint."""
+
+    def __init__(self, endpoint: str, method: str | None, reason: str) -> None:
+        self.endpoint = endpoint
+        self.method = method
+        self.reason = reason
+        where = f"{endpoint} {method}" if method else endpoint
+        super().__init__(f"{where}: {reason}")
+
+
+class UntrustedEndpointError(EndpointError):
+    """The socket or its directory could be written by someone other than us; never connected."""
+
+
+class TransportError(EndpointError):
+    """Could not connect, or the connection broke."""
+
+
+class EndpointTimeout(TransportError):
+    """A connect or read deadline passed."""
+
+
+class NotServed(EndpointError):
+    """The endpoint is there but does not serve what was asked: a JSON-RPC method answered
+    -32601, an HTTP 404, a file or directory that does not exist. The message names it."""
+
+
+class ProtocolError(EndpointError):
+    """The endpoint answered something malformed: not a well-formed JSON-RPC 2.0 response, or
+    evidence that does not match its documented shape (the message names the file and line, or
+    the key)."""
+
+
+class RemoteError(EndpointError):
+    """The endpoint answered with a JSON-RPC error object."""
+
+    def __init__(self, endpoint: str, method: str | None, code: int, message: str) -> None:
+        self.code = code
+        self.message = message
+        super().__init__(endpoint, method, f"error {code}: {message}")

@@ -1,0 +1,400 @@
+"""JSON-RPC 2.0 client for the agtmux daemon's Unix socket.
+
+Framing follows DAEMON-FACTS 1.3: one request per connection. Connect, write one JSON object
+terminated by ``\\n``, half-close the write side, read until EOF, close. Every failure raises an
+:class:`~pytest_canarygate.errors.EndpointError` naming the endpoint and the method.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import math
+import socket
+import threading
+import time
+from collections.abc import Mapping
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from datetime import timezone
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+from typing import NoReturn
+from typing import TypeAlias
+
+from pytest_canarygate.endpoints import Endpoint
+from pytest_canarygate.endpoints import parse_endpoint
+from pytest_canarygate.errors import ConfigError
+from pytest_canarygate.errors import EndpointError
+from pytest_canarygate.errors import EndpointTimeout
+from pytest_canarygate.errors import ProtocolError
+from pytest_canarygate.errors import RemoteError
+from pytest_canarygate.errors import TransportError
+from pytest_canarygate.trust import check_socket_trust
+
+__all__ = ["EXCERPT_CHARS", "Params", "RpcClient", "RpcExchange"]
+
+Params: TypeAlias = Mapping[str, Any] | list[Any] | None
+"""Request params: an object, an array, or None to leave ``params`` out."""
+
+EXCERPT_CHARS = 200
+"""How much of a bad reply an error message quotes."""
+
+_CHUNK = 64 * 1024
+_SEND_FLAGS = getattr(socket, "MSG_NOSIGNAL", 0)
+# Hints appended to the daemon's own error message (RemoteError.message keeps the original).
+_REMOTE_HINTS = {-32601: "method not served by this daemon"}
+
+
+@dataclass(frozen=True)
+class RpcExchange:
+    """One successful request/response, kept as evidence.
+
+    ``raw_reply`` is the reply exactly as read (decoded as UTF-8, trailing newline included);
+    ``response`` is the parsed JSON-RPC object. Timestamps are UTC; ``elapsed_ms`` is measured on
+    a monotonic clock from just before the trust check to just after parsing.
+    """
+
+    endpoint: str
+    method: str
+    request: dict[str, Any]
+    raw_reply: str
+    response: dict[str, Any]
+    started_at: datetime
+    finished_at: datetime
+    elapsed_ms: float
+
+    @property
+    def result(self) -> Any:
+        """The ``result`` member of the response."""
+        return self.response["result"]
+
+
+class RpcClient:
+    """JSON-RPC 2.0 client for one ``unix://`` endpoint; one connection per call.
+
+    The trust check (:func:`~pytest_canarygate.trust.check_socket_trust`) runs before every
+    connect; ``trust_check=False`` exists only for tests of other paths. ``connect_timeout`` bounds
+    the connect; ``read_timeout`` is one deadline for sending the request and reading the whole
+    reply. Replies over ``max_reply_bytes`` are refused. Safe to share between threads.
+    """
+
+    def __init__(
+        self,
+        endpoint: str | Endpoint,
+        *,
+        connect_timeout: float = 2.0,
+        read_timeout: float = 5.0,
+        expected_uid: int | None = None,
+        max_reply_bytes: int = 64 * 1024 * 1024,
+        trust_check: bool = True,
+    ) -> None:
+        ep = endpoint if isinstance(endpoint, Endpoint) else parse_endpoint(endpoint)
+        if ep.scheme != "unix":
+            raise ConfigError(
+                f"RpcClient speaks JSON-RPC over Unix sockets only; endpoint {ep.uri!r} is "
+                f"{ep.scheme}://, expected unix:///absolute/path/to.sock"
+            )
+        for name, value in (("connect_timeout", connect_timeout), ("read_timeout", read_timeout)):
+            if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
+                raise ConfigError(f"{name} must be a positive number of seconds, got {value!r}")
+        if not (isinstance(max_reply_bytes, int) and max_reply_bytes > 0):
+            raise ConfigError(
+                f"max_reply_bytes must be a positive integer, got {max_reply_bytes!r}"
+            )
+        self.endpoint = ep
+        self.connect_timeout = float(connect_timeout)
+        self.read_timeout = float(read_timeout)
+        self.expected_uid = expected_uid
+        self.max_reply_bytes = max_reply_bytes
+        self.trust_check = trust_check
+        self._next_id = 1
+        self._lock = threading.Lock()
+        self._closed = False
+
+    def __repr__(self) -> str:
+        return f"RpcClient({self.endpoint.uri!r})"
+
+    def __enter__(self) -> RpcClient:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Refuse further calls. Nothing is held open between calls, so nothing else to do."""
+        self._closed = True
+
+    def call(self, method: str, params: Params = None) -> Any:
+        """Call ``method`` and return its ``result``; raise an EndpointError otherwise."""
+        return self.exchange(method, params).result
+
+    def call_many(self, methods: Sequence[tuple[str, Params]]) -> list[RpcExchange | EndpointError]:
+        """Run the calls one after another; a failed call yields its error instead of raising."""
+        out: list[RpcExchange | EndpointError] = []
+        for method, params in methods:
+            try:
+                out.append(self.exchange(method, params))
+            except EndpointError as exc:
+                out.append(exc)
+        return out
+
+    def exchange(self, method: str, params: Params = None) -> RpcExchange:
+        """Call ``method`` and return the whole exchange; raise an EndpointError unless the reply
+        is a well-formed JSON-RPC 2.0 success for this request."""
+        if self._closed:
+            raise RuntimeError(f"{self!r} is closed")
+        if not isinstance(method, str) or not method:
+            raise ConfigError(f"method must be a non-empty string, got {method!r}")
+        uri = self.endpoint.uri
+        request_id = self._take_id()
+        request: dict[str, Any] = {"jsonrpc": "2.0", "method": method, "id": request_id}
+        if params is not None:
+            request["params"] = list(params) if isinstance(params, list) else dict(params)
+        try:
+            payload = (json.dumps(request, ensure_ascii=False, allow_nan=False) + "\n").encode()
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"{uri} {method}: params are not JSON-serializable: {exc}") from None
+
+        started_at = datetime.now(timezone.utc)
+        t0 = time.monotonic()
+        path = Path(self.endpoint.path)
+        if self.trust_check:
+            check_socket_trust(path, endpoint=uri, method=method, expected_uid=self.expected_uid)
+        raw = self._roundtrip(method, payload)
+        text, response = self._parse(method, raw, request_id)
+        elapsed_ms = (time.monotonic() - t0) * 1000.0
+        return RpcExchange(
+            endpoint=uri,
+            method=method,
+            request=request,
+            raw_reply=text,
+            response=response,
+            started_at=started_at,
+            finished_at=datetime.now(timezone.utc),
+            elapsed_ms=round(elapsed_ms, 3),
+        )
+
+    def _take_id(self) -> int:
+        with self._lock:
+            request_id = self._next_id
+            self._next_id += 1
+            return request_id
+
+    def _roundtrip(self, method: str, payload: bytes) -> bytes:
+        sock = self._connect(method)
+        try:
+            deadline = time.monotonic() + self.read_timeout
+            self._send(sock, method, payload, deadline)
+            return self._read(sock, method, deadline)
+        finally:
+            sock.close()
+
+    def _connect(self, method: str) -> socket.socket:
+        path = self.endpoint.path
+        deadline = time.monotonic() + self.connect_timeout
+        pause = 0.005
+        while True:
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                sock.settimeout(max(deadline - time.monotonic(), 0.001))
+                sock.connect(path)
+                return sock
+            except BlockingIOError:
+                # Linux answers EAGAIN at once when the accept backlog is full (there is no
+                # pending connect to wait on), so retry until the deadline.
+                sock.close()
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    self._connect_timed_out(method)
+                time.sleep(min(pause, remaining))
+                pause = min(pause * 2, 0.05)
+            except TimeoutError:
+                sock.close()
+                self._connect_timed_out(method)
+            except FileNotFoundError:
+                sock.close()
+                raise TransportError(self.endpoint.uri, method, f"no socket at {path}") from None
+            except ConnectionRefusedError:
+                sock.close()
+                raise TransportError(
+                    self.endpoint.uri,
+                    method,
+                    f"connection refused at {path} (a stale socket file: no daemon is listening)",
+                ) from None
+            except OSError as exc:
+                sock.close()
+                raise TransportError(
+                    self.endpoint.uri, method, f"cannot connect to {path}: {_oserror(exc)}"
+                ) from None
+
+    def _connect_timed_out(self, method: str) -> NoReturn:
+        raise EndpointTimeout(
+            self.endpoint.uri,
+            method,
+            f"connect timed out after {self.connect_timeout:g} s (the socket exists but nothing "
+            "accepted the connection: the daemon is stuck or its accept backlog is full)",
+        )
+
+    def _send(self, sock: socket.socket, method: str, payload: bytes, deadline: float) -> None:
+        try:
+            sock.settimeout(max(deadline - time.monotonic(), 0.001))
+            sock.sendall(payload, _SEND_FLAGS)
+            sock.shutdown(socket.SHUT_WR)
+        except TimeoutError:
+            raise EndpointTimeout(
+                self.endpoint.uri,
+                method,
+                f"read timed out after {self.read_timeout:g} s while sending the request "
+                "(the daemon is not reading)",
+            ) from None
+        except OSError as exc:
+            raise TransportError(
+                self.endpoint.uri, method, f"connection broke while sending: {_oserror(exc)}"
+            ) from None
+
+    def _read(self, sock: socket.socket, method: str, deadline: float) -> bytes:
+        chunks: list[bytes] = []
+        size = 0
+        cap = self.max_reply_bytes
+        while True:
+            remaining = deadline - time.monotonic()
+            try:
+                if remaining <= 0:
+                    raise TimeoutError
+                sock.settimeout(remaining)
+                chunk = sock.recv(min(_CHUNK, cap + 1 - size))
+            except TimeoutError:
+                raise EndpointTimeout(
+                    self.endpoint.uri,
+                    method,
+                    f"read timed out after {self.read_timeout:g} s "
+                    f"(no complete reply; {size} bytes received)",
+                ) from None
+            except OSError as exc:
+                raise TransportError(
+                    self.endpoint.uri,
+                    method,
+                    f"connection broke while reading the reply after {size} bytes: {_oserror(exc)}",
+                ) from None
+            if not chunk:
+                return b"".join(chunks)
+            chunks.append(chunk)
+            size += len(chunk)
+            if size > cap:
+                raise ProtocolError(
+                    self.endpoint.uri,
+                    method,
+                    f"reply larger than the {cap}-byte limit (max_reply_bytes); stopped reading",
+                )
+
+    def _parse(self, method: str, raw: bytes, request_id: int) -> tuple[str, dict[str, Any]]:
+        uri = self.endpoint.uri
+
+        def bad(why: str, text: str) -> ProtocolError:
+            return ProtocolError(uri, method, f"{why}: {_excerpt(text)}")
+
+        if not raw:
+            raise ProtocolError(
+                uri,
+                method,
+                "empty reply (the daemon closed the connection without answering; "
+                "it could not parse the request)",
+            )
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise bad(f"reply is not UTF-8 ({exc.reason} at byte {exc.start})", repr(raw)) from None
+        body = text[:-1] if text.endswith("\n") else text
+        if "\n" in body:
+            raise bad(f"reply has {body.count(chr(10)) + 1} lines, expected one", text)
+        try:
+            response = json.loads(body)
+        except json.JSONDecodeError as exc:
+            raise bad(f"reply is not JSON ({exc.msg} at char {exc.pos})", text) from None
+        except (ValueError, RecursionError) as exc:
+            raise bad(f"reply is not usable JSON ({type(exc).__name__})", text) from None
+        if not isinstance(response, dict):
+            raise bad(f"reply is a JSON {_json_type(response)}, not an object", text)
+        if response.get("jsonrpc") != "2.0":
+            if "jsonrpc" in response:
+                why = f'reply has "jsonrpc": {_short(response["jsonrpc"])}, expected "2.0"'
+            else:
+                why = 'reply has no "jsonrpc": "2.0" member'
+            raise bad(why, text)
+        has_result = "result" in response
+        has_error = "error" in response
+        if has_result and has_error:
+            raise bad('reply has both "result" and "error"', text)
+        if not has_result and not has_error:
+            raise bad('reply has neither "result" nor "error"', text)
+        reply_id = response.get("id", _MISSING)
+        # JSON-RPC 2.0 answers a request whose id could not be read with an error and id null.
+        null_id_error = has_error and reply_id is None
+        if not (_same_id(reply_id, request_id) or null_id_error):
+            shown = "no id" if reply_id is _MISSING else f"id {_short(reply_id)}"
+            raise bad(f"reply has {shown}, expected id {request_id}", text)
+        if has_error:
+            self._raise_remote(method, response["error"], text)
+        return text, response
+
+    def _raise_remote(self, method: str, error: object, text: str) -> NoReturn:
+        uri = self.endpoint.uri
+        if not isinstance(error, dict):
+            raise ProtocolError(uri, method, f'"error" is not an object: {_excerpt(text)}')
+        code = error.get("code")
+        message = error.get("message")
+        if type(code) is not int or not isinstance(message, str):
+            raise ProtocolError(
+                uri,
+                method,
+                f'"error" needs an integer "code" and a string "message": {_excerpt(text)}',
+            )
+        hint = _REMOTE_HINTS.get(code)
+        exc = RemoteError(uri, method, code, f"{message} ({hint})" if hint else message)
+        exc.message = message
+        raise exc
+
+
+_MISSING = object()
+
+
+def _same_id(reply_id: object, request_id: int) -> bool:
+    # type() rather than ==: True == 1 and 1.0 == 1 in Python, but not in JSON-RPC.
+    return type(reply_id) is int and reply_id == request_id
+
+
+def _json_type(value: object) -> str:
+    if isinstance(value, list):
+        return "array"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int | float):
+        return "number"
+    return "null"
+
+
+def _short(value: object) -> str:
+    text = json.dumps(value)
+    return text if len(text) <= 40 else text[:40] + "..."
+
+
+def _excerpt(text: str) -> str:
+    if len(text) <= EXCERPT_CHARS:
+        return repr(text)
+    return f"{text[:EXCERPT_CHARS]!r}... ({len(text)} chars in all)"
+
+
+def _oserror(exc: OSError) -> str:
+    name = errno.errorcode.get(exc.errno or 0)
+    reason = exc.strerror or str(exc)
+    return f"{reason} ({name})" if name else reason
