@@ -1,0 +1,145 @@
+"""Phase 1, internal alpha: v5 runs beside v4 in shadow and must project the same fleet.
+
+Runbook: "Phase 1: Internal Alpha (v4 + v5 parallel)" and the prerequisite that v5 is deployed.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pytest_canarygate import GateFailed
+from pytest_canarygate import ObservedView
+from pytest_canarygate import Unobservable
+from pytest_canarygate import gate
+from pytest_canarygate.agtmux import SIGNATURE_FIELDS
+from pytest_canarygate.agtmux import agent_session_keys
+from pytest_canarygate.agtmux import agent_sessions
+from pytest_canarygate.agtmux import by_key
+from pytest_canarygate.agtmux import diff_projections
+from pytest_canarygate.agtmux import failure_message
+from pytest_canarygate.agtmux import panes
+from pytest_canarygate.agtmux import panes_of_session
+from pytest_canarygate.agtmux import signature_problems
+from pytest_canarygate.config import ParityConfig
+from pytest_canarygate.endpoints import parse_endpoint
+
+
+def _daemon_info(observed: ObservedView, name: str) -> dict[str, object]:
+    info = observed.daemon(name).result("daemon.info")
+    if not isinstance(info, dict) or not isinstance(info.get("pid"), int):
+        raise Unobservable(f"{name} daemon.info: malformed answer {info!r}")
+    return info
+
+
+@gate("prereq.v5-deployed")
+def test_v5_daemon_is_deployed_and_reports_its_version(observed: ObservedView) -> None:
+    for name in ("v4", "v5"):
+        version = _daemon_info(observed, name).get("version")
+        if not isinstance(version, str) or not version:
+            raise GateFailed(f"{name} daemon.info has no version string (got {version!r})")
+
+
+@gate("alpha.deploy.distinct-sockets")
+def test_v4_and_v5_serve_on_distinct_sockets(observed: ObservedView) -> None:
+    v4, v5 = observed.daemon("v4"), observed.daemon("v5")
+    info4, info5 = _daemon_info(observed, "v4"), _daemon_info(observed, "v5")
+    path4, path5 = parse_endpoint(v4.endpoint).path, parse_endpoint(v5.endpoint).path
+    if Path(path4).resolve() == Path(path5).resolve():
+        raise GateFailed(f"v4 and v5 are configured on the same socket {path4}")
+    if Path(path4).parent.resolve() == Path(path5).parent.resolve():
+        raise GateFailed(
+            f"v4 and v5 sockets share the directory {Path(path4).parent}; each daemon chmods its "
+            "socket directory, so each needs its own"
+        )
+    if info4["nonce"] == info5["nonce"]:
+        raise GateFailed(
+            f"v4 and v5 answer as the same process (nonce {info4['nonce']}): one daemon is "
+            "serving both sockets"
+        )
+
+
+@gate("alpha.parity.panes")
+def test_list_panes_parity(
+    observed: ObservedView, tmux_session: str, pane_parity: ParityConfig
+) -> None:
+    v4 = panes_of_session(panes(observed.daemon("v4")), tmux_session)
+    v5 = panes_of_session(panes(observed.daemon("v5")), tmux_session)
+    differences = diff_projections(v4, v5, pane_parity, label=f"session {tmux_session} pane")
+    observed.note("pane parity differences", [str(d) for d in differences])
+    if differences:
+        raise GateFailed(failure_message(f"list_panes differs in {tmux_session}", differences))
+
+
+@gate("alpha.parity.sessions")
+def test_list_sessions_parity(observed: ObservedView, session_parity: ParityConfig) -> None:
+    v4 = by_key(agent_sessions(observed.daemon("v4")), "session_key")
+    v5 = by_key(agent_sessions(observed.daemon("v5")), "session_key")
+    differences = diff_projections(v4, v5, session_parity, label="agent session")
+    observed.note("session parity differences", [str(d) for d in differences])
+    if differences:
+        raise GateFailed(failure_message("list_sessions differs", differences))
+
+
+@gate("alpha.parity.signature")
+def test_signature_fields_consistent(observed: ObservedView, tmux_session: str) -> None:
+    v4 = panes_of_session(panes(observed.daemon("v4")), tmux_session)
+    v5 = panes_of_session(panes(observed.daemon("v5")), tmux_session)
+    signature = ParityConfig(SIGNATURE_FIELDS, ())
+    differences = diff_projections(v4, v5, signature, label=f"session {tmux_session} pane")
+    problems = [
+        f"v5 pane {pid}: {p}" for pid, pane in sorted(v5.items()) for p in signature_problems(pane)
+    ]
+    observed.note("signature differences", [str(d) for d in differences] + problems)
+    if differences or problems:
+        headline = f"signature fields disagree in {tmux_session}"
+        raise GateFailed(failure_message(headline, [*differences, *problems]))
+
+
+@gate("alpha.projection.version-advancing")
+def test_projection_version_advancing(observed: ObservedView) -> None:
+    v5 = observed.daemon("v5")
+    first, second = v5.result("summary_changed", 1), v5.result("summary_changed", 2)
+    versions = []
+    for reading in (first, second):
+        version = reading.get("version") if isinstance(reading, dict) else None
+        if isinstance(version, bool) or not isinstance(version, int) or version < 0:
+            raise Unobservable(f"v5 summary_changed: no projection version in {reading!r}")
+        versions.append(version)
+    nonces = [
+        (info.get("nonce") if isinstance(info, dict) else None)
+        for info in (v5.result("daemon.info", 1), v5.result("daemon.info", 2))
+    ]
+    observed.note("projection versions", {"readings": versions, "nonces": nonces})
+    if nonces[0] != nonces[1]:
+        raise GateFailed(
+            f"v5 restarted during the observation (nonce {nonces[0]} -> {nonces[1]}); the "
+            "projection version restarts at 0 with it"
+        )
+    if versions[1] < versions[0]:
+        raise GateFailed(f"v5 projection version went backwards: {versions[0]} -> {versions[1]}")
+
+
+@gate("alpha.exit.projection-matches")
+def test_v5_projection_matches_v4(
+    observed: ObservedView,
+    tmux_session: str,
+    pane_parity: ParityConfig,
+    session_parity: ParityConfig,
+) -> None:
+    v4_panes = panes_of_session(panes(observed.daemon("v4")), tmux_session)
+    v5_panes = panes_of_session(panes(observed.daemon("v5")), tmux_session)
+    differences = diff_projections(
+        v4_panes, v5_panes, pane_parity, label=f"session {tmux_session} pane"
+    )
+    # Agent sessions are not tmux sessions; judge the ones bound to this session's panes.
+    keys = agent_session_keys([*v4_panes.values(), *v5_panes.values()])
+    v4_all = by_key(agent_sessions(observed.daemon("v4")), "session_key")
+    v5_all = by_key(agent_sessions(observed.daemon("v5")), "session_key")
+    v4_sessions = {k: s for k, s in v4_all.items() if k in keys}
+    v5_sessions = {k: s for k, s in v5_all.items() if k in keys}
+    differences += diff_projections(v4_sessions, v5_sessions, session_parity, label="agent session")
+    observed.note("projection differences", [str(d) for d in differences])
+    if differences:
+        raise GateFailed(
+            failure_message(f"v5 projection does not match v4 in {tmux_session}", differences)
+        )

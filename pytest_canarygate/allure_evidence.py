@@ -1,0 +1,125 @@
+"""Allure integration: labels on every gate, evidence attachments, and the run-level files.
+
+Everything here is a no-op when allure-pytest is disabled (``-p no:allure_pytest``).
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+from pathlib import Path
+from typing import TYPE_CHECKING
+from typing import Any
+
+import pytest
+
+if TYPE_CHECKING:
+    from pytest_canarygate.catalog import Catalog
+    from pytest_canarygate.catalog import GateSpec
+    from pytest_canarygate.observation import Evidence
+    from pytest_canarygate.observation import Observation
+
+from pytest_canarygate.bundle import NODEID_LABEL
+
+ALLURE_PLUGIN = "allure_pytest"
+RESULTS_DIR = "allure-results"
+
+#: Allure categories, matched against the verdict prefix every gate failure message carries.
+CATEGORIES = [
+    {"name": "Unobservable", "messageRegex": "(?s)UNOBSERVABLE.*"},
+    {"name": "Inconclusive", "messageRegex": "(?s)INCONCLUSIVE.*"},
+    {"name": "Parity drift", "messageRegex": "(?s)FAIL.*(parity|differ|v4=).*"},
+    {"name": "Threshold breach", "messageRegex": "(?s)FAIL.*(threshold|p95|breach|exceed).*"},
+    {"name": "Waived", "messageRegex": "(?s)WAIVED.*"},
+    {"name": "Criterion violated", "messageRegex": "(?s)FAIL.*"},
+]
+
+
+def enabled(config: pytest.Config) -> bool:
+    """True when allure-pytest is active in this process."""
+    return config.pluginmanager.hasplugin(ALLURE_PLUGIN)
+
+
+def label_item(
+    item: pytest.Item, gate: GateSpec, *, migration_id: str, phase: str, catalog: Catalog
+) -> None:
+    """Put the gate's labels and runbook link on its test item."""
+    label = pytest.mark.allure_label
+    marks = [
+        label(migration_id, label_type="epic"),
+        label(phase, label_type="feature"),
+        label(f"{gate.item.id}: {gate.item.text}", label_type="story"),
+        label(gate.id, label_type="tag"),
+        label(gate.severity, label_type="severity"),
+        label(gate.item.id, label_type="runbook_item"),
+        label(gate.stage, label_type="stage"),
+        label(phase, label_type="phase"),
+        label(item.nodeid, label_type=NODEID_LABEL),
+        pytest.mark.allure_link(
+            catalog.link(gate.item), link_type="link", name=f"runbook {gate.item.id}"
+        ),
+    ]
+    for mark in marks:
+        item.add_marker(mark)
+
+
+def attach_evidence(evidence: Evidence) -> None:
+    """Attach what the gate read and computed to its Allure result."""
+    from dataclasses import asdict
+
+    import allure
+
+    for call in evidence.calls:
+        allure.attach(
+            json.dumps(asdict(call), indent=1, sort_keys=True),
+            name=f"{call.daemon} {call.method} (reading {call.reading})",
+            attachment_type=allure.attachment_type.JSON,
+        )
+    for name, value in evidence.notes:
+        allure.attach(
+            json.dumps(value, indent=1, sort_keys=True, default=str),
+            name=name,
+            attachment_type=allure.attachment_type.JSON,
+        )
+
+
+def write_run_files(
+    results_dir: Path, observation: Observation, *, migration_id: str, phase: str, run_name: str
+) -> None:
+    """Write environment.properties, categories.json and executor.json."""
+    from pytest_canarygate import __version__
+
+    results_dir.mkdir(parents=True, exist_ok=True)
+    env: dict[str, Any] = {
+        "migration": migration_id,
+        "phase": phase,
+        "target": observation.target.get("kind"),
+        "scenario": observation.target.get("scenario") or "-",
+        "engine": f"pytest-canarygate {__version__}",
+        "observed_at": observation.started_at,
+    }
+    for name, daemon in observation.daemons.items():
+        env[f"{name}.endpoint"] = daemon.endpoint
+        info = next((c for c in daemon.readings("daemon.info") if c.ok), None)
+        if info and isinstance(info.result, dict):
+            env[f"{name}.version"] = info.result.get("version")
+            env[f"{name}.pid"] = info.result.get("pid")
+            env[f"{name}.nonce"] = info.result.get("nonce")
+        else:
+            env[f"{name}.version"] = "unobservable"
+    lines = [f"{key}={_escape(value)}" for key, value in env.items()]
+    (results_dir / "environment.properties").write_text("\n".join(lines) + "\n")
+    (results_dir / "categories.json").write_text(json.dumps(CATEGORIES, indent=1) + "\n")
+    executor = {
+        "name": "pytest-canarygate",
+        "type": "canarygate",
+        "buildName": run_name,
+        "reportName": f"{migration_id} {phase}",
+        "url": "",
+        "host": platform.node(),
+    }
+    (results_dir / "executor.json").write_text(json.dumps(executor, indent=1) + "\n")
+
+
+def _escape(value: object) -> str:
+    return str(value).replace("\\", "\\\\").replace("\n", "\\n")

@@ -1,0 +1,91 @@
+"""Closing a run folder into an evidence bundle: completeness, final name, the signed statement.
+
+Runs once, on the controller, after every worker has finished.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from pytest_canarygate.results import RunOutcome
+
+NODEID_LABEL = "canarygate_nodeid"
+
+
+def nodeids_with_results(results_dir: Path) -> set[str]:
+    """The gate nodeids that have an Allure result file (labelled at collection)."""
+    found: set[str] = set()
+    for path in results_dir.glob("*-result.json"):
+        try:
+            labels = json.loads(path.read_text()).get("labels", [])
+        except (OSError, ValueError):
+            continue  # an unreadable result counts as missing
+        found.update(label["value"] for label in labels if label.get("name") == NODEID_LABEL)
+    return found
+
+
+def incompleteness(
+    expected: Iterable[str], reported: Iterable[str], with_results: set[str], *, allure: bool
+) -> list[str]:
+    """Why the bundle does not hold a result for every gate that should have run."""
+    expected, reported = set(expected), set(reported)
+    problems = [f"{nodeid}: collected but never reported" for nodeid in sorted(expected - reported)]
+    if not allure:
+        problems.append("allure-pytest is disabled: the bundle holds no gate results")
+    else:
+        problems += [
+            f"{nodeid}: reported but has no result file"
+            for nodeid in sorted(reported - with_results)
+        ]
+    return problems
+
+
+def final_name(run_dir: Path, verdict: str) -> Path:
+    """``<stamp>-running`` becomes ``<stamp>-<verdict>``."""
+    return run_dir.with_name(run_dir.name.replace("-running", f"-{verdict}"))
+
+
+def build_predicate(
+    outcome: RunOutcome,
+    run: dict[str, Any],
+    *,
+    signer_keyid: str | None,
+    ephemeral: bool,
+) -> dict[str, Any]:
+    """The statement's predicate: what was judged, against what, with which verdicts."""
+    from pytest_canarygate import __version__
+
+    return {
+        "phase": outcome.phase,
+        "migration_id": run["migration_id"],
+        "verdict": outcome.verdict,
+        "scope": outcome.scope,
+        "partial_reasons": outcome.partial_reasons,
+        "missing_gates": outcome.missing_gates,
+        "incomplete": outcome.incomplete,
+        "target": run["target"],
+        "config_digest": run.get("config_digest"),
+        "catalog_digest": run["catalog_digest"],
+        "gates": [r.as_json() for r in outcome.results],
+        "counts": dict(outcome.counts),
+        "started_at": run["started_at"],
+        "finished_at": run["finished_at"],
+        "host": platform.node(),
+        "engine": f"pytest-canarygate {__version__}",
+        "signer": {"keyid": signer_keyid, "ephemeral": ephemeral},
+        "relies_on": [],
+    }
+
+
+def write_ephemeral_public_key(bundle: Path, public_key: dict[str, Any]) -> Path:
+    """Keep an ephemeral key's public half beside (never inside) the bundle, for the demo."""
+    path = bundle.with_name(bundle.name + ".ephemeral.pub.json")
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(public_key, indent=1, sort_keys=True) + "\n")
+    os.replace(tmp, path)
+    return path

@@ -1,0 +1,339 @@
+"""The observation: every daemon read once per run, frozen, and judged by every gate.
+
+The controller reads each method the selected gates need, once per daemon (a method needing
+``n`` readings is read ``n`` times spread over ``interval_s``), writes the result to the run's
+``observation/observation.json`` and hands the file to the xdist workers. Gates never talk to a
+daemon themselves, so the number of calls does not grow with the number of gates or sessions.
+
+A call that failed is kept with its error; a gate asking for it gets :class:`Unobservable`
+naming the endpoint, the method and why.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict
+from dataclasses import dataclass
+from dataclasses import field
+from datetime import datetime
+from datetime import timezone
+from pathlib import Path
+from typing import Any
+
+from pytest_canarygate.errors import EndpointError
+from pytest_canarygate.errors import EndpointTimeout
+from pytest_canarygate.errors import ProtocolError
+from pytest_canarygate.errors import RemoteError
+from pytest_canarygate.errors import UntrustedEndpointError
+from pytest_canarygate.verdicts import Unobservable
+
+SCHEMA = "canarygate/observation/v1"
+OBSERVATION_FILE = Path("observation") / "observation.json"
+
+#: Parameters sent with each method; anything not listed is called without params.
+METHOD_PARAMS: Mapping[str, dict[str, Any]] = {
+    "summary_changed": {"since_version": 0},
+    "state_changed": {"since_version": 0},
+}
+#: Read at the start and at the end of every daemon's observation, to detect a restart mid-run.
+BRACKET_METHOD = "daemon.info"
+
+
+def utc_now() -> str:
+    """The current UTC time as RFC 3339 with milliseconds and ``Z``."""
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@dataclass(frozen=True)
+class CallRecord:
+    """One method call on one daemon as observed: its result or its error."""
+
+    daemon: str
+    endpoint: str
+    method: str
+    reading: int
+    params: dict[str, Any] | None
+    started_at: str
+    elapsed_ms: float
+    result: Any = None
+    error: str | None = None
+    error_kind: str | None = None
+    response: dict[str, Any] | None = None
+
+    @property
+    def ok(self) -> bool:
+        """True when the daemon answered with a result."""
+        return self.error is None
+
+
+@dataclass
+class DaemonObservation:
+    """Every call made to one daemon, in order."""
+
+    name: str
+    endpoint: str
+    calls: list[CallRecord] = field(default_factory=list)
+
+    def readings(self, method: str) -> list[CallRecord]:
+        """All readings of ``method``, oldest first."""
+        return [c for c in self.calls if c.method == method]
+
+
+@dataclass
+class Observation:
+    """The frozen view of the live system that all gates of a run judge."""
+
+    phase: str
+    target: dict[str, Any]
+    started_at: str
+    finished_at: str
+    daemons: dict[str, DaemonObservation]
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict (the on-disk form)."""
+        return {
+            "schema": SCHEMA,
+            "phase": self.phase,
+            "target": self.target,
+            "started_at": self.started_at,
+            "finished_at": self.finished_at,
+            "daemons": {
+                name: {"endpoint": d.endpoint, "calls": [asdict(c) for c in d.calls]}
+                for name, d in self.daemons.items()
+            },
+        }
+
+    def write(self, run_dir: Path) -> Path:
+        """Write to ``run_dir/observation/observation.json`` and return the path."""
+        path = run_dir / OBSERVATION_FILE
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self.to_json(), indent=1, sort_keys=True) + "\n")
+        os.replace(tmp, path)
+        return path
+
+    @classmethod
+    def load(cls, path: Path) -> Observation:
+        """Read an observation written by :meth:`write`."""
+        data = json.loads(path.read_text())
+        if data.get("schema") != SCHEMA:
+            raise ValueError(f"{path}: not a {SCHEMA} file")
+        daemons = {
+            name: DaemonObservation(name, d["endpoint"], [CallRecord(**c) for c in d["calls"]])
+            for name, d in data["daemons"].items()
+        }
+        return cls(data["phase"], data["target"], data["started_at"], data["finished_at"], daemons)
+
+    def active_sessions(self) -> list[str] | None:
+        """tmux session names seen in ``list_panes`` on any daemon; None if no daemon's panes
+        could be read at all."""
+        names: set[str] = set()
+        readable = False
+        for daemon in self.daemons.values():
+            for call in daemon.readings("list_panes")[:1]:
+                if not call.ok or not isinstance(call.result, list):
+                    continue
+                readable = True
+                for pane in call.result:
+                    if isinstance(pane, dict) and isinstance(pane.get("session_name"), str):
+                        names.add(pane["session_name"])
+        return sorted(names) if readable else None
+
+
+def _error_kind(exc: EndpointError) -> str:
+    for kind, cls in (
+        ("untrusted", UntrustedEndpointError),
+        ("timeout", EndpointTimeout),
+        ("remote", RemoteError),
+        ("protocol", ProtocolError),
+    ):
+        if isinstance(exc, cls):
+            return kind
+    return "transport"
+
+
+Progress = Callable[[str], None]
+
+
+def _observe_daemon(
+    name: str,
+    endpoint: str,
+    methods: Mapping[str, int],
+    *,
+    connect_timeout: float,
+    read_timeout: float,
+    interval_s: float,
+) -> DaemonObservation:
+    from pytest_canarygate.rpc import RpcClient
+
+    observed = DaemonObservation(name, endpoint)
+    client = RpcClient(endpoint, connect_timeout=connect_timeout, read_timeout=read_timeout)
+
+    def call(method: str, reading: int) -> None:
+        params = METHOD_PARAMS.get(method)
+        started = utc_now()
+        t0 = time.perf_counter()
+        try:
+            exchange = client.exchange(method, params)
+        except EndpointError as exc:
+            observed.calls.append(
+                CallRecord(
+                    name,
+                    endpoint,
+                    method,
+                    reading,
+                    params,
+                    started,
+                    round((time.perf_counter() - t0) * 1000, 3),
+                    error=str(exc),
+                    error_kind=_error_kind(exc),
+                )
+            )
+            return
+        observed.calls.append(
+            CallRecord(
+                name,
+                endpoint,
+                method,
+                reading,
+                params,
+                started,
+                round(exchange.elapsed_ms, 3),
+                result=exchange.response.get("result"),
+                response=exchange.response,
+            )
+        )
+
+    plan = dict(methods)
+    plan.pop(BRACKET_METHOD, None)
+    call(BRACKET_METHOD, 1)
+    if observed.calls[-1].error_kind in ("transport", "timeout", "untrusted"):
+        # Down, hung or untrusted: every other call would fail the same way, one timeout each.
+        for method in plan:
+            observed.calls.append(
+                CallRecord(
+                    name,
+                    endpoint,
+                    method,
+                    1,
+                    METHOD_PARAMS.get(method),
+                    utc_now(),
+                    0.0,
+                    error=observed.calls[0].error,
+                    error_kind=observed.calls[0].error_kind,
+                )
+            )
+        return observed
+    for method in plan:
+        call(method, 1)
+    repeats = [m for m, n in plan.items() if n > 1]
+    for reading in range(2, max(plan.values(), default=1) + 1):
+        time.sleep(interval_s)
+        for method in repeats:
+            if plan[method] >= reading:
+                call(method, reading)
+    call(BRACKET_METHOD, 2)
+    return observed
+
+
+def observe(
+    endpoints: Mapping[str, str],
+    plan: Mapping[str, Mapping[str, int]],
+    *,
+    phase: str,
+    target: dict[str, Any],
+    connect_timeout: float,
+    read_timeout: float,
+    interval_s: float,
+    progress: Progress | None = None,
+) -> Observation:
+    """Read every daemon in ``plan`` (``{daemon: {method: readings}}``) concurrently."""
+    started = utc_now()
+    names = [n for n in plan if n in endpoints]
+    with ThreadPoolExecutor(max_workers=max(1, len(names))) as pool:
+        futures = {
+            name: pool.submit(
+                _observe_daemon,
+                name,
+                endpoints[name],
+                plan[name],
+                connect_timeout=connect_timeout,
+                read_timeout=read_timeout,
+                interval_s=interval_s,
+            )
+            for name in names
+        }
+        daemons = {name: future.result() for name, future in futures.items()}
+    if progress:
+        for daemon in daemons.values():
+            failed = [c for c in daemon.calls if not c.ok]
+            state = "ok" if not failed else f"{len(failed)} failed: {failed[0].error}"
+            progress(
+                f"observed {daemon.name} at {daemon.endpoint}: {len(daemon.calls)} calls, {state}"
+            )
+    return Observation(phase, target, started, utc_now(), daemons)
+
+
+class Evidence:
+    """What one gate read and computed; the plugin attaches it to the gate's Allure result."""
+
+    def __init__(self) -> None:
+        self.calls: list[CallRecord] = []
+        self.notes: list[tuple[str, Any]] = []
+
+    def record(self, call: CallRecord) -> None:
+        if call not in self.calls:
+            self.calls.append(call)
+
+
+class DaemonView:
+    """One daemon as a gate sees it: results or :class:`Unobservable`."""
+
+    def __init__(self, daemon: DaemonObservation, evidence: Evidence) -> None:
+        self._daemon = daemon
+        self._evidence = evidence
+        self.name = daemon.name
+        self.endpoint = daemon.endpoint
+
+    def call(self, method: str, reading: int = 1) -> CallRecord:
+        """The record of reading number ``reading`` of ``method`` (recorded as evidence)."""
+        readings = self._daemon.readings(method)
+        if len(readings) < reading:
+            raise Unobservable(
+                f"{self.name} {self.endpoint} {method}: reading {reading} was not taken in this "
+                "run (the gate catalog does not declare it as a need)"
+            )
+        record = readings[reading - 1]
+        self._evidence.record(record)
+        return record
+
+    def result(self, method: str, reading: int = 1) -> Any:
+        """The result of ``method``; raises :class:`Unobservable` if the call failed."""
+        record = self.call(method, reading)
+        if not record.ok:
+            raise Unobservable(f"{self.name}: {record.error}")
+        return record.result
+
+
+class ObservedView:
+    """The observation as one gate sees it; everything it reads becomes its evidence."""
+
+    def __init__(self, observation: Observation, evidence: Evidence) -> None:
+        self.observation = observation
+        self.evidence = evidence
+
+    def daemon(self, name: str) -> DaemonView:
+        """One daemon (``v4``, ``v5``)."""
+        try:
+            return DaemonView(self.observation.daemons[name], self.evidence)
+        except KeyError:
+            raise Unobservable(f"daemon {name!r} was not observed in this run") from None
+
+    def note(self, name: str, value: Any) -> None:
+        """Keep a computed value (a diff, a count) as evidence beside the raw answers."""
+        self.evidence.notes.append((name, value))

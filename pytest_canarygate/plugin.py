@@ -1,0 +1,182 @@
+"""pytest glue: options, markers, fixtures and the hand-off to :class:`GateSession`.
+
+The plugin does nothing unless ``--phase`` is given (or an xdist worker is handed a run).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pytest_canarygate.catalog import PHASES
+from pytest_canarygate.catalog import STAGES
+from pytest_canarygate.config import CanarygateConfig
+from pytest_canarygate.config import ParityConfig
+from pytest_canarygate.config import simulator_defaults
+from pytest_canarygate.observation import Evidence
+from pytest_canarygate.observation import ObservedView
+from pytest_canarygate.session import EVIDENCE_KEY
+from pytest_canarygate.session import GATE_MARK
+from pytest_canarygate.session import SESSION_KEY
+from pytest_canarygate.session import WORKER_INPUT_KEY
+from pytest_canarygate.session import GateSession
+from pytest_canarygate.session import NoSession
+from pytest_canarygate.verdicts import Inconclusive
+from pytest_canarygate.verdicts import Unobservable
+from pytest_canarygate.verdicts import Verdict
+
+PHASE_HELP = (
+    "Judge the gates of this runbook phase: "
+    + ", ".join(PHASES)
+    + " (rollback judges the rollback signals)"
+)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("canarygate", "gate a phased daemon migration")
+    group.addoption(
+        "--phase",
+        "--canarygate-phase",
+        dest="canarygate_phase",
+        choices=PHASES,
+        metavar="PHASE",
+        help=PHASE_HELP,
+    )
+    group.addoption(
+        "--stage",
+        "--canarygate-stage",
+        dest="canarygate_stage",
+        choices=STAGES,
+        metavar="STAGE",
+        help="Only the gates of one stage: entry, monitor or exit "
+        "(the run is then partial, never promotable)",
+    )
+    group.addoption(
+        "--canarygate-config",
+        dest="canarygate_config",
+        metavar="PATH",
+        help="Config file (default: canarygate.toml at the rootdir; env CANARYGATE_CONFIG)",
+    )
+    group.addoption(
+        "--sim",
+        "--canarygate-sim",
+        dest="canarygate_sim",
+        metavar="SCENARIO",
+        help="Start the bundled simulator with this scenario and judge it instead of the "
+        "configured daemons (see `canarygate sim --list`)",
+    )
+    group.addoption(
+        "--canarygate-key",
+        dest="canarygate_key",
+        metavar="PATH",
+        help="Ed25519 private key (mode 0600) that signs the evidence bundle "
+        "(env CANARYGATE_SIGNING_KEY); without one a live run is NOT SIGNED - NOT PROMOTABLE",
+    )
+    group.addoption(
+        "--canarygate-reports",
+        dest="canarygate_reports",
+        metavar="DIR",
+        help="Where run folders go (default: reports/ at the rootdir)",
+    )
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        f"{GATE_MARK}(gate_id): this test is the gate `gate_id` of the catalog (use @gate)",
+    )
+    workerinput: dict[str, Any] | None = getattr(config, "workerinput", None)
+    phase = config.getoption("canarygate_phase")
+    if workerinput is not None:
+        run_dir = workerinput.get(WORKER_INPUT_KEY)
+        if not run_dir or not phase:
+            return
+        session = GateSession.for_worker(config, phase, Path(run_dir))
+    elif phase:
+        session = GateSession.for_controller(config, phase)
+    else:
+        return
+    _point_allure_at(config, session.results_dir)
+    config.stash[SESSION_KEY] = session
+    config.pluginmanager.register(session, "canarygate-session")
+    if config.pluginmanager.hasplugin("xdist") and workerinput is None:
+        config.pluginmanager.register(XdistHooks(session), "canarygate-xdist")
+    config.add_cleanup(session.stop_simulator)
+
+
+def _point_allure_at(config: pytest.Config, results_dir: Path) -> None:
+    # allure-pytest reads these in its own pytest_configure, which runs after ours (tryfirst).
+    # Cleaning is never delegated to it: a restarted xdist worker would wipe finished results.
+    if hasattr(config.option, "allure_report_dir"):
+        config.option.allure_report_dir = str(results_dir)
+        config.option.clean_alluredir = False
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if SESSION_KEY in config.stash:
+        return
+    gates = [item.nodeid for item in items if item.get_closest_marker(GATE_MARK)]
+    if gates:
+        raise pytest.UsageError(
+            f"{len(gates)} gate(s) collected (e.g. {gates[0]}) but no phase given; "
+            f"run with --phase={'|'.join(PHASES)}"
+        )
+
+
+class XdistHooks:
+    """Hooks that exist only when pytest-xdist is installed (registered on the controller)."""
+
+    def __init__(self, session: GateSession) -> None:
+        self.session = session
+
+    def pytest_configure_node(self, node: Any) -> None:
+        node.workerinput[WORKER_INPUT_KEY] = str(self.session.run_dir)
+
+    def pytest_xdist_node_collection_finished(self, node: Any, ids: list[str]) -> None:
+        # Workers filter by phase before reporting ids, so these are the gates due to run.
+        self.session.expected.update(ids)
+
+
+@pytest.fixture
+def observed(request: pytest.FixtureRequest) -> ObservedView:
+    """The run's frozen observation of the live daemons; what a gate reads is its evidence."""
+    session = request.config.stash.get(SESSION_KEY, None)
+    if session is None or session.observation is None:
+        raise Unobservable("no observation in this run: gates run only with --phase")
+    evidence = request.node.stash.setdefault(EVIDENCE_KEY, Evidence())
+    return ObservedView(session.observation, evidence)
+
+
+@pytest.fixture
+def tmux_session(request: pytest.FixtureRequest) -> str:
+    """The active tmux session this gate instance judges (one instance per session)."""
+    value = getattr(request, "param", None)
+    if isinstance(value, NoSession):
+        if value.verdict is Verdict.INCONCLUSIVE:
+            raise Inconclusive(value.reason)
+        raise Unobservable(value.reason)
+    if not isinstance(value, str):
+        raise Unobservable("tmux_session was not parametrized: run gates with --phase")
+    return value
+
+
+def _settings(request: pytest.FixtureRequest) -> CanarygateConfig:
+    session = request.config.stash.get(SESSION_KEY, None)
+    if session is not None and session.settings is not None:
+        return session.settings
+    return simulator_defaults({})
+
+
+@pytest.fixture
+def pane_parity(request: pytest.FixtureRequest) -> ParityConfig:
+    """Which pane fields the parity gates compare (config ``[parity.panes]``)."""
+    return _settings(request).pane_parity
+
+
+@pytest.fixture
+def session_parity(request: pytest.FixtureRequest) -> ParityConfig:
+    """Which agent-session fields the parity gates compare (config ``[parity.sessions]``)."""
+    return _settings(request).session_parity

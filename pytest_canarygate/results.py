@@ -1,0 +1,95 @@
+"""Gate results as the controller collects them, and what they add up to for the run."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from dataclasses import field
+from typing import Any
+
+from pytest_canarygate.verdicts import Verdict
+
+#: The key of the ``user_properties`` entry a gate report carries across xdist.
+REPORT_PROPERTY = "canarygate"
+
+
+@dataclass
+class GateResult:
+    """The verdict of one gate instance (one test node)."""
+
+    nodeid: str
+    gate: str
+    item: str
+    verdict: Verdict
+    message: str = ""
+    param: str | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        """JSON-ready form, for run.json and the signed statement."""
+        return {
+            "nodeid": self.nodeid,
+            "gate": self.gate,
+            "item": self.item,
+            "verdict": self.verdict.value,
+            "message": self.message,
+            "param": self.param,
+        }
+
+
+@dataclass
+class RunOutcome:
+    """What the verdicts of a run add up to."""
+
+    phase: str
+    results: list[GateResult]
+    partial_reasons: list[str] = field(default_factory=list)
+    missing_gates: list[str] = field(default_factory=list)
+    incomplete: list[str] = field(default_factory=list)
+    signed: bool = False
+    ephemeral_key: bool = False
+    simulated: bool = False
+
+    @property
+    def counts(self) -> Counter[str]:
+        """Number of gate instances per verdict."""
+        return Counter(r.verdict.value for r in self.results)
+
+    @property
+    def blocking(self) -> list[GateResult]:
+        """Gate instances whose verdict does not allow promotion."""
+        return [r for r in self.results if not r.verdict.allows_promotion]
+
+    @property
+    def scope(self) -> str:
+        """``complete`` when every gate of the phase ran unfiltered, else ``partial``."""
+        return "partial" if self.partial_reasons or self.missing_gates else "complete"
+
+    @property
+    def verdict(self) -> str:
+        """The run's one-word verdict; it also ends the bundle's folder name."""
+        if not self.results:
+            return "empty"
+        if self.incomplete:
+            return "incomplete"
+        if self.blocking:
+            return "fail"
+        if self.scope == "partial":
+            return "partial"
+        return "pass"
+
+    @property
+    def not_promotable_because(self) -> list[str]:
+        """Why a run whose gates all passed still is no sign-off."""
+        reasons = []
+        if self.simulated:
+            reasons.append("it judged the simulator")
+        if not self.signed:
+            reasons.append("the bundle is not signed")
+        elif self.ephemeral_key:
+            reasons.append("the bundle is signed with an ephemeral key")
+        return reasons
+
+    @property
+    def promotable(self) -> bool:
+        """True only for a complete live phase, every gate PASS or WAIVED, signed by a real key."""
+        return self.verdict == "pass" and not self.not_promotable_because

@@ -1,0 +1,547 @@
+"""``GateSession``: the per-run state of canarygate, registered as a plugin when a phase is set.
+
+On the controller (or a run without xdist) it loads the config and catalog, starts the simulator
+if asked, takes the one observation of the run, collects every gate's verdict and writes the
+run's folder. On an xdist worker it only loads the observation the controller wrote.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Generator
+from dataclasses import dataclass
+from datetime import datetime
+from datetime import timezone
+from pathlib import Path
+from typing import TYPE_CHECKING
+from typing import Any
+
+import pytest
+
+from pytest_canarygate import allure_evidence
+from pytest_canarygate import bundle
+from pytest_canarygate.catalog import Catalog
+from pytest_canarygate.catalog import GateSpec
+from pytest_canarygate.catalog import load_catalog
+from pytest_canarygate.catalog import needs_of
+from pytest_canarygate.config import CONFIG_FILENAME
+from pytest_canarygate.config import CanarygateConfig
+from pytest_canarygate.config import load_config
+from pytest_canarygate.config import simulator_defaults
+from pytest_canarygate.config import with_endpoints
+from pytest_canarygate.errors import CanarygateError
+from pytest_canarygate.errors import ConfigError
+from pytest_canarygate.errors import EndpointError
+from pytest_canarygate.observation import OBSERVATION_FILE
+from pytest_canarygate.observation import Evidence
+from pytest_canarygate.observation import Observation
+from pytest_canarygate.observation import observe
+from pytest_canarygate.observation import utc_now
+from pytest_canarygate.results import REPORT_PROPERTY
+from pytest_canarygate.results import GateResult
+from pytest_canarygate.results import RunOutcome
+from pytest_canarygate.verdicts import GateOutcome
+from pytest_canarygate.verdicts import Verdict
+
+if TYPE_CHECKING:
+    from pytest_canarygate.sim import SimFleet
+
+GATE_MARK = "canarygate_gate"
+SESSION_KEY = pytest.StashKey["GateSession"]()
+GATE_KEY = pytest.StashKey[GateSpec]()
+EVIDENCE_KEY = pytest.StashKey[Evidence]()
+WORKER_INPUT_KEY = "canarygate_run_dir"
+RUN_FILE = "run.json"
+
+
+@dataclass(frozen=True)
+class NoSession:
+    """Stands in for the tmux session parameter when there is no session to judge."""
+
+    verdict: Verdict
+    reason: str
+
+
+def _classify(exc: BaseException) -> tuple[Verdict, str]:
+    if isinstance(exc, GateOutcome):
+        return exc.verdict, str(exc)
+    if isinstance(exc, EndpointError):
+        return Verdict.UNOBSERVABLE, str(exc)
+    if isinstance(exc, AssertionError):
+        return Verdict.FAIL, str(exc) or "assertion failed"
+    return Verdict.FAIL, f"gate error: {type(exc).__name__}: {exc}"
+
+
+class GateSession:
+    """The state and the hooks of one canarygate run in one process."""
+
+    def __init__(
+        self,
+        config: pytest.Config,
+        *,
+        phase: str,
+        settings: CanarygateConfig | None,
+        catalog: Catalog,
+        run_dir: Path,
+        is_worker: bool,
+    ) -> None:
+        self.config = config
+        self.phase = phase
+        self.stage: str | None = config.getoption("canarygate_stage")
+        self.scenario: str | None = config.getoption("canarygate_sim")
+        self.settings = settings
+        self.catalog = catalog
+        self.run_dir = run_dir
+        self.is_worker = is_worker
+        self.observation: Observation | None = None
+        self.fleet: SimFleet | None = None
+        self.results: dict[str, GateResult] = {}
+        self.outcome: RunOutcome | None = None
+        self.bundle: Path | None = None
+        self.started_at = utc_now()
+        self.signer: Any = None
+        self.ephemeral_key = False
+        self.ephemeral_public_key: Path | None = None
+        #: nodeids of the gates that should report (collected, after phase filtering)
+        self.expected: set[str] = set()
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def for_controller(cls, config: pytest.Config, phase: str) -> GateSession:
+        """Build the session of the process that observes and reports."""
+        try:
+            settings = _load_settings(config)
+            catalog = _load_catalog(config, settings)
+        except ConfigError as exc:
+            raise pytest.UsageError(str(exc)) from None
+        configured = set(settings.daemons) if settings else {"v4", "v5"}
+        for gate in catalog.gates.values():
+            unknown = {n.daemon for n in gate.needs} - configured
+            if unknown:
+                raise pytest.UsageError(
+                    f"{catalog.path}: gate {gate.id} needs daemon(s) {', '.join(sorted(unknown))}"
+                    f" that the config does not define (defined: {', '.join(sorted(configured))})"
+                )
+        migration = settings.migration_id if settings else "simulated"
+        reports = _reports_root(config, settings)
+        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S.%fZ")
+        stamp = stamp[:-4] + "Z"  # milliseconds are enough
+        run_dir = reports / migration / phase / f"{stamp}-running"
+        try:
+            run_dir.mkdir(parents=True)
+        except OSError as exc:
+            raise pytest.UsageError(
+                f"cannot create the run folder {run_dir}: {exc.strerror}"
+            ) from None
+        session = cls(
+            config,
+            phase=phase,
+            settings=settings,
+            catalog=catalog,
+            run_dir=run_dir,
+            is_worker=False,
+        )
+        session.signer, session.ephemeral_key = _signer(config)
+        return session
+
+    @classmethod
+    def for_worker(cls, config: pytest.Config, phase: str, run_dir: Path) -> GateSession:
+        """Build the session of an xdist worker: it judges the controller's observation."""
+        data = json.loads((run_dir / RUN_FILE).read_text())
+        catalog = load_catalog(Path(data["catalog"]))
+        settings = load_config(Path(data["config"])) if data.get("config") else None
+        session = cls(
+            config,
+            phase=phase,
+            settings=settings,
+            catalog=catalog,
+            run_dir=run_dir,
+            is_worker=True,
+        )
+        session.observation = Observation.load(run_dir / OBSERVATION_FILE)
+        return session
+
+    @property
+    def migration_id(self) -> str:
+        return self.settings.migration_id if self.settings else "simulated"
+
+    @property
+    def results_dir(self) -> Path:
+        return self.run_dir / allure_evidence.RESULTS_DIR
+
+    # ------------------------------------------------------------------ controller: observe
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_sessionstart(self, session: pytest.Session) -> None:
+        if self.is_worker:
+            return
+        reporter = self.config.pluginmanager.get_plugin("terminalreporter")
+
+        def progress(message: str) -> None:
+            if reporter is not None:
+                reporter.write_line(f"canarygate: {message}")
+
+        settings = self.settings
+        target: dict[str, Any] = {"kind": "live", "scenario": None}
+        if self.scenario:
+            from pytest_canarygate.sim import start_fleet
+
+            progress(f"starting the simulated fleet (scenario {self.scenario})")
+            try:
+                self.fleet = start_fleet(self.scenario)
+            except CanarygateError as exc:
+                raise pytest.UsageError(f"--sim {self.scenario}: {exc}") from None
+            endpoints = dict(self.fleet.endpoints)
+            settings = (
+                with_endpoints(settings, endpoints) if settings else simulator_defaults(endpoints)
+            )
+            self.settings = settings
+            target = {"kind": "simulated", "scenario": self.scenario}
+        assert settings is not None
+        plan = needs_of(self.catalog.gates_for(self.phase, self.stage))
+        self.observation = observe(
+            {name: d.endpoint for name, d in settings.daemons.items()},
+            plan,
+            phase=self.phase,
+            target=target,
+            connect_timeout=settings.connect_timeout_s,
+            read_timeout=settings.read_timeout_s,
+            interval_s=settings.version_interval_s,
+            progress=progress,
+        )
+        self.observation.write(self.run_dir)
+        self._write_run_file(target)
+        if allure_evidence.enabled(self.config):
+            allure_evidence.write_run_files(
+                self.results_dir,
+                self.observation,
+                migration_id=self.migration_id,
+                phase=self.phase,
+                run_name=self.run_dir.name,
+            )
+
+    def _write_run_file(self, target: dict[str, Any], **extra: Any) -> None:
+        settings = self.settings
+        data = {
+            "phase": self.phase,
+            "stage": self.stage,
+            "migration_id": self.migration_id,
+            "target": target,
+            "config": str(settings.path) if settings and settings.path else None,
+            "config_digest": settings.digest if settings else None,
+            "catalog": str(self.catalog.path),
+            "catalog_digest": self.catalog.digest,
+            "started_at": self.started_at,
+            **extra,
+        }
+        (self.run_dir / RUN_FILE).write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
+
+    # ------------------------------------------------------------------ collection
+    def pytest_generate_tests(self, metafunc: pytest.Metafunc) -> None:
+        if "tmux_session" not in metafunc.fixturenames:
+            return
+        sessions = self.observation.active_sessions() if self.observation else None
+        values: list[str | NoSession]
+        if sessions is None:
+            values = [
+                NoSession(
+                    Verdict.UNOBSERVABLE,
+                    "no daemon's list_panes could be read, so the active tmux sessions are unknown",
+                )
+            ]
+            ids = ["sessions-unobservable"]
+        elif not sessions:
+            values = [
+                NoSession(Verdict.INCONCLUSIVE, "no active tmux session was observed on any daemon")
+            ]
+            ids = ["no-active-sessions"]
+        else:
+            values, ids = list(sessions), list(sessions)
+        metafunc.parametrize("tmux_session", values, ids=ids, indirect=True)
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_collection_modifyitems(
+        self, session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
+    ) -> None:
+        selected = []
+        for item in items:
+            mark = item.get_closest_marker(GATE_MARK)
+            if mark is None:
+                selected.append(item)
+                continue
+            gate_id = mark.args[0] if mark.args else None
+            gate = self.catalog.gates.get(gate_id) if isinstance(gate_id, str) else None
+            if gate is None:
+                raise pytest.UsageError(
+                    f"{item.nodeid}: @gate({gate_id!r}) names no gate of {self.catalog.path}"
+                )
+            if self.phase not in gate.phases or (self.stage and gate.stage != self.stage):
+                continue  # another phase's gate: not part of this run, not a deselection
+            item.stash[GATE_KEY] = gate
+            if not self.is_worker:
+                self.expected.add(item.nodeid)
+            if allure_evidence.enabled(config):
+                allure_evidence.label_item(
+                    item,
+                    gate,
+                    migration_id=self.migration_id,
+                    phase=self.phase,
+                    catalog=self.catalog,
+                )
+            selected.append(item)
+        items[:] = selected
+
+    # ------------------------------------------------------------------ running a gate
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_call(self, item: pytest.Item) -> Generator[None, None, None]:
+        try:
+            return (yield)
+        finally:
+            evidence = item.stash.get(EVIDENCE_KEY, None)
+            if evidence is not None and allure_evidence.enabled(self.config):
+                allure_evidence.attach_evidence(evidence)
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_makereport(
+        self, item: pytest.Item, call: pytest.CallInfo[None]
+    ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+        report = yield
+        gate = item.stash.get(GATE_KEY, None)
+        if gate is None:
+            return report
+        verdict: Verdict | None = None
+        message = ""
+        if report.skipped or hasattr(report, "wasxfail"):
+            reason = getattr(report, "wasxfail", "") or _skip_reason(report)
+            verdict, message = (
+                Verdict.FAIL,
+                f"gate was skipped or xfailed ({reason}); gates never skip",
+            )
+        elif report.failed and call.excinfo is not None:
+            verdict, message = _classify(call.excinfo.value)
+        elif report.when == "call" and report.passed:
+            verdict = Verdict.PASS
+        if verdict is None:
+            return report
+        param = getattr(item, "callspec", None)
+        session_param = param.params.get("tmux_session") if param else None
+        if verdict is not Verdict.PASS:
+            report.outcome = "failed"
+            report.longrepr = f"{verdict.value} [{gate.id} / {gate.item.id}] {message}"
+        report.user_properties.append(
+            (
+                REPORT_PROPERTY,
+                {
+                    "gate": gate.id,
+                    "item": gate.item.id,
+                    "verdict": verdict.value,
+                    "message": message,
+                    "param": session_param if isinstance(session_param, str) else None,
+                },
+            )
+        )
+        return report
+
+    # ------------------------------------------------------------------ controller: results
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if self.is_worker:
+            return
+        carries_verdict = any(key == REPORT_PROPERTY for key, _ in report.user_properties)
+        if report.failed and not carries_verdict and report.nodeid in self.expected:
+            # No verdict travelled with the report: the worker died under this gate.
+            first = str(report.longrepr).strip().splitlines()[:1]
+            self.results.setdefault(
+                report.nodeid,
+                GateResult(
+                    report.nodeid,
+                    "unknown",
+                    "unknown",
+                    Verdict.FAIL,
+                    "no verdict: " + (first[0] if first else "the gate's process died"),
+                ),
+            )
+        for key, value in report.user_properties:
+            if key == REPORT_PROPERTY and isinstance(value, dict):
+                previous = self.results.get(report.nodeid)
+                if previous is None or previous.verdict is Verdict.PASS:
+                    self.results[report.nodeid] = GateResult(
+                        report.nodeid,
+                        value["gate"],
+                        value["item"],
+                        Verdict(value["verdict"]),
+                        value["message"],
+                        value["param"],
+                    )
+
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        if self.is_worker:
+            return
+        outcome = RunOutcome(self.phase, list(self.results.values()))
+        ran = {r.gate for r in outcome.results}
+        outcome.missing_gates = [
+            g.id for g in self.catalog.gates_for(self.phase, self.stage) if g.id not in ran
+        ]
+        outcome.partial_reasons = _narrowing_options(self.config, self.stage)
+        allure = allure_evidence.enabled(self.config)
+        outcome.incomplete = bundle.incompleteness(
+            self.expected,
+            self.results,
+            bundle.nodeids_with_results(self.results_dir),
+            allure=allure,
+        )
+        outcome.signed = self.signer is not None
+        outcome.ephemeral_key = self.ephemeral_key
+        outcome.simulated = self.scenario is not None
+        self.outcome = outcome
+        target = self.observation.target if self.observation else {"kind": "unknown"}
+        self._write_run_file(
+            target,
+            finished_at=utc_now(),
+            verdict=outcome.verdict,
+            scope=outcome.scope,
+            partial_reasons=outcome.partial_reasons,
+            missing_gates=outcome.missing_gates,
+            incomplete=outcome.incomplete,
+            counts=dict(outcome.counts),
+            gates=[r.as_json() for r in outcome.results],
+        )
+        final = bundle.final_name(self.run_dir, outcome.verdict)
+        os.replace(self.run_dir, final)
+        self.run_dir = self.bundle = final
+        self._seal(outcome)
+        if not outcome.results and session.exitstatus == pytest.ExitCode.OK:
+            session.exitstatus = pytest.ExitCode.NO_TESTS_COLLECTED
+        elif outcome.incomplete and session.exitstatus == pytest.ExitCode.OK:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+    def _seal(self, outcome: RunOutcome) -> None:
+        from pytest_canarygate.signing import seal_bundle
+
+        assert self.bundle is not None
+        run = json.loads((self.bundle / RUN_FILE).read_text())
+        keyid = self.signer.public_key.keyid if self.signer else None
+        predicate = bundle.build_predicate(
+            outcome, run, signer_keyid=keyid, ephemeral=self.ephemeral_key
+        )
+        seal_bundle(self.bundle, predicate, self.signer)
+        if self.signer is not None and self.ephemeral_key:
+            self.ephemeral_public_key = bundle.write_ephemeral_public_key(
+                self.bundle, self.signer.public_key.to_dict()
+            )
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        if self.is_worker or self.outcome is None:
+            return
+        from pytest_canarygate.summary import summary_lines
+        from pytest_canarygate.summary import write_summary
+
+        bundle = _display_path(self.bundle) if self.bundle else None
+        lines = summary_lines(
+            self.outcome,
+            migration_id=self.migration_id,
+            target=self.observation.target if self.observation else {},
+            observed_at=self.observation.started_at if self.observation else None,
+            bundle=bundle,
+            signer_keyid=self.signer.public_key.keyid if self.signer else None,
+            width=shutil.get_terminal_size((100, 24)).columns,
+        )
+        write_summary(terminalreporter.write_line, terminalreporter.write_sep, lines)
+
+    def pytest_report_header(self, config: pytest.Config) -> list[str]:
+        target = f"SIMULATED (scenario {self.scenario})" if self.scenario else "LIVE"
+        where = self.settings.where if self.settings else "built-in defaults"
+        return [f"canarygate: phase {self.phase}, target {target}, config {where}"]
+
+    def stop_simulator(self) -> None:
+        """Stop the simulated fleet, if this run started one."""
+        if self.fleet is not None:
+            self.fleet.stop()
+            self.fleet = None
+
+
+def _skip_reason(report: pytest.TestReport) -> str:
+    longrepr = report.longrepr
+    if isinstance(longrepr, tuple) and len(longrepr) == 3:
+        return str(longrepr[2])
+    return str(longrepr)
+
+
+def _narrowing_options(config: pytest.Config, stage: str | None) -> list[str]:
+    reasons = []
+    if config.option.keyword:
+        reasons.append(f"-k {config.option.keyword!r}")
+    if config.option.markexpr:
+        reasons.append(f"-m {config.option.markexpr!r}")
+    if config.getoption("deselect", None):
+        reasons.append("--deselect")
+    if stage:
+        reasons.append(f"--stage {stage}")
+    if config.getoption("lf", False) or config.getoption("last_failed_no_failures", "all") != "all":
+        reasons.append("--lf")
+    if config.args_source == pytest.Config.ArgsSource.ARGS:
+        gates_dir = (config.rootpath / "gates").resolve()
+        for arg in config.args:
+            path = Path(arg.split("::")[0])
+            resolved = (config.invocation_params.dir / path).resolve()
+            if resolved != gates_dir or "::" in arg:
+                reasons.append(f"explicit selection {arg}")
+    return reasons
+
+
+def _signer(config: pytest.Config) -> tuple[Any, bool]:
+    """The signer for this run's bundle, and whether it is a throwaway one."""
+    from pytest_canarygate.keys import ephemeral_signer
+    from pytest_canarygate.keys import load_signer
+    from pytest_canarygate.keys import resolve_signing_key_path
+
+    path = resolve_signing_key_path(config.getoption("canarygate_key"), os.environ)
+    if path is not None:
+        if not path.is_absolute():
+            path = config.invocation_params.dir / path
+        try:
+            return load_signer(path), False
+        except ConfigError as exc:
+            raise pytest.UsageError(f"--canarygate-key: {exc}") from None
+    if config.getoption("canarygate_sim"):
+        return ephemeral_signer(), True
+    return None, False
+
+
+def _display_path(path: Path) -> str:
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def _load_settings(config: pytest.Config) -> CanarygateConfig | None:
+    option = config.getoption("canarygate_config") or os.environ.get("CANARYGATE_CONFIG")
+    if option:
+        path = Path(option)
+        if not path.is_absolute():
+            path = config.invocation_params.dir / path
+        return load_config(path)
+    default = config.rootpath / CONFIG_FILENAME
+    if default.is_file():
+        return load_config(default)
+    if config.getoption("canarygate_sim"):
+        return None
+    raise ConfigError(
+        f"no {CONFIG_FILENAME} in {config.rootpath}; pass --canarygate-config PATH "
+        "(or --sim SCENARIO to run against the bundled simulator)"
+    )
+
+
+def _load_catalog(config: pytest.Config, settings: CanarygateConfig | None) -> Catalog:
+    path = settings.catalog_path if settings and settings.catalog_path else None
+    return load_catalog(path or config.rootpath / "gates" / "catalog.toml")
+
+
+def _reports_root(config: pytest.Config, settings: CanarygateConfig | None) -> Path:
+    option = config.getoption("canarygate_reports")
+    if option:
+        return (config.invocation_params.dir / str(option)).resolve()
+    if settings and settings.reports_dir:
+        return settings.reports_dir
+    return config.rootpath / "reports"

@@ -1,0 +1,238 @@
+"""Seal an evidence bundle: an in-toto Statement v1 over every file, in a signed DSSE envelope.
+
+A bundle is a directory ``reports/<migration-id>/<phase>/<UTC time>-<verdict>/``. Its subjects
+are every regular file in it (POSIX relative paths, sorted) except the envelope itself
+(``statement.dsse.json``) and anything under ``html/`` (the rendered report is derived, not
+evidence). Symlinks and other non-regular files are refused. Signing uses securesystemslib's
+DSSE :class:`~securesystemslib.dsse.Envelope` and a securesystemslib ``Signer``; nothing here
+touches private key material beyond handing the signer the DSSE pre-authentication encoding.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from securesystemslib.dsse import Envelope
+from securesystemslib.signer import Signer
+
+from pytest_canarygate.errors import CanarygateError
+
+__all__ = [
+    "DERIVED_DIR",
+    "ENVELOPE_NAME",
+    "PAYLOAD_TYPE",
+    "PREDICATE_TYPE",
+    "REQUIRED_PREDICATE_KEYS",
+    "STATEMENT_TYPE",
+    "TARGET_KINDS",
+    "BundleError",
+    "BundleScan",
+    "bundle_name",
+    "bundle_subjects",
+    "file_sha256",
+    "predicate_problems",
+    "scan_bundle",
+    "seal_bundle",
+]
+
+STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
+PAYLOAD_TYPE = "application/vnd.in-toto+json"
+PREDICATE_TYPE = "https://pytest-canarygate.dev/evidence-bundle/v1"
+ENVELOPE_NAME = "statement.dsse.json"
+DERIVED_DIR = "html"
+_REQUIRED_STRINGS = ("bundle", "migration_id", "phase", "verdict")
+REQUIRED_PREDICATE_KEYS = (*_REQUIRED_STRINGS, "target")
+TARGET_KINDS = ("live", "simulated")
+_CHUNK = 1024 * 1024
+
+
+class BundleError(CanarygateError):
+    """A bundle cannot be sealed: it holds a symlink, is already sealed, or the predicate is bad."""
+
+
+@dataclass(frozen=True)
+class BundleScan:
+    """What a bundle directory holds: candidate subjects, and entries refused with a reason."""
+
+    files: tuple[str, ...]
+    refused: tuple[tuple[str, str], ...]
+
+
+def bundle_name(bundle_dir: Path) -> str:
+    """The bundle's own directory name (``<UTC time>-<verdict>``), also for ``.`` or ``x/..``."""
+    return Path(os.path.abspath(bundle_dir)).name
+
+
+def scan_bundle(bundle_dir: Path) -> BundleScan:
+    """List the bundle's regular files (sorted POSIX relative paths) without following links.
+
+    The envelope and ``html/`` at the top level are skipped; symlinks, sockets, FIFOs and
+    devices are returned in ``refused`` with the reason instead of being followed or read.
+    """
+    files: list[str] = []
+    refused: list[tuple[str, str]] = []
+
+    def walk(directory: str, prefix: str) -> None:
+        with os.scandir(directory) as entries:
+            for entry in entries:
+                rel = f"{prefix}{entry.name}"
+                if not prefix and entry.name in (ENVELOPE_NAME, DERIVED_DIR):
+                    continue
+                if entry.is_symlink():
+                    refused.append((rel, "is a symbolic link (a bundle holds regular files only)"))
+                elif entry.is_dir(follow_symlinks=False):
+                    walk(entry.path, f"{rel}/")
+                elif entry.is_file(follow_symlinks=False):
+                    files.append(rel)
+                else:
+                    refused.append(
+                        (rel, "is not a regular file (a bundle holds regular files only)")
+                    )
+
+    walk(os.fspath(bundle_dir), "")
+    return BundleScan(files=tuple(sorted(files)), refused=tuple(sorted(refused)))
+
+
+def file_sha256(path: Path) -> str:
+    """Hex sha256 of a file, read in chunks; a symlink is refused (``OSError``) where supported."""
+    digest = hashlib.sha256()
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0))
+    with os.fdopen(fd, "rb") as handle:
+        while chunk := handle.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def bundle_subjects(bundle_dir: Path) -> list[dict[str, Any]]:
+    """The in-toto subjects of a bundle: ``{"name": relpath, "digest": {"sha256": hex}}``."""
+    bundle_dir = Path(bundle_dir)
+    scan = scan_bundle(bundle_dir)
+    if scan.refused:
+        details = "; ".join(f"{rel} {reason}" for rel, reason in scan.refused)
+        raise BundleError(f"{bundle_dir}: cannot seal: {details}")
+    return [
+        {"name": rel, "digest": {"sha256": file_sha256(bundle_dir / rel)}} for rel in scan.files
+    ]
+
+
+def predicate_problems(predicate: Mapping[str, Any]) -> list[str]:
+    """What makes ``predicate`` unusable for verification (empty when it is fine)."""
+    problems = [
+        f"predicate: field {key!r} missing or empty"
+        for key in _REQUIRED_STRINGS
+        if not (isinstance(predicate.get(key), str) and predicate[key])
+    ]
+    target = predicate.get("target")
+    if not isinstance(target, Mapping):
+        problems.append("predicate: field 'target' missing or not an object")
+    elif target.get("kind") not in TARGET_KINDS:
+        problems.append(
+            f"predicate: field 'target.kind' is {target.get('kind')!r}, "
+            f"expected one of {', '.join(TARGET_KINDS)}"
+        )
+    return problems
+
+
+def seal_bundle(bundle_dir: Path, predicate: Mapping[str, Any], signer: Signer | None) -> Path:
+    """Write ``statement.dsse.json`` into ``bundle_dir`` and return its path.
+
+    The Statement lists every file of the bundle as a subject, with ``predicateType``
+    :data:`PREDICATE_TYPE` and ``predicate`` built by the plugin. Keys the verifier relies on:
+
+    - ``bundle``: the bundle directory name (``<UTC time>-<verdict>``); set here when absent;
+    - ``migration_id``, ``phase``, ``verdict``: strings, required;
+    - ``target``: ``{"kind": "live" | "simulated", "scenario": str | None}``, required;
+    - ``scope``: ``"complete"`` or a description of the partial selection;
+    - ``gates``: ``[{"gate", "item", "verdict", "nodeid"}]``; ``counts``: verdict -> number;
+    - ``started_at``, ``finished_at``: UTC ISO 8601;
+    - ``signer``: ``{"keyid": str | None, "ephemeral": bool}``; ``keyid`` is set here from
+      ``signer`` (``None`` when unsigned), ``ephemeral`` comes from the caller (default false);
+    - ``relies_on``: digests of the earlier bundles this run relied on.
+
+    Other keys (config and catalog digests, host, engine version) are recorded as given. With
+    ``signer`` ``None`` the envelope has no signatures: the bundle is *unsigned* and never
+    verifies. The envelope is written atomically (temporary file + rename); a bundle that already
+    has one is refused (:class:`BundleError`): a bundle is sealed exactly once.
+    """
+    bundle_dir = Path(bundle_dir)
+    envelope_path = bundle_dir / ENVELOPE_NAME
+    if os.path.lexists(envelope_path):
+        raise BundleError(f"{envelope_path}: already exists; a bundle is sealed exactly once")
+    body = _bind_predicate(bundle_dir, predicate, signer)
+    statement = {
+        "_type": STATEMENT_TYPE,
+        "subject": bundle_subjects(bundle_dir),
+        "predicateType": PREDICATE_TYPE,
+        "predicate": body,
+    }
+    payload = json.dumps(statement, sort_keys=True, separators=(",", ":")).encode("utf-8")
+    envelope = Envelope(payload=payload, payload_type=PAYLOAD_TYPE, signatures={})
+    if signer is not None:
+        envelope.sign(signer)
+    document = json.dumps(envelope.to_dict(), indent=2, sort_keys=True) + "\n"
+    _write_atomically(envelope_path, document.encode("utf-8"))
+    return envelope_path
+
+
+def _bind_predicate(
+    bundle_dir: Path, predicate: Mapping[str, Any], signer: Signer | None
+) -> dict[str, Any]:
+    """Copy ``predicate``, binding it to this bundle's name and to the signing key."""
+    body = dict(predicate)
+    name = bundle_name(bundle_dir)
+    claimed = body.setdefault("bundle", name)
+    if claimed != name:
+        raise BundleError(
+            f"{bundle_dir}: predicate names bundle {claimed!r} but the directory is {name!r}"
+        )
+    keyid = None if signer is None else signer.public_key.keyid
+    signer_info = dict(body.get("signer") or {})
+    if signer_info.get("keyid") not in (None, keyid):
+        raise BundleError(
+            f"{bundle_dir}: predicate names signer key {signer_info['keyid']!r} but the bundle "
+            f"is being signed with {keyid!r}"
+        )
+    signer_info["keyid"] = keyid
+    signer_info.setdefault("ephemeral", False)
+    body["signer"] = signer_info
+    problems = predicate_problems(body)
+    if problems:
+        raise BundleError(f"{bundle_dir}: cannot seal: {'; '.join(problems)}")
+    return body
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    """Write ``data`` to a temporary file beside ``path``, then rename it into place (0644)."""
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fchmod(handle.fileno(), 0o644)
+            os.fsync(handle.fileno())
+        os.replace(tmp_name, path)
+    except BaseException:
+        if os.path.lexists(tmp_name):
+            os.unlink(tmp_name)
+        raise
+    _fsync_directory(path.parent)
+
+
+def _fsync_directory(directory: Path) -> None:
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:  # pragma: no cover - platforms that cannot open a directory
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # pragma: no cover - filesystems without directory fsync
+        pass
+    finally:
+        os.close(fd)

@@ -1,0 +1,160 @@
+"""The end-of-run summary: one screen a tired operator can act on."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from pytest_canarygate.results import GateResult
+from pytest_canarygate.results import RunOutcome
+from pytest_canarygate.verdicts import Verdict
+
+MAX_BLOCKING_LINES = 15
+VERDICT_ORDER = [v.value for v in Verdict]
+
+Line = tuple[str, dict[str, bool]]
+
+
+def _first_line(text: str, width: int) -> str:
+    line = text.strip().splitlines()[0] if text.strip() else ""
+    return line if len(line) <= width else line[: width - 3] + "..."
+
+
+def summary_lines(
+    outcome: RunOutcome,
+    *,
+    migration_id: str,
+    target: dict[str, Any],
+    observed_at: str | None,
+    bundle: str | None,
+    signer_keyid: str | None = None,
+    width: int = 100,
+) -> list[Line]:
+    """The summary as (text, markup) lines; markup is terminal colour flags."""
+    simulated = target.get("kind") == "simulated"
+    where = f"SIMULATED (scenario {target.get('scenario')})" if simulated else "LIVE"
+    lines: list[Line] = [
+        (f"phase {outcome.phase} | migration {migration_id} | target {where}", {"bold": True}),
+    ]
+    if observed_at:
+        lines.append((f"observed at {observed_at}", {}))
+    counts = outcome.counts
+    tally = "  ".join(f"{v} {counts[v]}" for v in VERDICT_ORDER if counts[v])
+    scope = outcome.scope
+    lines.append((f"gates: {len(outcome.results)} run ({scope} phase)  {tally}", {}))
+    for reason in outcome.partial_reasons:
+        lines.append((f"  partial selection: {reason}", {"yellow": True}))
+    if outcome.missing_gates:
+        missing = ", ".join(outcome.missing_gates)
+        lines.append((f"  gates of the phase that did not run: {missing}", {"yellow": True}))
+
+    for problem in outcome.incomplete[:MAX_BLOCKING_LINES]:
+        lines.append((f"  INCOMPLETE   {problem}", {"red": True}))
+
+    blocking = outcome.blocking
+    if blocking:
+        lines.append(("blocking promotion:", {"red": True, "bold": True}))
+        for result in sorted(blocking, key=_catalog_order(outcome))[:MAX_BLOCKING_LINES]:
+            label = f"{result.gate}[{result.param}]" if result.param else result.gate
+            head = f"  {result.verdict.value:<12} {result.item:<7} {label}  "
+            lines.append(
+                (head + _first_line(result.message, max(20, width - len(head))), {"red": True})
+            )
+        if len(blocking) > MAX_BLOCKING_LINES:
+            lines.append((f"  ... and {len(blocking) - MAX_BLOCKING_LINES} more", {"red": True}))
+
+    lines.append(_verdict_line(outcome))
+    if bundle:
+        lines.append((f"evidence: {bundle}", {}))
+    if not outcome.signed:
+        lines.append(
+            (
+                "NOT SIGNED - NOT PROMOTABLE: pass --canarygate-key or set CANARYGATE_SIGNING_KEY",
+                {"red": True, "bold": True},
+            )
+        )
+    elif outcome.ephemeral_key:
+        lines.append(
+            (
+                f"signed with an ephemeral key {(signer_keyid or '')[:16]}: "
+                "demo only, never sign-off",
+                {"yellow": True},
+            )
+        )
+    else:
+        lines.append((f"signed by key {signer_keyid}", {}))
+    if simulated:
+        lines.append(
+            ("simulated run: never sign-off for a real migration", {"yellow": True, "bold": True})
+        )
+    return lines
+
+
+def _catalog_order(outcome: RunOutcome) -> Callable[[GateResult], tuple[int, str]]:
+    """Sort key: the order gates first appear in the run's results sorted by nodeid, which
+    follows the gate modules; stable whatever order xdist workers reported in."""
+    first_seen: dict[str, int] = {}
+    for result in sorted(outcome.results, key=lambda r: r.nodeid):
+        first_seen.setdefault(result.gate, len(first_seen))
+    return lambda r: (first_seen.get(r.gate, 0), r.param or "")
+
+
+def _verdict_line(outcome: RunOutcome) -> Line:
+    if not outcome.results:
+        return (
+            f"ERROR: zero gates selected for phase {outcome.phase}; this is not a green run",
+            {"red": True, "bold": True},
+        )
+    if outcome.phase == "rollback":
+        return _rollback_line(outcome)
+    if outcome.incomplete:
+        return (
+            "NOT PROMOTABLE: the bundle is incomplete (a gate has no result)",
+            {"red": True, "bold": True},
+        )
+    if outcome.blocking:
+        return (
+            f"NOT PROMOTABLE: {len(outcome.blocking)} gate(s) block promotion",
+            {"red": True, "bold": True},
+        )
+    if outcome.scope == "partial":
+        return (
+            "NOT PROMOTABLE: partial selection (every selected gate passed)",
+            {"yellow": True, "bold": True},
+        )
+    if outcome.promotable:
+        return (
+            f"PROMOTION MAY GO AHEAD: every gate of phase {outcome.phase} passed",
+            {"green": True, "bold": True},
+        )
+    return (
+        f"EVERY GATE OF PHASE {outcome.phase.upper()} PASSED, but not promotable: "
+        + "; ".join(outcome.not_promotable_because),
+        {"yellow": True, "bold": True},
+    )
+
+
+def _rollback_line(outcome: RunOutcome) -> Line:
+    fired = [r for r in outcome.results if r.verdict is Verdict.FAIL]
+    unknown = [r for r in outcome.blocking if r.verdict is not Verdict.FAIL]
+    if fired:
+        items = ", ".join(sorted({r.item for r in fired}))
+        return (f"ROLLBACK ADVISED: signal(s) {items} fired", {"red": True, "bold": True})
+    if unknown:
+        return (
+            "ROLLBACK CANNOT BE RULED OUT: some signals could not be judged",
+            {"red": True, "bold": True},
+        )
+    return (
+        "no rollback advised: every rollback signal was checked and is absent",
+        {"green": True, "bold": True},
+    )
+
+
+def write_summary(
+    write_line: Callable[..., None], write_sep: Callable[..., None], lines: list[Line]
+) -> None:
+    """Print ``lines`` through a terminal reporter's writers."""
+    write_sep("=", "canarygate", bold=True)
+    for text, markup in lines:
+        write_line(text, **markup)

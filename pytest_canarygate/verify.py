@@ -1,0 +1,561 @@
+"""Verify an evidence bundle offline with nothing but trusted public keys.
+
+Checks, each reported with its own message naming the file or field at fault:
+
+1. the envelope ``statement.dsse.json`` exists and is a DSSE envelope (else MALFORMED);
+2. ``payloadType`` is exactly ``application/vnd.in-toto+json``;
+3. at least one signature, made by a trusted key, verifies over the DSSE pre-authentication
+   encoding (an unsigned bundle is INVALID: "not signed");
+4. the payload is an in-toto Statement v1 with our predicate type and a usable predicate;
+5. every subject's sha256 matches, no listed file is missing, no unlisted file is present
+   (``html/`` is derived and ignored), and the bundle holds no symlink;
+6. the bundle's identity: the directory name is the ``bundle`` the statement was sealed for
+   and, inside a ``reports/<migration-id>/<phase>/`` tree, the two parent directories match the
+   predicate's migration id and phase, so an envelope moved to another bundle fails even when
+   both bundles hold identical files;
+7. optionally, the phase and migration the caller expects.
+
+Status: VALID (exit 0), INVALID (exit 1: tampered, unsigned, bad or untrusted signature),
+MALFORMED (exit 3: not a bundle, unreadable envelope or statement). Usage errors exit 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import os
+import sys
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass
+from dataclasses import field
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+from securesystemslib.dsse import Envelope
+from securesystemslib.exceptions import UnverifiedSignatureError
+from securesystemslib.exceptions import VerificationError
+from securesystemslib.signer import Key
+
+from pytest_canarygate.errors import ConfigError
+from pytest_canarygate.keys import load_public_key
+from pytest_canarygate.keys import load_trusted_keys
+from pytest_canarygate.signing import DERIVED_DIR
+from pytest_canarygate.signing import ENVELOPE_NAME
+from pytest_canarygate.signing import PAYLOAD_TYPE
+from pytest_canarygate.signing import PREDICATE_TYPE
+from pytest_canarygate.signing import STATEMENT_TYPE
+from pytest_canarygate.signing import file_sha256
+from pytest_canarygate.signing import predicate_problems
+from pytest_canarygate.signing import scan_bundle
+from pytest_canarygate.verdicts import Verdict
+
+__all__ = [
+    "EXIT_INVALID",
+    "EXIT_MALFORMED",
+    "EXIT_USAGE",
+    "EXIT_VALID",
+    "Status",
+    "VerifyResult",
+    "add_subcommand",
+    "format_result",
+    "result_to_json",
+    "verify_bundle",
+]
+
+EXIT_VALID = 0
+EXIT_INVALID = 1
+EXIT_USAGE = 2
+EXIT_MALFORMED = 3
+REPORTS_DIR = "reports"
+SIMULATED_WARNING = "SIMULATED — never sign-off for a real migration"
+EPHEMERAL_WARNING = "EPHEMERAL KEY — signed with a throwaway key, never sign-off"
+_PROMOTING = frozenset(v.value for v in Verdict if v.allows_promotion)
+_HEX = frozenset("0123456789abcdef")
+
+
+class Status(str, Enum):
+    """Outcome of verifying a bundle."""
+
+    VALID = "VALID"
+    INVALID = "INVALID"
+    MALFORMED = "MALFORMED"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+_EXIT_CODES = {
+    Status.VALID: EXIT_VALID,
+    Status.INVALID: EXIT_INVALID,
+    Status.MALFORMED: EXIT_MALFORMED,
+}
+
+
+@dataclass(frozen=True)
+class VerifyResult:
+    """The verdict on one bundle; ``statement``/``predicate`` are set whenever they parsed.
+
+    A parsed statement or predicate of a bundle that is not VALID is a *claim*, not evidence.
+    """
+
+    bundle: Path
+    status: Status
+    problems: list[str] = field(default_factory=list)
+    statement: dict[str, Any] | None = None
+    predicate: dict[str, Any] | None = None
+    signer_keyid: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        """True when the bundle is VALID."""
+        return self.status is Status.VALID
+
+    @property
+    def exit_code(self) -> int:
+        """The ``canarygate verify`` exit code for this result."""
+        return _EXIT_CODES[self.status]
+
+
+class _Findings:
+    """Problems in discovery order; any INVALID one outranks MALFORMED ones."""
+
+    def __init__(self) -> None:
+        self.problems: list[str] = []
+        self.invalid = False
+        self.malformed = False
+
+    def tampered(self, message: str) -> None:
+        self.problems.append(message)
+        self.invalid = True
+
+    def broken(self, message: str) -> None:
+        self.problems.append(message)
+        self.malformed = True
+
+    @property
+    def status(self) -> Status:
+        if self.invalid:
+            return Status.INVALID
+        return Status.MALFORMED if self.malformed else Status.VALID
+
+
+class _Stop(Exception):
+    """Verification cannot go on (no envelope to read)."""
+
+
+def verify_bundle(
+    bundle_dir: Path,
+    trusted_keys: Mapping[str, Key],
+    *,
+    expected_phase: str | None = None,
+    expected_migration: str | None = None,
+) -> VerifyResult:
+    """Verify the bundle in ``bundle_dir`` against ``trusted_keys`` (key id -> public key)."""
+    bundle = Path(os.path.abspath(bundle_dir))
+    findings = _Findings()
+    try:
+        envelope = _read_envelope(bundle, findings)
+    except _Stop:
+        return VerifyResult(bundle=bundle, status=findings.status, problems=findings.problems)
+
+    if envelope.payload_type != PAYLOAD_TYPE:
+        findings.tampered(
+            f"{ENVELOPE_NAME}: payloadType is {envelope.payload_type!r}, expected {PAYLOAD_TYPE!r}"
+        )
+    signer_keyid = _check_signatures(envelope, trusted_keys, findings)
+    statement = _parse_statement(envelope.payload, findings)
+    predicate = None
+    if statement is not None:
+        _check_subjects(bundle, statement.get("subject"), findings)
+        predicate = statement.get("predicate")
+        predicate = predicate if isinstance(predicate, dict) else None
+    if predicate is not None:
+        _check_identity(bundle, predicate, findings)
+        _check_expected(predicate, "phase", expected_phase, "--phase", findings)
+        _check_expected(predicate, "migration_id", expected_migration, "--migration", findings)
+        _check_signer_binding(predicate, signer_keyid, findings)
+    return VerifyResult(
+        bundle=bundle,
+        status=findings.status,
+        problems=findings.problems,
+        statement=statement,
+        predicate=predicate,
+        signer_keyid=signer_keyid,
+    )
+
+
+def _read_envelope(bundle: Path, findings: _Findings) -> Envelope:
+    if not bundle.is_dir():
+        findings.broken(f"{bundle}: not a directory (not an evidence bundle)")
+        raise _Stop
+    path = bundle / ENVELOPE_NAME
+    if path.is_symlink():
+        findings.tampered(
+            f"{ENVELOPE_NAME}: is a symbolic link (a bundle holds regular files only)"
+        )
+        raise _Stop
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        findings.broken(f"{ENVELOPE_NAME}: missing (not a sealed evidence bundle)")
+        raise _Stop from None
+    except OSError as exc:
+        findings.broken(f"{ENVELOPE_NAME}: cannot be read ({exc.strerror or exc})")
+        raise _Stop from None
+    try:
+        document = json.loads(raw)
+    except UnicodeDecodeError:
+        findings.broken(f"{ENVELOPE_NAME}: not UTF-8 text (not a DSSE envelope)")
+        raise _Stop from None
+    except json.JSONDecodeError as exc:
+        findings.broken(
+            f"{ENVELOPE_NAME}: not valid JSON (line {exc.lineno} column {exc.colno}: {exc.msg})"
+        )
+        raise _Stop from None
+    problem = _envelope_shape_problem(document)
+    if problem:
+        findings.broken(f"{ENVELOPE_NAME}: {problem}")
+        raise _Stop
+    try:
+        return Envelope.from_dict(copy.deepcopy(document))
+    except (ValueError, KeyError, TypeError) as exc:
+        findings.broken(f"{ENVELOPE_NAME}: not a decodable DSSE envelope ({exc})")
+        raise _Stop from None
+
+
+def _envelope_shape_problem(document: Any) -> str | None:
+    if not isinstance(document, dict):
+        return "not a DSSE envelope (expected a JSON object)"
+    for name in ("payload", "payloadType"):
+        if not isinstance(document.get(name), str):
+            return f"field {name!r} missing or not a string (not a DSSE envelope)"
+    signatures = document.get("signatures")
+    if not isinstance(signatures, list):
+        return "field 'signatures' missing or not a list (not a DSSE envelope)"
+    for index, signature in enumerate(signatures):
+        if not (
+            isinstance(signature, dict)
+            and isinstance(signature.get("keyid"), str)
+            and isinstance(signature.get("sig"), str)
+        ):
+            return f"signatures[{index}] needs string fields 'keyid' and 'sig'"
+    return None
+
+
+def _check_signatures(
+    envelope: Envelope, trusted_keys: Mapping[str, Key], findings: _Findings
+) -> str | None:
+    """Return the key id of a trusted key whose signature verifies, recording why not otherwise."""
+    if not envelope.signatures:
+        findings.tampered(f"{ENVELOPE_NAME}: not signed (no signatures): NOT PROMOTABLE")
+        return None
+    pae = envelope.pae()
+    failed: list[str] = []
+    untrusted: list[str] = []
+    for keyid, signature in envelope.signatures.items():
+        key = trusted_keys.get(keyid)
+        if key is None:
+            untrusted.append(keyid)
+            continue
+        try:
+            key.verify_signature(signature, pae)
+        except (UnverifiedSignatureError, VerificationError):
+            failed.append(keyid)
+            continue
+        return str(keyid)
+    for keyid in failed:
+        findings.tampered(
+            f"{ENVELOPE_NAME}: signature by key {keyid} does not verify "
+            "(payload or payloadType changed after signing)"
+        )
+    for keyid in untrusted:
+        findings.tampered(f"{ENVELOPE_NAME}: signed by key {keyid}, which is not trusted")
+    return None
+
+
+def _parse_statement(payload: bytes, findings: _Findings) -> dict[str, Any] | None:
+    try:
+        statement = json.loads(payload)
+    except (UnicodeDecodeError, ValueError):
+        findings.broken(f"{ENVELOPE_NAME}: payload is not JSON (not an in-toto Statement)")
+        return None
+    if not isinstance(statement, dict):
+        findings.broken(f"{ENVELOPE_NAME}: payload is not a JSON object (not an in-toto Statement)")
+        return None
+    for name, expected in (("_type", STATEMENT_TYPE), ("predicateType", PREDICATE_TYPE)):
+        if statement.get(name) != expected:
+            findings.broken(f"statement: {name} is {statement.get(name)!r}, expected {expected!r}")
+    predicate = statement.get("predicate")
+    if not isinstance(predicate, dict):
+        findings.broken("statement: field 'predicate' missing or not an object")
+    else:
+        for problem in predicate_problems(predicate):
+            findings.broken(problem)
+    return statement
+
+
+def _subject_map(subjects: Any, findings: _Findings) -> dict[str, str] | None:
+    """Subject name -> sha256, or ``None`` (with the problems recorded) when unusable."""
+    if not isinstance(subjects, list):
+        findings.broken("statement: field 'subject' missing or not a list")
+        return None
+    listed: dict[str, str] = {}
+    usable = True
+    for index, subject in enumerate(subjects):
+        name = subject.get("name") if isinstance(subject, dict) else None
+        digests = subject.get("digest") if isinstance(subject, dict) else None
+        sha256 = digests.get("sha256") if isinstance(digests, dict) else None
+        if not isinstance(name, str) or not _is_subject_name(name):
+            findings.broken(f"statement: subject[{index}] name {name!r} is not a bundle file path")
+            usable = False
+        elif not (isinstance(sha256, str) and len(sha256) == 64 and set(sha256) <= _HEX):
+            findings.broken(f"statement: subject {name!r} has no valid sha256 digest")
+            usable = False
+        elif name in listed:
+            findings.broken(f"statement: subject {name!r} is listed twice")
+            usable = False
+        else:
+            listed[name] = sha256
+    return listed if usable else None
+
+
+def _is_subject_name(name: str) -> bool:
+    parts = name.split("/")
+    return (
+        bool(name)
+        and not name.startswith("/")
+        and all(part not in ("", ".", "..") for part in parts)
+        and name != ENVELOPE_NAME
+        and parts[0] != DERIVED_DIR
+        and "\x00" not in name
+    )
+
+
+def _check_subjects(bundle: Path, subjects: Any, findings: _Findings) -> None:
+    listed = _subject_map(subjects, findings)
+    try:
+        scan = scan_bundle(bundle)
+    except OSError as exc:
+        findings.broken(f"{exc.filename or bundle}: cannot be listed ({exc.strerror or exc})")
+        return
+    refused = {rel for rel, _ in scan.refused}
+    for rel, reason in scan.refused:
+        findings.tampered(f"{rel}: {reason}")
+    if listed is None:
+        return
+    present = set(scan.files)
+    for name, expected in listed.items():
+        if name in refused:
+            continue
+        if name not in present:
+            findings.tampered(f"{name}: listed in the statement but missing")
+            continue
+        try:
+            actual = file_sha256(bundle / name)
+        except OSError as exc:
+            findings.broken(f"{name}: cannot be read ({exc.strerror or exc})")
+            continue
+        if actual != expected:
+            findings.tampered(f"{name}: sha256 mismatch (bundle was modified after signing)")
+    for name in sorted(present - listed.keys()):
+        findings.tampered(f"{name}: present but not listed in the statement")
+
+
+def _check_identity(bundle: Path, predicate: Mapping[str, Any], findings: _Findings) -> None:
+    """Bind the envelope to its directory name and its reports/<migration>/<phase> parents."""
+    claimed = predicate.get("bundle")
+    if isinstance(claimed, str) and claimed and claimed != bundle.name:
+        findings.tampered(
+            f"{ENVELOPE_NAME}: sealed for bundle {claimed!r} but found in directory "
+            f"{bundle.name!r} (envelope moved to another bundle, or bundle renamed)"
+        )
+    if len(bundle.parents) < 3 or bundle.parents[2].name != REPORTS_DIR:
+        return  # a copy outside a reports/ tree: only the directory name binds it
+    where = f"{REPORTS_DIR}/{bundle.parents[1].name}/{bundle.parent.name}/"
+    for key, actual, what in (
+        ("migration_id", bundle.parents[1].name, "migration"),
+        ("phase", bundle.parent.name, "phase"),
+    ):
+        sealed_for = predicate.get(key)
+        if isinstance(sealed_for, str) and sealed_for and sealed_for != actual:
+            findings.tampered(
+                f"{ENVELOPE_NAME}: sealed for {what} {sealed_for!r} but the bundle sits under "
+                f"{where} (envelope or bundle moved to another {what})"
+            )
+
+
+def _check_expected(
+    predicate: Mapping[str, Any],
+    key: str,
+    expected: str | None,
+    option: str,
+    findings: _Findings,
+) -> None:
+    if expected is not None and predicate.get(key) != expected:
+        findings.tampered(
+            f"predicate: {key} is {predicate.get(key)!r}, expected {expected!r} ({option})"
+        )
+
+
+def _check_signer_binding(
+    predicate: Mapping[str, Any], signer_keyid: str | None, findings: _Findings
+) -> None:
+    signer = predicate.get("signer")
+    claimed = signer.get("keyid") if isinstance(signer, dict) else None
+    if signer_keyid is not None and claimed != signer_keyid:
+        findings.tampered(
+            f"predicate: signer.keyid {claimed!r} is not the key that signed the envelope "
+            f"({signer_keyid})"
+        )
+
+
+def _mapping(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _summary(result: VerifyResult) -> dict[str, Any]:
+    predicate = result.predicate or {}
+    gates = [g for g in predicate.get("gates") or [] if isinstance(g, dict)]
+    counts: Mapping[str, Any] = (
+        Counter(str(g.get("verdict")) for g in gates)
+        if gates
+        else _mapping(predicate.get("counts"))
+    )
+    target = _mapping(predicate.get("target"))
+    signer = _mapping(predicate.get("signer"))
+    return {
+        "migration": predicate.get("migration_id"),
+        "phase": predicate.get("phase"),
+        "verdict": predicate.get("verdict"),
+        "scope": predicate.get("scope"),
+        "target": target,
+        "simulated": target.get("kind") == "simulated",
+        "started_at": predicate.get("started_at"),
+        "finished_at": predicate.get("finished_at"),
+        "signer": {"keyid": result.signer_keyid, "ephemeral": bool(signer.get("ephemeral"))},
+        "gate_counts": dict(sorted(counts.items())),
+        "blocking": [g for g in gates if str(g.get("verdict")) not in _PROMOTING],
+        "relies_on": predicate.get("relies_on") or [],
+    }
+
+
+def result_to_json(result: VerifyResult) -> dict[str, Any]:
+    """The ``--json`` document; ``summary`` only for a VALID bundle, ``predicate`` as claimed."""
+    return {
+        "bundle": str(result.bundle),
+        "status": result.status.value,
+        "exit_code": result.exit_code,
+        "problems": list(result.problems),
+        "signer_keyid": result.signer_keyid,
+        "summary": _summary(result) if result.ok else None,
+        "predicate": result.predicate,
+    }
+
+
+def _plain(value: Any) -> str:
+    if value is None or value == "":
+        return "-"
+    return value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+
+
+def format_result(result: VerifyResult) -> str:
+    """A short human summary of a valid bundle, or the list of problems."""
+    lines = [f"{result.status.value}  {result.bundle}"]
+    if not result.ok:
+        lines += [f"  - {problem}" for problem in result.problems]
+        return "\n".join(lines)
+    summary = _summary(result)
+    target = summary["target"]
+    if summary["simulated"]:
+        lines.append(f"  {SIMULATED_WARNING}")
+    if summary["signer"]["ephemeral"]:
+        lines.append(f"  {EPHEMERAL_WARNING}")
+    target_text = _plain(target.get("kind"))
+    if target.get("scenario"):
+        target_text += f" (scenario {target['scenario']})"
+    counts = ", ".join(f"{n} {verdict}" for verdict, n in summary["gate_counts"].items())
+    lines += [
+        f"  migration : {_plain(summary['migration'])}",
+        f"  phase     : {_plain(summary['phase'])}",
+        f"  verdict   : {_plain(summary['verdict'])}",
+        f"  scope     : {_plain(summary['scope'])}",
+        f"  target    : {target_text}",
+        f"  finished  : {_plain(summary['finished_at'])}",
+        f"  signer    : {summary['signer']['keyid']}",
+        f"  gates     : {counts or 'none'}",
+    ]
+    blocking = summary["blocking"]
+    lines.append(f"  blocking  : {len(blocking) or 'none'}")
+    lines += [
+        f"    - {_plain(g.get('item'))} ({_plain(g.get('gate'))}): {_plain(g.get('verdict'))}"
+        for g in blocking
+    ]
+    return "\n".join(lines)
+
+
+def _run_verify(args: argparse.Namespace) -> int:
+    try:
+        if args.trusted_keys:
+            trusted: dict[str, Key] = dict(load_trusted_keys(Path(args.trusted_keys)))
+        else:
+            trusted = {}
+            for key_path in args.key:
+                key = load_public_key(Path(key_path))
+                trusted[key.keyid] = key
+    except ConfigError as exc:
+        print(f"canarygate verify: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    result = verify_bundle(
+        Path(args.bundle),
+        trusted,
+        expected_phase=args.phase,
+        expected_migration=args.migration,
+    )
+    if args.json:
+        print(json.dumps(result_to_json(result), indent=2, sort_keys=True))
+    else:
+        print(format_result(result))
+    return result.exit_code
+
+
+_EPILOG = f"""\
+exit codes:
+  {EXIT_VALID}  valid: signed by a trusted key, every file intact
+  {EXIT_INVALID}  invalid: tampered (changed, extra or missing file, moved envelope), not signed,
+     bad or untrusted signature, or not the expected phase/migration
+  {EXIT_USAGE}  usage error: bad arguments, or an unreadable/invalid public key file
+  {EXIT_MALFORMED}  malformed: not a bundle, or an unreadable envelope or statement
+
+Files under html/ are a rendering of the bundle and are not covered by the signature.
+A bundle whose target is simulated verifies, but is never a sign-off for a real migration.
+"""
+
+
+def add_subcommand(subparsers: Any) -> None:
+    """Add ``canarygate verify``."""
+    parser = subparsers.add_parser(
+        "verify",
+        help="Verify a signed evidence bundle offline",
+        description="Check a bundle's DSSE signature against trusted public keys, its in-toto\n"
+        "statement, every file digest, and that the envelope belongs to this bundle.",
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("bundle", metavar="BUNDLE", help="Bundle directory")
+    keys = parser.add_mutually_exclusive_group(required=True)
+    keys.add_argument(
+        "--key",
+        metavar="PUB",
+        action="append",
+        help="Trusted public key file (JSON from `canarygate keygen`, or PEM); repeatable",
+    )
+    keys.add_argument(
+        "--trusted-keys", metavar="DIR", help="Directory of trusted public keys (*.json, *.pem)"
+    )
+    parser.add_argument("--phase", metavar="P", help="Require the bundle to be of this phase")
+    parser.add_argument("--migration", metavar="M", help="Require this migration id")
+    parser.add_argument("--json", action="store_true", help="Machine-readable output")
+    parser.set_defaults(func=_run_verify)

@@ -1,0 +1,60 @@
+"""Build a throwaway gate repository inside a pytester folder, and read what a run left."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def make_gate_repo(pytester: pytest.Pytester, *, config: str | None = None) -> Path:
+    """Copy the real gates and catalog into ``pytester.path``; optionally a canarygate.toml."""
+    shutil.copytree(
+        ROOT / "gates", pytester.path / "gates", ignore=shutil.ignore_patterns("__pycache__")
+    )
+    pytester.makepyprojecttoml('[tool.pytest.ini_options]\ntestpaths = ["gates"]\n')
+    if config is not None:
+        (pytester.path / "canarygate.toml").write_text(config)
+    return pytester.path
+
+
+def run_dirs(root: Path) -> list[Path]:
+    """Every run folder under ``root/reports``."""
+    return sorted(p.parent for p in (root / "reports").glob("*/*/*/run.json"))
+
+
+def only_run(root: Path) -> tuple[Path, dict[str, Any]]:
+    """The single run folder a test produced, and its run.json."""
+    runs = run_dirs(root)
+    assert len(runs) == 1, runs
+    return runs[0], json.loads((runs[0] / "run.json").read_text())
+
+
+def observation(run_dir: Path) -> dict[str, Any]:
+    """The observation a run took."""
+    data: dict[str, Any] = json.loads((run_dir / "observation" / "observation.json").read_text())
+    return data
+
+
+def sim_pids(run_dir: Path) -> set[int]:
+    """The pids of the daemons the run observed (from daemon.info)."""
+    pids = set()
+    for daemon in observation(run_dir)["daemons"].values():
+        for call in daemon["calls"]:
+            if call["method"] == "daemon.info" and call["result"]:
+                pids.add(call["result"]["pid"])
+    return pids
+
+
+def process_alive(pid: int) -> bool:
+    """True if ``pid`` is a live (non-zombie) process."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().split(") ")[1].split()[0]
+    except (FileNotFoundError, IndexError):
+        return False
+    return state != "Z"

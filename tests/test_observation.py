@@ -1,0 +1,206 @@
+"""The observation: one reading per method per daemon, failures kept, gates fail closed."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import tempfile
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from pytest_canarygate.agtmux import agent_session_keys
+from pytest_canarygate.agtmux import diff_projections
+from pytest_canarygate.agtmux import panes
+from pytest_canarygate.agtmux import signature_problems
+from pytest_canarygate.config import ParityConfig
+from pytest_canarygate.observation import Evidence
+from pytest_canarygate.observation import Observation
+from pytest_canarygate.observation import ObservedView
+from pytest_canarygate.observation import observe
+from pytest_canarygate.verdicts import Unobservable
+
+SAMPLES = Path(__file__).parent / "data" / "agtmux-samples"
+
+
+class CountingDaemon:
+    """A real Unix-socket JSON-RPC server answering from the samples, counting every request."""
+
+    def __init__(self, answers: dict[str, object]) -> None:
+        self.dir = tempfile.mkdtemp(prefix="cg-obs-")
+        self.path = os.path.join(self.dir, "agtmuxd.sock")
+        self.answers = answers
+        self.requests: list[str] = []
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.bind(self.path)
+        self.sock.listen(16)
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    @property
+    def endpoint(self) -> str:
+        return f"unix://{self.path}"
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            with conn:
+                data = b""
+                while not data.endswith(b"\n"):
+                    chunk = conn.recv(65536)
+                    if not chunk:
+                        break
+                    data += chunk
+                request = json.loads(data)
+                self.requests.append(request["method"])
+                answer = self.answers.get(request["method"])
+                if answer is None:
+                    reply = {"error": {"code": -32601, "message": "method not found"}}
+                elif answer == "garbage":
+                    conn.sendall(b"not json\n")
+                    continue
+                else:
+                    reply = {"result": answer}
+                reply.update(jsonrpc="2.0", id=request["id"])
+                conn.sendall(json.dumps(reply).encode() + b"\n")
+
+    def close(self) -> None:
+        self.sock.close()
+        os.unlink(self.path)
+        os.rmdir(self.dir)
+
+
+def sample(name: str) -> object:
+    return json.loads((SAMPLES / f"{name}.json").read_text())["result"]
+
+
+@pytest.fixture
+def daemon() -> Iterator[CountingDaemon]:
+    server = CountingDaemon(
+        {
+            "daemon.info": sample("daemon.info"),
+            "list_panes": sample("list_panes"),
+            "list_sessions": sample("list_sessions"),
+            "summary_changed": sample("summary_changed"),
+        }
+    )
+    yield server
+    server.close()
+
+
+def run_observe(endpoints: dict[str, str], plan: dict[str, dict[str, int]]) -> Observation:
+    return observe(
+        endpoints,
+        plan,
+        phase="alpha",
+        target={"kind": "live"},
+        connect_timeout=1.0,
+        read_timeout=2.0,
+        interval_s=0.01,
+    )
+
+
+def test_each_method_read_once_plus_bracketing_daemon_info(daemon: CountingDaemon) -> None:
+    plan = {"v5": {"list_panes": 1, "summary_changed": 2, "daemon.info": 1}}
+    obs = run_observe({"v5": daemon.endpoint}, plan)
+    assert sorted(daemon.requests) == sorted(
+        ["daemon.info", "list_panes", "summary_changed", "summary_changed", "daemon.info"]
+    )
+    assert [c.reading for c in obs.daemons["v5"].readings("summary_changed")] == [1, 2]
+    assert obs.active_sessions() == ["session-alpha", "session-beta"]
+
+
+def test_unserved_method_is_kept_as_a_remote_error(daemon: CountingDaemon) -> None:
+    obs = run_observe({"v5": daemon.endpoint}, {"v5": {"ops.snapshot_list": 1}})
+    view = ObservedView(obs, Evidence())
+    with pytest.raises(Unobservable) as info:
+        view.daemon("v5").result("ops.snapshot_list")
+    assert "ops.snapshot_list" in str(info.value)
+    assert daemon.endpoint in str(info.value)
+    assert "-32601" in str(info.value)
+
+
+def test_down_daemon_fails_every_need_without_waiting_per_method(tmp_path: Path) -> None:
+    gone = tempfile.mkdtemp(prefix="cg-gone-")
+    try:
+        endpoint = f"unix://{gone}/agtmuxd.sock"
+        obs = run_observe({"v5": endpoint}, {"v5": {"list_panes": 1, "list_sessions": 1}})
+    finally:
+        os.rmdir(gone)
+    calls = obs.daemons["v5"].calls
+    assert {c.method for c in calls} == {"daemon.info", "list_panes", "list_sessions"}
+    assert all(not c.ok and c.error_kind == "transport" for c in calls)
+    assert obs.active_sessions() is None
+    with pytest.raises(Unobservable, match="no socket"):
+        ObservedView(obs, Evidence()).daemon("v5").result("list_panes")
+
+
+def test_malformed_answer_is_unobservable_not_a_crash() -> None:
+    server = CountingDaemon({"daemon.info": sample("daemon.info"), "list_panes": [{"x": 1}]})
+    try:
+        obs = run_observe({"v5": server.endpoint}, {"v5": {"list_panes": 1}})
+    finally:
+        server.close()
+    with pytest.raises(Unobservable, match="element 0 has no string 'pane_id'"):
+        panes(ObservedView(obs, Evidence()).daemon("v5"))
+
+
+def test_reading_not_taken_is_unobservable(daemon: CountingDaemon) -> None:
+    obs = run_observe({"v5": daemon.endpoint}, {"v5": {"summary_changed": 1}})
+    with pytest.raises(Unobservable, match="reading 2 was not taken"):
+        ObservedView(obs, Evidence()).daemon("v5").result("summary_changed", 2)
+
+
+def test_round_trip_through_disk_and_evidence_recording(
+    daemon: CountingDaemon, tmp_path: Path
+) -> None:
+    obs = run_observe({"v5": daemon.endpoint}, {"v5": {"list_panes": 1}})
+    loaded = Observation.load(obs.write(tmp_path))
+    assert loaded.to_json() == obs.to_json()
+    evidence = Evidence()
+    ObservedView(loaded, evidence).daemon("v5").result("list_panes")
+    assert [c.method for c in evidence.calls] == ["list_panes"]
+
+
+def test_diff_names_missing_records_and_fields() -> None:
+    parity = ParityConfig(("evidence_mode", "presence"), ())
+    v4 = {"%4": {"evidence_mode": "heuristic", "presence": "managed"}, "%9": {"presence": "x"}}
+    v5 = {"%4": {"evidence_mode": "deterministic", "presence": "managed"}}
+    diffs = [str(d) for d in diff_projections(v4, v5, parity, label="pane")]
+    assert diffs == [
+        "pane %4: evidence_mode v4='heuristic' v5='deterministic'",
+        "pane %9: (record) v4='present' v5='<missing>'",
+    ]
+
+
+def test_agent_session_keys_cover_poller_and_deterministic_panes() -> None:
+    panes_ = [
+        {
+            "pane_id": "%1",
+            "presence": "managed",
+            "title": "sess-A",
+            "title_quality": "DeterministicBinding",
+        },
+        {"pane_id": "%2", "presence": "managed", "title": "x", "title_quality": "HeuristicTitle"},
+        {"pane_id": "%3", "presence": "unmanaged"},
+    ]
+    assert agent_session_keys(panes_) == {"poller-%1", "sess-A", "poller-%2"}
+
+
+def test_signature_problems_on_sample_panes_and_broken_ones() -> None:
+    for pane in sample("list_panes"):  # type: ignore[union-attr]
+        assert signature_problems(pane) == []
+    broken = {
+        "presence": "managed",
+        "evidence_mode": "magic",
+        "signature_confidence": 2,
+        "signature_inputs": {"cmd_match": "yes"},
+    }
+    problems = signature_problems(broken)
+    assert len(problems) == 3

@@ -1,0 +1,272 @@
+"""Runs against configured endpoints (target "live"): fail closed, usage errors, signing."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from gate_repo import make_gate_repo
+from gate_repo import only_run
+
+from pytest_canarygate.keys import generate_keypair
+from pytest_canarygate.sim import SimFleet
+from pytest_canarygate.sim import start_fleet
+
+XDIST = pytest.mark.parametrize("dist", [[], ["-n", "2"]], ids=["no-xdist", "xdist-2"])
+
+
+def config_for(v4: str, v5: str, migration: str = "live-test") -> str:
+    return (
+        f'[migration]\nid = "{migration}"\n'
+        f'[daemons.v4]\nendpoint = "{v4}"\n[daemons.v5]\nendpoint = "{v5}"\n'
+        "[timeouts]\nconnect_s = 1.0\nread_s = 2.0\n[observation]\nversion_interval_s = 0.05\n"
+    )
+
+
+@pytest.fixture
+def healthy_fleet() -> Iterator[SimFleet]:
+    with start_fleet("healthy") as fleet:
+        yield fleet
+
+
+@pytest.fixture
+def v4_only() -> Iterator[SimFleet]:
+    with start_fleet("healthy", daemons=("v4",)) as fleet:
+        yield fleet
+
+
+@pytest.fixture
+def dead_endpoint() -> Iterator[str]:
+    """A socket path in a private directory that nobody serves."""
+    folder = tempfile.mkdtemp(prefix="cg-dead-")
+    yield f"unix://{folder}/agtmuxd.sock"
+    os.rmdir(folder)
+
+
+@XDIST
+def test_unserved_v5_makes_v5_gates_unobservable(
+    pytester: pytest.Pytester, v4_only: SimFleet, dead_endpoint: str, dist: list[str]
+) -> None:
+    make_gate_repo(pytester, config=config_for(v4_only.endpoints["v4"], dead_endpoint))
+    result = pytester.runpytest_subprocess("--phase=alpha", *dist)
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines(["*target LIVE*", "*UNOBSERVABLE*", "*NOT PROMOTABLE*"])
+    result.stdout.no_fnmatch_line("*INTERNALERROR*")
+    _, run = only_run(pytester.path)
+    verdicts = {g["verdict"] for g in run["gates"]}
+    assert verdicts == {"UNOBSERVABLE"}, run["gates"]
+    # every message names the endpoint that was not there
+    assert all(dead_endpoint in g["message"] for g in run["gates"])
+    # the per-session gates still ran, one per session v4 shows
+    params = {g["param"] for g in run["gates"] if g["gate"] == "alpha.parity.panes"}
+    assert params == {"session-alpha", "session-beta", "session-gamma"}
+
+
+def test_nothing_reachable_still_yields_unobservable_gates(
+    pytester: pytest.Pytester, dead_endpoint: str
+) -> None:
+    make_gate_repo(pytester, config=config_for(dead_endpoint, dead_endpoint))
+    result = pytester.runpytest_subprocess("--phase=alpha")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    _, run = only_run(pytester.path)
+    per_session = [g for g in run["gates"] if g["gate"] == "alpha.parity.panes"]
+    assert [g["param"] for g in per_session] == [None]
+    assert per_session[0]["verdict"] == "UNOBSERVABLE"
+    assert "sessions-unobservable" in per_session[0]["nodeid"]
+    assert "PASS" not in {g["verdict"] for g in run["gates"]}
+
+
+def test_untrusted_socket_directory_is_refused(
+    pytester: pytest.Pytester, healthy_fleet: SimFleet
+) -> None:
+    v5_dir = Path(healthy_fleet.endpoints["v5"].removeprefix("unix://")).parent
+    v5_dir.chmod(0o777)
+    try:
+        make_gate_repo(
+            pytester,
+            config=config_for(healthy_fleet.endpoints["v4"], healthy_fleet.endpoints["v5"]),
+        )
+        result = pytester.runpytest_subprocess("--phase=alpha")
+    finally:
+        v5_dir.chmod(0o700)
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    _, run = only_run(pytester.path)
+    v5_messages = [g["message"] for g in run["gates"] if g["verdict"] == "UNOBSERVABLE"]
+    assert v5_messages
+    assert all("writable by" in m for m in v5_messages)
+
+
+def test_signed_live_run_is_promotable_and_verifies(
+    pytester: pytest.Pytester, healthy_fleet: SimFleet
+) -> None:
+    key = pytester.path / "keys" / "signing.key"
+    generate_keypair(key)
+    make_gate_repo(
+        pytester, config=config_for(healthy_fleet.endpoints["v4"], healthy_fleet.endpoints["v5"])
+    )
+    result = pytester.runpytest_subprocess("--phase=alpha", "--canarygate-key", str(key))
+    result.stdout.fnmatch_lines(["*PROMOTION MAY GO AHEAD*", "*signed by key *"])
+    assert result.ret == 0
+    bundle, _run = only_run(pytester.path)
+    assert bundle.name.endswith("-pass")
+    verify = pytester.run(
+        sys.executable, "-m", "pytest_canarygate", "verify", str(bundle), "--key", f"{key}.pub.json"
+    )
+    assert verify.ret == 0, verify.stdout.str()
+    assert key.read_bytes() not in b"".join(
+        p.read_bytes() for p in bundle.rglob("*") if p.is_file()
+    )
+
+
+def test_unsigned_live_run_says_not_signed(
+    pytester: pytest.Pytester, healthy_fleet: SimFleet
+) -> None:
+    make_gate_repo(
+        pytester, config=config_for(healthy_fleet.endpoints["v4"], healthy_fleet.endpoints["v5"])
+    )
+    result = pytester.runpytest_subprocess("--phase=alpha")
+    result.stdout.fnmatch_lines(
+        ["*not promotable: the bundle is not signed*", "*NOT SIGNED - NOT PROMOTABLE*"]
+    )
+    bundle, _ = only_run(pytester.path)
+    envelope = json.loads((bundle / "statement.dsse.json").read_text())
+    assert envelope["signatures"] == []
+
+
+def test_loose_private_key_is_refused_before_anything_runs(
+    pytester: pytest.Pytester, healthy_fleet: SimFleet
+) -> None:
+    key = pytester.path / "signing.key"
+    generate_keypair(key)
+    key.chmod(0o644)
+    make_gate_repo(
+        pytester, config=config_for(healthy_fleet.endpoints["v4"], healthy_fleet.endpoints["v5"])
+    )
+    result = pytester.runpytest_subprocess("--phase=alpha", "--canarygate-key", str(key))
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--canarygate-key*0644*chmod 600*"])
+    result.stderr.no_fnmatch_line("*PRIVATE KEY*")
+
+
+@pytest.mark.parametrize(
+    ("config", "args", "expected"),
+    [
+        (None, ["--phase=alpha"], "*no canarygate.toml in *; pass --canarygate-config PATH*"),
+        (
+            "[migration]\nid = 'x'\n",
+            ["--phase=alpha"],
+            "*canarygate.toml: missing table [[]daemons]*",
+        ),
+        (None, ["--phase=beta"], "*argument --phase*invalid choice: 'beta'*"),
+        (None, ["--phase=alpha", "--sim=nope"], "*--sim nope*nope*"),
+        (
+            None,
+            ["--phase=alpha", "--canarygate-config", "missing.toml"],
+            "*missing.toml does not exist*",
+        ),
+    ],
+)
+def test_usage_errors_are_one_clear_line(
+    pytester: pytest.Pytester, config: str | None, args: list[str], expected: str
+) -> None:
+    make_gate_repo(pytester, config=config)
+    result = pytester.runpytest_subprocess(*args)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([expected])
+    assert "Traceback" not in result.stderr.str() + result.stdout.str()
+    result.stdout.no_fnmatch_line("*INTERNALERROR*")
+
+
+def test_gates_without_a_phase_are_a_usage_error(pytester: pytest.Pytester) -> None:
+    make_gate_repo(pytester)
+    result = pytester.runpytest_subprocess()
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*gate(s) collected*but no phase given; run with --phase=*"])
+
+
+@XDIST
+def test_zero_selected_gates_is_not_green(pytester: pytest.Pytester, dist: list[str]) -> None:
+    make_gate_repo(pytester)
+    result = pytester.runpytest_subprocess(
+        "--phase=alpha", "--sim=healthy", "-k", "nothing_matches", *dist
+    )
+    assert result.ret == pytest.ExitCode.NO_TESTS_COLLECTED
+    result.stdout.fnmatch_lines(["*ERROR: zero gates selected for phase alpha*"])
+    _bundle, run = only_run(pytester.path)
+    assert run["verdict"] == "empty"
+
+
+def test_k_selection_is_partial_and_never_promotable(pytester: pytest.Pytester) -> None:
+    make_gate_repo(pytester)
+    result = pytester.runpytest_subprocess("--phase=alpha", "--sim=healthy", "-k", "session-beta")
+    assert result.ret == 0
+    result.stdout.fnmatch_lines(
+        ["*partial selection: -k 'session-beta'*", "*NOT PROMOTABLE: partial selection*"]
+    )
+    bundle, run = only_run(pytester.path)
+    assert run["scope"] == "partial"
+    assert bundle.name.endswith("-partial")
+
+
+def test_stage_option_runs_one_stage(pytester: pytest.Pytester) -> None:
+    make_gate_repo(pytester)
+    result = pytester.runpytest_subprocess("--phase=alpha", "--sim=healthy", "--stage=exit")
+    _, run = only_run(pytester.path)
+    assert {g["gate"] for g in run["gates"]} == {"alpha.exit.projection-matches"}
+    assert run["scope"] == "partial"
+    assert result.ret == 0
+
+
+MINI_CATALOG = """
+[runbook]
+title = "mini"
+document = "runbook.md"
+[[item]]
+id = "A-1"
+section = "S"
+text = "a check"
+kind = "step"
+phase = "alpha"
+stage = "entry"
+[[gate]]
+id = "mini.gate"
+item = "A-1"
+title = "mini"
+needs = ["v5:daemon.info"]
+"""
+
+
+@pytest.mark.parametrize(
+    ("body", "verdict", "fragment"),
+    [
+        ("pytest.skip('not today')", "FAIL", "gates never skip"),
+        ("raise Inconclusive('only 3 of 200 samples')", "INCONCLUSIVE", "only 3 of 200 samples"),
+        ("raise KeyError('pane_id')", "FAIL", "gate error: KeyError"),
+        (
+            "observed.daemon('v5').result('no.such.method')",
+            "UNOBSERVABLE",
+            "reading 1 was not taken",
+        ),
+    ],
+)
+def test_every_non_pass_maps_to_one_verdict(
+    pytester: pytest.Pytester, body: str, verdict: str, fragment: str
+) -> None:
+    (pytester.path / "gates").mkdir()
+    (pytester.path / "gates" / "catalog.toml").write_text(MINI_CATALOG)
+    (pytester.path / "gates" / "test_mini.py").write_text(
+        "import pytest\nfrom pytest_canarygate import Inconclusive, gate\n\n"
+        "@gate('mini.gate')\ndef test_mini(observed):\n    " + body + "\n"
+    )
+    pytester.makepyprojecttoml('[tool.pytest.ini_options]\ntestpaths = ["gates"]\n')
+    result = pytester.runpytest_subprocess("--phase=alpha", "--sim=healthy")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    _, run = only_run(pytester.path)
+    assert [g["verdict"] for g in run["gates"]] == [verdict]
+    assert fragment in run["gates"][0]["message"]
+    result.stdout.fnmatch_lines([f"*{verdict}*mini.gate*"])

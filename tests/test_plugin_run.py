@@ -1,0 +1,130 @@
+"""End to end: `pytest --phase=alpha` against real simulated daemons on real sockets."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from gate_repo import make_gate_repo
+from gate_repo import observation
+from gate_repo import only_run
+from gate_repo import process_alive
+from gate_repo import sim_pids
+
+XDIST = pytest.mark.parametrize("dist", [[], ["-n", "2"]], ids=["no-xdist", "xdist-2"])
+
+
+@XDIST
+def test_healthy_alpha_passes_and_says_simulated(
+    pytester: pytest.Pytester, dist: list[str]
+) -> None:
+    make_gate_repo(pytester)
+    result = pytester.runpytest_subprocess("--phase=alpha", "--sim=healthy", *dist)
+    result.stdout.fnmatch_lines(
+        [
+            "*canarygate: phase alpha, target SIMULATED (scenario healthy)*",
+            "*phase alpha | migration simulated | target SIMULATED (scenario healthy)*",
+            "*(complete phase)  PASS *",
+            "*EVERY GATE OF PHASE ALPHA PASSED, but not promotable: it judged the simulator*",
+            "*simulated run: never sign-off for a real migration*",
+        ]
+    )
+    result.stdout.no_fnmatch_line("*INTERNALERROR*")
+    assert result.ret == 0
+    run_dir, run = only_run(pytester.path)
+    assert run_dir.name.endswith("-pass")
+    assert run["verdict"] == "pass"
+    assert run["scope"] == "complete"
+    assert run["target"] == {"kind": "simulated", "scenario": "healthy"}
+    assert {g["verdict"] for g in run["gates"]} == {"PASS"}
+    # one gate instance per active tmux session for the per-session gates
+    params = {g["param"] for g in run["gates"] if g["gate"] == "alpha.parity.panes"}
+    assert {"session-alpha", "session-beta", "session-gamma"} <= params
+
+
+@XDIST
+def test_parity_drift_names_session_pane_and_field(
+    pytester: pytest.Pytester, dist: list[str]
+) -> None:
+    make_gate_repo(pytester)
+    result = pytester.runpytest_subprocess("--phase=alpha", "--sim=parity-drift", *dist)
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    out = result.stdout.str()
+    assert "NOT PROMOTABLE" in out
+    assert "alpha.parity.panes[session-beta]" in out
+    assert "session session-beta pane %5: evidence_mode v4='heuristic' v5='deterministic'" in out
+    _, run = only_run(pytester.path)
+    failed = {(g["gate"], g["param"]) for g in run["gates"] if g["verdict"] == "FAIL"}
+    assert ("alpha.parity.panes", "session-beta") in failed
+    assert ("alpha.exit.projection-matches", "session-beta") in failed
+    # the pane missing on v5 is named as such
+    missing = [g["message"] for g in run["gates"] if "<missing>" in g["message"]]
+    assert missing, run["gates"]
+    passed = {(g["gate"], g["param"]) for g in run["gates"] if g["verdict"] == "PASS"}
+    assert ("alpha.parity.panes", "session-alpha") in passed
+
+
+@XDIST
+def test_rpc_calls_do_not_grow_with_gates_or_sessions(
+    pytester: pytest.Pytester, dist: list[str]
+) -> None:
+    make_gate_repo(pytester)
+    pytester.runpytest_subprocess("--phase=alpha", "--sim=healthy", *dist)
+    run_dir, run = only_run(pytester.path)
+    calls = {
+        name: sorted(c["method"] for c in d["calls"])
+        for name, d in observation(run_dir)["daemons"].items()
+    }
+    # what the alpha catalog needs, once each (two readings where declared), plus daemon.info
+    # at the start and the end of each daemon's observation
+    assert calls["v4"] == ["daemon.info", "daemon.info", "list_panes", "list_sessions"]
+    assert calls["v5"] == [
+        "daemon.info",
+        "daemon.info",
+        "list_panes",
+        "list_sessions",
+        "summary_changed",
+        "summary_changed",
+    ]
+    assert len(run["gates"]) > sum(len(c) for c in calls.values())
+
+
+def test_simulator_leaves_nothing_behind(pytester: pytest.Pytester) -> None:
+    make_gate_repo(pytester)
+    result = pytester.runpytest_subprocess("--phase=alpha", "--sim=healthy", "-n", "2")
+    assert result.ret == 0
+    run_dir, _ = only_run(pytester.path)
+    pids = sim_pids(run_dir)
+    assert len(pids) == 2
+    assert not [pid for pid in pids if process_alive(pid)]
+    for daemon in observation(run_dir)["daemons"].values():
+        socket_path = daemon["endpoint"].removeprefix("unix://")
+        assert not __import__("os").path.exists(socket_path)
+
+
+def test_allure_results_carry_labels_and_evidence(pytester: pytest.Pytester) -> None:
+    make_gate_repo(pytester)
+    pytester.runpytest_subprocess("--phase=alpha", "--sim=parity-drift")
+    run_dir, _ = only_run(pytester.path)
+    results_dir = run_dir / "allure-results"
+    results = [json.loads(p.read_text()) for p in results_dir.glob("*-result.json")]
+    assert results
+    by_tag = {}
+    for result in results:
+        labels = {(label["name"], label["value"]) for label in result["labels"]}
+        assert ("feature", "alpha") in labels
+        assert ("epic", "simulated") in labels
+        tags = [v for n, v in labels if n == "tag"]
+        by_tag.setdefault(tags[0], []).append(result)
+        assert any(link["url"].startswith("docs/runbook/") for link in result["links"])
+        assert result.get("attachments"), result["name"]
+    exit_gate = by_tag["alpha.exit.projection-matches"][0]
+    labels = dict((label["name"], label["value"]) for label in exit_gate["labels"])
+    assert labels["severity"] == "blocker"
+    assert labels["stage"] == "exit"
+    assert labels["story"].startswith("P1-X1: v5 projection matches v4")
+    env = (results_dir / "environment.properties").read_text()
+    assert "scenario=parity-drift" in env
+    assert "v5.pid=" in env
+    assert (results_dir / "categories.json").is_file()
+    assert (results_dir / "executor.json").is_file()
