@@ -1,0 +1,518 @@
+"""The pure judgements: every boundary the runbook and DAEMON-FACTS define."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from datetime import timedelta
+from datetime import timezone
+from types import MappingProxyType
+
+import pytest
+
+from pytest_canarygate import judgement as j
+from pytest_canarygate.errors import ConfigError
+from pytest_canarygate.providers import AlertEntry
+from pytest_canarygate.providers import BindingStats
+from pytest_canarygate.providers import BuildResult
+from pytest_canarygate.providers import CursorStats
+from pytest_canarygate.providers import Evidence
+from pytest_canarygate.providers import LogEvent
+from pytest_canarygate.providers import RestartPolicy
+from pytest_canarygate.providers import RuntimeSelector
+from pytest_canarygate.providers import Severity
+from pytest_canarygate.providers import SnapshotMetadata
+from pytest_canarygate.providers import Source
+from pytest_canarygate.providers import SupervisorEvent
+from pytest_canarygate.providers.records import datetime_to_ms
+from pytest_canarygate.verdicts import Verdict
+
+NOW = datetime(2026, 11, 26, 0, 0, tzinfo=timezone.utc)
+NOW_MS = datetime_to_ms(NOW)
+DAY = timedelta(hours=24)
+MIN = 60_000
+
+
+def covered(start: datetime, end: datetime = NOW) -> Evidence[object]:
+    return Evidence((), Source("file:///x", "/x"), None, start, end)
+
+
+def snapshot(version: int, created_at_ms: int) -> SnapshotMetadata:
+    return SnapshotMetadata("snap-7", created_at_ms, version, 2, 5, "Periodic", 4096)
+
+
+def alert(
+    severity: Severity,
+    created: datetime,
+    resolved: datetime | None = None,
+    alert_id: str = "alert-1",
+) -> AlertEntry:
+    return AlertEntry(
+        alert_id,
+        severity,
+        "supervisor",
+        "hold-down",
+        datetime_to_ms(created),
+        None if resolved is None else datetime_to_ms(resolved),
+        "AutoResolve",
+    )
+
+
+def sup_event(kind: str, at: datetime, **extra: int) -> SupervisorEvent:
+    return SupervisorEvent(datetime_to_ms(at), kind, "codex_app_server", **extra)
+
+
+def log_event(kind: str, at: datetime, **values: int | str) -> LogEvent:
+    return LogEvent(at, "WARN", "agtmux::poll_loop", "...", kind, 1, MappingProxyType(values))
+
+
+# --- restore dry-run (DAEMON-FACTS 4.5) ----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("snap_version", "current", "age_ms", "max_age_ms", "outcome", "reported_age"),
+    [
+        (10, 10, 0, 600_000, "Ok", 0),  # equal versions pass
+        (9, 10, 300_000, 600_000, "Ok", 300_000),
+        (10, 10, 600_000, 600_000, "Ok", 600_000),  # age == max is still Ok
+        (10, 10, 600_001, 600_000, "TooOld", 600_001),  # strictly greater
+        (11, 10, 0, 600_000, "VersionAhead", 0),
+        (11, 10, 900_000, 600_000, "VersionAhead", 900_000),  # VersionAhead before TooOld
+        (1, 0, 10, 600_000, "VersionAhead", 10),  # a fresh daemon restarted at version 0
+        (0, 0, 0, 0, "Ok", 0),  # max age 0: only a snapshot from this very ms
+        (0, 0, 1, 0, "TooOld", 1),
+        (5, 10, -5_000, 600_000, "Ok", 0),  # created in the future: age floored at 0
+    ],
+)
+def test_restore_dry_run_boundaries(
+    snap_version: int,
+    current: int,
+    age_ms: int,
+    max_age_ms: int,
+    outcome: str,
+    reported_age: int,
+) -> None:
+    result = j.restore_dry_run(snapshot(snap_version, NOW_MS - age_ms), current, NOW_MS, max_age_ms)
+    assert result.outcome == outcome
+    assert result.age_ms == reported_age
+    assert result.verdict is (Verdict.PASS if outcome == "Ok" else Verdict.FAIL)
+    assert outcome in result.message
+    assert result.numbers["max_age_ms"] == max_age_ms
+
+
+def test_restore_dry_run_default_max_age_is_ten_minutes() -> None:
+    assert j.restore_dry_run(snapshot(1, NOW_MS - 600_000), 1, NOW_MS).outcome == "Ok"
+    assert j.restore_dry_run(snapshot(1, NOW_MS - 600_001), 1, NOW_MS).outcome == "TooOld"
+
+
+def test_restore_dry_run_messages_carry_the_numbers() -> None:
+    ahead = j.restore_dry_run(snapshot(12, NOW_MS), 10, NOW_MS)
+    assert "snapshot_version: 12, current_version: 10" in ahead.message
+    old = j.restore_dry_run(snapshot(1, NOW_MS - 3_600_000), 1, NOW_MS)
+    assert "age_ms: 3600000, max_age_ms: 600000" in old.message
+    assert "1h ago" in old.message
+
+
+# --- window coverage ---------------------------------------------------------------------
+
+
+def test_window_partially_covered_is_inconclusive_with_the_span() -> None:
+    result = j.window_coverage(DAY, NOW, NOW - timedelta(hours=14), NOW)
+    assert result.verdict is Verdict.INCONCLUSIVE
+    assert not result.covered
+    assert result.message.startswith(
+        "history covers 2026-11-25T10:00Z..2026-11-26T00:00Z (14h) of the required 24h window"
+    )
+    assert result.numbers["covered_s"] == 14 * 3600
+
+
+def test_window_fully_covered_passes() -> None:
+    result = j.window_coverage(DAY, NOW, NOW - DAY, NOW)
+    assert result.verdict is Verdict.PASS
+    assert result.covered
+    assert result.span == "2026-11-25T00:00Z..2026-11-26T00:00Z"
+
+
+def test_window_start_one_second_late_is_not_covered() -> None:
+    result = j.window_coverage(DAY, NOW, NOW - DAY + timedelta(seconds=1), NOW)
+    assert not result.covered
+    assert "starts after the window start 2026-11-25T00:00Z" in result.message
+
+
+def test_window_history_ending_too_early_is_not_covered() -> None:
+    ends = NOW - timedelta(hours=2)
+    result = j.window_coverage(DAY, NOW, NOW - 2 * DAY, ends)
+    assert not result.covered
+    assert "ends 2h before now" in result.message
+    lag_ok = j.window_coverage(DAY, NOW, NOW - DAY, NOW - timedelta(minutes=5))
+    assert lag_ok.covered  # within the default max lag
+    assert not j.window_coverage(DAY, NOW, NOW - DAY, ends, max_lag=timedelta(hours=1)).covered
+
+
+def test_window_without_a_span_is_inconclusive() -> None:
+    result = j.window_coverage(timedelta(days=7), NOW, None, None)
+    assert result.verdict is Verdict.INCONCLUSIVE
+    assert "does not say from when its history is complete" in result.message
+    assert "7d window" in result.message
+
+
+def test_naive_datetimes_are_refused() -> None:
+    with pytest.raises(ValueError, match="naive"):
+        j.window_coverage(DAY, NOW.replace(tzinfo=None), NOW - DAY, NOW)
+
+
+@pytest.mark.parametrize(
+    ("span", "text"),
+    [
+        (timedelta(seconds=45), "45s"),
+        (timedelta(minutes=5), "5m"),
+        (timedelta(minutes=5, seconds=3), "5m3s"),
+        (timedelta(hours=14), "14h"),
+        (timedelta(hours=14, minutes=30), "14h30m"),
+        (timedelta(hours=48), "48h"),
+        (timedelta(days=7), "7d"),
+    ],
+)
+def test_format_duration(span: timedelta, text: str) -> None:
+    assert j.format_duration(span) == text
+
+
+# --- hold-downs and generic event windows ------------------------------------------------
+
+
+@pytest.mark.parametrize("make", [sup_event, log_event], ids=["supervisor", "daemon_log"])
+def test_hold_down_inside_window_fails_even_when_not_covered(
+    make: Callable[[str, datetime], j.TimedEvent],
+) -> None:
+    events = [make("hold_down", NOW - timedelta(hours=3))]
+    result = j.hold_downs_in_window(events, DAY, NOW, covered(NOW - timedelta(hours=5)))
+    assert result.verdict is Verdict.FAIL
+    assert "1 supervisor HoldDown events in the last 24h" in result.message
+    assert result.findings == tuple(events)
+
+
+def test_hold_down_at_the_window_start_counts_and_just_before_does_not() -> None:
+    at_start = [sup_event("hold_down", NOW - DAY, until_ms=0)]
+    before = [sup_event("hold_down", NOW - DAY - timedelta(milliseconds=1), until_ms=0)]
+    assert j.hold_downs_in_window(at_start, DAY, NOW, covered(NOW - 2 * DAY)).verdict is (
+        Verdict.FAIL
+    )
+    assert j.hold_downs_in_window(before, DAY, NOW, covered(NOW - 2 * DAY)).verdict is (
+        Verdict.PASS
+    )
+
+
+def test_no_hold_down_on_partial_history_is_inconclusive() -> None:
+    events = [sup_event("success", NOW - timedelta(hours=1))]
+    result = j.hold_downs_in_window(events, DAY, NOW, covered(NOW - timedelta(hours=14)))
+    assert result.verdict is Verdict.INCONCLUSIVE
+    assert "(14h) of the required 24h window" in result.message
+
+
+def test_no_hold_down_on_full_history_passes() -> None:
+    result = j.hold_downs_in_window([], DAY, NOW, covered(NOW - DAY))
+    assert result.verdict is Verdict.PASS
+
+
+def test_no_events_in_window_for_log_kinds_and_count_events() -> None:
+    events = [
+        log_event("full_resync", NOW - timedelta(hours=1)),
+        log_event("cursor_retry", NOW - timedelta(hours=2)),
+        log_event("process_exited", NOW - timedelta(hours=30)),
+    ]
+    result = j.no_events_in_window(
+        events, {"full_resync"}, DAY, NOW, covered(NOW - DAY), what="cursor full resyncs"
+    )
+    assert result.verdict is Verdict.FAIL
+    assert "full_resync at 2026-11-25T23:00Z" in result.message
+    assert j.count_events(events, j.RESTART_KINDS, NOW - 2 * DAY, NOW) == 1
+
+
+def test_hold_down_not_recovered() -> None:
+    held = log_event("hold_down", NOW - timedelta(minutes=20), seconds=300)
+    back = log_event("reconnected", NOW - timedelta(minutes=14))
+    cov = covered(NOW - DAY)
+    assert j.hold_down_not_recovered([held, back], DAY, NOW, cov).verdict is Verdict.PASS
+    stuck = j.hold_down_not_recovered([held], DAY, NOW, cov)
+    assert stuck.verdict is Verdict.FAIL
+    assert "rollback immediately" in stuck.message
+    fresh = sup_event("hold_down", NOW - timedelta(minutes=2), until_ms=NOW_MS + 3 * MIN)
+    assert j.hold_down_not_recovered([fresh], DAY, NOW, cov).verdict is Verdict.INCONCLUSIVE
+    assert j.hold_down_not_recovered([], DAY, NOW, cov).verdict is Verdict.PASS
+    assert j.hold_down_not_recovered([], DAY, NOW, None).verdict is Verdict.INCONCLUSIVE
+
+
+# --- alerts ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("entry", "found"),
+    [
+        (alert(Severity.DEGRADED, NOW - timedelta(hours=1)), True),
+        (alert(Severity.ESCALATE, NOW - timedelta(hours=1), NOW - timedelta(minutes=50)), True),
+        (alert(Severity.WARN, NOW - timedelta(hours=1)), False),
+        # opened before the window, still open inside it
+        (alert(Severity.DEGRADED, NOW - 3 * DAY), True),
+        # opened before the window, resolved inside it
+        (alert(Severity.DEGRADED, NOW - 3 * DAY, NOW - timedelta(hours=23)), True),
+        # resolved before the window
+        (alert(Severity.DEGRADED, NOW - 3 * DAY, NOW - DAY - timedelta(seconds=1)), False),
+    ],
+)
+def test_alerts_at_or_above(entry: AlertEntry, found: bool) -> None:
+    result = j.alerts_at_or_above([entry], "Degraded", DAY, NOW, covered(NOW - DAY))
+    assert result.verdict is (Verdict.FAIL if found else Verdict.PASS)
+    if found:
+        assert "alerts at or above Degraded" in result.message
+        assert entry.alert_id in result.message
+
+
+def test_alerts_none_found_on_partial_ledger_is_inconclusive() -> None:
+    result = j.alerts_at_or_above([], Severity.DEGRADED, 2 * DAY, NOW, covered(NOW - DAY))
+    assert result.verdict is Verdict.INCONCLUSIVE
+    assert "of the required 48h window" in result.message
+
+
+@pytest.mark.parametrize(
+    ("open_for", "resolved", "verdict"),
+    [
+        (timedelta(minutes=5), True, Verdict.PASS),  # exactly 5 min: not longer
+        (timedelta(minutes=5, milliseconds=1), True, Verdict.FAIL),
+        (timedelta(minutes=5), False, Verdict.PASS),  # open, exactly 5 min old
+        (timedelta(minutes=6), False, Verdict.FAIL),
+        (timedelta(minutes=2), False, Verdict.PASS),
+    ],
+)
+def test_escalate_persisting(open_for: timedelta, resolved: bool, verdict: Verdict) -> None:
+    start = NOW - timedelta(hours=1) if resolved else NOW - open_for
+    entry = alert(Severity.ESCALATE, start, start + open_for if resolved else None)
+    result = j.escalate_persisting([entry], now=NOW)
+    assert result.verdict is verdict
+
+
+def test_escalate_persisting_ignores_other_severities_and_entries_outside_window() -> None:
+    degraded = alert(Severity.DEGRADED, NOW - timedelta(hours=1))
+    old = alert(Severity.ESCALATE, NOW - 3 * DAY, NOW - 3 * DAY + timedelta(hours=1))
+    assert j.escalate_persisting([degraded], now=NOW).verdict is Verdict.PASS
+    assert j.escalate_persisting([old], now=NOW).verdict is Verdict.FAIL
+    assert j.escalate_persisting([old], now=NOW, window=DAY).verdict is Verdict.PASS
+
+
+def test_unresolved_escalates_in_window() -> None:
+    week = timedelta(days=7)
+    open_escalate = alert(Severity.ESCALATE, NOW - timedelta(days=3))
+    resolved = alert(Severity.ESCALATE, NOW - timedelta(days=3), NOW - timedelta(days=2))
+    full = covered(NOW - week)
+    assert j.unresolved_escalates_in_window([open_escalate], week, NOW, full).verdict is (
+        Verdict.FAIL
+    )
+    assert j.unresolved_escalates_in_window([resolved], week, NOW, full).verdict is Verdict.PASS
+    partial = j.unresolved_escalates_in_window([resolved], week, NOW, covered(NOW - DAY))
+    assert partial.verdict is Verdict.INCONCLUSIVE
+
+
+# --- latency (DAEMON-FACTS 2.6, 7) -------------------------------------------------------
+
+
+def lat(status: str, p95: object = None, streak: int = 0, **extra: int) -> dict[str, object]:
+    return {"status": status, "p95_ms": p95, "consecutive_breaches": streak, **extra}
+
+
+@pytest.mark.parametrize(
+    ("result", "verdict"),
+    [
+        (lat("healthy", 36, sample_count=205), "PASS"),  # observed
+        (lat("healthy", 3000, sample_count=205), "PASS"),  # p95 == threshold is healthy
+        (lat("healthy", 3001, sample_count=205), "FAIL"),
+        (lat("not_started", sample_count=0), "INCONCLUSIVE"),
+        (lat("insufficient_data", sample_count=192, min_required=200), "INCONCLUSIVE"),
+        (lat("breached", 3224, 2, breach_threshold=3, sample_count=210), "FAIL"),
+        (lat("degraded", 3224, 10, sample_count=213), "FAIL"),  # observed
+        (lat("healthy"), "UNOBSERVABLE"),
+        (lat("healthy", True), "UNOBSERVABLE"),
+        (lat("warming_up", 10), "UNOBSERVABLE"),
+        ({"p95_ms": 10}, "UNOBSERVABLE"),
+        ([], "UNOBSERVABLE"),
+        (None, "UNOBSERVABLE"),
+    ],
+)
+def test_latency_slo(result: object, verdict: str) -> None:
+    assert j.latency_slo(result).verdict == verdict
+
+
+def test_latency_slo_threshold_is_a_parameter() -> None:
+    healthy = {"status": "healthy", "p95_ms": 2500, "consecutive_breaches": 0, "sample_count": 300}
+    assert j.latency_slo(healthy, threshold_ms=2000).verdict is Verdict.FAIL
+    degraded = j.latency_slo({"status": "degraded", "p95_ms": 3224, "consecutive_breaches": 10})
+    assert "10 consecutive" in degraded.message
+    assert degraded.numbers["consecutive_breaches"] == 10
+
+
+# --- supervisor contract -----------------------------------------------------------------
+
+
+def test_restart_policy_matches_the_runbook_table() -> None:
+    policy = RestartPolicy(1000, 2.0, 30000, 0.2, 5, 600000, 300000)
+    assert j.restart_policy_matches_contract(policy).verdict is Verdict.PASS
+
+
+def test_restart_policy_mismatch_names_each_field() -> None:
+    policy = RestartPolicy(500, 2.0, 30000, 0.0, 5, 600000, 60000)
+    result = j.restart_policy_matches_contract(policy)
+    assert result.verdict is Verdict.FAIL
+    assert "initial_backoff_ms 500 (contract 1000)" in result.message
+    assert "jitter_pct 0.0 (contract 0.2)" in result.message
+    assert "holddown_ms 60000 (contract 300000)" in result.message
+    assert "multiplier" not in result.message
+
+
+@pytest.mark.parametrize(
+    ("order", "verdict"),
+    [
+        (("Sources", "Gateway", "Daemon", "Ui"), Verdict.PASS),
+        (("Sources", "Daemon", "Gateway", "Ui"), Verdict.FAIL),
+        (("Sources", "Gateway", "Daemon"), Verdict.FAIL),
+        ((), Verdict.FAIL),
+    ],
+)
+def test_startup_order(order: tuple[str, ...], verdict: Verdict) -> None:
+    assert j.startup_order_matches(order).verdict is verdict
+
+
+@pytest.mark.parametrize(
+    ("before", "after", "tolerance", "verdict"),
+    [
+        (3, 3, 0, Verdict.PASS),
+        (3, 4, 0, Verdict.FAIL),
+        (3, 4, 1, Verdict.PASS),
+        (5, 0, 0, Verdict.PASS),
+    ],
+)
+def test_supervisor_restart_regression(
+    before: int, after: int, tolerance: int, verdict: Verdict
+) -> None:
+    result = j.supervisor_restart_regression(before, after, tolerance=tolerance)
+    assert result.verdict is verdict
+
+
+# --- runtime selector --------------------------------------------------------------------
+
+ALPHA = RuntimeSelector("v4", False, ())
+CANARY = RuntimeSelector("v4", True, ("session-alpha", "session-beta"))
+GRADUAL = RuntimeSelector("v5", True, ())
+BOTH = {"session-alpha", "session-beta", "other"}
+
+
+@pytest.mark.parametrize(
+    ("selector", "phase", "v4", "v5", "verdict", "reason"),
+    [
+        (ALPHA, "alpha", (), (), Verdict.PASS, ""),
+        (CANARY, "alpha", (), (), Verdict.FAIL, "v5_enabled must be false"),
+        (GRADUAL, "alpha", (), (), Verdict.FAIL, "default_daemon must be 'v4'"),
+        (CANARY, "canary", BOTH, BOTH, Verdict.PASS, ""),
+        (CANARY, "canary", BOTH, {"session-alpha"}, Verdict.FAIL, "missing on v5: session-beta"),
+        (CANARY, "canary", set(), BOTH, Verdict.FAIL, "missing on v4: session-alpha, session-beta"),
+        (RuntimeSelector("v4", True, ()), "canary", BOTH, BOTH, Verdict.FAIL, "names no session"),
+        (ALPHA, "canary", BOTH, BOTH, Verdict.FAIL, "v5_enabled must be true"),
+        (GRADUAL, "gradual", (), (), Verdict.PASS, ""),
+        (CANARY, "gradual", (), (), Verdict.FAIL, "default_daemon must be 'v5'"),
+        (RuntimeSelector("v5", False, ()), "gradual", (), (), Verdict.FAIL, "v5_enabled"),
+        (GRADUAL, "cutover", (), (), Verdict.PASS, ""),
+        (ALPHA, "rollback", (), (), Verdict.PASS, ""),
+        (GRADUAL, "rollback", (), (), Verdict.FAIL, "default_daemon must be 'v4'"),
+    ],
+)
+def test_selector_matches_phase(
+    selector: RuntimeSelector,
+    phase: str,
+    v4: set[str],
+    v5: set[str],
+    verdict: Verdict,
+    reason: str,
+) -> None:
+    result = j.selector_matches_phase(selector, phase, v4, v5)
+    assert result.verdict is verdict
+    assert reason in result.message
+
+
+def test_selector_unknown_phase_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="unknown phase 'beta'"):
+        j.selector_matches_phase(ALPHA, "beta")
+
+
+# --- cursor and CAS counters -------------------------------------------------------------
+
+
+def cursor(**changes: int | None) -> CursorStats:
+    base: dict[str, int | None] = {
+        "fetched": 100,
+        "committed": 100,
+        "invalid_streak": 0,
+        "max_invalid_streak": 0,
+        "retry_count": 0,
+        "full_resync_count": 0,
+        "last_advanced_at_ms": NOW_MS - 1000,
+        "covers_from_ms": NOW_MS - 3 * 86_400_000,
+        "as_of_ms": NOW_MS,
+    }
+    base.update(changes)
+    return CursorStats(**base)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("stats", "verdict", "reason"),
+    [
+        (cursor(), Verdict.PASS, "watermarks advanced"),
+        (cursor(full_resync_count=1), Verdict.FAIL, "1 full resyncs"),
+        (cursor(max_invalid_streak=2), Verdict.FAIL, "streak reached 2"),
+        (cursor(invalid_streak=1, max_invalid_streak=1), Verdict.FAIL, "(now 1; allowed 0)"),
+        (cursor(committed=101), Verdict.FAIL, "ahead of fetched"),
+        (cursor(last_advanced_at_ms=None), Verdict.INCONCLUSIVE, "advanced never"),
+        (cursor(last_advanced_at_ms=NOW_MS - 6 * MIN), Verdict.INCONCLUSIVE, "last at"),
+    ],
+)
+def test_cursor_streaks(stats: CursorStats, verdict: Verdict, reason: str) -> None:
+    result = j.cursor_streaks(stats, now=NOW)
+    assert result.verdict is verdict
+    assert reason in result.message
+
+
+def test_cursor_streaks_window_must_be_covered_by_the_counters() -> None:
+    young = cursor(covers_from_ms=NOW_MS - 3_600_000)
+    assert j.cursor_streaks(young, now=NOW, window=2 * DAY).verdict is Verdict.INCONCLUSIVE
+    assert j.cursor_streaks(cursor(), now=NOW, window=2 * DAY).verdict is Verdict.PASS
+    assert j.cursor_streaks(cursor(max_invalid_streak=1), now=NOW, max_streak=1).passed
+
+
+def test_cas_conflicts() -> None:
+    since = NOW_MS - 3 * 86_400_000
+    clean = BindingStats(0, None, since, NOW_MS)
+    inside = BindingStats(2, NOW_MS - 3_600_000, since, NOW_MS)
+    before = BindingStats(2, since + 1000, since, NOW_MS)
+    young = BindingStats(0, None, NOW_MS - 3_600_000, NOW_MS)
+    assert j.cas_conflicts(clean, 2 * DAY, NOW).verdict is Verdict.PASS
+    failed = j.cas_conflicts(inside, 2 * DAY, NOW)
+    assert failed.verdict is Verdict.FAIL
+    assert "2 CAS conflicts" in failed.message
+    assert j.cas_conflicts(before, 2 * DAY, NOW).verdict is Verdict.PASS
+    assert j.cas_conflicts(young, 2 * DAY, NOW).verdict is Verdict.INCONCLUSIVE
+
+
+# --- build -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("result", "verdict", "reason"),
+    [
+        (BuildResult(700, 0, 0, 3, ()), Verdict.PASS, "697 passed"),
+        (BuildResult(456, 0, 0, 0, ()), Verdict.PASS, "456 passed"),
+        (BuildResult(456, 0, 0, 1, ()), Verdict.FAIL, "too few"),
+        (BuildResult(0, 0, 0, 0, ()), Verdict.FAIL, "too few"),
+        (BuildResult(700, 1, 0, 0, ("a::b",)), Verdict.FAIL, "a::b"),
+        (BuildResult(700, 0, 1, 0, ("c::d",)), Verdict.FAIL, "c::d"),
+    ],
+)
+def test_build_passes(result: BuildResult, verdict: Verdict, reason: str) -> None:
+    judged = j.build_passes(result)
+    assert judged.verdict is verdict
+    assert reason in judged.message
