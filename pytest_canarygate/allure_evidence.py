@@ -16,7 +16,7 @@ import pytest
 if TYPE_CHECKING:
     from pytest_canarygate.catalog import Catalog
     from pytest_canarygate.catalog import GateSpec
-    from pytest_canarygate.observation import Evidence
+    from pytest_canarygate.observation import GateEvidence
     from pytest_canarygate.observation import Observation
 
 from pytest_canarygate.bundle import NODEID_LABEL
@@ -63,7 +63,7 @@ def label_item(
         item.add_marker(mark)
 
 
-def attach_evidence(evidence: Evidence) -> None:
+def attach_evidence(evidence: GateEvidence) -> None:
     """Attach what the gate read and computed to its Allure result."""
     from dataclasses import asdict
 
@@ -73,6 +73,12 @@ def attach_evidence(evidence: Evidence) -> None:
         allure.attach(
             json.dumps(asdict(call), indent=1, sort_keys=True),
             name=f"{call.daemon} {call.method} (reading {call.reading})",
+            attachment_type=allure.attachment_type.JSON,
+        )
+    for reading in evidence.readings:
+        allure.attach(
+            json.dumps(asdict(reading), indent=1, sort_keys=True, default=str),
+            name=f"{reading.kind} evidence ({reading.accessor}) from {reading.uri}",
             attachment_type=allure.attachment_type.JSON,
         )
     for name, value in evidence.notes:

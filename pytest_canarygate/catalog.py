@@ -105,6 +105,7 @@ class Catalog:
     items: Mapping[str, RunbookItem]
     gates: Mapping[str, GateSpec]
     digest: str
+    paths: tuple[Path, ...] = ()
 
     def gates_for(self, phase: str, stage: str | None = None) -> list[GateSpec]:
         """The gates that run in ``phase`` (optionally only one stage), in catalog order."""
@@ -257,6 +258,45 @@ def load_catalog(path: Path) -> Catalog:
         items=items,
         gates=gates,
         digest=hashlib.sha256(blob).hexdigest(),
+        paths=(path,),
+    )
+
+
+def load_catalogs(paths: Iterable[Path]) -> Catalog:
+    """Load the main catalog (first path) and merge the others into it; ids must not clash.
+    A merged gate may judge an item of any of the catalogs."""
+    first, *rest = list(paths)
+    merged = load_catalog(first)
+    if not rest:
+        return merged
+    items = dict(merged.items)
+    gates = dict(merged.gates)
+    digests = [merged.digest]
+    for path in rest:
+        try:
+            blob = path.read_bytes()
+            data = tomllib.loads(blob.decode("utf-8"))
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError(f"extra gate catalog {path} cannot be read: {exc}") from None
+        for index, entry in enumerate(data.get("item", [])):
+            item = _parse_item(entry, f"{path}: item #{index + 1}")
+            if item.id in items:
+                raise ConfigError(f"{path}: item id {item.id} is already defined")
+            items[item.id] = item
+        for index, entry in enumerate(data.get("gate", [])):
+            gate = _parse_gate(entry, items, f"{path}: gate #{index + 1}")
+            if gate.id in gates:
+                raise ConfigError(f"{path}: gate id {gate.id} is already defined")
+            gates[gate.id] = gate
+        digests.append(hashlib.sha256(blob).hexdigest())
+    return Catalog(
+        path=merged.path,
+        title=merged.title,
+        document=merged.document,
+        items=items,
+        gates=gates,
+        digest=hashlib.sha256(" ".join(digests).encode()).hexdigest(),
+        paths=(merged.path, *rest),
     )
 
 

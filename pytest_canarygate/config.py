@@ -12,6 +12,7 @@ import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from dataclasses import field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +63,37 @@ class ParityConfig:
 
 
 @dataclass(frozen=True)
+class Windows:
+    """Time windows of the runbook, in hours (config ``[windows]``)."""
+
+    alpha_monitor_h: float = 24.0
+    canary_duration_h: float = 48.0
+    gradual_days: float = 7.0
+    cutover_stable_days: float = 7.0
+    escalate_days: float = 7.0
+    archive_retention_days: float = 30.0
+
+    def longest(self) -> timedelta:
+        """The longest window, which bounds how much history is asked for."""
+        hours = [self.alpha_monitor_h, self.canary_duration_h]
+        days = [self.gradual_days * 2, self.cutover_stable_days, self.escalate_days]
+        return max(timedelta(hours=max(hours)), timedelta(days=max(days)))
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """Numbers the runbook and DAEMON-FACTS fix (config ``[thresholds]``)."""
+
+    latency_p95_ms: int = 3000
+    breach_windows: int = 3
+    snapshot_max_age_ms: int = 600_000
+    snapshot_interval_ms: int = 300_000
+    min_build_tests: int = 456
+    escalate_persist_min: float = 5.0
+    coverage_lag_min: float = 5.0
+
+
+@dataclass(frozen=True)
 class CanarygateConfig:
     """The validated configuration of one run."""
 
@@ -76,8 +108,20 @@ class CanarygateConfig:
     version_interval_s: float = 1.0
     catalog_path: Path | None = None
     reports_dir: Path | None = None
+    evidence: Mapping[str, str] = field(default_factory=dict)
+    windows: Windows = Windows()
+    thresholds: Thresholds = Thresholds()
     digest: str = ""
     raw: Mapping[str, Any] = field(default_factory=dict)
+
+    def evidence_uri(self, kind: str) -> str | None:
+        """Where to read ``kind`` of evidence: the ``[evidence]`` entry, else the v5 daemon's
+        socket for the kinds its operations methods may serve, else None."""
+        if kind in self.evidence:
+            return self.evidence[kind]
+        if kind in RPC_EVIDENCE_KINDS and "v5" in self.daemons:
+            return self.daemons["v5"].endpoint
+        return None
 
     @property
     def where(self) -> str:
@@ -167,6 +211,45 @@ def _parity(reader: _Reader, fields: tuple[str, ...], ignore: tuple[str, ...]) -
     return ParityConfig(chosen, ignored)
 
 
+#: Kinds of evidence a v5 daemon may serve over its own socket (docs/operations-contract.md).
+RPC_EVIDENCE_KINDS = ("snapshots", "supervisor", "alerts", "cursor", "binding", "selector")
+
+
+def _numbers(reader: _Reader, cls: type[Any]) -> Any:
+    """Read every field of the dataclass ``cls`` from ``reader`` as a positive number."""
+    from dataclasses import fields as dc_fields
+
+    names = tuple(f.name for f in dc_fields(cls))
+    reader.reject_unknown(names)
+    values: dict[str, Any] = {}
+    for f in dc_fields(cls):
+        if f.name not in reader.table:
+            continue
+        value = reader.table[f.name]
+        is_int = f.type in ("int", int)
+        ok_type = isinstance(value, int) if is_int else isinstance(value, int | float)
+        if isinstance(value, bool) or not ok_type or value <= 0:
+            kind = "a positive integer" if is_int else "a positive number"
+            raise reader.error(f.name, value, kind)
+        values[f.name] = value
+    return cls(**values)
+
+
+def _evidence(reader: _Reader) -> dict[str, str]:
+    from pytest_canarygate.endpoints import parse_endpoint
+    from pytest_canarygate.providers.registry import INTERFACES
+
+    reader.reject_unknown(tuple(INTERFACES))
+    uris = {}
+    for kind in reader.table:
+        raw = reader.string(kind)
+        try:
+            uris[kind] = parse_endpoint(raw).uri
+        except ConfigError as exc:
+            raise ConfigError(f"{reader.source}: {reader.key(kind)}: {exc}") from None
+    return uris
+
+
 TOP_LEVEL_TABLES = (
     "migration",
     "daemons",
@@ -240,6 +323,9 @@ def parse_config(data: Mapping[str, Any], *, source: str, base_dir: Path) -> Can
         version_interval_s=observation.positive_float("version_interval_s", 1.0, 600.0),
         catalog_path=path_or_none(catalog, "path"),
         reports_dir=path_or_none(reports, "dir"),
+        evidence=_evidence(top.sub("evidence")),
+        windows=_numbers(top.sub("windows"), Windows),
+        thresholds=_numbers(top.sub("thresholds"), Thresholds),
         raw=data,
     )
 
@@ -270,10 +356,16 @@ def simulator_defaults(endpoints: Mapping[str, str]) -> CanarygateConfig:
     )
 
 
-def with_endpoints(config: CanarygateConfig, endpoints: Mapping[str, str]) -> CanarygateConfig:
-    """The same config with its daemon endpoints replaced (used to point a run at the simulator)."""
+def with_endpoints(
+    config: CanarygateConfig,
+    endpoints: Mapping[str, str],
+    *,
+    evidence: Mapping[str, str] | None = None,
+) -> CanarygateConfig:
+    """The same config with its daemon endpoints, and the evidence URIs given, replaced (used
+    to point a run at the simulator)."""
     daemons = {name: DaemonConfig(name, uri) for name, uri in endpoints.items()}
-    return _replace(config, daemons=daemons)
+    return _replace(config, daemons=daemons, evidence={**config.evidence, **(evidence or {})})
 
 
 def _replace(config: CanarygateConfig, **changes: Any) -> CanarygateConfig:

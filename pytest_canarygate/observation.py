@@ -25,8 +25,10 @@ from datetime import timezone
 from pathlib import Path
 from typing import Any
 
+from pytest_canarygate.errors import CanarygateError
 from pytest_canarygate.errors import EndpointError
 from pytest_canarygate.errors import EndpointTimeout
+from pytest_canarygate.errors import NotServed
 from pytest_canarygate.errors import ProtocolError
 from pytest_canarygate.errors import RemoteError
 from pytest_canarygate.errors import UntrustedEndpointError
@@ -71,6 +73,73 @@ class CallRecord:
         return self.error is None
 
 
+@dataclass(frozen=True)
+class EvidenceReading:
+    """One provider read: its typed evidence (encoded) or its error."""
+
+    accessor: str
+    kind: str
+    uri: str | None
+    started_at: str
+    elapsed_ms: float
+    evidence: Any = None
+    error: str | None = None
+    error_kind: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        """True when the provider answered."""
+        return self.error is None
+
+
+#: What a gate may ask for with ``needs = ["evidence:<accessor>"]``: the kind of provider that
+#: serves it and how to ask (history accessors take ``since``).
+ACCESSORS: Mapping[str, tuple[str, Callable[[Any, datetime], Any]]] = {
+    "snapshots": ("snapshots", lambda p, since: p.snapshots()),
+    "supervisor_status": ("supervisor", lambda p, since: p.supervisor_status()),
+    "supervisor_events": ("supervisor", lambda p, since: p.supervisor_events(since)),
+    "alert_entries": ("alerts", lambda p, since: p.alert_entries(since)),
+    "cursor_stats": ("cursor", lambda p, since: p.cursor_stats()),
+    "binding_stats": ("binding", lambda p, since: p.binding_stats()),
+    "runtime_selector": ("selector", lambda p, since: p.runtime_selector()),
+    "log_events": ("daemon_log", lambda p, since: p.log_events(since)),
+    "build_result": ("build", lambda p, since: p.build_result()),
+}
+EVIDENCE_NEED = "evidence"
+
+ProviderMaker = Callable[[str, str], Any]
+
+
+def read_evidence(
+    accessor: str, uri: str | None, make: ProviderMaker, since: datetime, config_where: str
+) -> EvidenceReading:
+    """Ask one provider for one accessor; errors are kept, never raised."""
+    from pytest_canarygate.codec import encode
+
+    kind, ask = ACCESSORS[accessor]
+    started, t0 = utc_now(), time.perf_counter()
+
+    def failed(message: str, error_kind: str) -> EvidenceReading:
+        elapsed = round((time.perf_counter() - t0) * 1000, 3)
+        return EvidenceReading(accessor, kind, uri, started, elapsed, None, message, error_kind)
+
+    if uri is None:
+        return failed(
+            f"no provider configured for {kind!r} evidence: set [evidence] {kind} = "
+            f"'file:///...' (or http:// or unix://) in {config_where}",
+            "not-configured",
+        )
+    try:
+        with make(kind, uri) as provider:
+            evidence = ask(provider, since)
+    except EndpointError as exc:
+        return failed(str(exc), _error_kind(exc))
+    except CanarygateError as exc:  # a ConfigError from a provider factory
+        return failed(f"{uri}: {exc}", "config")
+    elapsed = round((time.perf_counter() - t0) * 1000, 3)
+    return EvidenceReading(accessor, kind, uri, started, elapsed, encode(evidence))
+
+
 @dataclass
 class DaemonObservation:
     """Every call made to one daemon, in order."""
@@ -93,6 +162,12 @@ class Observation:
     started_at: str
     finished_at: str
     daemons: dict[str, DaemonObservation]
+    evidence: dict[str, EvidenceReading] = field(default_factory=dict)
+
+    @property
+    def now(self) -> datetime:
+        """The moment every gate of the run judges at: when the observation started."""
+        return datetime.fromisoformat(self.started_at.replace("Z", "+00:00"))
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict (the on-disk form)."""
@@ -106,6 +181,7 @@ class Observation:
                 name: {"endpoint": d.endpoint, "calls": [asdict(c) for c in d.calls]}
                 for name, d in self.daemons.items()
             },
+            "evidence": {name: asdict(r) for name, r in self.evidence.items()},
         }
 
     def write(self, run_dir: Path) -> Path:
@@ -127,7 +203,17 @@ class Observation:
             name: DaemonObservation(name, d["endpoint"], [CallRecord(**c) for c in d["calls"]])
             for name, d in data["daemons"].items()
         }
-        return cls(data["phase"], data["target"], data["started_at"], data["finished_at"], daemons)
+        evidence = {
+            name: EvidenceReading(**reading) for name, reading in data.get("evidence", {}).items()
+        }
+        return cls(
+            data["phase"],
+            data["target"],
+            data["started_at"],
+            data["finished_at"],
+            daemons,
+            evidence,
+        )
 
     def active_sessions(self) -> list[str] | None:
         """tmux session names seen in ``list_panes`` on any daemon; None if no daemon's panes
@@ -147,6 +233,7 @@ class Observation:
 
 def _error_kind(exc: EndpointError) -> str:
     for kind, cls in (
+        ("not-served", NotServed),
         ("untrusted", UntrustedEndpointError),
         ("timeout", EndpointTimeout),
         ("remote", RemoteError),
@@ -250,12 +337,20 @@ def observe(
     connect_timeout: float,
     read_timeout: float,
     interval_s: float,
+    evidence_plan: Mapping[str, str | None] | None = None,
+    make_provider: ProviderMaker | None = None,
+    since: datetime | None = None,
+    config_where: str = "the config",
     progress: Progress | None = None,
 ) -> Observation:
-    """Read every daemon in ``plan`` (``{daemon: {method: readings}}``) concurrently."""
+    """Read every daemon in ``plan`` (``{daemon: {method: readings}}``) and every provider
+    accessor in ``evidence_plan`` (``{accessor: uri or None}``), all concurrently."""
     started = utc_now()
     names = [n for n in plan if n in endpoints]
-    with ThreadPoolExecutor(max_workers=max(1, len(names))) as pool:
+    evidence_plan = evidence_plan or {}
+    since = since or datetime.now(timezone.utc)
+    workers = max(1, min(8, len(names) + len(evidence_plan)))
+    with ThreadPoolExecutor(max_workers=workers) as pool:
         futures = {
             name: pool.submit(
                 _observe_daemon,
@@ -268,7 +363,14 @@ def observe(
             )
             for name in names
         }
+        reads = {
+            accessor: pool.submit(
+                read_evidence, accessor, uri, make_provider or _no_maker, since, config_where
+            )
+            for accessor, uri in evidence_plan.items()
+        }
         daemons = {name: future.result() for name, future in futures.items()}
+        evidence = {accessor: future.result() for accessor, future in reads.items()}
     if progress:
         for daemon in daemons.values():
             failed = [c for c in daemon.calls if not c.ok]
@@ -276,25 +378,40 @@ def observe(
             progress(
                 f"observed {daemon.name} at {daemon.endpoint}: {len(daemon.calls)} calls, {state}"
             )
-    return Observation(phase, target, started, utc_now(), daemons)
+        if evidence:
+            missing = [r for r in evidence.values() if not r.ok]
+            state = "ok" if not missing else f"{len(missing)} unavailable ({missing[0].error})"
+            progress(f"read {len(evidence)} kinds of operations evidence: {state}")
+    return Observation(phase, target, started, utc_now(), daemons, evidence)
 
 
-class Evidence:
+def _no_maker(kind: str, uri: str) -> Any:
+    raise CanarygateError(f"no provider factory given for {kind} at {uri}")
+
+
+class GateEvidence:
     """What one gate read and computed; the plugin attaches it to the gate's Allure result."""
 
     def __init__(self) -> None:
         self.calls: list[CallRecord] = []
+        self.readings: list[EvidenceReading] = []
         self.notes: list[tuple[str, Any]] = []
 
     def record(self, call: CallRecord) -> None:
+        """Keep a daemon answer the gate read."""
         if call not in self.calls:
             self.calls.append(call)
+
+    def record_reading(self, reading: EvidenceReading) -> None:
+        """Keep a provider reading the gate read."""
+        if reading not in self.readings:
+            self.readings.append(reading)
 
 
 class DaemonView:
     """One daemon as a gate sees it: results or :class:`Unobservable`."""
 
-    def __init__(self, daemon: DaemonObservation, evidence: Evidence) -> None:
+    def __init__(self, daemon: DaemonObservation, evidence: GateEvidence) -> None:
         self._daemon = daemon
         self._evidence = evidence
         self.name = daemon.name
@@ -323,17 +440,38 @@ class DaemonView:
 class ObservedView:
     """The observation as one gate sees it; everything it reads becomes its evidence."""
 
-    def __init__(self, observation: Observation, evidence: Evidence) -> None:
+    def __init__(self, observation: Observation, evidence: GateEvidence) -> None:
         self.observation = observation
-        self.evidence = evidence
+        self.evidence_log = evidence
 
     def daemon(self, name: str) -> DaemonView:
         """One daemon (``v4``, ``v5``)."""
         try:
-            return DaemonView(self.observation.daemons[name], self.evidence)
+            return DaemonView(self.observation.daemons[name], self.evidence_log)
         except KeyError:
             raise Unobservable(f"daemon {name!r} was not observed in this run") from None
 
+    @property
+    def now(self) -> datetime:
+        """The moment the run judges at (when the observation started), aware UTC."""
+        return self.observation.now
+
+    def evidence(self, accessor: str) -> Any:
+        """Provider evidence (``providers.Evidence``) read once for the run; raises
+        :class:`Unobservable` naming the endpoint and what was missing if it could not be read."""
+        reading = self.observation.evidence.get(accessor)
+        if reading is None:
+            raise Unobservable(
+                f"{accessor!r} evidence was not read in this run (the gate catalog does not "
+                "declare it as a need)"
+            )
+        self.evidence_log.record_reading(reading)
+        if not reading.ok:
+            raise Unobservable(f"{reading.kind} evidence: {reading.error}")
+        from pytest_canarygate.codec import decode
+
+        return decode(reading.evidence)
+
     def note(self, name: str, value: Any) -> None:
         """Keep a computed value (a diff, a count) as evidence beside the raw answers."""
-        self.evidence.notes.append((name, value))
+        self.evidence_log.notes.append((name, value))

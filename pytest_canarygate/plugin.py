@@ -15,7 +15,7 @@ from pytest_canarygate.catalog import STAGES
 from pytest_canarygate.config import CanarygateConfig
 from pytest_canarygate.config import ParityConfig
 from pytest_canarygate.config import simulator_defaults
-from pytest_canarygate.observation import Evidence
+from pytest_canarygate.observation import GateEvidence
 from pytest_canarygate.observation import ObservedView
 from pytest_canarygate.session import EVIDENCE_KEY
 from pytest_canarygate.session import GATE_MARK
@@ -32,6 +32,22 @@ PHASE_HELP = (
     + ", ".join(PHASES)
     + " (rollback judges the rollback signals)"
 )
+
+
+def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
+    from pytest_canarygate import hookspecs
+
+    pluginmanager.add_hookspecs(hookspecs)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_canarygate_make_provider(
+    config: pytest.Config, kind: str, uri: str, timeouts: Any
+) -> Any:
+    """The built-in providers, chosen by URI scheme."""
+    from pytest_canarygate.providers import make_provider
+
+    return make_provider(kind, uri, timeouts=timeouts)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -146,7 +162,7 @@ def observed(request: pytest.FixtureRequest) -> ObservedView:
     session = request.config.stash.get(SESSION_KEY, None)
     if session is None or session.observation is None:
         raise Unobservable("no observation in this run: gates run only with --phase")
-    evidence = request.node.stash.setdefault(EVIDENCE_KEY, Evidence())
+    evidence = request.node.stash.setdefault(EVIDENCE_KEY, GateEvidence())
     return ObservedView(session.observation, evidence)
 
 
@@ -180,3 +196,9 @@ def pane_parity(request: pytest.FixtureRequest) -> ParityConfig:
 def session_parity(request: pytest.FixtureRequest) -> ParityConfig:
     """Which agent-session fields the parity gates compare (config ``[parity.sessions]``)."""
     return _settings(request).session_parity
+
+
+@pytest.fixture
+def canarygate_settings(request: pytest.FixtureRequest) -> CanarygateConfig:
+    """The run's validated config: windows, thresholds, expected sources, parity fields."""
+    return _settings(request)

@@ -13,6 +13,7 @@ import shutil
 from collections.abc import Generator
 from dataclasses import dataclass
 from datetime import datetime
+from datetime import timedelta
 from datetime import timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -24,7 +25,7 @@ from pytest_canarygate import allure_evidence
 from pytest_canarygate import bundle
 from pytest_canarygate.catalog import Catalog
 from pytest_canarygate.catalog import GateSpec
-from pytest_canarygate.catalog import load_catalog
+from pytest_canarygate.catalog import load_catalogs
 from pytest_canarygate.catalog import needs_of
 from pytest_canarygate.config import CONFIG_FILENAME
 from pytest_canarygate.config import CanarygateConfig
@@ -34,11 +35,14 @@ from pytest_canarygate.config import with_endpoints
 from pytest_canarygate.errors import CanarygateError
 from pytest_canarygate.errors import ConfigError
 from pytest_canarygate.errors import EndpointError
+from pytest_canarygate.observation import ACCESSORS
+from pytest_canarygate.observation import EVIDENCE_NEED
 from pytest_canarygate.observation import OBSERVATION_FILE
-from pytest_canarygate.observation import Evidence
+from pytest_canarygate.observation import GateEvidence
 from pytest_canarygate.observation import Observation
 from pytest_canarygate.observation import observe
 from pytest_canarygate.observation import utc_now
+from pytest_canarygate.providers.base import Timeouts
 from pytest_canarygate.results import REPORT_PROPERTY
 from pytest_canarygate.results import GateResult
 from pytest_canarygate.results import RunOutcome
@@ -51,7 +55,7 @@ if TYPE_CHECKING:
 GATE_MARK = "canarygate_gate"
 SESSION_KEY = pytest.StashKey["GateSession"]()
 GATE_KEY = pytest.StashKey[GateSpec]()
-EVIDENCE_KEY = pytest.StashKey[Evidence]()
+EVIDENCE_KEY = pytest.StashKey[GateEvidence]()
 WORKER_INPUT_KEY = "canarygate_run_dir"
 RUN_FILE = "run.json"
 
@@ -118,7 +122,14 @@ class GateSession:
             raise pytest.UsageError(str(exc)) from None
         configured = set(settings.daemons) if settings else {"v4", "v5"}
         for gate in catalog.gates.values():
-            unknown = {n.daemon for n in gate.needs} - configured
+            accessors = {n.method for n in gate.needs if n.daemon == EVIDENCE_NEED}
+            strange = sorted(accessors - set(ACCESSORS))
+            if strange:
+                raise pytest.UsageError(
+                    f"{catalog.path}: gate {gate.id} needs unknown evidence {', '.join(strange)};"
+                    f" known: {', '.join(ACCESSORS)}"
+                )
+            unknown = {n.daemon for n in gate.needs if n.daemon != EVIDENCE_NEED} - configured
             if unknown:
                 raise pytest.UsageError(
                     f"{catalog.path}: gate {gate.id} needs daemon(s) {', '.join(sorted(unknown))}"
@@ -150,7 +161,7 @@ class GateSession:
     def for_worker(cls, config: pytest.Config, phase: str, run_dir: Path) -> GateSession:
         """Build the session of an xdist worker: it judges the controller's observation."""
         data = json.loads((run_dir / RUN_FILE).read_text())
-        catalog = load_catalog(Path(data["catalog"]))
+        catalog = load_catalogs(Path(p) for p in data["catalogs"])
         settings = load_config(Path(data["config"])) if data.get("config") else None
         session = cls(
             config,
@@ -193,13 +204,24 @@ class GateSession:
             except CanarygateError as exc:
                 raise pytest.UsageError(f"--sim {self.scenario}: {exc}") from None
             endpoints = dict(self.fleet.endpoints)
-            settings = (
-                with_endpoints(settings, endpoints) if settings else simulator_defaults(endpoints)
+            settings = with_endpoints(
+                settings or simulator_defaults(endpoints),
+                endpoints,
+                evidence=getattr(self.fleet, "evidence", {}),
             )
             self.settings = settings
             target = {"kind": "simulated", "scenario": self.scenario}
         assert settings is not None
         plan = needs_of(self.catalog.gates_for(self.phase, self.stage))
+        accessors = plan.pop(EVIDENCE_NEED, {})
+        evidence_plan = {a: settings.evidence_uri(ACCESSORS[a][0]) for a in accessors}
+        timeouts = Timeouts(settings.connect_timeout_s, settings.read_timeout_s)
+
+        def make_provider(kind: str, uri: str) -> Any:
+            return self.config.hook.pytest_canarygate_make_provider(
+                config=self.config, kind=kind, uri=uri, timeouts=timeouts
+            )
+
         self.observation = observe(
             {name: d.endpoint for name, d in settings.daemons.items()},
             plan,
@@ -208,9 +230,16 @@ class GateSession:
             connect_timeout=settings.connect_timeout_s,
             read_timeout=settings.read_timeout_s,
             interval_s=settings.version_interval_s,
+            evidence_plan=evidence_plan,
+            make_provider=make_provider,
+            since=datetime.now(timezone.utc) - settings.windows.longest() - timedelta(hours=1),
+            config_where=settings.where,
             progress=progress,
         )
         self.observation.write(self.run_dir)
+        self.config.hook.pytest_canarygate_observation_ready(
+            config=self.config, observation=self.observation
+        )
         self._write_run_file(target)
         if allure_evidence.enabled(self.config):
             allure_evidence.write_run_files(
@@ -231,6 +260,7 @@ class GateSession:
             "config": str(settings.path) if settings and settings.path else None,
             "config_digest": settings.digest if settings else None,
             "catalog": str(self.catalog.path),
+            "catalogs": [str(p) for p in self.catalog.paths],
             "catalog_digest": self.catalog.digest,
             "started_at": self.started_at,
             **extra,
@@ -410,6 +440,12 @@ class GateSession:
         os.replace(self.run_dir, final)
         self.run_dir = self.bundle = final
         self._seal(outcome)
+        self.config.hook.pytest_canarygate_run_finished(
+            config=self.config,
+            outcome=outcome,
+            bundle=final,
+            summary=json.loads((final / RUN_FILE).read_text()),
+        )
         if not outcome.results and session.exitstatus == pytest.ExitCode.OK:
             session.exitstatus = pytest.ExitCode.NO_TESTS_COLLECTED
         elif outcome.incomplete and session.exitstatus == pytest.ExitCode.OK:
@@ -535,7 +571,12 @@ def _load_settings(config: pytest.Config) -> CanarygateConfig | None:
 
 def _load_catalog(config: pytest.Config, settings: CanarygateConfig | None) -> Catalog:
     path = settings.catalog_path if settings and settings.catalog_path else None
-    return load_catalog(path or config.rootpath / "gates" / "catalog.toml")
+    extra = [
+        Path(p)
+        for paths in config.hook.pytest_canarygate_catalog_paths(config=config)
+        for p in paths
+    ]
+    return load_catalogs([path or config.rootpath / "gates" / "catalog.toml", *extra])
 
 
 def _reports_root(config: pytest.Config, settings: CanarygateConfig | None) -> Path:

@@ -17,7 +17,7 @@ from pytest_canarygate.agtmux import diff_projections
 from pytest_canarygate.agtmux import panes
 from pytest_canarygate.agtmux import signature_problems
 from pytest_canarygate.config import ParityConfig
-from pytest_canarygate.observation import Evidence
+from pytest_canarygate.observation import GateEvidence
 from pytest_canarygate.observation import Observation
 from pytest_canarygate.observation import ObservedView
 from pytest_canarygate.observation import observe
@@ -118,7 +118,7 @@ def test_each_method_read_once_plus_bracketing_daemon_info(daemon: CountingDaemo
 
 def test_unserved_method_is_kept_as_a_remote_error(daemon: CountingDaemon) -> None:
     obs = run_observe({"v5": daemon.endpoint}, {"v5": {"ops.snapshot_list": 1}})
-    view = ObservedView(obs, Evidence())
+    view = ObservedView(obs, GateEvidence())
     with pytest.raises(Unobservable) as info:
         view.daemon("v5").result("ops.snapshot_list")
     assert "ops.snapshot_list" in str(info.value)
@@ -138,7 +138,7 @@ def test_down_daemon_fails_every_need_without_waiting_per_method(tmp_path: Path)
     assert all(not c.ok and c.error_kind == "transport" for c in calls)
     assert obs.active_sessions() is None
     with pytest.raises(Unobservable, match="no socket"):
-        ObservedView(obs, Evidence()).daemon("v5").result("list_panes")
+        ObservedView(obs, GateEvidence()).daemon("v5").result("list_panes")
 
 
 def test_malformed_answer_is_unobservable_not_a_crash() -> None:
@@ -148,13 +148,13 @@ def test_malformed_answer_is_unobservable_not_a_crash() -> None:
     finally:
         server.close()
     with pytest.raises(Unobservable, match="element 0 has no string 'pane_id'"):
-        panes(ObservedView(obs, Evidence()).daemon("v5"))
+        panes(ObservedView(obs, GateEvidence()).daemon("v5"))
 
 
 def test_reading_not_taken_is_unobservable(daemon: CountingDaemon) -> None:
     obs = run_observe({"v5": daemon.endpoint}, {"v5": {"summary_changed": 1}})
     with pytest.raises(Unobservable, match="reading 2 was not taken"):
-        ObservedView(obs, Evidence()).daemon("v5").result("summary_changed", 2)
+        ObservedView(obs, GateEvidence()).daemon("v5").result("summary_changed", 2)
 
 
 def test_round_trip_through_disk_and_evidence_recording(
@@ -163,7 +163,7 @@ def test_round_trip_through_disk_and_evidence_recording(
     obs = run_observe({"v5": daemon.endpoint}, {"v5": {"list_panes": 1}})
     loaded = Observation.load(obs.write(tmp_path))
     assert loaded.to_json() == obs.to_json()
-    evidence = Evidence()
+    evidence = GateEvidence()
     ObservedView(loaded, evidence).daemon("v5").result("list_panes")
     assert [c.method for c in evidence.calls] == ["list_panes"]
 
