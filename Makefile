@@ -24,8 +24,23 @@ $(ALLURE):
 
 html-tool: $(ALLURE)
 
-demo: install
-	$(BIN)/pytest --phase=alpha --sim=healthy -p no:cacheprovider
+DEMO_KEY := .demo-keys/signing.key
+DEMO_PHASE := alpha
+DEMO_RUNS := reports/agtmux-v4-to-v5/$(DEMO_PHASE)
+
+$(DEMO_KEY): | $(STAMP)
+	$(BIN)/canarygate keygen $(DEMO_KEY)
+
+# Judge the healthy simulated fleet, then prove the bundle it wrote: verify it offline with
+# only the public key, and render it as one HTML file.
+demo: install html-tool $(DEMO_KEY)
+	$(BIN)/pytest --phase=$(DEMO_PHASE) --sim=healthy -n 2 -p no:cacheprovider \
+		--canarygate-key $(DEMO_KEY)
+	@bundle=$$(ls -d $(DEMO_RUNS)/*/ | sort | tail -n 1); bundle=$${bundle%/}; \
+	$(BIN)/canarygate verify "$$bundle" --key $(DEMO_KEY).pub.json && \
+	$(BIN)/canarygate html "$$bundle" && \
+	echo "evidence bundle: $$bundle" && \
+	echo "html report:     $$bundle/html/index.html"
 
 lint: install
 	$(BIN)/ruff check .
@@ -40,4 +55,4 @@ unit: install html-tool
 test: lint typecheck unit
 
 clean:
-	rm -rf $(VENV) .tools .mypy_cache .ruff_cache
+	rm -rf $(VENV) .tools .demo-keys .mypy_cache .ruff_cache

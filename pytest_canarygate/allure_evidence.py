@@ -63,6 +63,19 @@ def label_item(
         item.add_marker(mark)
 
 
+def describe_gate(gate: GateSpec) -> None:
+    """Name what the gate reads as Allure parameters (daemon, source) and quote its item."""
+    import allure
+
+    daemons = sorted({n.daemon for n in gate.needs if n.daemon != "evidence"})
+    sources = sorted({n.method for n in gate.needs if n.daemon == "evidence"})
+    if daemons:
+        allure.dynamic.parameter("daemon", ", ".join(daemons))
+    if sources:
+        allure.dynamic.parameter("source", ", ".join(sources))
+    allure.dynamic.description(f"{gate.item.id} ({gate.item.section}): {gate.item.text}")
+
+
 def attach_evidence(evidence: GateEvidence) -> None:
     """Attach what the gate read and computed to its Allure result."""
     from dataclasses import asdict

@@ -104,6 +104,7 @@ ACCESSORS: Mapping[str, tuple[str, Callable[[Any, datetime], Any]]] = {
     "runtime_selector": ("selector", lambda p, since: p.runtime_selector()),
     "log_events": ("daemon_log", lambda p, since: p.log_events(since)),
     "build_result": ("build", lambda p, since: p.build_result()),
+    "archive_manifest": ("archive", lambda p, since: p.archive_manifest()),
 }
 EVIDENCE_NEED = "evidence"
 

@@ -325,6 +325,9 @@ class GateSession:
     # ------------------------------------------------------------------ running a gate
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_call(self, item: pytest.Item) -> Generator[None, None, None]:
+        gate = item.stash.get(GATE_KEY, None)
+        if gate is not None and allure_evidence.enabled(self.config):
+            allure_evidence.describe_gate(gate)
         try:
             return (yield)
         finally:

@@ -1,0 +1,137 @@
+"""The bundle a run leaves: sealed once, complete under xdist, incomplete when a worker dies."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import pytest
+from gate_repo import make_gate_repo
+from gate_repo import only_run
+
+from pytest_canarygate.keys import generate_keypair
+from pytest_canarygate.keys import load_public_key
+from pytest_canarygate.signing import ENVELOPE_NAME
+from pytest_canarygate.verify import Status
+from pytest_canarygate.verify import verify_bundle
+
+
+def test_xdist_run_yields_one_complete_verifiable_bundle(pytester: pytest.Pytester) -> None:
+    key = pytester.path / "k" / "signing.key"
+    keyid = generate_keypair(key)
+    make_gate_repo(pytester)
+    result = pytester.runpytest_subprocess(
+        "--phase=alpha", "--sim=healthy", "-n", "2", "--canarygate-key", str(key)
+    )
+    assert result.ret == 0
+    bundle, run = only_run(pytester.path)
+    assert run["incomplete"] == []
+    verdict = verify_bundle(bundle, {keyid: load_public_key(key.with_name("signing.key.pub.json"))})
+    assert verdict.status is Status.VALID, verdict.problems
+    statement = verdict.statement
+    assert statement is not None
+    subjects = {s["name"] for s in statement["subject"]}
+    results = {p.name for p in (bundle / "allure-results").glob("*-result.json")}
+    # one result file per gate instance, all of them covered by the signature
+    assert len(results) == len(run["gates"])
+    assert {f"allure-results/{name}" for name in results} <= subjects
+    assert "observation/observation.json" in subjects
+    assert "run.json" in subjects
+    predicate = statement["predicate"]
+    assert predicate["scope"] == "complete"
+    assert predicate["target"] == {"kind": "simulated", "scenario": "healthy"}
+    assert predicate["signer"]["ephemeral"] is False
+    assert {g["verdict"] for g in predicate["gates"]} == {"PASS"}
+
+
+def test_one_changed_byte_fails_verify_naming_the_file(pytester: pytest.Pytester) -> None:
+    key = pytester.path / "k" / "signing.key"
+    generate_keypair(key)
+    make_gate_repo(pytester)
+    pytester.runpytest_subprocess("--phase=alpha", "--sim=healthy", "--canarygate-key", str(key))
+    bundle, _ = only_run(pytester.path)
+    target = bundle / "observation" / "observation.json"
+    data = bytearray(target.read_bytes())
+    data[10] ^= 1
+    target.write_bytes(bytes(data))
+    result = pytester.run(
+        sys.executable,
+        "-m",
+        "pytest_canarygate",
+        "verify",
+        str(bundle),
+        "--key",
+        str(key.with_name("signing.key.pub.json")),
+    )
+    assert result.ret == 1
+    result.stdout.fnmatch_lines(["*observation/observation.json: sha256 mismatch*"])
+
+
+CRASH_CATALOG = """
+[runbook]
+title = "crash"
+document = "runbook.md"
+[[item]]
+id = "A-1"
+section = "S"
+text = "a check"
+kind = "step"
+phase = "alpha"
+stage = "entry"
+[[gate]]
+id = "crash.gate"
+item = "A-1"
+title = "dies"
+needs = ["v5:daemon.info"]
+[[gate]]
+id = "fine.gate"
+item = "A-1"
+title = "fine"
+needs = ["v5:daemon.info"]
+"""
+
+
+def test_worker_killed_under_a_gate_makes_the_bundle_incomplete(
+    pytester: pytest.Pytester,
+) -> None:
+    (pytester.path / "gates").mkdir()
+    (pytester.path / "gates" / "catalog.toml").write_text(CRASH_CATALOG)
+    (pytester.path / "gates" / "test_crash.py").write_text(
+        "import os, signal\nfrom pytest_canarygate import gate\n\n"
+        "@gate('crash.gate')\ndef test_crash(observed):\n"
+        "    os.kill(os.getpid(), signal.SIGKILL)\n\n"
+        "@gate('fine.gate')\ndef test_fine(observed):\n"
+        "    assert observed.daemon('v5').result('daemon.info')['pid'] > 0\n"
+    )
+    pytester.makepyprojecttoml('[tool.pytest.ini_options]\ntestpaths = ["gates"]\n')
+    result = pytester.runpytest_subprocess(
+        "--phase=alpha", "--sim=healthy", "-n", "2", "--max-worker-restart=1"
+    )
+    assert result.ret != 0
+    result.stdout.fnmatch_lines(
+        ["*INCOMPLETE*test_crash*", "*NOT PROMOTABLE: the bundle is incomplete*"]
+    )
+    bundle, run = only_run(pytester.path)
+    assert bundle.name.endswith("-incomplete")
+    assert any("test_crash" in problem for problem in run["incomplete"])
+    verdicts = {g["nodeid"].split("::")[1]: g["verdict"] for g in run["gates"]}
+    assert verdicts == {"test_crash": "FAIL", "test_fine": "PASS"}
+    statement = json.loads((bundle / ENVELOPE_NAME).read_text())
+    assert statement["payloadType"] == "application/vnd.in-toto+json"
+
+
+def test_simulator_run_without_key_uses_an_ephemeral_key_kept_beside_the_bundle(
+    pytester: pytest.Pytester,
+) -> None:
+    make_gate_repo(pytester)
+    result = pytester.runpytest_subprocess("--phase=alpha", "--sim=healthy")
+    result.stdout.fnmatch_lines(["*signed with an ephemeral key*demo only, never sign-off*"])
+    bundle, _ = only_run(pytester.path)
+    public = bundle.with_name(bundle.name + ".ephemeral.pub.json")
+    assert public.is_file()
+    assert not list(bundle.rglob("*.pub.json"))
+    key = load_public_key(public)
+    verdict = verify_bundle(bundle, {key.keyid: key})
+    assert verdict.status is Status.VALID, verdict.problems
+    assert verdict.predicate is not None
+    assert verdict.predicate["signer"]["ephemeral"] is True

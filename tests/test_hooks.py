@@ -1,0 +1,155 @@
+"""The pytest_canarygate_* hooks, implemented in a conftest as a team would."""
+
+from __future__ import annotations
+
+import pytest
+from gate_repo import only_run
+
+XDIST = pytest.mark.parametrize("dist", [[], ["-n", "2"]], ids=["no-xdist", "xdist-2"])
+
+MAIN_CATALOG = """
+[runbook]
+title = "hooks"
+document = "runbook.md"
+[[item]]
+id = "B-1"
+section = "S"
+text = "the v5 build passes"
+kind = "prerequisite"
+phase = "alpha"
+stage = "entry"
+[[gate]]
+id = "build.gate"
+item = "B-1"
+title = "build"
+needs = ["evidence:build_result"]
+"""
+
+EXTRA_CATALOG = """
+[[item]]
+id = "TEAM-1"
+section = "Team checks"
+text = "our own check"
+kind = "step"
+phase = "alpha"
+stage = "monitor"
+[[gate]]
+id = "team.gate"
+item = "TEAM-1"
+title = "team"
+needs = ["v5:daemon.info"]
+"""
+
+CONFTEST = """
+from pathlib import Path
+
+from pytest_canarygate.providers import BuildResultProvider, Evidence, Source
+from pytest_canarygate.providers import BuildResult
+
+
+class TeamBuild(BuildResultProvider):
+    def build_result(self):
+        record = BuildResult(tests=700, failures=0, errors=0, skipped=0, failing=())
+        return Evidence((record,), Source(self.uri, "team build api"), {"tests": 700})
+
+
+def pytest_canarygate_make_provider(config, kind, uri, timeouts):
+    if kind == "build" and uri.startswith("https://builds.example/"):
+        print(f"HOOK: make_provider {kind} {uri}")
+        return TeamBuild(uri)
+
+
+def pytest_canarygate_catalog_paths(config):
+    return [Path(__file__).parent / "team_catalog.toml"]
+
+
+def pytest_canarygate_observation_ready(config, observation):
+    print(f"HOOK: observation_ready {sorted(observation.evidence)}")
+
+
+def pytest_canarygate_run_finished(config, outcome, bundle, summary):
+    print(f"HOOK: run_finished {outcome.verdict} {bundle.name} {summary['counts']}")
+"""
+
+GATES = """
+from pytest_canarygate import gate
+
+
+@gate("build.gate")
+def test_build(observed):
+    build = observed.evidence("build_result").one()
+    assert build.tests == 700 and build.failures == 0
+
+
+@gate("team.gate")
+def test_team(observed):
+    assert observed.daemon("v5").result("daemon.info")["version"]
+"""
+
+
+@XDIST
+def test_team_provider_catalog_and_run_hooks(pytester: pytest.Pytester, dist: list[str]) -> None:
+    (pytester.path / "gates").mkdir()
+    (pytester.path / "gates" / "catalog.toml").write_text(MAIN_CATALOG)
+    (pytester.path / "gates" / "test_gates.py").write_text(GATES)
+    (pytester.path / "team_catalog.toml").write_text(EXTRA_CATALOG)
+    pytester.makeconftest(CONFTEST)
+    pytester.makepyprojecttoml('[tool.pytest.ini_options]\ntestpaths = ["gates"]\n')
+    (pytester.path / "canarygate.toml").write_text(
+        '[migration]\nid = "hooks"\n'
+        '[daemons.v4]\nendpoint = "unix:///nonexistent/v4/agtmuxd.sock"\n'
+        '[daemons.v5]\nendpoint = "unix:///nonexistent/v5/agtmuxd.sock"\n'
+        '[evidence]\nbuild = "https://builds.example/agtmux-v5/latest"\n'
+    )
+    result = pytester.runpytest_subprocess("--phase=alpha", "--sim=healthy", "-s", *dist)
+    assert result.ret == 0, result.stdout.str()
+    result.stdout.fnmatch_lines(
+        [
+            "*HOOK: make_provider build https://builds.example/agtmux-v5/latest*",
+            "*HOOK: observation_ready [[]'build_result'[]]*",
+            "*HOOK: run_finished pass *-pass {'PASS': 2}*",
+        ]
+    )
+    assert result.stdout.str().count("HOOK: run_finished") == 1
+    _, run = only_run(pytester.path)
+    assert {g["gate"] for g in run["gates"]} == {"build.gate", "team.gate"}
+    assert len(run["catalogs"]) == 2
+
+
+def test_unclaimed_uri_falls_back_to_the_builtin_providers(pytester: pytest.Pytester) -> None:
+    (pytester.path / "gates").mkdir()
+    (pytester.path / "gates" / "catalog.toml").write_text(MAIN_CATALOG)
+    (pytester.path / "gates" / "test_gates.py").write_text(GATES.split('@gate("team.gate")')[0])
+    pytester.makepyprojecttoml('[tool.pytest.ini_options]\ntestpaths = ["gates"]\n')
+    (pytester.path / "canarygate.toml").write_text(
+        '[migration]\nid = "hooks"\n'
+        '[daemons.v4]\nendpoint = "unix:///nonexistent/v4/agtmuxd.sock"\n'
+        '[daemons.v5]\nendpoint = "unix:///nonexistent/v5/agtmuxd.sock"\n'
+        '[evidence]\nbuild = "file:///nonexistent/junit.xml"\n'
+    )
+    result = pytester.runpytest_subprocess("--phase=alpha", "--sim=healthy")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    _, run = only_run(pytester.path)
+    [gate] = run["gates"]
+    assert gate["verdict"] == "UNOBSERVABLE"
+    assert "/nonexistent/junit.xml" in gate["message"]
+
+
+def test_build_evidence_without_a_configured_provider_is_unobservable(
+    pytester: pytest.Pytester,
+) -> None:
+    (pytester.path / "gates").mkdir()
+    (pytester.path / "gates" / "catalog.toml").write_text(MAIN_CATALOG)
+    (pytester.path / "gates" / "test_gates.py").write_text(GATES.split('@gate("team.gate")')[0])
+    pytester.makepyprojecttoml('[tool.pytest.ini_options]\ntestpaths = ["gates"]\n')
+    (pytester.path / "canarygate.toml").write_text(
+        '[migration]\nid = "hooks"\n'
+        '[daemons.v4]\nendpoint = "unix:///nonexistent/v4/agtmuxd.sock"\n'
+        '[daemons.v5]\nendpoint = "unix:///nonexistent/v5/agtmuxd.sock"\n'
+    )
+    result = pytester.runpytest_subprocess("--phase=alpha", "--sim=samples")
+    _, run = only_run(pytester.path)
+    [gate] = run["gates"]
+    assert gate["verdict"] == "UNOBSERVABLE"
+    assert "no provider configured for 'build' evidence: set [evidence] build" in gate["message"]
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
