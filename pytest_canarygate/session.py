@@ -23,18 +23,17 @@ import pytest
 
 from pytest_canarygate import allure_evidence
 from pytest_canarygate import bundle
+from pytest_canarygate import run_inputs
 from pytest_canarygate.catalog import Catalog
 from pytest_canarygate.catalog import GateSpec
 from pytest_canarygate.catalog import load_catalogs
 from pytest_canarygate.catalog import needs_of
-from pytest_canarygate.config import CONFIG_FILENAME
 from pytest_canarygate.config import CanarygateConfig
 from pytest_canarygate.config import load_config
 from pytest_canarygate.config import simulator_defaults
 from pytest_canarygate.config import with_endpoints
 from pytest_canarygate.errors import CanarygateError
 from pytest_canarygate.errors import ConfigError
-from pytest_canarygate.errors import EndpointError
 from pytest_canarygate.observation import ACCESSORS
 from pytest_canarygate.observation import EVIDENCE_NEED
 from pytest_canarygate.observation import OBSERVATION_FILE
@@ -46,8 +45,10 @@ from pytest_canarygate.providers.base import Timeouts
 from pytest_canarygate.results import REPORT_PROPERTY
 from pytest_canarygate.results import GateResult
 from pytest_canarygate.results import RunOutcome
-from pytest_canarygate.verdicts import GateOutcome
+from pytest_canarygate.selection import narrowing_options
 from pytest_canarygate.verdicts import Verdict
+from pytest_canarygate.verdicts import skip_reason
+from pytest_canarygate.verdicts import verdict_of
 
 if TYPE_CHECKING:
     from pytest_canarygate.sim import SimFleet
@@ -66,16 +67,6 @@ class NoSession:
 
     verdict: Verdict
     reason: str
-
-
-def _classify(exc: BaseException) -> tuple[Verdict, str]:
-    if isinstance(exc, GateOutcome):
-        return exc.verdict, str(exc)
-    if isinstance(exc, EndpointError):
-        return Verdict.UNOBSERVABLE, str(exc)
-    if isinstance(exc, AssertionError):
-        return Verdict.FAIL, str(exc) or "assertion failed"
-    return Verdict.FAIL, f"gate error: {type(exc).__name__}: {exc}"
 
 
 class GateSession:
@@ -116,36 +107,12 @@ class GateSession:
     def for_controller(cls, config: pytest.Config, phase: str) -> GateSession:
         """Build the session of the process that observes and reports."""
         try:
-            settings = _load_settings(config)
-            catalog = _load_catalog(config, settings)
+            settings = run_inputs.load_settings(config)
+            catalog = run_inputs.load_catalog(config, settings)
+            signer, ephemeral = run_inputs.resolve_signer(config)
+            run_dir = run_inputs.new_run_dir(config, settings, phase)
         except ConfigError as exc:
             raise pytest.UsageError(str(exc)) from None
-        configured = set(settings.daemons) if settings else {"v4", "v5"}
-        for gate in catalog.gates.values():
-            accessors = {n.method for n in gate.needs if n.daemon == EVIDENCE_NEED}
-            strange = sorted(accessors - set(ACCESSORS))
-            if strange:
-                raise pytest.UsageError(
-                    f"{catalog.path}: gate {gate.id} needs unknown evidence {', '.join(strange)};"
-                    f" known: {', '.join(ACCESSORS)}"
-                )
-            unknown = {n.daemon for n in gate.needs if n.daemon != EVIDENCE_NEED} - configured
-            if unknown:
-                raise pytest.UsageError(
-                    f"{catalog.path}: gate {gate.id} needs daemon(s) {', '.join(sorted(unknown))}"
-                    f" that the config does not define (defined: {', '.join(sorted(configured))})"
-                )
-        migration = settings.migration_id if settings else "simulated"
-        reports = _reports_root(config, settings)
-        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S.%fZ")
-        stamp = stamp[:-4] + "Z"  # milliseconds are enough
-        run_dir = reports / migration / phase / f"{stamp}-running"
-        try:
-            run_dir.mkdir(parents=True)
-        except OSError as exc:
-            raise pytest.UsageError(
-                f"cannot create the run folder {run_dir}: {exc.strerror}"
-            ) from None
         session = cls(
             config,
             phase=phase,
@@ -154,7 +121,7 @@ class GateSession:
             run_dir=run_dir,
             is_worker=False,
         )
-        session.signer, session.ephemeral_key = _signer(config)
+        session.signer, session.ephemeral_key = signer, ephemeral
         return session
 
     @classmethod
@@ -346,13 +313,13 @@ class GateSession:
         verdict: Verdict | None = None
         message = ""
         if report.skipped or hasattr(report, "wasxfail"):
-            reason = getattr(report, "wasxfail", "") or _skip_reason(report)
+            reason = getattr(report, "wasxfail", "") or skip_reason(report)
             verdict, message = (
                 Verdict.FAIL,
                 f"gate was skipped or xfailed ({reason}); gates never skip",
             )
         elif report.failed and call.excinfo is not None:
-            verdict, message = _classify(call.excinfo.value)
+            verdict, message = verdict_of(call.excinfo.value)
         elif report.when == "call" and report.passed:
             verdict = Verdict.PASS
         if verdict is None:
@@ -415,7 +382,7 @@ class GateSession:
         outcome.missing_gates = [
             g.id for g in self.catalog.gates_for(self.phase, self.stage) if g.id not in ran
         ]
-        outcome.partial_reasons = _narrowing_options(self.config, self.stage)
+        outcome.partial_reasons = narrowing_options(self.config, self.stage)
         allure = allure_evidence.enabled(self.config)
         outcome.incomplete = bundle.incompleteness(
             self.expected,
@@ -499,93 +466,8 @@ class GateSession:
             self.fleet = None
 
 
-def _skip_reason(report: pytest.TestReport) -> str:
-    longrepr = report.longrepr
-    if isinstance(longrepr, tuple) and len(longrepr) == 3:
-        return str(longrepr[2])
-    return str(longrepr)
-
-
-def _narrowing_options(config: pytest.Config, stage: str | None) -> list[str]:
-    reasons = []
-    if config.option.keyword:
-        reasons.append(f"-k {config.option.keyword!r}")
-    if config.option.markexpr:
-        reasons.append(f"-m {config.option.markexpr!r}")
-    if config.getoption("deselect", None):
-        reasons.append("--deselect")
-    if stage:
-        reasons.append(f"--stage {stage}")
-    if config.getoption("lf", False) or config.getoption("last_failed_no_failures", "all") != "all":
-        reasons.append("--lf")
-    if config.args_source == pytest.Config.ArgsSource.ARGS:
-        gates_dir = (config.rootpath / "gates").resolve()
-        for arg in config.args:
-            path = Path(arg.split("::")[0])
-            resolved = (config.invocation_params.dir / path).resolve()
-            if resolved != gates_dir or "::" in arg:
-                reasons.append(f"explicit selection {arg}")
-    return reasons
-
-
-def _signer(config: pytest.Config) -> tuple[Any, bool]:
-    """The signer for this run's bundle, and whether it is a throwaway one."""
-    from pytest_canarygate.keys import ephemeral_signer
-    from pytest_canarygate.keys import load_signer
-    from pytest_canarygate.keys import resolve_signing_key_path
-
-    path = resolve_signing_key_path(config.getoption("canarygate_key"), os.environ)
-    if path is not None:
-        if not path.is_absolute():
-            path = config.invocation_params.dir / path
-        try:
-            return load_signer(path), False
-        except ConfigError as exc:
-            raise pytest.UsageError(f"--canarygate-key: {exc}") from None
-    if config.getoption("canarygate_sim"):
-        return ephemeral_signer(), True
-    return None, False
-
-
 def _display_path(path: Path) -> str:
     try:
         return str(path.relative_to(Path.cwd()))
     except ValueError:
         return str(path)
-
-
-def _load_settings(config: pytest.Config) -> CanarygateConfig | None:
-    option = config.getoption("canarygate_config") or os.environ.get("CANARYGATE_CONFIG")
-    if option:
-        path = Path(option)
-        if not path.is_absolute():
-            path = config.invocation_params.dir / path
-        return load_config(path)
-    default = config.rootpath / CONFIG_FILENAME
-    if default.is_file():
-        return load_config(default)
-    if config.getoption("canarygate_sim"):
-        return None
-    raise ConfigError(
-        f"no {CONFIG_FILENAME} in {config.rootpath}; pass --canarygate-config PATH "
-        "(or --sim SCENARIO to run against the bundled simulator)"
-    )
-
-
-def _load_catalog(config: pytest.Config, settings: CanarygateConfig | None) -> Catalog:
-    path = settings.catalog_path if settings and settings.catalog_path else None
-    extra = [
-        Path(p)
-        for paths in config.hook.pytest_canarygate_catalog_paths(config=config)
-        for p in paths
-    ]
-    return load_catalogs([path or config.rootpath / "gates" / "catalog.toml", *extra])
-
-
-def _reports_root(config: pytest.Config, settings: CanarygateConfig | None) -> Path:
-    option = config.getoption("canarygate_reports")
-    if option:
-        return (config.invocation_params.dir / str(option)).resolve()
-    if settings and settings.reports_dir:
-        return settings.reports_dir
-    return config.rootpath / "reports"

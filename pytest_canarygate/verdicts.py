@@ -14,6 +14,10 @@ from __future__ import annotations
 
 from enum import Enum
 
+import pytest
+
+from pytest_canarygate.errors import EndpointError
+
 
 class Verdict(str, Enum):
     """The one outcome every gate ends in."""
@@ -56,3 +60,22 @@ class Inconclusive(GateOutcome):
     """The evidence was read but proves nothing yet: too little data or a window not covered."""
 
     verdict = Verdict.INCONCLUSIVE
+
+
+def verdict_of(exc: BaseException) -> tuple[Verdict, str]:
+    """The verdict (and its message) a gate ends in when it raised ``exc``."""
+    if isinstance(exc, GateOutcome):
+        return exc.verdict, str(exc)
+    if isinstance(exc, EndpointError):
+        return Verdict.UNOBSERVABLE, str(exc)
+    if isinstance(exc, AssertionError):
+        return Verdict.FAIL, str(exc) or "assertion failed"
+    return Verdict.FAIL, f"gate error: {type(exc).__name__}: {exc}"
+
+
+def skip_reason(report: pytest.TestReport) -> str:
+    """The reason pytest recorded for a skipped report."""
+    longrepr = report.longrepr
+    if isinstance(longrepr, tuple) and len(longrepr) == 3:
+        return str(longrepr[2])
+    return str(longrepr)
