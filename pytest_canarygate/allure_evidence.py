@@ -24,14 +24,43 @@ from pytest_canarygate.bundle import NODEID_LABEL
 ALLURE_PLUGIN = "allure_pytest"
 RESULTS_DIR = "allure-results"
 
-#: Allure categories, matched against the verdict prefix every gate failure message carries.
+#: Allure categories, matched against the exception line Allure records for a failed gate
+#: ("pytest_canarygate.verdicts.GateFailed: ..."); the first category that matches wins.
+#: ``[\s\S]*`` rather than an inline flag: Allure 3 (JavaScript) searches, Allure 2 (Java)
+#: matches the whole multi-line message, and only this form means the same to both.
+_ANY = r"[\s\S]*"
+_UNOBSERVABLE = (
+    "Unobservable|EndpointError|TransportError|EndpointTimeout|ProtocolError|RemoteError"
+    "|UntrustedEndpointError|NotServed"
+)
+_BREACH = "p95|threshold|breach|exceed|too old|older"
 CATEGORIES = [
-    {"name": "Unobservable", "messageRegex": "(?s)UNOBSERVABLE.*"},
-    {"name": "Inconclusive", "messageRegex": "(?s)INCONCLUSIVE.*"},
-    {"name": "Parity drift", "messageRegex": "(?s)FAIL.*(parity|differ|v4=).*"},
-    {"name": "Threshold breach", "messageRegex": "(?s)FAIL.*(threshold|p95|breach|exceed).*"},
-    {"name": "Waived", "messageRegex": "(?s)WAIVED.*"},
-    {"name": "Criterion violated", "messageRegex": "(?s)FAIL.*"},
+    {
+        "name": "Unobservable",
+        "messageRegex": f"{_ANY}({_UNOBSERVABLE}): {_ANY}",
+        "matchedStatuses": ["failed", "broken"],
+    },
+    {
+        "name": "Inconclusive",
+        "messageRegex": f"{_ANY}Inconclusive: {_ANY}",
+        "matchedStatuses": ["failed", "broken"],
+    },
+    {
+        "name": "Parity drift",
+        "messageRegex": rf"{_ANY}GateFailed: [^\n]*(differ|match|disagree){_ANY}",
+        "matchedStatuses": ["failed"],
+    },
+    {
+        "name": "Threshold breach",
+        "messageRegex": rf"{_ANY}GateFailed: [^\n]*({_BREACH}){_ANY}",
+        "matchedStatuses": ["failed"],
+    },
+    {
+        "name": "Criterion violated",
+        "messageRegex": f"{_ANY}(GateFailed|AssertionError){_ANY}",
+        "matchedStatuses": ["failed"],
+    },
+    {"name": "Gate error (a bug in the gate or the engine)", "matchedStatuses": ["broken"]},
 ]
 
 
@@ -132,7 +161,7 @@ def write_run_files(
     executor = {
         "name": "pytest-canarygate",
         "type": "canarygate",
-        "buildName": run_name,
+        "buildName": run_name.removesuffix("-running"),
         "reportName": f"{migration_id} {phase}",
         "url": "",
         "host": platform.node(),

@@ -128,3 +128,41 @@ def test_allure_results_carry_labels_and_evidence(pytester: pytest.Pytester) -> 
     assert "v5.pid=" in env
     assert (results_dir / "categories.json").is_file()
     assert (results_dir / "executor.json").is_file()
+
+
+CATEGORY_OF = """
+const fs = require("fs");
+const [categoriesFile, ...resultFiles] = process.argv.slice(2);
+const categories = JSON.parse(fs.readFileSync(categoriesFile, "utf8"));
+for (const file of resultFiles) {
+  const r = JSON.parse(fs.readFileSync(file, "utf8"));
+  if (r.status === "passed") continue;
+  const message = (r.statusDetails || {}).message || "";
+  // Allure 3's own rule (plugin-allure2 categories.js): first match, RegExp(regex, "s").test
+  const hit = categories.find((c) =>
+    (!c.matchedStatuses || c.matchedStatuses.includes(r.status)) &&
+    (!c.messageRegex || new RegExp(c.messageRegex, "s").test(message)));
+  console.log(`${r.name}\\t${hit ? hit.name : "-"}`);
+}
+"""
+
+
+def test_allure_categories_sort_failures_the_way_allure_3_reads_them(
+    pytester: pytest.Pytester,
+) -> None:
+    make_gate_repo(pytester)
+    pytester.runpytest_subprocess("--phase=alpha", "--sim=parity-drift")
+    run_dir, _ = only_run(pytester.path)
+    results = run_dir / "allure-results"
+    script = pytester.path / "categories.js"
+    script.write_text(CATEGORY_OF)
+    node = pytester.run(
+        "node",
+        str(script),
+        str(results / "categories.json"),
+        *map(str, results.glob("*-result.json")),
+    )
+    assert node.ret == 0, node.stderr.str()
+    assigned = dict(line.split("\t") for line in node.outlines if "\t" in line)
+    assert assigned
+    assert set(assigned.values()) == {"Parity drift"}, assigned

@@ -1,0 +1,129 @@
+"""Benchmark: a whole `pytest --phase=alpha` run against simulated fleets of growing size.
+
+Prints, per fleet size: gate instances judged, RPC calls made, wall time of the run, time of
+the observation itself, and the peak memory of the pytest process. The number of RPC calls must
+stay flat however many sessions and panes there are; time and memory are reported, not asserted.
+
+    .venv/bin/python bench/observation_scaling.py [--sessions 3 30 120] [--panes 4] [-n 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def scenario(sessions: int, panes_per_session: int) -> str:
+    """A healthy fleet of ``sessions`` tmux sessions, half of each session's panes managed."""
+    lines = ['description = "benchmark fleet"', ""]
+    pane = 0
+    for s in range(sessions):
+        for p in range(panes_per_session):
+            lines += [
+                "[[fleet.panes]]",
+                f'pane_id = "%{pane}"',
+                f'session_id = "${s}"',
+                f'session_name = "session-{s:04d}"',
+                f'window_id = "@{s}"',
+                'window_name = "work"',
+                f'current_cmd = "{"claude" if p % 2 else "bash"}"',
+                'current_path = "/home/operator/work"',
+                'title = "bench"',
+            ]
+            if p % 2:
+                lines += ['provider = "claude"', 'activity_state = "Idle"']
+            lines.append("")
+            pane += 1
+    lines += ["[defaults]", 'latency = { status = "healthy", p95_ms = 40, sample_count = 240 }']
+    return "\n".join(lines) + "\n"
+
+
+def run(sessions: int, panes: int, dist: list[str]) -> dict[str, float]:
+    work = Path(tempfile.mkdtemp(prefix="cg-bench-"))
+    try:
+        shutil.copytree(
+            ROOT / "gates", work / "gates", ignore=shutil.ignore_patterns("__pycache__")
+        )
+        (work / "pyproject.toml").write_text('[tool.pytest.ini_options]\ntestpaths = ["gates"]\n')
+        scenario_file = work / "bench.toml"
+        scenario_file.write_text(scenario(sessions, panes))
+        before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+        started = time.perf_counter()
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pytest",
+                "--phase=alpha",
+                f"--sim={scenario_file}",
+                "-q",
+                "-p",
+                "no:cacheprovider",
+                *dist,
+            ],
+            cwd=work,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        wall = time.perf_counter() - started
+        peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+        [run_json] = list((work / "reports").glob("*/*/*/run.json"))
+        run_data = json.loads(run_json.read_text())
+        observation = json.loads((run_json.parent / "observation" / "observation.json").read_text())
+        calls = sum(len(d["calls"]) for d in observation["daemons"].values())
+        observed_s = (
+            datetime.fromisoformat(observation["finished_at"].replace("Z", "+00:00"))
+            - datetime.fromisoformat(observation["started_at"].replace("Z", "+00:00"))
+        ).total_seconds()
+        if done.returncode != 0:
+            raise SystemExit(f"run failed ({done.returncode}):\n{done.stdout[-2000:]}")
+        return {
+            "sessions": sessions,
+            "panes": sessions * panes,
+            "gates": len(run_data["gates"]),
+            "rpc_calls": calls,
+            "wall_s": wall,
+            "observe_s": observed_s,
+            "peak_rss_mib": max(peak_kib, before) / 1024,
+        }
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument("--sessions", type=int, nargs="+", default=[3, 30, 120])
+    parser.add_argument("--panes", type=int, default=4, help="Panes per session")
+    parser.add_argument("-n", dest="workers", default="0", help="xdist workers (0 = none)")
+    args = parser.parse_args()
+    dist = [] if args.workers == "0" else ["-n", args.workers]
+    print(
+        f"{'sessions':>8} {'panes':>6} {'gates':>6} {'rpc calls':>9} {'run s':>7} "
+        f"{'observe s':>9} {'peak MiB':>8}"
+    )
+    rows = [run(s, args.panes, dist) for s in args.sessions]
+    for row in rows:
+        print(
+            f"{row['sessions']:>8} {row['panes']:>6} {row['gates']:>6} {row['rpc_calls']:>9} "
+            f"{row['wall_s']:>7.2f} {row['observe_s']:>9.2f} {row['peak_rss_mib']:>8.1f}"
+        )
+    flat = len({row["rpc_calls"] for row in rows}) == 1
+    print(f"rpc calls per run {'flat' if flat else 'GROW'} across fleet sizes")
+    return 0 if flat else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
