@@ -24,8 +24,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def scenario(sessions: int, panes_per_session: int) -> str:
-    """A healthy fleet of ``sessions`` tmux sessions, half of each session's panes managed."""
-    lines = ['description = "benchmark fleet"', ""]
+    """The healthy scenario with ``sessions`` tmux sessions, half of each one's panes managed."""
+    lines = ['description = "benchmark fleet"', 'extends = "healthy"', ""]
     pane = 0
     for s in range(sessions):
         for p in range(panes_per_session):

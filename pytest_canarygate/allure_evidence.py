@@ -105,21 +105,52 @@ def describe_gate(gate: GateSpec) -> None:
     allure.dynamic.description(f"{gate.item.id} ({gate.item.section}): {gate.item.text}")
 
 
-def attach_evidence(evidence: GateEvidence) -> None:
-    """Attach what the gate read and computed to its Allure result."""
+#: Answers larger than this are attached as a locator into the bundle's observation.json (which
+#: holds them verbatim and is signed) instead of once more per gate: a 500-pane fleet would
+#: otherwise write hundreds of megabytes of copies.
+MAX_INLINE_BYTES = 64 * 1024
+_ATTACHMENT_TEXT: dict[tuple[str, str, str, int, str], str] = {}
+
+
+def _attachment_text(kind: str, owner: str, what: str, number: int, record: Any) -> str:
+    """The attachment for one observed answer, serialized once per process."""
     from dataclasses import asdict
 
+    # started_at keeps two runs in one process (pytester, in-process) from sharing an entry
+    key = (kind, owner, what, number, record.started_at)
+    if key not in _ATTACHMENT_TEXT:
+        text = json.dumps(asdict(record), indent=1, sort_keys=True, default=str)
+        if len(text) > MAX_INLINE_BYTES:
+            text = json.dumps(
+                {
+                    "in_bundle": "observation/observation.json",
+                    "locate": {"section": kind, "owner": owner, "what": what, "reading": number},
+                    "ok": record.ok,
+                    "error": record.error,
+                    "bytes": len(text),
+                    "why": f"answers over {MAX_INLINE_BYTES} bytes are kept once, in the "
+                    "observation, not copied into every gate",
+                },
+                indent=1,
+                sort_keys=True,
+            )
+        _ATTACHMENT_TEXT[key] = text
+    return _ATTACHMENT_TEXT[key]
+
+
+def attach_evidence(evidence: GateEvidence) -> None:
+    """Attach what the gate read and computed to its Allure result."""
     import allure
 
     for call in evidence.calls:
         allure.attach(
-            json.dumps(asdict(call), indent=1, sort_keys=True),
+            _attachment_text("daemons", call.daemon, call.method, call.reading, call),
             name=f"{call.daemon} {call.method} (reading {call.reading})",
             attachment_type=allure.attachment_type.JSON,
         )
     for reading in evidence.readings:
         allure.attach(
-            json.dumps(asdict(reading), indent=1, sort_keys=True, default=str),
+            _attachment_text("evidence", reading.kind, reading.accessor, 1, reading),
             name=f"{reading.kind} evidence ({reading.accessor}) from {reading.uri}",
             attachment_type=allure.attachment_type.JSON,
         )
