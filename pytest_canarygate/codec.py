@@ -4,6 +4,7 @@ controller read (frozen dataclasses, datetimes and enums survive the round trip)
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from datetime import datetime
 from enum import Enum
 from typing import Any
@@ -37,7 +38,7 @@ def encode(value: Any) -> Any:
         return {_ENUM: type(value).__name__, "value": value.value}
     if isinstance(value, datetime):
         return {_DATETIME: value.isoformat()}
-    if isinstance(value, dict):
+    if isinstance(value, Mapping):  # any mapping, read-only proxies included
         return {str(k): encode(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [encode(v) for v in value]

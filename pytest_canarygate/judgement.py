@@ -10,6 +10,7 @@ bound is an aware datetime (naive ones raise ValueError: that is a programming e
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Collection
 from collections.abc import Iterable
 from collections.abc import Mapping
@@ -24,6 +25,7 @@ from typing import Protocol
 
 from pytest_canarygate.errors import ConfigError
 from pytest_canarygate.providers.records import AlertEntry
+from pytest_canarygate.providers.records import ArchiveManifest
 from pytest_canarygate.providers.records import BindingStats
 from pytest_canarygate.providers.records import BuildResult
 from pytest_canarygate.providers.records import CursorStats
@@ -33,7 +35,11 @@ from pytest_canarygate.providers.records import RuntimeSelector
 from pytest_canarygate.providers.records import Severity
 from pytest_canarygate.providers.records import SnapshotMetadata
 from pytest_canarygate.providers.records import SupervisorEvent
+from pytest_canarygate.providers.records import SupervisorStatus
 from pytest_canarygate.providers.records import ms_to_datetime
+from pytest_canarygate.verdicts import GateFailed
+from pytest_canarygate.verdicts import Inconclusive
+from pytest_canarygate.verdicts import Unobservable
 from pytest_canarygate.verdicts import Verdict
 
 __all__ = [
@@ -50,24 +56,42 @@ __all__ = [
     "RestoreDryRun",
     "TimedEvent",
     "alerts_at_or_above",
+    "archive_retained",
+    "backup_snapshot",
     "build_passes",
+    "canary_sessions_on",
+    "canary_usage",
     "cas_conflicts",
     "count_events",
+    "cursor_full_resyncs",
     "cursor_streaks",
+    "enforce",
     "escalate_persisting",
     "format_duration",
     "format_time",
     "hold_down_not_recovered",
+    "hold_down_state",
     "hold_downs_in_window",
+    "jitter_matches_contract",
+    "latency_breach_signal",
     "latency_slo",
+    "newest_snapshot_recorded",
     "no_events_in_window",
+    "periodic_snapshot_fresh",
     "restart_policy_matches_contract",
+    "restart_regression",
     "restore_dry_run",
+    "restore_dry_run_latest",
     "selector_matches_phase",
+    "sessions_served_by",
+    "sources_healthy",
     "startup_order_matches",
+    "supervisor_ready",
     "supervisor_restart_regression",
     "unresolved_escalates_in_window",
+    "uptime_at_least",
     "window_coverage",
+    "zero_sessions",
 ]
 
 RUNBOOK_RESTART_POLICY = RestartPolicy(
@@ -419,6 +443,28 @@ def hold_down_not_recovered(
     return _judgement(Verdict.FAIL, message, (last,), **numbers)
 
 
+def hold_down_state(
+    status: SupervisorStatus, now: datetime, *, grace: timedelta = timedelta(minutes=1)
+) -> Judgement:
+    """The supervisor's current state against the same signal: still HoldDown more than
+    ``grace`` after ``until_ms`` means it did not recover (HoldDown is sticky until the next
+    outcome is recorded, DAEMON-FACTS 5.3); HoldDown not yet over is INCONCLUSIVE."""
+    now = _aware(now, "now")
+    state = status.state
+    numbers = {"state": state.name, "until_ms": state.until_ms}
+    if state.name != "HoldDown":
+        return _judgement(Verdict.PASS, f"supervisor state {state.name}, not HoldDown", **numbers)
+    until = ms_to_datetime(state.until_ms or 0)
+    if now < until + grace:
+        message = f"supervisor in HoldDown until {format_time(until)}; recovery not due yet"
+        return _judgement(Verdict.INCONCLUSIVE, message, **numbers)
+    message = (
+        f"supervisor still in HoldDown {format_duration(now - until)} after it ended at "
+        f"{format_time(until)}: it did not recover, rollback immediately"
+    )
+    return _judgement(Verdict.FAIL, message, **numbers)
+
+
 def _hold_down_until(event: TimedEvent) -> datetime:
     if isinstance(event, SupervisorEvent) and event.until_ms is not None:
         return ms_to_datetime(event.until_ms)
@@ -573,23 +619,104 @@ def latency_slo(latency_status_result: object, threshold_ms: int = 3000) -> Judg
 
 
 def restart_policy_matches_contract(
-    policy: RestartPolicy, contract: RestartPolicy = RUNBOOK_RESTART_POLICY
+    policy: RestartPolicy,
+    contract: RestartPolicy = RUNBOOK_RESTART_POLICY,
+    *,
+    only: Collection[str] | None = None,
 ) -> Judgement:
-    """Every ``RestartPolicy`` field equals the runbook's Supervisor Contract Reference."""
+    """Every ``RestartPolicy`` field (or the fields named in ``only``) equals the runbook's
+    Supervisor Contract Reference."""
+    names = [f.name for f in fields(RestartPolicy)]
+    if only is not None:
+        unknown = sorted(set(only) - set(names))
+        if unknown:
+            raise ValueError(f"not RestartPolicy fields: {', '.join(unknown)}")
+        names = [n for n in names if n in only]
     mismatches = []
     numbers: dict[str, object] = {}
-    for f in fields(RestartPolicy):
-        got, want = getattr(policy, f.name), getattr(contract, f.name)
-        numbers[f.name] = got
+    for name in names:
+        got, want = getattr(policy, name), getattr(contract, name)
+        numbers[name] = got
         if not math.isclose(got, want, rel_tol=1e-9, abs_tol=1e-12):
-            mismatches.append(f"{f.name} {got} (contract {want})")
+            mismatches.append(f"{name} {got} (contract {want})")
     if mismatches:
         return _judgement(
             Verdict.FAIL,
             "restart policy differs from the contract: " + ", ".join(mismatches),
             **numbers,
         )
-    return _judgement(Verdict.PASS, "restart policy matches the contract", **numbers)
+    if only is None:
+        return _judgement(Verdict.PASS, "restart policy matches the contract", **numbers)
+    shown = ", ".join(f"{name} {numbers[name]}" for name in names)
+    return _judgement(Verdict.PASS, f"restart policy {shown} matches the contract", **numbers)
+
+
+def jitter_matches_contract(
+    status: SupervisorStatus, contract: RestartPolicy = RUNBOOK_RESTART_POLICY
+) -> Judgement:
+    """The declared jitter equals the contract's (±20%). Whether the runtime applies it is only
+    judged when the status exposes ``jitter_applied``: false FAILs; absent is said in the
+    message (RPC cannot show it) and the declared value decides."""
+    declared = restart_policy_matches_contract(status.policy, contract, only=("jitter_pct",))
+    numbers = {**declared.numbers, "jitter_applied": status.jitter_applied}
+    if not declared.passed:
+        return _judgement(Verdict.FAIL, declared.message, **numbers)
+    pct = f"±{status.policy.jitter_pct * 100:g}%"
+    if status.jitter_applied is False:
+        message = (
+            f"declared jitter {pct} matches the contract, but the supervisor reports "
+            "jitter_applied = false: the runtime does not apply it"
+        )
+        return _judgement(Verdict.FAIL, message, **numbers)
+    if status.jitter_applied:
+        message = f"jitter {pct} declared and applied by the runtime (jitter_applied = true)"
+        return _judgement(Verdict.PASS, message, **numbers)
+    message = (
+        f"declared jitter {pct} (jitter_pct {status.policy.jitter_pct}) matches the contract; "
+        "that the runtime applies it is not observable over RPC (ops.supervisor_status does "
+        "not expose jitter_applied)"
+    )
+    return _judgement(Verdict.PASS, message, **numbers)
+
+
+def supervisor_ready(
+    status: SupervisorStatus, expected_order: Sequence[str] = RUNBOOK_STARTUP_ORDER
+) -> Judgement:
+    """Phase 1 step 3: the supervisor is Ready, starts the stages in the contract's order, and
+    every stage's DependencyGate showed ``all_ready()`` (a stage without a gate is a problem)."""
+    problems = []
+    state = status.state
+    if state.name != "Ready":
+        detail = {
+            "Restarting": f" (attempt {state.attempt}, next restart at "
+            f"{format_time(ms_to_datetime(state.next_restart_ms or 0))})",
+            "HoldDown": f" until {format_time(ms_to_datetime(state.until_ms or 0))}",
+        }.get(state.name, "")
+        problems.append(f"supervisor state {state.name}{detail}, not Ready")
+    order = startup_order_matches(status.startup_order, expected_order)
+    if not order.passed:
+        problems.append(order.message)
+    gates = {g.stage: g for g in status.dependency_gates}
+    for stage in expected_order:
+        gate = gates.get(stage)
+        if gate is None:
+            problems.append(f"no DependencyGate reported for stage {stage}")
+        elif not gate.all_ready:
+            problems.append(
+                f"{stage} DependencyGate not all_ready: unready {', '.join(gate.unready)}"
+            )
+    numbers = {
+        "state": state.name,
+        "startup_order": list(status.startup_order),
+        "all_ready": {g.stage: g.all_ready for g in status.dependency_gates},
+    }
+    if problems:
+        return _judgement(Verdict.FAIL, "; ".join(problems), **numbers)
+    message = (
+        f"supervisor Ready, startup order {' -> '.join(status.startup_order)}, every stage's "
+        "DependencyGate all_ready"
+    )
+    return _judgement(Verdict.PASS, message, **numbers)
 
 
 def startup_order_matches(
@@ -802,3 +929,489 @@ def build_passes(build_result: BuildResult, min_tests: int = 456) -> Judgement:
             **numbers,
         )
     return _judgement(Verdict.PASS, f"v5 build passes ({totals})", **numbers)
+
+
+# --- snapshots (more) --------------------------------------------------------------------
+
+SNAPSHOT_ID = re.compile(r"snap-[1-9][0-9]*")
+"""``snap-{id}`` (DAEMON-FACTS 4.2)."""
+
+
+def _age(snapshot: SnapshotMetadata, now_ms: int) -> timedelta:
+    return timedelta(milliseconds=max(0, now_ms - snapshot.created_at_ms))
+
+
+def _describe_snapshot(snapshot: SnapshotMetadata, now_ms: int) -> str:
+    return (
+        f"{snapshot.snapshot_id} ({snapshot.trigger}, version {snapshot.projection_version}, "
+        f"taken {format_duration(_age(snapshot, now_ms))} ago)"
+    )
+
+
+def restore_dry_run_latest(
+    snapshots: Sequence[SnapshotMetadata],
+    current_version: int,
+    now_ms: int,
+    max_age_ms: int = 600_000,
+) -> Judgement:
+    """The restore dry-run recomputed on the newest snapshot; no snapshot at all FAILs."""
+    if not snapshots:
+        return _judgement(
+            Verdict.FAIL,
+            "no snapshot is retained: there is nothing a restore could start from",
+            snapshots=0,
+            current_version=current_version,
+        )
+    newest = max(snapshots, key=lambda s: (s.created_at_ms, s.snapshot_id))
+    return restore_dry_run(newest, current_version, now_ms, max_age_ms)
+
+
+def newest_snapshot_recorded(
+    snapshots: Sequence[SnapshotMetadata], now_ms: int, max_age_ms: int = 600_000
+) -> Judgement:
+    """A snapshot was taken at the current state: the newest one has ``snap-<n>`` metadata and
+    is no older than ``max_age_ms`` (DAEMON-FACTS 4.2, 4.3)."""
+    if not snapshots:
+        return _judgement(Verdict.FAIL, "no snapshot is retained", snapshots=0)
+    newest = max(snapshots, key=lambda s: (s.created_at_ms, s.snapshot_id))
+    age_ms = max(0, now_ms - newest.created_at_ms)
+    numbers = {
+        "snapshot_id": newest.snapshot_id,
+        "trigger": newest.trigger,
+        "age_ms": age_ms,
+        "max_age_ms": max_age_ms,
+        "snapshots": len(snapshots),
+    }
+    shown = _describe_snapshot(newest, now_ms)
+    if not SNAPSHOT_ID.fullmatch(newest.snapshot_id):
+        return _judgement(
+            Verdict.FAIL,
+            f"newest snapshot id {newest.snapshot_id!r} is not snap-<n> metadata",
+            (newest,),
+            **numbers,
+        )
+    if age_ms > max_age_ms:
+        return _judgement(
+            Verdict.FAIL,
+            f"newest snapshot {shown} is too old: age_ms {age_ms} > max_age_ms {max_age_ms}",
+            (newest,),
+            **numbers,
+        )
+    return _judgement(Verdict.PASS, f"snapshot {shown} recorded", (newest,), **numbers)
+
+
+def periodic_snapshot_fresh(
+    snapshots: Sequence[SnapshotMetadata], now_ms: int, interval_ms: int = 300_000
+) -> Judgement:
+    """The SnapshotManager is running: a Periodic snapshot younger than two intervals. (That
+    shutdown snapshots are enabled shows only at a shutdown; retained ones are counted.)"""
+    periodic = [s for s in snapshots if s.trigger == "Periodic"]
+    shutdown = sum(1 for s in snapshots if s.trigger == "Shutdown")
+    limit_ms = 2 * interval_ms
+    numbers: dict[str, object] = {
+        "snapshots": len(snapshots),
+        "periodic": len(periodic),
+        "shutdown": shutdown,
+        "interval_ms": interval_ms,
+    }
+    if not periodic:
+        message = (
+            f"no Periodic snapshot among {len(snapshots)} retained: the periodic timer is "
+            "not running"
+        )
+        return _judgement(Verdict.FAIL, message, **numbers)
+    newest = max(periodic, key=lambda s: (s.created_at_ms, s.snapshot_id))
+    age_ms = max(0, now_ms - newest.created_at_ms)
+    numbers["periodic_age_ms"] = age_ms
+    shown = _describe_snapshot(newest, now_ms)
+    limit = format_duration(timedelta(milliseconds=limit_ms))
+    if age_ms >= limit_ms:
+        message = (
+            f"newest Periodic snapshot {shown} is older than two intervals ({limit}): "
+            "the periodic timer has stopped"
+        )
+        return _judgement(Verdict.FAIL, message, (newest,), **numbers)
+    message = (
+        f"newest Periodic snapshot {shown} is within two intervals ({limit}); "
+        f"{shutdown} Shutdown snapshots retained"
+    )
+    return _judgement(Verdict.PASS, message, (newest,), **numbers)
+
+
+def backup_snapshot(snapshots: Sequence[SnapshotMetadata], now_ms: int) -> Judgement:
+    """A backup was taken: at least one Manual snapshot is retained."""
+    manual = sorted((s for s in snapshots if s.trigger == "Manual"), key=lambda s: s.created_at_ms)
+    numbers = {"snapshots": len(snapshots), "manual": len(manual)}
+    if not manual:
+        triggers = ", ".join(sorted({s.trigger for s in snapshots})) or "none"
+        message = (
+            f"no Manual snapshot (backup) among {len(snapshots)} retained (triggers: {triggers})"
+        )
+        return _judgement(Verdict.FAIL, message, **numbers)
+    return _judgement(
+        Verdict.PASS,
+        f"backup taken: Manual snapshot {_describe_snapshot(manual[-1], now_ms)}",
+        (manual[-1],),
+        **numbers,
+    )
+
+
+# --- uptime ------------------------------------------------------------------------------
+
+
+def uptime_at_least(
+    uptime: timedelta, required: timedelta, *, now: datetime, who: str = "v5"
+) -> Judgement:
+    """The daemon has run without a restart for at least ``required`` (INCONCLUSIVE before)."""
+    now = _aware(now, "now")
+    started = now - uptime
+    numbers = {
+        "uptime_s": uptime.total_seconds(),
+        "required_s": required.total_seconds(),
+        "started_at": started.isoformat(),
+    }
+    shown = f"{who} up {format_duration(uptime)} (started {format_time(started)})"
+    if uptime < required:
+        message = f"{shown}, less than the required {format_duration(required)}"
+        return _judgement(Verdict.INCONCLUSIVE, message, **numbers)
+    return _judgement(Verdict.PASS, f"{shown} >= {format_duration(required)}", **numbers)
+
+
+# --- source health (DAEMON-FACTS 2.3, 2.9, 9) ---------------------------------------------
+
+SOURCE_STATUSES = ("healthy", "degraded", "down")
+LIFECYCLES = ("pending", "active", "stale", "revoked")
+
+
+def sources_healthy(
+    health_result: object,
+    registry_result: object,
+    expected_healthy: Collection[str],
+    *,
+    who: str = "v5",
+) -> Judgement:
+    """All registered sources ``active`` (no stale, pending or revoked) and every expected
+    source reporting "healthy" in ``list_source_health``. Answers of unknown shape are
+    UNOBSERVABLE."""
+    statuses: dict[str, str] = {}
+    if not isinstance(health_result, list):
+        return _judgement(
+            Verdict.UNOBSERVABLE,
+            f"{who} list_source_health: expected a list, got {health_result!r:.100}",
+        )
+    for index, entry in enumerate(health_result):
+        pair = entry if isinstance(entry, list | tuple) and len(entry) == 2 else (None, None)
+        kind, report = pair
+        status = report.get("status") if isinstance(report, Mapping) else None
+        if not isinstance(kind, str) or status not in SOURCE_STATUSES:
+            return _judgement(
+                Verdict.UNOBSERVABLE,
+                f"{who} list_source_health: element {index} is not [kind, {{status}}]: "
+                f"{entry!r:.100}",
+            )
+        statuses[kind] = status
+    lifecycles: dict[str, str] = {}
+    if not isinstance(registry_result, list):
+        return _judgement(
+            Verdict.UNOBSERVABLE,
+            f"{who} list_source_registry: expected a list, got {registry_result!r:.100}",
+        )
+    for index, entry in enumerate(registry_result):
+        source_id = entry.get("source_id") if isinstance(entry, Mapping) else None
+        lifecycle = entry.get("lifecycle") if isinstance(entry, Mapping) else None
+        if not isinstance(source_id, str) or lifecycle not in LIFECYCLES:
+            return _judgement(
+                Verdict.UNOBSERVABLE,
+                f"{who} list_source_registry: element {index} has no source_id and lifecycle: "
+                f"{entry!r:.100}",
+            )
+        lifecycles[source_id] = lifecycle
+    problems = [
+        f"registered source {sid} is {state}, not active"
+        for sid, state in sorted(lifecycles.items())
+        if state != "active"
+    ]
+    for kind in expected_healthy:
+        status = statuses.get(kind)
+        if status is None:
+            problems.append(f"source {kind} is not reported by list_source_health")
+        elif status != "healthy":
+            problems.append(f"source {kind} is {status}, not healthy")
+    numbers = {"health": statuses, "registry": lifecycles, "expected": list(expected_healthy)}
+    if problems:
+        return _judgement(Verdict.FAIL, f"{who} sources: " + "; ".join(problems), **numbers)
+    if not expected_healthy and not lifecycles:
+        message = (
+            f"{who}: no source is expected healthy and none is registered; nothing proves health"
+        )
+        return _judgement(Verdict.INCONCLUSIVE, message, **numbers)
+    registry = f"{len(lifecycles)} registered, all active" if lifecycles else "registry empty"
+    healthy = ", ".join(f"{k} healthy" for k in expected_healthy) or "none expected"
+    return _judgement(Verdict.PASS, f"{who} sources: {healthy}; {registry}", **numbers)
+
+
+# --- rollback signals --------------------------------------------------------------------
+
+
+def latency_breach_signal(latency_status_result: object, breach_windows: int = 3) -> Judgement:
+    """Rollback signal "latency p95 breach > 3 consecutive windows": FAIL (the signal fired)
+    when ``consecutive_breaches`` reached ``breach_windows`` or the status is "degraded"; PASS
+    on "healthy" or a shorter "breached" streak; INCONCLUSIVE when the daemon reports no
+    evaluation (DAEMON-FACTS 2.6: "insufficient_data" always reports 0 breaches)."""
+    base = latency_slo(latency_status_result)
+    if base.verdict is Verdict.UNOBSERVABLE:
+        return base
+    numbers = {**base.numbers, "breach_windows": breach_windows}
+    status = numbers["status"]
+    streak = numbers.get("consecutive_breaches")
+    count = streak if isinstance(streak, int) and not isinstance(streak, bool) else 0
+    if status == "degraded" or count >= breach_windows:
+        message = (
+            f"latency signal fired: status {status}, {count} consecutive breaching "
+            f"evaluations (>= {breach_windows}), p95 {numbers['p95_ms']} ms: rollback, investigate"
+        )
+        return _judgement(Verdict.FAIL, message, **numbers)
+    if status in ("not_started", "insufficient_data"):
+        return _judgement(
+            Verdict.INCONCLUSIVE, f"latency signal not checkable: {base.message}", **numbers
+        )
+    message = (
+        f"latency signal absent: status {status}, {count} consecutive breaching evaluations "
+        f"(< {breach_windows}), p95 {numbers['p95_ms']} ms"
+    )
+    return _judgement(Verdict.PASS, message, **numbers)
+
+
+def cursor_full_resyncs(stats: CursorStats) -> Judgement:
+    """Rollback signal "cursor FullResync triggered": FAIL for any full resync counted since
+    ``covers_from_ms`` (the counters cannot say when inside that span)."""
+    since = format_time(ms_to_datetime(stats.covers_from_ms))
+    numbers = {
+        "full_resync_count": stats.full_resync_count,
+        "covers_from_ms": stats.covers_from_ms,
+        "as_of_ms": stats.as_of_ms,
+    }
+    if stats.full_resync_count:
+        message = (
+            f"cursor FullResync triggered {stats.full_resync_count} times since {since} "
+            f"(invalid_cursor streak reached {stats.max_invalid_streak}): investigate, "
+            "consider rollback"
+        )
+        return _judgement(Verdict.FAIL, message, (stats,), **numbers)
+    return _judgement(
+        Verdict.PASS, f"no cursor FullResync since {since} (cursor stats)", (stats,), **numbers
+    )
+
+
+# --- supervisor restarts -----------------------------------------------------------------
+
+
+def restart_regression(
+    events: Iterable[TimedEvent],
+    now: datetime,
+    coverage: Covered | None,
+    *,
+    period: timedelta = timedelta(days=7),
+    tolerance: int = 0,
+    max_lag: timedelta = DEFAULT_MAX_LAG,
+) -> Judgement:
+    """No regression in supervisor restart counts: restarts in the last ``period`` against the
+    ``period`` before it, on a history that covers both (else INCONCLUSIVE with the span)."""
+    now = _aware(now, "now")
+    events = list(events)
+    middle = now - period
+    tick = timedelta(microseconds=1)
+    before = count_events(events, RESTART_KINDS, middle - period, middle - tick)
+    after = count_events(events, RESTART_KINDS, middle, now)
+    span = format_duration(period)
+    judged = supervisor_restart_regression(
+        before,
+        after,
+        tolerance=tolerance,
+        before=f"in the {span} before ({format_time(middle - period)}..{format_time(middle)})",
+        after=f"in the last {span}",
+    )
+    cov = _coverage_of(coverage, 2 * period, now, max_lag)
+    numbers = {**judged.numbers, **cov.numbers}
+    if not cov.covered:
+        message = (
+            f"restart counts not comparable ({after} in the last {span}, {before} in the "
+            f"{span} before): {cov.message}"
+        )
+        return _judgement(Verdict.INCONCLUSIVE, message, **numbers)
+    return _judgement(judged.verdict, judged.message, **numbers)
+
+
+# --- the v4 binary archive ---------------------------------------------------------------
+
+
+def archive_retained(
+    manifest: ArchiveManifest, now: datetime, retention: timedelta = timedelta(days=30)
+) -> Judgement:
+    """The v4 binary is archived, not deleted: present beside its manifest with the manifest's
+    sha256, retained for at least ``retention`` after archiving, and still retained now."""
+    now = _aware(now, "now")
+    m = manifest
+    numbers = {
+        "binary": m.binary,
+        "present": m.present,
+        "sha256": m.sha256,
+        "actual_sha256": m.actual_sha256,
+        "archived_at_ms": m.archived_at_ms,
+        "retain_until_ms": m.retain_until_ms,
+        "retention_s": retention.total_seconds(),
+    }
+    problems = []
+    if not m.present:
+        problems.append(f"binary {m.binary} is not beside its manifest (deleted?)")
+    elif m.actual_sha256 != m.sha256:
+        problems.append(
+            f"binary {m.binary} sha256 {m.actual_sha256} differs from the manifest's {m.sha256}"
+        )
+    declared = m.retain_until - m.archived_at
+    if declared < retention:
+        problems.append(
+            f"retained {format_duration(declared)} ({format_time(m.archived_at)}.."
+            f"{format_time(m.retain_until)}), less than {format_duration(retention)}"
+        )
+    if m.retain_until < now:
+        problems.append(f"retention ended {format_time(m.retain_until)}, before now")
+    if problems:
+        return _judgement(
+            Verdict.FAIL, "v4 binary archive: " + "; ".join(problems), (m,), **numbers
+        )
+    message = (
+        f"v4 binary {m.binary} archived {format_time(m.archived_at)}, sha256 matches, retained "
+        f"until {format_time(m.retain_until)} (>= {format_duration(retention)})"
+    )
+    return _judgement(Verdict.PASS, message, (m,), **numbers)
+
+
+# --- verdict -> exception ----------------------------------------------------------------
+
+
+def enforce(judgement: Judgement) -> Judgement:
+    """End the gate as the judgement says: PASS returns it; FAIL raises GateFailed,
+    INCONCLUSIVE Inconclusive, UNOBSERVABLE Unobservable (with the judgement's message)."""
+    __tracebackhide__ = True
+    verdict = judgement.verdict
+    if verdict is Verdict.PASS:
+        return judgement
+    if verdict is Verdict.FAIL:
+        raise GateFailed(judgement.message)
+    if verdict is Verdict.INCONCLUSIVE:
+        raise Inconclusive(judgement.message)
+    if verdict is Verdict.UNOBSERVABLE:
+        raise Unobservable(judgement.message)
+    raise ValueError(f"a judgement cannot end in {verdict}: {judgement.message}")
+
+
+# --- sessions across daemons (list_panes / list_sessions records) -------------------------
+
+Pane = Mapping[str, object]
+
+
+def _by_session(panes: Iterable[Pane]) -> dict[str, list[Pane]]:
+    sessions: dict[str, list[Pane]] = {}
+    for pane in panes:
+        name = pane.get("session_name")
+        if isinstance(name, str):
+            sessions.setdefault(name, []).append(pane)
+    return sessions
+
+
+def _managed_count(panes: Iterable[Pane]) -> int:
+    return sum(1 for p in panes if p.get("presence") == "managed")
+
+
+def zero_sessions(
+    agent_sessions: Sequence[Mapping[str, object]], panes: Sequence[Pane], *, who: str = "v4"
+) -> Judgement:
+    """No session left on ``who``: its ``list_sessions`` is empty and it manages no pane."""
+    managed = [p for p in panes if p.get("presence") == "managed"]
+    numbers = {"agent_sessions": len(agent_sessions), "managed_panes": len(managed)}
+    if agent_sessions or managed:
+        tmux = sorted(_by_session(managed))
+        keys = [str(s.get("session_key")) for s in agent_sessions[:5]]
+        message = (
+            f"{who} still serves {len(agent_sessions)} agent sessions "
+            f"({', '.join(keys)}{', ...' if len(agent_sessions) > 5 else ''}) and manages "
+            f"{len(managed)} panes in tmux sessions {', '.join(tmux) or '(none named)'}"
+        )
+        return _judgement(Verdict.FAIL, message, **numbers)
+    return _judgement(
+        Verdict.PASS, f"zero {who} sessions: no agent session, no managed pane", **numbers
+    )
+
+
+def sessions_served_by(
+    source: Sequence[Pane], target: Sequence[Pane], *, src: str = "v5", dst: str = "v4"
+) -> Judgement:
+    """Every tmux session ``src`` shows is present on ``dst``, and where ``src`` manages panes
+    in it, ``dst`` manages at least one there too."""
+    seen, served = _by_session(source), _by_session(target)
+    problems = []
+    for name, session_panes in sorted(seen.items()):
+        if name not in served:
+            problems.append(f"session {name} is not on {dst}")
+        elif _managed_count(session_panes) and not _managed_count(served[name]):
+            problems.append(
+                f"session {name}: {src} manages {_managed_count(session_panes)} panes, {dst} none"
+            )
+    numbers = {
+        f"{src}_sessions": sorted(seen),
+        f"{dst}_sessions": sorted(served),
+        "problems": len(problems),
+    }
+    if problems:
+        return _judgement(
+            Verdict.FAIL,
+            f"{len(problems)} of {len(seen)} sessions seen on {src} not served by {dst}: "
+            + "; ".join(problems),
+            **numbers,
+        )
+    if not seen:
+        return _judgement(
+            Verdict.INCONCLUSIVE, f"no tmux session seen on {src}: nothing to check", **numbers
+        )
+    return _judgement(
+        Verdict.PASS,
+        f"all {len(seen)} sessions seen on {src} are served by {dst}: {', '.join(sorted(seen))}",
+        **numbers,
+    )
+
+
+def canary_sessions_on(
+    selector: RuntimeSelector, panes: Sequence[Pane], *, who: str = "v5"
+) -> Judgement:
+    """Every canary session the selector names is present on ``who`` with a managed pane."""
+    sessions = _by_session(panes)
+    counts = {name: _managed_count(sessions.get(name, ())) for name in selector.v5_canary_sessions}
+    problems = []
+    for name, count in counts.items():
+        if name not in sessions:
+            problems.append(f"canary session {name} is not on {who}")
+        elif not count:
+            problems.append(f"canary session {name} has no managed pane on {who}")
+    numbers = {"canary_sessions": list(selector.v5_canary_sessions), "managed_panes": counts}
+    if not selector.v5_canary_sessions:
+        return _judgement(Verdict.FAIL, "the selector names no canary session", **numbers)
+    if problems:
+        return _judgement(Verdict.FAIL, "; ".join(problems), **numbers)
+    shown = ", ".join(f"{name} ({count} managed panes)" for name, count in counts.items())
+    return _judgement(Verdict.PASS, f"canary sessions managed on {who}: {shown}", **numbers)
+
+
+def canary_usage(selector: RuntimeSelector, panes: Sequence[Pane], *, who: str = "v5") -> Judgement:
+    """The canary has active usage: at least one managed pane in the canary sessions on
+    ``who`` (INCONCLUSIVE otherwise: an idle canary proves nothing)."""
+    sessions = _by_session(panes)
+    counts = {name: _managed_count(sessions.get(name, ())) for name in selector.v5_canary_sessions}
+    shown = ", ".join(f"{name} {count}" for name, count in counts.items()) or "none named"
+    numbers = {"managed_panes": counts}
+    if sum(counts.values()):
+        return _judgement(
+            Verdict.PASS, f"managed panes in canary sessions on {who}: {shown}", **numbers
+        )
+    message = f"no managed pane in any canary session on {who} ({shown}): no active usage"
+    return _judgement(Verdict.INCONCLUSIVE, message, **numbers)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime
 from datetime import timedelta
 from datetime import timezone
@@ -13,9 +14,11 @@ import pytest
 from pytest_canarygate import judgement as j
 from pytest_canarygate.errors import ConfigError
 from pytest_canarygate.providers import AlertEntry
+from pytest_canarygate.providers import ArchiveManifest
 from pytest_canarygate.providers import BindingStats
 from pytest_canarygate.providers import BuildResult
 from pytest_canarygate.providers import CursorStats
+from pytest_canarygate.providers import DependencyGate
 from pytest_canarygate.providers import Evidence
 from pytest_canarygate.providers import LogEvent
 from pytest_canarygate.providers import RestartPolicy
@@ -24,7 +27,12 @@ from pytest_canarygate.providers import Severity
 from pytest_canarygate.providers import SnapshotMetadata
 from pytest_canarygate.providers import Source
 from pytest_canarygate.providers import SupervisorEvent
+from pytest_canarygate.providers import SupervisorState
+from pytest_canarygate.providers import SupervisorStatus
 from pytest_canarygate.providers.records import datetime_to_ms
+from pytest_canarygate.verdicts import GateFailed
+from pytest_canarygate.verdicts import Inconclusive
+from pytest_canarygate.verdicts import Unobservable
 from pytest_canarygate.verdicts import Verdict
 
 NOW = datetime(2026, 11, 26, 0, 0, tzinfo=timezone.utc)
@@ -514,5 +522,327 @@ def test_cas_conflicts() -> None:
 )
 def test_build_passes(result: BuildResult, verdict: Verdict, reason: str) -> None:
     judged = j.build_passes(result)
+    assert judged.verdict is verdict
+    assert reason in judged.message
+
+
+# --- turning a judgement into the gate's end ------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("verdict", "raised"),
+    [
+        (Verdict.FAIL, GateFailed),
+        (Verdict.INCONCLUSIVE, Inconclusive),
+        (Verdict.UNOBSERVABLE, Unobservable),
+    ],
+)
+def test_enforce_raises_the_verdicts_exception(verdict: Verdict, raised: type[Exception]) -> None:
+    with pytest.raises(raised, match="the reason"):
+        j.enforce(j.Judgement(verdict=verdict, message="the reason"))
+
+
+def test_enforce_returns_a_pass_and_refuses_waived() -> None:
+    passed = j.Judgement(verdict=Verdict.PASS, message="fine")
+    assert j.enforce(passed) is passed
+    with pytest.raises(ValueError, match="cannot end in WAIVED"):
+        j.enforce(j.Judgement(verdict=Verdict.WAIVED, message="x"))
+
+
+# --- snapshots: periodic timer, backup, newest recorded -------------------------------------
+
+
+def snap(trigger: str, age_ms: int, snapshot_id: str = "snap-4") -> SnapshotMetadata:
+    return SnapshotMetadata(snapshot_id, NOW_MS - age_ms, 10, 2, 5, trigger, 4096)
+
+
+@pytest.mark.parametrize(
+    ("age_ms", "verdict"),
+    [(0, Verdict.PASS), (599_999, Verdict.PASS), (600_000, Verdict.FAIL)],
+)
+def test_periodic_snapshot_younger_than_two_intervals(age_ms: int, verdict: Verdict) -> None:
+    judged = j.periodic_snapshot_fresh([snap("Periodic", age_ms), snap("Shutdown", 0)], NOW_MS)
+    assert judged.verdict is verdict
+    assert judged.numbers["shutdown"] == 1
+
+
+def test_manual_or_shutdown_snapshots_do_not_show_the_periodic_timer() -> None:
+    judged = j.periodic_snapshot_fresh([snap("Manual", 0), snap("Shutdown", 0)], NOW_MS)
+    assert judged.verdict is Verdict.FAIL
+    assert "no Periodic snapshot among 2 retained" in judged.message
+
+
+def test_backup_is_a_manual_snapshot() -> None:
+    assert j.backup_snapshot([snap("Periodic", 0)], NOW_MS).verdict is Verdict.FAIL
+    judged = j.backup_snapshot([snap("Manual", 9 * 86_400_000, "snap-1")], NOW_MS)
+    assert judged.verdict is Verdict.PASS
+    assert "snap-1 (Manual, version 10, taken 9d ago)" in judged.message
+
+
+@pytest.mark.parametrize(
+    ("snapshots", "verdict", "reason"),
+    [
+        ([], Verdict.FAIL, "no snapshot is retained"),
+        ([snap("Periodic", 600_000)], Verdict.PASS, "snap-4 (Periodic"),  # age == max age
+        ([snap("Periodic", 600_001)], Verdict.FAIL, "age_ms 600001 > max_age_ms 600000"),
+        ([snap("Periodic", 0, "snap-0")], Verdict.FAIL, "not snap-<n>"),
+        ([snap("Periodic", 0, "snapshot-4")], Verdict.FAIL, "not snap-<n>"),
+        ([snap("Manual", 0, "snap-12"), snap("Periodic", 900_000)], Verdict.PASS, "snap-12"),
+    ],
+)
+def test_newest_snapshot_recorded(
+    snapshots: list[SnapshotMetadata], verdict: Verdict, reason: str
+) -> None:
+    judged = j.newest_snapshot_recorded(snapshots, NOW_MS)
+    assert judged.verdict is verdict
+    assert reason in judged.message
+
+
+def test_restore_dry_run_latest_judges_the_newest_snapshot() -> None:
+    older_ok = SnapshotMetadata("snap-1", NOW_MS - 60_000, 5, 1, 1, "Periodic", 1)
+    newest_ahead = SnapshotMetadata("snap-2", NOW_MS - 1000, 50, 1, 1, "Manual", 1)
+    judged = j.restore_dry_run_latest([newest_ahead, older_ok], 10, NOW_MS)
+    assert judged.verdict is Verdict.FAIL
+    assert "snapshot snap-2: VersionAhead" in judged.message
+
+
+# --- uptime, sources, sessions --------------------------------------------------------------
+
+
+def test_uptime_below_the_window_is_inconclusive_with_the_uptime() -> None:
+    short = j.uptime_at_least(timedelta(hours=47, minutes=59), 2 * DAY, now=NOW)
+    assert short.verdict is Verdict.INCONCLUSIVE
+    assert "v5 up 47h59m (started 2026-11-24T00:01Z), less than the required 48h" in short.message
+    assert j.uptime_at_least(2 * DAY, 2 * DAY, now=NOW).verdict is Verdict.PASS
+
+
+HEALTH = [["claude_hooks", {"status": "healthy"}], ["poller", {"status": "healthy"}],
+          ["claude_jsonl", {"status": "down"}]]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("health", "registry", "verdict", "reason"),
+    [
+        (HEALTH, [], Verdict.PASS, "poller healthy, claude_hooks healthy; registry empty"),
+        (HEALTH, [{"source_id": "x", "lifecycle": "active"}], Verdict.PASS, "1 registered"),
+        (HEALTH, [{"source_id": "x", "lifecycle": "revoked"}], Verdict.FAIL, "x is revoked"),
+        (HEALTH, [{"source_id": "x", "lifecycle": "pending"}], Verdict.FAIL, "x is pending"),
+        (HEALTH[:1], [], Verdict.FAIL, "source poller is not reported"),
+        ([["poller", {"status": "sick"}]], [], Verdict.UNOBSERVABLE, "element 0"),
+        ([["poller"]], [], Verdict.UNOBSERVABLE, "element 0"),
+        (["poller"], [], Verdict.UNOBSERVABLE, "element 0"),
+        (HEALTH, [{"lifecycle": "active"}], Verdict.UNOBSERVABLE, "no source_id"),
+        (HEALTH, None, Verdict.UNOBSERVABLE, "list_source_registry: expected a list"),
+    ],
+)
+def test_sources_healthy(health: object, registry: object, verdict: Verdict, reason: str) -> None:
+    judged = j.sources_healthy(health, registry, ("poller", "claude_hooks"))
+    assert judged.verdict is verdict
+    assert reason in judged.message
+
+
+def test_sources_with_nothing_expected_prove_nothing() -> None:
+    assert j.sources_healthy([], [], ()).verdict is Verdict.INCONCLUSIVE
+
+
+def tmux_pane(pane_id: str, session: str | None, managed: bool = True) -> dict[str, object]:
+    presence = "managed" if managed else "unmanaged"
+    return {"pane_id": pane_id, "session_name": session, "presence": presence}
+
+
+def test_zero_sessions() -> None:
+    assert j.zero_sessions([], [tmux_pane("%1", "a", managed=False)]).passed
+    ghost = j.zero_sessions([], [tmux_pane("%1", None)])
+    assert ghost.verdict is Verdict.FAIL
+    assert "manages 1 panes in tmux sessions (none named)" in ghost.message
+    keys = [{"session_key": f"k{n}"} for n in range(7)]
+    many = j.zero_sessions(keys, [])
+    assert "7 agent sessions (k0, k1, k2, k3, k4, ...)" in many.message
+
+
+def test_sessions_served_by() -> None:
+    v5 = [tmux_pane("%1", "a"), tmux_pane("%2", "b", managed=False)]
+    assert j.sessions_served_by(v5, v5).passed
+    assert j.sessions_served_by([], v5).verdict is Verdict.INCONCLUSIVE
+    missing = j.sessions_served_by(v5, [tmux_pane("%1", "a")])
+    assert "1 of 2 sessions seen on v5 not served by v4: session b is not on v4" in missing.message
+
+
+def test_canary_sessions_on_and_usage() -> None:
+    selector = RuntimeSelector("v4", True, ("a", "b"))
+    fleet = [tmux_pane("%1", "a"), tmux_pane("%2", "b", managed=False)]
+    on = j.canary_sessions_on(selector, fleet)
+    assert on.verdict is Verdict.FAIL
+    assert on.message == "canary session b has no managed pane on v5"
+    assert j.canary_usage(selector, fleet).passed
+    idle = j.canary_usage(selector, fleet[1:])
+    assert idle.verdict is Verdict.INCONCLUSIVE
+    assert "(a 0, b 0): no active usage" in idle.message
+    nothing = j.canary_sessions_on(RuntimeSelector("v4", True, ()), fleet)
+    assert nothing.verdict is Verdict.FAIL
+
+
+# --- rollback signals ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("result", "verdict"),
+    [
+        (lat("healthy", 36, sample_count=205), Verdict.PASS),
+        (lat("breached", 3224, 2, breach_threshold=3, sample_count=210), Verdict.PASS),
+        (lat("breached", 3224, 3, breach_threshold=3, sample_count=210), Verdict.FAIL),
+        (lat("degraded", 3224, 3, sample_count=213), Verdict.FAIL),
+        (lat("healthy", 3500, sample_count=213), Verdict.PASS),  # the SLO gate judges p95
+        (lat("insufficient_data", sample_count=10, min_required=200), Verdict.INCONCLUSIVE),
+        (lat("not_started", sample_count=0), Verdict.INCONCLUSIVE),
+        ({"status": 3}, Verdict.UNOBSERVABLE),
+    ],
+)
+def test_latency_breach_signal(result: object, verdict: Verdict) -> None:
+    assert j.latency_breach_signal(result).verdict is verdict
+
+
+def test_latency_breach_signal_threshold_is_a_parameter() -> None:
+    two = lat("breached", 3224, 2, breach_threshold=3, sample_count=210)
+    assert j.latency_breach_signal(two, breach_windows=2).verdict is Verdict.FAIL
+
+
+def test_cursor_full_resyncs() -> None:
+    assert j.cursor_full_resyncs(cursor()).passed
+    fired = j.cursor_full_resyncs(cursor(full_resync_count=2, max_invalid_streak=4))
+    assert fired.verdict is Verdict.FAIL
+    assert "triggered 2 times since" in fired.message
+    assert "streak reached 4" in fired.message
+
+
+def supervisor_status(state: SupervisorState, **changes: object) -> SupervisorStatus:
+    status = SupervisorStatus(
+        state,
+        j.RUNBOOK_RESTART_POLICY,
+        j.RUNBOOK_STARTUP_ORDER,
+        tuple(DependencyGate(s, True, ()) for s in j.RUNBOOK_STARTUP_ORDER),
+        0,
+        NOW_MS - 86_400_000,
+        NOW_MS,
+    )
+    return replace(status, **changes)
+
+
+@pytest.mark.parametrize(
+    ("state", "verdict"),
+    [
+        (SupervisorState("Ready"), Verdict.PASS),
+        (SupervisorState("Restarting", attempt=1, next_restart_ms=NOW_MS), Verdict.PASS),
+        (SupervisorState("HoldDown", until_ms=NOW_MS + 1000), Verdict.INCONCLUSIVE),
+        (SupervisorState("HoldDown", until_ms=NOW_MS - 59_000), Verdict.INCONCLUSIVE),
+        (SupervisorState("HoldDown", until_ms=NOW_MS - 60_000), Verdict.FAIL),
+    ],
+)
+def test_hold_down_state(state: SupervisorState, verdict: Verdict) -> None:
+    assert j.hold_down_state(supervisor_status(state), NOW).verdict is verdict
+
+
+def test_supervisor_ready_lists_every_problem() -> None:
+    status = supervisor_status(
+        SupervisorState("Restarting", attempt=2, next_restart_ms=NOW_MS + 4000),
+        startup_order=("Gateway", "Sources", "Daemon", "Ui"),
+        dependency_gates=(DependencyGate("Sources", False, ("poller",)),),
+    )
+    judged = j.supervisor_ready(status)
+    assert judged.verdict is Verdict.FAIL
+    assert "supervisor state Restarting (attempt 2, next restart at 2026-11-26T00:00:04Z)" in (
+        judged.message
+    )
+    assert "startup order is Gateway -> Sources -> Daemon -> Ui" in judged.message
+    assert "Sources DependencyGate not all_ready: unready poller" in judged.message
+    assert "no DependencyGate reported for stage Ui" in judged.message
+    assert j.supervisor_ready(supervisor_status(SupervisorState("Ready"))).passed
+
+
+def test_jitter_row() -> None:
+    ready = SupervisorState("Ready")
+    declared = j.jitter_matches_contract(supervisor_status(ready))
+    assert declared.passed
+    assert "not observable over RPC" in declared.message
+    applied = j.jitter_matches_contract(supervisor_status(ready, jitter_applied=True))
+    assert "applied by the runtime" in applied.message
+    off = supervisor_status(ready, jitter_applied=False)
+    assert j.jitter_matches_contract(off).verdict is Verdict.FAIL
+
+
+def test_restart_policy_rows_judge_only_their_fields() -> None:
+    policy = RestartPolicy(500, 2.0, 30000, 0.2, 5, 600000, 60000)
+    row = j.restart_policy_matches_contract(policy, only=("multiplier",))
+    assert row.passed
+    assert row.message == "restart policy multiplier 2.0 matches the contract"
+    with pytest.raises(ValueError, match="not RestartPolicy fields: nope"):
+        j.restart_policy_matches_contract(policy, only=("nope",))
+
+
+# --- supervisor restart regression over two windows -----------------------------------------
+
+
+def restarts(*days_ago: float) -> list[SupervisorEvent]:
+    return [
+        sup_event("restart", NOW - timedelta(days=d), attempt=0, after_ms=1000) for d in days_ago
+    ]
+
+
+@pytest.mark.parametrize(
+    ("days_ago", "verdict", "reason"),
+    [
+        ((1, 8), Verdict.PASS, "supervisor restarts 1 in the last 7d vs 1 in the 7d before"),
+        ((1, 2, 8), Verdict.FAIL, "regressed: 2 in the last 7d vs 1 in the 7d before"),
+        ((7,), Verdict.FAIL, "regressed: 1 in the last 7d vs 0"),  # now - 7d is "last"
+        ((14, 1), Verdict.PASS, "1 in the last 7d vs 1"),  # now - 14d is "before"
+        ((15, 1), Verdict.FAIL, "1 in the last 7d vs 0"),
+        ((), Verdict.PASS, "0 in the last 7d vs 0"),
+    ],
+)
+def test_restart_regression(days_ago: tuple[float, ...], verdict: Verdict, reason: str) -> None:
+    judged = j.restart_regression(restarts(*days_ago), NOW, covered(NOW - 14 * DAY))
+    assert judged.verdict is verdict
+    assert reason in judged.message
+
+
+def test_restart_regression_needs_both_windows_covered() -> None:
+    judged = j.restart_regression(restarts(1, 2), NOW, covered(NOW - 10 * DAY))
+    assert judged.verdict is Verdict.INCONCLUSIVE
+    assert "restart counts not comparable (2 in the last 7d, 0 in the 7d before)" in (
+        judged.message
+    )
+    assert "(10d) of the required 14d window" in judged.message
+    log = [log_event("process_exited", NOW - timedelta(days=1))]
+    assert j.restart_regression(log, NOW, covered(NOW - 14 * DAY)).verdict is Verdict.FAIL
+
+
+# --- v4 binary archive ----------------------------------------------------------------------
+
+DIGEST = "ab" * 32
+
+
+def manifest(**changes: object) -> ArchiveManifest:
+    base = ArchiveManifest(
+        "agtmux-v4", DIGEST, NOW_MS - 86_400_000, NOW_MS + 29 * 86_400_000, True, DIGEST, 10
+    )
+    return replace(base, **changes)
+
+
+@pytest.mark.parametrize(
+    ("changes", "verdict", "reason"),
+    [
+        ({}, Verdict.PASS, "sha256 matches, retained until 2026-12-25T00:00Z (>= 30d)"),
+        ({"retain_until_ms": NOW_MS + 29 * 86_400_000 - 1}, Verdict.FAIL, "less than 30d"),
+        ({"present": False, "actual_sha256": None}, Verdict.FAIL, "not beside its manifest"),
+        ({"actual_sha256": "cd" * 32}, Verdict.FAIL, "differs from the manifest's"),
+        (
+            {"archived_at_ms": NOW_MS - 31 * 86_400_000, "retain_until_ms": NOW_MS - 1000},
+            Verdict.FAIL,
+            "retention ended 2026-11-25T23:59:59Z, before now",
+        ),
+    ],
+)
+def test_archive_retained(changes: dict[str, object], verdict: Verdict, reason: str) -> None:
+    judged = j.archive_retained(manifest(**changes), NOW)
     assert judged.verdict is verdict
     assert reason in judged.message

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from datetime import datetime
 from datetime import timezone
@@ -605,6 +606,83 @@ def test_junit_not_utf8(tmp_path: Path) -> None:
     path.write_bytes("<testsuites/>".encode("utf-16"))
     with pytest.raises(ProtocolError, match="not UTF-8"):
         make_provider("build", uri(path)).build_result()
+
+
+# --- v4 binary archive ---------------------------------------------------------------------
+
+
+def archive(tmp_path: Path, content: bytes | None = b"\x7fELF v4", **manifest: object) -> str:
+    """A manifest beside (optionally) the binary it names; returns the manifest's URI."""
+    if content is not None:
+        (tmp_path / "agtmux-v4").write_bytes(content)
+    fields: dict[str, object] = {
+        "binary": "agtmux-v4",
+        "sha256": hashlib.sha256(content or b"").hexdigest().upper(),
+        "archived_at_ms": T0_MS,
+        "retain_until_ms": T0_MS + 30 * 24 * H,
+        **manifest,
+    }
+    return write(tmp_path / "manifest.json", json.dumps(fields))
+
+
+def test_archive_manifest_checks_the_binary_beside_it(tmp_path: Path) -> None:
+    evidence = make_provider("archive", archive(tmp_path)).archive_manifest()
+    manifest = evidence.one()
+    assert manifest.present
+    assert manifest.intact
+    assert manifest.sha256 == hashlib.sha256(b"\x7fELF v4").hexdigest()  # normalised
+    assert manifest.size_bytes == 7
+    assert manifest.archived_at == T0
+    assert evidence.source.uri == uri(tmp_path / "manifest.json")
+    assert isinstance(evidence.raw, dict)
+    assert evidence.covers_from is None
+
+
+def test_archive_with_the_binary_gone_or_changed_is_a_finding(tmp_path: Path) -> None:
+    gone = make_provider("archive", archive(tmp_path, content=None)).archive_manifest().one()
+    assert (gone.present, gone.actual_sha256, gone.intact) == (False, None, False)
+    (tmp_path / "agtmux-v4").write_bytes(b"tampered")
+    changed = make_provider("archive", uri(tmp_path / "manifest.json")).archive_manifest().one()
+    assert changed.present
+    assert not changed.intact
+    assert changed.actual_sha256 == hashlib.sha256(b"tampered").hexdigest()
+
+
+@pytest.mark.parametrize(
+    ("manifest", "problem"),
+    [
+        ({"binary": "../agtmux-v4"}, "binary: expected a file name beside the manifest"),
+        ({"binary": "."}, "binary: expected a file name"),
+        ({"sha256": "abc"}, "sha256: expected 64 hexadecimal digits"),
+        ({"sha256": "g" * 64}, "sha256: expected 64 hexadecimal digits"),
+        ({"archived_at_ms": "yesterday"}, "archived_at_ms: expected an integer >= 0"),
+        ({"retain_until_ms": T0_MS - 1}, "retain_until_ms: earlier than archived_at_ms"),
+        ({"retain_until_ms": None}, "retain_until_ms: expected a value"),
+    ],
+)
+def test_malformed_archive_manifest_names_the_key(
+    tmp_path: Path, manifest: dict[str, object], problem: str
+) -> None:
+    with pytest.raises(ProtocolError, match=problem):
+        make_provider("archive", archive(tmp_path, **manifest)).archive_manifest()
+
+
+def test_archive_missing_or_unreadable(tmp_path: Path) -> None:
+    with pytest.raises(NotServed, match="no such file"):
+        make_provider("archive", uri(tmp_path / "nope.json")).archive_manifest()
+    target = archive(tmp_path, content=None)
+    (tmp_path / "agtmux-v4").mkdir()
+    with pytest.raises(TransportError, match="is a directory, expected the archived binary"):
+        make_provider("archive", target).archive_manifest()
+    (tmp_path / "manifest.json").write_text("{not json")
+    with pytest.raises(ProtocolError, match="is not JSON"):
+        make_provider("archive", target).archive_manifest()
+
+
+def test_archive_is_file_only() -> None:
+    assert registered_schemes("archive") == ("file",)
+    with pytest.raises(ConfigError, match="accepted: file://"):
+        make_provider("archive", "https://artifacts.example/v4/manifest.json")
 
 
 # --- registry ----------------------------------------------------------------------------

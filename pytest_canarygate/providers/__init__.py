@@ -11,6 +11,7 @@ formats are specified in ``docs/operations-contract.md``.
 from __future__ import annotations
 
 from pytest_canarygate.providers.base import AlertLedgerProvider
+from pytest_canarygate.providers.base import ArchiveProvider
 from pytest_canarygate.providers.base import BindingStatsProvider
 from pytest_canarygate.providers.base import BuildResultProvider
 from pytest_canarygate.providers.base import CursorStatsProvider
@@ -24,6 +25,7 @@ from pytest_canarygate.providers.base import Source
 from pytest_canarygate.providers.base import SupervisorProvider
 from pytest_canarygate.providers.base import Timeouts
 from pytest_canarygate.providers.records import AlertEntry
+from pytest_canarygate.providers.records import ArchiveManifest
 from pytest_canarygate.providers.records import BindingStats
 from pytest_canarygate.providers.records import BuildResult
 from pytest_canarygate.providers.records import CursorStats
@@ -46,6 +48,8 @@ __all__ = [
     "INTERFACES",
     "AlertEntry",
     "AlertLedgerProvider",
+    "ArchiveManifest",
+    "ArchiveProvider",
     "BindingStats",
     "BindingStatsProvider",
     "BuildResult",

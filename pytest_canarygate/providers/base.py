@@ -21,6 +21,7 @@ from typing import TypeVar
 
 from pytest_canarygate.errors import ConfigError
 from pytest_canarygate.providers.records import AlertEntry
+from pytest_canarygate.providers.records import ArchiveManifest
 from pytest_canarygate.providers.records import BindingStats
 from pytest_canarygate.providers.records import BuildResult
 from pytest_canarygate.providers.records import CursorStats
@@ -32,6 +33,7 @@ from pytest_canarygate.providers.records import SupervisorStatus
 
 __all__ = [
     "AlertLedgerProvider",
+    "ArchiveProvider",
     "BindingStatsProvider",
     "BuildResultProvider",
     "CursorStatsProvider",
@@ -61,6 +63,7 @@ class Kind(str, Enum):
     SELECTOR = "selector"
     DAEMON_LOG = "daemon_log"
     BUILD = "build"
+    ARCHIVE = "archive"
 
     def __str__(self) -> str:
         return self.value
@@ -211,3 +214,11 @@ class BuildResultProvider(Provider):
     @abstractmethod
     def build_result(self) -> Evidence[BuildResult]:
         """Totals and failing test names (one record)."""
+
+
+class ArchiveProvider(Provider):
+    """The archived v4 binary: its manifest, checked against the file it names."""
+
+    @abstractmethod
+    def archive_manifest(self) -> Evidence[ArchiveManifest]:
+        """The manifest (one record) with whether the binary is there and its actual sha256."""

@@ -13,7 +13,6 @@ from collections.abc import Iterable
 from datetime import datetime
 from datetime import timedelta
 from datetime import timezone
-from types import MappingProxyType
 
 from pytest_canarygate.providers.records import LogEvent
 from pytest_canarygate.providers.records import RecordError
@@ -140,9 +139,7 @@ def parse_log(lines: Iterable[str]) -> tuple[list[LogEvent], datetime | None, da
             else ("", match["rest"])
         )
         kind, values = classify(message)
-        events.append(
-            LogEvent(at, match["level"], target, message, kind, number, MappingProxyType(values))
-        )
+        events.append(LogEvent(at, match["level"], target, message, kind, number, dict(values)))
         first = at if first is None or at < first else first
         last = at if last is None or at > last else last
     flush()

@@ -7,9 +7,11 @@ A missing file or directory raises :class:`NotServed`, an unreadable one
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sys
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import TypeVar
@@ -20,6 +22,7 @@ from pytest_canarygate.errors import NotServed
 from pytest_canarygate.errors import ProtocolError
 from pytest_canarygate.errors import TransportError
 from pytest_canarygate.providers.base import AlertLedgerProvider
+from pytest_canarygate.providers.base import ArchiveProvider
 from pytest_canarygate.providers.base import BindingStatsProvider
 from pytest_canarygate.providers.base import BuildResultProvider
 from pytest_canarygate.providers.base import CursorStatsProvider
@@ -36,6 +39,7 @@ from pytest_canarygate.providers.junit import parse_junit
 from pytest_canarygate.providers.ops import document_evidence
 from pytest_canarygate.providers.ops import malformed
 from pytest_canarygate.providers.records import AlertEntry
+from pytest_canarygate.providers.records import ArchiveManifest
 from pytest_canarygate.providers.records import BindingStats
 from pytest_canarygate.providers.records import BuildResult
 from pytest_canarygate.providers.records import CursorStats
@@ -48,6 +52,7 @@ from pytest_canarygate.providers.records import SupervisorStatus
 from pytest_canarygate.providers.records import datetime_to_ms
 from pytest_canarygate.providers.records import ms_to_datetime
 from pytest_canarygate.providers.records import parse_alert_entry
+from pytest_canarygate.providers.records import parse_archive_manifest
 from pytest_canarygate.providers.records import parse_binding_stats
 from pytest_canarygate.providers.records import parse_control
 from pytest_canarygate.providers.records import parse_cursor_stats
@@ -65,6 +70,7 @@ __all__ = [
     "SUPERVISOR_EVENTS_FILE",
     "SUPERVISOR_STATUS_FILE",
     "AlertLedgerFile",
+    "ArchiveManifestFile",
     "BindingStatsFile",
     "CursorStatsFile",
     "DaemonLogFile",
@@ -322,3 +328,40 @@ class JUnitFile(FileProvider, BuildResultProvider):
         except RecordError as exc:
             raise malformed(self.uri, None, "", exc) from None
         return Evidence((result,), self._source(self.path), data.decode("utf-8"))
+
+
+class ArchiveManifestFile(FileProvider, ArchiveProvider):
+    """An archive manifest JSON ``{binary, sha256, archived_at_ms, retain_until_ms}``; the
+    binary it names must sit beside it. A binary that is not there is reported in the record
+    (``present`` False), not raised: a deleted archive is a finding, not missing evidence."""
+
+    def archive_manifest(self) -> Evidence[ArchiveManifest]:
+        payload = self._read_json(self.path)
+        evidence = document_evidence(
+            payload, self._source(self.path), parse_archive_manifest, method=None, where=""
+        )
+        manifest = evidence.one()
+        binary = self.path.parent / manifest.binary
+        if not binary.exists():
+            return Evidence((manifest,), evidence.source, payload)
+        digest, size = self._sha256(binary)
+        checked = replace(manifest, present=True, actual_sha256=digest, size_bytes=size)
+        return Evidence((checked,), evidence.source, payload)
+
+    def _sha256(self, path: Path) -> tuple[str, int]:
+        digest = hashlib.sha256()
+        size = 0
+        try:
+            with path.open("rb") as stream:
+                while chunk := stream.read(1 << 20):
+                    digest.update(chunk)
+                    size += len(chunk)
+        except IsADirectoryError:
+            raise TransportError(
+                self.uri, path.name, f"{path} is a directory, expected the archived binary"
+            ) from None
+        except OSError as exc:
+            raise TransportError(
+                self.uri, path.name, f"cannot read {path}: {exc.strerror or exc}"
+            ) from None
+        return digest.hexdigest(), size

@@ -17,11 +17,11 @@ from dataclasses import field
 from datetime import datetime
 from datetime import timezone
 from enum import IntEnum
-from types import MappingProxyType
 from typing import TypeVar
 
 __all__ = [
     "AlertEntry",
+    "ArchiveManifest",
     "BindingStats",
     "BuildResult",
     "CursorStats",
@@ -38,6 +38,7 @@ __all__ = [
     "datetime_to_ms",
     "ms_to_datetime",
     "parse_alert_entry",
+    "parse_archive_manifest",
     "parse_binding_stats",
     "parse_control",
     "parse_cursor_stats",
@@ -265,7 +266,8 @@ class DependencyGate:
 
 @dataclass(frozen=True)
 class SupervisorStatus:
-    """The ``ops.supervisor_status`` answer."""
+    """The ``ops.supervisor_status`` answer. ``jitter_applied`` is optional: whether the runtime
+    applies the policy's jitter to the delays it schedules (None when not exposed)."""
 
     state: SupervisorState
     policy: RestartPolicy
@@ -274,6 +276,7 @@ class SupervisorStatus:
     restart_count: int
     covers_from_ms: int
     as_of_ms: int
+    jitter_applied: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -346,6 +349,9 @@ def parse_supervisor_status(value: object, key: str = "") -> SupervisorStatus:
         restart_count=f.integer("restart_count"),
         covers_from_ms=f.integer("covers_from_ms"),
         as_of_ms=f.integer("as_of_ms"),
+        jitter_applied=None
+        if f.data.get("jitter_applied") is None
+        else f.boolean("jitter_applied"),
     )
     _check_span(f, status.covers_from_ms, status.as_of_ms)
     return status
@@ -559,7 +565,8 @@ def parse_runtime_selector(value: object, key: str = "") -> RuntimeSelector:
 @dataclass(frozen=True)
 class LogEvent:
     """One daemon log line: ``kind`` is its classification ("other" when not recognized) and
-    ``values`` the numbers or ids parsed out of it (e.g. ``seconds`` of a hold-down)."""
+    ``values`` the numbers or ids parsed out of it (e.g. ``seconds`` of a hold-down); a plain
+    dict so the observation's JSON form carries it, to be treated as read-only."""
 
     at: datetime
     level: str
@@ -567,9 +574,7 @@ class LogEvent:
     message: str
     kind: str
     line: int
-    values: Mapping[str, int | str] = field(
-        default_factory=lambda: MappingProxyType({}), hash=False
-    )
+    values: Mapping[str, int | str] = field(default_factory=dict, hash=False)
 
 
 @dataclass(frozen=True)
@@ -586,3 +591,58 @@ class BuildResult:
     def passed(self) -> int:
         """Tests that neither failed, errored nor were skipped."""
         return self.tests - self.failures - self.errors - self.skipped
+
+
+# --- v4 binary archive (docs/operations-contract.md, "archive") ---------------------------
+
+_SHA256_HEX = frozenset("0123456789abcdef")
+
+
+@dataclass(frozen=True)
+class ArchiveManifest:
+    """A binary archive manifest, plus what the provider found beside it: ``present`` (the
+    binary file exists) and ``actual_sha256`` (its digest, None when absent)."""
+
+    binary: str
+    sha256: str
+    archived_at_ms: int
+    retain_until_ms: int
+    present: bool = False
+    actual_sha256: str | None = None
+    size_bytes: int | None = None
+
+    @property
+    def archived_at(self) -> datetime:
+        """``archived_at_ms`` as an aware UTC datetime."""
+        return ms_to_datetime(self.archived_at_ms)
+
+    @property
+    def retain_until(self) -> datetime:
+        """``retain_until_ms`` as an aware UTC datetime."""
+        return ms_to_datetime(self.retain_until_ms)
+
+    @property
+    def intact(self) -> bool:
+        """The binary is there and its sha256 is the manifest's."""
+        return self.present and self.actual_sha256 == self.sha256
+
+
+def parse_archive_manifest(value: object, key: str = "") -> ArchiveManifest:
+    """Validate a manifest ``{binary, sha256, archived_at_ms, retain_until_ms}``; ``binary`` is
+    a plain file name (it must sit beside the manifest), ``sha256`` 64 hex digits."""
+    f = _Fields(value, key)
+    binary = f.text("binary")
+    if not binary or "/" in binary or "\\" in binary or binary in (".", ".."):
+        raise _bad(_join(key, "binary"), "a file name beside the manifest (no path)", binary)
+    digest = f.text("sha256").lower()
+    if len(digest) != 64 or not set(digest) <= _SHA256_HEX:
+        raise _bad(_join(key, "sha256"), "64 hexadecimal digits", f.data["sha256"])
+    manifest = ArchiveManifest(
+        binary=binary,
+        sha256=digest,
+        archived_at_ms=f.integer("archived_at_ms"),
+        retain_until_ms=f.integer("retain_until_ms"),
+    )
+    if manifest.retain_until_ms < manifest.archived_at_ms:
+        raise RecordError(_join(key, "retain_until_ms"), "earlier than archived_at_ms")
+    return manifest

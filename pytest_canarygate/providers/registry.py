@@ -15,6 +15,7 @@ from typing import overload
 from pytest_canarygate.endpoints import parse_endpoint
 from pytest_canarygate.errors import ConfigError
 from pytest_canarygate.providers.base import AlertLedgerProvider
+from pytest_canarygate.providers.base import ArchiveProvider
 from pytest_canarygate.providers.base import BindingStatsProvider
 from pytest_canarygate.providers.base import BuildResultProvider
 from pytest_canarygate.providers.base import CursorStatsProvider
@@ -46,6 +47,7 @@ INTERFACES: Mapping[str, type[Provider]] = {
     Kind.SELECTOR.value: RuntimeSelectorProvider,
     Kind.DAEMON_LOG.value: DaemonLogProvider,
     Kind.BUILD.value: BuildResultProvider,
+    Kind.ARCHIVE.value: ArchiveProvider,
 }
 """The interface each kind's provider implements."""
 
@@ -114,6 +116,10 @@ def make_provider(
     kind: Literal[Kind.BUILD, "build"], uri: str, *, timeouts: Timeouts = ...
 ) -> BuildResultProvider: ...
 @overload
+def make_provider(
+    kind: Literal[Kind.ARCHIVE, "archive"], uri: str, *, timeouts: Timeouts = ...
+) -> ArchiveProvider: ...
+@overload
 def make_provider(kind: str, uri: str, *, timeouts: Timeouts = ...) -> Provider: ...
 def make_provider(kind: str, uri: str, *, timeouts: Timeouts = Timeouts()) -> Provider:  # noqa: B008 - frozen
     """Build the provider of ``kind`` for ``uri``, chosen by the URI's scheme.
@@ -171,6 +177,7 @@ _FILE_CLASSES = {
     Kind.SELECTOR: "RuntimeSelectorFile",
     Kind.DAEMON_LOG: "DaemonLogFile",
     Kind.BUILD: "JUnitFile",
+    Kind.ARCHIVE: "ArchiveManifestFile",
 }
 _OPS_KINDS = (
     Kind.SNAPSHOTS,
