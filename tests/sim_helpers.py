@@ -1,7 +1,8 @@
-"""Helpers for the simulator tests: a raw socket client, process checks, sample comparison."""
+"""Helpers for the simulator tests: raw socket and HTTP clients, process checks, samples."""
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import re
@@ -11,6 +12,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 SAMPLES_DIR = Path(__file__).parent / "data" / "agtmux-samples"
 TICK_TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z")
@@ -53,6 +55,18 @@ def result(path: Path | str, method: str, params: Any = None) -> Any:
     response = rpc(path, method, params)
     assert "error" not in response, response
     return response["result"]
+
+
+def http_get(url: str, timeout: float = 5.0) -> tuple[int, str, bytes]:
+    """(status, Content-Type, body) of a plain GET, whatever the status."""
+    parts = urlsplit(url)
+    conn = http.client.HTTPConnection(parts.netloc, timeout=timeout)
+    try:
+        conn.request("GET", parts.path + (f"?{parts.query}" if parts.query else ""))
+        response = conn.getresponse()
+        return response.status, response.getheader("Content-Type", ""), response.read()
+    finally:
+        conn.close()
 
 
 def pid_alive(pid: int) -> bool:

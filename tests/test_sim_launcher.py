@@ -12,11 +12,17 @@ import stat
 import subprocess
 import sys
 import time
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on Python 3.10 only
+    import tomli as tomllib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from sim_helpers import http_get
 from sim_helpers import pid_alive
 from sim_helpers import result
 from sim_helpers import rpc
@@ -25,6 +31,7 @@ from sim_helpers import wait_for
 
 from pytest_canarygate.cli import main as canarygate_main
 from pytest_canarygate.errors import ConfigError
+from pytest_canarygate.providers import make_provider
 from pytest_canarygate.sim import SimFleet
 from pytest_canarygate.sim import SimulatorError
 from pytest_canarygate.sim import list_scenarios
@@ -33,7 +40,24 @@ from pytest_canarygate.sim import start_fleet
 from pytest_canarygate.sim.scenario import LatencySpec
 
 DAEMON = [sys.executable, "-m", "pytest_canarygate.sim.daemon"]
-BUILT_IN = {"samples", "healthy", "parity-drift", "latency-degraded"}
+BUILT_IN = {
+    "samples",
+    "healthy",
+    "parity-drift",
+    "latency-degraded",
+    "stale-source",
+    "holddown-24h",
+    "escalate-alert",
+    "degraded-alert",
+    "cas-conflict",
+    "invalid-cursor",
+    "snapshot-version-ahead",
+    "snapshot-too-old",
+    "selector-wrong",
+    "v4-sessions-remaining",
+    "build-failing",
+    "stock-daemon",
+}
 VOLATILE = frozenset(
     {"updated_at", "checked_at", "timestamp", "deterministic_last_seen", "last_heartbeat_ms"}
 )
@@ -223,14 +247,14 @@ def test_closing_stdin_stops_the_daemon(
     assert not sock.exists()
 
 
-def test_daemons_do_not_outlive_a_killed_launcher(
+def test_children_do_not_outlive_a_killed_launcher(
     sock_dir: Path, procs: list[subprocess.Popen[bytes]]
 ) -> None:
     launcher_code = (
         "import json, sys, time\n"
         "from pytest_canarygate.sim import start_fleet\n"
         "fleet = start_fleet('healthy', sys.argv[1])\n"
-        "print(json.dumps(fleet.pids), flush=True)\n"
+        "print(json.dumps([fleet.pids, fleet.ops_pid, fleet.ops_url]), flush=True)\n"
         "time.sleep(120)\n"
     )
     launcher = subprocess.Popen(
@@ -238,14 +262,18 @@ def test_daemons_do_not_outlive_a_killed_launcher(
     )
     procs.append(launcher)
     assert launcher.stdout is not None
-    pids = json.loads(launcher.stdout.readline())
+    pids, ops_pid, ops_url = json.loads(launcher.stdout.readline())
     assert set(pids) == {"v4", "v5"}
-    assert all(pid_alive(pid) for pid in pids.values())
+    children = [*pids.values(), ops_pid]
+    assert all(pid_alive(pid) for pid in children)
+    assert http_get(f"{ops_url}/runtime_selector")[0] == 200
     launcher.kill()
     launcher.wait()
-    wait_for(lambda: not any(map(pid_alive, pids.values())), what="the daemons to exit")
+    wait_for(lambda: not any(map(pid_alive, children)), what="the daemons and the HTTP server")
     assert not (sock_dir / "v4" / "agtmuxd.sock").exists()
     assert not (sock_dir / "v5" / "agtmuxd.sock").exists()
+    with pytest.raises(OSError):
+        http_get(f"{ops_url}/runtime_selector", timeout=1.0)
 
 
 # --- scenarios -----------------------------------------------------------------------------------
@@ -399,6 +427,47 @@ provider = "claude"
             MINIMAL + "[snapshots]\nkeep = 3\n",
             ["snapshots = ", "unknown key", "accepted: description, extends, fleet, defaults"],
         ),
+        (
+            MINIMAL + '[operations]\nhistory = "30 days"\n',
+            ['operations.history = "30 days"', 'like "90s", "20m"'],
+        ),
+        (
+            MINIMAL + '[daemons.v4]\ndrained_phases = ["beta"]\n',
+            ['daemons.v4.drained_phases[0] = "beta"', '"alpha", "canary"'],
+        ),
+        (MINIMAL + "[daemons.v5]\nuptime = 10\n", ["daemons.v5.uptime = 10", "a duration"]),
+        (
+            MINIMAL + '[operations.alerts.alert-x]\nseverity = "Info"\n',
+            ["operations.alerts.alert-x = ", r"alert-[1-9]\d*"],
+        ),
+        (
+            MINIMAL
+            + '[operations.alerts.alert-1]\nseverity = "Fatal"\nsource = "s"\nmessage = "m"\n'
+            + 'created = "1h"\n',
+            ['operations.alerts.alert-1.severity = "Fatal"', '"Info", "Warn", "Degraded"'],
+        ),
+        (
+            MINIMAL
+            + '[operations.alerts.alert-1]\nseverity = "Info"\nsource = "s"\nmessage = "m"\n'
+            + 'created = "1h"\nresolved = "2h"\n',
+            ['operations.alerts.alert-1.resolved = "2h"', "resolved before it was created"],
+        ),
+        (
+            MINIMAL + '[operations.snapshots.snap-1]\ntrigger = "Periodic"\n',
+            ["operations.snapshots.snap-1.ago: missing required key"],
+        ),
+        (
+            MINIMAL + '[operations.selector]\ndefault_daemon = "v5"\n',
+            ['operations.selector.default_daemon = "v5"', "needs follow_phase = false"],
+        ),
+        (
+            MINIMAL + '[operations.build]\ntests = 1\nfailing = ["a::b", "a::c"]\n',
+            ["operations.build.failing = ", "more failing tests than the 1 tests"],
+        ),
+        (
+            MINIMAL + '[operations.supervisor]\nunready = { Proxy = ["x"] }\n',
+            ["operations.supervisor.unready.Proxy", "accepted: Sources, Gateway, Daemon, Ui"],
+        ),
         (MINIMAL.replace('title = "Claude Code"', 'colour = "red"'), ["fleet.panes[0].colour"]),
         (
             MINIMAL.replace('session_id = "$0"\n', ""),
@@ -541,20 +610,30 @@ def _read_until(proc: subprocess.Popen[bytes], marker: bytes, timeout: float) ->
 
 def test_cli_runs_a_fleet_until_sigint(sock_dir: Path) -> None:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "pytest_canarygate", "sim", "--scenario", "healthy",
-         "--socket-dir", str(sock_dir)],
+        [sys.executable, "-m", "pytest_canarygate", "sim", "--phase", "canary", "--scenario",
+         "healthy", "--socket-dir", str(sock_dir)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )  # fmt: skip
     try:
         lines = _read_until(proc, b"Ctrl-C to stop\n", 20).splitlines()
-        assert lines[2] == "simulated fleet ready (scenario healthy); Ctrl-C to stop"
+        assert lines[-1] == "simulated fleet ready (scenario healthy, phase canary); Ctrl-C to stop"
         pids = {}
         for line in lines[:2]:
             name, endpoint, _, pid = line.split()
             assert endpoint == f"unix://{sock_dir}/{name}/agtmuxd.sock"
             pids[name] = int(pid)
             assert rpc(endpoint.removeprefix("unix://"), "daemon.info")["result"]["pid"] == int(pid)
+        assert lines[2].startswith("operations over HTTP  http://127.0.0.1:")
+        ops_url, pids["ops"] = lines[2].split()[3], int(lines[2].split()[5])
+        assert lines[3] == "[evidence]"
+        evidence = tomllib.loads("\n".join(lines[3:-1]))["evidence"]
+        assert evidence["snapshots"] == f"unix://{sock_dir}/v5/agtmuxd.sock"
+        assert evidence["alerts"] == ops_url
+        assert evidence["archive"] == f"file://{sock_dir}/evidence/v4-archive/manifest.json"
+        assert len(evidence) == 9
+        selector = make_provider("selector", evidence["selector"]).runtime_selector().one()
+        assert selector.v5_canary_sessions == ("session-alpha", "session-beta")
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=20)
     finally:

@@ -1,7 +1,10 @@
 """The agtmux simulator: real daemon processes on real Unix sockets, driven by scenario files.
 
-``start_fleet("healthy")`` starts a v4 and a v5 daemon and returns a :class:`SimFleet` with their
-``unix://`` endpoints; ``list_scenarios()`` and ``load_scenario()`` read the bundled scenarios.
+``start_fleet("healthy", phase="canary")`` starts a v4 and a v5 daemon and returns a
+:class:`SimFleet` with their ``unix://`` endpoints and, in ``SimFleet.evidence``, where each kind
+of the v5 deployment's operations evidence is read (the v5 socket's ``ops.*`` methods, an HTTP
+server on 127.0.0.1, files); ``list_scenarios()`` and ``load_scenario()`` read the bundled
+scenarios.
 """
 
 from __future__ import annotations

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import json
 import signal
 import sys
 import time
 from pathlib import Path
 from types import FrameType
 
+from pytest_canarygate.catalog import PHASES
 from pytest_canarygate.errors import ConfigError
 from pytest_canarygate.sim.launcher import SimulatorError
 from pytest_canarygate.sim.launcher import start_fleet
@@ -26,7 +28,8 @@ def add_subcommand(subparsers: argparse._SubParsersAction[argparse.ArgumentParse
         "sim",
         help="run a simulated agtmux fleet (v4 and v5 daemons on real Unix sockets)",
         description="Start the simulated v4 and v5 daemons of a scenario, print their endpoints "
-        "and serve until Ctrl-C (SIGINT) or SIGTERM.",
+        "and where each kind of operations evidence is read (an [evidence] table for the "
+        "config), and serve until Ctrl-C (SIGINT) or SIGTERM.",
     )
     parser.add_argument(
         "--scenario",
@@ -38,6 +41,12 @@ def add_subcommand(subparsers: argparse._SubParsersAction[argparse.ArgumentParse
         metavar="DIR",
         type=Path,
         help="Directory for the daemons' sockets (default: a new short temporary directory)",
+    )
+    parser.add_argument(
+        "--phase",
+        choices=PHASES,
+        help="The migration phase being judged: the scenario's phase-dependent facts (runtime "
+        "selector, v4 sessions at cutover) follow it (default: alpha's)",
     )
     parser.add_argument("--list", action="store_true", help="List the built-in scenarios and exit")
     parser.set_defaults(func=run)
@@ -57,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         try:
-            fleet = start_fleet(args.scenario, args.socket_dir)
+            fleet = start_fleet(args.scenario, args.socket_dir, phase=args.phase)
         except ConfigError as exc:
             return _usage(str(exc))
         except SimulatorError as exc:
@@ -67,7 +76,17 @@ def run(args: argparse.Namespace) -> int:
             width = max(len(name) for name in fleet.endpoints)
             for name, endpoint in fleet.endpoints.items():
                 print(f"{name:<{width}}  {endpoint}  pid {fleet.pids[name]}")
-            print(f"simulated fleet ready (scenario {args.scenario}); Ctrl-C to stop", flush=True)
+            if fleet.ops_url is not None:
+                print(f"operations over HTTP  {fleet.ops_url}  pid {fleet.ops_pid}")
+            if fleet.evidence:
+                print("[evidence]")
+                for kind, uri in fleet.evidence.items():
+                    print(f"{kind} = {json.dumps(uri)}")
+            phase = f", phase {args.phase}" if args.phase else ""
+            print(
+                f"simulated fleet ready (scenario {args.scenario}{phase}); Ctrl-C to stop",
+                flush=True,
+            )
             while not received:
                 time.sleep(0.05)
         print("simulated fleet stopped", flush=True)

@@ -1,9 +1,10 @@
 """One simulated agtmux daemon: a real process serving the daemon's JSON-RPC on a real Unix socket.
 
 Run ``python -m pytest_canarygate.sim.daemon --name v5 --scenario NAME --socket PATH`` (or
-``--scenario-file PATH``). The wire behaviour follows DAEMON-FACTS sections 1 and 2: one request
-line per connection, one response line, sorted compact keys, -32601 / -32602 only, zero bytes for
-malformed JSON, socket 0600 in a 0700 directory, stale sockets removed, live ones left alone.
+``--scenario-file PATH``; ``--phase`` and ``--anchor-ms`` as in :mod:`.process`). The wire
+behaviour follows DAEMON-FACTS sections 1 and 2: one request line per connection, one response
+line, sorted compact keys, -32601 / -32602 only, zero bytes for malformed JSON, socket 0600 in a
+0700 directory, stale sockets removed, live ones left alone.
 
 The state is a simplified projection that moves the way the real one does:
 
@@ -14,7 +15,9 @@ The state is a simplified projection that moves the way the real one does:
 * once that evidence is no longer fresh, a scenario pane goes back to its scenario state and any
   other pane keeps signature_class "deterministic" with evidence_mode "heuristic" (a change entry
   with session_key ""); every ingested session marked deterministic is rewritten to heuristic;
-* latency and source health are what the scenario says; the source registry is real.
+* latency and source health are what the scenario says; the source registry is real;
+* the v5 daemon of a scenario with ``[operations]`` also serves the ``ops.*`` methods
+  (:mod:`.ops`), and ``daemon.info``'s nonce says when a daemon with an ``uptime`` started.
 
 Ticks are computed lazily on each request from the daemon's start time and poll interval, so an
 idle daemon does no work. The daemon stops (removing its socket) on SIGTERM or SIGINT, and when
@@ -27,7 +30,6 @@ import argparse
 import errno
 import json
 import os
-import signal
 import socket
 import socketserver
 import stat
@@ -41,11 +43,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from dataclasses import replace
 from pathlib import Path
-from types import FrameType
 from typing import Any
 from typing import Final
 
 from pytest_canarygate.errors import ConfigError
+from pytest_canarygate.sim.clock import format_event_time
+from pytest_canarygate.sim.clock import format_tick
+from pytest_canarygate.sim.ops import attach_operations
+from pytest_canarygate.sim.process import StopRequest
+from pytest_canarygate.sim.process import add_child_arguments
+from pytest_canarygate.sim.process import child_logger
+from pytest_canarygate.sim.process import load_child_scenario
+from pytest_canarygate.sim.process import serve_until_stopped
 from pytest_canarygate.sim.scenario import DETERMINISTIC_REASON
 from pytest_canarygate.sim.scenario import LIVE
 from pytest_canarygate.sim.scenario import REGISTRY_STALE_MS
@@ -55,8 +64,6 @@ from pytest_canarygate.sim.scenario import DaemonSpec
 from pytest_canarygate.sim.scenario import SessionSpec
 from pytest_canarygate.sim.scenario import SignatureInputs
 from pytest_canarygate.sim.scenario import TmuxInfo
-from pytest_canarygate.sim.scenario import load_scenario
-from pytest_canarygate.sim.scenario import load_scenario_file
 from pytest_canarygate.sim.scenario import parse_rfc3339
 
 __all__ = ["SimDaemon", "main"]
@@ -68,7 +75,6 @@ INGEST_KINDS: Final = ("claude_hooks", "codex_appserver")
 # Sources the trust guard knows without a source.hello (DAEMON-FACTS 9.5).
 _PREREGISTERED: Final = frozenset(SOURCE_KINDS)
 _U64_MAX: Final = 2**64 - 1
-_NS: Final = 1_000_000_000
 
 # Event type -> activity (DAEMON-FACTS 3.2); anything else is "Unknown".
 _EVENT_ACTIVITY: Final[Mapping[str, str]] = {
@@ -131,28 +137,6 @@ _EVENT_FIELDS: Final[Mapping[str, tuple[tuple[str, str, bool], ...]]] = {
         ("is_heartbeat", _BOOLEAN, False),
     ),
 }
-
-
-# --- time ----------------------------------------------------------------------------------------
-
-
-def format_tick(ns: int) -> str:
-    """RFC 3339 UTC with nanoseconds and "Z", as the daemon prints tick times."""
-    seconds, nanos = divmod(ns, _NS)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{nanos:09d}Z"
-
-
-def format_event_time(ns: int) -> str:
-    """RFC 3339 UTC with the shortest of 0/3/6/9 fraction digits (chrono's AutoSi)."""
-    seconds, nanos = divmod(ns, _NS)
-    text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
-    if nanos == 0:
-        return text + "Z"
-    if nanos % 1_000_000 == 0:
-        return f"{text}.{nanos // 1_000_000:03d}Z"
-    if nanos % 1000 == 0:
-        return f"{text}.{nanos // 1000:06d}Z"
-    return f"{text}.{nanos:09d}Z"
 
 
 # --- projection ----------------------------------------------------------------------------------
@@ -299,6 +283,15 @@ class SimDaemon:
             "source.ingest": self._source_ingest,
         }
         self._seed()
+
+    @property
+    def projection_version(self) -> int:
+        """The current projection version (``summary_changed.version``)."""
+        return len(self._changes)
+
+    def add_methods(self, methods: Mapping[str, _Handler]) -> None:
+        """Serve ``methods`` too (handlers take the params and the time in ns)."""
+        self._methods.update(methods)
 
     # -- JSON-RPC envelope --
 
@@ -933,32 +926,13 @@ def _remove_socket(path: Path, identity: tuple[int, int]) -> None:
         pass
 
 
-def _stdin_is_pipe() -> bool:
-    try:
-        return stat.S_ISFIFO(os.fstat(0).st_mode)
-    except OSError:
-        return False
-
-
-def _watch_stdin(stop: threading.Event, log: Callable[[str], None]) -> None:
-    try:
-        while os.read(0, 65536):
-            pass
-    except OSError:
-        pass
-    log("stdin closed (launcher gone), shutting down")
-    stop.set()
-
-
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m pytest_canarygate.sim.daemon",
         description="One simulated agtmux daemon serving JSON-RPC on a Unix socket.",
     )
     parser.add_argument("--name", required=True, help="daemon name in the scenario (v4, v5, ...)")
-    source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--scenario", metavar="NAME", help="built-in scenario name")
-    source.add_argument("--scenario-file", metavar="PATH", type=Path, help="scenario TOML file")
+    add_child_arguments(parser)
     parser.add_argument("--socket", required=True, type=Path, help="Unix socket path to serve")
     return parser
 
@@ -966,52 +940,27 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Serve one simulated daemon until SIGTERM/SIGINT or EOF on a piped stdin."""
     args = _parser().parse_args(argv)
-
-    def log(message: str) -> None:
-        stamp = format_tick(time.time_ns())
-        print(f"{stamp} agtmux-sim[{args.name}] {message}", file=sys.stderr, flush=True)
-
+    log = child_logger(args.name)
     try:
-        if args.scenario_file is not None:
-            scenario = load_scenario_file(args.scenario_file)
-        else:
-            scenario = load_scenario(args.scenario)
-        spec = scenario.daemon(args.name)
+        scenario = load_child_scenario(args)
+        spec = scenario.daemon(args.name, args.phase)
     except ConfigError as exc:
         log(f"ERROR {exc}")
         return 2
-
-    # Signal handlers only record the signal: the main loop polls, which never deadlocks.
-    received: list[str] = []
-
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        received.append(signal.Signals(signum).name)
-
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, on_signal)
-
-    model = SimDaemon(spec, pid=os.getpid(), start_ns=time.time_ns())
+    stop = StopRequest(log)
+    start_ns = time.time_ns()
+    model = SimDaemon(spec, pid=os.getpid(), start_ns=start_ns)
     model.log = log
+    anchor_ms = start_ns // 1_000_000 if args.anchor_ms is None else args.anchor_ms
+    attach_operations(model, scenario, phase=args.phase, anchor_ms=anchor_ms)
     socket_path = Path(os.path.abspath(args.socket))
     try:
         server, identity = _open_server(socket_path, model)
     except _StartupError as exc:
         log(f"ERROR {exc}")
         return 1
-    stop = threading.Event()
-    if _stdin_is_pipe():
-        threading.Thread(target=_watch_stdin, args=(stop, log), daemon=True).start()
-    threading.Thread(
-        target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-    ).start()
     log(f"serving scenario {scenario.name} as {spec.name} {spec.version} at {socket_path}")
-    while not received and not stop.wait(0.05):
-        pass
-    if received:
-        log(f"received {received[0]}, shutting down")
-    _remove_socket(socket_path, identity)
-    server.shutdown()
-    server.server_close()
+    serve_until_stopped(server, stop, before_shutdown=lambda: _remove_socket(socket_path, identity))
     log("daemon stopped")
     return 0
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import calendar
 import datetime as dt
-import json
 import os
 import re
 import sys
@@ -22,14 +21,21 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING
 from typing import Any
-from typing import NoReturn
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - exercised on Python 3.10 only
     import tomli as tomllib
 
+from pytest_canarygate.catalog import PHASES
 from pytest_canarygate.errors import ConfigError
+from pytest_canarygate.providers.ops import OPS_METHODS
+from pytest_canarygate.sim.operations import OperationsSpec
+from pytest_canarygate.sim.operations import read_operations
+from pytest_canarygate.sim.schema import Node
+from pytest_canarygate.sim.schema import Table
+from pytest_canarygate.sim.schema import annotate
+from pytest_canarygate.sim.schema import fail
 
 if TYPE_CHECKING:
     from importlib.resources.abc import Traversable
@@ -40,6 +46,7 @@ __all__ = [
     "EVIDENCE_MODES",
     "LIVE",
     "METHODS",
+    "OPS_DAEMON",
     "PROVIDERS",
     "SOURCE_KINDS",
     "AgentInfo",
@@ -72,6 +79,9 @@ METHODS = (
     "source.ingest",
 )
 """The eleven JSON-RPC methods an agtmux daemon serves (DAEMON-FACTS 0.6)."""
+OPS_DAEMON = "v5"
+"""The daemon whose deployment serves the scenario's ``[operations]`` (every other daemon, and
+every daemon of a scenario without them, answers the ``ops.*`` methods with -32601)."""
 
 PROVIDERS = ("claude", "codex", "gemini", "copilot")
 ACTIVITY_STATES = ("Unknown", "Idle", "Running", "WaitingInput", "WaitingApproval", "Error")
@@ -239,6 +249,13 @@ class DaemonSpec:
     unavailable_methods: frozenset[str]
     freshness_ms: int
     poll_interval_ms: int
+    uptime_ms: int = 0  # how long before the fleet's start the daemon started (0: at it)
+    drained_phases: frozenset[str] = frozenset()  # phases in which it serves no session
+
+    def drained(self) -> DaemonSpec:
+        """This daemon once every session has left it: tmux panes all unmanaged, no session."""
+        panes = tuple(replace(p, agent=None) for p in self.panes if p.tmux is not None)
+        return replace(self, panes=panes, sessions=())
 
 
 @dataclass(frozen=True)
@@ -249,16 +266,19 @@ class Scenario:
     description: str
     source: str
     daemons: Mapping[str, DaemonSpec]
+    operations: OperationsSpec | None = None  # served by the OPS_DAEMON's deployment
 
-    def daemon(self, name: str) -> DaemonSpec:
-        """The spec of daemon ``name``; ConfigError if the scenario has no such daemon."""
+    def daemon(self, name: str, phase: str | None = None) -> DaemonSpec:
+        """The spec of daemon ``name`` while ``phase`` is judged (drained in its
+        ``drained_phases``); ConfigError if the scenario has no such daemon."""
         try:
-            return self.daemons[name]
+            spec = self.daemons[name]
         except KeyError:
             known = ", ".join(self.daemons)
             raise ConfigError(
                 f"scenario {self.name}: no daemon {name!r} (available: {known})"
             ) from None
+        return spec.drained() if phase in spec.drained_phases else spec
 
 
 # --- public loading API --------------------------------------------------------------------------
@@ -318,36 +338,7 @@ def parse_rfc3339(text: str) -> int:
     return seconds * 1_000_000_000 + nanos
 
 
-# --- annotated TOML trees ------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Node:
-    """A TOML value with the key path and file it came from (tables hold dict[str, _Node])."""
-
-    value: object
-    path: str
-    file: str
-
-
-def _join(path: str, key: str) -> str:
-    return f"{path}.{key}" if path else key
-
-
-def _annotate(raw: object, path: str, file: str) -> _Node:
-    if isinstance(raw, dict):
-        return _Node({k: _annotate(v, _join(path, k), file) for k, v in raw.items()}, path, file)
-    if isinstance(raw, list):
-        return _Node([_annotate(v, f"{path}[{i}]", file) for i, v in enumerate(raw)], path, file)
-    return _Node(raw, path, file)
-
-
-def _plain(node: _Node) -> object:
-    if isinstance(node.value, dict):
-        return {k: _plain(v) for k, v in node.value.items()}
-    if isinstance(node.value, list):
-        return [_plain(v) for v in node.value]
-    return node.value
+# --- merging scenario files ----------------------------------------------------------------------
 
 
 # Tables replaced as a whole by an override instead of merged key by key: a latency block's
@@ -355,7 +346,7 @@ def _plain(node: _Node) -> object:
 _REPLACED_TABLES = frozenset({"latency"})
 
 
-def _merge(base: _Node, over: _Node) -> _Node:
+def _merge(base: Node, over: Node) -> Node:
     """Overlay ``over`` on ``base``: tables merge key by key, everything else is replaced."""
     leaf = over.path.rsplit(".", 1)[-1]
     if (
@@ -367,141 +358,15 @@ def _merge(base: _Node, over: _Node) -> _Node:
         for key, child in over.value.items():
             merged[key] = _merge(merged[key], child) if key in merged else child
         # Keep the base's place: a key missing from both is reported where the table is defined.
-        return _Node(merged, base.path, base.file)
+        return Node(merged, base.path, base.file)
     return over
-
-
-def _show(node: _Node) -> str:
-    text = json.dumps(_plain(node), ensure_ascii=False, default=str)
-    return text if len(text) <= 80 else text[:77] + "..."
-
-
-def _fail(node: _Node, reason: str) -> NoReturn:
-    raise ConfigError(f"scenario file {node.file}: {node.path} = {_show(node)}: {reason}")
-
-
-def _one_of(choices: Sequence[str]) -> str:
-    return "expected one of " + ", ".join(json.dumps(c) for c in choices)
-
-
-class _Table:
-    """One table under validation: typed getters that fail with the key path and the file."""
-
-    def __init__(self, node: _Node, accepted: Sequence[str] | None) -> None:
-        if not isinstance(node.value, dict):
-            _fail(node, "expected a table")
-        self.node = node
-        self.items: dict[str, _Node] = node.value
-        if accepted is not None:
-            for key, child in self.items.items():
-                if key not in accepted:
-                    _fail(child, f"unknown key (accepted: {', '.join(accepted)})")
-
-    def get(self, key: str) -> _Node | None:
-        return self.items.get(key)
-
-    def missing(self, key: str) -> NoReturn:
-        where = _join(self.node.path, key)
-        raise ConfigError(f"scenario file {self.node.file}: {where}: missing required key")
-
-    def require(self, key: str) -> _Node:
-        node = self.items.get(key)
-        return self.missing(key) if node is None else node
-
-    def string(
-        self, key: str, default: str | None = None, *, pattern: re.Pattern[str] | None = None
-    ) -> str:
-        """A string (required unless ``default`` is given), optionally matching ``pattern``."""
-        node = self.items.get(key)
-        if node is None:
-            return default if default is not None else self.missing(key)
-        if not isinstance(node.value, str):
-            _fail(node, "expected a string")
-        if pattern is not None and not pattern.fullmatch(node.value):
-            _fail(node, f"expected a value matching {pattern.pattern}")
-        return node.value
-
-    def optional_string(self, key: str) -> str | None:
-        return self.string(key) if key in self.items else None
-
-    def choice(self, key: str, choices: Sequence[str], default: str | None = None) -> str:
-        node = self.items.get(key)
-        if node is None:
-            return default if default is not None else self.missing(key)
-        if node.value not in choices:
-            _fail(node, _one_of(choices))
-        return str(node.value)
-
-    def integer(
-        self, key: str, default: int | None, *, minimum: int, maximum: int | None = None
-    ) -> int:
-        node = self.items.get(key)
-        if node is None:
-            return default if default is not None else self.missing(key)
-        value = node.value
-        if (
-            isinstance(value, bool)
-            or not isinstance(value, int)
-            or value < minimum
-            or (maximum is not None and value > maximum)
-        ):
-            bounds = f"from {minimum} to {maximum}" if maximum is not None else f">= {minimum}"
-            _fail(node, f"expected an integer {bounds}")
-        return value
-
-    def number(self, key: str, minimum: float, maximum: float) -> float | None:
-        node = self.items.get(key)
-        if node is None:
-            return None
-        value = node.value
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            _fail(node, f"expected a number from {minimum} to {maximum}")
-        if not minimum <= value <= maximum:
-            _fail(node, f"expected a number from {minimum} to {maximum}")
-        return float(value)
-
-    def boolean(self, key: str, default: bool) -> bool:
-        node = self.items.get(key)
-        if node is None:
-            return default
-        if not isinstance(node.value, bool):
-            _fail(node, "expected true or false")
-        return node.value
-
-    def strings(self, key: str, choices: Sequence[str] | None = None) -> list[_Node]:
-        """An array of strings (default empty), each one of ``choices`` if given."""
-        node = self.items.get(key)
-        if node is None:
-            return []
-        if not isinstance(node.value, list):
-            _fail(node, "expected an array of strings")
-        for item in node.value:
-            if not isinstance(item.value, str):
-                _fail(item, "expected a string")
-            if choices is not None and item.value not in choices:
-                _fail(item, _one_of(choices))
-        return list(node.value)
-
-    def table(self, key: str, accepted: Sequence[str] | None) -> _Table | None:
-        node = self.items.get(key)
-        return None if node is None else _Table(node, accepted)
-
-    def tables(self, key: str, accepted: Sequence[str]) -> list[_Table]:
-        """An array of tables (``[[key]]``), default empty."""
-        node = self.items.get(key)
-        if node is None:
-            return []
-        if not isinstance(node.value, list):
-            _fail(node, f"expected an array of tables ([[{node.path}]])")
-        return [_Table(item, accepted) for item in node.value]
 
 
 # --- the schema ----------------------------------------------------------------------------------
 
-# Top-level keys of a scenario file. New sections (e.g. the operations evidence: snapshots, alert
-# ledger, supervisor, selector) are added here: name the key, parse it in _build and give the
-# result a field on Scenario (or on DaemonSpec for per-daemon evidence, via _DAEMON_KEYS).
-_TOP_LEVEL = ("description", "extends", "fleet", "defaults", "daemons")
+# Top-level keys of a scenario file. A new section is added here: name the key, parse it in
+# _build and give the result a field on Scenario (or on DaemonSpec via _DAEMON_KEYS).
+_TOP_LEVEL = ("description", "extends", "fleet", "defaults", "daemons", "operations")
 _FLEET_KEYS = ("panes", "sessions")
 _TMUX_KEYS = (
     "session_id",
@@ -543,6 +408,8 @@ _DAEMON_KEYS = (
     "session_overrides",
     "freshness_ms",
     "poll_interval_ms",
+    "uptime",
+    "drained_phases",
 )
 _REGISTRY_KEYS = (
     "source_id",
@@ -565,7 +432,7 @@ _DETERMINISTIC_SOURCE = MappingProxyType({"claude": "claude_hooks", "codex": "co
 _ALL_HEURISTIC = SignatureInputs(True, True, True, True)
 
 
-def _read_pane(table: _Table) -> PaneSpec:
+def _read_pane(table: Table) -> PaneSpec:
     pane_id = table.string("pane_id", pattern=_PANE_ID)
     ghost = table.boolean("ghost", False)
     tmux: TmuxInfo | None = None
@@ -588,12 +455,12 @@ def _read_pane(table: _Table) -> PaneSpec:
         for key in _AGENT_KEYS:
             node = table.get(key)
             if node is not None:
-                _fail(node, "only managed panes (those with a provider) take this key")
+                fail(node, "only managed panes (those with a provider) take this key")
         return PaneSpec(pane_id, tmux, None)
     return PaneSpec(pane_id, tmux, _read_agent(table, pane_id))
 
 
-def _read_agent(table: _Table, pane_id: str) -> AgentInfo:
+def _read_agent(table: Table, pane_id: str) -> AgentInfo:
     provider = table.choice("provider", PROVIDERS)
     evidence = table.choice("evidence_mode", EVIDENCE_MODES, "heuristic")
     signature_class = table.choice("signature_class", SIGNATURE_CLASSES, evidence)
@@ -641,7 +508,7 @@ def _derived_session(agent: AgentInfo) -> SessionSpec:
     )
 
 
-def _read_session_fields(table: _Table) -> tuple[str, dict[str, Any]]:
+def _read_session_fields(table: Table) -> tuple[str, dict[str, Any]]:
     """The session key of a session table and the fields it sets."""
     key = table.string("session_key")
     fields: dict[str, Any] = {}
@@ -659,21 +526,21 @@ def _read_session_fields(table: _Table) -> tuple[str, dict[str, Any]]:
     return key, fields
 
 
-def _read_last_seen(node: _Node) -> str | None:
+def _read_last_seen(node: Node) -> str | None:
     hint = f'expected "{LIVE}", "never" or an RFC 3339 timestamp'
     if not isinstance(node.value, str):
-        _fail(node, hint)
+        fail(node, hint)
     if node.value in (LIVE, "never"):
         return None if node.value == "never" else LIVE
     try:
         parse_rfc3339(node.value)
     except ValueError as exc:
-        _fail(node, f"{hint} ({exc})")
+        fail(node, f"{hint} ({exc})")
     return node.value
 
 
 def _sessions(
-    daemon: str, panes: Sequence[PaneSpec], fleet: Sequence[_Table], overrides: Sequence[_Table]
+    daemon: str, panes: Sequence[PaneSpec], fleet: Sequence[Table], overrides: Sequence[Table]
 ) -> tuple[SessionSpec, ...]:
     sessions: dict[str, SessionSpec] = {}
     for pane in sorted(panes, key=lambda p: p.pane_id):
@@ -689,18 +556,18 @@ def _sessions(
         key, fields = _read_session_fields(table)
         if key not in sessions:
             known = ", ".join(sorted(sessions)) or "none"
-            _fail(table.require("session_key"), f"no such session on {daemon} (known: {known})")
+            fail(table.require("session_key"), f"no such session on {daemon} (known: {known})")
         sessions[key] = replace(sessions[key], **fields)
     return tuple(sessions[key] for key in sorted(sessions))
 
 
-def _read_latency(node: _Node) -> LatencySpec:
-    table = _Table(node, ("status", "sample_count", "p95_ms", "consecutive_breaches"))
+def _read_latency(node: Node) -> LatencySpec:
+    table = Table(node, ("status", "sample_count", "p95_ms", "consecutive_breaches"))
     status = table.choice("status", LATENCY_STATUSES)
     allowed = _LATENCY_KEYS[status]
     for key, child in table.items.items():
         if key not in allowed:
-            _fail(child, f'not used when status = "{status}" (accepted: {", ".join(allowed)})')
+            fail(child, f'not used when status = "{status}" (accepted: {", ".join(allowed)})')
     if status == "not_started":
         return LatencySpec(status)
     if status == "insufficient_data":
@@ -720,7 +587,7 @@ def _read_latency(node: _Node) -> LatencySpec:
     return LatencySpec(status, sample_count=count, p95_ms=p95, consecutive_breaches=breaches)
 
 
-def _read_registration(table: _Table) -> Registration:
+def _read_registration(table: Table) -> Registration:
     lifecycle = table.choice("lifecycle", LIFECYCLES, "active")
     # Active and pending entries keep heartbeating; an age past the stale limit contradicts that.
     alive = lifecycle in ("active", "pending")
@@ -737,24 +604,24 @@ def _read_registration(table: _Table) -> Registration:
 
 
 def _build_daemon(
-    name: str, table: _Table, fleet_panes: Mapping[str, _Node], fleet_sessions: Sequence[_Table]
+    name: str, table: Table, fleet_panes: Mapping[str, Node], fleet_sessions: Sequence[Table]
 ) -> DaemonSpec:
     known_panes = ", ".join(fleet_panes) or "none"
     removed: set[str] = set()
     for node in table.strings("remove_panes"):
         if node.value not in fleet_panes:
-            _fail(node, f"no such pane in [fleet] (known: {known_panes})")
+            fail(node, f"no such pane in [fleet] (known: {known_panes})")
         removed.add(str(node.value))
     merged = dict(fleet_panes)
     for override in table.tables("pane_overrides", _PANE_KEYS):
         pane_id = override.string("pane_id")
         if pane_id not in fleet_panes:
-            _fail(override.require("pane_id"), f"no such pane in [fleet] (known: {known_panes})")
+            fail(override.require("pane_id"), f"no such pane in [fleet] (known: {known_panes})")
         if pane_id in removed:
-            _fail(override.require("pane_id"), "this pane is also listed in remove_panes")
+            fail(override.require("pane_id"), "this pane is also listed in remove_panes")
         merged[pane_id] = _merge(merged[pane_id], override.node)
     panes = tuple(
-        _read_pane(_Table(node, _PANE_KEYS)) for pid, node in merged.items() if pid not in removed
+        _read_pane(Table(node, _PANE_KEYS)) for pid, node in merged.items() if pid not in removed
     )
     health = dict(DEFAULT_SOURCE_HEALTH)
     health_table = table.table("source_health", SOURCE_KINDS)
@@ -766,7 +633,7 @@ def _build_daemon(
     for entry_table in table.tables("registry", _REGISTRY_KEYS):
         entry = _read_registration(entry_table)
         if entry.source_id in registry:
-            _fail(entry_table.require("source_id"), "duplicate source_id in the registry")
+            fail(entry_table.require("source_id"), "duplicate source_id in the registry")
         registry[entry.source_id] = entry
     return DaemonSpec(
         name=name,
@@ -783,52 +650,61 @@ def _build_daemon(
         source_health=tuple(sorted(health.items())),
         registry=tuple(registry.values()),
         unavailable_methods=frozenset(
-            str(node.value) for node in table.strings("unavailable_methods", METHODS)
+            str(node.value)
+            for node in table.strings("unavailable_methods", (*METHODS, *OPS_METHODS))
         ),
         freshness_ms=table.integer("freshness_ms", 3000, minimum=0, maximum=3_600_000),
         poll_interval_ms=table.integer("poll_interval_ms", 1000, minimum=1, maximum=3_600_000),
+        uptime_ms=table.duration("uptime", 0),
+        drained_phases=frozenset(
+            str(node.value) for node in table.strings("drained_phases", PHASES)
+        ),
     )
 
 
-def _fleet_panes(tables: Sequence[_Table]) -> dict[str, _Node]:
-    panes: dict[str, _Node] = {}
+def _fleet_panes(tables: Sequence[Table]) -> dict[str, Node]:
+    panes: dict[str, Node] = {}
     for table in tables:
         pane_id = table.string("pane_id", pattern=_PANE_ID)
         if pane_id in panes:
-            _fail(table.require("pane_id"), "duplicate pane_id in [fleet]")
+            fail(table.require("pane_id"), "duplicate pane_id in [fleet]")
         panes[pane_id] = table.node
     return panes
 
 
 def _build(name: str, source: _Source) -> Scenario:
-    root = _Table(_load_tree(source, ()), _TOP_LEVEL)
-    fleet = _Table(root.require("fleet"), _FLEET_KEYS)
+    root = Table(_load_tree(source, ()), _TOP_LEVEL)
+    fleet = Table(root.require("fleet"), _FLEET_KEYS)
     fleet_panes = _fleet_panes(fleet.tables("panes", _PANE_KEYS))
     fleet_sessions = fleet.tables("sessions", _SESSION_KEYS)
     defaults = root.get("defaults")
     if defaults is not None:
-        _Table(defaults, _DAEMON_KEYS)
-    declared: dict[str, _Node] = {}
+        Table(defaults, _DAEMON_KEYS)
+    declared: dict[str, Node] = {}
     daemons_table = root.table("daemons", None)
     if daemons_table is not None:
         for daemon_name, node in daemons_table.items.items():
             if not _DAEMON_NAME.fullmatch(daemon_name):
-                _fail(node, "daemon names are lower-case letters, digits, - and _ (like v4, v5)")
+                fail(node, "daemon names are lower-case letters, digits, - and _ (like v4, v5)")
             declared[daemon_name] = node
+    operations_node = root.get("operations")
+    operations = None if operations_node is None else read_operations(operations_node)
     specs: dict[str, DaemonSpec] = {}
     for daemon_name in dict.fromkeys(("v4", "v5", *sorted(declared))):
         layers = [n for n in (defaults, declared.get(daemon_name)) if n is not None]
-        merged = layers[0] if layers else _Node({}, f"daemons.{daemon_name}", source.label)
+        merged = layers[0] if layers else Node({}, f"daemons.{daemon_name}", source.label)
         for layer in layers[1:]:
             merged = _merge(merged, layer)
-        specs[daemon_name] = _build_daemon(
-            daemon_name, _Table(merged, _DAEMON_KEYS), fleet_panes, fleet_sessions
-        )
+        spec = _build_daemon(daemon_name, Table(merged, _DAEMON_KEYS), fleet_panes, fleet_sessions)
+        if daemon_name != OPS_DAEMON or operations is None:  # no operations method to serve
+            spec = replace(spec, unavailable_methods=spec.unavailable_methods | set(OPS_METHODS))
+        specs[daemon_name] = spec
     return Scenario(
         name=name,
         description=root.string("description"),
         source=source.label,
         daemons=MappingProxyType(specs),
+        operations=operations,
     )
 
 
@@ -864,39 +740,37 @@ def _file_source(path: Path) -> _Source:
     return _Source(str(path), text, path.parent)
 
 
-def _load_tree(source: _Source, chain: tuple[str, ...]) -> _Node:
+def _load_tree(source: _Source, chain: tuple[str, ...]) -> Node:
     """Parse ``source`` and overlay it on the scenario it extends, if any."""
     try:
         raw = tomllib.loads(source.text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"scenario file {source.label}: invalid TOML: {exc}") from None
-    root = _annotate(raw, "", source.label)
-    table = _Table(root, _TOP_LEVEL)
+    root = annotate(raw, "", source.label)
+    table = Table(root, _TOP_LEVEL)
     table.string("description")  # every file describes itself, even one that extends another
     extends = table.get("extends")
     if extends is None:
         return root
     base_source = _extended_source(extends, source)
     if base_source.label in (*chain, source.label):
-        _fail(
-            extends, "circular extends: " + " -> ".join((*chain, source.label, base_source.label))
-        )
+        fail(extends, "circular extends: " + " -> ".join((*chain, source.label, base_source.label)))
     base = _load_tree(base_source, (*chain, source.label))
-    own = _Node({k: v for k, v in table.items.items() if k != "extends"}, "", source.label)
-    return _Node(_merge(base, own).value, "", source.label)
+    own = Node({k: v for k, v in table.items.items() if k != "extends"}, "", source.label)
+    return Node(_merge(base, own).value, "", source.label)
 
 
-def _extended_source(node: _Node, source: _Source) -> _Source:
+def _extended_source(node: Node, source: _Source) -> _Source:
     if not isinstance(node.value, str):
-        _fail(node, "expected a scenario name or a path to a .toml file")
+        fail(node, "expected a scenario name or a path to a .toml file")
     if not looks_like_path(node.value):
         found = _builtin_source(node.value)
         if found is None:
-            _fail(node, f"no such scenario (available: {', '.join(list_scenarios())})")
+            fail(node, f"no such scenario (available: {', '.join(list_scenarios())})")
         return found
     if source.directory is None:
-        _fail(node, "a built-in scenario extends other built-in scenarios by name only")
+        fail(node, "a built-in scenario extends other built-in scenarios by name only")
     path = source.directory / node.value
     if not path.is_file():
-        _fail(node, f"no such file: {path}")
+        fail(node, f"no such file: {path}")
     return _file_source(path)
