@@ -1,10 +1,13 @@
 """Phase 1, internal alpha: v5 runs beside v4 in shadow and must project the same fleet.
 
 Runbook: "Phase 1: Internal Alpha (v4 + v5 parallel)" and the prerequisite that v5 is deployed.
+The 24h monitoring gates judge timestamped history (windows.alpha_monitor_h): a history that does
+not reach back over the whole window is INCONCLUSIVE and says which span it covered.
 """
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 from pytest_canarygate import GateFailed
@@ -14,14 +17,25 @@ from pytest_canarygate import gate
 from pytest_canarygate.agtmux import SIGNATURE_FIELDS
 from pytest_canarygate.agtmux import agent_session_keys
 from pytest_canarygate.agtmux import agent_sessions
+from pytest_canarygate.agtmux import alerts_from
 from pytest_canarygate.agtmux import by_key
+from pytest_canarygate.agtmux import conclude
 from pytest_canarygate.agtmux import diff_projections
 from pytest_canarygate.agtmux import failure_message
+from pytest_canarygate.agtmux import hold_downs
+from pytest_canarygate.agtmux import one_of
 from pytest_canarygate.agtmux import panes
 from pytest_canarygate.agtmux import panes_of_session
+from pytest_canarygate.agtmux import restore_dry_run_now
 from pytest_canarygate.agtmux import signature_problems
+from pytest_canarygate.config import CanarygateConfig
 from pytest_canarygate.config import ParityConfig
 from pytest_canarygate.endpoints import parse_endpoint
+from pytest_canarygate.judgement import selector_matches_phase
+from pytest_canarygate.judgement import supervisor_ready
+from pytest_canarygate.providers import RuntimeSelector
+from pytest_canarygate.providers import Severity
+from pytest_canarygate.providers import SupervisorStatus
 
 
 def _daemon_info(observed: ObservedView, name: str) -> dict[str, object]:
@@ -143,3 +157,47 @@ def test_v5_projection_matches_v4(
         raise GateFailed(
             failure_message(f"v5 projection does not match v4 in {tmux_session}", differences)
         )
+
+
+@gate("alpha.selector.routes-to-v4")
+def test_runtime_selector_routes_everything_to_v4(observed: ObservedView) -> None:
+    selector = one_of(observed, "runtime_selector", RuntimeSelector)
+    conclude(observed, "selector", selector_matches_phase(selector, "alpha"))
+
+
+@gate("alpha.supervisor.ready")
+def test_supervisor_ready_in_startup_order(observed: ObservedView) -> None:
+    status = one_of(observed, "supervisor_status", SupervisorStatus)
+    conclude(observed, "supervisor", supervisor_ready(status))
+
+
+@gate("alpha.monitor.no-hold-down")
+def test_no_supervisor_hold_down_while_monitoring(
+    observed: ObservedView, canarygate_settings: CanarygateConfig
+) -> None:
+    window = timedelta(hours=canarygate_settings.windows.alpha_monitor_h)
+    conclude(observed, "hold-downs", hold_downs(observed, canarygate_settings, window))
+
+
+@gate("alpha.monitor.no-escalations")
+def test_no_alert_escalations_while_monitoring(
+    observed: ObservedView, canarygate_settings: CanarygateConfig
+) -> None:
+    window = timedelta(hours=canarygate_settings.windows.alpha_monitor_h)
+    judged = alerts_from(observed, canarygate_settings, Severity.ESCALATE, window)
+    conclude(observed, "escalations", judged)
+
+
+@gate("alpha.exit.zero-hold-downs")
+def test_zero_hold_down_events_in_the_window(
+    observed: ObservedView, canarygate_settings: CanarygateConfig
+) -> None:
+    window = timedelta(hours=canarygate_settings.windows.alpha_monitor_h)
+    conclude(observed, "hold-downs", hold_downs(observed, canarygate_settings, window))
+
+
+@gate("alpha.exit.restore-dry-run")
+def test_snapshot_dry_run_passes_at_current_version(
+    observed: ObservedView, canarygate_settings: CanarygateConfig
+) -> None:
+    conclude(observed, "restore dry-run", restore_dry_run_now(observed, canarygate_settings))

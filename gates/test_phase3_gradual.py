@@ -1,0 +1,114 @@
+"""Phase 3, gradual default: new sessions go to v5 while v4 keeps serving and stays the
+rollback target.
+
+Runbook: "Phase 3: Gradual Default (new sessions on v5)". agtmux has no notion of which daemon
+"owns" a session (DAEMON-FACTS 12), so v4 and v5 session counts are what each daemon itself
+serves: tmux sessions with managed panes, and agent sessions.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from pytest_canarygate import GateFailed
+from pytest_canarygate import ObservedView
+from pytest_canarygate import Unobservable
+from pytest_canarygate import gate
+from pytest_canarygate.agtmux import agent_sessions
+from pytest_canarygate.agtmux import attempt
+from pytest_canarygate.agtmux import combine
+from pytest_canarygate.agtmux import conclude
+from pytest_canarygate.agtmux import from_history
+from pytest_canarygate.agtmux import managed
+from pytest_canarygate.agtmux import max_lag
+from pytest_canarygate.agtmux import one_of
+from pytest_canarygate.agtmux import panes
+from pytest_canarygate.agtmux import sessions_of
+from pytest_canarygate.agtmux import up_for
+from pytest_canarygate.config import CanarygateConfig
+from pytest_canarygate.judgement import restart_regression
+from pytest_canarygate.judgement import selector_matches_phase
+from pytest_canarygate.observation import DaemonView
+from pytest_canarygate.providers import RuntimeSelector
+
+
+def _served(view: DaemonView) -> dict[str, int]:
+    """What one daemon serves: tmux sessions with managed panes, managed panes, agent sessions."""
+    sessions = sessions_of(view)
+    served = {name: len(managed(p)) for name, p in sessions.items() if managed(p)}
+    return {
+        "tmux_sessions": len(served),
+        "managed_panes": sum(served.values()),
+        "agent_sessions": len(agent_sessions(view)),
+    }
+
+
+@gate("gradual.selector.default-v5")
+def test_default_switched_to_v5(observed: ObservedView) -> None:
+    selector = one_of(observed, "runtime_selector", RuntimeSelector)
+    conclude(observed, "selector", selector_matches_phase(selector, "gradual"))
+
+
+@gate("gradual.v4.serves-its-sessions")
+def test_existing_v4_sessions_continue_on_v4(observed: ObservedView) -> None:
+    served = _served(observed.daemon("v4"))
+    observed.note("v4 serves", served)
+    # No session left on v4 is a legitimate end of this phase; agent sessions without a
+    # managed pane mean v4 stopped serving the sessions it still holds.
+    if served["agent_sessions"] and not served["managed_panes"]:
+        raise GateFailed(
+            f"v4 holds {served['agent_sessions']} agent sessions but manages no pane: its "
+            "existing sessions are no longer served"
+        )
+
+
+@gate("gradual.migration-rate")
+def test_migration_rate_counts_observable(observed: ObservedView) -> None:
+    counts = {name: _served(observed.daemon(name)) for name in ("v4", "v5")}
+    observed.note("migration rate", counts)
+    v4, v5 = counts["v4"]["tmux_sessions"], counts["v5"]["tmux_sessions"]
+    observed.note("v5 share of tmux sessions", None if not v4 + v5 else round(v5 / (v4 + v5), 3))
+
+
+@gate("gradual.v4.rollback-target")
+def test_v4_daemon_kept_running_as_rollback_target(observed: ObservedView) -> None:
+    v4 = observed.daemon("v4")
+    info = v4.result("daemon.info")
+    if not isinstance(info, dict) or not isinstance(info.get("pid"), int):
+        raise Unobservable(f"v4 {v4.endpoint} daemon.info: malformed answer {info!r:.120}")
+    observed.note("v4 rollback target", {"daemon.info": info, "panes": len(panes(v4))})
+
+
+@gate("gradual.exit.v5-default-7d")
+def test_new_sessions_on_v5_for_7_days(
+    observed: ObservedView, canarygate_settings: CanarygateConfig
+) -> None:
+    window = timedelta(days=canarygate_settings.windows.gradual_days)
+    judged = combine(
+        "new sessions not shown on v5 for the whole window",
+        {
+            "selector": attempt(
+                lambda: selector_matches_phase(
+                    one_of(observed, "runtime_selector", RuntimeSelector), "gradual"
+                )
+            ),
+            "uptime": attempt(lambda: up_for(observed, window)),
+        },
+    )
+    conclude(observed, "v5 default", judged)
+
+
+@gate("gradual.exit.no-restart-regression")
+def test_no_regression_in_supervisor_restarts(
+    observed: ObservedView, canarygate_settings: CanarygateConfig
+) -> None:
+    period = timedelta(days=canarygate_settings.windows.gradual_days)
+    lag = max_lag(canarygate_settings)
+    judged = from_history(
+        observed,
+        "supervisor restart counts",
+        lambda events, coverage: restart_regression(
+            events, observed.now, coverage, period=period, max_lag=lag
+        ),
+    )
+    conclude(observed, "restarts", judged)

@@ -1,0 +1,66 @@
+"""Supervisor Contract Reference: the running v5 supervisor against the runbook's table.
+
+Runbook: "Supervisor Contract Reference". Each row is one gate on ``ops.supervisor_status``,
+judged at the entry of every phase that runs v5 (alpha, canary, gradual, cutover). The jitter
+row passes on the declared ``RestartPolicy.jitter_pct``: the row's source is
+``RestartPolicy::default()`` and the policy is what the status exposes. That the runtime applies
+it is not observable over RPC, and the message says so; a status that exposes
+``jitter_applied = false`` fails the row.
+"""
+
+from __future__ import annotations
+
+from pytest_canarygate import ObservedView
+from pytest_canarygate import gate
+from pytest_canarygate.agtmux import conclude
+from pytest_canarygate.agtmux import one_of
+from pytest_canarygate.judgement import jitter_matches_contract
+from pytest_canarygate.judgement import restart_policy_matches_contract
+from pytest_canarygate.judgement import startup_order_matches
+from pytest_canarygate.providers import SupervisorStatus
+
+
+def _status(observed: ObservedView) -> SupervisorStatus:
+    return one_of(observed, "supervisor_status", SupervisorStatus)
+
+
+def _policy_row(observed: ObservedView, *names: str) -> None:
+    __tracebackhide__ = True
+    judged = restart_policy_matches_contract(_status(observed).policy, only=names)
+    conclude(observed, "restart policy", judged)
+
+
+@gate("contract.startup-order")
+def test_startup_order_sources_gateway_daemon_ui(observed: ObservedView) -> None:
+    judged = startup_order_matches(_status(observed).startup_order)
+    conclude(observed, "startup order", judged)
+
+
+@gate("contract.backoff-initial")
+def test_backoff_initial_1000_ms(observed: ObservedView) -> None:
+    _policy_row(observed, "initial_backoff_ms")
+
+
+@gate("contract.backoff-multiplier")
+def test_backoff_multiplier_2x(observed: ObservedView) -> None:
+    _policy_row(observed, "multiplier")
+
+
+@gate("contract.backoff-max")
+def test_backoff_max_30000_ms(observed: ObservedView) -> None:
+    _policy_row(observed, "max_backoff_ms")
+
+
+@gate("contract.jitter")
+def test_jitter_20_percent(observed: ObservedView) -> None:
+    conclude(observed, "jitter", jitter_matches_contract(_status(observed)))
+
+
+@gate("contract.failure-budget")
+def test_failure_budget_5_in_10_min(observed: ObservedView) -> None:
+    _policy_row(observed, "failure_budget", "budget_window_ms")
+
+
+@gate("contract.hold-down")
+def test_hold_down_300000_ms(observed: ObservedView) -> None:
+    _policy_row(observed, "holddown_ms")

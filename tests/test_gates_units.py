@@ -1,0 +1,881 @@
+"""Every gate of gates/, called directly on hand-built observations: the healthy fleet passes
+every gate of every phase, and each way a criterion can fail ends in the right verdict with the
+numbers in its message. Fast (no daemons, no subprocess); the simulator runs are in
+test_scenarios.py."""
+
+from __future__ import annotations
+
+import importlib.util
+import inspect
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from dataclasses import field
+from dataclasses import replace
+from datetime import datetime
+from datetime import timedelta
+from datetime import timezone
+from pathlib import Path
+from types import MappingProxyType
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+from pytest_canarygate.catalog import PHASES
+from pytest_canarygate.catalog import load_catalog
+from pytest_canarygate.codec import encode
+from pytest_canarygate.config import RPC_EVIDENCE_KINDS
+from pytest_canarygate.config import CanarygateConfig
+from pytest_canarygate.config import simulator_defaults
+from pytest_canarygate.judgement import RUNBOOK_RESTART_POLICY
+from pytest_canarygate.observation import ACCESSORS
+from pytest_canarygate.observation import CallRecord
+from pytest_canarygate.observation import DaemonObservation
+from pytest_canarygate.observation import EvidenceReading
+from pytest_canarygate.observation import GateEvidence
+from pytest_canarygate.observation import Observation
+from pytest_canarygate.observation import ObservedView
+from pytest_canarygate.observation import read_evidence
+from pytest_canarygate.providers import AlertEntry
+from pytest_canarygate.providers import ArchiveManifest
+from pytest_canarygate.providers import BindingStats
+from pytest_canarygate.providers import BuildResult
+from pytest_canarygate.providers import CursorStats
+from pytest_canarygate.providers import DependencyGate
+from pytest_canarygate.providers import Evidence
+from pytest_canarygate.providers import LogEvent
+from pytest_canarygate.providers import RuntimeSelector
+from pytest_canarygate.providers import Severity
+from pytest_canarygate.providers import SnapshotMetadata
+from pytest_canarygate.providers import Source
+from pytest_canarygate.providers import SupervisorEvent
+from pytest_canarygate.providers import SupervisorState
+from pytest_canarygate.providers import SupervisorStatus
+from pytest_canarygate.providers import Timeouts
+from pytest_canarygate.providers import make_provider
+from pytest_canarygate.providers import ops
+from pytest_canarygate.providers.records import datetime_to_ms
+from pytest_canarygate.session import GATE_MARK
+from pytest_canarygate.verdicts import Verdict
+from pytest_canarygate.verdicts import verdict_of
+
+ROOT = Path(__file__).resolve().parents[1]
+CATALOG = load_catalog(ROOT / "gates" / "catalog.toml")
+NOW = datetime(2026, 11, 26, 12, 0, tzinfo=timezone.utc)
+NOW_MS = datetime_to_ms(NOW)
+MIN, HOUR, DAY = 60_000, 3_600_000, 86_400_000
+ENDPOINTS = {"v4": "unix:///run/cg/v4/agtmuxd.sock", "v5": "unix:///run/cg/v5/agtmuxd.sock"}
+STARTED = {"v4": NOW - timedelta(days=20), "v5": NOW - timedelta(days=10)}
+SELECTORS = {
+    "alpha": RuntimeSelector("v4", False, ()),
+    "canary": RuntimeSelector("v4", True, ("session-alpha", "session-beta")),
+    "gradual": RuntimeSelector("v5", True, ()),
+    "cutover": RuntimeSelector("v5", True, ()),
+    "rollback": RuntimeSelector("v4", False, ()),
+}
+Record = dict[str, Any]
+OPS_METHOD = {
+    "snapshots": ops.SNAPSHOT_LIST,
+    "supervisor_status": ops.SUPERVISOR_STATUS,
+    "supervisor_events": ops.SUPERVISOR_EVENTS,
+    "alert_entries": ops.ALERT_LEDGER,
+    "cursor_stats": ops.CURSOR_STATS,
+    "binding_stats": ops.BINDING_STATS,
+    "runtime_selector": ops.RUNTIME_SELECTOR,
+}
+
+
+def _load_gate_modules() -> dict[str, Callable[..., None]]:
+    """gate id -> the test function carrying @gate(id), from every module in gates/."""
+    found: dict[str, Callable[..., None]] = {}
+    for path in sorted((ROOT / "gates").glob("test_*.py")):
+        spec = importlib.util.spec_from_file_location(f"canarygate_gates_{path.stem}", path)
+        assert spec is not None
+        assert spec.loader is not None
+        module: ModuleType = importlib.util.module_from_spec(spec)
+        with warnings.catch_warnings():  # the plugin that registers the mark is off here
+            warnings.simplefilter("ignore", pytest.PytestUnknownMarkWarning)
+            spec.loader.exec_module(module)
+        for _, function in inspect.getmembers(module, inspect.isfunction):
+            for mark in getattr(function, "pytestmark", []):
+                if mark.name == GATE_MARK:
+                    found[mark.args[0]] = function
+    return found
+
+
+GATES = _load_gate_modules()
+
+
+# --- the fleet an observation is built from ------------------------------------------------
+
+
+def pane(pane_id: str, session: str, *, managed: bool = True, **extra: Any) -> Record:
+    if not managed:
+        return {
+            "pane_id": pane_id,
+            "presence": "unmanaged",
+            "title": "zsh",
+            "title_quality": "Unmanaged",
+            "session_name": session,
+        }
+    return {
+        "pane_id": pane_id,
+        "presence": "managed",
+        "evidence_mode": "heuristic",
+        "signature_class": "heuristic",
+        "signature_reason": "heuristic(provider_hint+cmd_match)",
+        "signature_confidence": 1.0,
+        "signature_inputs": {
+            "provider_hint": True,
+            "cmd_match": True,
+            "poller_match": False,
+            "title_match": False,
+        },
+        "activity_state": "Running",
+        "provider": "claude",
+        "title": "claude",
+        "title_quality": "HeuristicTitle",
+        "session_name": session,
+        **extra,
+    }
+
+
+FLEET_PANES = [
+    pane("%1", "session-alpha"),
+    pane("%2", "session-alpha", managed=False),
+    pane("%3", "session-beta"),
+    pane("%4", "session-gamma"),
+]
+
+
+def sessions_for(panes: list[Record]) -> list[Record]:
+    return [
+        {
+            "session_key": f"poller-{p['pane_id']}",
+            "presence": "managed",
+            "evidence_mode": "heuristic",
+            "winner_tier": "heuristic",
+            "activity_state": "Running",
+        }
+        for p in panes
+        if p["presence"] == "managed"
+    ]
+
+
+def alert(n: int, severity: Severity, created_ms: int, resolved_ms: int | None) -> AlertEntry:
+    return AlertEntry(
+        f"alert-{n}", severity, "supervisor", "test", created_ms, resolved_ms, "ManualAck"
+    )
+
+
+def event(at_ms: int, kind: str, **extra: Any) -> SupervisorEvent:
+    defaults: dict[str, Any] = {
+        "restart": {"attempt": 0, "after_ms": 1000},
+        "hold_down": {"until_ms": at_ms + 300_000},
+    }.get(kind, {})
+    return SupervisorEvent(at_ms, kind, "codex_app_server", **{**defaults, **extra})
+
+
+def log(at_ms: int, kind: str = "other", **values: int) -> LogEvent:
+    at = datetime.fromtimestamp(at_ms / 1000, tz=timezone.utc)
+    return LogEvent(at, "INFO", "agtmux::poll_loop", kind, kind, 1, MappingProxyType(values))
+
+
+def history(*records: Any, days: float = 30) -> tuple[tuple[Any, ...], int, int]:
+    return tuple(records), NOW_MS - int(days * DAY), NOW_MS
+
+
+@dataclass
+class Fleet:
+    """Everything a run could observe; tests change one thing and build the observation."""
+
+    phase: str = "alpha"
+    calls: dict[str, dict[str, Any]] = field(default_factory=dict)
+    failed_calls: dict[tuple[str, str], str] = field(default_factory=dict)
+    evidence: dict[str, tuple[tuple[Any, ...], int | None, int | None]] = field(
+        default_factory=dict
+    )
+    failed_evidence: dict[str, str] = field(default_factory=dict)
+    readings: dict[str, EvidenceReading] = field(default_factory=dict)
+    restarted_mid_run: bool = False
+
+    @classmethod
+    def healthy(cls, phase: str = "alpha") -> Fleet:
+        fleet = cls(phase)
+        v4_panes = [] if phase == "cutover" else FLEET_PANES
+        for name, daemon_panes in (("v4", v4_panes), ("v5", FLEET_PANES)):
+            start_ns = int(STARTED[name].timestamp()) * 1_000_000_000 + 123
+            fleet.calls[name] = {
+                "daemon.info": {
+                    "nonce": f"4{len(name)}21-{start_ns}",
+                    "pid": 4021,
+                    "version": "0.1.0",
+                },
+                "list_panes": daemon_panes,
+                "list_sessions": sessions_for(daemon_panes),
+                "summary_changed": {"version": 120, "has_changes": True},
+                "latency_status": {
+                    "status": "healthy",
+                    "p95_ms": 36,
+                    "consecutive_breaches": 0,
+                    "sample_count": 205,
+                },
+                "list_source_health": [
+                    ["claude_hooks", {"status": "healthy"}],
+                    ["claude_jsonl", {"status": "down"}],
+                    ["codex_appserver", {"status": "degraded"}],
+                    ["poller", {"status": "healthy"}],
+                ],
+                "list_source_registry": [],
+            }
+        fleet.calls["v4"]["daemon.info"]["pid"] = 4020
+        fleet.evidence = {
+            "snapshots": (
+                (
+                    SnapshotMetadata("snap-6", NOW_MS - 10 * DAY, 300, 3, 4, "Shutdown", 9000),
+                    SnapshotMetadata("snap-1", NOW_MS - 9 * DAY, 40, 3, 4, "Manual", 9000),
+                    SnapshotMetadata("snap-7", NOW_MS - 2 * MIN, 120, 3, 4, "Periodic", 9000),
+                ),
+                None,
+                None,
+            ),
+            "supervisor_status": (
+                (
+                    SupervisorStatus(
+                        SupervisorState("Ready"),
+                        RUNBOOK_RESTART_POLICY,
+                        ("Sources", "Gateway", "Daemon", "Ui"),
+                        tuple(
+                            DependencyGate(s, True, ())
+                            for s in ("Sources", "Gateway", "Daemon", "Ui")
+                        ),
+                        2,
+                        NOW_MS - 10 * DAY,
+                        NOW_MS,
+                    ),
+                ),
+                NOW_MS - 10 * DAY,
+                NOW_MS,
+            ),
+            "supervisor_events": history(
+                event(NOW_MS - 10 * DAY, "failure"),
+                event(NOW_MS - 10 * DAY, "restart"),
+                event(NOW_MS - 10 * DAY + 2000, "success"),
+                event(NOW_MS - 3 * DAY, "failure"),
+                event(NOW_MS - 3 * DAY, "restart"),
+                event(NOW_MS - 3 * DAY + 1000, "success"),
+            ),
+            "alert_entries": history(
+                alert(1, Severity.WARN, NOW_MS - 2 * DAY, NOW_MS - 2 * DAY + 10 * MIN),
+                alert(2, Severity.ESCALATE, NOW_MS - 20 * DAY, NOW_MS - 20 * DAY + 2 * MIN),
+            ),
+            "cursor_stats": (
+                (CursorStats(500, 500, 0, 0, 0, 0, NOW_MS - 1000, NOW_MS - 10 * DAY, NOW_MS),),
+                NOW_MS - 10 * DAY,
+                NOW_MS,
+            ),
+            "binding_stats": (
+                (BindingStats(0, None, NOW_MS - 10 * DAY, NOW_MS),),
+                NOW_MS - 10 * DAY,
+                NOW_MS,
+            ),
+            "runtime_selector": ((SELECTORS[phase],), None, None),
+            "log_events": history(log(NOW_MS - 10 * DAY), log(NOW_MS - 1000), days=10),
+            "build_result": ((BuildResult(700, 0, 0, 2, ()),), None, None),
+            "archive_manifest": (
+                (
+                    ArchiveManifest(
+                        "agtmux-v4",
+                        "ab" * 32,
+                        NOW_MS - 2 * DAY,
+                        NOW_MS + 28 * DAY,
+                        True,
+                        "ab" * 32,
+                        4096,
+                    ),
+                ),
+                None,
+                None,
+            ),
+        }
+        return fleet
+
+    # --- changing one thing ----------------------------------------------------------------
+    def one(self, accessor: str, **changes: Any) -> Fleet:
+        """Change fields of a one-record accessor's record."""
+        (record,), start, end = self.evidence[accessor]
+        self.evidence[accessor] = ((replace(record, **changes),), start, end)
+        return self
+
+    def records(self, accessor: str, *records: Any, days: float | None = 30) -> Fleet:
+        """Replace an accessor's records (and its coverage: ``days`` back to now, or none)."""
+        start = None if days is None else NOW_MS - int(days * DAY)
+        self.evidence[accessor] = (records, start, None if days is None else NOW_MS)
+        return self
+
+    def add(self, accessor: str, *records: Any) -> Fleet:
+        current, start, end = self.evidence[accessor]
+        self.evidence[accessor] = ((*current, *records), start, end)
+        return self
+
+    def unserved(self, *accessors: str) -> Fleet:
+        """As a v5 serving only today's eleven methods, with no file provider, answers."""
+        for accessor in accessors:
+            kind = ACCESSORS[accessor][0]
+            method = OPS_METHOD.get(accessor)
+            self.failed_evidence[accessor] = (
+                f"{ENDPOINTS['v5']} {method}: method {method} not served by {ENDPOINTS['v5']}"
+                if method
+                else f"no provider configured for {kind!r} evidence: set [evidence] {kind} = "
+                "'file:///...' (or http:// or unix://) in built-in defaults"
+            )
+        return self
+
+    # --- the observation -------------------------------------------------------------------
+    def observation(self) -> Observation:
+        started = NOW.isoformat().replace("+00:00", "Z")
+        daemons = {}
+        for name, methods in self.calls.items():
+            calls = []
+            for method, result in methods.items():
+                readings = 2 if method in ("daemon.info", "summary_changed") else 1
+                for reading in range(1, readings + 1):
+                    error = self.failed_calls.get((name, method))
+                    answer = result
+                    if method == "daemon.info" and reading == 2 and self.restarted_mid_run:
+                        answer = {**result, "nonce": f"9-{int(NOW.timestamp()) * 10**9}"}
+                    calls.append(
+                        CallRecord(
+                            name,
+                            ENDPOINTS[name],
+                            method,
+                            reading,
+                            None,
+                            started,
+                            1.0,
+                            result=None if error else answer,
+                            error=error,
+                            error_kind="not-served" if error else None,
+                        )
+                    )
+            daemons[name] = DaemonObservation(name, ENDPOINTS[name], calls)
+        evidence = {}
+        for accessor, (kind, _) in ACCESSORS.items():
+            uri = "file:///evidence/" + accessor
+            if accessor in self.readings:
+                evidence[accessor] = self.readings[accessor]
+                continue
+            if accessor in self.failed_evidence:
+                evidence[accessor] = EvidenceReading(
+                    accessor,
+                    kind,
+                    uri,
+                    started,
+                    1.0,
+                    None,
+                    self.failed_evidence[accessor],
+                    "not-served",
+                )
+                continue
+            if accessor not in self.evidence:
+                continue
+            records, start, end = self.evidence[accessor]
+            payload = Evidence(records, Source(uri, accessor), None, _dt(start), _dt(end))
+            evidence[accessor] = EvidenceReading(accessor, kind, uri, started, 1.0, encode(payload))
+        return Observation(self.phase, {"kind": "test"}, started, started, daemons, evidence)
+
+
+def _dt(ms: int | None) -> datetime | None:
+    return None if ms is None else datetime.fromtimestamp(ms / 1000, timezone.utc)
+
+
+def judge(
+    gate_id: str, fleet: Fleet, settings: CanarygateConfig | None = None, session: str = ""
+) -> tuple[Verdict, str, GateEvidence]:
+    """Run one gate on the fleet's observation; its verdict, message and evidence."""
+    function = GATES[gate_id]
+    evidence = GateEvidence()
+    fixtures: dict[str, Any] = {
+        "observed": ObservedView(fleet.observation(), evidence),
+        "canarygate_settings": settings or simulator_defaults(ENDPOINTS),
+        "tmux_session": session or "session-alpha",
+        "pane_parity": (settings or simulator_defaults(ENDPOINTS)).pane_parity,
+        "session_parity": (settings or simulator_defaults(ENDPOINTS)).session_parity,
+    }
+    wanted = inspect.signature(function).parameters
+    try:
+        function(**{name: fixtures[name] for name in wanted})
+    except BaseException as exc:  # the verdict mapping is what is tested
+        verdict, message = verdict_of(exc)
+        return verdict, message, evidence
+    return Verdict.PASS, "", evidence
+
+
+def test_every_catalog_gate_is_loaded() -> None:
+    assert set(GATES) == set(CATALOG.gates)
+
+
+@pytest.mark.parametrize(
+    ("phase", "gate_id"),
+    [(phase, g.id) for phase in PHASES for g in CATALOG.gates_for(phase)],
+)
+def test_healthy_fleet_passes_every_gate_of_every_phase(phase: str, gate_id: str) -> None:
+    verdict, message, _ = judge(gate_id, Fleet.healthy(phase))
+    assert verdict is Verdict.PASS, message
+
+
+# --- each way a criterion fails --------------------------------------------------------------
+
+Change = Callable[[Fleet], object]
+
+
+def calls(daemon: str, method: str, result: Any) -> Change:
+    return lambda f: f.calls[daemon].__setitem__(method, result)
+
+
+def started(daemon: str, ago: timedelta) -> Change:
+    start_ns = int((NOW - ago).timestamp()) * 10**9
+    return lambda f: f.calls[daemon]["daemon.info"].__setitem__("nonce", f"77-{start_ns}")
+
+
+def snapshots(*snaps: SnapshotMetadata) -> Change:
+    return lambda f: f.records("snapshots", *snaps, days=None)
+
+
+def periodic(age_ms: int, version: int = 120, snapshot_id: str = "snap-9") -> SnapshotMetadata:
+    return SnapshotMetadata(snapshot_id, NOW_MS - age_ms, version, 3, 4, "Periodic", 9000)
+
+
+def status(**changes: Any) -> Change:
+    return lambda f: f.one("supervisor_status", **changes)
+
+
+def policy(**changes: Any) -> Change:
+    return status(policy=replace(RUNBOOK_RESTART_POLICY, **changes))
+
+
+def both(*changes: Change) -> Change:
+    return lambda f: [change(f) for change in changes]
+
+
+HOLD_DOWN_2H = event(NOW_MS - 2 * HOUR, "hold_down")
+DEGRADED_3H = alert(9, Severity.DEGRADED, NOW_MS - 3 * HOUR, NOW_MS - 2 * HOUR)
+ESCALATE_OPEN = alert(8, Severity.ESCALATE, NOW_MS - 20 * MIN, None)
+STALE_V4 = [p if p["pane_id"] != "%4" else {**p, "session_name": None} for p in FLEET_PANES]
+LAT = {"consecutive_breaches": 0, "sample_count": 230}
+UNMANAGED = [pane(p["pane_id"], p["session_name"], managed=False) for p in FLEET_PANES]
+
+CASES: list[tuple[str, str, Change, Verdict, str]] = [
+    # prerequisites
+    ("prereq.startup-order", "alpha", status(startup_order=("Sources", "Daemon", "Gateway", "Ui")),
+     Verdict.FAIL, "startup order is Sources -> Daemon -> Gateway -> Ui"),
+    ("prereq.startup-order", "alpha", lambda f: f.unserved("supervisor_status"),
+     Verdict.UNOBSERVABLE, "method ops.supervisor_status not served"),
+    ("prereq.snapshot-infrastructure", "alpha", snapshots(periodic(11 * MIN)),
+     Verdict.FAIL, "older than two intervals (10m)"),
+    ("prereq.snapshot-infrastructure", "alpha", snapshots(), Verdict.FAIL, "no Periodic snapshot"),
+    ("prereq.restore-dry-run", "alpha", snapshots(periodic(MIN, 121)), Verdict.FAIL,
+     "VersionAhead { snapshot_version: 121, current_version: 120 }"),
+    ("prereq.restore-dry-run", "alpha", snapshots(periodic(20 * MIN)), Verdict.FAIL,
+     "TooOld { age_ms: 1200000, max_age_ms: 600000 }"),
+    ("prereq.restore-dry-run", "alpha", snapshots(periodic(10 * MIN)), Verdict.PASS, ""),
+    ("prereq.restore-dry-run", "alpha", snapshots(), Verdict.FAIL, "no snapshot is retained"),
+    ("prereq.restore-dry-run", "alpha",
+     lambda f: f.failed_calls.__setitem__(("v5", "summary_changed"), "gone"),
+     Verdict.UNOBSERVABLE, "v5: gone"),
+    ("prereq.build-passes", "alpha",
+     lambda f: f.one("build_result", failures=3, failing=("a::x", "a::y", "b::z")),
+     Verdict.FAIL, "v5 build fails (700 tests: 695 passed, 3 failed"),
+    ("prereq.build-passes", "alpha", lambda f: f.one("build_result", tests=400),
+     Verdict.FAIL, "too few tests"),
+    ("prereq.build-passes", "alpha", lambda f: f.unserved("build_result"),
+     Verdict.UNOBSERVABLE, "no provider configured for 'build' evidence"),
+    ("prereq.backup-taken", "alpha", snapshots(periodic(MIN)), Verdict.FAIL,
+     "no Manual snapshot (backup) among 1 retained (triggers: Periodic)"),
+    # phase 1
+    ("alpha.selector.routes-to-v4", "alpha",
+     lambda f: f.one("runtime_selector", v5_enabled=True), Verdict.FAIL,
+     "v5_enabled must be false"),
+    ("alpha.supervisor.ready", "alpha",
+     status(state=SupervisorState("HoldDown", until_ms=NOW_MS + MIN)), Verdict.FAIL,
+     "supervisor state HoldDown until 2026-11-26T12:01Z, not Ready"),
+    ("alpha.supervisor.ready", "alpha",
+     status(dependency_gates=(DependencyGate("Sources", True, ()),
+                              DependencyGate("Gateway", False, ("poller",))),),
+     Verdict.FAIL, "Gateway DependencyGate not all_ready: unready poller"),
+    ("alpha.monitor.no-hold-down", "alpha", lambda f: f.add("supervisor_events", HOLD_DOWN_2H),
+     Verdict.FAIL, "1 supervisor HoldDown events in the last 24h: hold_down at 2026-11-26T10:00Z"),
+    ("alpha.monitor.no-hold-down", "alpha",
+     lambda f: f.records("supervisor_events", days=14 / 24).unserved("log_events"),
+     Verdict.INCONCLUSIVE, "(14h) of the required 24h window"),
+    ("alpha.monitor.no-hold-down", "alpha",
+     lambda f: f.records("supervisor_events", days=14 / 24), Verdict.PASS, ""),  # log covers
+    ("alpha.monitor.no-hold-down", "alpha",
+     lambda f: f.unserved("supervisor_events").add(
+         "log_events", log(NOW_MS - HOUR, "hold_down", seconds=300)),
+     Verdict.FAIL, "daemon log FAIL: 1 supervisor HoldDown events"),
+    ("alpha.monitor.no-hold-down", "alpha",
+     lambda f: f.unserved("supervisor_events", "log_events"), Verdict.UNOBSERVABLE,
+     "method ops.supervisor_events not served"),
+    ("alpha.monitor.no-escalations", "alpha",
+     lambda f: f.add("alert_entries", alert(5, Severity.ESCALATE, NOW_MS - 3 * HOUR, None)),
+     Verdict.FAIL, "1 alerts at or above Escalate in the last 24h: alert-5 Escalate"),
+    ("alpha.monitor.no-escalations", "alpha", lambda f: f.add("alert_entries", DEGRADED_3H),
+     Verdict.PASS, ""),
+    ("alpha.exit.zero-hold-downs", "alpha", lambda f: f.add("supervisor_events", HOLD_DOWN_2H),
+     Verdict.FAIL, "HoldDown events in the last 24h"),
+    ("alpha.exit.restore-dry-run", "alpha", snapshots(periodic(MIN, 500)), Verdict.FAIL,
+     "VersionAhead"),
+    # phase 2
+    ("canary.pre.snapshot-recorded", "canary", snapshots(periodic(20 * MIN)), Verdict.FAIL,
+     "too old: age_ms 1200000 > max_age_ms 600000"),
+    ("canary.pre.snapshot-recorded", "canary", snapshots(periodic(MIN, snapshot_id="backup-1")),
+     Verdict.FAIL, "'backup-1' is not snap-<n>"),
+    ("canary.pre.restore-dry-run", "canary", snapshots(periodic(20 * MIN)), Verdict.FAIL,
+     "TooOld"),
+    ("canary.selector.canary-sessions", "canary",
+     lambda f: f.one("runtime_selector", v5_canary_sessions=("session-alpha", "session-delta")),
+     Verdict.FAIL, "canary sessions missing on v4: session-delta"),
+    ("canary.selector.canary-sessions", "canary",
+     lambda f: f.one("runtime_selector", default_daemon="v5", v5_canary_sessions=()),
+     Verdict.FAIL, "default_daemon must be 'v4'"),
+    ("canary.monitor.source-health", "canary",
+     calls("v5", "list_source_registry", [{"source_id": "ext-poller", "lifecycle": "stale"}]),
+     Verdict.FAIL, "registered source ext-poller is stale, not active"),
+    ("canary.monitor.source-health", "canary",
+     calls("v5", "list_source_health", [["poller", {"status": "down"}]]), Verdict.FAIL,
+     "source poller is down, not healthy; source claude_hooks is not reported"),
+    ("canary.monitor.source-health", "canary", calls("v5", "list_source_health", {"x": 1}),
+     Verdict.UNOBSERVABLE, "list_source_health: expected a list"),
+    ("canary.monitor.latency", "canary",
+     calls("v5", "latency_status", {**LAT, "status": "degraded", "p95_ms": 3224,
+                                    "consecutive_breaches": 10}),
+     Verdict.FAIL, "latency_status FAIL: latency SLO degraded: rolling p95 3224 ms > 3000 ms"),
+    ("canary.monitor.latency", "canary", lambda f: f.add("alert_entries", DEGRADED_3H),
+     Verdict.FAIL, "alerts >= Degraded FAIL: 1 alerts at or above Degraded in the last 48h"),
+    ("canary.monitor.latency", "canary",
+     calls("v5", "latency_status", {"status": "insufficient_data", "sample_count": 12,
+                                    "min_required": 200, "p95_ms": None}),
+     Verdict.INCONCLUSIVE, "12 of 200 samples"),
+    ("canary.monitor.cas-conflicts", "canary",
+     lambda f: f.one("binding_stats", cas_conflicts=2, last_conflict_at_ms=NOW_MS - HOUR),
+     Verdict.FAIL, "2 CAS conflicts since"),
+    ("canary.monitor.cas-conflicts", "canary", lambda f: f.unserved("binding_stats"),
+     Verdict.UNOBSERVABLE, "method ops.binding_stats not served"),
+    ("canary.monitor.cursor", "canary",
+     lambda f: f.one("cursor_stats", invalid_streak=3, max_invalid_streak=3,
+                     full_resync_count=1),
+     Verdict.FAIL, "1 full resyncs since"),
+    ("canary.monitor.cursor", "canary",
+     lambda f: f.one("cursor_stats", last_advanced_at_ms=NOW_MS - HOUR),
+     Verdict.INCONCLUSIVE, "cursor watermarks advanced last at 2026-11-26T11:00Z"),
+    ("canary.duration.active-48h", "canary", started("v5", timedelta(hours=20)),
+     Verdict.INCONCLUSIVE, "v5 up 20h (started 2026-11-25T16:00Z), less than the required 48h"),
+    ("canary.duration.active-48h", "canary", calls("v5", "list_panes", UNMANAGED),
+     Verdict.INCONCLUSIVE, "no managed pane in any canary session on v5"),
+    ("canary.duration.active-48h", "canary",
+     lambda f: setattr(f, "restarted_mid_run", True), Verdict.INCONCLUSIVE, "v5 up 0s"),
+    ("canary.duration.active-48h", "canary",
+     calls("v5", "daemon.info", {"pid": 1, "nonce": "garbage"}), Verdict.UNOBSERVABLE,
+     "no nonce '<pid>-<ns since epoch>'"),
+    ("canary.expand.sessions-managed", "canary",
+     calls("v5", "list_panes", [p for p in FLEET_PANES if p["session_name"] != "session-beta"]),
+     Verdict.FAIL, "canary session session-beta is not on v5"),
+    ("canary.expand.sessions-managed", "canary", calls("v5", "list_panes", UNMANAGED),
+     Verdict.FAIL, "canary session session-alpha has no managed pane on v5"),
+    ("canary.exit.stable-48h", "canary",
+     lambda f: f.add("supervisor_events", event(NOW_MS - 30 * HOUR, "hold_down"),
+                     event(NOW_MS - 29 * HOUR, "success")),
+     Verdict.FAIL, "hold-downs / supervisor events FAIL: 1 supervisor HoldDown events"),
+    ("canary.exit.stable-48h", "canary", started("v5", timedelta(hours=20)),
+     Verdict.INCONCLUSIVE, "uptime INCONCLUSIVE: v5 up 20h"),
+    ("canary.exit.no-degraded-alerts", "canary", lambda f: f.add("alert_entries", DEGRADED_3H),
+     Verdict.FAIL, "alert-9 Degraded from supervisor at 2026-11-26T09:00Z (resolved"),
+    ("canary.exit.no-degraded-alerts", "canary", lambda f: f.records("alert_entries", days=1),
+     Verdict.INCONCLUSIVE, "(24h) of the required 48h window"),
+    # phase 3
+    ("gradual.selector.default-v5", "gradual", lambda f: f.one("runtime_selector",
+                                                               default_daemon="v4"),
+     Verdict.FAIL, "default_daemon must be 'v5'"),
+    ("gradual.v4.serves-its-sessions", "gradual", calls("v4", "list_panes", UNMANAGED),
+     Verdict.FAIL, "v4 holds 3 agent sessions but manages no pane"),
+    ("gradual.v4.serves-its-sessions", "gradual",
+     both(calls("v4", "list_panes", UNMANAGED), calls("v4", "list_sessions", [])),
+     Verdict.PASS, ""),
+    ("gradual.migration-rate", "gradual",
+     lambda f: f.failed_calls.__setitem__(("v5", "list_panes"), "refused"),
+     Verdict.UNOBSERVABLE, "v5: refused"),
+    ("gradual.v4.rollback-target", "gradual",
+     lambda f: f.failed_calls.__setitem__(("v4", "daemon.info"), "connection refused"),
+     Verdict.UNOBSERVABLE, "v4: connection refused"),
+    ("gradual.v4.rollback-target", "gradual", calls("v4", "list_panes", {"oops": 1}),
+     Verdict.UNOBSERVABLE, "expected a list"),
+    ("gradual.exit.v5-default-7d", "gradual", started("v5", timedelta(days=3)),
+     Verdict.INCONCLUSIVE, "v5 up 3d"),
+    ("gradual.exit.v5-default-7d", "gradual", lambda f: f.one("runtime_selector",
+                                                              v5_enabled=False),
+     Verdict.FAIL, "v5_enabled must be true"),
+    ("gradual.exit.no-restart-regression", "gradual",
+     lambda f: f.add("supervisor_events", *(event(NOW_MS - d * DAY, "restart")
+                                            for d in (1, 2))),
+     Verdict.FAIL, "supervisor restarts regressed: 3 in the last 7d vs 1 in the 7d before"),
+    ("gradual.exit.no-restart-regression", "gradual",
+     lambda f: f.records("supervisor_events", days=10).unserved("log_events"),
+     Verdict.INCONCLUSIVE, "of the required 14d window"),
+    # phase 4
+    *[
+        (gate_id, "cutover", both(calls("v4", "list_panes", FLEET_PANES),
+                                  calls("v4", "list_sessions", sessions_for(FLEET_PANES))),
+         Verdict.FAIL, "v4 still serves 3 agent sessions (poller-%1, poller-%3, poller-%4) and "
+         "manages 3 panes in tmux sessions session-alpha, session-beta, session-gamma")
+        for gate_id in ("cutover.migrate.v4-sessions-restarted",
+                        "cutover.verify.zero-v4-sessions", "cutover.exit.zero-v4-sessions")
+    ],
+    ("cutover.final-snapshot", "cutover", snapshots(periodic(20 * MIN)), Verdict.FAIL, "TooOld"),
+    ("cutover.decommission.v4-binary-archived", "cutover",
+     lambda f: f.one("archive_manifest", present=False, actual_sha256=None), Verdict.FAIL,
+     "binary agtmux-v4 is not beside its manifest"),
+    ("cutover.decommission.v4-binary-archived", "cutover",
+     lambda f: f.one("archive_manifest", retain_until_ms=NOW_MS + 18 * DAY), Verdict.FAIL,
+     "retained 20d (2026-11-24T12:00Z..2026-12-14T12:00Z), less than 30d"),
+    ("cutover.exit.v4-binary-retained", "cutover",
+     lambda f: f.one("archive_manifest", actual_sha256="cd" * 32), Verdict.FAIL,
+     "sha256 cdcd"),
+    ("cutover.exit.v4-binary-retained", "cutover",
+     lambda f: f.one("archive_manifest", archived_at_ms=NOW_MS - 40 * DAY,
+                     retain_until_ms=NOW_MS - 5 * DAY),
+     Verdict.FAIL, "retention ended 2026-11-21T12:00Z, before now"),
+    ("cutover.exit.v4-binary-retained", "cutover", lambda f: f.unserved("archive_manifest"),
+     Verdict.UNOBSERVABLE, "no provider configured for 'archive' evidence"),
+    ("cutover.exit.v5-only-stable-7d", "cutover",
+     lambda f: f.add("alert_entries", alert(4, Severity.DEGRADED, NOW_MS - 3 * DAY,
+                                            NOW_MS - 3 * DAY + HOUR)),
+     Verdict.FAIL, "alerts FAIL: 1 alerts at or above Degraded in the last 7d"),
+    ("cutover.exit.v5-only-stable-7d", "cutover", started("v5", timedelta(days=6)),
+     Verdict.INCONCLUSIVE, "v5 up 6d"),
+    # rollback
+    ("rollback.selector.back-to-v4", "rollback",
+     lambda f: f.one("runtime_selector", v5_enabled=True), Verdict.FAIL,
+     "selector wrong for rollback"),
+    ("rollback.sessions.served-by-v4", "rollback", calls("v4", "list_panes", STALE_V4),
+     Verdict.FAIL, "1 of 3 sessions seen on v5 not served by v4: session session-gamma is not"),
+    ("rollback.sessions.served-by-v4", "rollback", calls("v4", "list_panes", UNMANAGED),
+     Verdict.FAIL, "session session-alpha: v5 manages 1 panes, v4 none"),
+    ("rollback.v4.list-panes", "rollback", calls("v4", "list_panes", []), Verdict.FAIL,
+     "v4 list_panes returned no pane"),
+    ("rollback.v4.list-panes", "rollback",
+     calls("v4", "list_panes", [pane("%1", "s", signature_confidence=2.0)]), Verdict.FAIL,
+     "v4 pane %1: signature_confidence 2.0 outside 0.0-1.0"),
+    ("rollback.v4.sources-active", "rollback",
+     calls("v4", "list_source_health", [["poller", {"status": "degraded"}],
+                                        ["claude_hooks", {"status": "healthy"}]]),
+     Verdict.FAIL, "v4 sources: source poller is degraded, not healthy"),
+    # signals
+    ("signal.hold-down-not-recovered", "rollback",
+     both(lambda f: f.add("supervisor_events", HOLD_DOWN_2H),
+          status(state=SupervisorState("HoldDown", until_ms=NOW_MS - 2 * HOUR + 5 * MIN))),
+     Verdict.FAIL, "HoldDown at 2026-11-26T10:00Z ended 2026-11-26T10:05Z and no recovery"),
+    ("signal.hold-down-not-recovered", "canary",
+     lambda f: f.add("supervisor_events", HOLD_DOWN_2H,
+                     event(NOW_MS - 2 * HOUR + 6 * MIN, "success")),
+     Verdict.PASS, ""),
+    ("signal.hold-down-not-recovered", "gradual",
+     both(lambda f: f.add("supervisor_events", event(NOW_MS - 3 * MIN, "hold_down")),
+          status(state=SupervisorState("HoldDown", until_ms=NOW_MS + 2 * MIN))),
+     Verdict.INCONCLUSIVE, "recovery not due yet"),
+    ("signal.hold-down-not-recovered", "cutover",
+     status(state=SupervisorState("HoldDown", until_ms=NOW_MS - 3 * DAY)), Verdict.FAIL,
+     "supervisor still in HoldDown 3d after it ended"),
+    ("signal.escalate-persisting", "canary", lambda f: f.add("alert_entries", ESCALATE_OPEN),
+     Verdict.FAIL, "1 Escalate alerts persisted longer than 5m: alert-8 Escalate"),
+    ("signal.escalate-persisting", "rollback",
+     lambda f: f.add("alert_entries", alert(8, Severity.ESCALATE, NOW_MS - 2 * MIN, None)),
+     Verdict.PASS, ""),
+    ("signal.escalate-persisting", "gradual", lambda f: f.records("alert_entries", days=0.5),
+     Verdict.INCONCLUSIVE, "of the required 24h window"),
+    ("signal.latency-breaches", "cutover",
+     calls("v5", "latency_status", {**LAT, "status": "degraded", "p95_ms": 3224,
+                                    "consecutive_breaches": 10}),
+     Verdict.FAIL, "latency signal fired: status degraded, 10 consecutive breaching"),
+    ("signal.latency-breaches", "canary",
+     calls("v5", "latency_status", {**LAT, "status": "breached", "p95_ms": 3300,
+                                    "consecutive_breaches": 2}),
+     Verdict.PASS, ""),
+    ("signal.latency-breaches", "canary",
+     calls("v5", "latency_status", {"status": "not_started", "sample_count": 0}),
+     Verdict.INCONCLUSIVE, "not checkable"),
+    ("signal.cursor-full-resync", "canary",
+     lambda f: f.one("cursor_stats", full_resync_count=1, max_invalid_streak=3),
+     Verdict.FAIL, "cursor FullResync triggered 1 times since"),
+    ("signal.cursor-full-resync", "canary",
+     lambda f: f.unserved("cursor_stats").add("log_events", log(NOW_MS - HOUR, "full_resync")),
+     Verdict.FAIL, "daemon log FAIL: 1 cursor full resyncs in the last 24h"),
+    ("signal.cursor-full-resync", "rollback", lambda f: f.unserved("cursor_stats"),
+     Verdict.PASS, ""),
+    ("signal.cursor-full-resync", "rollback",
+     lambda f: f.unserved("cursor_stats", "log_events"), Verdict.UNOBSERVABLE,
+     "method ops.cursor_stats not served"),
+    ("rollback.post.v5-snapshot", "rollback", snapshots(), Verdict.FAIL,
+     "no snapshot is retained"),
+    # supervisor contract
+    ("contract.startup-order", "gradual", status(startup_order=("Sources", "Gateway", "Daemon")),
+     Verdict.FAIL, "contract is Sources -> Gateway -> Daemon -> Ui"),
+    ("contract.backoff-initial", "alpha", policy(initial_backoff_ms=2000), Verdict.FAIL,
+     "initial_backoff_ms 2000 (contract 1000)"),
+    ("contract.backoff-multiplier", "canary", policy(multiplier=1.5), Verdict.FAIL,
+     "multiplier 1.5 (contract 2.0)"),
+    ("contract.backoff-max", "cutover", policy(max_backoff_ms=60_000), Verdict.FAIL,
+     "max_backoff_ms 60000 (contract 30000)"),
+    ("contract.jitter", "alpha", policy(jitter_pct=0.0), Verdict.FAIL,
+     "jitter_pct 0.0 (contract 0.2)"),
+    ("contract.jitter", "alpha", status(jitter_applied=False), Verdict.FAIL,
+     "the runtime does not apply it"),
+    ("contract.jitter", "alpha", status(jitter_applied=True), Verdict.PASS, ""),
+    ("contract.failure-budget", "alpha", policy(budget_window_ms=60_000), Verdict.FAIL,
+     "budget_window_ms 60000 (contract 600000)"),
+    ("contract.hold-down", "alpha", policy(holddown_ms=60_000), Verdict.FAIL,
+     "holddown_ms 60000 (contract 300000)"),
+    # canary gate checklist
+    ("cutover.checklist.restore-evidence-retained", "cutover", snapshots(), Verdict.FAIL,
+     "no snapshot is retained"),
+    ("cutover.checklist.no-unresolved-escalate", "cutover",
+     lambda f: f.add("alert_entries", alert(3, Severity.ESCALATE, NOW_MS - 3 * DAY, None)),
+     Verdict.FAIL, "1 unresolved Escalate alerts in the last 7d: alert-3 Escalate"),
+    ("cutover.checklist.no-unresolved-escalate", "cutover",
+     lambda f: f.records("alert_entries", days=2), Verdict.INCONCLUSIVE,
+     "(48h) of the required 7d window"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("gate_id", "phase", "change", "verdict", "fragment"),
+    CASES,
+    ids=[f"{c[0]}-{i}" for i, c in enumerate(CASES)],
+)
+def test_gate_verdict_and_reason(
+    gate_id: str, phase: str, change: Change, verdict: Verdict, fragment: str
+) -> None:
+    assert phase in CATALOG.gates[gate_id].phases
+    fleet = Fleet.healthy(phase)
+    change(fleet)
+    got, message, _ = judge(gate_id, fleet)
+    assert (got, fragment in message) == (verdict, True), message
+
+
+def test_every_gate_has_a_failure_case() -> None:
+    failing = {c[0] for c in CASES if c[3] is not Verdict.PASS}
+    mine = {g for g in CATALOG.gates if not g.startswith(("alpha.parity", "alpha.exit.proj"))}
+    existing = {
+        "prereq.v5-deployed",
+        "alpha.deploy.distinct-sockets",
+        "alpha.projection.version-advancing",
+    }
+    # gradual.migration-rate only notes counts: its only non-pass is an unreadable daemon
+    assert mine - existing - failing == set()
+
+
+STOCK_KINDS = ("snapshots", "supervisor_status", "supervisor_events", "alert_entries")
+
+
+@pytest.mark.parametrize("phase", PHASES)
+def test_stock_v5_makes_snapshot_supervisor_and_ledger_gates_unobservable(phase: str) -> None:
+    """Only today's eleven methods, no file or HTTP provider: never PASS, and the first line
+    names a missing method."""
+    fleet = Fleet.healthy(phase).unserved(*ACCESSORS)
+    judged = 0
+    for spec in CATALOG.gates_for(phase):
+        needed = {n.method for n in spec.needs if n.daemon == "evidence"}
+        if not needed & set(STOCK_KINDS):
+            continue
+        verdict, message, _ = judge(spec.id, fleet)
+        first = message.splitlines()[0]
+        assert verdict is Verdict.UNOBSERVABLE, (spec.id, message)
+        named = [OPS_METHOD[a] for a in needed if a in OPS_METHOD]
+        assert any(f"method {m} not served" in first for m in named), (spec.id, first)
+        judged += 1
+    assert judged >= 3
+
+
+# --- each provider kind: missing, unreachable or malformed makes its gates UNOBSERVABLE -------
+
+#: Where else a gate may find the same evidence (supervisor events and the daemon log prove
+#: hold-downs and restarts; the log proves full resyncs): broken too, so the kind decides.
+ALTERNATIVES = {
+    "supervisor_events": ("log_events",),
+    "log_events": ("supervisor_events", "cursor_stats"),
+    "cursor_stats": ("log_events",),
+}
+MALFORMED = {
+    "snapshots": {"snap-1.json": '{"snapshot_id": "snap-1"}'},
+    "supervisor": {"status.json": "[1, 2]", "events.jsonl": '{"at_ms": "soon"}\n'},
+    "alerts": '{"alert_id": "alert-1", "severity": "Critical"}\n',
+    "cursor": '{"fetched": -1}',
+    "binding": "not json",
+    "selector": "[runtime]\ndefault_daemon = 'v6'\n",
+    "daemon_log": "this is not a daemon log line\n",
+    "build": "<testsuites><testcase",
+    "archive": '{"binary": "../v4", "sha256": "x"}',
+}
+MODES = ("missing", "unreachable", "malformed", "dead-socket")
+
+
+def bad_endpoint(kind: str, mode: str, folder: Path) -> str:
+    """A URI for ``kind`` that fails in ``mode``."""
+    directory_kind = kind in ("snapshots", "supervisor")
+    if mode == "missing":
+        return (folder / "absent" / kind).as_uri()
+    if mode == "unreachable":  # the wrong kind of file system object is there
+        target = folder / kind
+        if directory_kind:
+            target.write_text("a file where a directory belongs")
+        else:
+            target.mkdir()
+        return target.as_uri()
+    if mode == "malformed":
+        content = MALFORMED[kind]
+        if isinstance(content, dict):
+            (folder / kind).mkdir()
+            for name, text in content.items():
+                (folder / kind / name).write_text(text)
+        else:
+            (folder / kind).write_text(content)
+        return (folder / kind).as_uri()
+    return f"unix://{folder}/dead/agtmuxd.sock"  # nobody serves it
+
+
+@pytest.mark.parametrize(
+    ("accessor", "mode"),
+    [
+        (accessor, mode)
+        for accessor, (kind, _) in sorted(ACCESSORS.items())
+        for mode in MODES
+        if mode != "dead-socket" or kind in RPC_EVIDENCE_KINDS
+    ],
+)
+def test_broken_provider_makes_its_gates_unobservable(
+    accessor: str, mode: str, tmp_path: Path
+) -> None:
+    kind = ACCESSORS[accessor][0]
+    target = bad_endpoint(kind, mode, tmp_path)
+    timeouts = Timeouts(connect=0.5, read=0.5)
+    reading = read_evidence(
+        accessor,
+        target,
+        lambda kind, uri: make_provider(kind, uri, timeouts=timeouts),
+        NOW - timedelta(days=15),
+        "canarygate.toml",
+    )
+    assert not reading.ok
+    judged = 0
+    for phase in PHASES:
+        fleet = Fleet.healthy(phase).unserved(*ALTERNATIVES.get(accessor, ()))
+        fleet.readings[accessor] = reading
+        for spec in CATALOG.gates_for(phase):
+            if not any(n.daemon == "evidence" and n.method == accessor for n in spec.needs):
+                continue
+            verdict, message, _ = judge(spec.id, fleet)
+            assert verdict is Verdict.UNOBSERVABLE, (phase, spec.id, message)
+            assert target in message, (phase, spec.id, message)
+            judged += 1
+    assert judged, f"no gate reads {accessor}"

@@ -1,0 +1,305 @@
+"""The gates end to end against the simulator: `pytest --phase=X --sim=SCENARIO`.
+
+Each failure scenario makes exactly the gates that judge its fault end in the expected verdict,
+with the reason in the message, while every other gate of the phase passes; the healthy fleet
+passes every gate of every phase. Live-mode runs point the config's [evidence] at missing,
+unreachable or malformed endpoints, and at a stock v5 serving only today's eleven methods.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from gate_repo import make_gate_repo
+from gate_repo import only_run
+
+from pytest_canarygate.catalog import PHASES
+from pytest_canarygate.catalog import load_catalog
+from pytest_canarygate.config import RPC_EVIDENCE_KINDS
+from pytest_canarygate.observation import ACCESSORS
+from pytest_canarygate.providers import ops
+from pytest_canarygate.sim import SimFleet
+from pytest_canarygate.sim import start_fleet
+
+ROOT = Path(__file__).resolve().parents[1]
+CATALOG = load_catalog(ROOT / "gates" / "catalog.toml")
+#: gate id -> (verdict, a fragment of its message's first line, or alternatives of which one is)
+Expected = dict[str, tuple[str, str | tuple[str, ...]]]
+
+DRY_RUN_TOO_OLD = ("FAIL", "TooOld { age_ms: 120")  # 20 min, whatever the run's seconds
+V4_LEFT = ("FAIL", "v4 still serves")
+
+SCENARIOS: dict[tuple[str, str], Expected] = {
+    ("holddown-24h", "alpha"): {
+        "alpha.supervisor.ready": ("FAIL", "supervisor state HoldDown until"),
+        "alpha.monitor.no-hold-down": ("FAIL", "1 supervisor HoldDown events in the last 24h"),
+        "alpha.exit.zero-hold-downs": ("FAIL", "1 supervisor HoldDown events in the last 24h"),
+    },
+    ("holddown-24h", "canary"): {
+        "canary.exit.stable-48h": ("FAIL", "1 supervisor HoldDown events in the last 48h"),
+        "signal.hold-down-not-recovered": ("FAIL", "no recovery followed in 1h55m"),
+    },
+    ("escalate-alert", "canary"): {
+        "canary.monitor.latency": ("FAIL", "alert-4 Escalate from supervisor"),
+        "canary.exit.stable-48h": ("FAIL", "alert-4 Escalate from supervisor"),
+        "canary.exit.no-degraded-alerts": ("FAIL", "at or above Degraded in the last 48h: alert-4"),
+        "signal.escalate-persisting": ("FAIL", "1 Escalate alerts persisted longer than 5m"),
+    },
+    ("escalate-alert", "cutover"): {
+        "cutover.exit.v5-only-stable-7d": ("FAIL", "alert-4 Escalate from supervisor"),
+        "signal.escalate-persisting": ("FAIL", "1 Escalate alerts persisted longer than 5m"),
+        "cutover.checklist.no-unresolved-escalate": ("FAIL", "1 unresolved Escalate alerts"),
+    },
+    ("degraded-alert", "canary"): {
+        "canary.monitor.latency": ("FAIL", "alert-4 Degraded from source_health"),
+        "canary.exit.stable-48h": ("FAIL", "alert-4 Degraded from source_health"),
+        "canary.exit.no-degraded-alerts": ("FAIL", "(resolved"),
+    },
+    ("latency-degraded", "canary"): {
+        "canary.monitor.latency": ("FAIL", "latency SLO degraded: rolling p95 3224 ms > 3000 ms"),
+        "signal.latency-breaches": ("FAIL", "status degraded, 10 consecutive breaching"),
+    },
+    ("stale-source", "canary"): {
+        "canary.monitor.source-health": ("FAIL", "registered source ext-poller is stale"),
+    },
+    ("cas-conflict", "canary"): {
+        "canary.monitor.cas-conflicts": ("FAIL", "2 CAS conflicts since"),
+    },
+    ("invalid-cursor", "canary"): {
+        "canary.monitor.cursor": ("FAIL", "invalid_cursor streak reached 3"),
+        "signal.cursor-full-resync": ("FAIL", "cursor FullResync triggered 1 times"),
+    },
+    ("snapshot-version-ahead", "alpha"): {
+        "prereq.restore-dry-run": ("FAIL", "VersionAhead { snapshot_version: "),
+        "alpha.exit.restore-dry-run": ("FAIL", "VersionAhead { snapshot_version: "),
+    },
+    ("snapshot-too-old", "alpha"): {
+        "prereq.snapshot-infrastructure": ("FAIL", "older than two intervals (10m)"),
+        "prereq.restore-dry-run": DRY_RUN_TOO_OLD,
+        "alpha.exit.restore-dry-run": DRY_RUN_TOO_OLD,
+    },
+    ("snapshot-too-old", "canary"): {
+        "canary.pre.snapshot-recorded": ("FAIL", "taken 20m ago) is too old"),
+        "canary.pre.restore-dry-run": DRY_RUN_TOO_OLD,
+    },
+    ("selector-wrong", "canary"): {
+        "canary.selector.canary-sessions": ("FAIL", "default_daemon must be 'v4'"),
+        "canary.duration.active-48h": ("INCONCLUSIVE", "no active usage"),
+        "canary.expand.sessions-managed": ("FAIL", "the selector names no canary session"),
+    },
+    ("selector-wrong", "rollback"): {
+        "rollback.selector.back-to-v4": ("FAIL", "v5_enabled must be false"),
+    },
+    ("v4-sessions-remaining", "cutover"): {
+        "cutover.migrate.v4-sessions-restarted": V4_LEFT,
+        "cutover.verify.zero-v4-sessions": V4_LEFT,
+        "cutover.exit.zero-v4-sessions": V4_LEFT,
+    },
+    ("build-failing", "alpha"): {
+        "prereq.build-passes": ("FAIL", "697 passed, 3 failed"),
+    },
+}
+
+#: What a stock v5 answers -32601 for, per accessor (the kinds it would serve over RPC).
+OPS_METHOD = {
+    "snapshots": ops.SNAPSHOT_LIST,
+    "supervisor_status": ops.SUPERVISOR_STATUS,
+    "supervisor_events": ops.SUPERVISOR_EVENTS,
+    "alert_entries": ops.ALERT_LEDGER,
+    "cursor_stats": ops.CURSOR_STATS,
+    "binding_stats": ops.BINDING_STATS,
+    "runtime_selector": ops.RUNTIME_SELECTOR,
+}
+
+
+STOCK_KINDS = {"snapshots", "supervisor_status", "supervisor_events", "alert_entries"}
+
+
+def accessors_of(gate_id: str) -> set[str]:
+    return {n.method for n in CATALOG.gates[gate_id].needs if n.daemon == "evidence"}
+
+
+def stock_expected(phase: str) -> Expected:
+    """A stock v5 whose deployment publishes only the build and the v4 archive as files: every
+    gate reading ops evidence is UNOBSERVABLE and names a method it misses."""
+    expected: Expected = {}
+    for spec in CATALOG.gates_for(phase):
+        missing = [OPS_METHOD[a] for a in accessors_of(spec.id) if a in OPS_METHOD]
+        if missing:
+            named = tuple(f"method {m} not served by unix://" for m in missing)
+            expected[spec.id] = ("UNOBSERVABLE", named)
+    return expected
+
+
+SCENARIOS[("stock-daemon", "alpha")] = stock_expected("alpha")
+SCENARIOS[("stock-daemon", "canary")] = stock_expected("canary")
+#: A few runs under xdist too: the verdicts must not depend on it.
+XDIST = {("holddown-24h", "canary"), ("stock-daemon", "alpha"), ("invalid-cursor", "canary")}
+
+
+def gates_of(run: dict[str, Any]) -> dict[str, tuple[str, str]]:
+    """gate id -> (verdict, message); a per-session gate by its worst instance."""
+    got: dict[str, tuple[str, str]] = {}
+    for g in run["gates"]:
+        if g["gate"] not in got or got[g["gate"]][0] == "PASS":
+            got[g["gate"]] = (g["verdict"], g["message"])
+    return got
+
+
+def assert_exactly(run: dict[str, Any], phase: str, expected: Expected) -> None:
+    """Every gate of the phase ran; those expected ended as expected with the fragment in the
+    message's first line, and every other one passed."""
+    got = gates_of(run)
+    assert set(got) == {g.id for g in CATALOG.gates_for(phase)}
+    not_passed = {gate for gate, (verdict, _) in got.items() if verdict != "PASS"}
+    assert not_passed == set(expected), {g: got[g] for g in not_passed ^ set(expected)}
+    for gate, (verdict, fragment) in expected.items():
+        got_verdict, message = got[gate]
+        assert got_verdict == verdict, (gate, message)
+        fragments = (fragment,) if isinstance(fragment, str) else fragment
+        assert any(f in message.splitlines()[0] for f in fragments), (gate, message)
+
+
+@pytest.mark.parametrize(
+    ("scenario", "phase"),
+    sorted(SCENARIOS),
+    ids=[f"{s}-{p}" for s, p in sorted(SCENARIOS)],
+)
+def test_scenario_fails_exactly_its_gates(
+    pytester: pytest.Pytester, scenario: str, phase: str
+) -> None:
+    make_gate_repo(pytester)
+    dist = ["-n", "2"] if (scenario, phase) in XDIST else []
+    result = pytester.runpytest_subprocess(f"--phase={phase}", f"--sim={scenario}", *dist)
+    result.stdout.no_fnmatch_line("*INTERNALERROR*")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    _, run = only_run(pytester.path)
+    assert_exactly(run, phase, SCENARIOS[(scenario, phase)])
+    assert run["verdict"] != "pass"
+
+
+@pytest.mark.parametrize("phase", PHASES)
+def test_healthy_passes_every_gate_of_every_phase(pytester: pytest.Pytester, phase: str) -> None:
+    make_gate_repo(pytester)
+    dist = ["-n", "2"] if phase in ("canary", "cutover") else []
+    result = pytester.runpytest_subprocess(f"--phase={phase}", "--sim=healthy", *dist)
+    result.stdout.no_fnmatch_line("*INTERNALERROR*")
+    assert result.ret == 0, result.stdout.str()[-3000:]
+    _, run = only_run(pytester.path)
+    assert {g["verdict"] for g in run["gates"]} == {"PASS"}
+    assert {g["gate"] for g in run["gates"]} == {g.id for g in CATALOG.gates_for(phase)}
+
+
+# --- live mode: the config points the evidence at broken endpoints ----------------------------
+
+MALFORMED = {
+    "snapshots": {"snap-1.json": '{"snapshot_id": "snap-1", "trigger": "Hourly"}'},
+    "supervisor": {"status.json": '{"state": "Sleeping"}', "events.jsonl": "[]\n"},
+    "alerts": '{"alert_id": "alert-1", "severity": "Critical"}\n',
+    "cursor": '{"fetched": "lots"}',
+    "binding": "[",
+    "selector": "[runtime]\ndefault_daemon = 'v6'\nv5_enabled = true\n",
+    "daemon_log": "no timestamp here\n",
+    "build": "<testsuites><testcase",
+    "archive": '{"binary": "v4", "sha256": "not-hex", "archived_at_ms": 1, "retain_until_ms": 2}',
+}
+
+
+def broken_evidence(mode: str, folder: Path, fleet: SimFleet) -> dict[str, str]:
+    """An [evidence] URI per kind that is missing, unreachable or malformed."""
+    uris = {}
+    for kind in MALFORMED:
+        target = folder / kind
+        if mode == "missing":
+            uris[kind] = (folder / "absent" / kind).as_uri()
+        elif mode == "unreachable" and kind in RPC_EVIDENCE_KINDS:
+            uris[kind] = f"unix://{folder}/dead.sock"  # a socket nobody serves
+        elif mode == "unreachable":
+            target.mkdir()  # a directory where the file should be
+            uris[kind] = target.as_uri()
+        else:
+            content = MALFORMED[kind]
+            if isinstance(content, dict):
+                target.mkdir()
+                for name, text in content.items():
+                    (target / name).write_text(text)
+            else:
+                target.write_text(content)
+            uris[kind] = target.as_uri()
+    return uris
+
+
+def live_config(fleet: SimFleet, evidence: dict[str, str] | None) -> str:
+    lines = [
+        '[migration]\nid = "scenarios"',
+        f'[daemons.v4]\nendpoint = "{fleet.endpoints["v4"]}"',
+        f'[daemons.v5]\nendpoint = "{fleet.endpoints["v5"]}"',
+        "[timeouts]\nconnect_s = 1.0\nread_s = 2.0\n[observation]\nversion_interval_s = 0.05",
+    ]
+    if evidence:
+        lines.append("[evidence]\n" + "\n".join(f'{k} = "{v}"' for k, v in evidence.items()))
+    return "\n".join(lines) + "\n"
+
+
+@pytest.fixture
+def scratch() -> Iterator[Path]:
+    """A short private folder (AF_UNIX paths are short) that nobody else writes."""
+    folder = Path(tempfile.mkdtemp(prefix="cg-ev-"))
+    yield folder
+    for path in sorted(folder.rglob("*"), reverse=True):
+        path.rmdir() if path.is_dir() else path.unlink()
+    folder.rmdir()
+
+
+@pytest.mark.parametrize(
+    ("mode", "phase"),
+    [("missing", "canary"), ("unreachable", "alpha"), ("malformed", "cutover")],
+)
+def test_broken_evidence_endpoints_make_their_gates_unobservable(
+    pytester: pytest.Pytester, scratch: Path, mode: str, phase: str
+) -> None:
+    with start_fleet("healthy", phase=phase) as fleet:
+        evidence = broken_evidence(mode, scratch, fleet)
+        make_gate_repo(pytester, config=live_config(fleet, evidence))
+        result = pytester.runpytest_subprocess(f"--phase={phase}")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    _, run = only_run(pytester.path)
+    got = gates_of(run)
+    for spec in CATALOG.gates_for(phase):
+        verdict, message = got[spec.id]
+        needed = accessors_of(spec.id)
+        if not needed:
+            assert verdict == "PASS", (spec.id, message)
+            continue
+        assert verdict == "UNOBSERVABLE", (spec.id, message)
+        for accessor in needed:  # every broken endpoint the gate needed is named
+            assert evidence[ACCESSORS[accessor][0]] in message, (spec.id, accessor, message)
+
+
+def test_stock_v5_without_providers_is_unobservable_never_pass(pytester: pytest.Pytester) -> None:
+    """Only today's eleven methods on the v5 socket and no file or HTTP provider configured:
+    the snapshot, supervisor and ledger gates say which method is missing."""
+    with start_fleet("stock-daemon", phase="cutover") as fleet:
+        make_gate_repo(pytester, config=live_config(fleet, None))
+        result = pytester.runpytest_subprocess("--phase=cutover", "-n", "2")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    _, run = only_run(pytester.path)
+    got = gates_of(run)
+    judged = 0
+    for spec in CATALOG.gates_for("cutover"):
+        needed = accessors_of(spec.id) & STOCK_KINDS
+        if not needed:
+            continue
+        verdict, message = got[spec.id]
+        assert verdict == "UNOBSERVABLE", (spec.id, message)
+        first = message.splitlines()[0]
+        assert any(f"method {OPS_METHOD[a]} not served" in first for a in needed), first
+        judged += 1
+    assert judged >= 10
+    archive = got["cutover.exit.v4-binary-retained"]
+    assert archive[0] == "UNOBSERVABLE"
+    assert "no provider configured for 'archive' evidence" in archive[1]
