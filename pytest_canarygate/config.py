@@ -363,9 +363,14 @@ def with_endpoints(
     evidence: Mapping[str, str] | None = None,
 ) -> CanarygateConfig:
     """The same config with its daemon endpoints, and the evidence URIs given, replaced (used
-    to point a run at the simulator)."""
+    to point a run at the simulator: its evidence map replaces the config's whole, so a
+    simulated run never reads a live fleet's files or endpoints)."""
     daemons = {name: DaemonConfig(name, uri) for name, uri in endpoints.items()}
-    return _replace(config, daemons=daemons, evidence={**config.evidence, **(evidence or {})})
+    return _replace(
+        config,
+        daemons=daemons,
+        evidence=dict(evidence) if evidence is not None else config.evidence,
+    )
 
 
 def _replace(config: CanarygateConfig, **changes: Any) -> CanarygateConfig:

@@ -167,14 +167,14 @@ class GateSession:
 
             progress(f"starting the simulated fleet (scenario {self.scenario})")
             try:
-                self.fleet = start_fleet(self.scenario)
+                self.fleet = start_fleet(self.scenario, phase=self.phase)
             except CanarygateError as exc:
                 raise pytest.UsageError(f"--sim {self.scenario}: {exc}") from None
             endpoints = dict(self.fleet.endpoints)
             settings = with_endpoints(
                 settings or simulator_defaults(endpoints),
                 endpoints,
-                evidence=getattr(self.fleet, "evidence", {}),
+                evidence=self.fleet.evidence,
             )
             self.settings = settings
             target = {"kind": "simulated", "scenario": self.scenario}

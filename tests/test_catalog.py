@@ -97,7 +97,10 @@ def test_catalog_command_lists_items_against_gates(capsys: pytest.CaptureFixture
     out = capsys.readouterr().out
     assert "P1-X1" in out
     assert "-> alpha.exit.projection-matches (per session)" in out
-    assert "PENDING" in out
+    assert main(["catalog", "--catalog", str(CATALOG), "--phase", "canary"]) == 0
+    out = capsys.readouterr().out
+    assert "P2-X3" in out
+    assert "PENDING: human sign-off" in out
 
 
 def test_catalog_command_json_is_two_way(capsys: pytest.CaptureFixture[str]) -> None:

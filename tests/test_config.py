@@ -8,6 +8,7 @@ import pytest
 
 from pytest_canarygate.config import DEFAULT_PANE_FIELDS
 from pytest_canarygate.config import load_config
+from pytest_canarygate.config import with_endpoints
 from pytest_canarygate.errors import ConfigError
 
 VALID = """
@@ -90,3 +91,28 @@ def test_mistakes_name_file_key_and_value(tmp_path: Path, text: str, expected: s
 def test_missing_file_is_named(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="does not exist"):
         load_config(tmp_path / "nope.toml")
+
+
+def test_simulated_evidence_replaces_live_evidence_uris(tmp_path: Path) -> None:
+    text = (
+        VALID + '[evidence]\nbuild = "file:///srv/ci/junit.xml"\nalerts = "http://ops:9100/ops"\n'
+    )
+    live = load_config(write(tmp_path, text))
+    sim = with_endpoints(
+        live,
+        {"v4": "unix:///tmp/s/v4/a.sock", "v5": "unix:///tmp/s/v5/a.sock"},
+        evidence={"build": "file:///tmp/s/evidence/junit.xml"},
+    )
+    assert sim.evidence_uri("build") == "file:///tmp/s/evidence/junit.xml"
+    assert sim.evidence_uri("snapshots") == "unix:///tmp/s/v5/a.sock"
+    # a live URI the simulator does not publish is dropped, never read by a simulated run
+    assert sim.evidence_uri("alerts") == "unix:///tmp/s/v5/a.sock"
+    assert live.evidence_uri("build") == "file:///srv/ci/junit.xml"
+
+
+def test_unknown_evidence_kind_is_named(tmp_path: Path) -> None:
+    path = write(tmp_path, VALID + '[evidence]\nledger = "file:///x"\n')
+    with pytest.raises(
+        ConfigError, match=r"unknown key 'evidence.ledger'; accepted here: snapshots"
+    ):
+        load_config(path)

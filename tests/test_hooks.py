@@ -2,8 +2,29 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 from gate_repo import only_run
+
+from pytest_canarygate.sim import SimFleet
+from pytest_canarygate.sim import start_fleet
+
+
+@pytest.fixture
+def fleet() -> Iterator[SimFleet]:
+    with start_fleet("samples") as running:
+        yield running
+
+
+def config(fleet: SimFleet, evidence: str = "") -> str:
+    """A live-style config: the fleet's sockets, and only the evidence given."""
+    return (
+        '[migration]\nid = "hooks"\n'
+        f'[daemons.v4]\nendpoint = "{fleet.endpoints["v4"]}"\n'
+        f'[daemons.v5]\nendpoint = "{fleet.endpoints["v5"]}"\n' + evidence
+    )
+
 
 XDIST = pytest.mark.parametrize("dist", [[], ["-n", "2"]], ids=["no-xdist", "xdist-2"])
 
@@ -88,7 +109,9 @@ def test_team(observed):
 
 
 @XDIST
-def test_team_provider_catalog_and_run_hooks(pytester: pytest.Pytester, dist: list[str]) -> None:
+def test_team_provider_catalog_and_run_hooks(
+    pytester: pytest.Pytester, fleet: SimFleet, dist: list[str]
+) -> None:
     (pytester.path / "gates").mkdir()
     (pytester.path / "gates" / "catalog.toml").write_text(MAIN_CATALOG)
     (pytester.path / "gates" / "test_gates.py").write_text(GATES)
@@ -96,12 +119,9 @@ def test_team_provider_catalog_and_run_hooks(pytester: pytest.Pytester, dist: li
     pytester.makeconftest(CONFTEST)
     pytester.makepyprojecttoml('[tool.pytest.ini_options]\ntestpaths = ["gates"]\n')
     (pytester.path / "canarygate.toml").write_text(
-        '[migration]\nid = "hooks"\n'
-        '[daemons.v4]\nendpoint = "unix:///nonexistent/v4/agtmuxd.sock"\n'
-        '[daemons.v5]\nendpoint = "unix:///nonexistent/v5/agtmuxd.sock"\n'
-        '[evidence]\nbuild = "https://builds.example/agtmux-v5/latest"\n'
+        config(fleet, '[evidence]\nbuild = "https://builds.example/agtmux-v5/latest"\n')
     )
-    result = pytester.runpytest_subprocess("--phase=alpha", "--sim=healthy", "-s", *dist)
+    result = pytester.runpytest_subprocess("--phase=alpha", "-s", *dist)
     assert result.ret == 0, result.stdout.str()
     result.stdout.fnmatch_lines(
         [
@@ -116,18 +136,17 @@ def test_team_provider_catalog_and_run_hooks(pytester: pytest.Pytester, dist: li
     assert len(run["catalogs"]) == 2
 
 
-def test_unclaimed_uri_falls_back_to_the_builtin_providers(pytester: pytest.Pytester) -> None:
+def test_unclaimed_uri_falls_back_to_the_builtin_providers(
+    pytester: pytest.Pytester, fleet: SimFleet
+) -> None:
     (pytester.path / "gates").mkdir()
     (pytester.path / "gates" / "catalog.toml").write_text(MAIN_CATALOG)
     (pytester.path / "gates" / "test_gates.py").write_text(GATES.split('@gate("team.gate")')[0])
     pytester.makepyprojecttoml('[tool.pytest.ini_options]\ntestpaths = ["gates"]\n')
     (pytester.path / "canarygate.toml").write_text(
-        '[migration]\nid = "hooks"\n'
-        '[daemons.v4]\nendpoint = "unix:///nonexistent/v4/agtmuxd.sock"\n'
-        '[daemons.v5]\nendpoint = "unix:///nonexistent/v5/agtmuxd.sock"\n'
-        '[evidence]\nbuild = "file:///nonexistent/junit.xml"\n'
+        config(fleet, '[evidence]\nbuild = "file:///nonexistent/junit.xml"\n')
     )
-    result = pytester.runpytest_subprocess("--phase=alpha", "--sim=healthy")
+    result = pytester.runpytest_subprocess("--phase=alpha")
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     _, run = only_run(pytester.path)
     [gate] = run["gates"]
@@ -136,18 +155,14 @@ def test_unclaimed_uri_falls_back_to_the_builtin_providers(pytester: pytest.Pyte
 
 
 def test_build_evidence_without_a_configured_provider_is_unobservable(
-    pytester: pytest.Pytester,
+    pytester: pytest.Pytester, fleet: SimFleet
 ) -> None:
     (pytester.path / "gates").mkdir()
     (pytester.path / "gates" / "catalog.toml").write_text(MAIN_CATALOG)
     (pytester.path / "gates" / "test_gates.py").write_text(GATES.split('@gate("team.gate")')[0])
     pytester.makepyprojecttoml('[tool.pytest.ini_options]\ntestpaths = ["gates"]\n')
-    (pytester.path / "canarygate.toml").write_text(
-        '[migration]\nid = "hooks"\n'
-        '[daemons.v4]\nendpoint = "unix:///nonexistent/v4/agtmuxd.sock"\n'
-        '[daemons.v5]\nendpoint = "unix:///nonexistent/v5/agtmuxd.sock"\n'
-    )
-    result = pytester.runpytest_subprocess("--phase=alpha", "--sim=samples")
+    (pytester.path / "canarygate.toml").write_text(config(fleet))
+    result = pytester.runpytest_subprocess("--phase=alpha")
     _, run = only_run(pytester.path)
     [gate] = run["gates"]
     assert gate["verdict"] == "UNOBSERVABLE"

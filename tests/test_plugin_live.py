@@ -7,24 +7,51 @@ import os
 import sys
 import tempfile
 from collections.abc import Iterator
+from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
+from gate_repo import ROOT
 from gate_repo import make_gate_repo
 from gate_repo import only_run
 
+from pytest_canarygate.catalog import load_catalog
+from pytest_canarygate.config import RPC_EVIDENCE_KINDS
 from pytest_canarygate.keys import generate_keypair
+from pytest_canarygate.observation import ACCESSORS
+from pytest_canarygate.observation import EVIDENCE_NEED
 from pytest_canarygate.sim import SimFleet
 from pytest_canarygate.sim import start_fleet
 
 XDIST = pytest.mark.parametrize("dist", [[], ["-n", "2"]], ids=["no-xdist", "xdist-2"])
 
 
-def config_for(v4: str, v5: str, migration: str = "live-test") -> str:
-    return (
+def config_for(
+    v4: str, v5: str, migration: str = "live-test", evidence: Mapping[str, str] | None = None
+) -> str:
+    text = (
         f'[migration]\nid = "{migration}"\n'
         f'[daemons.v4]\nendpoint = "{v4}"\n[daemons.v5]\nendpoint = "{v5}"\n'
         "[timeouts]\nconnect_s = 1.0\nread_s = 2.0\n[observation]\nversion_interval_s = 0.05\n"
+    )
+    if evidence:
+        text += "[evidence]\n" + "".join(f'{kind} = "{uri}"\n' for kind, uri in evidence.items())
+    return text
+
+
+def fleet_config(fleet: SimFleet) -> str:
+    """A live-style config for a started fleet: its sockets and its evidence."""
+    return config_for(fleet.endpoints["v4"], fleet.endpoints["v5"], evidence=fleet.evidence)
+
+
+def reads_v5(gate_id: str) -> bool:
+    """True if the gate needs the v5 daemon: its methods, or evidence its socket serves when
+    the config has no [evidence] table."""
+    catalog = load_catalog(ROOT / "gates" / "catalog.toml")
+    return any(
+        need.daemon == "v5"
+        or (need.daemon == EVIDENCE_NEED and ACCESSORS[need.method][0] in RPC_EVIDENCE_KINDS)
+        for need in catalog.gates[gate_id].needs
     )
 
 
@@ -58,10 +85,17 @@ def test_unserved_v5_makes_v5_gates_unobservable(
     result.stdout.fnmatch_lines(["*target LIVE*", "*UNOBSERVABLE*", "*NOT PROMOTABLE*"])
     result.stdout.no_fnmatch_line("*INTERNALERROR*")
     _, run = only_run(pytester.path)
-    verdicts = {g["verdict"] for g in run["gates"]}
-    assert verdicts == {"UNOBSERVABLE"}, run["gates"]
-    # every message names the endpoint that was not there
-    assert all(dead_endpoint in g["message"] for g in run["gates"])
+    v5_gates = [g for g in run["gates"] if reads_v5(g["gate"])]
+    assert len(v5_gates) > 20
+    # never PASS: each says the v5 endpoint is not there (or, for file-only evidence next to
+    # it, that nothing is configured to provide it)
+    assert {g["verdict"] for g in v5_gates} == {"UNOBSERVABLE"}, v5_gates
+    assert all(
+        dead_endpoint in g["message"] or "no provider configured" in g["message"] for g in v5_gates
+    )
+    daemon_only = [g for g in v5_gates if g["gate"].startswith("alpha.parity")]
+    assert daemon_only
+    assert all(dead_endpoint in g["message"] for g in daemon_only)
     # the per-session gates still ran, one per session v4 shows
     params = {g["param"] for g in run["gates"] if g["gate"] == "alpha.parity.panes"}
     assert params == {"session-alpha", "session-beta", "session-gamma"}
@@ -87,6 +121,7 @@ def test_untrusted_socket_directory_is_refused(
     v5_dir = Path(healthy_fleet.endpoints["v5"].removeprefix("unix://")).parent
     v5_dir.chmod(0o777)
     try:
+        # no [evidence]: every operations kind is asked of the v5 socket, which is refused
         make_gate_repo(
             pytester,
             config=config_for(healthy_fleet.endpoints["v4"], healthy_fleet.endpoints["v5"]),
@@ -96,9 +131,10 @@ def test_untrusted_socket_directory_is_refused(
         v5_dir.chmod(0o700)
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     _, run = only_run(pytester.path)
-    v5_messages = [g["message"] for g in run["gates"] if g["verdict"] == "UNOBSERVABLE"]
-    assert v5_messages
-    assert all("writable by" in m for m in v5_messages)
+    v5_gates = [g for g in run["gates"] if reads_v5(g["gate"])]
+    assert {g["verdict"] for g in v5_gates} == {"UNOBSERVABLE"}, v5_gates
+    refused = [g for g in v5_gates if "writable by group and others (mode 0777)" in g["message"]]
+    assert len(refused) > 10
 
 
 def test_signed_live_run_is_promotable_and_verifies(
@@ -106,9 +142,7 @@ def test_signed_live_run_is_promotable_and_verifies(
 ) -> None:
     key = pytester.path / "keys" / "signing.key"
     generate_keypair(key)
-    make_gate_repo(
-        pytester, config=config_for(healthy_fleet.endpoints["v4"], healthy_fleet.endpoints["v5"])
-    )
+    make_gate_repo(pytester, config=fleet_config(healthy_fleet))
     result = pytester.runpytest_subprocess("--phase=alpha", "--canarygate-key", str(key))
     result.stdout.fnmatch_lines(["*PROMOTION MAY GO AHEAD*", "*signed by key *"])
     assert result.ret == 0
@@ -126,9 +160,7 @@ def test_signed_live_run_is_promotable_and_verifies(
 def test_unsigned_live_run_says_not_signed(
     pytester: pytest.Pytester, healthy_fleet: SimFleet
 ) -> None:
-    make_gate_repo(
-        pytester, config=config_for(healthy_fleet.endpoints["v4"], healthy_fleet.endpoints["v5"])
-    )
+    make_gate_repo(pytester, config=fleet_config(healthy_fleet))
     result = pytester.runpytest_subprocess("--phase=alpha")
     result.stdout.fnmatch_lines(
         ["*not promotable: the bundle is not signed*", "*NOT SIGNED - NOT PROMOTABLE*"]
@@ -144,9 +176,7 @@ def test_loose_private_key_is_refused_before_anything_runs(
     key = pytester.path / "signing.key"
     generate_keypair(key)
     key.chmod(0o644)
-    make_gate_repo(
-        pytester, config=config_for(healthy_fleet.endpoints["v4"], healthy_fleet.endpoints["v5"])
-    )
+    make_gate_repo(pytester, config=fleet_config(healthy_fleet))
     result = pytester.runpytest_subprocess("--phase=alpha", "--canarygate-key", str(key))
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*--canarygate-key*0644*chmod 600*"])
@@ -217,7 +247,11 @@ def test_stage_option_runs_one_stage(pytester: pytest.Pytester) -> None:
     make_gate_repo(pytester)
     result = pytester.runpytest_subprocess("--phase=alpha", "--sim=healthy", "--stage=exit")
     _, run = only_run(pytester.path)
-    assert {g["gate"] for g in run["gates"]} == {"alpha.exit.projection-matches"}
+    exit_gates = {
+        g.id for g in load_catalog(ROOT / "gates" / "catalog.toml").gates_for("alpha", "exit")
+    }
+    assert {g["gate"] for g in run["gates"]} == exit_gates
+    assert "alpha.exit.projection-matches" in exit_gates
     assert run["scope"] == "partial"
     assert result.ret == 0
 
