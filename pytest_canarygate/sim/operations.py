@@ -37,6 +37,8 @@ __all__ = [
 ]
 
 DAY_MS = 86_400_000
+# Deliberately written out again rather than imported from pytest_canarygate.judgement: the
+# simulator is the oracle the contract gates are tested against, and must not echo a mistake.
 CONTRACT_POLICY = RestartPolicy(
     initial_backoff_ms=1_000,
     multiplier=2.0,
