@@ -42,6 +42,8 @@ METHOD_PARAMS: Mapping[str, dict[str, Any]] = {
     "summary_changed": {"since_version": 0},
     "state_changed": {"since_version": 0},
 }
+#: Error kinds that mean nothing at that endpoint can be read at all.
+_UNREACHABLE = ("transport", "timeout", "untrusted")
 #: Read at the start and at the end of every daemon's observation, to detect a restart mid-run.
 BRACKET_METHOD = "daemon.info"
 
@@ -216,6 +218,26 @@ class Observation:
             evidence,
         )
 
+    def problems(self) -> list[str]:
+        """What could not be read, once per cause: a daemon that is down or untrusted is one
+        line, not one per method; then each failed method and each unavailable evidence kind."""
+        lines: list[str] = []
+        down: set[str] = set()
+        for daemon in self.daemons.values():
+            failed = [c for c in daemon.calls if not c.ok]
+            if failed and failed[0].method == BRACKET_METHOD and failed[0].reading == 1:
+                lines.append(f"{daemon.name}: {failed[0].error}")
+                if failed[0].error_kind in _UNREACHABLE:
+                    down.add(daemon.endpoint)
+                continue
+            lines += [f"{daemon.name}: {c.error}" for c in failed]
+        lines += [
+            f"{r.kind} evidence: {r.error}"
+            for r in self.evidence.values()
+            if not r.ok and not (r.uri in down and r.error_kind in _UNREACHABLE)
+        ]
+        return list(dict.fromkeys(lines))
+
     def active_sessions(self) -> list[str] | None:
         """tmux session names seen in ``list_panes`` on any daemon; None if no daemon's panes
         could be read at all."""
@@ -300,7 +322,7 @@ def _observe_daemon(
     plan = dict(methods)
     plan.pop(BRACKET_METHOD, None)
     call(BRACKET_METHOD, 1)
-    if observed.calls[-1].error_kind in ("transport", "timeout", "untrusted"):
+    if observed.calls[-1].error_kind in _UNREACHABLE:
         # Down, hung or untrusted: every other call would fail the same way, one timeout each.
         for method in plan:
             observed.calls.append(

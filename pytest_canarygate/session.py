@@ -436,20 +436,28 @@ class GateSession:
                 self.bundle, self.signer.public_key.to_dict()
             )
 
-    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
-        if self.is_worker or self.outcome is None:
-            return
+    @pytest.hookimpl(wrapper=True, tryfirst=True)
+    def pytest_terminal_summary(self, terminalreporter: Any) -> Generator[None, None, None]:
+        # Outermost wrapper: pytest's own failures and short summary come first, so the verdict
+        # is the last thing on screen, right above the final counts line.
+        result = yield
+        if not self.is_worker and self.outcome is not None:
+            self._write_summary(terminalreporter, self.outcome)
+        return result
+
+    def _write_summary(self, terminalreporter: Any, outcome: RunOutcome) -> None:
         from pytest_canarygate.summary import summary_lines
         from pytest_canarygate.summary import write_summary
 
         bundle = _display_path(self.bundle) if self.bundle else None
         lines = summary_lines(
-            self.outcome,
+            outcome,
             migration_id=self.migration_id,
             target=self.observation.target if self.observation else {},
             observed_at=self.observation.started_at if self.observation else None,
             bundle=bundle,
             signer_keyid=self.signer.public_key.keyid if self.signer else None,
+            observation_problems=self.observation.problems() if self.observation else (),
             width=shutil.get_terminal_size((100, 24)).columns,
         )
         write_summary(terminalreporter.write_line, terminalreporter.write_sep, lines)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from collections.abc import Sequence
 from typing import Any
 
 from pytest_canarygate.results import GateResult
@@ -10,6 +11,7 @@ from pytest_canarygate.results import RunOutcome
 from pytest_canarygate.verdicts import Verdict
 
 MAX_BLOCKING_LINES = 15
+MAX_CAUSE_LINES = 5
 VERDICT_ORDER = [v.value for v in Verdict]
 
 Line = tuple[str, dict[str, bool]]
@@ -28,6 +30,7 @@ def summary_lines(
     observed_at: str | None,
     bundle: str | None,
     signer_keyid: str | None = None,
+    observation_problems: Sequence[str] = (),
     width: int = 100,
 ) -> list[Line]:
     """The summary as (text, markup) lines; markup is terminal colour flags."""
@@ -52,6 +55,20 @@ def summary_lines(
         lines.append((f"  INCOMPLETE   {problem}", {"red": True}))
 
     blocking = outcome.blocking
+    if blocking and observation_problems:
+        lines.append(
+            (
+                "could not observe (the cause of the UNOBSERVABLE gates below):",
+                {"red": True, "bold": True},
+            )
+        )
+        for problem in observation_problems[:MAX_CAUSE_LINES]:
+            lines.append(("  " + _first_line(problem, width - 2), {"red": True}))
+        if len(observation_problems) > MAX_CAUSE_LINES:
+            more = len(observation_problems) - MAX_CAUSE_LINES
+            lines.append(
+                (f"  ... and {more} more (see observation/observation.json)", {"red": True})
+            )
     if blocking:
         lines.append(("blocking promotion:", {"red": True, "bold": True}))
         for result in sorted(blocking, key=_catalog_order(outcome))[:MAX_BLOCKING_LINES]:

@@ -204,3 +204,19 @@ def test_signature_problems_on_sample_panes_and_broken_ones() -> None:
     }
     problems = signature_problems(broken)
     assert len(problems) == 3
+
+
+def test_problems_name_each_cause_once(daemon: CountingDaemon) -> None:
+    gone = tempfile.mkdtemp(prefix="cg-gone-")
+    try:
+        dead = f"unix://{gone}/agtmuxd.sock"
+        obs = run_observe(
+            {"v4": daemon.endpoint, "v5": dead},
+            {"v4": {"ops.snapshot_list": 1}, "v5": {"list_panes": 1, "list_sessions": 1}},
+        )
+    finally:
+        os.rmdir(gone)
+    problems = obs.problems()
+    assert problems[0].startswith(f"v4: {daemon.endpoint} ops.snapshot_list: error -32601")
+    assert problems[1] == f"v5: {dead} daemon.info: no socket at {gone}/agtmuxd.sock"
+    assert len(problems) == 2  # v5's other methods failed for the same reason: not repeated

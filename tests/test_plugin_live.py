@@ -107,6 +107,20 @@ def test_nothing_reachable_still_yields_unobservable_gates(
     make_gate_repo(pytester, config=config_for(dead_endpoint, dead_endpoint))
     result = pytester.runpytest_subprocess("--phase=alpha")
     assert result.ret == pytest.ExitCode.TESTS_FAILED
+    # the cause is said once per daemon, before the list of blocked gates, and the verdict is
+    # the last block on screen (after pytest's own short summary)
+    result.stdout.fnmatch_lines(
+        [
+            "*short test summary info*",
+            "*could not observe (the cause of the UNOBSERVABLE gates below):",
+            f"  v4: {dead_endpoint} daemon.info: no socket at *",
+            f"  v5: {dead_endpoint} daemon.info: no socket at *",
+            "blocking promotion:",
+            "*NOT PROMOTABLE: * gate(s) block promotion",
+        ]
+    )
+    causes = result.stdout.str().split("could not observe")[1].split("blocking promotion:")[0]
+    assert "snapshots evidence" not in causes  # same dead socket: not repeated per kind
     _, run = only_run(pytester.path)
     per_session = [g for g in run["gates"] if g["gate"] == "alpha.parity.panes"]
     assert [g["param"] for g in per_session] == [None]
