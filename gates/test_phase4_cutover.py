@@ -12,12 +12,12 @@ from datetime import timedelta
 
 from pytest_canarygate import ObservedView
 from pytest_canarygate import gate
-from pytest_canarygate.agtmux import archive_judgement
-from pytest_canarygate.agtmux import conclude
-from pytest_canarygate.agtmux import no_v4_sessions
-from pytest_canarygate.agtmux import restore_dry_run_now
-from pytest_canarygate.agtmux import stable_for
 from pytest_canarygate.config import CanarygateConfig
+from pytest_canarygate.gate_support import archive_judgement
+from pytest_canarygate.gate_support import conclude
+from pytest_canarygate.gate_support import no_v4_sessions
+from pytest_canarygate.gate_support import restore_dry_run_now
+from pytest_canarygate.gate_support import stable_for
 
 
 @gate("cutover.migrate.v4-sessions-restarted")

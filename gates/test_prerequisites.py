@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from pytest_canarygate import ObservedView
 from pytest_canarygate import gate
-from pytest_canarygate.agtmux import conclude
-from pytest_canarygate.agtmux import evidence_of
-from pytest_canarygate.agtmux import one_of
-from pytest_canarygate.agtmux import restore_dry_run_now
 from pytest_canarygate.config import CanarygateConfig
+from pytest_canarygate.gate_support import conclude
+from pytest_canarygate.gate_support import evidence_of
+from pytest_canarygate.gate_support import one_of
+from pytest_canarygate.gate_support import restore_dry_run_now
 from pytest_canarygate.judgement import backup_snapshot
 from pytest_canarygate.judgement import build_passes
 from pytest_canarygate.judgement import periodic_snapshot_fresh

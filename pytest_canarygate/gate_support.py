@@ -1,0 +1,331 @@
+"""Helpers gate modules use to read the run's observation and turn judgements into verdicts: what a
+daemon's answers show (tmux sessions, uptime, projection version), provider evidence of a record
+type, judgements of several sources combined into one, a gate concluded with its evidence kept, and
+the judgements several phase gates share.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from collections.abc import Mapping
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from datetime import timedelta
+from datetime import timezone
+from typing import Any
+from typing import TypeVar
+
+from pytest_canarygate.agtmux import Record
+from pytest_canarygate.agtmux import agent_sessions
+from pytest_canarygate.agtmux import failure_message
+from pytest_canarygate.agtmux import panes
+from pytest_canarygate.agtmux import sessions_by_name
+from pytest_canarygate.config import CanarygateConfig
+from pytest_canarygate.judgement import Judgement
+from pytest_canarygate.judgement import TimedEvent
+from pytest_canarygate.judgement import alerts_at_or_above
+from pytest_canarygate.judgement import archive_retained
+from pytest_canarygate.judgement import enforce
+from pytest_canarygate.judgement import format_duration
+from pytest_canarygate.judgement import hold_downs_in_window
+from pytest_canarygate.judgement import newest_snapshot_recorded
+from pytest_canarygate.judgement import restore_dry_run_latest
+from pytest_canarygate.judgement import sources_healthy
+from pytest_canarygate.judgement import uptime_at_least
+from pytest_canarygate.judgement import zero_sessions
+from pytest_canarygate.observation import DaemonView
+from pytest_canarygate.observation import ObservedView
+from pytest_canarygate.providers.base import Evidence
+from pytest_canarygate.providers.records import AlertEntry
+from pytest_canarygate.providers.records import ArchiveManifest
+from pytest_canarygate.providers.records import LogEvent
+from pytest_canarygate.providers.records import Severity
+from pytest_canarygate.providers.records import SnapshotMetadata
+from pytest_canarygate.providers.records import SupervisorEvent
+from pytest_canarygate.providers.records import datetime_to_ms
+from pytest_canarygate.verdicts import GateOutcome
+from pytest_canarygate.verdicts import Unobservable
+from pytest_canarygate.verdicts import Verdict
+
+# --- sessions, uptime and operations evidence, as the gates read them --------------------
+
+R = TypeVar("R")
+
+#: ``daemon.info.nonce``: "<pid>-<nanoseconds since the Unix epoch at start>" (DAEMON-FACTS 2.10).
+NONCE = re.compile(r"(?P<pid>[0-9]+)-(?P<ns>[0-9]{1,20})")
+
+
+def sessions_of(view: DaemonView) -> dict[str, list[Record]]:
+    """The tmux sessions the daemon's ``list_panes`` shows, name -> panes (ghosts have none)."""
+    return sessions_by_name(panes(view))
+
+
+def _started_at(view: DaemonView, reading: int) -> datetime:
+    info = view.result("daemon.info", reading)
+    nonce = info.get("nonce") if isinstance(info, dict) else None
+    match = NONCE.fullmatch(nonce) if isinstance(nonce, str) else None
+    if match is None:
+        raise Unobservable(
+            f"{view.name} {view.endpoint} daemon.info: no nonce '<pid>-<ns since epoch>' in "
+            f"{info!r:.120}"
+        )
+    seconds, nanos = divmod(int(match["ns"]), 1_000_000_000)
+    return datetime.fromtimestamp(seconds, tz=timezone.utc) + timedelta(microseconds=nanos // 1000)
+
+
+def daemon_uptime(view: DaemonView, now: datetime) -> timedelta:
+    """How long the daemon has run without a restart, from the start time in its nonce; if it
+    restarted during the observation, from the later start. A start after ``now`` (clock skew
+    beyond a minute) is Unobservable."""
+    started = _started_at(view, 1)
+    try:
+        started = max(started, _started_at(view, 2))
+    except Unobservable:
+        pass  # the closing daemon.info was not taken or failed: the opening one stands
+    if started > now + timedelta(minutes=1):
+        raise Unobservable(
+            f"{view.name} daemon.info nonce says it started at {started.isoformat()}, after the "
+            f"observation ({now.isoformat()}): clocks disagree"
+        )
+    return max(timedelta(0), now - started)
+
+
+def projection_version(view: DaemonView) -> int:
+    """The live projection version (``summary_changed.version`` of the first reading)."""
+    result = view.result("summary_changed")
+    version = result.get("version") if isinstance(result, dict) else None
+    if isinstance(version, bool) or not isinstance(version, int) or version < 0:
+        raise Unobservable(f"{view.name} summary_changed: no projection version in {result!r:.120}")
+    return version
+
+
+def evidence_of(observed: ObservedView, accessor: str, record_type: type[R]) -> Evidence[R]:
+    """Provider evidence of ``accessor`` whose records are ``record_type`` (else Unobservable)."""
+    evidence = observed.evidence(accessor)
+    if not isinstance(evidence, Evidence) or not all(
+        isinstance(r, record_type) for r in evidence.records
+    ):
+        raise Unobservable(
+            f"{accessor} evidence is not {record_type.__name__} records: {evidence!r:.120}"
+        )
+    return evidence
+
+
+def one_of(observed: ObservedView, accessor: str, record_type: type[R]) -> R:
+    """The single record of a one-record accessor (a status, stats, a selector, a manifest)."""
+    evidence = evidence_of(observed, accessor, record_type)
+    if len(evidence.records) != 1:
+        raise Unobservable(
+            f"{accessor} evidence from {evidence.source}: expected one record, got "
+            f"{len(evidence.records)}"
+        )
+    return evidence.records[0]
+
+
+# --- judgements combined and concluded ---------------------------------------------------
+
+_RANK = {Verdict.FAIL: 0, Verdict.UNOBSERVABLE: 1, Verdict.INCONCLUSIVE: 2, Verdict.PASS: 3}
+_EITHER_RANK = {Verdict.FAIL: 0, Verdict.PASS: 1, Verdict.INCONCLUSIVE: 2, Verdict.UNOBSERVABLE: 3}
+
+
+def attempt(judge: Callable[[], Judgement]) -> Judgement:
+    """Run ``judge``; a gate outcome it raises (Unobservable, Inconclusive, GateFailed) comes
+    back as a Judgement, so one missing source does not hide another's finding."""
+    try:
+        return judge()
+    except GateOutcome as exc:
+        return Judgement(verdict=exc.verdict, message=str(exc))
+
+
+@dataclass(frozen=True, kw_only=True)
+class Combined(Judgement):
+    """A judgement made of labelled parts; ``leaves`` holds (label path, verdict, message) of
+    every part, nested combinations flattened, so a message never nests another's."""
+
+    leaves: tuple[tuple[str, Verdict, str], ...] = ()
+
+
+def _leaves(label: str, judgement: Judgement) -> list[tuple[str, Verdict, str]]:
+    if isinstance(judgement, Combined):
+        return [(f"{label} / {path}", v, m) for path, v, m in judgement.leaves]
+    return [(label, judgement.verdict, judgement.message)]
+
+
+def _combined(
+    verdict: Verdict, headline: str, parts: Mapping[str, Judgement], rank: Mapping[Verdict, int]
+) -> Combined:
+    leaves = tuple(leaf for label, j in parts.items() for leaf in _leaves(label, j))
+    if verdict is Verdict.PASS:
+        used = [f"{path}: {m}" for path, v, m in leaves if v is Verdict.PASS]
+        unused = [f"{path} {v}: {m}" for path, v, m in leaves if v is not Verdict.PASS]
+        message = "; ".join(used) + (f" (not used: {'; '.join(unused)})" if unused else "")
+    else:
+        ranked = sorted(
+            (leaf for leaf in leaves if leaf[1] is not Verdict.PASS), key=lambda leaf: rank[leaf[1]]
+        )
+        message = failure_message(headline, [f"{path} {v}: {m}" for path, v, m in ranked])
+    return Combined(
+        verdict=verdict,
+        message=message,
+        numbers={label: dict(j.numbers) for label, j in parts.items()},
+        findings=tuple(f for j in parts.values() for f in j.findings),
+        leaves=leaves,
+    )
+
+
+def combine(headline: str, parts: Mapping[str, Judgement]) -> Judgement:
+    """All ``parts`` must pass: the worst verdict wins (FAIL, UNOBSERVABLE, INCONCLUSIVE, PASS).
+    The message's first line is ``headline: <worst part>``, then every part that did not pass."""
+    verdict = min((j.verdict for j in parts.values()), key=_RANK.__getitem__)
+    return _combined(verdict, headline, parts, _RANK)
+
+
+def either(headline: str, parts: Mapping[str, Judgement]) -> Judgement:
+    """Any one source may prove the criterion: FAIL if any part found a violation, else PASS
+    if any part passed (the others are named as not used), else INCONCLUSIVE if a source was
+    read but fell short, else UNOBSERVABLE."""
+    verdicts = {j.verdict for j in parts.values()}
+    if Verdict.FAIL in verdicts:
+        return combine(headline, parts)
+    verdict = min(verdicts, key=_EITHER_RANK.__getitem__)
+    return _combined(verdict, headline, parts, _EITHER_RANK)
+
+
+def conclude(observed: ObservedView, name: str, judgement: Judgement) -> Judgement:
+    """Keep the judgement's verdict, message and numbers as evidence ``name``, then end the
+    gate with its verdict (:func:`~pytest_canarygate.judgement.enforce`)."""
+    __tracebackhide__ = True
+    observed.note(
+        name,
+        {
+            "verdict": judgement.verdict.value,
+            "message": judgement.message,
+            "numbers": dict(judgement.numbers),
+        },
+    )
+    return enforce(judgement)
+
+
+# --- shared judgements of the phase gates ------------------------------------------------
+
+
+def max_lag(settings: CanarygateConfig) -> timedelta:
+    """How long before now a history may end and still count as reaching now."""
+    return timedelta(minutes=settings.thresholds.coverage_lag_min)
+
+
+def restore_dry_run_now(observed: ObservedView, settings: CanarygateConfig) -> Judgement:
+    """``RestoreDryRun::check`` recomputed on the newest snapshot against the live v5
+    projection version, the observation's clock and the configured max age."""
+    snapshots = evidence_of(observed, "snapshots", SnapshotMetadata).records
+    return restore_dry_run_latest(
+        snapshots,
+        projection_version(observed.daemon("v5")),
+        datetime_to_ms(observed.now),
+        settings.thresholds.snapshot_max_age_ms,
+    )
+
+
+History = Callable[[Sequence[TimedEvent], Evidence[Any]], Judgement]
+
+
+def from_history(observed: ObservedView, headline: str, judge: History) -> Judgement:
+    """Judge the supervisor event history and the daemon log with ``judge(events, evidence)``;
+    either proves the criterion (:func:`either`): the log is how today's daemon shows
+    hold-downs and reconnects (DAEMON-FACTS 5.4), the event history how a v5 deployment may."""
+
+    def read(accessor: str, record_type: type[Any]) -> Judgement:
+        def run() -> Judgement:
+            events = evidence_of(observed, accessor, record_type)
+            return judge(events.records, events)
+
+        return attempt(run)
+
+    return either(
+        headline,
+        {
+            "supervisor events": read("supervisor_events", SupervisorEvent),
+            "daemon log": read("log_events", LogEvent),
+        },
+    )
+
+
+def snapshot_recorded(observed: ObservedView, settings: CanarygateConfig) -> Judgement:
+    """The newest snapshot is ``snap-<n>`` metadata no older than the configured max age."""
+    snapshots = evidence_of(observed, "snapshots", SnapshotMetadata).records
+    return newest_snapshot_recorded(
+        snapshots, datetime_to_ms(observed.now), settings.thresholds.snapshot_max_age_ms
+    )
+
+
+def hold_downs(observed: ObservedView, settings: CanarygateConfig, window: timedelta) -> Judgement:
+    """Zero supervisor HoldDown events in ``window`` (supervisor events or daemon log)."""
+    lag = max_lag(settings)
+    return from_history(
+        observed,
+        f"supervisor HoldDown in the last {format_duration(window)}",
+        lambda events, coverage: hold_downs_in_window(
+            events, window, observed.now, coverage, max_lag=lag
+        ),
+    )
+
+
+def signal_window(settings: CanarygateConfig) -> timedelta:
+    """How far back a rollback-signal gate looks: the runbook's monitoring window."""
+    return timedelta(hours=settings.windows.alpha_monitor_h)
+
+
+def alerts_from(
+    observed: ObservedView, settings: CanarygateConfig, floor: Severity, window: timedelta
+) -> Judgement:
+    """No alert of ``floor`` or above created or open in ``window`` (alert ledger)."""
+    entries = evidence_of(observed, "alert_entries", AlertEntry)
+    return alerts_at_or_above(
+        entries.records, floor, window, observed.now, entries, max_lag=max_lag(settings)
+    )
+
+
+def up_for(observed: ObservedView, window: timedelta, daemon: str = "v5") -> Judgement:
+    """The daemon has run without a restart for ``window`` (its nonce's start time)."""
+    uptime = daemon_uptime(observed.daemon(daemon), observed.now)
+    return uptime_at_least(uptime, window, now=observed.now, who=daemon)
+
+
+def stable_for(observed: ObservedView, settings: CanarygateConfig, window: timedelta) -> Judgement:
+    """v5 stable over ``window``: up without a restart for all of it, no supervisor HoldDown
+    and no alert at or above Degraded in it."""
+    span = format_duration(window)
+    return combine(
+        f"v5 not shown stable for {span}",
+        {
+            "uptime": attempt(lambda: up_for(observed, window)),
+            "hold-downs": attempt(lambda: hold_downs(observed, settings, window)),
+            "alerts": attempt(lambda: alerts_from(observed, settings, Severity.DEGRADED, window)),
+        },
+    )
+
+
+def daemon_sources(observed: ObservedView, settings: CanarygateConfig, daemon: str) -> Judgement:
+    """The daemon's registered sources all active and its expected sources healthy."""
+    view = observed.daemon(daemon)
+    return sources_healthy(
+        view.result("list_source_health"),
+        view.result("list_source_registry"),
+        settings.expected_healthy_sources,
+        who=daemon,
+    )
+
+
+def no_v4_sessions(observed: ObservedView) -> Judgement:
+    """Zero v4 sessions: v4's ``list_sessions`` is empty and it manages no pane."""
+    v4 = observed.daemon("v4")
+    return zero_sessions(agent_sessions(v4), panes(v4), who="v4")
+
+
+def archive_judgement(observed: ObservedView, settings: CanarygateConfig) -> Judgement:
+    """The v4 binary archived beside its manifest, intact, retained for the configured days."""
+    manifest = one_of(observed, "archive_manifest", ArchiveManifest)
+    retention = timedelta(days=settings.windows.archive_retention_days)
+    return archive_retained(manifest, observed.now, retention)

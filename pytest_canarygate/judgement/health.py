@@ -1,0 +1,352 @@
+"""Judgements on how healthy a running daemon is: the latency SLO and its rollback signal, source
+health and the source registry (DAEMON-FACTS 2.3, 2.9, 9), the cursor and binding counters
+(invalid_cursor streaks, full resyncs, CAS conflicts), and its uptime without a restart; and
+whether the v5 build it runs passes its tests.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from collections.abc import Mapping
+from datetime import datetime
+from datetime import timedelta
+
+from pytest_canarygate.judgement.core import Coverage
+from pytest_canarygate.judgement.core import Judgement
+from pytest_canarygate.judgement.core import _aware
+from pytest_canarygate.judgement.core import _judgement
+from pytest_canarygate.judgement.core import format_duration
+from pytest_canarygate.judgement.core import format_time
+from pytest_canarygate.judgement.history import DEFAULT_MAX_LAG
+from pytest_canarygate.judgement.history import window_coverage
+from pytest_canarygate.providers.records import BindingStats
+from pytest_canarygate.providers.records import BuildResult
+from pytest_canarygate.providers.records import CursorStats
+from pytest_canarygate.providers.records import ms_to_datetime
+from pytest_canarygate.verdicts import Verdict
+
+# --- latency -----------------------------------------------------------------------------
+
+
+def latency_slo(latency_status_result: object, threshold_ms: int = 3000) -> Judgement:
+    """Judge a ``latency_status`` result (DAEMON-FACTS 2.6, 7): only "healthy" with p95 within
+    ``threshold_ms`` passes; "insufficient_data"/"not_started" are INCONCLUSIVE; "breached" and
+    "degraded" FAIL; any other shape is UNOBSERVABLE."""
+    result = latency_status_result
+    if not isinstance(result, Mapping) or not isinstance(result.get("status"), str):
+        return _judgement(
+            Verdict.UNOBSERVABLE, f"latency_status answer has no status: {result!r:.200}"
+        )
+    status: str = result["status"]
+    p95 = result.get("p95_ms")
+    p95_ms = p95 if isinstance(p95, int) and not isinstance(p95, bool) else None
+    numbers = {
+        "status": status,
+        "p95_ms": p95_ms,
+        "threshold_ms": threshold_ms,
+        "consecutive_breaches": result.get("consecutive_breaches"),
+        "sample_count": result.get("sample_count"),
+    }
+    if status in ("not_started", "insufficient_data"):
+        needed = result.get("min_required", 200)
+        count = result.get("sample_count")
+        message = f"latency SLO {status}: {count} of {needed} samples; proves nothing yet"
+        return _judgement(Verdict.INCONCLUSIVE, message, **numbers)
+    if status in ("breached", "degraded"):
+        message = (
+            f"latency SLO {status}: rolling p95 {p95_ms} ms > {threshold_ms} ms, "
+            f"{result.get('consecutive_breaches')} consecutive breaching evaluations"
+        )
+        return _judgement(Verdict.FAIL, message, **numbers)
+    if status != "healthy" or p95_ms is None:
+        return _judgement(
+            Verdict.UNOBSERVABLE,
+            f"latency_status answer of unknown shape: {dict(result)!r:.200}",
+            **numbers,
+        )
+    if p95_ms > threshold_ms:
+        return _judgement(
+            Verdict.FAIL, f"latency SLO: rolling p95 {p95_ms} ms > {threshold_ms} ms", **numbers
+        )
+    return _judgement(
+        Verdict.PASS,
+        f"latency SLO healthy: rolling p95 {p95_ms} ms <= {threshold_ms} ms",
+        **numbers,
+    )
+
+
+def latency_breach_signal(latency_status_result: object, breach_windows: int = 3) -> Judgement:
+    """Rollback signal "latency p95 breach > 3 consecutive windows": FAIL (the signal fired)
+    when ``consecutive_breaches`` reached ``breach_windows`` or the status is "degraded"; PASS
+    on "healthy" or a shorter "breached" streak; INCONCLUSIVE when the daemon reports no
+    evaluation (DAEMON-FACTS 2.6: "insufficient_data" always reports 0 breaches)."""
+    base = latency_slo(latency_status_result)
+    if base.verdict is Verdict.UNOBSERVABLE:
+        return base
+    numbers = {**base.numbers, "breach_windows": breach_windows}
+    status = numbers["status"]
+    streak = numbers.get("consecutive_breaches")
+    count = streak if isinstance(streak, int) and not isinstance(streak, bool) else 0
+    if status == "degraded" or count >= breach_windows:
+        message = (
+            f"latency signal fired: status {status}, {count} consecutive breaching "
+            f"evaluations (>= {breach_windows}), p95 {numbers['p95_ms']} ms: rollback, investigate"
+        )
+        return _judgement(Verdict.FAIL, message, **numbers)
+    if status in ("not_started", "insufficient_data"):
+        return _judgement(
+            Verdict.INCONCLUSIVE, f"latency signal not checkable: {base.message}", **numbers
+        )
+    message = (
+        f"latency signal absent: status {status}, {count} consecutive breaching evaluations "
+        f"(< {breach_windows}), p95 {numbers['p95_ms']} ms"
+    )
+    return _judgement(Verdict.PASS, message, **numbers)
+
+
+# --- source health (DAEMON-FACTS 2.3, 2.9, 9) --------------------------------------------
+
+
+SOURCE_STATUSES = ("healthy", "degraded", "down")
+LIFECYCLES = ("pending", "active", "stale", "revoked")
+
+
+def sources_healthy(
+    health_result: object,
+    registry_result: object,
+    expected_healthy: Collection[str],
+    *,
+    who: str = "v5",
+) -> Judgement:
+    """All registered sources ``active`` (no stale, pending or revoked) and every expected
+    source reporting "healthy" in ``list_source_health``. Answers of unknown shape are
+    UNOBSERVABLE."""
+    statuses: dict[str, str] = {}
+    if not isinstance(health_result, list):
+        return _judgement(
+            Verdict.UNOBSERVABLE,
+            f"{who} list_source_health: expected a list, got {health_result!r:.100}",
+        )
+    for index, entry in enumerate(health_result):
+        pair = entry if isinstance(entry, list | tuple) and len(entry) == 2 else (None, None)
+        kind, report = pair
+        status = report.get("status") if isinstance(report, Mapping) else None
+        if not isinstance(kind, str) or status not in SOURCE_STATUSES:
+            return _judgement(
+                Verdict.UNOBSERVABLE,
+                f"{who} list_source_health: element {index} is not [kind, {{status}}]: "
+                f"{entry!r:.100}",
+            )
+        statuses[kind] = status
+    lifecycles: dict[str, str] = {}
+    if not isinstance(registry_result, list):
+        return _judgement(
+            Verdict.UNOBSERVABLE,
+            f"{who} list_source_registry: expected a list, got {registry_result!r:.100}",
+        )
+    for index, entry in enumerate(registry_result):
+        source_id = entry.get("source_id") if isinstance(entry, Mapping) else None
+        lifecycle = entry.get("lifecycle") if isinstance(entry, Mapping) else None
+        if not isinstance(source_id, str) or lifecycle not in LIFECYCLES:
+            return _judgement(
+                Verdict.UNOBSERVABLE,
+                f"{who} list_source_registry: element {index} has no source_id and lifecycle: "
+                f"{entry!r:.100}",
+            )
+        lifecycles[source_id] = lifecycle
+    problems = [
+        f"registered source {sid} is {state}, not active"
+        for sid, state in sorted(lifecycles.items())
+        if state != "active"
+    ]
+    for kind in expected_healthy:
+        status = statuses.get(kind)
+        if status is None:
+            problems.append(f"source {kind} is not reported by list_source_health")
+        elif status != "healthy":
+            problems.append(f"source {kind} is {status}, not healthy")
+    numbers = {"health": statuses, "registry": lifecycles, "expected": list(expected_healthy)}
+    if problems:
+        return _judgement(Verdict.FAIL, f"{who} sources: " + "; ".join(problems), **numbers)
+    if not expected_healthy and not lifecycles:
+        message = (
+            f"{who}: no source is expected healthy and none is registered; nothing proves health"
+        )
+        return _judgement(Verdict.INCONCLUSIVE, message, **numbers)
+    registry = f"{len(lifecycles)} registered, all active" if lifecycles else "registry empty"
+    healthy = ", ".join(f"{k} healthy" for k in expected_healthy) or "none expected"
+    return _judgement(Verdict.PASS, f"{who} sources: {healthy}; {registry}", **numbers)
+
+
+# --- cursor and binding counters ---------------------------------------------------------
+
+
+def _counter_coverage(
+    stats: CursorStats | BindingStats, window: timedelta, now: datetime, max_lag: timedelta
+) -> Coverage:
+    covers_from = ms_to_datetime(stats.covers_from_ms)
+    return window_coverage(
+        window, now, covers_from, ms_to_datetime(stats.as_of_ms), max_lag=max_lag
+    )
+
+
+def cursor_streaks(
+    stats: CursorStats,
+    *,
+    now: datetime,
+    window: timedelta | None = None,
+    max_streak: int = 0,
+    max_stall: timedelta = timedelta(minutes=5),
+    max_lag: timedelta = DEFAULT_MAX_LAG,
+) -> Judgement:
+    """No invalid_cursor streak longer than ``max_streak``, no full resync, committed never
+    ahead of fetched, and watermarks that advanced within ``max_stall`` of now. With a
+    ``window``, the counters must have been counted over all of it."""
+    now = _aware(now, "now")
+    since = format_time(ms_to_datetime(stats.covers_from_ms))
+    numbers = {
+        "fetched": stats.fetched,
+        "committed": stats.committed,
+        "invalid_streak": stats.invalid_streak,
+        "max_invalid_streak": stats.max_invalid_streak,
+        "full_resync_count": stats.full_resync_count,
+        "retry_count": stats.retry_count,
+        "last_advanced_at_ms": stats.last_advanced_at_ms,
+        "covers_from_ms": stats.covers_from_ms,
+    }
+    problems = []
+    if stats.full_resync_count:
+        problems.append(f"{stats.full_resync_count} full resyncs since {since}")
+    if stats.max_invalid_streak > max_streak:
+        problems.append(
+            f"invalid_cursor streak reached {stats.max_invalid_streak} since {since} "
+            f"(now {stats.invalid_streak}; allowed {max_streak})"
+        )
+    if stats.committed > stats.fetched:
+        problems.append(
+            f"committed watermark {stats.committed} is ahead of fetched {stats.fetched}"
+        )
+    if problems:
+        return _judgement(Verdict.FAIL, "cursor: " + "; ".join(problems), (stats,), **numbers)
+    last = None if stats.last_advanced_at_ms is None else ms_to_datetime(stats.last_advanced_at_ms)
+    if last is None or now - last > max_stall:
+        when = "never" if last is None else f"last at {format_time(last)}"
+        message = (
+            f"cursor watermarks advanced {when} (allowed stall {format_duration(max_stall)}); "
+            "no activity shows that they advance"
+        )
+        return _judgement(Verdict.INCONCLUSIVE, message, (stats,), **numbers)
+    if window is not None:
+        cov = _counter_coverage(stats, window, now, max_lag)
+        if not cov.covered:
+            message = f"no cursor streak or full resync seen, but the counters' {cov.message}"
+            return _judgement(Verdict.INCONCLUSIVE, message, (stats,), **numbers)
+    message = (
+        f"no invalid_cursor streak or full resync since {since}; watermarks advanced at "
+        f"{format_time(last)} (fetched {stats.fetched}, committed {stats.committed})"
+    )
+    return _judgement(Verdict.PASS, message, (stats,), **numbers)
+
+
+def cursor_full_resyncs(stats: CursorStats) -> Judgement:
+    """Rollback signal "cursor FullResync triggered": FAIL for any full resync counted since
+    ``covers_from_ms`` (the counters cannot say when inside that span)."""
+    since = format_time(ms_to_datetime(stats.covers_from_ms))
+    numbers = {
+        "full_resync_count": stats.full_resync_count,
+        "covers_from_ms": stats.covers_from_ms,
+        "as_of_ms": stats.as_of_ms,
+    }
+    if stats.full_resync_count:
+        message = (
+            f"cursor FullResync triggered {stats.full_resync_count} times since {since} "
+            f"(invalid_cursor streak reached {stats.max_invalid_streak}): investigate, "
+            "consider rollback"
+        )
+        return _judgement(Verdict.FAIL, message, (stats,), **numbers)
+    return _judgement(
+        Verdict.PASS, f"no cursor FullResync since {since} (cursor stats)", (stats,), **numbers
+    )
+
+
+def cas_conflicts(
+    stats: BindingStats,
+    window: timedelta,
+    now: datetime,
+    *,
+    max_lag: timedelta = DEFAULT_MAX_LAG,
+) -> Judgement:
+    """Binding CAS conflicts = 0 inside the window, on a counter that covers the window."""
+    now = _aware(now, "now")
+    cov = _counter_coverage(stats, window, now, max_lag)
+    numbers = {
+        **cov.numbers,
+        "cas_conflicts": stats.cas_conflicts,
+        "last_conflict_at_ms": stats.last_conflict_at_ms,
+    }
+    last = None if stats.last_conflict_at_ms is None else ms_to_datetime(stats.last_conflict_at_ms)
+    if stats.cas_conflicts and last is not None and last >= now - window:
+        message = (
+            f"{stats.cas_conflicts} CAS conflicts since "
+            f"{format_time(ms_to_datetime(stats.covers_from_ms))}, the last at "
+            f"{format_time(last)} inside the {format_duration(window)} window"
+        )
+        return _judgement(Verdict.FAIL, message, (stats,), **numbers)
+    if not cov.covered:
+        message = f"no CAS conflict seen in the window, but the counter's {cov.message}"
+        return _judgement(Verdict.INCONCLUSIVE, message, (stats,), **numbers)
+    message = f"0 CAS conflicts in the last {format_duration(window)}"
+    return _judgement(Verdict.PASS, message, (stats,), **numbers)
+
+
+# --- uptime ------------------------------------------------------------------------------
+
+
+def uptime_at_least(
+    uptime: timedelta, required: timedelta, *, now: datetime, who: str = "v5"
+) -> Judgement:
+    """The daemon has run without a restart for at least ``required`` (INCONCLUSIVE before)."""
+    now = _aware(now, "now")
+    started = now - uptime
+    numbers = {
+        "uptime_s": uptime.total_seconds(),
+        "required_s": required.total_seconds(),
+        "started_at": started.isoformat(),
+    }
+    shown = f"{who} up {format_duration(uptime)} (started {format_time(started)})"
+    if uptime < required:
+        message = f"{shown}, less than the required {format_duration(required)}"
+        return _judgement(Verdict.INCONCLUSIVE, message, **numbers)
+    return _judgement(Verdict.PASS, f"{shown} >= {format_duration(required)}", **numbers)
+
+
+# --- build -------------------------------------------------------------------------------
+
+
+def build_passes(build_result: BuildResult, min_tests: int = 456) -> Judgement:
+    """No failing or erroring test and at least ``min_tests`` tests that passed."""
+    b = build_result
+    numbers = {
+        "tests": b.tests,
+        "passed": b.passed,
+        "failures": b.failures,
+        "errors": b.errors,
+        "skipped": b.skipped,
+        "min_tests": min_tests,
+    }
+    totals = (
+        f"{b.tests} tests: {b.passed} passed, {b.failures} failed, "
+        f"{b.errors} errors, {b.skipped} skipped"
+    )
+    if b.failures or b.errors:
+        failing = ", ".join(b.failing[:10]) + (
+            f" and {len(b.failing) - 10} more" if len(b.failing) > 10 else ""
+        )
+        return _judgement(Verdict.FAIL, f"v5 build fails ({totals}): {failing}", **numbers)
+    if b.passed < min_tests:
+        return _judgement(
+            Verdict.FAIL,
+            f"v5 build ran too few tests ({totals}; need {min_tests}+ passing)",
+            **numbers,
+        )
+    return _judgement(Verdict.PASS, f"v5 build passes ({totals})", **numbers)

@@ -1,0 +1,199 @@
+"""Judgements on the daemon's snapshots (DAEMON-FACTS 4): the restore dry-run
+(``RestoreDryRun::check`` recomputed) on one snapshot or the newest, and whether a snapshot was
+recorded at the current state, the periodic timer is running and a backup (a Manual snapshot) was
+taken.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from datetime import timedelta
+
+from pytest_canarygate.judgement.core import Judgement
+from pytest_canarygate.judgement.core import RestoreDryRun
+from pytest_canarygate.judgement.core import _judgement
+from pytest_canarygate.judgement.core import format_duration
+from pytest_canarygate.providers.records import SnapshotMetadata
+from pytest_canarygate.verdicts import Verdict
+
+SNAPSHOT_ID = re.compile(r"snap-[1-9][0-9]*")
+"""``snap-{id}`` (DAEMON-FACTS 4.2)."""
+
+
+# --- restore dry-run ---------------------------------------------------------------------
+
+
+def restore_dry_run(
+    snapshot: SnapshotMetadata,
+    current_version: int,
+    now_ms: int,
+    max_age_ms: int = 600_000,
+) -> RestoreDryRun:
+    """Recompute ``RestoreDryRun::check`` (DAEMON-FACTS 4.5): VersionAhead (snapshot version >
+    current) before TooOld (age strictly > max age; age floored at 0) before Ok."""
+    age_ms = _age_ms(snapshot, now_ms)
+    numbers = {
+        "snapshot_id": snapshot.snapshot_id,
+        "snapshot_version": snapshot.projection_version,
+        "current_version": current_version,
+        "created_at_ms": snapshot.created_at_ms,
+        "now_ms": now_ms,
+        "age_ms": age_ms,
+        "max_age_ms": max_age_ms,
+    }
+    name = f"snapshot {snapshot.snapshot_id}"
+    if snapshot.projection_version > current_version:
+        outcome, verdict = "VersionAhead", Verdict.FAIL
+        message = (
+            f"{name}: VersionAhead {{ snapshot_version: {snapshot.projection_version}, "
+            f"current_version: {current_version} }} (restoring it would go back in time; did the "
+            "daemon restart since it was taken?)"
+        )
+    elif age_ms > max_age_ms:
+        outcome, verdict = "TooOld", Verdict.FAIL
+        message = (
+            f"{name}: TooOld {{ age_ms: {age_ms}, max_age_ms: {max_age_ms} }} "
+            f"(taken {format_duration(timedelta(milliseconds=age_ms))} ago)"
+        )
+    else:
+        outcome, verdict = "Ok", Verdict.PASS
+        message = (
+            f"{name}: Ok {{ age_ms: {age_ms} }} at projection version "
+            f"{snapshot.projection_version} (current {current_version})"
+        )
+    return RestoreDryRun(
+        verdict=verdict,
+        message=message,
+        numbers=numbers,
+        findings=(snapshot,),
+        outcome=outcome,
+        age_ms=age_ms,
+    )
+
+
+def restore_dry_run_latest(
+    snapshots: Sequence[SnapshotMetadata],
+    current_version: int,
+    now_ms: int,
+    max_age_ms: int = 600_000,
+) -> Judgement:
+    """The restore dry-run recomputed on the newest snapshot; no snapshot at all FAILs."""
+    if not snapshots:
+        return _judgement(
+            Verdict.FAIL,
+            "no snapshot is retained: there is nothing a restore could start from",
+            snapshots=0,
+            current_version=current_version,
+        )
+    newest = max(snapshots, key=lambda s: (s.created_at_ms, s.snapshot_id))
+    return restore_dry_run(newest, current_version, now_ms, max_age_ms)
+
+
+# --- snapshots taken ---------------------------------------------------------------------
+
+
+def _age_ms(snapshot: SnapshotMetadata, now_ms: int) -> int:
+    """Milliseconds since the snapshot, floored at 0 for a future timestamp (DAEMON-FACTS 4.5)."""
+    return max(0, now_ms - snapshot.created_at_ms)
+
+
+def _age(snapshot: SnapshotMetadata, now_ms: int) -> timedelta:
+    return timedelta(milliseconds=_age_ms(snapshot, now_ms))
+
+
+def _describe_snapshot(snapshot: SnapshotMetadata, now_ms: int) -> str:
+    return (
+        f"{snapshot.snapshot_id} ({snapshot.trigger}, version {snapshot.projection_version}, "
+        f"taken {format_duration(_age(snapshot, now_ms))} ago)"
+    )
+
+
+def newest_snapshot_recorded(
+    snapshots: Sequence[SnapshotMetadata], now_ms: int, max_age_ms: int = 600_000
+) -> Judgement:
+    """A snapshot was taken at the current state: the newest one has ``snap-<n>`` metadata and
+    is no older than ``max_age_ms`` (DAEMON-FACTS 4.2, 4.3)."""
+    if not snapshots:
+        return _judgement(Verdict.FAIL, "no snapshot is retained", snapshots=0)
+    newest = max(snapshots, key=lambda s: (s.created_at_ms, s.snapshot_id))
+    age_ms = _age_ms(newest, now_ms)
+    numbers = {
+        "snapshot_id": newest.snapshot_id,
+        "trigger": newest.trigger,
+        "age_ms": age_ms,
+        "max_age_ms": max_age_ms,
+        "snapshots": len(snapshots),
+    }
+    shown = _describe_snapshot(newest, now_ms)
+    if not SNAPSHOT_ID.fullmatch(newest.snapshot_id):
+        return _judgement(
+            Verdict.FAIL,
+            f"newest snapshot id {newest.snapshot_id!r} is not snap-<n> metadata",
+            (newest,),
+            **numbers,
+        )
+    if age_ms > max_age_ms:
+        return _judgement(
+            Verdict.FAIL,
+            f"newest snapshot {shown} is too old: age_ms {age_ms} > max_age_ms {max_age_ms}",
+            (newest,),
+            **numbers,
+        )
+    return _judgement(Verdict.PASS, f"snapshot {shown} recorded", (newest,), **numbers)
+
+
+def periodic_snapshot_fresh(
+    snapshots: Sequence[SnapshotMetadata], now_ms: int, interval_ms: int = 300_000
+) -> Judgement:
+    """The SnapshotManager is running: a Periodic snapshot younger than two intervals. (That
+    shutdown snapshots are enabled shows only at a shutdown; retained ones are counted.)"""
+    periodic = [s for s in snapshots if s.trigger == "Periodic"]
+    shutdown = sum(1 for s in snapshots if s.trigger == "Shutdown")
+    limit_ms = 2 * interval_ms
+    numbers: dict[str, object] = {
+        "snapshots": len(snapshots),
+        "periodic": len(periodic),
+        "shutdown": shutdown,
+        "interval_ms": interval_ms,
+    }
+    if not periodic:
+        message = (
+            f"no Periodic snapshot among {len(snapshots)} retained: the periodic timer is "
+            "not running"
+        )
+        return _judgement(Verdict.FAIL, message, **numbers)
+    newest = max(periodic, key=lambda s: (s.created_at_ms, s.snapshot_id))
+    age_ms = _age_ms(newest, now_ms)
+    numbers["periodic_age_ms"] = age_ms
+    shown = _describe_snapshot(newest, now_ms)
+    limit = format_duration(timedelta(milliseconds=limit_ms))
+    if age_ms >= limit_ms:
+        message = (
+            f"newest Periodic snapshot {shown} is older than two intervals ({limit}): "
+            "the periodic timer has stopped"
+        )
+        return _judgement(Verdict.FAIL, message, (newest,), **numbers)
+    message = (
+        f"newest Periodic snapshot {shown} is within two intervals ({limit}); "
+        f"{shutdown} Shutdown snapshots retained"
+    )
+    return _judgement(Verdict.PASS, message, (newest,), **numbers)
+
+
+def backup_snapshot(snapshots: Sequence[SnapshotMetadata], now_ms: int) -> Judgement:
+    """A backup was taken: at least one Manual snapshot is retained."""
+    manual = sorted((s for s in snapshots if s.trigger == "Manual"), key=lambda s: s.created_at_ms)
+    numbers = {"snapshots": len(snapshots), "manual": len(manual)}
+    if not manual:
+        triggers = ", ".join(sorted({s.trigger for s in snapshots})) or "none"
+        message = (
+            f"no Manual snapshot (backup) among {len(snapshots)} retained (triggers: {triggers})"
+        )
+        return _judgement(Verdict.FAIL, message, **numbers)
+    return _judgement(
+        Verdict.PASS,
+        f"backup taken: Manual snapshot {_describe_snapshot(manual[-1], now_ms)}",
+        (manual[-1],),
+        **numbers,
+    )
