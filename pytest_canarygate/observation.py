@@ -286,37 +286,16 @@ def _observe_daemon(
 
     def call(method: str, reading: int) -> None:
         params = METHOD_PARAMS.get(method)
-        started = utc_now()
-        t0 = time.perf_counter()
+        started, t0 = utc_now(), time.perf_counter()
+        outcome: dict[str, Any]
         try:
             exchange = client.exchange(method, params)
+            outcome = {"result": exchange.response.get("result"), "response": exchange.response}
         except EndpointError as exc:
-            observed.calls.append(
-                CallRecord(
-                    name,
-                    endpoint,
-                    method,
-                    reading,
-                    params,
-                    started,
-                    round((time.perf_counter() - t0) * 1000, 3),
-                    error=str(exc),
-                    error_kind=_error_kind(exc),
-                )
-            )
-            return
+            outcome = {"error": str(exc), "error_kind": _error_kind(exc)}
+        elapsed_ms = round((time.perf_counter() - t0) * 1000, 3)
         observed.calls.append(
-            CallRecord(
-                name,
-                endpoint,
-                method,
-                reading,
-                params,
-                started,
-                round(exchange.elapsed_ms, 3),
-                result=exchange.response.get("result"),
-                response=exchange.response,
-            )
+            CallRecord(name, endpoint, method, reading, params, started, elapsed_ms, **outcome)
         )
 
     plan = dict(methods)
