@@ -458,6 +458,7 @@ class GateSession:
             bundle=bundle,
             signer_keyid=self.signer.public_key.keyid if self.signer else None,
             observation_problems=self.observation.problems() if self.observation else (),
+            signal_items={i.id for i in self.catalog.items.values() if i.kind == "signal"},
             width=shutil.get_terminal_size((100, 24)).columns,
         )
         write_summary(terminalreporter.write_line, terminalreporter.write_sep, lines)

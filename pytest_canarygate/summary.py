@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from collections.abc import Collection
 from collections.abc import Sequence
 from typing import Any
 
@@ -12,6 +13,7 @@ from pytest_canarygate.verdicts import Verdict
 
 MAX_BLOCKING_LINES = 15
 MAX_CAUSE_LINES = 5
+_RED = {"red": True, "bold": True}
 VERDICT_ORDER = [v.value for v in Verdict]
 
 Line = tuple[str, dict[str, bool]]
@@ -31,6 +33,7 @@ def summary_lines(
     bundle: str | None,
     signer_keyid: str | None = None,
     observation_problems: Sequence[str] = (),
+    signal_items: Collection[str] = (),
     width: int = 100,
 ) -> list[Line]:
     """The summary as (text, markup) lines; markup is terminal colour flags."""
@@ -70,7 +73,8 @@ def summary_lines(
                 (f"  ... and {more} more (see observation/observation.json)", {"red": True})
             )
     if blocking:
-        lines.append(("blocking promotion:", {"red": True, "bold": True}))
+        heading = "not passing:" if outcome.phase == "rollback" else "blocking promotion:"
+        lines.append((heading, {"red": True, "bold": True}))
         for result in sorted(blocking, key=_catalog_order(outcome))[:MAX_BLOCKING_LINES]:
             label = f"{result.gate}[{result.param}]" if result.param else result.gate
             head = f"  {result.verdict.value:<12} {result.item:<7} {label}  "
@@ -80,7 +84,10 @@ def summary_lines(
         if len(blocking) > MAX_BLOCKING_LINES:
             lines.append((f"  ... and {len(blocking) - MAX_BLOCKING_LINES} more", {"red": True}))
 
-    lines.append(_verdict_line(outcome))
+    if outcome.phase == "rollback" and outcome.results:
+        lines += _rollback_lines(outcome, signal_items)
+    else:
+        lines.append(_verdict_line(outcome))
     if bundle:
         lines.append((f"evidence: {bundle}", {}))
     if not outcome.signed:
@@ -122,8 +129,6 @@ def _verdict_line(outcome: RunOutcome) -> Line:
             f"ERROR: zero gates selected for phase {outcome.phase}; this is not a green run",
             {"red": True, "bold": True},
         )
-    if outcome.phase == "rollback":
-        return _rollback_line(outcome)
     if outcome.incomplete:
         return (
             "NOT PROMOTABLE: the bundle is incomplete (a gate has no result)",
@@ -151,21 +156,34 @@ def _verdict_line(outcome: RunOutcome) -> Line:
     )
 
 
-def _rollback_line(outcome: RunOutcome) -> Line:
-    fired = [r for r in outcome.results if r.verdict is Verdict.FAIL]
-    unknown = [r for r in outcome.blocking if r.verdict is not Verdict.FAIL]
+def _rollback_lines(outcome: RunOutcome, signal_items: Collection[str]) -> list[Line]:
+    """For --phase=rollback: whether the signals advise a rollback, and whether the rollback
+    procedure's own checks (selector back to v4, v4 serving) are done."""
+    signals = [r for r in outcome.results if r.item in signal_items]
+    fired = sorted({r.item for r in signals if r.verdict is Verdict.FAIL})
+    unjudged = sorted({r.item for r in signals if r.verdict not in (Verdict.FAIL, Verdict.PASS)})
+    steps = sorted({r.item for r in outcome.blocking if r.item not in signal_items})
+    lines: list[Line] = []
     if fired:
-        items = ", ".join(sorted({r.item for r in fired}))
-        return (f"ROLLBACK ADVISED: signal(s) {items} fired", {"red": True, "bold": True})
-    if unknown:
-        return (
-            "ROLLBACK CANNOT BE RULED OUT: some signals could not be judged",
-            {"red": True, "bold": True},
+        lines.append((f"ROLLBACK ADVISED: signal(s) {', '.join(fired)} fired", _RED))
+    elif unjudged:
+        lines.append(
+            (f"ROLLBACK CANNOT BE RULED OUT: signal(s) {', '.join(unjudged)} not judged", _RED)
         )
-    return (
-        "no rollback advised: every rollback signal was checked and is absent",
-        {"green": True, "bold": True},
-    )
+    elif signals:
+        lines.append(
+            (
+                "no rollback advised: every rollback signal was checked and is absent",
+                {"green": True, "bold": True},
+            )
+        )
+    else:
+        lines.append(("no rollback signal was judged in this selection", _RED))
+    if steps:
+        lines.append((f"rollback procedure not complete: {', '.join(steps)}", _RED))
+    elif outcome.results and len(signals) < len(outcome.results):
+        lines.append(("rollback procedure checks passed", {"green": True}))
+    return lines
 
 
 def write_summary(

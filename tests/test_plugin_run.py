@@ -166,3 +166,18 @@ def test_allure_categories_sort_failures_the_way_allure_3_reads_them(
     assigned = dict(line.split("\t") for line in node.outlines if "\t" in line)
     assert assigned
     assert set(assigned.values()) == {"Parity drift"}, assigned
+
+
+@pytest.mark.parametrize(
+    ("scenario", "verdict_line"),
+    [
+        ("holddown-24h", "ROLLBACK ADVISED: signal(s) SIG-1 fired"),
+        ("healthy", "no rollback advised: every rollback signal was checked and is absent"),
+    ],
+)
+def test_rollback_phase_advises_or_not(
+    pytester: pytest.Pytester, scenario: str, verdict_line: str
+) -> None:
+    make_gate_repo(pytester)
+    result = pytester.runpytest_subprocess("--phase=rollback", f"--sim={scenario}", "-n", "2")
+    result.stdout.fnmatch_lines([verdict_line, "rollback procedure checks passed"])
