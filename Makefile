@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 ALLURE_DIR := .tools/allure
 ALLURE := $(ALLURE_DIR)/node_modules/.bin/allure
-ALLURE_VERSION := 3
+ALLURE_VERSION := 3.18.0
 
 .PHONY: install demo test lint typecheck unit html-tool clean
 
