@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from gate_repo import make_gate_repo
@@ -97,9 +98,17 @@ def test_simulator_leaves_nothing_behind(pytester: pytest.Pytester) -> None:
     pids = sim_pids(run_dir)
     assert len(pids) == 2
     assert not [pid for pid in pids if process_alive(pid)]
+    sim_dirs = set()
     for daemon in observation(run_dir)["daemons"].values():
-        socket_path = daemon["endpoint"].removeprefix("unix://")
-        assert not __import__("os").path.exists(socket_path)
+        socket_path = Path(daemon["endpoint"].removeprefix("unix://"))
+        assert not socket_path.exists()
+        sim_dirs.add(socket_path.parent.parent)
+    # the fleet's folder (sockets, evidence files, the HTTP server's log) is gone too
+    assert len(sim_dirs) == 1
+    assert not sim_dirs.pop().exists()
+    evidence = observation(run_dir)["evidence"]
+    http_uris = [r["uri"] for r in evidence.values() if r["uri"].startswith("http://")]
+    assert http_uris, "the simulated run read some evidence over HTTP"
 
 
 def test_allure_results_carry_labels_and_evidence(pytester: pytest.Pytester) -> None:
