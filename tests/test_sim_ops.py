@@ -31,7 +31,7 @@ from pytest_canarygate.providers.records import ms_to_datetime
 from pytest_canarygate.sim import SimFleet
 from pytest_canarygate.sim import load_scenario
 from pytest_canarygate.sim import start_fleet
-from pytest_canarygate.sim.ops import operations_model
+from pytest_canarygate.sim.ops_answers import operations_model
 
 DAY_MS = 86_400_000
 KINDS = {

@@ -28,9 +28,9 @@ from pytest_canarygate.providers.ops import SNAPSHOT_LIST
 from pytest_canarygate.providers.ops import SUPERVISOR_EVENTS
 from pytest_canarygate.providers.ops import SUPERVISOR_STATUS
 from pytest_canarygate.sim.clock import format_log_time
-from pytest_canarygate.sim.operations import BuildSpec
-from pytest_canarygate.sim.ops import LogLine
-from pytest_canarygate.sim.ops import OpsModel
+from pytest_canarygate.sim.ops_answers import LogLine
+from pytest_canarygate.sim.ops_answers import OpsModel
+from pytest_canarygate.sim.ops_scenario import BuildSpec
 
 __all__ = ["ARCHIVE_DIR", "MANIFEST", "render_log_line", "write_evidence"]
 

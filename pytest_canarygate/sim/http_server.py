@@ -23,8 +23,8 @@ from urllib.parse import urlsplit
 
 from pytest_canarygate.errors import ConfigError
 from pytest_canarygate.sim.clock import NS_PER_MS
-from pytest_canarygate.sim.ops import OpsModel
-from pytest_canarygate.sim.ops import operations_model
+from pytest_canarygate.sim.ops_answers import OpsModel
+from pytest_canarygate.sim.ops_answers import operations_model
 from pytest_canarygate.sim.process import Log
 from pytest_canarygate.sim.process import StopRequest
 from pytest_canarygate.sim.process import add_child_arguments

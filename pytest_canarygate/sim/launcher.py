@@ -35,13 +35,14 @@ from typing import Any
 
 from pytest_canarygate.catalog import PHASES
 from pytest_canarygate.config import RPC_EVIDENCE_KINDS
+from pytest_canarygate.endpoints import UNIX_PATH_MAX
 from pytest_canarygate.errors import CanarygateError
 from pytest_canarygate.errors import ConfigError
 from pytest_canarygate.sim import http_server
 from pytest_canarygate.sim.clock import NS_PER_MS
 from pytest_canarygate.sim.evidence_files import write_evidence
-from pytest_canarygate.sim.ops import OpsModel
-from pytest_canarygate.sim.ops import operations_model
+from pytest_canarygate.sim.ops_answers import OpsModel
+from pytest_canarygate.sim.ops_answers import operations_model
 from pytest_canarygate.sim.scenario import OPS_DAEMON
 from pytest_canarygate.sim.scenario import Scenario
 from pytest_canarygate.sim.scenario import load_scenario
@@ -75,7 +76,6 @@ EVIDENCE_TRANSPORTS = {
 kind the deployment does not publish (no file, no HTTP answer) is read from the v5 socket, where
 its ``ops.*`` method answers -32601, or, without such a method (an unpublished daemon log), is
 left out of :attr:`SimFleet.evidence`."""
-_MAX_SOCKET_PATH_BYTES = 107  # sun_path is 108 bytes including the terminating NUL
 _DAEMON_MODULE = "pytest_canarygate.sim.daemon"
 _LOG_EXCERPT = 4000
 _LOOPBACK = "127.0.0.1"
@@ -333,10 +333,10 @@ def start_fleet(
 
 def _check_socket_path(path: Path) -> None:
     size = len(os.fsencode(path))
-    if size > _MAX_SOCKET_PATH_BYTES:
+    if size > UNIX_PATH_MAX:
         raise ConfigError(
             f"socket path {path} is {size} bytes, but AF_UNIX socket paths are limited to "
-            f"{_MAX_SOCKET_PATH_BYTES}; choose a shorter socket directory"
+            f"{UNIX_PATH_MAX}; choose a shorter socket directory"
         )
 
 

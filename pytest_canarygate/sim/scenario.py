@@ -30,8 +30,8 @@ else:  # pragma: no cover - exercised on Python 3.10 only
 from pytest_canarygate.catalog import PHASES
 from pytest_canarygate.errors import ConfigError
 from pytest_canarygate.providers.ops import OPS_METHODS
-from pytest_canarygate.sim.operations import OperationsSpec
-from pytest_canarygate.sim.operations import read_operations
+from pytest_canarygate.sim.ops_scenario import OperationsSpec
+from pytest_canarygate.sim.ops_scenario import read_operations
 from pytest_canarygate.sim.schema import Node
 from pytest_canarygate.sim.schema import Table
 from pytest_canarygate.sim.schema import annotate

@@ -1,9 +1,10 @@
 """The operations evidence of a simulated v5 deployment (``docs/operations-contract.md``).
 
-:class:`OpsModel` places a scenario's ``[operations]`` history before the fleet's start
-(``anchor_ms``, "now") and answers the seven ``ops.*`` methods at any later moment. The v5 daemon
-serves those answers over JSON-RPC, the operations HTTP server over HTTP and
-:mod:`~pytest_canarygate.sim.evidence_files` writes them as files: all three say the same.
+:class:`OpsModel` places a scenario's ``[operations]`` history (as :mod:`.ops_scenario` reads it)
+before the fleet's start (``anchor_ms``, "now") and answers the seven ``ops.*`` methods at any
+later moment. The v5 daemon serves those answers over JSON-RPC (:func:`attach_operations`), the
+operations HTTP server over HTTP and :mod:`~pytest_canarygate.sim.evidence_files` writes them as
+files: all three say the same.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ from collections.abc import Callable
 from collections.abc import Mapping
 from dataclasses import asdict
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 from typing import Any
 
 from pytest_canarygate.providers.ops import ALERT_LEDGER
@@ -24,13 +24,11 @@ from pytest_canarygate.providers.ops import SNAPSHOT_LIST
 from pytest_canarygate.providers.ops import SUPERVISOR_EVENTS
 from pytest_canarygate.providers.ops import SUPERVISOR_STATUS
 from pytest_canarygate.sim.clock import NS_PER_MS
-from pytest_canarygate.sim.operations import HoldDownSpec
-from pytest_canarygate.sim.operations import OperationsSpec
+from pytest_canarygate.sim.ops_scenario import HoldDownSpec
+from pytest_canarygate.sim.ops_scenario import OperationsSpec
+from pytest_canarygate.sim.projection import SimDaemon
 from pytest_canarygate.sim.scenario import OPS_DAEMON
 from pytest_canarygate.sim.scenario import Scenario
-
-if TYPE_CHECKING:
-    from pytest_canarygate.sim.daemon import SimDaemon
 
 __all__ = ["PROCESS", "LogLine", "OpsModel", "attach_operations", "operations_model"]
 
@@ -375,8 +373,6 @@ def operations_model(
         return None
     v5 = scenario.daemon(OPS_DAEMON, phase)
     if projection_version is None:
-        from pytest_canarygate.sim.daemon import SimDaemon  # the daemon imports this module
-
         projection_version = SimDaemon(v5, pid=0, start_ns=anchor_ms * NS_PER_MS).projection_version
     return OpsModel(
         spec,

@@ -3,7 +3,8 @@
 Snapshots, the supervisor's history, the alert ledger, cursor and binding counters, the runtime
 selector, the v5 build and the archived v4 binary (``docs/operations-contract.md``). Every time
 is a duration before the fleet's start ("now"), so the history always ends at the present. The
-keys are documented at the top of ``scenarios/healthy.toml``.
+keys are documented at the top of ``scenarios/healthy.toml``; :mod:`.ops_answers` turns them into
+the ``ops.*`` answers.
 """
 
 from __future__ import annotations
