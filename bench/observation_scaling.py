@@ -1,8 +1,9 @@
 """Benchmark: a whole `pytest --phase=alpha` run against simulated fleets of growing size.
 
-Prints, per fleet size: gate instances judged, RPC calls made, wall time of the run, time of
-the observation itself, and the peak memory of the pytest process. The number of RPC calls must
-stay flat however many sessions and panes there are; time and memory are reported, not asserted.
+Prints, per fleet size: gate instances judged, daemon calls and provider (evidence) reads made,
+wall time of the run, time of the observation itself, and the peak memory of the pytest process.
+Calls and reads must stay flat however many sessions and panes there are (exit 1 otherwise);
+time and memory are reported, not asserted.
 
     .venv/bin/python bench/observation_scaling.py [--sessions 3 30 120] [--panes 4] [-n 2]
 """
@@ -82,6 +83,7 @@ def run(sessions: int, panes: int, dist: list[str]) -> dict[str, float]:
         run_data = json.loads(run_json.read_text())
         observation = json.loads((run_json.parent / "observation" / "observation.json").read_text())
         calls = sum(len(d["calls"]) for d in observation["daemons"].values())
+        reads = len(observation.get("evidence", {}))
         observed_s = (
             datetime.fromisoformat(observation["finished_at"].replace("Z", "+00:00"))
             - datetime.fromisoformat(observation["started_at"].replace("Z", "+00:00"))
@@ -93,6 +95,7 @@ def run(sessions: int, panes: int, dist: list[str]) -> dict[str, float]:
             "panes": sessions * panes,
             "gates": len(run_data["gates"]),
             "rpc_calls": calls,
+            "evidence_reads": reads,
             "wall_s": wall,
             "observe_s": observed_s,
             "peak_rss_mib": max(peak_kib, before) / 1024,
@@ -110,18 +113,32 @@ def main() -> int:
     parser.add_argument("-n", dest="workers", default="0", help="xdist workers (0 = none)")
     args = parser.parse_args()
     dist = [] if args.workers == "0" else ["-n", args.workers]
-    print(
-        f"{'sessions':>8} {'panes':>6} {'gates':>6} {'rpc calls':>9} {'run s':>7} "
-        f"{'observe s':>9} {'peak MiB':>8}"
+    header = (
+        "sessions",
+        "panes",
+        "gates",
+        "daemon calls",
+        "evidence reads",
+        "run s",
+        "observe s",
+        "peak MiB",
     )
+    print("  ".join(header))
     rows = [run(s, args.panes, dist) for s in args.sessions]
     for row in rows:
-        print(
-            f"{row['sessions']:>8} {row['panes']:>6} {row['gates']:>6} {row['rpc_calls']:>9} "
-            f"{row['wall_s']:>7.2f} {row['observe_s']:>9.2f} {row['peak_rss_mib']:>8.1f}"
+        cells = (
+            row["sessions"],
+            row["panes"],
+            row["gates"],
+            row["rpc_calls"],
+            row["evidence_reads"],
+            f"{row['wall_s']:.2f}",
+            f"{row['observe_s']:.2f}",
+            f"{row['peak_rss_mib']:.1f}",
         )
-    flat = len({row["rpc_calls"] for row in rows}) == 1
-    print(f"rpc calls per run {'flat' if flat else 'GROW'} across fleet sizes")
+        print("  ".join(f"{cell:>{len(name)}}" for cell, name in zip(cells, header, strict=True)))
+    flat = len({(row["rpc_calls"], row["evidence_reads"]) for row in rows}) == 1
+    print(f"daemon calls and evidence reads per run: {'flat' if flat else 'GROW'} across sizes")
     return 0 if flat else 1
 
 
