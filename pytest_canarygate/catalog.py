@@ -42,6 +42,11 @@ PER_VALUES = ("session",)
 DEFAULT_CATALOG = Path("gates") / "catalog.toml"
 
 _ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+#: The daemon methods a gate may need: those that only read (source.hello, source.heartbeat and
+#: source.ingest change the daemon's state, so no gate may call them).
+_READ_ONLY_RE = re.compile(
+    r"^(list_[a-z_]+|[a-z_]+_changed|latency_status|daemon\.info|ops\.[a-z_]+)$"
+)
 _NEED_RE = re.compile(r"^(?P<daemon>[a-z0-9_]+):(?P<method>[A-Za-z0-9_.]+)(\*(?P<n>[1-9]))?$")
 
 
@@ -199,6 +204,11 @@ def _parse_gate(entry: Mapping[str, Any], items: Mapping[str, RunbookItem], wher
         if not match:
             raise ConfigError(
                 f"{where}: need {raw!r} is not '<daemon>:<method>' or '<daemon>:<method>*<n>'"
+            )
+        if match["daemon"] != "evidence" and not _READ_ONLY_RE.match(match["method"]):
+            raise ConfigError(
+                f"{where}: need {raw!r}: gates only observe, and {match['method']} is not a "
+                "read-only method (list_*, *_changed, latency_status, daemon.info, ops.*)"
             )
         needs.append(Need(match["daemon"], match["method"], int(match["n"] or 1)))
     per = entry.get("per")

@@ -193,9 +193,16 @@ def _endpoint(reader: _Reader, name: str) -> str:
 
     raw = reader.string(name)
     try:
-        return parse_endpoint(raw).uri
+        endpoint = parse_endpoint(raw)
     except ConfigError as exc:
         raise ConfigError(f"{reader.source}: {reader.key(name)}: {exc}") from None
+    if endpoint.scheme != "unix":
+        raise reader.error(
+            name,
+            raw,
+            "unix:///absolute/path/to/agtmuxd.sock (daemons speak JSON-RPC over their Unix socket)",
+        )
+    return endpoint.uri
 
 
 def _parity(reader: _Reader, fields: tuple[str, ...], ignore: tuple[str, ...]) -> ParityConfig:
@@ -210,6 +217,10 @@ def _parity(reader: _Reader, fields: tuple[str, ...], ignore: tuple[str, ...]) -
         )
     return ParityConfig(chosen, ignored)
 
+
+#: Upper bound for [windows] and [thresholds] numbers: rejects inf/nan and absurd values that
+#: would overflow date arithmetic.
+MAX_SETTING = 10**10
 
 #: Kinds of evidence a v5 daemon may serve over its own socket (docs/operations-contract.md).
 RPC_EVIDENCE_KINDS = ("snapshots", "supervisor", "alerts", "cursor", "binding", "selector")
@@ -228,9 +239,9 @@ def _numbers(reader: _Reader, cls: type[Any]) -> Any:
         value = reader.table[f.name]
         is_int = f.type in ("int", int)
         ok_type = isinstance(value, int) if is_int else isinstance(value, int | float)
-        if isinstance(value, bool) or not ok_type or value <= 0:
+        if isinstance(value, bool) or not ok_type or not 0 < value <= MAX_SETTING:
             kind = "a positive integer" if is_int else "a positive number"
-            raise reader.error(f.name, value, kind)
+            raise reader.error(f.name, value, f"{kind} no larger than {MAX_SETTING:g}")
         values[f.name] = value
     return cls(**values)
 
@@ -330,8 +341,9 @@ def parse_config(data: Mapping[str, Any], *, source: str, base_dir: Path) -> Can
     )
 
 
-def load_config(path: Path) -> CanarygateConfig:
-    """Read and validate the TOML file at ``path``."""
+def load_config(path: Path, *, base_dir: Path | None = None) -> CanarygateConfig:
+    """Read and validate the TOML file at ``path``; relative paths in it resolve against
+    ``base_dir`` (default: the file's own folder)."""
     try:
         blob = path.read_bytes()
     except FileNotFoundError:
@@ -342,7 +354,7 @@ def load_config(path: Path) -> CanarygateConfig:
         data = tomllib.loads(blob.decode("utf-8"))
     except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
-    config = parse_config(data, source=str(path), base_dir=path.parent)
+    config = parse_config(data, source=str(path), base_dir=base_dir or path.parent)
     return _replace(config, path=path, digest=hashlib.sha256(blob).hexdigest())
 
 

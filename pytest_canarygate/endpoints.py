@@ -12,6 +12,7 @@ schemes are parsed here so every provider shares one notion of "endpoint".
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import sys
 from dataclasses import dataclass
@@ -120,4 +121,25 @@ def _http(uri: str, scheme: str) -> Endpoint:
         _reject(uri, f"not a valid URL ({exc})")
     if not parts.hostname:
         _reject(uri, f"{scheme} URL has no host")
+    if parts.username is not None or parts.password is not None:
+        # The URI is kept verbatim in the signed evidence and printed in messages.
+        _reject(
+            uri.replace(parts.netloc, "<credentials>@" + parts.netloc.rsplit("@", 1)[-1]),
+            "credentials in a URI end up in the evidence bundle and the logs; remove them",
+        )
+    if scheme == "http" and not _is_loopback(parts.hostname):
+        _reject(
+            uri,
+            f"plain http to {parts.hostname} could be forged on the way; use https://, "
+            "or http:// only to a loopback address",
+        )
     return Endpoint(scheme, parts.path or "/", uri, netloc=parts.netloc)
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

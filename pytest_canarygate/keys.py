@@ -26,6 +26,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
@@ -127,7 +128,7 @@ def load_signer(private_path: Path) -> CryptoSigner:
             f"signing key {path}: the key is encrypted; canarygate needs an unencrypted "
             "PEM key protected by file permissions (mode 0600)"
         ) from None
-    except ValueError:
+    except (ValueError, UnsupportedAlgorithm):
         raise ConfigError(
             f"signing key {path}: not a PEM-encoded Ed25519 private key (PKCS#8)"
         ) from None

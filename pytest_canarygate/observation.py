@@ -139,6 +139,10 @@ def read_evidence(
         return failed(str(exc), _error_kind(exc))
     except CanarygateError as exc:  # a ConfigError from a provider factory
         return failed(f"{uri}: {exc}", "config")
+    except Exception as exc:  # a provider bug or an answer it could not handle: never a pass
+        return failed(
+            f"{uri}: the {kind} provider failed: {type(exc).__name__}: {exc}", "provider-error"
+        )
     elapsed = round((time.perf_counter() - t0) * 1000, 3)
     return EvidenceReading(accessor, kind, uri, started, elapsed, encode(evidence))
 

@@ -48,6 +48,7 @@ class RunOutcome:
     signed: bool = False
     ephemeral_key: bool = False
     simulated: bool = False
+    seal_error: str | None = None
 
     @property
     def counts(self) -> Counter[str]:
@@ -81,6 +82,8 @@ class RunOutcome:
     def not_promotable_because(self) -> list[str]:
         """Why a run whose gates all passed still is no sign-off."""
         reasons = []
+        if self.seal_error:
+            reasons.append(f"the bundle could not be sealed ({self.seal_error})")
         if self.simulated:
             reasons.append("it judged the simulator")
         if not self.signed:

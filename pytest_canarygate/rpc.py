@@ -10,7 +10,9 @@ from __future__ import annotations
 import errno
 import json
 import math
+import os
 import socket
+import struct
 import threading
 import time
 from collections.abc import Mapping
@@ -32,6 +34,7 @@ from pytest_canarygate.errors import EndpointTimeout
 from pytest_canarygate.errors import ProtocolError
 from pytest_canarygate.errors import RemoteError
 from pytest_canarygate.errors import TransportError
+from pytest_canarygate.errors import UntrustedEndpointError
 from pytest_canarygate.trust import check_socket_trust
 
 __all__ = ["EXCERPT_CHARS", "Params", "RpcClient", "RpcExchange"]
@@ -191,6 +194,8 @@ class RpcClient:
     def _roundtrip(self, method: str, payload: bytes) -> bytes:
         sock = self._connect(method)
         try:
+            if self.trust_check:
+                self._check_peer(sock, method)
             deadline = time.monotonic() + self.read_timeout
             self._send(sock, method, payload, deadline)
             return self._read(sock, method, deadline)
@@ -234,6 +239,22 @@ class RpcClient:
                 raise TransportError(
                     self.endpoint.uri, method, f"cannot connect to {path}: {_oserror(exc)}"
                 ) from None
+
+    def _check_peer(self, sock: socket.socket, method: str) -> None:
+        """Ask the kernel who is serving the socket we reached: the path check before connect
+        cannot see a directory swapped between the check and the connect."""
+        if not hasattr(socket, "SO_PEERCRED"):  # pragma: no cover - Linux has it
+            return
+        creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+        pid, uid, _gid = struct.unpack("3i", creds)
+        expected = os.geteuid() if self.expected_uid is None else self.expected_uid
+        if uid != expected:
+            raise UntrustedEndpointError(
+                self.endpoint.uri,
+                method,
+                f"refusing to talk: the process serving {self.endpoint.path} (pid {pid}) runs as "
+                f"uid {uid}, expected uid {expected}",
+            )
 
     def _connect_timed_out(self, method: str) -> NoReturn:
         raise EndpointTimeout(

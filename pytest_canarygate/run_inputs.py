@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 from datetime import datetime
 from datetime import timezone
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,26 @@ from pytest_canarygate.config import load_config
 from pytest_canarygate.errors import ConfigError
 from pytest_canarygate.observation import ACCESSORS
 from pytest_canarygate.observation import EVIDENCE_NEED
+
+#: Options whose value is a path; pytest reads an existing path given after a space as a test
+#: path when it chooses its rootdir, before plugin options are known.
+PATH_OPTIONS = ("--canarygate-key", "--canarygate-config", "--canarygate-reports", "--sim")
+
+
+def check_option_spelling(config: pytest.Config) -> None:
+    """Refuse ``--canarygate-key PATH`` (space) for a PATH outside the invocation directory:
+    pytest has already used it to choose the rootdir, wrongly."""
+    for flag, value in pairwise(config.invocation_params.args):
+        if flag not in PATH_OPTIONS:
+            continue
+        here = config.invocation_params.dir.resolve()
+        path = (here / value).resolve()
+        if path.exists() and not path.is_relative_to(here):
+            raise ConfigError(
+                f"write {flag}={value} (with '='): given after a space, pytest takes {value} for "
+                "a test path when it chooses its rootdir, and would judge the wrong folder "
+                f"(here it chose {config.rootpath})"
+            )
 
 
 def load_settings(config: pytest.Config) -> CanarygateConfig | None:

@@ -59,6 +59,7 @@ GATE_KEY = pytest.StashKey[GateSpec]()
 EVIDENCE_KEY = pytest.StashKey[GateEvidence]()
 WORKER_INPUT_KEY = "canarygate_run_dir"
 RUN_FILE = "run.json"
+CONFIG_COPY = "canarygate.toml"
 
 
 @dataclass(frozen=True)
@@ -107,6 +108,7 @@ class GateSession:
     def for_controller(cls, config: pytest.Config, phase: str) -> GateSession:
         """Build the session of the process that observes and reports."""
         try:
+            run_inputs.check_option_spelling(config)
             settings = run_inputs.load_settings(config)
             catalog = run_inputs.load_catalog(config, settings)
             signer, ephemeral = run_inputs.resolve_signer(config)
@@ -122,6 +124,9 @@ class GateSession:
             is_worker=False,
         )
         session.signer, session.ephemeral_key = signer, ephemeral
+        if settings is not None and settings.path is not None:
+            # The exact config (windows, thresholds, endpoints) becomes part of the evidence.
+            shutil.copyfile(settings.path, run_dir / CONFIG_COPY)
         return session
 
     @classmethod
@@ -129,7 +134,13 @@ class GateSession:
         """Build the session of an xdist worker: it judges the controller's observation."""
         data = json.loads((run_dir / RUN_FILE).read_text())
         catalog = load_catalogs(Path(p) for p in data["catalogs"])
-        settings = load_config(Path(data["config"])) if data.get("config") else None
+        settings = None
+        if data.get("config"):
+            # Judge with the copy sealed into the run, not the file as it may be now.
+            copy = run_dir / CONFIG_COPY
+            settings = load_config(copy, base_dir=Path(data["config"]).parent)
+            if settings.digest != data["config_digest"]:
+                raise pytest.UsageError(f"{copy}: does not match the config the run started with")
         session = cls(
             config,
             phase=phase,
@@ -154,6 +165,17 @@ class GateSession:
     def pytest_sessionstart(self, session: pytest.Session) -> None:
         if self.is_worker:
             return
+        try:
+            self._start_and_observe()
+        except BaseException:
+            # No verdict will come; never leave a folder that looks like a run in progress.
+            aborted = self.run_dir.with_name(self.run_dir.name.replace("-running", "-aborted"))
+            os.replace(self.run_dir, aborted)
+            self.run_dir = aborted
+            self.stop_simulator()
+            raise
+
+    def _start_and_observe(self) -> None:
         reporter = self.config.pluginmanager.get_plugin("terminalreporter")
 
         def progress(message: str) -> None:
@@ -329,6 +351,9 @@ class GateSession:
         if verdict is not Verdict.PASS:
             report.outcome = "failed"
             report.longrepr = f"{verdict.value} [{gate.id} / {gate.item.id}] {message}"
+            if hasattr(report, "wasxfail"):
+                # pytest does not count a report carrying wasxfail as a failure (exit 0)
+                del report.wasxfail
         report.user_properties.append(
             (
                 REPORT_PROPERTY,
@@ -349,18 +374,19 @@ class GateSession:
             return
         carries_verdict = any(key == REPORT_PROPERTY for key, _ in report.user_properties)
         if report.failed and not carries_verdict and report.nodeid in self.expected:
-            # No verdict travelled with the report: the worker died under this gate.
+            # No verdict travelled with the report: the worker died under this gate. That
+            # overrides a PASS its call phase may already have reported.
             first = str(report.longrepr).strip().splitlines()[:1]
-            self.results.setdefault(
-                report.nodeid,
-                GateResult(
+            previous = self.results.get(report.nodeid)
+            if previous is None or previous.verdict is Verdict.PASS:
+                self.results[report.nodeid] = GateResult(
                     report.nodeid,
-                    "unknown",
-                    "unknown",
+                    previous.gate if previous else "unknown",
+                    previous.item if previous else "unknown",
                     Verdict.FAIL,
                     "no verdict: " + (first[0] if first else "the gate's process died"),
-                ),
-            )
+                    previous.param if previous else None,
+                )
         for key, value in report.user_properties:
             if key == REPORT_PROPERTY and isinstance(value, dict):
                 previous = self.results.get(report.nodeid)
@@ -390,6 +416,13 @@ class GateSession:
             bundle.nodeids_with_results(self.results_dir),
             allure=allure,
         )
+        if not outcome.partial_reasons:
+            # Nobody narrowed the run, yet a gate of the phase never ran: a module that failed
+            # to import or skipped itself, or a gate without its test. Never a green run.
+            outcome.incomplete += [
+                f"gate {gate_id} of phase {self.phase} never ran (not collected)"
+                for gate_id in outcome.missing_gates
+            ]
         outcome.signed = self.signer is not None
         outcome.ephemeral_key = self.ephemeral_key
         outcome.simulated = self.scenario is not None
@@ -409,17 +442,25 @@ class GateSession:
         final = bundle.final_name(self.run_dir, outcome.verdict)
         os.replace(self.run_dir, final)
         self.run_dir = self.bundle = final
-        self._seal(outcome)
+        try:
+            self._seal(outcome)
+        except (CanarygateError, OSError) as exc:
+            # Never leave an unsealed folder named like a verdict.
+            unsealed = final.with_name(final.name.rsplit("-", 1)[0] + "-unsealed")
+            os.replace(final, unsealed)
+            self.run_dir = self.bundle = unsealed
+            outcome.seal_error = f"{type(exc).__name__}: {exc}"
         self.config.hook.pytest_canarygate_run_finished(
             config=self.config,
             outcome=outcome,
-            bundle=final,
-            summary=json.loads((final / RUN_FILE).read_text()),
+            bundle=self.bundle,
+            summary=json.loads((self.bundle / RUN_FILE).read_text()),
         )
-        if not outcome.results and session.exitstatus == pytest.ExitCode.OK:
-            session.exitstatus = pytest.ExitCode.NO_TESTS_COLLECTED
-        elif outcome.incomplete and session.exitstatus == pytest.ExitCode.OK:
-            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        if session.exitstatus == pytest.ExitCode.OK:
+            if not outcome.results:
+                session.exitstatus = pytest.ExitCode.NO_TESTS_COLLECTED
+            elif outcome.verdict in ("fail", "incomplete") or outcome.seal_error:
+                session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
     def _seal(self, outcome: RunOutcome) -> None:
         from pytest_canarygate.signing import seal_bundle
@@ -458,7 +499,11 @@ class GateSession:
             bundle=bundle,
             signer_keyid=self.signer.public_key.keyid if self.signer else None,
             observation_problems=self.observation.problems() if self.observation else (),
-            signal_items={i.id for i in self.catalog.items.values() if i.kind == "signal"},
+            signal_items={
+                g.item.id
+                for g in self.catalog.gates_for(self.phase, self.stage)
+                if g.item.kind == "signal"
+            },
             width=shutil.get_terminal_size((100, 24)).columns,
         )
         write_summary(terminalreporter.write_line, terminalreporter.write_sep, lines)

@@ -90,7 +90,9 @@ def summary_lines(
         lines.append(_verdict_line(outcome))
     if bundle:
         lines.append((f"evidence: {bundle}", {}))
-    if not outcome.signed:
+    if outcome.seal_error:
+        lines.append((f"BUNDLE NOT SEALED: {outcome.seal_error}", _RED))
+    elif not outcome.signed:
         lines.append(
             (
                 "NOT SIGNED - NOT PROMOTABLE: pass --canarygate-key or set CANARYGATE_SIGNING_KEY",
@@ -158,30 +160,33 @@ def _verdict_line(outcome: RunOutcome) -> Line:
 
 def _rollback_lines(outcome: RunOutcome, signal_items: Collection[str]) -> list[Line]:
     """For --phase=rollback: whether the signals advise a rollback, and whether the rollback
-    procedure's own checks (selector back to v4, v4 serving) are done."""
+    procedure's own checks (selector back to v4, v4 serving) are done. ``signal_items`` are the
+    signal items the run was due to judge; "no rollback advised" needs every one of them
+    judged and absent in a complete run."""
     signals = [r for r in outcome.results if r.item in signal_items]
     fired = sorted({r.item for r in signals if r.verdict is Verdict.FAIL})
-    unjudged = sorted({r.item for r in signals if r.verdict not in (Verdict.FAIL, Verdict.PASS)})
+    absent = {r.item for r in signals if r.verdict is Verdict.PASS}
+    not_absent = {r.item for r in signals if r.verdict is not Verdict.PASS}
+    unjudged = sorted((set(signal_items) - absent) | (not_absent - set(fired)))
     steps = sorted({r.item for r in outcome.blocking if r.item not in signal_items})
     lines: list[Line] = []
     if fired:
         lines.append((f"ROLLBACK ADVISED: signal(s) {', '.join(fired)} fired", _RED))
-    elif unjudged:
-        lines.append(
-            (f"ROLLBACK CANNOT BE RULED OUT: signal(s) {', '.join(unjudged)} not judged", _RED)
-        )
-    elif signals:
+    elif unjudged or outcome.incomplete or outcome.scope == "partial" or not signal_items:
+        why = f"signal(s) {', '.join(unjudged)} not judged" if unjudged else "partial run"
+        if not signal_items:
+            why = "no rollback signal was due in this selection"
+        lines.append((f"ROLLBACK CANNOT BE RULED OUT: {why}", _RED))
+    else:
         lines.append(
             (
                 "no rollback advised: every rollback signal was checked and is absent",
                 {"green": True, "bold": True},
             )
         )
-    else:
-        lines.append(("no rollback signal was judged in this selection", _RED))
     if steps:
         lines.append((f"rollback procedure not complete: {', '.join(steps)}", _RED))
-    elif outcome.results and len(signals) < len(outcome.results):
+    elif len(signals) < len(outcome.results):
         lines.append(("rollback procedure checks passed", {"green": True}))
     return lines
 

@@ -79,6 +79,10 @@ def test_each_phase_has_items() -> None:
         ('[[gate]]\nid = "g"\nitem = "A"\ntitle = "t"\nphases = ["beta"]\n', "phases = ['beta']"),
         ('[[gate]]\nid = "g"\nitem = "A"\ntitle = "t"\nper = "pane"\n', "per = 'pane'"),
         ("", "A have no gate and no pending reason"),
+        (
+            '[[gate]]\nid = "g"\nitem = "A"\ntitle = "t"\nneeds = ["v5:source.ingest"]\n',
+            "gates only observe, and source.ingest is not a read-only method",
+        ),
     ],
 )
 def test_catalog_mistakes_are_named(tmp_path: Path, extra: str, expected: str) -> None:

@@ -78,6 +78,21 @@ def test_star_compares_every_field_not_ignored(tmp_path: Path) -> None:
         (VALID + "[daemons.v6]\nendpoint = 'unix:///x'\n", "unknown key 'daemons.v6'"),
         (VALID + "[surprise]\n", "unknown key 'surprise'; accepted here: migration, daemons"),
         ("[migration\n", "not valid TOML"),
+        (
+            VALID.replace("unix:///run/agtmux-v5/agtmuxd.sock", "https://ops.example/v5"),
+            "daemons.v5.endpoint = 'https://ops.example/v5': expected unix:///",
+        ),
+        (VALID + "[windows]\ncanary_duration_h = inf\n", "windows.canary_duration_h = inf"),
+        (VALID + "[windows]\ngradual_days = nan\n", "windows.gradual_days = nan"),
+        (VALID + "[thresholds]\nmin_build_tests = 0\n", "thresholds.min_build_tests = 0"),
+        (
+            VALID + '[evidence]\nalerts = "http://ops.example/ops"\n',
+            "plain http to ops.example could be forged",
+        ),
+        (
+            VALID + '[evidence]\nalerts = "https://me:token@ops.example/ops"\n',
+            "credentials in a URI end up in the evidence bundle",
+        ),
     ],
 )
 def test_mistakes_name_file_key_and_value(tmp_path: Path, text: str, expected: str) -> None:
@@ -95,7 +110,7 @@ def test_missing_file_is_named(tmp_path: Path) -> None:
 
 def test_simulated_evidence_replaces_live_evidence_uris(tmp_path: Path) -> None:
     text = (
-        VALID + '[evidence]\nbuild = "file:///srv/ci/junit.xml"\nalerts = "http://ops:9100/ops"\n'
+        VALID + '[evidence]\nbuild = "file:///srv/ci/junit.xml"\nalerts = "https://ops:9100/ops"\n'
     )
     live = load_config(write(tmp_path, text))
     sim = with_endpoints(

@@ -87,3 +87,18 @@ def test_endpoint_is_frozen() -> None:
     ep = parse_endpoint("unix:///x/y.sock")
     with pytest.raises(dataclasses.FrozenInstanceError):
         ep.path = "/elsewhere"  # type: ignore[misc]
+
+
+def test_credentials_are_refused_without_repeating_them() -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_endpoint("https://operator:s3cret-token@ops.example/ops")
+    assert "s3cret-token" not in str(info.value)
+    assert "operator" not in str(info.value)
+    assert "<credentials>@ops.example" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "uri", ["http://127.0.0.1:9464/ops", "http://[::1]:9/x", "http://localhost/x"]
+)
+def test_plain_http_only_to_loopback(uri: str) -> None:
+    assert parse_endpoint(uri).scheme == "http"

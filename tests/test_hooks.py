@@ -168,3 +168,26 @@ def test_build_evidence_without_a_configured_provider_is_unobservable(
     assert gate["verdict"] == "UNOBSERVABLE"
     assert "no provider configured for 'build' evidence: set [evidence] build" in gate["message"]
     assert result.ret == pytest.ExitCode.TESTS_FAILED
+
+
+def test_a_provider_that_crashes_makes_its_gates_unobservable(
+    pytester: pytest.Pytester, fleet: SimFleet
+) -> None:
+    (pytester.path / "gates").mkdir()
+    (pytester.path / "gates" / "catalog.toml").write_text(MAIN_CATALOG)
+    (pytester.path / "gates" / "test_gates.py").write_text(GATES.split('@gate("team.gate")')[0])
+    pytester.makeconftest(
+        "def pytest_canarygate_make_provider(config, kind, uri, timeouts):\n"
+        "    raise RuntimeError('the team provider has a bug')\n"
+    )
+    pytester.makepyprojecttoml('[tool.pytest.ini_options]\ntestpaths = ["gates"]\n')
+    (pytester.path / "canarygate.toml").write_text(
+        config(fleet, '[evidence]\nbuild = "https://builds.example/x"\n')
+    )
+    result = pytester.runpytest_subprocess("--phase=alpha")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.no_fnmatch_line("*INTERNALERROR*")
+    _, run = only_run(pytester.path)
+    [gate] = run["gates"]
+    assert gate["verdict"] == "UNOBSERVABLE"
+    assert "provider failed: RuntimeError: the team provider has a bug" in gate["message"]

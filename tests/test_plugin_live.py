@@ -166,6 +166,10 @@ def test_signed_live_run_is_promotable_and_verifies(
         sys.executable, "-m", "pytest_canarygate", "verify", str(bundle), "--key", f"{key}.pub.json"
     )
     assert verify.ret == 0, verify.stdout.str()
+    # the exact config the run judged with is sealed into the bundle
+    assert (bundle / "canarygate.toml").read_bytes() == (
+        pytester.path / "canarygate.toml"
+    ).read_bytes()
     assert key.read_bytes() not in b"".join(
         p.read_bytes() for p in bundle.rglob("*") if p.is_file()
     )
@@ -224,6 +228,8 @@ def test_usage_errors_are_one_clear_line(
     result.stderr.fnmatch_lines([expected])
     assert "Traceback" not in result.stderr.str() + result.stdout.str()
     result.stdout.no_fnmatch_line("*INTERNALERROR*")
+    # nothing left that looks like a run in progress
+    assert not list(pytester.path.glob("reports/*/*/*-running"))
 
 
 def test_gates_without_a_phase_are_a_usage_error(pytester: pytest.Pytester) -> None:
@@ -318,3 +324,90 @@ def test_every_non_pass_maps_to_one_verdict(
     assert [g["verdict"] for g in run["gates"]] == [verdict]
     assert fragment in run["gates"][0]["message"]
     result.stdout.fnmatch_lines([f"*{verdict}*mini.gate*"])
+
+
+def mini_repo(pytester: pytest.Pytester, module: str, catalog: str = MINI_CATALOG) -> None:
+    (pytester.path / "gates").mkdir()
+    (pytester.path / "gates" / "catalog.toml").write_text(catalog)
+    (pytester.path / "gates" / "test_mini.py").write_text(
+        "import os, pytest\nfrom pytest_canarygate import Inconclusive, gate\n\n" + module
+    )
+    pytester.makepyprojecttoml('[tool.pytest.ini_options]\ntestpaths = ["gates"]\n')
+
+
+@pytest.mark.parametrize("dist", [[], ["-n", "2"]], ids=["no-xdist", "xdist-2"])
+@pytest.mark.parametrize(
+    "marker", ["@pytest.mark.xfail(reason='known')", "@pytest.mark.xfail(strict=False)"]
+)
+def test_xfail_gate_fails_the_run(pytester: pytest.Pytester, marker: str, dist: list[str]) -> None:
+    mini_repo(
+        pytester, f"{marker}\n@gate('mini.gate')\ndef test_mini(observed):\n    assert False\n"
+    )
+    result = pytester.runpytest_subprocess("--phase=alpha", "--sim=healthy", *dist)
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    _, run = only_run(pytester.path)
+    assert [g["verdict"] for g in run["gates"]] == ["FAIL"]
+    assert "gates never skip" in run["gates"][0]["message"]
+
+
+TWO_GATES = MINI_CATALOG + '[[gate]]\nid = "mini.other"\nitem = "A-1"\ntitle = "other"\n'
+
+
+def test_a_gate_that_never_ran_makes_the_run_incomplete(pytester: pytest.Pytester) -> None:
+    mini_repo(pytester, "@gate('mini.gate')\ndef test_mini(observed):\n    pass\n", TWO_GATES)
+    result = pytester.runpytest_subprocess("--phase=alpha", "--sim=healthy")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines(["*INCOMPLETE*gate mini.other of phase alpha never ran*"])
+    bundle, run = only_run(pytester.path)
+    assert bundle.name.endswith("-incomplete")
+    assert run["incomplete"] == ["gate mini.other of phase alpha never ran (not collected)"]
+
+
+def test_a_bundle_that_cannot_be_sealed_is_named_unsealed(pytester: pytest.Pytester) -> None:
+    mini_repo(pytester, "@gate('mini.gate')\ndef test_mini(observed):\n    pass\n")
+    pytester.makeconftest(
+        "import os, pytest\n"
+        "from pytest_canarygate.session import SESSION_KEY\n\n"
+        "@pytest.hookimpl(tryfirst=True)\n"
+        "def pytest_sessionfinish(session):\n"
+        "    run_dir = session.config.stash[SESSION_KEY].run_dir\n"
+        "    os.mkfifo(run_dir / 'allure-results' / 'not-a-file')\n"
+    )
+    result = pytester.runpytest_subprocess("--phase=alpha", "--sim=healthy")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines(["*BUNDLE NOT SEALED:*"])
+    [bundle] = list((pytester.path / "reports").glob("*/*/*-unsealed"))
+    assert not (bundle / "statement.dsse.json").exists()
+    assert not list((pytester.path / "reports").glob("*/*/*-pass"))
+
+
+def test_worker_dying_after_a_passed_call_is_not_a_pass(pytester: pytest.Pytester) -> None:
+    mini_repo(
+        pytester,
+        "@pytest.fixture\ndef dies_in_teardown():\n    yield\n    os._exit(1)\n\n"
+        "@gate('mini.gate')\ndef test_mini(observed, dies_in_teardown):\n    pass\n",
+    )
+    result = pytester.runpytest_subprocess(
+        "--phase=alpha", "--sim=healthy", "-n", "2", "--max-worker-restart=1"
+    )
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    _, run = only_run(pytester.path)
+    assert [g["verdict"] for g in run["gates"]] == ["FAIL"]
+    assert run["gates"][0]["gate"] == "mini.gate"
+
+
+def test_path_option_after_a_space_outside_the_repo_is_refused(
+    pytester: pytest.Pytester, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    key = tmp_path_factory.mktemp("elsewhere") / "signing.key"
+    generate_keypair(key)
+    make_gate_repo(pytester)
+    result = pytester.runpytest_subprocess(
+        "--phase=alpha", "--sim=healthy", "--canarygate-key", str(key)
+    )
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"*write --canarygate-key={key} (with '=')*"])
+    spelled = pytester.runpytest_subprocess(
+        "--phase=alpha", "--sim=healthy", f"--canarygate-key={key}"
+    )
+    assert spelled.ret == 0

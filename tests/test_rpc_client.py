@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import sys
 import threading
 import time
@@ -423,3 +424,20 @@ def test_unserializable_params() -> None:
         client.call("daemon.info", {"when": object()})
     with pytest.raises(ConfigError, match="not JSON-serializable"):
         client.call("daemon.info", {"x": float("nan")})
+
+
+def test_peer_credentials_are_checked_after_connect() -> None:
+    """The path check cannot see a directory swapped between check and connect; the kernel's
+    SO_PEERCRED says who really serves the socket we reached."""
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        RpcClient("unix:///run/x/agtmuxd.sock")._check_peer(ours, "daemon.info")  # our own uid
+        stranger = RpcClient("unix:///run/x/agtmuxd.sock", expected_uid=os.geteuid() + 1)
+        with pytest.raises(UntrustedEndpointError) as info:
+            stranger._check_peer(ours, "daemon.info")
+    finally:
+        ours.close()
+        theirs.close()
+    message = str(info.value)
+    assert "unix:///run/x/agtmuxd.sock daemon.info" in message
+    assert f"runs as uid {os.geteuid()}, expected uid {os.geteuid() + 1}" in message

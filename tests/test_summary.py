@@ -51,13 +51,20 @@ def live_pass(phase: str, results: list[GateResult]) -> RunOutcome:
             ["no rollback advised: every rollback signal was checked and is absent"],
         ),
         (
-            [result("SIG-1", Verdict.PASS), result("RB-1", Verdict.FAIL)],
+            [
+                result("SIG-1", Verdict.PASS),
+                result("SIG-2", Verdict.PASS),
+                result("RB-1", Verdict.FAIL),
+            ],
             [
                 "no rollback advised: every rollback signal was checked and is absent",
                 "rollback procedure not complete: RB-1",
             ],
         ),
-        ([result("RB-1", Verdict.PASS)], ["no rollback signal was judged in this selection"]),
+        (
+            [result("SIG-1", Verdict.PASS), result("RB-1", Verdict.PASS)],
+            ["ROLLBACK CANNOT BE RULED OUT: signal(s) SIG-2 not judged"],
+        ),
     ],
 )
 def test_rollback_phase_says_whether_to_roll_back(
@@ -119,3 +126,25 @@ def test_causes_come_before_the_blocked_gates() -> None:
 def test_zero_gates_is_an_error_line() -> None:
     lines = texts(RunOutcome("alpha", []))
     assert "ERROR: zero gates selected for phase alpha; this is not a green run" in lines
+
+
+def test_partial_rollback_run_never_says_no_rollback_advised() -> None:
+    outcome = live_pass("rollback", [result("SIG-1", Verdict.PASS), result("SIG-2", Verdict.PASS)])
+    outcome.partial_reasons = ["-k 'latency'"]
+    lines = texts(outcome)
+    assert "ROLLBACK CANNOT BE RULED OUT: partial run" in lines
+    assert not any(line.startswith("no rollback advised") for line in lines)
+
+
+def test_rollback_selection_without_signals_cannot_rule_out() -> None:
+    lines = summary_lines(
+        live_pass("rollback", [result("RB-1", Verdict.PASS)]),
+        migration_id="m",
+        target={"kind": "live"},
+        observed_at=None,
+        bundle=None,
+        signal_items=set(),
+    )
+    assert "ROLLBACK CANNOT BE RULED OUT: no rollback signal was due in this selection" in [
+        text for text, _ in lines
+    ]
