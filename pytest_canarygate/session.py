@@ -56,6 +56,7 @@ if TYPE_CHECKING:
 GATE_MARK = "canarygate_gate"
 SESSION_KEY = pytest.StashKey["GateSession"]()
 GATE_KEY = pytest.StashKey[GateSpec]()
+NOT_A_GATE_KEY = pytest.StashKey[bool]()
 EVIDENCE_KEY = pytest.StashKey[GateEvidence]()
 WORKER_INPUT_KEY = "canarygate_run_dir"
 RUN_FILE = "run.json"
@@ -287,7 +288,12 @@ class GateSession:
         for item in items:
             mark = item.get_closest_marker(GATE_MARK)
             if mark is None:
+                # A phase run judges gates only: a stray test fails at setup, the same with and
+                # without xdist, and its failure counts against the run.
+                item.stash[NOT_A_GATE_KEY] = True
                 selected.append(item)
+                if not self.is_worker:
+                    self.expected.add(item.nodeid)
                 continue
             gate_id = mark.args[0] if mark.args else None
             gate = self.catalog.gates.get(gate_id) if isinstance(gate_id, str) else None
@@ -312,6 +318,14 @@ class GateSession:
         items[:] = selected
 
     # ------------------------------------------------------------------ running a gate
+    def pytest_runtest_setup(self, item: pytest.Item) -> None:
+        if item.stash.get(NOT_A_GATE_KEY, False):
+            pytest.fail(
+                f"{item.nodeid} is not a gate (no @gate): a --phase run judges only gate tests; "
+                "move it out of the gate paths or mark it with @gate",
+                pytrace=False,
+            )
+
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_call(self, item: pytest.Item) -> Generator[None, None, None]:
         gate = item.stash.get(GATE_KEY, None)

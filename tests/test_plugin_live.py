@@ -411,3 +411,21 @@ def test_path_option_after_a_space_outside_the_repo_is_refused(
         "--phase=alpha", "--sim=healthy", f"--canarygate-key={key}"
     )
     assert spelled.ret == 0
+
+
+@pytest.mark.parametrize("dist", [[], ["-n", "2"]], ids=["no-xdist", "xdist-2"])
+def test_a_non_gate_test_among_the_gates_is_a_usage_error(
+    pytester: pytest.Pytester, dist: list[str]
+) -> None:
+    mini_repo(
+        pytester,
+        "@gate('mini.gate')\ndef test_mini(observed):\n    pass\n\n"
+        "def test_helper_check():\n    pass\n",
+    )
+    result = pytester.runpytest_subprocess("--phase=alpha", "--sim=healthy", *dist)
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.no_fnmatch_line("*INTERNALERROR*")
+    result.stdout.fnmatch_lines(["*NOT PROMOTABLE*"])
+    _, run = only_run(pytester.path)
+    [stray] = [g for g in run["gates"] if g["verdict"] == "FAIL"]
+    assert "test_helper_check is not a gate (no @gate)" in stray["message"]
