@@ -42,6 +42,9 @@ METHOD_PARAMS: Mapping[str, dict[str, Any]] = {
     "summary_changed": {"since_version": 0},
     "state_changed": {"since_version": 0},
 }
+#: A file the bundled simulator leaves beside each socket. A run whose daemons carry it judged
+#: the simulator, whatever the config says, and can never be signed as a live run.
+SIMULATOR_MARKER = ".canarygate-simulator"
 #: Error kinds that mean nothing at that endpoint can be read at all.
 _UNREACHABLE = ("transport", "timeout", "untrusted")
 #: Read at the start and at the end of every daemon's observation, to detect a restart mid-run.
@@ -256,6 +259,18 @@ class Observation:
                     if isinstance(pane, dict) and isinstance(pane.get("session_name"), str):
                         names.add(pane["session_name"])
         return sorted(names) if readable else None
+
+
+def simulated_endpoints(endpoints: Mapping[str, str]) -> list[str]:
+    """The daemons whose socket folder carries the simulator's marker."""
+    from pytest_canarygate.endpoints import parse_endpoint
+
+    marked = []
+    for name, uri in endpoints.items():
+        endpoint = parse_endpoint(uri)
+        if endpoint.scheme == "unix" and (Path(endpoint.path).parent / SIMULATOR_MARKER).exists():
+            marked.append(name)
+    return marked
 
 
 def _error_kind(exc: EndpointError) -> str:

@@ -40,6 +40,7 @@ from pytest_canarygate.observation import OBSERVATION_FILE
 from pytest_canarygate.observation import GateEvidence
 from pytest_canarygate.observation import Observation
 from pytest_canarygate.observation import observe
+from pytest_canarygate.observation import simulated_endpoints
 from pytest_canarygate.observation import utc_now
 from pytest_canarygate.providers.base import Timeouts
 from pytest_canarygate.results import REPORT_PROPERTY
@@ -202,6 +203,12 @@ class GateSession:
             self.settings = settings
             target = {"kind": "simulated", "scenario": self.scenario}
         assert settings is not None
+        endpoints = {name: d.endpoint for name, d in settings.daemons.items()}
+        marked = simulated_endpoints(endpoints)
+        if marked and target["kind"] == "live":
+            progress(f"daemon(s) {', '.join(marked)} are the bundled simulator: target SIMULATED")
+            target = {"kind": "simulated", "scenario": "unknown (found the simulator's marker)"}
+            self.scenario = target["scenario"]
         plan = needs_of(self.catalog.gates_for(self.phase, self.stage))
         accessors = plan.pop(EVIDENCE_NEED, {})
         evidence_plan = {a: settings.evidence_uri(ACCESSORS[a][0]) for a in accessors}
@@ -213,7 +220,7 @@ class GateSession:
             )
 
         self.observation = observe(
-            {name: d.endpoint for name, d in settings.daemons.items()},
+            endpoints,
             plan,
             phase=self.phase,
             target=target,

@@ -20,6 +20,7 @@ from pytest_canarygate.config import RPC_EVIDENCE_KINDS
 from pytest_canarygate.keys import generate_keypair
 from pytest_canarygate.observation import ACCESSORS
 from pytest_canarygate.observation import EVIDENCE_NEED
+from pytest_canarygate.observation import SIMULATOR_MARKER
 from pytest_canarygate.sim import SimFleet
 from pytest_canarygate.sim import start_fleet
 
@@ -57,7 +58,10 @@ def reads_v5(gate_id: str) -> bool:
 
 @pytest.fixture
 def healthy_fleet() -> Iterator[SimFleet]:
+    """A simulated fleet stripped of the simulator's marker: to the engine it is a live one."""
     with start_fleet("healthy") as fleet:
+        for uri in fleet.endpoints.values():
+            (Path(uri.removeprefix("unix://")).parent / SIMULATOR_MARKER).unlink(missing_ok=True)
         yield fleet
 
 
@@ -429,3 +433,23 @@ def test_a_non_gate_test_among_the_gates_is_a_usage_error(
     _, run = only_run(pytester.path)
     [stray] = [g for g in run["gates"] if g["verdict"] == "FAIL"]
     assert "test_helper_check is not a gate (no @gate)" in stray["message"]
+
+
+def test_the_simulator_is_never_judged_live(pytester: pytest.Pytester) -> None:
+    """Pasting a simulated fleet's endpoints into a config does not make it a live fleet."""
+    key = pytester.path / "k" / "signing.key"
+    generate_keypair(key)
+    with start_fleet("healthy", phase="alpha") as fleet:
+        for uri in fleet.endpoints.values():  # what the launcher leaves beside each socket
+            (Path(uri.removeprefix("unix://")).parent / SIMULATOR_MARKER).touch()
+        make_gate_repo(pytester, config=fleet_config(fleet))
+        result = pytester.runpytest_subprocess("--phase=alpha", f"--canarygate-key={key}")
+    result.stdout.fnmatch_lines(
+        [
+            "*daemon(s) v4, v5 are the bundled simulator: target SIMULATED*",
+            "*simulated run: never sign-off for a real migration*",
+        ]
+    )
+    result.stdout.no_fnmatch_line("*PROMOTION MAY GO AHEAD*")
+    _, run = only_run(pytester.path)
+    assert run["target"]["kind"] == "simulated"
