@@ -91,6 +91,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "(env CANARYGATE_SIGNING_KEY); without one a live run is NOT SIGNED - NOT PROMOTABLE",
     )
     group.addoption(
+        "--require-promotable",
+        "--canarygate-require-promotable",
+        dest="canarygate_require_promotable",
+        action="store_true",
+        help="Exit 1 unless promotion may go ahead (complete, live, signed, every gate PASS or "
+        "WAIVED, no runbook item left ungated): for CI required checks",
+    )
+    group.addoption(
         "--canarygate-reports",
         dest="canarygate_reports",
         metavar="DIR",

@@ -49,6 +49,8 @@ class RunOutcome:
     ephemeral_key: bool = False
     simulated: bool = False
     seal_error: str | None = None
+    #: runbook items of the phase that no gate judges yet ("ID: why")
+    pending_items: list[str] = field(default_factory=list)
 
     @property
     def counts(self) -> Counter[str]:
@@ -80,8 +82,11 @@ class RunOutcome:
 
     @property
     def not_promotable_because(self) -> list[str]:
-        """Why a run whose gates all passed still is no sign-off."""
+        """Why a run whose gates all passed still is no sign-off (empty: it is one)."""
         reasons = []
+        if self.pending_items:
+            ids = ", ".join(p.split(":", 1)[0] for p in self.pending_items)
+            reasons.append(f"{len(self.pending_items)} runbook item(s) have no gate yet ({ids})")
         if self.seal_error:
             reasons.append(f"the bundle could not be sealed ({self.seal_error})")
         if self.simulated:

@@ -447,6 +447,11 @@ class GateSession:
         outcome.signed = self.signer is not None
         outcome.ephemeral_key = self.ephemeral_key
         outcome.simulated = self.scenario is not None
+        outcome.pending_items = [
+            f"{item.id}: {item.pending}"
+            for item in self.catalog.items.values()
+            if item.pending and item.phase == self.phase and self.stage in (None, item.stage)
+        ]
         self.outcome = outcome
         target = self.observation.target if self.observation else {"kind": "unknown"}
         self._write_run_file(
@@ -459,6 +464,9 @@ class GateSession:
             incomplete=outcome.incomplete,
             counts=dict(outcome.counts),
             gates=[r.as_json() for r in outcome.results],
+            pending_items=outcome.pending_items,
+            promotable=outcome.promotable,
+            not_promotable_because=outcome.not_promotable_because,
         )
         final = bundle.final_name(self.run_dir, outcome.verdict)
         os.replace(self.run_dir, final)
@@ -481,6 +489,8 @@ class GateSession:
             if not outcome.results:
                 session.exitstatus = pytest.ExitCode.NO_TESTS_COLLECTED
             elif outcome.verdict in ("fail", "incomplete") or outcome.seal_error:
+                session.exitstatus = pytest.ExitCode.TESTS_FAILED
+            elif self.config.getoption("canarygate_require_promotable") and not outcome.promotable:
                 session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
     def _seal(self, outcome: RunOutcome) -> None:

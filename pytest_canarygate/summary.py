@@ -54,6 +54,9 @@ def summary_lines(
         missing = ", ".join(outcome.missing_gates)
         lines.append((f"  gates of the phase that did not run: {missing}", {"yellow": True}))
 
+    if outcome.pending_items:
+        ids = ", ".join(p.split(":", 1)[0] for p in outcome.pending_items)
+        lines.append((f"  not gated yet (block promotion): {ids}", {"yellow": True}))
     for problem in outcome.incomplete[:MAX_BLOCKING_LINES]:
         lines.append((f"  INCOMPLETE   {problem}", {"red": True}))
 

@@ -148,3 +148,13 @@ def test_rollback_selection_without_signals_cannot_rule_out() -> None:
     assert "ROLLBACK CANNOT BE RULED OUT: no rollback signal was due in this selection" in [
         text for text, _ in lines
     ]
+
+
+def test_items_without_a_gate_block_promotion() -> None:
+    outcome = live_pass("canary", [result("P2-X1", Verdict.PASS)])
+    outcome.pending_items = ["P2-C3: chain of custody", "P2-X3: human sign-off"]
+    assert not outcome.promotable
+    lines = texts(outcome)
+    assert "  not gated yet (block promotion): P2-C3, P2-X3" in lines
+    assert any("2 runbook item(s) have no gate yet (P2-C3, P2-X3)" in line for line in lines)
+    assert not any(line.startswith("PROMOTION MAY GO AHEAD") for line in lines)
