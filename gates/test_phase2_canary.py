@@ -3,8 +3,11 @@
 Runbook: "Phase 2: Canary (limited users on v5)". Source health, latency, CAS conflicts and the
 cursor are daemon-wide evidence (agtmux keeps none of them per tmux session), so each is judged
 once for the v5 daemon that serves every canary session; the gates about the canary sessions
-themselves (selector, presence, usage) name each session. Checklist items 3 and 4 and the users'
-confirmation are chain-of-custody and sign-off items (pending in the catalog).
+themselves (selector, presence, usage) name each session. The canary's duration counts from the
+later of v5's start and the runtime selector's last change, and its usage from the change log of
+the canary panes (managed panes are never removed, so their presence proves no use). The latency
+is the current evaluation AND the daemon log's SLO lines over the window. Checklist items 3 and
+4 and the users' confirmation are chain-of-custody and sign-off items (pending in the catalog).
 """
 
 from __future__ import annotations
@@ -14,27 +17,35 @@ from datetime import timedelta
 from pytest_canarygate import ObservedView
 from pytest_canarygate import gate
 from pytest_canarygate.agtmux import panes
+from pytest_canarygate.agtmux import state_changes
 from pytest_canarygate.config import CanarygateConfig
 from pytest_canarygate.gate_support import alerts_from
 from pytest_canarygate.gate_support import attempt
 from pytest_canarygate.gate_support import combine
 from pytest_canarygate.gate_support import conclude
 from pytest_canarygate.gate_support import daemon_sources
+from pytest_canarygate.gate_support import evidence_of
+from pytest_canarygate.gate_support import history_part
 from pytest_canarygate.gate_support import max_lag
 from pytest_canarygate.gate_support import one_of
+from pytest_canarygate.gate_support import phase_for
 from pytest_canarygate.gate_support import restore_dry_run_now
 from pytest_canarygate.gate_support import sessions_of
 from pytest_canarygate.gate_support import snapshot_recorded
 from pytest_canarygate.gate_support import stable_for
-from pytest_canarygate.gate_support import up_for
+from pytest_canarygate.judgement import Judgement
+from pytest_canarygate.judgement import canary_activity
 from pytest_canarygate.judgement import canary_sessions_on
 from pytest_canarygate.judgement import canary_usage
 from pytest_canarygate.judgement import cas_conflicts
 from pytest_canarygate.judgement import cursor_streaks
+from pytest_canarygate.judgement import format_duration
+from pytest_canarygate.judgement import latency_log_events
 from pytest_canarygate.judgement import latency_slo
 from pytest_canarygate.judgement import selector_matches_phase
 from pytest_canarygate.providers import BindingStats
 from pytest_canarygate.providers import CursorStats
+from pytest_canarygate.providers import LogEvent
 from pytest_canarygate.providers import RuntimeSelector
 from pytest_canarygate.providers import Severity
 
@@ -82,11 +93,29 @@ def test_canary_latency_within_slo(
 ) -> None:
     threshold = canarygate_settings.thresholds.latency_p95_ms
     window = _canary_window(canarygate_settings)
+
+    def degraded_in_log() -> Judgement:
+        log = evidence_of(observed, "log_events", LogEvent)
+        return latency_log_events(
+            log.records,
+            window,
+            observed.now,
+            log,
+            kinds={"slo_degraded"},
+            max_lag=max_lag(canarygate_settings),
+        )
+
     judged = combine(
         "v5 latency SLO not shown met",
         {
             "latency_status": attempt(
                 lambda: latency_slo(observed.daemon("v5").result("latency_status"), threshold)
+            ),
+            "daemon log": history_part(
+                observed,
+                "log_events",
+                degraded_in_log,
+                what=f"latency over the last {format_duration(window)}",
             ),
             "alerts >= Degraded": attempt(
                 lambda: alerts_from(observed, canarygate_settings, Severity.DEGRADED, window)
@@ -129,14 +158,23 @@ def test_canary_ran_48h_with_active_usage(
     observed: ObservedView, canarygate_settings: CanarygateConfig
 ) -> None:
     window = _canary_window(canarygate_settings)
+    v5 = observed.daemon("v5")
     judged = combine(
-        "canary duration not shown",
+        "canary duration with active usage not shown",
         {
-            "uptime": attempt(lambda: up_for(observed, window)),
+            "phase": attempt(lambda: phase_for(observed, window, "canary")),
             "usage": attempt(
                 lambda: canary_usage(
+                    one_of(observed, "runtime_selector", RuntimeSelector), panes(v5)
+                )
+            ),
+            "activity": attempt(
+                lambda: canary_activity(
                     one_of(observed, "runtime_selector", RuntimeSelector),
-                    panes(observed.daemon("v5")),
+                    panes(v5),
+                    state_changes(v5),
+                    window,
+                    now=observed.now,
                 )
             ),
         },
@@ -153,7 +191,8 @@ def test_every_canary_session_managed_on_v5(observed: ObservedView) -> None:
 
 @gate("canary.exit.stable-48h")
 def test_canary_stable_48h(observed: ObservedView, canarygate_settings: CanarygateConfig) -> None:
-    judged = stable_for(observed, canarygate_settings, _canary_window(canarygate_settings))
+    window = _canary_window(canarygate_settings)
+    judged = stable_for(observed, canarygate_settings, window, phase="canary")
     conclude(observed, "stability", judged)
 
 

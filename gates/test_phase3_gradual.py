@@ -3,44 +3,43 @@ rollback target.
 
 Runbook: "Phase 3: Gradual Default (new sessions on v5)". agtmux has no notion of which daemon
 "owns" a session (DAEMON-FACTS 12), so v4 and v5 session counts are what each daemon itself
-serves: tmux sessions with managed panes, and agent sessions.
+serves: tmux sessions with managed panes, and agent sessions. The phase counts from the later of
+v5's start and the runtime selector's last change; v4 holding nothing is evidence only once it
+has ticked and only if it has run since before the phase began (a restart clears its sessions).
 """
 
 from __future__ import annotations
 
 from datetime import timedelta
 
-from pytest_canarygate import GateFailed
 from pytest_canarygate import ObservedView
 from pytest_canarygate import Unobservable
 from pytest_canarygate import gate
 from pytest_canarygate.agtmux import agent_sessions
-from pytest_canarygate.agtmux import managed
 from pytest_canarygate.agtmux import panes
 from pytest_canarygate.config import CanarygateConfig
 from pytest_canarygate.gate_support import attempt
 from pytest_canarygate.gate_support import combine
 from pytest_canarygate.gate_support import conclude
+from pytest_canarygate.gate_support import daemon_uptime
 from pytest_canarygate.gate_support import from_history
 from pytest_canarygate.gate_support import max_lag
 from pytest_canarygate.gate_support import one_of
-from pytest_canarygate.gate_support import sessions_of
-from pytest_canarygate.gate_support import up_for
+from pytest_canarygate.gate_support import phase_for
+from pytest_canarygate.gate_support import ready
+from pytest_canarygate.judgement import Judgement
+from pytest_canarygate.judgement import keeps_its_sessions
+from pytest_canarygate.judgement import migration_counts
 from pytest_canarygate.judgement import restart_regression
 from pytest_canarygate.judgement import selector_matches_phase
+from pytest_canarygate.judgement import served_counts
 from pytest_canarygate.observation import DaemonView
 from pytest_canarygate.providers import RuntimeSelector
 
 
 def _served(view: DaemonView) -> dict[str, int]:
     """What one daemon serves: tmux sessions with managed panes, managed panes, agent sessions."""
-    sessions = sessions_of(view)
-    served = {name: len(managed(p)) for name, p in sessions.items() if managed(p)}
-    return {
-        "tmux_sessions": len(served),
-        "managed_panes": sum(served.values()),
-        "agent_sessions": len(agent_sessions(view)),
-    }
+    return served_counts(panes(view), agent_sessions(view))
 
 
 @gate("gradual.selector.default-v5")
@@ -51,23 +50,24 @@ def test_default_switched_to_v5(observed: ObservedView) -> None:
 
 @gate("gradual.v4.serves-its-sessions")
 def test_existing_v4_sessions_continue_on_v4(observed: ObservedView) -> None:
-    served = _served(observed.daemon("v4"))
-    observed.note("v4 serves", served)
-    # No session left on v4 is a legitimate end of this phase; agent sessions without a
-    # managed pane mean v4 stopped serving the sessions it still holds.
-    if served["agent_sessions"] and not served["managed_panes"]:
-        raise GateFailed(
-            f"v4 holds {served['agent_sessions']} agent sessions but manages no pane: its "
-            "existing sessions are no longer served"
-        )
+    v4 = observed.daemon("v4")
+
+    def sessions() -> Judgement:
+        phase_start = one_of(observed, "runtime_selector", RuntimeSelector).changed_at
+        started = observed.now - daemon_uptime(v4, observed.now)
+        return keeps_its_sessions(agent_sessions(v4), panes(v4), started, phase_start)
+
+    judged = combine(
+        "existing v4 sessions not shown continuing on v4",
+        {"sessions": attempt(sessions), "readiness": attempt(lambda: ready(observed, "v4"))},
+    )
+    conclude(observed, "v4 sessions", judged)
 
 
 @gate("gradual.migration-rate")
 def test_migration_rate_counts_observable(observed: ObservedView) -> None:
     counts = {name: _served(observed.daemon(name)) for name in ("v4", "v5")}
-    observed.note("migration rate", counts)
-    v4, v5 = counts["v4"]["tmux_sessions"], counts["v5"]["tmux_sessions"]
-    observed.note("v5 share of tmux sessions", None if not v4 + v5 else round(v5 / (v4 + v5), 3))
+    conclude(observed, "migration rate", migration_counts(counts["v4"], counts["v5"]))
 
 
 @gate("gradual.v4.rollback-target")
@@ -77,6 +77,8 @@ def test_v4_daemon_kept_running_as_rollback_target(observed: ObservedView) -> No
     if not isinstance(info, dict) or not isinstance(info.get("pid"), int):
         raise Unobservable(f"v4 {v4.endpoint} daemon.info: malformed answer {info!r:.120}")
     observed.note("v4 rollback target", {"daemon.info": info, "panes": len(panes(v4))})
+    # Answering is not serving: a v4 whose pipeline never ticked serves nothing to roll back to.
+    conclude(observed, "v4 readiness", ready(observed, "v4"))
 
 
 @gate("gradual.exit.v5-default-7d")
@@ -92,7 +94,7 @@ def test_new_sessions_on_v5_for_7_days(
                     one_of(observed, "runtime_selector", RuntimeSelector), "gradual"
                 )
             ),
-            "uptime": attempt(lambda: up_for(observed, window)),
+            "phase": attempt(lambda: phase_for(observed, window, "gradual")),
         },
     )
     conclude(observed, "v5 default", judged)

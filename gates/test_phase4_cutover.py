@@ -4,6 +4,9 @@ Runbook: "Phase 4: Full Cutover". The final snapshot is the newest snapshot, wha
 and it must pass the restore dry-run at the current projection version: what the runbook needs
 before decommissioning is a snapshot of the current state that can be restored. A Manual or
 Shutdown snapshot taken days earlier would be TooOld and cannot serve (DAEMON-FACTS 4.4, 4.5).
+"No v4 session" is judged only on a v4 that has ticked (before its first tick its answers are
+empty whatever it serves); "v5-only for 7 days" needs v4 holding nothing while up for 7 days
+(managed panes are never removed, so none now means none since it started).
 """
 
 from __future__ import annotations
@@ -14,10 +17,13 @@ from pytest_canarygate import ObservedView
 from pytest_canarygate import gate
 from pytest_canarygate.config import CanarygateConfig
 from pytest_canarygate.gate_support import archive_judgement
+from pytest_canarygate.gate_support import attempt
+from pytest_canarygate.gate_support import combine
 from pytest_canarygate.gate_support import conclude
 from pytest_canarygate.gate_support import no_v4_sessions
 from pytest_canarygate.gate_support import restore_dry_run_now
 from pytest_canarygate.gate_support import stable_for
+from pytest_canarygate.gate_support import v4_drained_for
 
 
 @gate("cutover.migrate.v4-sessions-restarted")
@@ -54,7 +60,14 @@ def test_v5_only_operation_stable_7_days(
     observed: ObservedView, canarygate_settings: CanarygateConfig
 ) -> None:
     window = timedelta(days=canarygate_settings.windows.cutover_stable_days)
-    conclude(observed, "stability", stable_for(observed, canarygate_settings, window))
+    judged = combine(
+        "v5-only operation not shown stable",
+        {
+            "v5 stable": stable_for(observed, canarygate_settings, window),
+            "v4 empty": attempt(lambda: v4_drained_for(observed, window)),
+        },
+    )
+    conclude(observed, "stability", judged)
 
 
 @gate("cutover.exit.v4-binary-retained")

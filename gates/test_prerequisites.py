@@ -12,6 +12,7 @@ from pytest_canarygate.config import CanarygateConfig
 from pytest_canarygate.gate_support import conclude
 from pytest_canarygate.gate_support import evidence_of
 from pytest_canarygate.gate_support import one_of
+from pytest_canarygate.gate_support import projection_version
 from pytest_canarygate.gate_support import restore_dry_run_now
 from pytest_canarygate.judgement import backup_snapshot
 from pytest_canarygate.judgement import build_passes
@@ -58,4 +59,6 @@ def test_v5_build_passes_its_tests(
 @gate("prereq.backup-taken")
 def test_backup_taken_before_migration(observed: ObservedView) -> None:
     snapshots = evidence_of(observed, "snapshots", SnapshotMetadata).records
-    conclude(observed, "backup", backup_snapshot(snapshots, datetime_to_ms(observed.now)))
+    live = projection_version(observed.daemon("v5"))
+    judged = backup_snapshot(snapshots, datetime_to_ms(observed.now), live)
+    conclude(observed, "backup", judged)

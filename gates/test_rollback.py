@@ -3,9 +3,11 @@
 Runbook: "Rollback Procedure", "When to Rollback", "Post-Rollback". A signal gate PASSES when
 the signal was checked and is absent; a fired signal FAILs it. The signal gates also run in the
 canary, gradual and cutover phases, so a fired signal blocks promotion. Signals look back over
-the runbook's monitoring window (``windows.alpha_monitor_h``, 24h); the supervisor's current
-state and the cursor counters are judged whatever their age. Stopping v5 (step 4) is optional
-and has no gate; user reports and the incident report are human attestations (pending).
+the runbook's monitoring window (``windows.alpha_monitor_h``, 24h), on histories and counters
+that cover it and reach now; the supervisor's current state must be no older than the coverage
+lag. The latency signal is the current evaluation AND the daemon log's SLO lines over the window
+(a breach can last milliseconds, DAEMON-FACTS 7.4). Stopping v5 (step 4) is optional and has no
+gate; user reports and the incident report are human attestations (pending).
 """
 
 from __future__ import annotations
@@ -25,21 +27,27 @@ from pytest_canarygate.gate_support import conclude
 from pytest_canarygate.gate_support import daemon_sources
 from pytest_canarygate.gate_support import either
 from pytest_canarygate.gate_support import evidence_of
+from pytest_canarygate.gate_support import evidence_part
 from pytest_canarygate.gate_support import from_history
+from pytest_canarygate.gate_support import history_part
 from pytest_canarygate.gate_support import max_lag
 from pytest_canarygate.gate_support import one_of
 from pytest_canarygate.gate_support import signal_window
 from pytest_canarygate.gate_support import snapshot_recorded
+from pytest_canarygate.judgement import SLO_LOG_KINDS
 from pytest_canarygate.judgement import Judgement
 from pytest_canarygate.judgement import cursor_full_resyncs
 from pytest_canarygate.judgement import escalate_persisting
+from pytest_canarygate.judgement import format_duration
 from pytest_canarygate.judgement import hold_down_not_recovered
 from pytest_canarygate.judgement import hold_down_state
 from pytest_canarygate.judgement import latency_breach_signal
+from pytest_canarygate.judgement import latency_log_events
 from pytest_canarygate.judgement import no_events_in_window
 from pytest_canarygate.judgement import selector_matches_phase
 from pytest_canarygate.judgement import sessions_served_by
 from pytest_canarygate.judgement import window_coverage
+from pytest_canarygate.judgement import window_end
 from pytest_canarygate.providers import AlertEntry
 from pytest_canarygate.providers import CursorStats
 from pytest_canarygate.providers import LogEvent
@@ -94,7 +102,9 @@ def test_signal_supervisor_hold_down_recovers(
             ),
             "state": attempt(
                 lambda: hold_down_state(
-                    one_of(observed, "supervisor_status", SupervisorStatus), observed.now
+                    one_of(observed, "supervisor_status", SupervisorStatus),
+                    observed.now,
+                    max_lag=lag,
                 )
             ),
         },
@@ -113,7 +123,11 @@ def test_signal_escalate_does_not_persist(
         "rollback signal: Escalate persisting",
         {
             "ledger": escalate_persisting(
-                entries.records, longer_than, now=observed.now, window=window
+                entries.records,
+                longer_than,
+                now=observed.now,
+                window=window,
+                until=window_end(observed.now, entries),
             ),
             "coverage": window_coverage(
                 window,
@@ -131,9 +145,36 @@ def test_signal_escalate_does_not_persist(
 def test_signal_latency_breach_streak(
     observed: ObservedView, canarygate_settings: CanarygateConfig
 ) -> None:
-    judged = latency_breach_signal(
-        observed.daemon("v5").result("latency_status"),
-        canarygate_settings.thresholds.breach_windows,
+    window, lag = signal_window(canarygate_settings), max_lag(canarygate_settings)
+    breach_windows = canarygate_settings.thresholds.breach_windows
+
+    def from_log() -> Judgement:
+        log = evidence_of(observed, "log_events", LogEvent)
+        return latency_log_events(
+            log.records,
+            window,
+            observed.now,
+            log,
+            kinds=SLO_LOG_KINDS,
+            min_consecutive=breach_windows,
+            max_lag=lag,
+        )
+
+    judged = combine(
+        "rollback signal: latency p95 breach",
+        {
+            "latency_status": attempt(
+                lambda: latency_breach_signal(
+                    observed.daemon("v5").result("latency_status"), breach_windows
+                )
+            ),
+            "daemon log": history_part(
+                observed,
+                "log_events",
+                from_log,
+                what=f"latency breaches over the last {format_duration(window)}",
+            ),
+        },
     )
     conclude(observed, "latency signal", judged)
 
@@ -159,10 +200,17 @@ def test_signal_cursor_full_resync(
     judged = either(
         "rollback signal: cursor FullResync",
         {
-            "cursor stats": attempt(
-                lambda: cursor_full_resyncs(one_of(observed, "cursor_stats", CursorStats))
+            "cursor stats": evidence_part(
+                observed,
+                "cursor_stats",
+                lambda: cursor_full_resyncs(
+                    one_of(observed, "cursor_stats", CursorStats),
+                    window=window,
+                    now=observed.now,
+                    max_lag=lag,
+                ),
             ),
-            "daemon log": attempt(from_log),
+            "daemon log": evidence_part(observed, "log_events", from_log),
         },
     )
     conclude(observed, "full resync signal", judged)

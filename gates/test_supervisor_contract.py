@@ -2,10 +2,10 @@
 
 Runbook: "Supervisor Contract Reference". Each row is one gate on ``ops.supervisor_status``,
 judged at the entry of every phase that runs v5 (alpha, canary, gradual, cutover). The jitter
-row passes on the declared ``RestartPolicy.jitter_pct``: the row's source is
-``RestartPolicy::default()`` and the policy is what the status exposes. That the runtime applies
-it is not observable over RPC, and the message says so; a status that exposes
-``jitter_applied = false`` fails the row.
+row says "±20% applied by runtime": it passes only when the declared ``RestartPolicy.jitter_pct``
+matches and the status says ``jitter_applied = true``; ``false`` fails it, and a status that does
+not expose ``jitter_applied`` leaves it INCONCLUSIVE (today's runtime declares the jitter and
+never applies it, DAEMON-FACTS 5.1).
 """
 
 from __future__ import annotations

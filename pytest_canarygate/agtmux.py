@@ -9,11 +9,13 @@ from __future__ import annotations
 from collections.abc import Iterable
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 from typing import TypeVar
 
 from pytest_canarygate.config import ParityConfig
 from pytest_canarygate.observation import DaemonView
+from pytest_canarygate.providers.daemon_log import parse_timestamp
 from pytest_canarygate.verdicts import Unobservable
 
 Record = dict[str, Any]
@@ -58,6 +60,49 @@ def agent_sessions(view: DaemonView) -> list[Record]:
     return _records(view, "list_sessions", "session_key")
 
 
+@dataclass(frozen=True)
+class Change:
+    """One ``state_changed`` change-log entry (DAEMON-FACTS 2.4): ``pane_id`` None for a
+    session-level entry, ``session_key`` "" for the freshness sweep's."""
+
+    version: int
+    session_key: str
+    at: datetime
+    pane_id: str | None = None
+
+
+def state_changes(view: DaemonView) -> list[Change]:
+    """The daemon's change log (``state_changed`` since version 0, never trimmed), shape-checked."""
+    result = view.result("state_changed")
+    where = f"{view.name} {view.endpoint} state_changed: malformed answer"
+    entries = result.get("changes") if isinstance(result, dict) else None
+    if not isinstance(entries, list):
+        raise Unobservable(f"{where}, expected {{changes: [...], version}}, got {result!r:.120}")
+    changes = []
+    for index, entry in enumerate(entries):
+        version = entry.get("version") if isinstance(entry, dict) else None
+        key = entry.get("session_key") if isinstance(entry, dict) else None
+        stamp = entry.get("timestamp") if isinstance(entry, dict) else None
+        pane_id = entry.get("pane_id") if isinstance(entry, dict) else None
+        try:
+            at = parse_timestamp(stamp) if isinstance(stamp, str) else None
+        except ValueError:
+            at = None
+        if (
+            isinstance(version, bool)
+            or not isinstance(version, int)
+            or not isinstance(key, str)
+            or at is None
+            or not (pane_id is None or isinstance(pane_id, str))
+        ):
+            raise Unobservable(
+                f"{where}, change {index} is not {{version, session_key, timestamp[, pane_id]}}: "
+                f"{entry!r:.120}"
+            )
+        changes.append(Change(version, key, at, pane_id))
+    return changes
+
+
 def by_key(records: Iterable[Record], key: str) -> dict[str, Record]:
     """Index records by ``key``."""
     return {r[key]: r for r in records}
@@ -83,16 +128,22 @@ def panes_of_session(all_panes: Iterable[Record], session_name: str) -> dict[str
     return {p["pane_id"]: p for p in all_panes if p.get("session_name") == session_name}
 
 
-def agent_session_keys(session_panes: Iterable[Record]) -> set[str]:
+def agent_session_keys(session_panes: Iterable[Record], changes: Iterable[Change] = ()) -> set[str]:
     """The agent session keys bound to these panes: the poller's ``poller-<pane_id>`` for every
-    managed pane, and the title of deterministically bound panes (DAEMON-FACTS 3.3, 3.5)."""
+    managed pane, the title of deterministically bound panes (DAEMON-FACTS 3.3, 3.5), and every
+    non-empty session key a ``state_changed`` entry of one of these panes carries: a title
+    decays to the tmux title about 3 s after the last deterministic event, the change log
+    keeps the binding (DAEMON-FACTS 2.4)."""
     keys: set[str] = set()
+    pane_ids: set[str] = set()
     for pane in session_panes:
         if pane.get("presence") != "managed":
             continue
+        pane_ids.add(pane["pane_id"])
         keys.add(f"poller-{pane['pane_id']}")
         if pane.get("title_quality") == "DeterministicBinding" and pane.get("title"):
             keys.add(str(pane["title"]))
+    keys.update(c.session_key for c in changes if c.pane_id in pane_ids and c.session_key)
     return keys
 
 

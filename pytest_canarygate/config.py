@@ -38,7 +38,7 @@ DEFAULT_PANE_FIELDS = (
 DEFAULT_PANE_IGNORE = ("updated_at", "conversation_title", "git_branch")
 DEFAULT_SESSION_FIELDS = ("session_key", "evidence_mode", "winner_tier", "activity_state")
 DEFAULT_SESSION_IGNORE = ("updated_at", "deterministic_last_seen")
-DEFAULT_EXPECTED_HEALTHY = ("poller", "claude_hooks")
+DEFAULT_EXPECTED_HEALTHY = ("claude_hooks", "claude_jsonl", "codex_appserver", "poller")
 
 
 @dataclass(frozen=True)

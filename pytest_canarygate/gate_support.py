@@ -1,7 +1,8 @@
 """Helpers gate modules use to read the run's observation and turn judgements into verdicts: what a
-daemon's answers show (tmux sessions, uptime, projection version), provider evidence of a record
-type, judgements of several sources combined into one, a gate concluded with its evidence kept, and
-the judgements several phase gates share.
+daemon's answers show (tmux sessions, uptime, projection version, readiness), provider evidence of
+a record type and whether a source that could not be read is absent or broken, judgements of
+several sources combined into one, a gate concluded with its evidence kept, and the judgements
+several phase gates share.
 """
 
 from __future__ import annotations
@@ -27,10 +28,13 @@ from pytest_canarygate.judgement import Judgement
 from pytest_canarygate.judgement import TimedEvent
 from pytest_canarygate.judgement import alerts_at_or_above
 from pytest_canarygate.judgement import archive_retained
+from pytest_canarygate.judgement import daemon_ready
+from pytest_canarygate.judgement import drained_for
 from pytest_canarygate.judgement import enforce
 from pytest_canarygate.judgement import format_duration
 from pytest_canarygate.judgement import hold_downs_in_window
 from pytest_canarygate.judgement import newest_snapshot_recorded
+from pytest_canarygate.judgement import phase_running_for
 from pytest_canarygate.judgement import restore_dry_run_latest
 from pytest_canarygate.judgement import sources_healthy
 from pytest_canarygate.judgement import uptime_at_least
@@ -41,6 +45,7 @@ from pytest_canarygate.providers.base import Evidence
 from pytest_canarygate.providers.records import AlertEntry
 from pytest_canarygate.providers.records import ArchiveManifest
 from pytest_canarygate.providers.records import LogEvent
+from pytest_canarygate.providers.records import RuntimeSelector
 from pytest_canarygate.providers.records import Severity
 from pytest_canarygate.providers.records import SnapshotMetadata
 from pytest_canarygate.providers.records import SupervisorEvent
@@ -77,13 +82,23 @@ def _started_at(view: DaemonView, reading: int) -> datetime:
 
 def daemon_uptime(view: DaemonView, now: datetime) -> timedelta:
     """How long the daemon has run without a restart, from the start time in its nonce; if it
-    restarted during the observation, from the later start. A start after ``now`` (clock skew
-    beyond a minute) is Unobservable."""
+    restarted during the observation, from the later start. Only a closing ``daemon.info`` that
+    was not taken at all is skipped: one that failed (the daemon died during the observation)
+    or has no nonce is Unobservable, and so is a start after ``now`` (clock skew beyond a
+    minute)."""
     started = _started_at(view, 1)
     try:
-        started = max(started, _started_at(view, 2))
+        view.call("daemon.info", 2)
     except Unobservable:
-        pass  # the closing daemon.info was not taken or failed: the opening one stands
+        pass  # the closing daemon.info was not taken in this run: the opening one stands
+    else:
+        try:
+            started = max(started, _started_at(view, 2))
+        except Unobservable as exc:
+            raise Unobservable(
+                f"{view.name} closing daemon.info, read at the end of the observation, failed "
+                f"(did the daemon die or restart during it?): {exc}"
+            ) from None
     if started > now + timedelta(minutes=1):
         raise Unobservable(
             f"{view.name} daemon.info nonce says it started at {started.isoformat()}, after the "
@@ -128,6 +143,59 @@ def one_of(observed: ObservedView, accessor: str, record_type: type[R]) -> R:
 
 _RANK = {Verdict.FAIL: 0, Verdict.UNOBSERVABLE: 1, Verdict.INCONCLUSIVE: 2, Verdict.PASS: 3}
 _EITHER_RANK = {Verdict.FAIL: 0, Verdict.PASS: 1, Verdict.INCONCLUSIVE: 2, Verdict.UNOBSERVABLE: 3}
+
+#: Why an evidence reading failed (``EvidenceReading.error_kind``) when its source is simply
+#: not there: no provider configured, or the endpoint does not serve it (-32601, HTTP 404, no
+#: such file). Every other failure means the source is there but its answer is unusable.
+ABSENT_ERRORS = frozenset({"not-configured", "not-served"})
+
+
+@dataclass(frozen=True, kw_only=True)
+class Broken(Judgement):
+    """UNOBSERVABLE because a configured, served source could not be used: it answered
+    something malformed, or could not be read (protocol, remote, transport, timeout, untrusted
+    errors; a record of the wrong type). ``source`` names the accessor."""
+
+    source: str = ""
+
+
+def evidence_absent(observed: ObservedView, accessor: str) -> bool:
+    """True when ``accessor`` could not be read because its source is not there at all (not
+    configured, or not served); False when it was read, or its source is broken."""
+    reading = observed.observation.evidence.get(accessor)
+    return reading is not None and not reading.ok and reading.error_kind in ABSENT_ERRORS
+
+
+def evidence_part(
+    observed: ObservedView, accessor: str, judge: Callable[[], Judgement]
+) -> Judgement:
+    """``judge`` run as one source's part of a combination (:func:`attempt`); UNOBSERVABLE on a
+    source that is configured and served but unusable comes back :class:`Broken`."""
+    judged = attempt(judge)
+    if judged.verdict is Verdict.UNOBSERVABLE and not evidence_absent(observed, accessor):
+        return Broken(
+            verdict=Verdict.UNOBSERVABLE,
+            message=judged.message,
+            numbers=judged.numbers,
+            source=accessor,
+        )
+    return judged
+
+
+def history_part(
+    observed: ObservedView, accessor: str, judge: Callable[[], Judgement], *, what: str
+) -> Judgement:
+    """A history that must back a current reading (AND, not either): an absent source (not
+    configured or not served) leaves the window not shown, INCONCLUSIVE naming ``what`` was
+    missing and why; a broken one stays UNOBSERVABLE."""
+    judged = attempt(judge)
+    if judged.verdict is Verdict.UNOBSERVABLE and evidence_absent(observed, accessor):
+        return Judgement(
+            verdict=Verdict.INCONCLUSIVE,
+            message=f"{what} not shown, no history: {judged.message}",
+            numbers=judged.numbers,
+        )
+    return judged
 
 
 def attempt(judge: Callable[[], Judgement]) -> Judgement:
@@ -183,12 +251,46 @@ def combine(headline: str, parts: Mapping[str, Judgement]) -> Judgement:
 
 
 def either(headline: str, parts: Mapping[str, Judgement]) -> Judgement:
-    """Any one source may prove the criterion: FAIL if any part found a violation, else PASS
-    if any part passed (the others are named as not used), else INCONCLUSIVE if a source was
-    read but fell short, else UNOBSERVABLE."""
+    """Any one source may prove the criterion, unless another one is broken. In order:
+
+    1. FAIL if any part found a violation.
+    2. A :class:`Broken` part (UNOBSERVABLE although its source is configured and served: it
+       answered something malformed or could not be read) may hide the violation the other
+       sources do not show, so the verdict is at best INCONCLUSIVE: INCONCLUSIVE if another part
+       passed or was read but fell short, else UNOBSERVABLE. The broken part comes first in the
+       message.
+    3. PASS if any part passed (the others are named as not used).
+    4. INCONCLUSIVE if a source was read but fell short, else UNOBSERVABLE.
+
+    A part UNOBSERVABLE because its source is absent (not configured, not served) never caps:
+    a deployment that keeps one of the histories is proven by the other."""
     verdicts = {j.verdict for j in parts.values()}
     if Verdict.FAIL in verdicts:
         return combine(headline, parts)
+    broken = [label for label, j in parts.items() if isinstance(j, Broken)]
+    if broken:
+        others = [j.verdict for label, j in parts.items() if label not in broken]
+        read = {Verdict.PASS, Verdict.INCONCLUSIVE} & set(others)
+        verdict = Verdict.INCONCLUSIVE if read else Verdict.UNOBSERVABLE
+        unusable = ", ".join(broken)
+        first: list[tuple[str, Verdict, str]] = []
+        rest: list[tuple[str, Verdict, str]] = []
+        for label, judged in parts.items():
+            for path, v, m in _leaves(label, judged):
+                if label in broken:
+                    first.append((path, v, f"configured but unusable: {m}"))
+                elif v is Verdict.PASS:
+                    rest.append((path, v, f"not enough while {unusable} is unusable: {m}"))
+                else:
+                    rest.append((path, v, m))
+        leaves = (*first, *rest)
+        return Combined(
+            verdict=verdict,
+            message=failure_message(headline, [f"{p} {v}: {m}" for p, v, m in leaves]),
+            numbers={label: dict(j.numbers) for label, j in parts.items()},
+            findings=tuple(f for j in parts.values() for f in j.findings),
+            leaves=leaves,
+        )
     verdict = min(verdicts, key=_EITHER_RANK.__getitem__)
     return _combined(verdict, headline, parts, _EITHER_RANK)
 
@@ -241,7 +343,7 @@ def from_history(observed: ObservedView, headline: str, judge: History) -> Judge
             events = evidence_of(observed, accessor, record_type)
             return judge(events.records, events)
 
-        return attempt(run)
+        return evidence_part(observed, accessor, run)
 
     return either(
         headline,
@@ -293,14 +395,34 @@ def up_for(observed: ObservedView, window: timedelta, daemon: str = "v5") -> Jud
     return uptime_at_least(uptime, window, now=observed.now, who=daemon)
 
 
-def stable_for(observed: ObservedView, settings: CanarygateConfig, window: timedelta) -> Judgement:
-    """v5 stable over ``window``: up without a restart for all of it, no supervisor HoldDown
-    and no alert at or above Degraded in it."""
+def phase_for(observed: ObservedView, window: timedelta, phase: str) -> Judgement:
+    """The phase has run for ``window``: since the later of v5's start (its nonce) and the
+    runtime selector's last change (``changed_at_ms``)."""
+    selector = one_of(observed, "runtime_selector", RuntimeSelector)
+    started = observed.now - daemon_uptime(observed.daemon("v5"), observed.now)
+    return phase_running_for(selector, started, window, now=observed.now, phase=phase)
+
+
+def stable_for(
+    observed: ObservedView,
+    settings: CanarygateConfig,
+    window: timedelta,
+    *,
+    phase: str | None = None,
+) -> Judgement:
+    """v5 stable over ``window``: up without a restart for all of it (with a ``phase``: the
+    phase running for all of it, :func:`phase_for`), no supervisor HoldDown and no alert at or
+    above Degraded in it."""
     span = format_duration(window)
+    running: Callable[[], Judgement] = (
+        (lambda: up_for(observed, window))
+        if phase is None
+        else (lambda: phase_for(observed, window, phase))
+    )
     return combine(
         f"v5 not shown stable for {span}",
         {
-            "uptime": attempt(lambda: up_for(observed, window)),
+            "uptime" if phase is None else "phase": attempt(running),
             "hold-downs": attempt(lambda: hold_downs(observed, settings, window)),
             "alerts": attempt(lambda: alerts_from(observed, settings, Severity.DEGRADED, window)),
         },
@@ -318,10 +440,43 @@ def daemon_sources(observed: ObservedView, settings: CanarygateConfig, daemon: s
     )
 
 
+def ready(observed: ObservedView, daemon: str = "v4") -> Judgement:
+    """The daemon has completed a pipeline tick (``latency_status`` not "not_started"), so an
+    empty answer from it means something (DAEMON-FACTS 13)."""
+    return daemon_ready(observed.daemon(daemon).result("latency_status"), who=daemon)
+
+
 def no_v4_sessions(observed: ObservedView) -> Judgement:
-    """Zero v4 sessions: v4's ``list_sessions`` is empty and it manages no pane."""
+    """Zero v4 sessions: v4 is ready, its ``list_sessions`` is empty and it manages no pane."""
     v4 = observed.daemon("v4")
-    return zero_sessions(agent_sessions(v4), panes(v4), who="v4")
+    return combine(
+        "v4 sessions not shown gone",
+        {
+            "sessions": attempt(lambda: zero_sessions(agent_sessions(v4), panes(v4), who="v4")),
+            "readiness": attempt(lambda: ready(observed, "v4")),
+        },
+    )
+
+
+def v4_drained_for(observed: ObservedView, window: timedelta) -> Judgement:
+    """No session on v4 for ``window``: ready, holding nothing, up at least that long."""
+    v4 = observed.daemon("v4")
+    return combine(
+        f"v4 not shown free of sessions for {format_duration(window)}",
+        {
+            "sessions": attempt(
+                lambda: drained_for(
+                    agent_sessions(v4),
+                    panes(v4),
+                    daemon_uptime(v4, observed.now),
+                    window,
+                    now=observed.now,
+                    who="v4",
+                )
+            ),
+            "readiness": attempt(lambda: ready(observed, "v4")),
+        },
+    )
 
 
 def archive_judgement(observed: ObservedView, settings: CanarygateConfig) -> Judgement:

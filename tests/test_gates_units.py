@@ -5,6 +5,7 @@ test_scenarios.py."""
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import inspect
 import warnings
@@ -67,12 +68,13 @@ NOW_MS = datetime_to_ms(NOW)
 MIN, HOUR, DAY = 60_000, 3_600_000, 86_400_000
 ENDPOINTS = {"v4": "unix:///run/cg/v4/agtmuxd.sock", "v5": "unix:///run/cg/v5/agtmuxd.sock"}
 STARTED = {"v4": NOW - timedelta(days=20), "v5": NOW - timedelta(days=10)}
+CHANGED_MS = NOW_MS - 10 * 86_400_000  # the selector was switched to each phase 10 days ago
 SELECTORS = {
-    "alpha": RuntimeSelector("v4", False, ()),
-    "canary": RuntimeSelector("v4", True, ("session-alpha", "session-beta")),
-    "gradual": RuntimeSelector("v5", True, ()),
-    "cutover": RuntimeSelector("v5", True, ()),
-    "rollback": RuntimeSelector("v4", False, ()),
+    "alpha": RuntimeSelector("v4", False, (), CHANGED_MS),
+    "canary": RuntimeSelector("v4", True, ("session-alpha", "session-beta"), CHANGED_MS),
+    "gradual": RuntimeSelector("v5", True, (), CHANGED_MS),
+    "cutover": RuntimeSelector("v5", True, (), CHANGED_MS),
+    "rollback": RuntimeSelector("v4", False, (), CHANGED_MS),
 }
 Record = dict[str, Any]
 OPS_METHOD = {
@@ -163,6 +165,34 @@ def sessions_for(panes: list[Record]) -> list[Record]:
     ]
 
 
+def stamp(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+def changes_for(
+    panes: list[Record], started_ms: int, recent_ms: int | None = NOW_MS - 5 * 60_000
+) -> dict[str, Any]:
+    """The change log: every managed pane's first projection at the start, then (unless
+    ``recent_ms`` is None) an activity change of each (canary sessions included)."""
+    entries: list[Record] = []
+    for at in (started_ms, *([] if recent_ms is None else [recent_ms])):
+        for p in panes:
+            if p["presence"] == "managed":
+                key = f"poller-{p['pane_id']}"
+                entries.append(
+                    {"version": len(entries) + 1, "session_key": key, "timestamp": stamp(at)}
+                )
+                entries.append(
+                    {
+                        "version": len(entries) + 1,
+                        "session_key": key,
+                        "timestamp": stamp(at),
+                        "pane_id": p["pane_id"],
+                    }
+                )
+    return {"changes": entries, "version": len(entries)}
+
+
 def alert(n: int, severity: Severity, created_ms: int, resolved_ms: int | None) -> AlertEntry:
     return AlertEntry(
         f"alert-{n}", severity, "supervisor", "test", created_ms, resolved_ms, "ManualAck"
@@ -199,6 +229,8 @@ class Fleet:
     failed_evidence: dict[str, str] = field(default_factory=dict)
     readings: dict[str, EvidenceReading] = field(default_factory=dict)
     restarted_mid_run: bool = False
+    second: dict[tuple[str, str], Any] = field(default_factory=dict)  # reading 2 differs
+    failed_second: dict[tuple[str, str], str] = field(default_factory=dict)
 
     @classmethod
     def healthy(cls, phase: str = "alpha") -> Fleet:
@@ -210,10 +242,11 @@ class Fleet:
                 "daemon.info": {
                     "nonce": f"4{len(name)}21-{start_ns}",
                     "pid": 4021,
-                    "version": "0.1.0",
+                    "version": "0.1.0" if name == "v5" else "0.0.4",
                 },
                 "list_panes": daemon_panes,
                 "list_sessions": sessions_for(daemon_panes),
+                "state_changed": changes_for(daemon_panes, start_ns // 1_000_000),
                 "summary_changed": {"version": 120, "has_changes": True},
                 "latency_status": {
                     "status": "healthy",
@@ -221,13 +254,15 @@ class Fleet:
                     "consecutive_breaches": 0,
                     "sample_count": 205,
                 },
-                "list_source_health": [
+                "list_source_health": [  # healthy whichever sources the config expects
                     ["claude_hooks", {"status": "healthy"}],
-                    ["claude_jsonl", {"status": "down"}],
-                    ["codex_appserver", {"status": "degraded"}],
+                    ["claude_jsonl", {"status": "healthy"}],
+                    ["codex_appserver", {"status": "healthy"}],
                     ["poller", {"status": "healthy"}],
                 ],
-                "list_source_registry": [],
+                # an external hook relay registered and heartbeating: with the default expected
+                # sources (always healthy), the registry is what shows the sources alive
+                "list_source_registry": [{"source_id": "ext-hooks", "lifecycle": "active"}],
             }
         fleet.calls["v4"]["daemon.info"]["pid"] = 4020
         fleet.evidence = {
@@ -253,6 +288,7 @@ class Fleet:
                         2,
                         NOW_MS - 10 * DAY,
                         NOW_MS,
+                        jitter_applied=True,
                     ),
                 ),
                 NOW_MS - 10 * DAY,
@@ -319,6 +355,16 @@ class Fleet:
         self.evidence[accessor] = ((*current, *records), start, end)
         return self
 
+    def malformed(self, accessor: str) -> Fleet:
+        """The accessor's source is configured and served, but answered something malformed."""
+        kind = ACCESSORS[accessor][0]
+        uri = f"file:///evidence/{accessor}"
+        message = f"{uri}: line 8: kind: expected one of failure, restart, got 'hold_down_extended'"
+        self.readings[accessor] = EvidenceReading(
+            accessor, kind, uri, NOW.isoformat(), 1.0, None, message, "protocol"
+        )
+        return self
+
     def unserved(self, *accessors: str) -> Fleet:
         """As a v5 serving only today's eleven methods, with no file provider, answers."""
         for accessor in accessors:
@@ -345,6 +391,9 @@ class Fleet:
                     answer = result
                     if method == "daemon.info" and reading == 2 and self.restarted_mid_run:
                         answer = {**result, "nonce": f"9-{int(NOW.timestamp()) * 10**9}"}
+                    if reading == 2:
+                        answer = self.second.get((name, method), answer)
+                        error = self.failed_second.get((name, method), error)
                     calls.append(
                         CallRecord(
                             name,
@@ -459,6 +508,40 @@ def both(*changes: Change) -> Change:
     return lambda f: [change(f) for change in changes]
 
 
+def changed_at(ms: int | None) -> Change:
+    return lambda f: f.one("runtime_selector", changed_at_ms=ms)
+
+
+def coverage(accessor: str, *records: Any, start_ms: int, end_ms: int) -> Change:
+    return lambda f: f.evidence.__setitem__(accessor, (records, start_ms, end_ms))
+
+
+def decayed_title_session_differs(f: Fleet) -> None:
+    """Pane %1's deterministic title decayed (its title is the tmux title); only the change log
+    binds it to agent session 7f3c2a10-claude-alpha, which is Running on v4 and in Error on v5."""
+    key = "7f3c2a10-claude-alpha"
+    for name, activity in (("v4", "Running"), ("v5", "Error")):
+        f.calls[name]["list_sessions"] = [
+            *f.calls[name]["list_sessions"],
+            {
+                "session_key": key,
+                "presence": "managed",
+                "evidence_mode": "heuristic",
+                "winner_tier": "deterministic",
+                "activity_state": activity,
+            },
+        ]
+        log = f.calls[name]["state_changed"]["changes"]
+        entry = {"version": len(log) + 1, "session_key": key, "pane_id": "%1",
+                 "timestamp": stamp(NOW_MS - HOUR)}  # fmt: skip
+        f.calls[name]["state_changed"] = {"changes": [*log, entry], "version": len(log) + 1}
+
+
+V5_START_MS = datetime_to_ms(STARTED["v5"])
+IDLE_LOG = changes_for(FLEET_PANES, V5_START_MS, None)  # nothing changed since v5 started
+NOT_STARTED = {"status": "not_started", "sample_count": 0, "p95_ms": None,
+               "consecutive_breaches": 0}  # fmt: skip
+DIED = "v5 unix:///run/cg/v5/agtmuxd.sock daemon.info: connection refused"
 HOLD_DOWN_2H = event(NOW_MS - 2 * HOUR, "hold_down")
 DEGRADED_3H = alert(9, Severity.DEGRADED, NOW_MS - 3 * HOUR, NOW_MS - 2 * HOUR)
 ESCALATE_OPEN = alert(8, Severity.ESCALATE, NOW_MS - 20 * MIN, None)
@@ -545,7 +628,7 @@ CASES: list[tuple[str, str, Change, Verdict, str]] = [
      Verdict.FAIL, "registered source ext-poller is stale, not active"),
     ("canary.monitor.source-health", "canary",
      calls("v5", "list_source_health", [["poller", {"status": "down"}]]), Verdict.FAIL,
-     "source poller is down, not healthy; source claude_hooks is not reported"),
+     "source claude_hooks is not reported by list_source_health"),
     ("canary.monitor.source-health", "canary", calls("v5", "list_source_health", {"x": 1}),
      Verdict.UNOBSERVABLE, "list_source_health: expected a list"),
     ("canary.monitor.latency", "canary",
@@ -571,11 +654,13 @@ CASES: list[tuple[str, str, Change, Verdict, str]] = [
      lambda f: f.one("cursor_stats", last_advanced_at_ms=NOW_MS - HOUR),
      Verdict.INCONCLUSIVE, "cursor watermarks advanced last at 2026-11-26T11:00Z"),
     ("canary.duration.active-48h", "canary", started("v5", timedelta(hours=20)),
-     Verdict.INCONCLUSIVE, "v5 up 20h (started 2026-11-25T16:00Z), less than the required 48h"),
+     Verdict.INCONCLUSIVE, "canary running 20h since 2026-11-25T16:00Z (v5 started "
+     "2026-11-25T16:00Z, selector last changed 2026-11-16T12:00Z), less than the required 48h"),
     ("canary.duration.active-48h", "canary", calls("v5", "list_panes", UNMANAGED),
      Verdict.INCONCLUSIVE, "no managed pane in any canary session on v5"),
     ("canary.duration.active-48h", "canary",
-     lambda f: setattr(f, "restarted_mid_run", True), Verdict.INCONCLUSIVE, "v5 up 0s"),
+     lambda f: setattr(f, "restarted_mid_run", True), Verdict.INCONCLUSIVE,
+     "canary running 0s since 2026-11-26T12:00Z"),
     ("canary.duration.active-48h", "canary",
      calls("v5", "daemon.info", {"pid": 1, "nonce": "garbage"}), Verdict.UNOBSERVABLE,
      "no nonce '<pid>-<ns since epoch>'"),
@@ -589,7 +674,7 @@ CASES: list[tuple[str, str, Change, Verdict, str]] = [
                      event(NOW_MS - 29 * HOUR, "success")),
      Verdict.FAIL, "hold-downs / supervisor events FAIL: 1 supervisor HoldDown events"),
     ("canary.exit.stable-48h", "canary", started("v5", timedelta(hours=20)),
-     Verdict.INCONCLUSIVE, "uptime INCONCLUSIVE: v5 up 20h"),
+     Verdict.INCONCLUSIVE, "phase INCONCLUSIVE: canary running 20h"),
     ("canary.exit.no-degraded-alerts", "canary", lambda f: f.add("alert_entries", DEGRADED_3H),
      Verdict.FAIL, "alert-9 Degraded from supervisor at 2026-11-26T09:00Z (resolved"),
     ("canary.exit.no-degraded-alerts", "canary", lambda f: f.records("alert_entries", days=1),
@@ -612,7 +697,7 @@ CASES: list[tuple[str, str, Change, Verdict, str]] = [
     ("gradual.v4.rollback-target", "gradual", calls("v4", "list_panes", {"oops": 1}),
      Verdict.UNOBSERVABLE, "expected a list"),
     ("gradual.exit.v5-default-7d", "gradual", started("v5", timedelta(days=3)),
-     Verdict.INCONCLUSIVE, "v5 up 3d"),
+     Verdict.INCONCLUSIVE, "gradual running 3d since 2026-11-23T12:00Z"),
     ("gradual.exit.v5-default-7d", "gradual", lambda f: f.one("runtime_selector",
                                                               v5_enabled=False),
      Verdict.FAIL, "v5_enabled must be true"),
@@ -670,7 +755,7 @@ CASES: list[tuple[str, str, Change, Verdict, str]] = [
     ("rollback.v4.sources-active", "rollback",
      calls("v4", "list_source_health", [["poller", {"status": "degraded"}],
                                         ["claude_hooks", {"status": "healthy"}]]),
-     Verdict.FAIL, "v4 sources: source poller is degraded, not healthy"),
+     Verdict.FAIL, "source poller is degraded, not healthy"),
     # signals
     ("signal.hold-down-not-recovered", "rollback",
      both(lambda f: f.add("supervisor_events", HOLD_DOWN_2H),
@@ -745,6 +830,159 @@ CASES: list[tuple[str, str, Change, Verdict, str]] = [
     ("cutover.checklist.no-unresolved-escalate", "cutover",
      lambda f: f.records("alert_entries", days=2), Verdict.INCONCLUSIVE,
      "(48h) of the required 7d window"),
+    # --- fail-open findings: each case fails without its fix --------------------------------
+    # phase windows start at the later of v5's start and the selector's last change
+    ("canary.duration.active-48h", "canary", changed_at(NOW_MS - HOUR), Verdict.INCONCLUSIVE,
+     "phase INCONCLUSIVE: canary running 1h since 2026-11-26T11:00Z"),
+    ("canary.duration.active-48h", "canary", changed_at(None), Verdict.INCONCLUSIVE,
+     "canary start unknown: the runtime selector does not say when it last changed"),
+    ("canary.exit.stable-48h", "canary", changed_at(NOW_MS - HOUR), Verdict.INCONCLUSIVE,
+     "phase INCONCLUSIVE: canary running 1h"),
+    ("gradual.exit.v5-default-7d", "gradual", changed_at(NOW_MS - 2 * DAY), Verdict.INCONCLUSIVE,
+     "gradual running 48h since 2026-11-24T12:00Z"),
+    ("cutover.exit.v5-only-stable-7d", "cutover", started("v4", timedelta(hours=2)),
+     Verdict.INCONCLUSIVE, "v4 holds no session, but it has been up only 2h"),
+    ("cutover.exit.v5-only-stable-7d", "cutover", calls("v4", "list_panes", FLEET_PANES),
+     Verdict.FAIL, "v4 still serves 0 agent sessions () and manages 3 panes"),
+    ("cutover.exit.v5-only-stable-7d", "cutover", calls("v4", "latency_status", NOT_STARTED),
+     Verdict.INCONCLUSIVE, "v4 not ready: latency_status not_started"),
+    # an idle canary: managed panes stay, but nothing in the canary sessions changed for days
+    ("canary.duration.active-48h", "canary", calls("v5", "state_changed", IDLE_LOG),
+     Verdict.INCONCLUSIVE, "no activity in canary sessions since 2026-11-24T12:00Z"),
+    ("canary.duration.active-48h", "canary", calls("v5", "state_changed", {"changes": 3}),
+     Verdict.UNOBSERVABLE, "state_changed: malformed answer"),
+    # latency: the current sample AND the log's SLO lines over the window
+    ("canary.monitor.latency", "canary",
+     lambda f: f.add("log_events", log(NOW_MS - HOUR, "slo_degraded", p95_ms=3224,
+                                       consecutive=3)),
+     Verdict.FAIL, "daemon log FAIL: 1 SLO log lines (slo_degraded) in the last 48h"),
+    ("canary.monitor.latency", "canary", lambda f: f.unserved("log_events"),
+     Verdict.INCONCLUSIVE, "latency over the last 48h not shown, no history"),
+    ("signal.latency-breaches", "rollback",
+     lambda f: f.add("log_events", log(NOW_MS - HOUR, "slo_degraded", p95_ms=3224,
+                                       consecutive=3)),
+     Verdict.FAIL, "1 SLO log lines (slo_breach, slo_degraded) with consecutive >= 3"),
+    ("signal.latency-breaches", "canary",
+     lambda f: f.add("log_events", log(NOW_MS - HOUR, "slo_breach", p95_ms=3224,
+                                       consecutive=2)),
+     Verdict.PASS, ""),
+    ("signal.latency-breaches", "gradual", lambda f: f.unserved("log_events"),
+     Verdict.INCONCLUSIVE, "latency breaches over the last 24h not shown, no history"),
+    ("signal.latency-breaches", "cutover",
+     coverage("log_events", log(NOW_MS - 10 * DAY), start_ms=NOW_MS - 10 * DAY,
+              end_ms=NOW_MS - 3 * HOUR),
+     Verdict.INCONCLUSIVE, "it ends 3h before now"),
+    # cursor FullResync: zero counted only on counters covering the window
+    ("signal.cursor-full-resync", "canary",
+     both(lambda f: f.one("cursor_stats", covers_from_ms=NOW_MS - 2 * MIN),
+          lambda f: f.unserved("log_events")),
+     Verdict.INCONCLUSIVE, "it starts after the window start"),
+    ("signal.cursor-full-resync", "gradual",
+     both(lambda f: f.one("cursor_stats", as_of_ms=NOW_MS - 3 * DAY,
+                          last_advanced_at_ms=NOW_MS - 3 * DAY),
+          lambda f: f.unserved("log_events")),
+     Verdict.INCONCLUSIVE, "it ends 3d before now"),
+    # HoldDown recovery: the history and the state must reach now
+    ("signal.hold-down-not-recovered", "canary", status(as_of_ms=NOW_MS - 3 * DAY),
+     Verdict.INCONCLUSIVE, "supervisor state Ready as of 2026-11-23T12:00Z, 3d before now"),
+    ("signal.hold-down-not-recovered", "rollback",
+     both(coverage("supervisor_events", event(NOW_MS - 20 * HOUR, "hold_down"),
+                   event(NOW_MS - 20 * HOUR + 6 * MIN, "success"),
+                   start_ms=NOW_MS - 30 * DAY, end_ms=NOW_MS - 19 * HOUR),
+          lambda f: f.unserved("log_events")),
+     Verdict.INCONCLUSIVE, "but the history ends 2026-11-25T17:00Z, 19h before now"),
+    # either: a configured source that answered garbage caps the other's PASS
+    ("alpha.monitor.no-hold-down", "alpha", lambda f: f.malformed("supervisor_events"),
+     Verdict.INCONCLUSIVE, "supervisor events UNOBSERVABLE: configured but unusable"),
+    ("alpha.monitor.no-hold-down", "alpha",
+     lambda f: f.malformed("supervisor_events").unserved("log_events"),
+     Verdict.UNOBSERVABLE, "configured but unusable: "),
+    ("alpha.monitor.no-hold-down", "alpha", lambda f: f.unserved("supervisor_events"),
+     Verdict.PASS, ""),  # not served at all: the log alone proves it
+    ("signal.cursor-full-resync", "rollback", lambda f: f.malformed("cursor_stats"),
+     Verdict.INCONCLUSIVE, "cursor stats UNOBSERVABLE: configured but unusable"),
+    # empty and flat projections prove nothing
+    ("alpha.parity.sessions", "alpha",
+     both(calls("v4", "list_sessions", []), calls("v5", "list_sessions", [])),
+     Verdict.INCONCLUSIVE, "0 agent sessions on v4 and 0 on v5, nothing to compare"),
+    ("alpha.projection.version-advancing", "alpha", calls("v5", "state_changed", IDLE_LOG),
+     Verdict.INCONCLUSIVE, "flat at 120 and no change in the last 24h: not shown advancing"),
+    ("alpha.projection.version-advancing", "alpha",
+     both(calls("v5", "state_changed", IDLE_LOG),
+          lambda f: f.second.__setitem__(("v5", "summary_changed"), {"version": 121})),
+     Verdict.PASS, ""),
+    ("alpha.projection.version-advancing", "alpha",
+     lambda f: f.second.__setitem__(("v5", "summary_changed"), {"version": 119}),
+     Verdict.FAIL, "went backwards: 120 -> 119"),
+    ("alpha.projection.version-advancing", "alpha",
+     calls("v5", "daemon.info", {"pid": 4021, "version": "0.1.0"}),
+     Verdict.UNOBSERVABLE, "has no nonce"),
+    ("alpha.projection.version-advancing", "alpha",
+     lambda f: setattr(f, "restarted_mid_run", True), Verdict.FAIL,
+     "v5 restarted during the observation"),
+    # an empty v4 is evidence only once it has ticked
+    *[
+        (gate_id, "cutover", calls("v4", "latency_status", NOT_STARTED), Verdict.INCONCLUSIVE,
+         "readiness INCONCLUSIVE: v4 not ready: latency_status not_started")
+        for gate_id in ("cutover.migrate.v4-sessions-restarted",
+                        "cutover.verify.zero-v4-sessions", "cutover.exit.zero-v4-sessions")
+    ],
+    ("gradual.v4.serves-its-sessions", "gradual",
+     both(calls("v4", "list_panes", UNMANAGED), calls("v4", "list_sessions", []),
+          started("v4", timedelta(hours=1))),
+     Verdict.INCONCLUSIVE, "v4 holds no session, but it restarted at 2026-11-26T11:00Z, after "
+     "the gradual phase began at 2026-11-16T12:00Z"),
+    ("gradual.v4.serves-its-sessions", "gradual", calls("v4", "latency_status", NOT_STARTED),
+     Verdict.INCONCLUSIVE, "v4 not ready"),
+    ("gradual.v4.rollback-target", "gradual", calls("v4", "latency_status", NOT_STARTED),
+     Verdict.INCONCLUSIVE, "v4 not ready"),
+    # a decayed deterministic title: the change log still binds the pane to its agent session
+    ("alpha.exit.projection-matches", "alpha", decayed_title_session_differs, Verdict.FAIL,
+     "agent session 7f3c2a10-claude-alpha: activity_state v4='Running' v5='Error'"),
+    # a supervisor status nobody rewrote for a day shows no current state
+    ("alpha.supervisor.ready", "alpha", status(as_of_ms=NOW_MS - DAY), Verdict.INCONCLUSIVE,
+     "supervisor Ready as of 2026-11-25T12:00Z, 24h before now"),
+    # jitter "applied by runtime" and shutdown snapshots "enabled" need positive evidence
+    ("contract.jitter", "canary", status(jitter_applied=None), Verdict.INCONCLUSIVE,
+     "application by the runtime is not observable"),
+    ("prereq.snapshot-infrastructure", "alpha", snapshots(periodic(MIN)), Verdict.INCONCLUSIVE,
+     "no Shutdown snapshot among 1 retained"),
+    # sources: always-healthy kinds and an empty registry prove nothing; duplicates are garbage
+    ("rollback.v4.sources-active", "rollback",
+     calls("v4", "list_source_health", [["poller", {"status": "down"}],
+                                        ["poller", {"status": "healthy"}],
+                                        ["claude_hooks", {"status": "healthy"}]]),
+     Verdict.UNOBSERVABLE, "source poller is listed twice (down, then healthy)"),
+    # a daemon that died during the observation
+    ("canary.duration.active-48h", "canary",
+     lambda f: f.failed_second.__setitem__(("v5", "daemon.info"), DIED),
+     Verdict.UNOBSERVABLE, "closing daemon.info, read at the end of the observation, failed"),
+    ("cutover.exit.v5-only-stable-7d", "cutover",
+     lambda f: f.failed_second.__setitem__(("v5", "daemon.info"), DIED),
+     Verdict.UNOBSERVABLE, "closing daemon.info"),
+    # violations stamped after the observation started, inside the history
+    ("canary.exit.no-degraded-alerts", "canary",
+     coverage("alert_entries", alert(7, Severity.DEGRADED, NOW_MS + 20_000, None),
+              start_ms=NOW_MS - 30 * DAY, end_ms=NOW_MS + 30_000),
+     Verdict.FAIL, "1 alerts at or above Degraded in the last 48h: alert-7 Degraded"),
+    ("cutover.checklist.no-unresolved-escalate", "cutover",
+     coverage("alert_entries", alert(7, Severity.ESCALATE, NOW_MS + 20_000, None),
+              start_ms=NOW_MS - 30 * DAY, end_ms=NOW_MS + 30_000),
+     Verdict.FAIL, "1 unresolved Escalate alerts"),
+    # the v5 build is not v4's
+    ("prereq.v5-deployed", "alpha",
+     lambda f: f.calls["v5"]["daemon.info"].__setitem__("version", "0.0.4"), Verdict.FAIL,
+     "v5 daemon.info reports version 0.0.4, the same as v4"),
+    # migration counts: both read, v5 serving
+    ("gradual.migration-rate", "gradual", calls("v5", "list_sessions", []),
+     Verdict.INCONCLUSIVE, "v5 serves no agent session: no migration shown"),
+    # a backup stamped in the future, or of an empty projection while the fleet is live
+    ("prereq.backup-taken", "alpha",
+     snapshots(periodic(MIN), SnapshotMetadata("snap-8", NOW_MS + HOUR, 100, 3, 4, "Manual", 9)),
+     Verdict.FAIL, "snap-8 is stamped 1h in the future"),
+    ("prereq.backup-taken", "alpha",
+     snapshots(periodic(MIN), SnapshotMetadata("snap-8", NOW_MS - 20 * DAY, 0, 0, 0, "Manual", 9)),
+     Verdict.FAIL, "version 0 (empty) while the live projection is at version 120"),
 ]  # fmt: skip
 
 
@@ -818,6 +1056,10 @@ MALFORMED = {
     "archive": '{"binary": "../v4", "sha256": "x"}',
 }
 MODES = ("missing", "unreachable", "malformed", "dead-socket")
+#: Gates that judge a current reading AND the daemon log's history behind it: a log that is not
+#: there (not configured, not served) leaves that history not shown, INCONCLUSIVE; a broken one
+#: is UNOBSERVABLE like every other broken source.
+LOG_BEHIND_READING = frozenset({"canary.monitor.latency", "signal.latency-breaches"})
 
 
 def bad_endpoint(kind: str, mode: str, folder: Path) -> str:
@@ -875,7 +1117,55 @@ def test_broken_provider_makes_its_gates_unobservable(
             if not any(n.daemon == "evidence" and n.method == accessor for n in spec.needs):
                 continue
             verdict, message, _ = judge(spec.id, fleet)
-            assert verdict is Verdict.UNOBSERVABLE, (phase, spec.id, message)
+            absent_log = accessor == "log_events" and mode == "missing"
+            if absent_log and spec.id in LOG_BEHIND_READING:
+                # canary.monitor.latency also reads the (healthy) alert ledger
+                assert verdict is Verdict.INCONCLUSIVE, (phase, spec.id, message)
+            else:
+                assert verdict is Verdict.UNOBSERVABLE, (phase, spec.id, message)
             assert target in message, (phase, spec.id, message)
             judged += 1
     assert judged, f"no gate reads {accessor}"
+
+
+# --- gate_support.either: a broken source caps what another proves -----------------------
+
+
+def part(verdict: Verdict, message: str = "x") -> Any:
+    from pytest_canarygate.judgement import Judgement
+
+    return Judgement(verdict=verdict, message=message)
+
+
+def test_either_rules() -> None:
+    from pytest_canarygate.gate_support import Broken
+    from pytest_canarygate.gate_support import either
+
+    broken = Broken(verdict=Verdict.UNOBSERVABLE, message="line 8: bad", source="a")
+    absent = part(Verdict.UNOBSERVABLE, "method not served")
+    passed, short, failed = part(Verdict.PASS), part(Verdict.INCONCLUSIVE), part(Verdict.FAIL)
+    assert either("h", {"a": absent, "b": passed}).verdict is Verdict.PASS
+    assert either("h", {"a": broken, "b": failed}).verdict is Verdict.FAIL
+    capped = either("h", {"a": broken, "b": passed})
+    assert capped.verdict is Verdict.INCONCLUSIVE
+    first = capped.message.splitlines()[0]
+    assert first == "h: a UNOBSERVABLE: configured but unusable: line 8: bad (+1 more)"
+    assert "b PASS: not enough while a is unusable: x" in capped.message
+    assert either("h", {"a": broken, "b": short}).verdict is Verdict.INCONCLUSIVE
+    assert either("h", {"a": broken, "b": absent}).verdict is Verdict.UNOBSERVABLE
+    assert either("h", {"a": absent, "b": short}).verdict is Verdict.INCONCLUSIVE
+
+
+def test_expecting_only_always_healthy_sources_with_no_registry_proves_nothing() -> None:
+    """poller and claude_hooks always say healthy (DAEMON-FACTS 9.1): a config that expects
+    only those, with an empty source registry, has no positive evidence of source health."""
+    fleet = Fleet.healthy("canary")
+    calls("v5", "list_source_registry", [])(fleet)
+    narrow = dataclasses.replace(
+        simulator_defaults(ENDPOINTS), expected_healthy_sources=("poller", "claude_hooks")
+    )
+    got, message, _ = judge("canary.monitor.source-health", fleet, narrow)
+    assert got is Verdict.INCONCLUSIVE
+    assert "only always-healthy sources are expected (poller, claude_hooks)" in message
+    default, _, _ = judge("canary.monitor.source-health", fleet)  # all four kinds expected
+    assert default is Verdict.PASS

@@ -12,6 +12,8 @@ from types import MappingProxyType
 import pytest
 
 from pytest_canarygate import judgement as j
+from pytest_canarygate.agtmux import Change
+from pytest_canarygate.agtmux import agent_session_keys
 from pytest_canarygate.errors import ConfigError
 from pytest_canarygate.providers import AlertEntry
 from pytest_canarygate.providers import ArchiveManifest
@@ -234,6 +236,44 @@ def test_no_events_in_window_for_log_kinds_and_count_events() -> None:
     assert result.verdict is Verdict.FAIL
     assert "full_resync at 2026-11-25T23:00Z" in result.message
     assert j.count_events(events, j.RESTART_KINDS, NOW - 2 * DAY, NOW) == 1
+
+
+def test_hold_down_recovery_on_a_stale_history_is_inconclusive() -> None:
+    """A recovery 20 h ago on a history that stopped 19 h ago: a later hold-down would not show."""
+    held = sup_event(
+        "hold_down", NOW - timedelta(hours=20), until_ms=NOW_MS - 20 * 3_600_000 + 5 * MIN
+    )
+    back = sup_event("success", NOW - timedelta(hours=19, minutes=54))
+    stale = covered(NOW - 30 * DAY, NOW - timedelta(hours=19))
+    judged = j.hold_down_not_recovered([held, back], DAY, NOW, stale)
+    assert judged.verdict is Verdict.INCONCLUSIVE
+    assert "recovered at 2026-11-25T04:06Z, but the history ends 2026-11-25T05:00Z" in (
+        judged.message
+    )
+    assert j.hold_down_not_recovered([held, back], DAY, NOW, covered(NOW - 30 * DAY)).passed
+    # no recovery seen, but the history ends before one was due: not a finding either
+    early = covered(NOW - 30 * DAY, NOW - timedelta(hours=19, minutes=58))
+    assert j.hold_down_not_recovered([held], DAY, NOW, early).verdict is Verdict.INCONCLUSIVE
+
+
+def test_violations_stamped_after_now_inside_the_history_count() -> None:
+    """The observation starts at ``now``; records written while it ran are still findings."""
+    later = NOW + timedelta(seconds=20)
+    ledger = covered(NOW - 30 * DAY, NOW + timedelta(seconds=30))
+    escalate = alert(Severity.ESCALATE, later)
+    assert j.alerts_at_or_above([escalate], "Degraded", 2 * DAY, NOW, ledger).verdict is (
+        Verdict.FAIL
+    )
+    assert j.unresolved_escalates_in_window([escalate], 7 * DAY, NOW, ledger).verdict is (
+        Verdict.FAIL
+    )
+    held = [log_event("hold_down", later, seconds=300)]
+    assert j.hold_downs_in_window(held, DAY, NOW, ledger).verdict is Verdict.FAIL
+    assert j.window_end(NOW, ledger) == NOW + timedelta(seconds=30)
+    assert j.window_end(NOW, covered(NOW - DAY, NOW - DAY)) == NOW
+    old_escalate = alert(Severity.ESCALATE, NOW - timedelta(minutes=3))
+    persisted = j.escalate_persisting([old_escalate], now=NOW, until=NOW + timedelta(minutes=3))
+    assert persisted.verdict is Verdict.FAIL
 
 
 def test_hold_down_not_recovered() -> None:
@@ -566,6 +606,12 @@ def test_periodic_snapshot_younger_than_two_intervals(age_ms: int, verdict: Verd
     assert judged.numbers["shutdown"] == 1
 
 
+def test_shutdown_snapshots_enabled_needs_a_retained_shutdown_snapshot() -> None:
+    judged = j.periodic_snapshot_fresh([snap("Periodic", 60_000)], NOW_MS)
+    assert judged.verdict is Verdict.INCONCLUSIVE
+    assert "no Shutdown snapshot among 1 retained" in judged.message
+
+
 def test_manual_or_shutdown_snapshots_do_not_show_the_periodic_timer() -> None:
     judged = j.periodic_snapshot_fresh([snap("Manual", 0), snap("Shutdown", 0)], NOW_MS)
     assert judged.verdict is Verdict.FAIL
@@ -577,6 +623,24 @@ def test_backup_is_a_manual_snapshot() -> None:
     judged = j.backup_snapshot([snap("Manual", 9 * 86_400_000, "snap-1")], NOW_MS)
     assert judged.verdict is Verdict.PASS
     assert "snap-1 (Manual, version 10, taken 9d ago)" in judged.message
+    year_old = j.backup_snapshot([snap("Manual", 365 * 86_400_000, "snap-1")], NOW_MS, 500)
+    assert year_old.passed  # taken before the migration started: old is fine
+
+
+def test_a_future_or_empty_manual_snapshot_is_no_backup() -> None:
+    future = snap("Manual", -3_600_000, "snap-5")
+    judged = j.backup_snapshot([future], NOW_MS, 120)
+    assert judged.verdict is Verdict.FAIL
+    assert "snap-5 is stamped 1h in the future" in judged.message
+    assert j.backup_snapshot([snap("Manual", -30_000)], NOW_MS).passed  # clock skew
+    empty = replace(snap("Manual", 86_400_000, "snap-2"), projection_version=0)
+    on_live = j.backup_snapshot([empty], NOW_MS, 120)
+    assert on_live.verdict is Verdict.FAIL
+    assert "snap-2 holds projection version 0 (empty) while the live projection is at version" in (
+        on_live.message
+    )
+    assert j.backup_snapshot([empty], NOW_MS, 0).passed  # an empty fleet's backup is empty
+    assert j.backup_snapshot([empty, snap("Manual", 1000, "snap-3")], NOW_MS, 120).passed
 
 
 @pytest.mark.parametrize(
@@ -623,7 +687,7 @@ HEALTH = [["claude_hooks", {"status": "healthy"}], ["poller", {"status": "health
 @pytest.mark.parametrize(
     ("health", "registry", "verdict", "reason"),
     [
-        (HEALTH, [], Verdict.PASS, "poller healthy, claude_hooks healthy; registry empty"),
+        (HEALTH, [], Verdict.INCONCLUSIVE, "only always-healthy sources are expected"),
         (HEALTH, [{"source_id": "x", "lifecycle": "active"}], Verdict.PASS, "1 registered"),
         (HEALTH, [{"source_id": "x", "lifecycle": "revoked"}], Verdict.FAIL, "x is revoked"),
         (HEALTH, [{"source_id": "x", "lifecycle": "pending"}], Verdict.FAIL, "x is pending"),
@@ -633,6 +697,18 @@ HEALTH = [["claude_hooks", {"status": "healthy"}], ["poller", {"status": "health
         (["poller"], [], Verdict.UNOBSERVABLE, "element 0"),
         (HEALTH, [{"lifecycle": "active"}], Verdict.UNOBSERVABLE, "no source_id"),
         (HEALTH, None, Verdict.UNOBSERVABLE, "list_source_registry: expected a list"),
+        (
+            [*HEALTH, ["poller", {"status": "down"}]],
+            [],
+            Verdict.UNOBSERVABLE,
+            "source poller is listed twice (healthy, then down)",
+        ),
+        (
+            HEALTH,
+            [{"source_id": "x", "lifecycle": "active"}] * 2,
+            Verdict.UNOBSERVABLE,
+            "source x is listed twice",
+        ),
     ],
 )
 def test_sources_healthy(health: object, registry: object, verdict: Verdict, reason: str) -> None:
@@ -643,6 +719,17 @@ def test_sources_healthy(health: object, registry: object, verdict: Verdict, rea
 
 def test_sources_with_nothing_expected_prove_nothing() -> None:
     assert j.sources_healthy([], [], ()).verdict is Verdict.INCONCLUSIVE
+
+
+def test_sources_expecting_only_always_healthy_kinds_need_a_registry() -> None:
+    """poller and claude_hooks report healthy whatever happens (DAEMON-FACTS 9.1)."""
+    vacuous = j.sources_healthy(HEALTH, [], ("poller", "claude_hooks"))
+    assert vacuous.verdict is Verdict.INCONCLUSIVE
+    assert "configure [sources] expected_healthy" in vacuous.message.splitlines()[0]
+    jsonl_down = j.sources_healthy(HEALTH, [], ("poller", "claude_jsonl"))
+    assert jsonl_down.verdict is Verdict.FAIL
+    healthy = [*HEALTH[:2], ["claude_jsonl", {"status": "healthy"}]]
+    assert j.sources_healthy(healthy, [], ("poller", "claude_jsonl")).passed
 
 
 def tmux_pane(pane_id: str, session: str | None, managed: bool = True) -> dict[str, object]:
@@ -708,11 +795,32 @@ def test_latency_breach_signal_threshold_is_a_parameter() -> None:
 
 
 def test_cursor_full_resyncs() -> None:
-    assert j.cursor_full_resyncs(cursor()).passed
+    assert j.cursor_full_resyncs(cursor(), window=DAY, now=NOW).passed
     fired = j.cursor_full_resyncs(cursor(full_resync_count=2, max_invalid_streak=4))
     assert fired.verdict is Verdict.FAIL
     assert "triggered 2 times since" in fired.message
     assert "streak reached 4" in fired.message
+
+
+@pytest.mark.parametrize(
+    ("stats", "reason"),
+    [
+        # a restart two minutes ago reset the counters: a resync before it is lost
+        (cursor(covers_from_ms=NOW_MS - 2 * MIN), "starts after the window start"),
+        # counters nobody rewrote for three days
+        (cursor(covers_from_ms=NOW_MS - 30 * 86_400_000, as_of_ms=NOW_MS - 3 * 86_400_000),
+         "before now"),
+    ],
+)  # fmt: skip
+def test_cursor_full_resyncs_zero_needs_counters_covering_the_window(
+    stats: CursorStats, reason: str
+) -> None:
+    judged = j.cursor_full_resyncs(stats, window=DAY, now=NOW)
+    assert judged.verdict is Verdict.INCONCLUSIVE
+    assert reason in judged.message
+    assert j.cursor_full_resyncs(stats).verdict is Verdict.INCONCLUSIVE  # no window: no proof
+    fired = replace(stats, full_resync_count=1, max_invalid_streak=3)
+    assert j.cursor_full_resyncs(fired, window=DAY, now=NOW).verdict is Verdict.FAIL
 
 
 def supervisor_status(state: SupervisorState, **changes: object) -> SupervisorStatus:
@@ -742,6 +850,24 @@ def test_hold_down_state(state: SupervisorState, verdict: Verdict) -> None:
     assert j.hold_down_state(supervisor_status(state), NOW).verdict is verdict
 
 
+def test_hold_down_state_on_a_stale_status_shows_nothing_current() -> None:
+    stale = supervisor_status(SupervisorState("Ready"), as_of_ms=NOW_MS - 3 * 86_400_000)
+    judged = j.hold_down_state(stale, NOW)
+    assert judged.verdict is Verdict.INCONCLUSIVE
+    assert "Ready as of 2026-11-23T00:00Z, 3d before now" in judged.message
+    lagging = supervisor_status(SupervisorState("Ready"), as_of_ms=NOW_MS - 4 * MIN)
+    assert j.hold_down_state(lagging, NOW).passed
+    # still in HoldDown long after it ended, as of the stale status: it did not recover
+    stuck = supervisor_status(
+        SupervisorState("HoldDown", until_ms=NOW_MS - 5 * 86_400_000),
+        as_of_ms=NOW_MS - 3 * 86_400_000,
+    )
+    assert j.hold_down_state(stuck, NOW).verdict is Verdict.FAIL
+    ready_stale = j.supervisor_ready(stale, now=NOW)
+    assert ready_stale.verdict is Verdict.INCONCLUSIVE
+    assert j.supervisor_ready(stale).passed  # without now, only the contents are judged
+
+
 def test_supervisor_ready_lists_every_problem() -> None:
     status = supervisor_status(
         SupervisorState("Restarting", attempt=2, next_restart_ms=NOW_MS + 4000),
@@ -762,8 +888,11 @@ def test_supervisor_ready_lists_every_problem() -> None:
 def test_jitter_row() -> None:
     ready = SupervisorState("Ready")
     declared = j.jitter_matches_contract(supervisor_status(ready))
-    assert declared.passed
-    assert "not observable over RPC" in declared.message
+    assert declared.verdict is Verdict.INCONCLUSIVE
+    assert (
+        "jitter declared ±20% (jitter_pct 0.2); application by the runtime is not observable"
+        in declared.message
+    )
     applied = j.jitter_matches_contract(supervisor_status(ready, jitter_applied=True))
     assert "applied by the runtime" in applied.message
     off = supervisor_status(ready, jitter_applied=False)
@@ -846,3 +975,158 @@ def test_archive_retained(changes: dict[str, object], verdict: Verdict, reason: 
     judged = j.archive_retained(manifest(**changes), NOW)
     assert judged.verdict is verdict
     assert reason in judged.message
+
+
+# --- fail-closed evidence: histories behind current readings, phase windows, activity -------
+
+
+def change(version: int, key: str, at: datetime, pane_id: str | None = None) -> Change:
+    return Change(version, key, at, pane_id)
+
+
+def slo(kind: str, at: datetime, consecutive: int) -> LogEvent:
+    return log_event(kind, at, p95_ms=3224, consecutive=consecutive)
+
+
+def test_latency_log_events_fire_on_a_breach_the_current_sample_missed() -> None:
+    """A degraded episode an hour ago, healthy now: only the log still shows it."""
+    episode = [slo("slo_breach", NOW - timedelta(hours=1), n) for n in (1, 2)]
+    episode += [slo("slo_degraded", NOW - timedelta(hours=1), n) for n in (3, 4)]
+    log = covered(NOW - 2 * DAY)
+    fired = j.latency_log_events(episode, DAY, NOW, log, min_consecutive=3)
+    assert fired.verdict is Verdict.FAIL
+    assert fired.message.startswith("2 SLO log lines (slo_breach, slo_degraded) with consecutive")
+    short = j.latency_log_events(episode[:2], DAY, NOW, log, min_consecutive=3)
+    assert short.passed  # two breaching ticks: below the breach windows
+    assert j.latency_log_events(episode[:2], DAY, NOW, log, min_consecutive=2).verdict is (
+        Verdict.FAIL
+    )
+    degraded = j.latency_log_events(episode, 2 * DAY, NOW, log, kinds={"slo_degraded"})
+    assert degraded.verdict is Verdict.FAIL
+    quiet = j.latency_log_events([], DAY, NOW, covered(NOW - timedelta(hours=3)))
+    assert quiet.verdict is Verdict.INCONCLUSIVE
+    assert "(3h) of the required 24h window" in quiet.message
+    assert j.latency_log_events([], DAY, NOW, None).verdict is Verdict.INCONCLUSIVE
+
+
+@pytest.mark.parametrize(
+    ("status", "verdict"),
+    [
+        ("not_started", Verdict.INCONCLUSIVE),
+        ("insufficient_data", Verdict.PASS),
+        ("healthy", Verdict.PASS),
+        ("degraded", Verdict.PASS),  # slow, but ticking: its answers mean something
+        (None, Verdict.UNOBSERVABLE),
+    ],
+)
+def test_daemon_ready(status: str | None, verdict: Verdict) -> None:
+    assert j.daemon_ready({"status": status}, who="v4").verdict is verdict
+
+
+SELECTOR_CHANGED = RuntimeSelector("v4", True, ("a",), datetime_to_ms(NOW - 3 * DAY))
+
+
+def test_phase_runs_from_the_later_of_v5_start_and_selector_change() -> None:
+    v5_up_10d = NOW - 10 * DAY
+    assert j.phase_running_for(SELECTOR_CHANGED, v5_up_10d, 2 * DAY, now=NOW, phase="canary").passed
+    just = replace(SELECTOR_CHANGED, changed_at_ms=NOW_MS - 3_600_000)
+    judged = j.phase_running_for(just, v5_up_10d, 2 * DAY, now=NOW, phase="canary")
+    assert judged.verdict is Verdict.INCONCLUSIVE
+    assert judged.message.startswith(
+        "canary running 1h since 2026-11-25T23:00Z (v5 started 2026-11-16T00:00Z, selector last "
+        "changed 2026-11-25T23:00Z), less than the required 48h"
+    )
+    restarted = j.phase_running_for(SELECTOR_CHANGED, NOW - DAY, 2 * DAY, now=NOW, phase="canary")
+    assert restarted.verdict is Verdict.INCONCLUSIVE
+    assert "canary running 24h since 2026-11-25T00:00Z" in restarted.message
+    unknown = replace(SELECTOR_CHANGED, changed_at_ms=None)
+    missing = j.phase_running_for(unknown, v5_up_10d, 2 * DAY, now=NOW, phase="gradual")
+    assert missing.verdict is Verdict.INCONCLUSIVE
+    assert "gradual start unknown: the runtime selector does not say when it last changed" in (
+        missing.message
+    )
+
+
+def test_drained_for_needs_the_daemon_up_for_the_window() -> None:
+    unmanaged = [tmux_pane("%1", "a", managed=False)]
+    assert j.drained_for([], unmanaged, 8 * DAY, 7 * DAY, now=NOW).passed
+    young = j.drained_for([], unmanaged, timedelta(hours=2), 7 * DAY, now=NOW)
+    assert young.verdict is Verdict.INCONCLUSIVE
+    assert "v4 holds no session, but it has been up only 2h" in young.message
+    left = j.drained_for([], [tmux_pane("%1", "a")], 8 * DAY, 7 * DAY, now=NOW)
+    assert left.verdict is Verdict.FAIL
+
+
+def test_keeps_its_sessions() -> None:
+    served = [tmux_pane("%1", "a")]
+    keys = [{"session_key": "poller-%1"}]
+    phase = NOW - 3 * DAY
+    assert j.keeps_its_sessions(keys, served, NOW - DAY, phase).passed
+    lost = j.keeps_its_sessions(keys, [tmux_pane("%1", "a", managed=False)], NOW, phase)
+    assert lost.verdict is Verdict.FAIL
+    assert j.keeps_its_sessions([], [], NOW - 5 * DAY, phase).passed  # none there at the start
+    restarted = j.keeps_its_sessions([], [], NOW - timedelta(minutes=2), phase)
+    assert restarted.verdict is Verdict.INCONCLUSIVE
+    assert "after the gradual phase began at 2026-11-23T00:00Z" in restarted.message
+    assert j.keeps_its_sessions([], [], NOW - 5 * DAY, None).verdict is Verdict.INCONCLUSIVE
+
+
+def test_migration_counts_need_v5_serving() -> None:
+    v4 = {"tmux_sessions": 2, "managed_panes": 3, "agent_sessions": 3}
+    v5 = {"tmux_sessions": 2, "managed_panes": 2, "agent_sessions": 2}
+    judged = j.migration_counts(v4, v5)
+    assert judged.passed
+    assert "v5 share of tmux sessions 50%" in judged.message
+    none = j.migration_counts(v4, dict.fromkeys(v5, 0))
+    assert none.verdict is Verdict.INCONCLUSIVE
+    assert none.message.startswith("v5 serves no agent session: no migration shown")
+
+
+def test_canary_activity_needs_a_change_of_a_canary_pane_in_the_window() -> None:
+    selector = RuntimeSelector("v4", True, ("a", "b"))
+    fleet = [tmux_pane("%1", "a"), tmux_pane("%2", "b"), tmux_pane("%3", "c")]
+    old = [change(1, "poller-%1", NOW - 5 * DAY, "%1"), change(2, "k", NOW - 5 * DAY, "%2")]
+    other = [change(3, "poller-%3", NOW - timedelta(minutes=1), "%3")]
+    idle = j.canary_activity(selector, fleet, [*old, *other], 2 * DAY, now=NOW)
+    assert idle.verdict is Verdict.INCONCLUSIVE
+    assert idle.message.startswith(
+        "no activity in canary sessions since 2026-11-24T00:00Z: no state_changed entry for "
+        "their 2 managed panes in the last 48h (last at 2026-11-21T00:00Z)"
+    )
+    recent = [change(4, "poller-%1", NOW - timedelta(minutes=3), "%1")]
+    active = j.canary_activity(selector, fleet, [*old, *recent], 2 * DAY, now=NOW)
+    assert active.passed
+    assert "1 state changes in canary sessions in the last 48h" in active.message
+    # a session-level entry of the agent session bound to a canary pane counts too
+    session_level = [change(5, "k", NOW - timedelta(minutes=3))]
+    assert j.canary_activity(selector, fleet, [*old, *session_level], 2 * DAY, now=NOW).passed
+
+
+def test_projection_advancing() -> None:
+    nonces = ("7-1", "7-1")
+    flat_old = [change(1, "k", NOW - 2 * DAY, "%1")]
+    assert j.projection_advancing((5, 6), nonces, [], DAY, now=NOW).passed
+    flat = j.projection_advancing((5, 5), nonces, flat_old, DAY, now=NOW)
+    assert flat.verdict is Verdict.INCONCLUSIVE
+    assert flat.message == (
+        "v5 projection version flat at 5 and no change in the last 24h: not shown advancing"
+    )
+    recent = [*flat_old, change(5, "k", NOW - timedelta(hours=2), "%1")]
+    assert j.projection_advancing((5, 5), nonces, recent, DAY, now=NOW).passed
+    assert j.projection_advancing((6, 5), nonces, recent, DAY, now=NOW).verdict is Verdict.FAIL
+    restarted = j.projection_advancing((5, 6), ("7-1", "8-2"), recent, DAY, now=NOW)
+    assert restarted.verdict is Verdict.FAIL
+    no_nonce = j.projection_advancing((5, 6), (None, None), recent, DAY, now=NOW)
+    assert no_nonce.verdict is Verdict.UNOBSERVABLE
+    assert "reading 1 and 2 has no nonce" in no_nonce.message
+
+
+def test_agent_session_keys_follow_the_change_log_when_a_title_decays() -> None:
+    decayed = {"pane_id": "%1", "presence": "managed", "title_quality": "HeuristicTitle"}
+    assert agent_session_keys([decayed]) == {"poller-%1"}
+    log = [
+        change(1, "7f3c-claude", NOW - DAY, "%1"),
+        change(2, "", NOW - DAY, "%1"),  # the freshness sweep's entry carries no key
+        change(3, "other", NOW - DAY, "%9"),
+    ]
+    assert agent_session_keys([decayed], log) == {"poller-%1", "7f3c-claude"}

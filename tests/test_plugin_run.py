@@ -78,12 +78,19 @@ def test_rpc_calls_do_not_grow_with_gates_or_sessions(
     }
     # what the alpha catalog needs, once each (two readings where declared), plus daemon.info
     # at the start and the end of each daemon's observation
-    assert calls["v4"] == ["daemon.info", "daemon.info", "list_panes", "list_sessions"]
+    assert calls["v4"] == [
+        "daemon.info",
+        "daemon.info",
+        "list_panes",
+        "list_sessions",
+        "state_changed",
+    ]
     assert calls["v5"] == [
         "daemon.info",
         "daemon.info",
         "list_panes",
         "list_sessions",
+        "state_changed",
         "summary_changed",
         "summary_changed",
     ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from datetime import datetime
 from datetime import timezone
 from pathlib import Path
@@ -28,6 +29,8 @@ from pytest_canarygate.providers import registry
 from pytest_canarygate.providers.daemon_log import LOG_KINDS
 from pytest_canarygate.providers.daemon_log import classify
 from pytest_canarygate.providers.daemon_log import parse_timestamp
+from pytest_canarygate.providers.records import RecordError
+from pytest_canarygate.providers.records import parse_runtime_selector
 from pytest_canarygate.providers.rpc import RpcOpsProvider
 
 OPS = Path(__file__).parent / "data" / "ops"
@@ -348,6 +351,27 @@ def test_runtime_selector_toml() -> None:
     assert selector.v5_canary_sessions == ("session-alpha", "session-beta")
     assert isinstance(evidence.raw, str)
     assert "[runtime]" in evidence.raw
+
+
+def test_runtime_selector_changed_at_is_the_file_modification_time(tmp_path: Path) -> None:
+    """When the routing last changed is the file's mtime; a key in the table is not believed."""
+    target = write(
+        tmp_path / "r.toml",
+        '[runtime]\ndefault_daemon = "v4"\nv5_enabled = true\nchanged_at_ms = 1\n',
+    )
+    mtime_ns = 1_795_000_000_123 * 1_000_000
+    os.utime(tmp_path / "r.toml", ns=(mtime_ns, mtime_ns))
+    selector = make_provider("selector", target).runtime_selector().one()
+    assert selector.changed_at_ms == 1_795_000_000_123
+
+
+def test_runtime_selector_changed_at_from_an_ops_answer() -> None:
+    answer = {"default_daemon": "v4", "v5_enabled": False, "changed_at_ms": 1_795_000_000_000}
+    assert parse_runtime_selector(answer).changed_at_ms == 1_795_000_000_000
+    assert parse_runtime_selector({**answer, "changed_at_ms": None}).changed_at_ms is None
+    assert parse_runtime_selector({"default_daemon": "v4", "v5_enabled": False}).changed_at is None
+    with pytest.raises(RecordError, match="changed_at_ms: expected an integer >= 0"):
+        parse_runtime_selector({**answer, "changed_at_ms": "yesterday"})
 
 
 def test_runtime_selector_canary_sessions_default_to_none(tmp_path: Path) -> None:

@@ -180,7 +180,12 @@ def full_contract() -> dict[str, Answer]:
         "ops.cursor_stats": result(read_json("cursor.json")),
         "ops.binding_stats": result(read_json("binding.json")),
         "ops.runtime_selector": result(
-            {"default_daemon": "v5", "v5_enabled": True, "v5_canary_sessions": []}
+            {
+                "default_daemon": "v5",
+                "v5_enabled": True,
+                "v5_canary_sessions": [],
+                "changed_at_ms": T0_MS,
+            }
         ),
     }
 
@@ -209,6 +214,7 @@ def test_every_ops_method_over_the_socket(serve: Callable[[dict[str, Answer]], O
     assert make_provider("binding", server.uri).binding_stats().one().cas_conflicts == 0
     selector = make_provider("selector", server.uri).runtime_selector().one()
     assert (selector.default_daemon, selector.v5_enabled) == ("v5", True)
+    assert selector.changed_at == datetime(2026, 11, 25, tzinfo=timezone.utc)
     assert [r["method"] for r in server.requests] == list(OPS_METHODS)
 
 

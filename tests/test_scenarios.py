@@ -42,6 +42,10 @@ SCENARIOS: dict[tuple[str, str], Expected] = {
     ("holddown-24h", "canary"): {
         "canary.exit.stable-48h": ("FAIL", "1 supervisor HoldDown events in the last 48h"),
         "signal.hold-down-not-recovered": ("FAIL", "no recovery followed in 1h55m"),
+        # nothing was logged since the hold-down 2h ago: the log does not reach now, so it
+        # cannot show the latency over the window (a quiet log proves less than a ledger)
+        "canary.monitor.latency": ("INCONCLUSIVE", "it ends 2h before now"),
+        "signal.latency-breaches": ("INCONCLUSIVE", "it ends 2h before now"),
     },
     ("escalate-alert", "canary"): {
         "canary.monitor.latency": ("FAIL", "alert-4 Escalate from supervisor"),
@@ -98,9 +102,48 @@ SCENARIOS: dict[tuple[str, str], Expected] = {
         "cutover.migrate.v4-sessions-restarted": V4_LEFT,
         "cutover.verify.zero-v4-sessions": V4_LEFT,
         "cutover.exit.zero-v4-sessions": V4_LEFT,
+        "cutover.exit.v5-only-stable-7d": V4_LEFT,
     },
     ("build-failing", "alpha"): {
         "prereq.build-passes": ("FAIL", "697 passed, 3 failed"),
+    },
+    # managed panes never go away: a canary whose agents went idle days ago shows no use
+    ("canary-idle", "canary"): {
+        "canary.duration.active-48h": ("INCONCLUSIVE", "no activity in canary sessions since"),
+    },
+    # a phase counts from the selector's last change, not from v5's start
+    ("selector-just-changed", "canary"): {
+        "canary.duration.active-48h": ("INCONCLUSIVE", "canary running 1h since"),
+        "canary.exit.stable-48h": ("INCONCLUSIVE", "canary running 1h since"),
+    },
+    ("selector-just-changed", "gradual"): {
+        "gradual.exit.v5-default-7d": ("INCONCLUSIVE", "gradual running 1h since"),
+    },
+    # healthy now, degraded an hour ago: only the daemon log still shows it
+    ("latency-flapped", "canary"): {
+        "canary.monitor.latency": ("FAIL", "daemon log FAIL: 10 SLO log lines (slo_degraded)"),
+        "signal.latency-breaches": ("FAIL", "daemon log FAIL: 10 SLO log lines"),
+    },
+    # a v4 that restarted and never ticked holds nothing, which proves nothing
+    ("v4-restarted", "gradual"): {
+        "gradual.v4.serves-its-sessions": ("INCONCLUSIVE", "but it restarted at"),
+        "gradual.v4.rollback-target": ("INCONCLUSIVE", "v4 not ready"),
+    },
+    ("v4-restarted", "cutover"): {
+        "cutover.migrate.v4-sessions-restarted": ("INCONCLUSIVE", "v4 not ready"),
+        "cutover.verify.zero-v4-sessions": ("INCONCLUSIVE", "v4 not ready"),
+        "cutover.exit.zero-v4-sessions": ("INCONCLUSIVE", "v4 not ready"),
+        "cutover.exit.v5-only-stable-7d": ("INCONCLUSIVE", "but it has been up only 2m"),
+    },
+    # the change log still binds a pane whose deterministic title decayed
+    ("title-decayed", "alpha"): {
+        "alpha.parity.sessions": ("FAIL", "activity_state v4='Running' v5='Error'"),
+        "alpha.exit.projection-matches": ("FAIL", "activity_state v4='Running' v5='Error'"),
+    },
+    # nothing to compare, nothing advancing
+    ("no-agents", "alpha"): {
+        "alpha.parity.sessions": ("INCONCLUSIVE", "0 agent sessions on v4 and 0 on v5"),
+        "alpha.projection.version-advancing": ("INCONCLUSIVE", "flat at 0 and no change in"),
     },
 }
 
@@ -125,13 +168,17 @@ def accessors_of(gate_id: str) -> set[str]:
 
 def stock_expected(phase: str) -> Expected:
     """A stock v5 whose deployment publishes only the build and the v4 archive as files: every
-    gate reading ops evidence is UNOBSERVABLE and names a method it misses."""
+    gate reading ops evidence is UNOBSERVABLE and names a method it misses; a gate that judges
+    a current reading against the daemon log (published by nobody) shows no history behind it:
+    INCONCLUSIVE."""
     expected: Expected = {}
     for spec in CATALOG.gates_for(phase):
         missing = [OPS_METHOD[a] for a in accessors_of(spec.id) if a in OPS_METHOD]
         if missing:
             named = tuple(f"method {m} not served by unix://" for m in missing)
             expected[spec.id] = ("UNOBSERVABLE", named)
+        elif accessors_of(spec.id) == {"log_events"}:
+            expected[spec.id] = ("INCONCLUSIVE", "no provider configured for 'daemon_log'")
     return expected
 
 
@@ -275,7 +322,11 @@ def test_broken_evidence_endpoints_make_their_gates_unobservable(
         if not needed:
             assert verdict == "PASS", (spec.id, message)
             continue
-        assert verdict == "UNOBSERVABLE", (spec.id, message)
+        if mode == "missing" and needed == {"log_events"}:
+            # a current reading judged with the log's history: without a log, not shown
+            assert verdict == "INCONCLUSIVE", (spec.id, message)
+        else:
+            assert verdict == "UNOBSERVABLE", (spec.id, message)
         for accessor in needed:  # every broken endpoint the gate needed is named
             assert evidence[ACCESSORS[accessor][0]] in message, (spec.id, accessor, message)
 

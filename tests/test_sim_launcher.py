@@ -57,9 +57,22 @@ BUILT_IN = {
     "v4-sessions-remaining",
     "build-failing",
     "stock-daemon",
+    "canary-idle",
+    "selector-just-changed",
+    "latency-flapped",
+    "v4-restarted",
+    "title-decayed",
+    "no-agents",
 }
 VOLATILE = frozenset(
-    {"updated_at", "checked_at", "timestamp", "deterministic_last_seen", "last_heartbeat_ms"}
+    {
+        "updated_at",
+        "checked_at",
+        "timestamp",
+        "deterministic_last_seen",
+        "last_heartbeat_ms",
+        "registered_at_ms",
+    }
 )
 
 

@@ -536,3 +536,55 @@ def test_without_v5_nothing_is_published() -> None:
         assert fleet.evidence == {}
         assert (fleet.ops_url, fleet.ops_pid) == (None, None)
         assert not (fleet.socket_dir / "evidence").exists()
+
+
+# --- what the fail-closed gates read: when things changed --------------------------------------
+
+
+def test_selector_says_when_it_changed(canary: SimFleet) -> None:
+    """The ops answer's changed_at_ms and the selector file's modification time agree."""
+    changed = canary.anchor_ms - 10 * DAY_MS
+    from_file = make_provider("selector", canary.evidence["selector"]).runtime_selector().one()
+    assert from_file.changed_at_ms == changed
+    assert result(canary.socket_path("v5"), "ops.runtime_selector")["changed_at_ms"] == changed
+    path = Path(canary.evidence["selector"].removeprefix("file://"))
+    assert path.stat().st_mtime_ns == changed * 1_000_000
+
+
+def test_jitter_applied_is_the_scenarios_claim(canary: SimFleet) -> None:
+    status = make_provider("supervisor", canary.evidence["supervisor"]).supervisor_status()
+    assert status.one().jitter_applied is True
+    stock = operations_model(load_scenario("samples"), phase=None, anchor_ms=0)
+    assert stock is None  # no [operations]: nothing is claimed at all
+
+
+def test_change_log_dates_the_first_projection_at_the_start_and_later_changes_after() -> None:
+    from pytest_canarygate.sim.projection import SimDaemon
+
+    now_ns = 1_800_000_000_000 * 1_000_000
+    spec = load_scenario("healthy").daemon("v5", "canary")
+    log = SimDaemon(spec, pid=1, start_ns=now_ns)._state_changed({}, now_ns)["changes"]
+    started = datetime.fromtimestamp(now_ns / 1e9 - 10 * 86_400, tz=timezone.utc)
+    seeded = {e["timestamp"] for e in log[: 2 * 6]}  # each managed pane and its session
+    assert seeded == {started.strftime("%Y-%m-%dT%H:%M:%S.000000000Z")}
+    recent = [(e.get("pane_id"), e["timestamp"]) for e in log[2 * 6 :]]
+    assert [pane for pane, _ in recent] == [None, "%7", None, "%1", None, "%5"]  # 25m, 3m, 40s
+    idle = load_scenario("canary-idle").daemon("v5", "canary")
+    changed = SimDaemon(idle, pid=1, start_ns=now_ns)._state_changed({}, now_ns)["changes"]
+    assert [e.get("pane_id") for e in changed[2 * 6 :]] == [None, "%1", None, "%5", None, "%7"]
+
+
+def test_latency_flapped_log_lines() -> None:
+    from pytest_canarygate.providers.daemon_log import parse_log
+    from pytest_canarygate.sim.evidence_files import render_log_line
+
+    model = operations_model(load_scenario("latency-flapped"), phase="canary", anchor_ms=10**12)
+    assert model is not None
+    text = "".join(render_log_line(line) for line in model.log_lines("/run/v5/agtmuxd.sock"))
+    events, _, _ = parse_log(text.splitlines())
+    slo = [(e.kind, e.values["consecutive"]) for e in events if e.kind.startswith("slo_")]
+    assert slo == [("slo_breach", 1), ("slo_breach", 2)] + [
+        ("slo_degraded", n) for n in range(3, 13)
+    ]
+    last = max(e.at for e in events if e.kind == "slo_degraded")
+    assert last == ms_to_datetime(10**12 - 3_600_000)

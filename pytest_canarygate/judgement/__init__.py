@@ -25,19 +25,30 @@ from pytest_canarygate.judgement.core import format_duration
 from pytest_canarygate.judgement.core import format_time
 from pytest_canarygate.judgement.fleet import Pane
 from pytest_canarygate.judgement.fleet import archive_retained
+from pytest_canarygate.judgement.fleet import canary_activity
 from pytest_canarygate.judgement.fleet import canary_sessions_on
 from pytest_canarygate.judgement.fleet import canary_usage
+from pytest_canarygate.judgement.fleet import drained_for
+from pytest_canarygate.judgement.fleet import keeps_its_sessions
+from pytest_canarygate.judgement.fleet import migration_counts
+from pytest_canarygate.judgement.fleet import phase_running_for
 from pytest_canarygate.judgement.fleet import selector_matches_phase
+from pytest_canarygate.judgement.fleet import served_counts
 from pytest_canarygate.judgement.fleet import sessions_served_by
 from pytest_canarygate.judgement.fleet import zero_sessions
+from pytest_canarygate.judgement.health import ALWAYS_HEALTHY
 from pytest_canarygate.judgement.health import LIFECYCLES
+from pytest_canarygate.judgement.health import SLO_LOG_KINDS
 from pytest_canarygate.judgement.health import SOURCE_STATUSES
 from pytest_canarygate.judgement.health import build_passes
 from pytest_canarygate.judgement.health import cas_conflicts
 from pytest_canarygate.judgement.health import cursor_full_resyncs
 from pytest_canarygate.judgement.health import cursor_streaks
+from pytest_canarygate.judgement.health import daemon_ready
 from pytest_canarygate.judgement.health import latency_breach_signal
+from pytest_canarygate.judgement.health import latency_log_events
 from pytest_canarygate.judgement.health import latency_slo
+from pytest_canarygate.judgement.health import projection_advancing
 from pytest_canarygate.judgement.health import sources_healthy
 from pytest_canarygate.judgement.health import uptime_at_least
 from pytest_canarygate.judgement.history import DEFAULT_MAX_LAG
@@ -55,6 +66,7 @@ from pytest_canarygate.judgement.history import restart_regression
 from pytest_canarygate.judgement.history import supervisor_restart_regression
 from pytest_canarygate.judgement.history import unresolved_escalates_in_window
 from pytest_canarygate.judgement.history import window_coverage
+from pytest_canarygate.judgement.history import window_end
 from pytest_canarygate.judgement.snapshots import SNAPSHOT_ID
 from pytest_canarygate.judgement.snapshots import backup_snapshot
 from pytest_canarygate.judgement.snapshots import newest_snapshot_recorded
@@ -69,6 +81,7 @@ from pytest_canarygate.judgement.supervisor import startup_order_matches
 from pytest_canarygate.judgement.supervisor import supervisor_ready
 
 __all__ = [
+    "ALWAYS_HEALTHY",
     "DEFAULT_MAX_LAG",
     "HOLD_DOWN_KINDS",
     "LIFECYCLES",
@@ -76,6 +89,7 @@ __all__ = [
     "RESTART_KINDS",
     "RUNBOOK_RESTART_POLICY",
     "RUNBOOK_STARTUP_ORDER",
+    "SLO_LOG_KINDS",
     "SNAPSHOT_ID",
     "SOURCE_STATUSES",
     "Coverage",
@@ -88,12 +102,15 @@ __all__ = [
     "archive_retained",
     "backup_snapshot",
     "build_passes",
+    "canary_activity",
     "canary_sessions_on",
     "canary_usage",
     "cas_conflicts",
     "count_events",
     "cursor_full_resyncs",
     "cursor_streaks",
+    "daemon_ready",
+    "drained_for",
     "enforce",
     "escalate_persisting",
     "format_duration",
@@ -102,16 +119,22 @@ __all__ = [
     "hold_down_state",
     "hold_downs_in_window",
     "jitter_matches_contract",
+    "keeps_its_sessions",
     "latency_breach_signal",
+    "latency_log_events",
     "latency_slo",
+    "migration_counts",
     "newest_snapshot_recorded",
     "no_events_in_window",
     "periodic_snapshot_fresh",
+    "phase_running_for",
+    "projection_advancing",
     "restart_policy_matches_contract",
     "restart_regression",
     "restore_dry_run",
     "restore_dry_run_latest",
     "selector_matches_phase",
+    "served_counts",
     "sessions_served_by",
     "sources_healthy",
     "startup_order_matches",
@@ -120,5 +143,6 @@ __all__ = [
     "unresolved_escalates_in_window",
     "uptime_at_least",
     "window_coverage",
+    "window_end",
     "zero_sessions",
 ]

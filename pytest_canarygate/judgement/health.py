@@ -1,4 +1,5 @@
-"""Judgements on how healthy a running daemon is: the latency SLO and its rollback signal, source
+"""Judgements on how healthy a running daemon is: whether it is ready at all, the latency SLO and
+its rollback signal (the current evaluation and the SLO lines of its log over a window), source
 health and the source registry (DAEMON-FACTS 2.3, 2.9, 9), the cursor and binding counters
 (invalid_cursor streaks, full resyncs, CAS conflicts), and its uptime without a restart; and
 whether the v5 build it runs passes its tests.
@@ -7,11 +8,15 @@ whether the v5 build it runs passes its tests.
 from __future__ import annotations
 
 from collections.abc import Collection
+from collections.abc import Iterable
 from collections.abc import Mapping
+from collections.abc import Sequence
 from datetime import datetime
 from datetime import timedelta
 
+from pytest_canarygate.agtmux import Change
 from pytest_canarygate.judgement.core import Coverage
+from pytest_canarygate.judgement.core import Covered
 from pytest_canarygate.judgement.core import Judgement
 from pytest_canarygate.judgement.core import _aware
 from pytest_canarygate.judgement.core import _judgement
@@ -19,9 +24,11 @@ from pytest_canarygate.judgement.core import format_duration
 from pytest_canarygate.judgement.core import format_time
 from pytest_canarygate.judgement.history import DEFAULT_MAX_LAG
 from pytest_canarygate.judgement.history import window_coverage
+from pytest_canarygate.judgement.history import window_end
 from pytest_canarygate.providers.records import BindingStats
 from pytest_canarygate.providers.records import BuildResult
 from pytest_canarygate.providers.records import CursorStats
+from pytest_canarygate.providers.records import LogEvent
 from pytest_canarygate.providers.records import ms_to_datetime
 from pytest_canarygate.verdicts import Verdict
 
@@ -104,11 +111,90 @@ def latency_breach_signal(latency_status_result: object, breach_windows: int = 3
     return _judgement(Verdict.PASS, message, **numbers)
 
 
+SLO_LOG_KINDS = frozenset({"slo_breach", "slo_degraded"})
+"""Daemon log kinds of the latency SLO evaluation: WARN "SLO breach" (1 or 2 consecutive
+breaching ticks) and ERROR "SLO DEGRADED" (3 or more), DAEMON-FACTS 6.5, 7.5."""
+
+
+def latency_log_events(
+    events: Iterable[LogEvent],
+    window: timedelta,
+    now: datetime,
+    coverage: Covered | None,
+    *,
+    kinds: Collection[str] = SLO_LOG_KINDS,
+    min_consecutive: int = 0,
+    max_lag: timedelta = DEFAULT_MAX_LAG,
+) -> Judgement:
+    """The latency SLO as the daemon's log tells it over ``window``: FAIL for a line of
+    ``kinds`` in the window whose ``consecutive`` count is at least ``min_consecutive`` (the
+    daemon logs one per breaching tick, so a breach that lasted milliseconds still shows);
+    INCONCLUSIVE for none on a log that does not cover the window; PASS otherwise."""
+    now = _aware(now, "now")
+    start, end = now - window, window_end(now, coverage)
+    cov = (
+        window_coverage(window, now, None, None, max_lag=max_lag)
+        if coverage is None
+        else window_coverage(window, now, coverage.covers_from, coverage.covers_to, max_lag=max_lag)
+    )
+    found = [
+        e
+        for e in events
+        if e.kind in kinds and start <= e.at <= end and _consecutive(e) >= min_consecutive
+    ]
+    shown = f"SLO log lines ({', '.join(sorted(kinds))})"
+    if min_consecutive > 0:
+        shown += f" with consecutive >= {min_consecutive}"
+    numbers = {**cov.numbers, "found": len(found), "min_consecutive": min_consecutive}
+    required = format_duration(window)
+    if found:
+        worst = max(found, key=_consecutive)
+        message = (
+            f"{len(found)} {shown} in the last {required}, from "
+            f"{format_time(found[0].at)} to {format_time(found[-1].at)}; worst p95 "
+            f"{worst.values.get('p95_ms')} ms, consecutive {_consecutive(worst)}"
+        )
+        return _judgement(Verdict.FAIL, message, found[:20], **numbers)
+    if not cov.covered:
+        message = f"no {shown} seen, but the daemon log {cov.message}"
+        return _judgement(Verdict.INCONCLUSIVE, message, **numbers)
+    message = f"no {shown} in the last {required} ({cov.message})"
+    return _judgement(Verdict.PASS, message, **numbers)
+
+
+def _consecutive(event: LogEvent) -> int:
+    value = event.values.get("consecutive")
+    return value if isinstance(value, int) else 0
+
+
+def daemon_ready(latency_status_result: object, *, who: str = "v4") -> Judgement:
+    """The daemon has completed at least one pipeline tick: ``latency_status`` is anything but
+    "not_started" (DAEMON-FACTS 13). Before that its ``list_panes`` and ``list_sessions`` are
+    empty whatever it serves, so emptiness proves nothing (INCONCLUSIVE)."""
+    result = latency_status_result
+    status = result.get("status") if isinstance(result, Mapping) else None
+    if not isinstance(status, str):
+        return _judgement(
+            Verdict.UNOBSERVABLE, f"{who} latency_status answer has no status: {result!r:.200}"
+        )
+    if status == "not_started":
+        message = (
+            f"{who} not ready: latency_status not_started, no pipeline tick has completed; "
+            "until then its panes and sessions are empty whatever it serves (DAEMON-FACTS 13)"
+        )
+        return _judgement(Verdict.INCONCLUSIVE, message, status=status)
+    return _judgement(
+        Verdict.PASS, f"{who} ready: latency_status {status} (a tick has completed)", status=status
+    )
+
+
 # --- source health (DAEMON-FACTS 2.3, 2.9, 9) --------------------------------------------
 
 
 SOURCE_STATUSES = ("healthy", "degraded", "down")
 LIFECYCLES = ("pending", "active", "stale", "revoked")
+ALWAYS_HEALTHY = frozenset({"poller", "claude_hooks"})
+"""Source kinds the daemon reports "healthy" whatever happens (DAEMON-FACTS 9.1)."""
 
 
 def sources_healthy(
@@ -117,10 +203,12 @@ def sources_healthy(
     expected_healthy: Collection[str],
     *,
     who: str = "v5",
+    always_healthy: Collection[str] = ALWAYS_HEALTHY,
 ) -> Judgement:
     """All registered sources ``active`` (no stale, pending or revoked) and every expected
-    source reporting "healthy" in ``list_source_health``. Answers of unknown shape are
-    UNOBSERVABLE."""
+    source reporting "healthy" in ``list_source_health``. Answers of unknown shape, or a kind or
+    source id listed twice, are UNOBSERVABLE. Expecting only ``always_healthy`` kinds (or none)
+    with an empty registry proves nothing: INCONCLUSIVE."""
     statuses: dict[str, str] = {}
     if not isinstance(health_result, list):
         return _judgement(
@@ -136,6 +224,12 @@ def sources_healthy(
                 Verdict.UNOBSERVABLE,
                 f"{who} list_source_health: element {index} is not [kind, {{status}}]: "
                 f"{entry!r:.100}",
+            )
+        if kind in statuses:
+            return _judgement(
+                Verdict.UNOBSERVABLE,
+                f"{who} list_source_health: source {kind} is listed twice ({statuses[kind]}, "
+                f"then {status}): the answer contradicts itself",
             )
         statuses[kind] = status
     lifecycles: dict[str, str] = {}
@@ -153,6 +247,12 @@ def sources_healthy(
                 f"{who} list_source_registry: element {index} has no source_id and lifecycle: "
                 f"{entry!r:.100}",
             )
+        if source_id in lifecycles:
+            return _judgement(
+                Verdict.UNOBSERVABLE,
+                f"{who} list_source_registry: source {source_id} is listed twice: the answer "
+                "contradicts itself",
+            )
         lifecycles[source_id] = lifecycle
     problems = [
         f"registered source {sid} is {state}, not active"
@@ -168,9 +268,12 @@ def sources_healthy(
     numbers = {"health": statuses, "registry": lifecycles, "expected": list(expected_healthy)}
     if problems:
         return _judgement(Verdict.FAIL, f"{who} sources: " + "; ".join(problems), **numbers)
-    if not expected_healthy and not lifecycles:
+    if set(expected_healthy) <= set(always_healthy) and not lifecycles:
+        expected = ", ".join(expected_healthy) or "none"
         message = (
-            f"{who}: no source is expected healthy and none is registered; nothing proves health"
+            f"{who} sources: only always-healthy sources are expected ({expected}) and none is "
+            "registered: nothing proves health; configure [sources] expected_healthy "
+            "(poller and claude_hooks report healthy whatever happens, DAEMON-FACTS 9.1)"
         )
         return _judgement(Verdict.INCONCLUSIVE, message, **numbers)
     registry = f"{len(lifecycles)} registered, all active" if lifecycles else "registry empty"
@@ -248,11 +351,19 @@ def cursor_streaks(
     return _judgement(Verdict.PASS, message, (stats,), **numbers)
 
 
-def cursor_full_resyncs(stats: CursorStats) -> Judgement:
+def cursor_full_resyncs(
+    stats: CursorStats,
+    *,
+    window: timedelta | None = None,
+    now: datetime | None = None,
+    max_lag: timedelta = DEFAULT_MAX_LAG,
+) -> Judgement:
     """Rollback signal "cursor FullResync triggered": FAIL for any full resync counted since
-    ``covers_from_ms`` (the counters cannot say when inside that span)."""
+    ``covers_from_ms`` (the counters cannot say when inside that span). Zero passes only on
+    counters that cover the ``window`` ending ``now`` (counted from before its start, as of no
+    more than ``max_lag`` before now); without a window nothing shows that they do."""
     since = format_time(ms_to_datetime(stats.covers_from_ms))
-    numbers = {
+    numbers: dict[str, object] = {
         "full_resync_count": stats.full_resync_count,
         "covers_from_ms": stats.covers_from_ms,
         "as_of_ms": stats.as_of_ms,
@@ -264,9 +375,22 @@ def cursor_full_resyncs(stats: CursorStats) -> Judgement:
             "consider rollback"
         )
         return _judgement(Verdict.FAIL, message, (stats,), **numbers)
-    return _judgement(
-        Verdict.PASS, f"no cursor FullResync since {since} (cursor stats)", (stats,), **numbers
+    if window is None or now is None:
+        message = (
+            f"no cursor FullResync counted since {since}, but no window was given to show the "
+            "counters cover"
+        )
+        return _judgement(Verdict.INCONCLUSIVE, message, (stats,), **numbers)
+    cov = _counter_coverage(stats, window, _aware(now, "now"), max_lag)
+    numbers.update(cov.numbers)
+    if not cov.covered:
+        message = f"no cursor FullResync counted, but the cursor counters' {cov.message}"
+        return _judgement(Verdict.INCONCLUSIVE, message, (stats,), **numbers)
+    message = (
+        f"no cursor FullResync in the last {format_duration(window)}: 0 counted since {since} "
+        "(cursor stats)"
     )
+    return _judgement(Verdict.PASS, message, (stats,), **numbers)
 
 
 def cas_conflicts(
@@ -297,6 +421,67 @@ def cas_conflicts(
         return _judgement(Verdict.INCONCLUSIVE, message, (stats,), **numbers)
     message = f"0 CAS conflicts in the last {format_duration(window)}"
     return _judgement(Verdict.PASS, message, (stats,), **numbers)
+
+
+# --- projection version ------------------------------------------------------------------
+
+
+def projection_advancing(
+    versions: tuple[int, int],
+    nonces: tuple[object, object],
+    changes: Sequence[Change],
+    window: timedelta,
+    *,
+    now: datetime,
+    who: str = "v5",
+) -> Judgement:
+    """ "Projection version advancing normally" from two readings of the version, the nonces
+    read around them and the change log (DAEMON-FACTS 2.4, 2.10): a reading without a nonce
+    cannot rule out a restart (UNOBSERVABLE); a changed nonce (the version restarts at 0 with the
+    process) or a version going down FAILs; a version that went up PASSES, and so does a flat
+    one when the change log has an entry inside ``window``. Flat with no change in the window
+    shows nothing advancing (the version stays flat while nothing changes): INCONCLUSIVE."""
+    now = _aware(now, "now")
+    first, second = versions
+    numbers: dict[str, object] = {"readings": list(versions), "nonces": list(nonces)}
+    missing = [n + 1 for n, nonce in enumerate(nonces) if not isinstance(nonce, str) or not nonce]
+    if missing:
+        message = (
+            f"{who} daemon.info reading {' and '.join(map(str, missing))} has no nonce: a "
+            "restart between the version readings cannot be ruled out"
+        )
+        return _judgement(Verdict.UNOBSERVABLE, message, **numbers)
+    if nonces[0] != nonces[1]:
+        message = (
+            f"{who} restarted during the observation (nonce {nonces[0]} -> {nonces[1]}); the "
+            "projection version restarts at 0 with it"
+        )
+        return _judgement(Verdict.FAIL, message, **numbers)
+    if second < first:
+        return _judgement(
+            Verdict.FAIL, f"{who} projection version went backwards: {first} -> {second}", **numbers
+        )
+    if second > first:
+        return _judgement(
+            Verdict.PASS,
+            f"{who} projection version advanced {first} -> {second} during the observation",
+            **numbers,
+        )
+    recent = [c for c in changes if c.at >= now - window]
+    numbers["changes_in_window"] = len(recent)
+    span = format_duration(window)
+    if recent:
+        latest = max(recent, key=lambda c: (c.at, c.version))
+        message = (
+            f"{who} projection version at {second}, advanced by {len(recent)} changes in the "
+            f"last {span}, the latest (version {latest.version}) at {format_time(latest.at)}"
+        )
+        return _judgement(Verdict.PASS, message, **numbers)
+    message = (
+        f"{who} projection version flat at {second} and no change in the last {span}: not "
+        "shown advancing"
+    )
+    return _judgement(Verdict.INCONCLUSIVE, message, **numbers)
 
 
 # --- uptime ------------------------------------------------------------------------------

@@ -2,7 +2,8 @@
 all, events of a kind in it, supervisor HoldDowns and whether the supervisor recovered from one,
 alerts at or above a severity and Escalates that persist or stay unresolved, and whether supervisor
 restart counts regressed. No violation found in a history that does not cover the window is
-INCONCLUSIVE, the message giving the span.
+INCONCLUSIVE, the message giving the span. Violations are looked for up to the later of ``now``
+and the history's end: one stamped after the observation started but inside the history counts.
 """
 
 from __future__ import annotations
@@ -101,6 +102,14 @@ def window_coverage(
     )
 
 
+def window_end(now: datetime, coverage: Covered | None) -> datetime:
+    """Where a search for violations ends: the later of ``now`` and the end of the history (a
+    record stamped after the observation started, inside the history, is still a finding)."""
+    now = _aware(now, "now")
+    end = None if coverage is None else coverage.covers_to
+    return now if end is None else max(now, _aware(end, "covers_to"))
+
+
 def _coverage_of(
     coverage: Covered | None, window: timedelta, now: datetime, max_lag: timedelta
 ) -> Coverage:
@@ -151,11 +160,12 @@ def no_events_in_window(
     what: str,
     max_lag: timedelta = DEFAULT_MAX_LAG,
 ) -> Judgement:
-    """FAIL if an event of ``kinds`` happened in the window, INCONCLUSIVE if none did but the
-    history does not cover the window, PASS otherwise. ``what`` names the events (plural)."""
+    """FAIL if an event of ``kinds`` happened in the window (up to :func:`window_end`),
+    INCONCLUSIVE if none did but the history does not cover the window, PASS otherwise.
+    ``what`` names the events (plural)."""
     now = _aware(now, "now")
-    start = now - window
-    found = [e for e in events if e.kind in kinds and start <= e.at <= now]
+    start, end = now - window, window_end(now, coverage)
+    found = [e for e in events if e.kind in kinds and start <= e.at <= end]
     describe = ", ".join(f"{e.kind} at {format_time(e.at)}" for e in found[:5])
     if len(found) > 5:
         describe += f" and {len(found) - 5} more"
@@ -195,20 +205,35 @@ def hold_down_not_recovered(
     max_lag: timedelta = DEFAULT_MAX_LAG,
 ) -> Judgement:
     """Rollback signal "supervisor enters HoldDown and doesn't recover": FAIL when the latest
-    hold-down in the window ended more than ``grace`` ago with no recovery after it."""
+    hold-down in the window ended more than ``grace`` ago, and the history reaches past that,
+    with no recovery after it. A recovery passes only on a history that reaches now (a later
+    hold-down would not show otherwise); no hold-down passes only on a history covering the
+    window."""
     now = _aware(now, "now")
-    ordered = sorted((e for e in events if e.at <= now), key=lambda e: e.at)
+    end = window_end(now, coverage)
+    ordered = sorted((e for e in events if e.at <= end), key=lambda e: e.at)
     holds = [e for e in ordered if e.kind in HOLD_DOWN_KINDS and e.at >= now - window]
+    cov = _coverage_of(coverage, window, now, max_lag)
     if not holds:
-        cov = _coverage_of(coverage, window, now, max_lag)
         verdict = Verdict.PASS if cov.covered else Verdict.INCONCLUSIVE
         return _judgement(verdict, f"no HoldDown in the window ({cov.message})", **cov.numbers)
     last = holds[-1]
     until = _hold_down_until(last)
-    numbers = {"hold_down_at": last.at.isoformat(), "until": until.isoformat()}
+    numbers = {**cov.numbers, "hold_down_at": last.at.isoformat(), "until": until.isoformat()}
     recovered = [e for e in ordered if e.kind in RECOVERY_KINDS and e.at >= last.at]
+    covers_to = None if coverage is None else coverage.covers_to
     if recovered:
         message = f"HoldDown at {format_time(last.at)} recovered at {format_time(recovered[0].at)}"
+        if covers_to is None or covers_to < now - max_lag:
+            ends = (
+                "does not say where it ends"
+                if covers_to is None
+                else (
+                    f"ends {format_time(covers_to)}, {format_duration(now - covers_to)} before now"
+                )
+            )
+            message += f", but the history {ends}: a later HoldDown would not show"
+            return _judgement(Verdict.INCONCLUSIVE, message, (last, recovered[0]), **numbers)
         return _judgement(Verdict.PASS, message, (last, recovered[0]), **numbers)
     if now < until + grace:
         message = (
@@ -216,33 +241,69 @@ def hold_down_not_recovered(
             "recovery not due yet"
         )
         return _judgement(Verdict.INCONCLUSIVE, message, (last,), **numbers)
+    if covers_to is None or covers_to < until + grace:
+        ends = (
+            "does not say where it ends"
+            if covers_to is None
+            else (f"ends {format_time(covers_to)}")
+        )
+        message = (
+            f"HoldDown at {format_time(last.at)} until {format_time(until)}: no recovery seen, "
+            f"but the history {ends}, before a recovery was due"
+        )
+        return _judgement(Verdict.INCONCLUSIVE, message, (last,), **numbers)
     message = (
         f"HoldDown at {format_time(last.at)} ended {format_time(until)} and no recovery "
-        f"followed in {format_duration(now - until)}: rollback immediately"
+        f"followed in {format_duration(min(now, covers_to) - until)}: rollback immediately"
     )
     return _judgement(Verdict.FAIL, message, (last,), **numbers)
 
 
 def hold_down_state(
-    status: SupervisorStatus, now: datetime, *, grace: timedelta = timedelta(minutes=1)
+    status: SupervisorStatus,
+    now: datetime,
+    *,
+    grace: timedelta = timedelta(minutes=1),
+    max_lag: timedelta = DEFAULT_MAX_LAG,
 ) -> Judgement:
     """The supervisor's current state against the same signal: still HoldDown more than
-    ``grace`` after ``until_ms`` means it did not recover (HoldDown is sticky until the next
-    outcome is recorded, DAEMON-FACTS 5.3); HoldDown not yet over is INCONCLUSIVE."""
+    ``grace`` after ``until_ms`` (at the status's ``as_of_ms``) means it did not recover
+    (HoldDown is sticky until the next outcome is recorded, DAEMON-FACTS 5.3); HoldDown not yet
+    over is INCONCLUSIVE, and so is any other state on a status older than ``max_lag``."""
     now = _aware(now, "now")
     state = status.state
-    numbers = {"state": state.name, "until_ms": state.until_ms}
-    if state.name != "HoldDown":
-        return _judgement(Verdict.PASS, f"supervisor state {state.name}, not HoldDown", **numbers)
-    until = ms_to_datetime(state.until_ms or 0)
-    if now < until + grace:
+    as_of = ms_to_datetime(status.as_of_ms)
+    numbers = {"state": state.name, "until_ms": state.until_ms, "as_of_ms": status.as_of_ms}
+    stale = as_of < now - max_lag
+    if state.name == "HoldDown":
+        until = ms_to_datetime(state.until_ms or 0)
+        if as_of >= until + grace:
+            message = (
+                f"supervisor still in HoldDown {format_duration(as_of - until)} after it ended at "
+                f"{format_time(until)} (status as of {format_time(as_of)}): it did not recover, "
+                "rollback immediately"
+            )
+            return _judgement(Verdict.FAIL, message, **numbers)
         message = f"supervisor in HoldDown until {format_time(until)}; recovery not due yet"
+        if stale:
+            message = (
+                f"supervisor in HoldDown until {format_time(until)} as of "
+                f"{format_time(as_of)}, {format_duration(now - as_of)} before now: its state "
+                "since is not shown"
+            )
         return _judgement(Verdict.INCONCLUSIVE, message, **numbers)
-    message = (
-        f"supervisor still in HoldDown {format_duration(now - until)} after it ended at "
-        f"{format_time(until)}: it did not recover, rollback immediately"
+    if stale:
+        message = (
+            f"supervisor state {state.name} as of {format_time(as_of)}, "
+            f"{format_duration(now - as_of)} before now (allowed {format_duration(max_lag)}): "
+            "its current state is not shown"
+        )
+        return _judgement(Verdict.INCONCLUSIVE, message, **numbers)
+    return _judgement(
+        Verdict.PASS,
+        f"supervisor state {state.name} as of {format_time(as_of)}, not HoldDown",
+        **numbers,
     )
-    return _judgement(Verdict.FAIL, message, **numbers)
 
 
 def _hold_down_until(event: TimedEvent) -> datetime:
@@ -284,12 +345,14 @@ def alerts_at_or_above(
     *,
     max_lag: timedelta = DEFAULT_MAX_LAG,
 ) -> Judgement:
-    """No alert of ``min_severity`` or above created or still open inside the window."""
+    """No alert of ``min_severity`` or above created or still open inside the window (up to
+    :func:`window_end`)."""
     floor = (
         min_severity if isinstance(min_severity, Severity) else Severity.from_label(min_severity)
     )
     now = _aware(now, "now")
-    found = [e for e in entries if e.severity >= floor and _open_during(e, now - window, now)]
+    end = window_end(now, coverage)
+    found = [e for e in entries if e.severity >= floor and _open_during(e, now - window, end)]
     what = f"alerts at or above {floor.label}"
     return _in_window(found, _describe_alerts(found), what, window, now, coverage, max_lag)
 
@@ -300,17 +363,20 @@ def escalate_persisting(
     *,
     now: datetime,
     window: timedelta | None = None,
+    until: datetime | None = None,
 ) -> Judgement:
     """Rollback signal "Escalate persists > 5 min": an Escalate open (until resolved, or until
-    now) strictly longer than ``longer_than``. ``window`` limits it to entries open inside it."""
+    the later of ``now`` and ``until``, the ledger's end) strictly longer than ``longer_than``.
+    ``window`` limits it to entries open inside it."""
     now = _aware(now, "now")
+    end = now if until is None else max(now, _aware(until, "until"))
     escalates = [
         e
         for e in entries
         if e.severity is Severity.ESCALATE
-        and (window is None or _open_during(e, now - window, now))
+        and (window is None or _open_during(e, now - window, end))
     ]
-    persisting = [e for e in escalates if (e.resolved_at or now) - e.created_at > longer_than]
+    persisting = [e for e in escalates if (e.resolved_at or end) - e.created_at > longer_than]
     limit = format_duration(longer_than)
     if persisting:
         message = (
@@ -336,10 +402,11 @@ def unresolved_escalates_in_window(
     """ "No unresolved Escalate alerts in 7 days": no Escalate still unresolved at ``now``, judged
     on a ledger that covers the window (a restart that lost the ledger is INCONCLUSIVE)."""
     now = _aware(now, "now")
+    end = window_end(now, coverage)
     found = [
         e
         for e in entries
-        if e.severity is Severity.ESCALATE and e.resolved_at is None and e.created_at <= now
+        if e.severity is Severity.ESCALATE and e.resolved_at is None and e.created_at <= end
     ]
     what = "unresolved Escalate alerts"
     return _in_window(found, _describe_alerts(found), what, window, now, coverage, max_lag)
@@ -385,7 +452,7 @@ def restart_regression(
     middle = now - period
     tick = timedelta(microseconds=1)
     before = count_events(events, RESTART_KINDS, middle - period, middle - tick)
-    after = count_events(events, RESTART_KINDS, middle, now)
+    after = count_events(events, RESTART_KINDS, middle, window_end(now, coverage))
     span = format_duration(period)
     judged = supervisor_restart_regression(
         before,

@@ -146,8 +146,9 @@ def newest_snapshot_recorded(
 def periodic_snapshot_fresh(
     snapshots: Sequence[SnapshotMetadata], now_ms: int, interval_ms: int = 300_000
 ) -> Judgement:
-    """The SnapshotManager is running: a Periodic snapshot younger than two intervals. (That
-    shutdown snapshots are enabled shows only at a shutdown; retained ones are counted.)"""
+    """The SnapshotManager runs "periodic + shutdown enabled": a Periodic snapshot younger than
+    two intervals (else FAIL), and a retained Shutdown snapshot; without one, that shutdown
+    snapshots are enabled is not shown (INCONCLUSIVE: it shows only after a shutdown)."""
     periodic = [s for s in snapshots if s.trigger == "Periodic"]
     shutdown = sum(1 for s in snapshots if s.trigger == "Shutdown")
     limit_ms = 2 * interval_ms
@@ -174,6 +175,13 @@ def periodic_snapshot_fresh(
             "the periodic timer has stopped"
         )
         return _judgement(Verdict.FAIL, message, (newest,), **numbers)
+    if not shutdown:
+        message = (
+            f"newest Periodic snapshot {shown} is within two intervals ({limit}), but no "
+            f"Shutdown snapshot among {len(snapshots)} retained: that shutdown snapshots are "
+            "enabled is not shown"
+        )
+        return _judgement(Verdict.INCONCLUSIVE, message, (newest,), **numbers)
     message = (
         f"newest Periodic snapshot {shown} is within two intervals ({limit}); "
         f"{shutdown} Shutdown snapshots retained"
@@ -181,19 +189,64 @@ def periodic_snapshot_fresh(
     return _judgement(Verdict.PASS, message, (newest,), **numbers)
 
 
-def backup_snapshot(snapshots: Sequence[SnapshotMetadata], now_ms: int) -> Judgement:
-    """A backup was taken: at least one Manual snapshot is retained."""
+CLOCK_SKEW_MS = 60_000
+"""How far in the future a snapshot may be stamped before it is not taken at its word."""
+
+
+def backup_snapshot(
+    snapshots: Sequence[SnapshotMetadata], now_ms: int, live_version: int | None = None
+) -> Judgement:
+    """A backup was taken: a Manual snapshot is retained. However old it is, it counts (it was
+    taken before the migration started); it does not count when it is stamped in the future
+    (more than a minute after now: its clock or record is wrong), or when it holds projection
+    version 0 (an empty projection) while the live v5 projection (``live_version``) is not
+    empty: a backup of nothing backs up nothing."""
     manual = sorted((s for s in snapshots if s.trigger == "Manual"), key=lambda s: s.created_at_ms)
-    numbers = {"snapshots": len(snapshots), "manual": len(manual)}
+    future = [s for s in manual if s.created_at_ms > now_ms + CLOCK_SKEW_MS]
+    empty = [
+        s
+        for s in manual
+        if s not in future and s.projection_version == 0 and (live_version or 0) > 0
+    ]
+    counted = [s for s in manual if s not in future and s not in empty]
+    numbers = {
+        "snapshots": len(snapshots),
+        "manual": len(manual),
+        "counted": len(counted),
+        "future": [s.snapshot_id for s in future],
+        "empty": [s.snapshot_id for s in empty],
+        "live_version": live_version,
+    }
     if not manual:
         triggers = ", ".join(sorted({s.trigger for s in snapshots})) or "none"
         message = (
             f"no Manual snapshot (backup) among {len(snapshots)} retained (triggers: {triggers})"
         )
         return _judgement(Verdict.FAIL, message, **numbers)
+    if not counted:
+        reasons = [
+            *(
+                f"{s.snapshot_id} is stamped {format_duration(_ms(s.created_at_ms - now_ms))} "
+                "in the future"
+                for s in future
+            ),
+            *(
+                f"{s.snapshot_id} holds projection version 0 (empty) while the live projection "
+                f"is at version {live_version}"
+                for s in empty
+            ),
+        ]
+        message = f"none of the {len(manual)} Manual snapshots counts as a backup: " + "; ".join(
+            reasons
+        )
+        return _judgement(Verdict.FAIL, message, (*future, *empty), **numbers)
     return _judgement(
         Verdict.PASS,
-        f"backup taken: Manual snapshot {_describe_snapshot(manual[-1], now_ms)}",
-        (manual[-1],),
+        f"backup taken: Manual snapshot {_describe_snapshot(counted[-1], now_ms)}",
+        (counted[-1],),
         **numbers,
     )
+
+
+def _ms(ms: int) -> timedelta:
+    return timedelta(milliseconds=ms)

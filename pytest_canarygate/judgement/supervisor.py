@@ -9,9 +9,13 @@ import math
 from collections.abc import Collection
 from collections.abc import Sequence
 from dataclasses import fields
+from datetime import datetime
+from datetime import timedelta
 
 from pytest_canarygate.judgement.core import Judgement
+from pytest_canarygate.judgement.core import _aware
 from pytest_canarygate.judgement.core import _judgement
+from pytest_canarygate.judgement.core import format_duration
 from pytest_canarygate.judgement.core import format_time
 from pytest_canarygate.providers.records import RestartPolicy
 from pytest_canarygate.providers.records import SupervisorStatus
@@ -69,9 +73,11 @@ def restart_policy_matches_contract(
 def jitter_matches_contract(
     status: SupervisorStatus, contract: RestartPolicy = RUNBOOK_RESTART_POLICY
 ) -> Judgement:
-    """The declared jitter equals the contract's (±20%). Whether the runtime applies it is only
-    judged when the status exposes ``jitter_applied``: false FAILs; absent is said in the
-    message (RPC cannot show it) and the declared value decides."""
+    """The contract row "Jitter: ±20% applied by runtime": the declared jitter equals the
+    contract's AND the status says the runtime applies it (``jitter_applied = true``). A wrong
+    declared value or ``jitter_applied = false`` FAILs; ``jitter_applied`` absent is
+    INCONCLUSIVE: the declared value alone does not show it is applied (today's runtime never
+    applies it, DAEMON-FACTS 5.1)."""
     declared = restart_policy_matches_contract(status.policy, contract, only=("jitter_pct",))
     numbers = {**declared.numbers, "jitter_applied": status.jitter_applied}
     if not declared.passed:
@@ -87,18 +93,22 @@ def jitter_matches_contract(
         message = f"jitter {pct} declared and applied by the runtime (jitter_applied = true)"
         return _judgement(Verdict.PASS, message, **numbers)
     message = (
-        f"declared jitter {pct} (jitter_pct {status.policy.jitter_pct}) matches the contract; "
-        "that the runtime applies it is not observable over RPC (ops.supervisor_status does "
-        "not expose jitter_applied)"
+        f"jitter declared {pct} (jitter_pct {status.policy.jitter_pct}); application by the "
+        "runtime is not observable: ops.supervisor_status does not expose jitter_applied"
     )
-    return _judgement(Verdict.PASS, message, **numbers)
+    return _judgement(Verdict.INCONCLUSIVE, message, **numbers)
 
 
 def supervisor_ready(
-    status: SupervisorStatus, expected_order: Sequence[str] = RUNBOOK_STARTUP_ORDER
+    status: SupervisorStatus,
+    expected_order: Sequence[str] = RUNBOOK_STARTUP_ORDER,
+    *,
+    now: datetime | None = None,
+    max_lag: timedelta = timedelta(minutes=5),
 ) -> Judgement:
     """Phase 1 step 3: the supervisor is Ready, starts the stages in the contract's order, and
-    every stage's DependencyGate showed ``all_ready()`` (a stage without a gate is a problem)."""
+    every stage's DependencyGate showed ``all_ready()`` (a stage without a gate is a problem).
+    Given ``now``, a status older than ``max_lag`` shows no current state: INCONCLUSIVE."""
     problems = []
     state = status.state
     if state.name != "Ready":
@@ -127,6 +137,13 @@ def supervisor_ready(
     }
     if problems:
         return _judgement(Verdict.FAIL, "; ".join(problems), **numbers)
+    as_of = ms_to_datetime(status.as_of_ms)
+    if now is not None and as_of < _aware(now, "now") - max_lag:
+        message = (
+            f"supervisor Ready as of {format_time(as_of)}, {format_duration(now - as_of)} before "
+            f"now (allowed {format_duration(max_lag)}): its current state is not shown"
+        )
+        return _judgement(Verdict.INCONCLUSIVE, message, **numbers)
     message = (
         f"supervisor Ready, startup order {' -> '.join(status.startup_order)}, every stage's "
         "DependencyGate all_ready"

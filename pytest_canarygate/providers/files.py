@@ -284,10 +284,18 @@ class BindingStatsFile(FileProvider, BindingStatsProvider):
 
 
 class RuntimeSelectorFile(FileProvider, RuntimeSelectorProvider):
-    """The runtime selector TOML with its ``[runtime]`` table."""
+    """The runtime selector TOML with its ``[runtime]`` table. When the routing last changed
+    (``changed_at_ms``) is the file's modification time: rewriting the file, even unchanged,
+    moves it later, never earlier (a ``changed_at_ms`` key in the table is ignored)."""
 
     def runtime_selector(self) -> Evidence[RuntimeSelector]:
         text = self._read_text(self.path)
+        try:
+            modified_ms = self.path.stat().st_mtime_ns // 1_000_000
+        except OSError as exc:
+            raise TransportError(
+                self.uri, None, f"cannot stat {self.path}: {exc.strerror or exc}"
+            ) from None
         try:
             data = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
@@ -302,7 +310,8 @@ class RuntimeSelectorFile(FileProvider, RuntimeSelectorProvider):
             where="",
             key="runtime",
         )
-        return Evidence(evidence.records, evidence.source, text)
+        selector = replace(evidence.one(), changed_at_ms=modified_ms)
+        return Evidence((selector,), evidence.source, text)
 
 
 class DaemonLogFile(FileProvider, DaemonLogProvider):

@@ -542,20 +542,30 @@ def parse_binding_stats(value: object, key: str = "") -> BindingStats:
 
 @dataclass(frozen=True)
 class RuntimeSelector:
-    """The runbook's ``[runtime]`` table."""
+    """The runbook's ``[runtime]`` table, and ``changed_at_ms``: when the routing it states last
+    changed (epoch ms), None when the source does not say. ``ops.runtime_selector`` answers it;
+    for the TOML file it is the file's modification time."""
 
     default_daemon: str  # "v4" | "v5"
     v5_enabled: bool
     v5_canary_sessions: tuple[str, ...]
+    changed_at_ms: int | None = None
+
+    @property
+    def changed_at(self) -> datetime | None:
+        """``changed_at_ms`` as an aware UTC datetime, or None when not known."""
+        return None if self.changed_at_ms is None else ms_to_datetime(self.changed_at_ms)
 
 
 def parse_runtime_selector(value: object, key: str = "") -> RuntimeSelector:
-    """Validate a ``[runtime]`` table or an ``ops.runtime_selector`` result."""
+    """Validate a ``[runtime]`` table or an ``ops.runtime_selector`` result (``changed_at_ms``
+    optional: an integer, or absent/null when not known)."""
     f = _Fields(value, key)
     return RuntimeSelector(
         default_daemon=f.text("default_daemon", choices=DAEMON_NAMES),
         v5_enabled=f.boolean("v5_enabled"),
         v5_canary_sessions=f.texts("v5_canary_sessions", default=()),
+        changed_at_ms=f.opt_integer("changed_at_ms"),
     )
 
 

@@ -39,6 +39,9 @@ _EXITED = "codex app-server process exited, attempting reconnect"  # DAEMON-FACT
 _RECONNECTED = "codex app-server reconnected"
 _SPAWN_MS = 500  # how long a (re)spawn of the supervised child takes
 _QUIET_MS = 60_000  # steady restarts keep this far away from a hold-down
+_SLO_TICK_MS = 20  # missed ticks fire back to back after a slow one (DAEMON-FACTS 7.4)
+_SLO_DEGRADED_TICKS = 10  # ERROR lines of one degraded episode, one per tick
+_SLO_P95_MS = 3224
 
 
 @dataclass(frozen=True)
@@ -111,6 +114,7 @@ class OpsModel:
         history = _History()
         self.hold_down_until = self._supervisor_history(history)
         self._cursor_history(history)
+        self._latency_history(history)
         self.events = history.sorted_events()
         self._lines = history.lines
         self.alert_records = self._alert_records()
@@ -142,7 +146,7 @@ class OpsModel:
         state: object = "Ready"
         if self.hold_down_until is not None:
             state = {"HoldDown": {"until_ms": self.hold_down_until}}
-        return {
+        status: dict[str, Any] = {
             "state": state,
             "policy": asdict(self.spec.policy),
             "startup_order": list(self.spec.startup_order),
@@ -157,6 +161,9 @@ class OpsModel:
             "covers_from_ms": self.covers_from_ms,
             "as_of_ms": now_ms,
         }
+        if self.spec.jitter_applied is not None:
+            status["jitter_applied"] = self.spec.jitter_applied
+        return status
 
     def supervisor_events(self, since_ms: int | None, now_ms: int) -> dict[str, Any]:
         """The ``ops.supervisor_events`` result: events at or after ``since_ms``."""
@@ -209,6 +216,11 @@ class OpsModel:
             "as_of_ms": now_ms,
         }
 
+    @property
+    def selector_changed_ms(self) -> int:
+        """When the runtime selector last changed (epoch ms)."""
+        return self.anchor_ms - self.spec.selector.changed_ago_ms
+
     def runtime_selector(self) -> dict[str, Any]:
         """The ``ops.runtime_selector`` result for the phase judged."""
         default_daemon, enabled, canary = self.spec.selector.for_phase(self.phase)
@@ -216,6 +228,7 @@ class OpsModel:
             "default_daemon": default_daemon,
             "v5_enabled": enabled,
             "v5_canary_sessions": list(canary),
+            "changed_at_ms": self.selector_changed_ms,
         }
 
     def log_lines(self, socket_path: str) -> list[LogLine]:
@@ -307,6 +320,19 @@ class OpsModel:
                         at + offset, "INFO", f"cursor recovery: retry from committed={current - 10}"
                     )
             history.line(at, "ERROR", "cursor recovery: full resync (streak exceeded)")
+
+    def _latency_history(self, history: _History) -> None:
+        """The log lines of each degraded latency episode (DAEMON-FACTS 7.4): two WARN "SLO
+        breach" lines, then one ERROR "SLO DEGRADED" per tick, the last one ``ago`` before now."""
+        for ago in self.spec.slo_degraded_ago_ms:
+            end = self.anchor_ms - ago
+            ticks = 2 + _SLO_DEGRADED_TICKS
+            for consecutive in range(1, ticks + 1):
+                at = end - (ticks - consecutive) * _SLO_TICK_MS
+                level, what = (
+                    ("WARN", "SLO breach") if consecutive < 3 else ("ERROR", "SLO DEGRADED")
+                )
+                history.line(at, level, f"{what}: p95={_SLO_P95_MS}ms, consecutive={consecutive}")
 
     def _alert_records(self) -> list[tuple[int, dict[str, Any]]]:
         """(written at, ledger record) in the order a ledger file has them: each entry when it

@@ -65,12 +65,20 @@ _OPERATIONS_KEYS = (
     "alerts",
     "cursor",
     "binding",
+    "latency",
     "selector",
     "build",
     "archive",
 )
 _SNAPSHOT_KEYS = ("trigger", "ago", "version_delta")
-_SUPERVISOR_KEYS = ("policy", "startup_order", "unready", "restarts", "hold_downs")
+_SUPERVISOR_KEYS = (
+    "policy",
+    "startup_order",
+    "unready",
+    "restarts",
+    "hold_downs",
+    "jitter_applied",
+)
 _RESTART_KEYS = ("every", "latest", "over")
 _HOLD_DOWN_KEYS = ("ago", "recovered")
 _ALERT_KEYS = ("severity", "source", "message", "created", "resolved", "resolve_policy")
@@ -80,7 +88,10 @@ _SELECTOR_KEYS = (
     "default_daemon",
     "v5_enabled",
     "v5_canary_sessions",
+    "changed",
 )
+DEFAULT_SELECTOR_CHANGED_MS = 10 * DAY_MS
+"""When the selector last changed by default: long enough before now for every phase window."""
 _FIXED_SELECTOR_KEYS = ("default_daemon", "v5_enabled", "v5_canary_sessions")
 
 
@@ -134,6 +145,7 @@ class SelectorSpec:
     default_daemon: str = "v4"
     v5_enabled: bool = False
     v5_canary_sessions: tuple[str, ...] = ()
+    changed_ago_ms: int = DEFAULT_SELECTOR_CHANGED_MS  # when the routing last changed
 
     def for_phase(self, phase: str | None) -> tuple[str, bool, tuple[str, ...]]:
         """(default_daemon, v5_enabled, v5_canary_sessions) while ``phase`` is judged; no phase
@@ -181,6 +193,8 @@ class OperationsSpec:
     selector: SelectorSpec
     build: BuildSpec
     archive: ArchiveSpec
+    jitter_applied: bool | None = None  # None: the status does not expose it
+    slo_degraded_ago_ms: tuple[int, ...] = ()  # degraded latency episodes, ending that long ago
 
 
 def read_operations(node: Node) -> OperationsSpec:
@@ -216,6 +230,12 @@ def read_operations(node: Node) -> OperationsSpec:
         selector=_read_selector(table.table("selector", _SELECTOR_KEYS)),
         build=_read_build(table.table("build", ("tests", "failing"))),
         archive=_read_archive(table.table("archive", ("archived", "retention"))),
+        jitter_applied=(
+            None
+            if supervisor.get("jitter_applied") is None
+            else supervisor.boolean("jitter_applied", False)
+        ),
+        slo_degraded_ago_ms=tuple(_subtable(table, "latency", ("degraded",)).durations("degraded")),
     )
 
 
@@ -297,12 +317,13 @@ def _read_selector(table: Table | None) -> SelectorSpec:
         return SelectorSpec(follow_phase=True, canary_sessions=())
     follow = table.boolean("follow_phase", True)
     canary = _names(table.strings("canary_sessions"))
+    changed = table.duration("changed", DEFAULT_SELECTOR_CHANGED_MS)
     if follow:
         for key in _FIXED_SELECTOR_KEYS:
             node = table.get(key)
             if node is not None:
                 fail(node, "a fixed selector value needs follow_phase = false")
-        return SelectorSpec(follow_phase=True, canary_sessions=canary)
+        return SelectorSpec(follow_phase=True, canary_sessions=canary, changed_ago_ms=changed)
     enabled = table.get("v5_enabled")
     if enabled is None:
         table.missing("v5_enabled")
@@ -312,6 +333,7 @@ def _read_selector(table: Table | None) -> SelectorSpec:
         default_daemon=table.choice("default_daemon", _DAEMON_CHOICES),
         v5_enabled=table.boolean("v5_enabled", False),
         v5_canary_sessions=_names(table.strings("v5_canary_sessions")),
+        changed_ago_ms=changed,
     )
 
 

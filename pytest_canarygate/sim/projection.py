@@ -444,6 +444,9 @@ class SimDaemon:
 
     def _seed(self) -> None:
         start = self.start_ns
+        # The first projection happened when the daemon started (its nonce says when, the
+        # scenario's uptime before now); a pane's later change is logged when it happened.
+        started = start - self.spec.uptime_ms * 1_000_000
         for spec in self.spec.panes:
             self._panes[spec.pane_id] = _Pane(
                 spec.pane_id, spec.tmux, spec.agent, spec.agent, spec.tmux is not None, start
@@ -456,10 +459,20 @@ class SimDaemon:
             key = pane.agent.session_key
             if key not in logged:
                 logged.add(key)
-                self._log(key, None, start)
-            self._log(key, pane.pane_id, start)
+                self._log(key, None, started)
+            self._log(key, pane.pane_id, started)
         for key in sorted(set(self._sessions) - logged):
-            self._log(key, None, start)
+            self._log(key, None, started)
+        changed = sorted(
+            (max(started, start - spec.last_change_ms * 1_000_000), spec.pane_id)
+            for spec in self.spec.panes
+            if spec.agent is not None and spec.last_change_ms is not None
+        )
+        for at, pane_id in changed:  # an activity change: its session's entry, then the pane's
+            agent = self._panes[pane_id].agent
+            assert agent is not None
+            self._log(agent.session_key, None, at)
+            self._log(agent.session_key, pane_id, at)
         start_ms = start // 1_000_000
         for entry in self.spec.registry:
             alive = entry.lifecycle in ("active", "pending")

@@ -177,11 +177,14 @@ class AgentInfo:
 
 @dataclass(frozen=True)
 class PaneSpec:
-    """One pane: ``tmux`` is None for a ghost (gone from tmux), ``agent`` None when unmanaged."""
+    """One pane: ``tmux`` is None for a ghost (gone from tmux), ``agent`` None when unmanaged;
+    ``last_change_ms``: how long before now its state last changed (None: not since the
+    daemon started)."""
 
     pane_id: str
     tmux: TmuxInfo | None
     agent: AgentInfo | None
+    last_change_ms: int | None = None
 
 
 @dataclass(frozen=True)
@@ -254,7 +257,9 @@ class DaemonSpec:
 
     def drained(self) -> DaemonSpec:
         """This daemon once every session has left it: tmux panes all unmanaged, no session."""
-        panes = tuple(replace(p, agent=None) for p in self.panes if p.tmux is not None)
+        panes = tuple(
+            replace(p, agent=None, last_change_ms=None) for p in self.panes if p.tmux is not None
+        )
         return replace(self, panes=panes, sessions=())
 
 
@@ -388,7 +393,7 @@ _AGENT_KEYS = (
     "conversation_title",
     "session_key",
 )
-_PANE_KEYS = ("pane_id", "ghost", *_TMUX_KEYS, *_AGENT_KEYS)
+_PANE_KEYS = ("pane_id", "ghost", *_TMUX_KEYS, *_AGENT_KEYS, "last_change")
 _SESSION_KEYS = (
     "session_key",
     "evidence_mode",
@@ -452,12 +457,18 @@ def _read_pane(table: Table) -> PaneSpec:
     if table.get("provider") is None:
         if ghost:
             table.require("provider")  # ghosts are managed panes that left tmux
-        for key in _AGENT_KEYS:
+        for key in (*_AGENT_KEYS, "last_change"):
             node = table.get(key)
             if node is not None:
                 fail(node, "only managed panes (those with a provider) take this key")
         return PaneSpec(pane_id, tmux, None)
-    return PaneSpec(pane_id, tmux, _read_agent(table, pane_id))
+    last_change = table.get("last_change")
+    return PaneSpec(
+        pane_id,
+        tmux,
+        _read_agent(table, pane_id),
+        None if last_change is None else table.duration("last_change"),
+    )
 
 
 def _read_agent(table: Table, pane_id: str) -> AgentInfo:
