@@ -56,19 +56,23 @@ def reads_v5(gate_id: str) -> bool:
     )
 
 
+def as_live(fleet: SimFleet) -> SimFleet:
+    """Strip the simulator's marker: to the engine the fleet is then a live one."""
+    for uri in fleet.endpoints.values():
+        (Path(uri.removeprefix("unix://")).parent / SIMULATOR_MARKER).unlink()
+    return fleet
+
+
 @pytest.fixture
 def healthy_fleet() -> Iterator[SimFleet]:
-    """A simulated fleet stripped of the simulator's marker: to the engine it is a live one."""
     with start_fleet("healthy") as fleet:
-        for uri in fleet.endpoints.values():
-            (Path(uri.removeprefix("unix://")).parent / SIMULATOR_MARKER).unlink(missing_ok=True)
-        yield fleet
+        yield as_live(fleet)
 
 
 @pytest.fixture
 def v4_only() -> Iterator[SimFleet]:
     with start_fleet("healthy", daemons=("v4",)) as fleet:
-        yield fleet
+        yield as_live(fleet)
 
 
 @pytest.fixture
@@ -440,8 +444,8 @@ def test_the_simulator_is_never_judged_live(pytester: pytest.Pytester) -> None:
     key = pytester.path / "k" / "signing.key"
     generate_keypair(key)
     with start_fleet("healthy", phase="alpha") as fleet:
-        for uri in fleet.endpoints.values():  # what the launcher leaves beside each socket
-            (Path(uri.removeprefix("unix://")).parent / SIMULATOR_MARKER).touch()
+        for uri in fleet.endpoints.values():  # the launcher leaves its marker beside each socket
+            assert (Path(uri.removeprefix("unix://")).parent / SIMULATOR_MARKER).is_file()
         make_gate_repo(pytester, config=fleet_config(fleet))
         result = pytester.runpytest_subprocess("--phase=alpha", f"--canarygate-key={key}")
     result.stdout.fnmatch_lines(

@@ -38,6 +38,7 @@ from pytest_canarygate.config import RPC_EVIDENCE_KINDS
 from pytest_canarygate.endpoints import UNIX_PATH_MAX
 from pytest_canarygate.errors import CanarygateError
 from pytest_canarygate.errors import ConfigError
+from pytest_canarygate.observation import SIMULATOR_MARKER
 from pytest_canarygate.sim import http_server
 from pytest_canarygate.sim.clock import NS_PER_MS
 from pytest_canarygate.sim.evidence_files import write_evidence
@@ -151,6 +152,7 @@ class SimFleet:
             if _is_socket(path) and not _is_served(path):  # a SIGKILLed daemon leaves it behind
                 path.unlink(missing_ok=True)
             (self.socket_dir / name / LOG_NAME).unlink(missing_ok=True)
+            (self.socket_dir / name / SIMULATOR_MARKER).unlink(missing_ok=True)
         if self._http is not None:
             (self.socket_dir / HTTP_LOG_NAME).unlink(missing_ok=True)
         if self._evidence_dir is not None:
@@ -175,6 +177,8 @@ class SimFleet:
     def _spawn(self, name: str, child_args: Sequence[str]) -> None:
         directory = self.socket_dir / name
         self._created.extend(_make_dirs(directory))
+        # Beside the socket, so a run pointed at it by a config is still judged SIMULATED.
+        (directory / SIMULATOR_MARKER).write_text("simulated agtmux daemon: never a sign-off\n")
         sock = directory / SOCKET_NAME
         argv = [_DAEMON_MODULE, "--name", name, *child_args, "--socket", str(sock)]
         proc = _start_child(argv, directory / LOG_NAME)
