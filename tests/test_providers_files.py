@@ -769,3 +769,22 @@ def test_register_provider_for_a_new_scheme(monkeypatch: pytest.MonkeyPatch) -> 
 def test_timeouts_must_be_finite_and_positive(bad: object) -> None:
     with pytest.raises(ConfigError, match="timeout must be a positive number"):
         Timeouts(connect=bad)  # type: ignore[arg-type]
+
+
+def test_a_fifo_where_a_file_should_be_does_not_hang(tmp_path: Path) -> None:
+    fifo = tmp_path / "runtime.toml"
+    os.mkfifo(fifo)
+    with pytest.raises(TransportError, match="is not a regular file"):
+        make_provider("selector", fifo.as_uri()).runtime_selector()
+
+
+def test_an_oversized_evidence_file_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pytest_canarygate.providers import files
+
+    monkeypatch.setattr(files, "MAX_FILE_BYTES", 16)
+    build = tmp_path / "junit.xml"
+    build.write_text("<testsuites>" + " " * 64 + "</testsuites>")
+    with pytest.raises(ProtocolError, match="more than the 16 read as evidence"):
+        make_provider("build", build.as_uri()).build_result()

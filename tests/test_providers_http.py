@@ -96,6 +96,15 @@ class Handler(BaseHTTPRequestHandler):
         elif mode == "slow":
             time.sleep(SLOW_S)
             self._send(200, b"{}")
+        elif mode == "trickle":  # a byte at a time, each well inside the read timeout
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", "1000")
+            self.end_headers()
+            for _ in range(40):
+                self.wfile.write(b" ")
+                self.wfile.flush()
+                time.sleep(0.1)
         elif mode == "stall":  # headers and part of the body, then nothing
             self.send_response(200)
             self.send_header("Content-Type", "application/json")
@@ -241,3 +250,12 @@ def test_https_uses_the_same_provider() -> None:
 def test_bad_base_urls_are_config_errors(base: str) -> None:
     with pytest.raises(ConfigError):
         make_provider("alerts", base)
+
+
+def test_a_trickling_server_hits_the_whole_answer_deadline(server: OpsHttpServer) -> None:
+    """Each byte arrives well within the read timeout; the answer as a whole must not."""
+    provider = make_provider("cursor", f"{server.base}/trickle", timeouts=FAST)
+    started = time.monotonic()
+    with pytest.raises(EndpointTimeout, match="the whole answer did not arrive within"):
+        provider.cursor_stats()
+    assert time.monotonic() - started < FAST.connect + FAST.read + 1

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import stat
 import sys
 from collections.abc import Callable
 from dataclasses import replace
@@ -87,6 +89,10 @@ SUPERVISOR_STATUS_FILE = "status.json"
 SUPERVISOR_EVENTS_FILE = "events.jsonl"
 
 
+#: The most that is read from one evidence file (a larger log must be rotated first).
+MAX_FILE_BYTES = 256 * 1024 * 1024
+
+
 class FileProvider(Provider):
     """Base of the file providers: resolves the URI to a path and reads it with clear errors.
 
@@ -108,7 +114,24 @@ class FileProvider(Provider):
 
     def _read_bytes(self, path: Path) -> bytes:
         try:
-            return path.read_bytes()
+            # O_NONBLOCK: a FIFO put where a file should be must not hang the observation.
+            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+            with os.fdopen(fd, "rb") as handle:
+                info = os.fstat(handle.fileno())
+                if stat.S_ISDIR(info.st_mode):
+                    raise IsADirectoryError(path)
+                if not stat.S_ISREG(info.st_mode):
+                    raise TransportError(
+                        self.uri, self._what(path), f"{path} is not a regular file"
+                    )
+                if info.st_size > MAX_FILE_BYTES:
+                    raise ProtocolError(
+                        self.uri,
+                        self._what(path),
+                        f"{path} is {info.st_size} bytes, more than the {MAX_FILE_BYTES} read "
+                        "as evidence (rotate the log, or point at a smaller file)",
+                    )
+                return handle.read(MAX_FILE_BYTES + 1)
         except FileNotFoundError:
             raise NotServed(self.uri, self._what(path), f"no such file: {path}") from None
         except IsADirectoryError:

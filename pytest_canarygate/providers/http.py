@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from urllib.parse import urlsplit
 
 import requests
@@ -58,6 +59,32 @@ class HttpOpsProvider(OpsProvider):
         return f"{self._base}/{method.removeprefix('ops.')}"
 
     def call(self, method: str, params: Params) -> tuple[object, Source]:
+        # requests' read timeout bounds each socket read, not the answer: a server trickling a
+        # byte a second would never time out. One deadline covers the whole exchange.
+        limit = self._timeouts.connect + self._timeouts.read
+        done: list[tuple[object, Source]] = []
+        failed: list[BaseException] = []
+
+        def exchange() -> None:
+            try:
+                done.append(self._call(method, params))
+            except BaseException as exc:  # handed back to the caller below
+                failed.append(exc)
+
+        worker = threading.Thread(target=exchange, name="canarygate-http", daemon=True)
+        worker.start()
+        worker.join(limit)
+        if worker.is_alive():  # abandoned: a daemon thread, it cannot keep the process up
+            raise EndpointTimeout(
+                self.uri,
+                method,
+                f"GET {self.url_for(method)}: the whole answer did not arrive within {limit:g} s",
+            )
+        if failed:
+            raise failed[0]
+        return done[0]
+
+    def _call(self, method: str, params: Params) -> tuple[object, Source]:
         url = self.url_for(method)
         connect, read = self._timeouts.connect, self._timeouts.read
         try:
