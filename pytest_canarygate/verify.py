@@ -438,6 +438,9 @@ def _summary(result: VerifyResult) -> dict[str, Any]:
         "signer": {"keyid": result.signer_keyid, "ephemeral": bool(signer.get("ephemeral"))},
         "gate_counts": dict(sorted(counts.items())),
         "blocking": [g for g in gates if str(g.get("verdict")) not in _PROMOTING],
+        # a statement that does not say it is promotable is not (older or foreign bundles)
+        "promotable": predicate.get("promotable") is True,
+        "not_promotable_because": list(predicate.get("not_promotable_because") or []),
         "relies_on": predicate.get("relies_on") or [],
     }
 
@@ -493,6 +496,11 @@ def format_result(result: VerifyResult) -> str:
         f"    - {_plain(g.get('item'))} ({_plain(g.get('gate'))}): {_plain(g.get('verdict'))}"
         for g in blocking
     ]
+    if summary["promotable"]:
+        lines.append("  promotable: yes (the sign-off the next phase requires)")
+    else:
+        reasons = summary["not_promotable_because"] or ["the statement does not say it is"]
+        lines.append(f"  promotable: NO: {'; '.join(reasons)}")
     return "\n".join(lines)
 
 

@@ -174,6 +174,7 @@ def test_signed_live_run_is_promotable_and_verifies(
         sys.executable, "-m", "pytest_canarygate", "verify", str(bundle), "--key", f"{key}.pub.json"
     )
     assert verify.ret == 0, verify.stdout.str()
+    verify.stdout.fnmatch_lines(["*promotable: yes*"])
     # the exact config the run judged with is sealed into the bundle
     assert (bundle / "canarygate.toml").read_bytes() == (
         pytester.path / "canarygate.toml"

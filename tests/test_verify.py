@@ -31,6 +31,7 @@ from pytest_canarygate.verify import EXIT_VALID
 from pytest_canarygate.verify import SIMULATED_WARNING
 from pytest_canarygate.verify import Status
 from pytest_canarygate.verify import VerifyResult
+from pytest_canarygate.verify import format_result
 from pytest_canarygate.verify import verify_bundle
 
 
@@ -405,3 +406,12 @@ def test_the_private_key_never_appears_in_any_output(
     assert "PRIVATE KEY-----" not in everything
     for fragment in secret_fragments(private):
         assert fragment not in everything
+
+
+def test_a_statement_that_does_not_claim_promotable_is_shown_as_not_promotable(
+    sealed: Path, keys: KeyPair
+) -> None:
+    """Bundles built by these tests carry no 'promotable' key: verify must not assume one."""
+    result = verify_bundle(sealed, keys.trusted)
+    assert result.ok
+    assert "promotable: NO: the statement does not say it is" in format_result(result)
