@@ -7,7 +7,6 @@ not reach back over the whole window is INCONCLUSIVE and says which span it cove
 
 from __future__ import annotations
 
-from datetime import timedelta
 from pathlib import Path
 
 from pytest_canarygate import GateFailed
@@ -32,6 +31,7 @@ from pytest_canarygate.gate_support import alerts_from
 from pytest_canarygate.gate_support import conclude
 from pytest_canarygate.gate_support import hold_downs
 from pytest_canarygate.gate_support import max_lag
+from pytest_canarygate.gate_support import monitoring_window
 from pytest_canarygate.gate_support import one_of
 from pytest_canarygate.gate_support import restore_dry_run_now
 from pytest_canarygate.judgement import projection_advancing
@@ -142,7 +142,7 @@ def test_projection_version_advancing(
         (info.get("nonce") if isinstance(info, dict) else None)
         for info in (v5.result("daemon.info", 1), v5.result("daemon.info", 2))
     ]
-    window = timedelta(hours=canarygate_settings.windows.alpha_monitor_h)
+    window = monitoring_window(canarygate_settings)
     judged = projection_advancing(
         (versions[0], versions[1]),
         (nonces[0], nonces[1]),
@@ -200,7 +200,7 @@ def test_supervisor_ready_in_startup_order(
 def test_no_supervisor_hold_down_while_monitoring(
     observed: ObservedView, canarygate_settings: CanarygateConfig
 ) -> None:
-    window = timedelta(hours=canarygate_settings.windows.alpha_monitor_h)
+    window = monitoring_window(canarygate_settings)
     conclude(observed, "hold-downs", hold_downs(observed, canarygate_settings, window))
 
 
@@ -208,7 +208,7 @@ def test_no_supervisor_hold_down_while_monitoring(
 def test_no_alert_escalations_while_monitoring(
     observed: ObservedView, canarygate_settings: CanarygateConfig
 ) -> None:
-    window = timedelta(hours=canarygate_settings.windows.alpha_monitor_h)
+    window = monitoring_window(canarygate_settings)
     judged = alerts_from(observed, canarygate_settings, Severity.ESCALATE, window)
     conclude(observed, "escalations", judged)
 
@@ -217,7 +217,7 @@ def test_no_alert_escalations_while_monitoring(
 def test_zero_hold_down_events_in_the_window(
     observed: ObservedView, canarygate_settings: CanarygateConfig
 ) -> None:
-    window = timedelta(hours=canarygate_settings.windows.alpha_monitor_h)
+    window = monitoring_window(canarygate_settings)
     conclude(observed, "hold-downs", hold_downs(observed, canarygate_settings, window))
 
 

@@ -31,8 +31,8 @@ from pytest_canarygate.gate_support import evidence_part
 from pytest_canarygate.gate_support import from_history
 from pytest_canarygate.gate_support import history_part
 from pytest_canarygate.gate_support import max_lag
+from pytest_canarygate.gate_support import monitoring_window
 from pytest_canarygate.gate_support import one_of
-from pytest_canarygate.gate_support import signal_window
 from pytest_canarygate.gate_support import snapshot_recorded
 from pytest_canarygate.judgement import SLO_LOG_KINDS
 from pytest_canarygate.judgement import Judgement
@@ -89,7 +89,7 @@ def test_v4_source_health_active(
 def test_signal_supervisor_hold_down_recovers(
     observed: ObservedView, canarygate_settings: CanarygateConfig
 ) -> None:
-    window, lag = signal_window(canarygate_settings), max_lag(canarygate_settings)
+    window, lag = monitoring_window(canarygate_settings), max_lag(canarygate_settings)
     judged = combine(
         "rollback signal: supervisor HoldDown without recovery",
         {
@@ -117,7 +117,7 @@ def test_signal_escalate_does_not_persist(
     observed: ObservedView, canarygate_settings: CanarygateConfig
 ) -> None:
     entries = evidence_of(observed, "alert_entries", AlertEntry)
-    window = signal_window(canarygate_settings)
+    window = monitoring_window(canarygate_settings)
     longer_than = timedelta(minutes=canarygate_settings.thresholds.escalate_persist_min)
     judged = combine(
         "rollback signal: Escalate persisting",
@@ -145,7 +145,7 @@ def test_signal_escalate_does_not_persist(
 def test_signal_latency_breach_streak(
     observed: ObservedView, canarygate_settings: CanarygateConfig
 ) -> None:
-    window, lag = signal_window(canarygate_settings), max_lag(canarygate_settings)
+    window, lag = monitoring_window(canarygate_settings), max_lag(canarygate_settings)
     breach_windows = canarygate_settings.thresholds.breach_windows
 
     def from_log() -> Judgement:
@@ -183,7 +183,7 @@ def test_signal_latency_breach_streak(
 def test_signal_cursor_full_resync(
     observed: ObservedView, canarygate_settings: CanarygateConfig
 ) -> None:
-    window, lag = signal_window(canarygate_settings), max_lag(canarygate_settings)
+    window, lag = monitoring_window(canarygate_settings), max_lag(canarygate_settings)
 
     def from_log() -> Judgement:
         log = evidence_of(observed, "log_events", LogEvent)

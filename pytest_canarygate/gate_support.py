@@ -374,8 +374,9 @@ def hold_downs(observed: ObservedView, settings: CanarygateConfig, window: timed
     )
 
 
-def signal_window(settings: CanarygateConfig) -> timedelta:
-    """How far back a rollback-signal gate looks: the runbook's monitoring window."""
+def monitoring_window(settings: CanarygateConfig) -> timedelta:
+    """The runbook's monitoring window (Phase 1's 24h): how far back the alpha monitoring gates
+    and the rollback signals look."""
     return timedelta(hours=settings.windows.alpha_monitor_h)
 
 

@@ -9,6 +9,8 @@ from typing import Any
 
 import pytest
 
+from pytest_canarygate.providers import ops
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -21,6 +23,42 @@ def make_gate_repo(pytester: pytest.Pytester, *, config: str | None = None) -> P
     if config is not None:
         (pytester.path / "canarygate.toml").write_text(config)
     return pytester.path
+
+
+def write_gates(
+    pytester: pytest.Pytester, catalog: str, module: str, *, name: str = "test_mini.py"
+) -> None:
+    """A hand-made gates/ folder: ``catalog`` and one gate ``module``, collected by default."""
+    (pytester.path / "gates").mkdir()
+    (pytester.path / "gates" / "catalog.toml").write_text(catalog)
+    (pytester.path / "gates" / name).write_text(module)
+    pytester.makepyprojecttoml('[tool.pytest.ini_options]\ntestpaths = ["gates"]\n')
+
+
+def one_item_catalog(*gates: tuple[str, str | None]) -> str:
+    """A catalog with one alpha entry item, A-1, judged by gates given as (id, need or None)."""
+    text = (
+        '[runbook]\ntitle = "test"\ndocument = "runbook.md"\n'
+        '[[item]]\nid = "A-1"\nsection = "S"\ntext = "a check"\nkind = "step"\n'
+        'phase = "alpha"\nstage = "entry"\n'
+    )
+    for gate_id, need in gates:
+        text += f'[[gate]]\nid = "{gate_id}"\nitem = "A-1"\ntitle = "{gate_id}"\n'
+        if need:
+            text += f'needs = ["{need}"]\n'
+    return text
+
+
+#: The ops.* method a v5 socket would answer each operations accessor with.
+OPS_METHOD = {
+    "snapshots": ops.SNAPSHOT_LIST,
+    "supervisor_status": ops.SUPERVISOR_STATUS,
+    "supervisor_events": ops.SUPERVISOR_EVENTS,
+    "alert_entries": ops.ALERT_LEDGER,
+    "cursor_stats": ops.CURSOR_STATS,
+    "binding_stats": ops.BINDING_STATS,
+    "runtime_selector": ops.RUNTIME_SELECTOR,
+}
 
 
 def run_dirs(root: Path) -> list[Path]:

@@ -7,7 +7,9 @@ import sys
 
 import pytest
 from gate_repo import make_gate_repo
+from gate_repo import one_item_catalog
 from gate_repo import only_run
+from gate_repo import write_gates
 
 from pytest_canarygate.keys import generate_keypair
 from pytest_canarygate.keys import load_public_key
@@ -67,43 +69,22 @@ def test_one_changed_byte_fails_verify_naming_the_file(pytester: pytest.Pytester
     result.stdout.fnmatch_lines(["*observation/observation.json: sha256 mismatch*"])
 
 
-CRASH_CATALOG = """
-[runbook]
-title = "crash"
-document = "runbook.md"
-[[item]]
-id = "A-1"
-section = "S"
-text = "a check"
-kind = "step"
-phase = "alpha"
-stage = "entry"
-[[gate]]
-id = "crash.gate"
-item = "A-1"
-title = "dies"
-needs = ["v5:daemon.info"]
-[[gate]]
-id = "fine.gate"
-item = "A-1"
-title = "fine"
-needs = ["v5:daemon.info"]
-"""
+CRASH_CATALOG = one_item_catalog(("crash.gate", "v5:daemon.info"), ("fine.gate", "v5:daemon.info"))
 
 
 def test_worker_killed_under_a_gate_makes_the_bundle_incomplete(
     pytester: pytest.Pytester,
 ) -> None:
-    (pytester.path / "gates").mkdir()
-    (pytester.path / "gates" / "catalog.toml").write_text(CRASH_CATALOG)
-    (pytester.path / "gates" / "test_crash.py").write_text(
+    write_gates(
+        pytester,
+        CRASH_CATALOG,
         "import os, signal\nfrom pytest_canarygate import gate\n\n"
         "@gate('crash.gate')\ndef test_crash(observed):\n"
         "    os.kill(os.getpid(), signal.SIGKILL)\n\n"
         "@gate('fine.gate')\ndef test_fine(observed):\n"
-        "    assert observed.daemon('v5').result('daemon.info')['pid'] > 0\n"
+        "    assert observed.daemon('v5').result('daemon.info')['pid'] > 0\n",
+        name="test_crash.py",
     )
-    pytester.makepyprojecttoml('[tool.pytest.ini_options]\ntestpaths = ["gates"]\n')
     result = pytester.runpytest_subprocess(
         "--phase=alpha", "--sim=healthy", "-n", "2", "--max-worker-restart=1"
     )

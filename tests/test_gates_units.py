@@ -22,6 +22,7 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+from gate_repo import OPS_METHOD
 
 from pytest_canarygate.catalog import PHASES
 from pytest_canarygate.catalog import load_catalog
@@ -55,7 +56,6 @@ from pytest_canarygate.providers import SupervisorState
 from pytest_canarygate.providers import SupervisorStatus
 from pytest_canarygate.providers import Timeouts
 from pytest_canarygate.providers import make_provider
-from pytest_canarygate.providers import ops
 from pytest_canarygate.providers.records import datetime_to_ms
 from pytest_canarygate.session import GATE_MARK
 from pytest_canarygate.verdicts import Verdict
@@ -77,15 +77,6 @@ SELECTORS = {
     "rollback": RuntimeSelector("v4", False, (), CHANGED_MS),
 }
 Record = dict[str, Any]
-OPS_METHOD = {
-    "snapshots": ops.SNAPSHOT_LIST,
-    "supervisor_status": ops.SUPERVISOR_STATUS,
-    "supervisor_events": ops.SUPERVISOR_EVENTS,
-    "alert_entries": ops.ALERT_LEDGER,
-    "cursor_stats": ops.CURSOR_STATS,
-    "binding_stats": ops.BINDING_STATS,
-    "runtime_selector": ops.RUNTIME_SELECTOR,
-}
 
 
 def _load_gate_modules() -> dict[str, Callable[..., None]]:

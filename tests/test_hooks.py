@@ -6,6 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 from gate_repo import only_run
+from gate_repo import write_gates
 
 from pytest_canarygate.sim import SimFleet
 from pytest_canarygate.sim import start_fleet
@@ -108,16 +109,16 @@ def test_team(observed):
 """
 
 
+BUILD_GATE_ONLY = GATES.split('@gate("team.gate")')[0]
+
+
 @XDIST
 def test_team_provider_catalog_and_run_hooks(
     pytester: pytest.Pytester, fleet: SimFleet, dist: list[str]
 ) -> None:
-    (pytester.path / "gates").mkdir()
-    (pytester.path / "gates" / "catalog.toml").write_text(MAIN_CATALOG)
-    (pytester.path / "gates" / "test_gates.py").write_text(GATES)
+    write_gates(pytester, MAIN_CATALOG, GATES, name="test_gates.py")
     (pytester.path / "team_catalog.toml").write_text(EXTRA_CATALOG)
     pytester.makeconftest(CONFTEST)
-    pytester.makepyprojecttoml('[tool.pytest.ini_options]\ntestpaths = ["gates"]\n')
     (pytester.path / "canarygate.toml").write_text(
         config(fleet, '[evidence]\nbuild = "https://builds.example/agtmux-v5/latest"\n')
     )
@@ -139,10 +140,7 @@ def test_team_provider_catalog_and_run_hooks(
 def test_unclaimed_uri_falls_back_to_the_builtin_providers(
     pytester: pytest.Pytester, fleet: SimFleet
 ) -> None:
-    (pytester.path / "gates").mkdir()
-    (pytester.path / "gates" / "catalog.toml").write_text(MAIN_CATALOG)
-    (pytester.path / "gates" / "test_gates.py").write_text(GATES.split('@gate("team.gate")')[0])
-    pytester.makepyprojecttoml('[tool.pytest.ini_options]\ntestpaths = ["gates"]\n')
+    write_gates(pytester, MAIN_CATALOG, BUILD_GATE_ONLY, name="test_gates.py")
     (pytester.path / "canarygate.toml").write_text(
         config(fleet, '[evidence]\nbuild = "file:///nonexistent/junit.xml"\n')
     )
@@ -157,10 +155,7 @@ def test_unclaimed_uri_falls_back_to_the_builtin_providers(
 def test_build_evidence_without_a_configured_provider_is_unobservable(
     pytester: pytest.Pytester, fleet: SimFleet
 ) -> None:
-    (pytester.path / "gates").mkdir()
-    (pytester.path / "gates" / "catalog.toml").write_text(MAIN_CATALOG)
-    (pytester.path / "gates" / "test_gates.py").write_text(GATES.split('@gate("team.gate")')[0])
-    pytester.makepyprojecttoml('[tool.pytest.ini_options]\ntestpaths = ["gates"]\n')
+    write_gates(pytester, MAIN_CATALOG, BUILD_GATE_ONLY, name="test_gates.py")
     (pytester.path / "canarygate.toml").write_text(config(fleet))
     result = pytester.runpytest_subprocess("--phase=alpha")
     _, run = only_run(pytester.path)
@@ -173,14 +168,11 @@ def test_build_evidence_without_a_configured_provider_is_unobservable(
 def test_a_provider_that_crashes_makes_its_gates_unobservable(
     pytester: pytest.Pytester, fleet: SimFleet
 ) -> None:
-    (pytester.path / "gates").mkdir()
-    (pytester.path / "gates" / "catalog.toml").write_text(MAIN_CATALOG)
-    (pytester.path / "gates" / "test_gates.py").write_text(GATES.split('@gate("team.gate")')[0])
+    write_gates(pytester, MAIN_CATALOG, BUILD_GATE_ONLY, name="test_gates.py")
     pytester.makeconftest(
         "def pytest_canarygate_make_provider(config, kind, uri, timeouts):\n"
         "    raise RuntimeError('the team provider has a bug')\n"
     )
-    pytester.makepyprojecttoml('[tool.pytest.ini_options]\ntestpaths = ["gates"]\n')
     (pytester.path / "canarygate.toml").write_text(
         config(fleet, '[evidence]\nbuild = "https://builds.example/x"\n')
     )

@@ -13,7 +13,9 @@ from pathlib import Path
 import pytest
 from gate_repo import ROOT
 from gate_repo import make_gate_repo
+from gate_repo import one_item_catalog
 from gate_repo import only_run
+from gate_repo import write_gates
 
 from pytest_canarygate.catalog import load_catalog
 from pytest_canarygate.config import RPC_EVIDENCE_KINDS
@@ -285,23 +287,7 @@ def test_stage_option_runs_one_stage(pytester: pytest.Pytester) -> None:
     assert result.ret == 0
 
 
-MINI_CATALOG = """
-[runbook]
-title = "mini"
-document = "runbook.md"
-[[item]]
-id = "A-1"
-section = "S"
-text = "a check"
-kind = "step"
-phase = "alpha"
-stage = "entry"
-[[gate]]
-id = "mini.gate"
-item = "A-1"
-title = "mini"
-needs = ["v5:daemon.info"]
-"""
+MINI_CATALOG = one_item_catalog(("mini.gate", "v5:daemon.info"))
 
 
 @pytest.mark.parametrize(
@@ -320,13 +306,7 @@ needs = ["v5:daemon.info"]
 def test_every_non_pass_maps_to_one_verdict(
     pytester: pytest.Pytester, body: str, verdict: str, fragment: str
 ) -> None:
-    (pytester.path / "gates").mkdir()
-    (pytester.path / "gates" / "catalog.toml").write_text(MINI_CATALOG)
-    (pytester.path / "gates" / "test_mini.py").write_text(
-        "import pytest\nfrom pytest_canarygate import Inconclusive, gate\n\n"
-        "@gate('mini.gate')\ndef test_mini(observed):\n    " + body + "\n"
-    )
-    pytester.makepyprojecttoml('[tool.pytest.ini_options]\ntestpaths = ["gates"]\n')
+    mini_repo(pytester, "@gate('mini.gate')\ndef test_mini(observed):\n    " + body + "\n")
     result = pytester.runpytest_subprocess("--phase=alpha", "--sim=healthy")
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     _, run = only_run(pytester.path)
@@ -336,12 +316,8 @@ def test_every_non_pass_maps_to_one_verdict(
 
 
 def mini_repo(pytester: pytest.Pytester, module: str, catalog: str = MINI_CATALOG) -> None:
-    (pytester.path / "gates").mkdir()
-    (pytester.path / "gates" / "catalog.toml").write_text(catalog)
-    (pytester.path / "gates" / "test_mini.py").write_text(
-        "import os, pytest\nfrom pytest_canarygate import Inconclusive, gate\n\n" + module
-    )
-    pytester.makepyprojecttoml('[tool.pytest.ini_options]\ntestpaths = ["gates"]\n')
+    header = "import os, pytest\nfrom pytest_canarygate import Inconclusive, gate\n\n"
+    write_gates(pytester, catalog, header + module)
 
 
 @pytest.mark.parametrize("dist", [[], ["-n", "2"]], ids=["no-xdist", "xdist-2"])
@@ -359,7 +335,7 @@ def test_xfail_gate_fails_the_run(pytester: pytest.Pytester, marker: str, dist: 
     assert "gates never skip" in run["gates"][0]["message"]
 
 
-TWO_GATES = MINI_CATALOG + '[[gate]]\nid = "mini.other"\nitem = "A-1"\ntitle = "other"\n'
+TWO_GATES = one_item_catalog(("mini.gate", "v5:daemon.info"), ("mini.other", None))
 
 
 def test_a_gate_that_never_ran_makes_the_run_incomplete(pytester: pytest.Pytester) -> None:

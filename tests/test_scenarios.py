@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from gate_repo import OPS_METHOD
 from gate_repo import make_gate_repo
 from gate_repo import only_run
 
@@ -21,7 +22,6 @@ from pytest_canarygate.catalog import PHASES
 from pytest_canarygate.catalog import load_catalog
 from pytest_canarygate.config import RPC_EVIDENCE_KINDS
 from pytest_canarygate.observation import ACCESSORS
-from pytest_canarygate.providers import ops
 from pytest_canarygate.sim import SimFleet
 from pytest_canarygate.sim import start_fleet
 
@@ -145,17 +145,6 @@ SCENARIOS: dict[tuple[str, str], Expected] = {
         "alpha.parity.sessions": ("INCONCLUSIVE", "0 agent sessions on v4 and 0 on v5"),
         "alpha.projection.version-advancing": ("INCONCLUSIVE", "flat at 0 and no change in"),
     },
-}
-
-#: What a stock v5 answers -32601 for, per accessor (the kinds it would serve over RPC).
-OPS_METHOD = {
-    "snapshots": ops.SNAPSHOT_LIST,
-    "supervisor_status": ops.SUPERVISOR_STATUS,
-    "supervisor_events": ops.SUPERVISOR_EVENTS,
-    "alert_entries": ops.ALERT_LEDGER,
-    "cursor_stats": ops.CURSOR_STATS,
-    "binding_stats": ops.BINDING_STATS,
-    "runtime_selector": ops.RUNTIME_SELECTOR,
 }
 
 
