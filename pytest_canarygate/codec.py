@@ -4,6 +4,7 @@ controller read (frozen dataclasses, datetimes and enums survive the round trip)
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Mapping
 from datetime import datetime
 from enum import Enum
@@ -14,6 +15,7 @@ _DATETIME = "__datetime__"
 _ENUM = "__enum__"
 
 
+@functools.cache
 def _registry() -> dict[str, type[Any]]:
     from pytest_canarygate.providers import base
     from pytest_canarygate.providers import records
