@@ -15,26 +15,26 @@ from datetime import timedelta
 from pytest_canarygate import ObservedView
 from pytest_canarygate import Unobservable
 from pytest_canarygate import gate
-from pytest_canarygate.agtmux import agent_sessions
-from pytest_canarygate.agtmux import panes
+from pytest_canarygate.agtmux.gate_support import attempt
+from pytest_canarygate.agtmux.gate_support import combine
+from pytest_canarygate.agtmux.gate_support import conclude
+from pytest_canarygate.agtmux.gate_support import daemon_uptime
+from pytest_canarygate.agtmux.gate_support import from_history
+from pytest_canarygate.agtmux.gate_support import max_lag
+from pytest_canarygate.agtmux.gate_support import one_of
+from pytest_canarygate.agtmux.gate_support import phase_for
+from pytest_canarygate.agtmux.gate_support import ready
+from pytest_canarygate.agtmux.judgement import Judgement
+from pytest_canarygate.agtmux.judgement import keeps_its_sessions
+from pytest_canarygate.agtmux.judgement import migration_counts
+from pytest_canarygate.agtmux.judgement import restart_regression
+from pytest_canarygate.agtmux.judgement import selector_matches_phase
+from pytest_canarygate.agtmux.judgement import served_counts
+from pytest_canarygate.agtmux.protocol import agent_sessions
+from pytest_canarygate.agtmux.protocol import panes
+from pytest_canarygate.agtmux.providers import RuntimeSelector
 from pytest_canarygate.config import CanarygateConfig
-from pytest_canarygate.gate_support import attempt
-from pytest_canarygate.gate_support import combine
-from pytest_canarygate.gate_support import conclude
-from pytest_canarygate.gate_support import daemon_uptime
-from pytest_canarygate.gate_support import from_history
-from pytest_canarygate.gate_support import max_lag
-from pytest_canarygate.gate_support import one_of
-from pytest_canarygate.gate_support import phase_for
-from pytest_canarygate.gate_support import ready
-from pytest_canarygate.judgement import Judgement
-from pytest_canarygate.judgement import keeps_its_sessions
-from pytest_canarygate.judgement import migration_counts
-from pytest_canarygate.judgement import restart_regression
-from pytest_canarygate.judgement import selector_matches_phase
-from pytest_canarygate.judgement import served_counts
 from pytest_canarygate.observation import DaemonView
-from pytest_canarygate.providers import RuntimeSelector
 
 
 def _served(view: DaemonView) -> dict[str, int]:

@@ -15,15 +15,15 @@ from datetime import timedelta
 
 from pytest_canarygate import ObservedView
 from pytest_canarygate import gate
+from pytest_canarygate.agtmux.gate_support import archive_judgement
+from pytest_canarygate.agtmux.gate_support import attempt
+from pytest_canarygate.agtmux.gate_support import combine
+from pytest_canarygate.agtmux.gate_support import conclude
+from pytest_canarygate.agtmux.gate_support import no_v4_sessions
+from pytest_canarygate.agtmux.gate_support import restore_dry_run_now
+from pytest_canarygate.agtmux.gate_support import stable_for
+from pytest_canarygate.agtmux.gate_support import v4_drained_for
 from pytest_canarygate.config import CanarygateConfig
-from pytest_canarygate.gate_support import archive_judgement
-from pytest_canarygate.gate_support import attempt
-from pytest_canarygate.gate_support import combine
-from pytest_canarygate.gate_support import conclude
-from pytest_canarygate.gate_support import no_v4_sessions
-from pytest_canarygate.gate_support import restore_dry_run_now
-from pytest_canarygate.gate_support import stable_for
-from pytest_canarygate.gate_support import v4_drained_for
 
 
 @gate("cutover.migrate.v4-sessions-restarted")

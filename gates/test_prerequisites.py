@@ -8,20 +8,20 @@ from __future__ import annotations
 
 from pytest_canarygate import ObservedView
 from pytest_canarygate import gate
+from pytest_canarygate.agtmux.gate_support import conclude
+from pytest_canarygate.agtmux.gate_support import evidence_of
+from pytest_canarygate.agtmux.gate_support import one_of
+from pytest_canarygate.agtmux.gate_support import projection_version
+from pytest_canarygate.agtmux.gate_support import restore_dry_run_now
+from pytest_canarygate.agtmux.judgement import backup_snapshot
+from pytest_canarygate.agtmux.judgement import build_passes
+from pytest_canarygate.agtmux.judgement import periodic_snapshot_fresh
+from pytest_canarygate.agtmux.judgement import startup_order_matches
+from pytest_canarygate.agtmux.providers import BuildResult
+from pytest_canarygate.agtmux.providers import SnapshotMetadata
+from pytest_canarygate.agtmux.providers import SupervisorStatus
+from pytest_canarygate.agtmux.records import datetime_to_ms
 from pytest_canarygate.config import CanarygateConfig
-from pytest_canarygate.gate_support import conclude
-from pytest_canarygate.gate_support import evidence_of
-from pytest_canarygate.gate_support import one_of
-from pytest_canarygate.gate_support import projection_version
-from pytest_canarygate.gate_support import restore_dry_run_now
-from pytest_canarygate.judgement import backup_snapshot
-from pytest_canarygate.judgement import build_passes
-from pytest_canarygate.judgement import periodic_snapshot_fresh
-from pytest_canarygate.judgement import startup_order_matches
-from pytest_canarygate.providers import BuildResult
-from pytest_canarygate.providers import SnapshotMetadata
-from pytest_canarygate.providers import SupervisorStatus
-from pytest_canarygate.providers.records import datetime_to_ms
 
 
 @gate("prereq.startup-order")

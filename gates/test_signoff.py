@@ -12,13 +12,13 @@ from datetime import timedelta
 
 from pytest_canarygate import ObservedView
 from pytest_canarygate import gate
+from pytest_canarygate.agtmux.gate_support import conclude
+from pytest_canarygate.agtmux.gate_support import evidence_of
+from pytest_canarygate.agtmux.gate_support import max_lag
+from pytest_canarygate.agtmux.gate_support import restore_dry_run_now
+from pytest_canarygate.agtmux.judgement import unresolved_escalates_in_window
+from pytest_canarygate.agtmux.providers import AlertEntry
 from pytest_canarygate.config import CanarygateConfig
-from pytest_canarygate.gate_support import conclude
-from pytest_canarygate.gate_support import evidence_of
-from pytest_canarygate.gate_support import max_lag
-from pytest_canarygate.gate_support import restore_dry_run_now
-from pytest_canarygate.judgement import unresolved_escalates_in_window
-from pytest_canarygate.providers import AlertEntry
 
 
 @gate("cutover.checklist.restore-evidence-retained")

@@ -12,12 +12,12 @@ from __future__ import annotations
 
 from pytest_canarygate import ObservedView
 from pytest_canarygate import gate
-from pytest_canarygate.gate_support import conclude
-from pytest_canarygate.gate_support import one_of
-from pytest_canarygate.judgement import jitter_matches_contract
-from pytest_canarygate.judgement import restart_policy_matches_contract
-from pytest_canarygate.judgement import startup_order_matches
-from pytest_canarygate.providers import SupervisorStatus
+from pytest_canarygate.agtmux.gate_support import conclude
+from pytest_canarygate.agtmux.gate_support import one_of
+from pytest_canarygate.agtmux.judgement import jitter_matches_contract
+from pytest_canarygate.agtmux.judgement import restart_policy_matches_contract
+from pytest_canarygate.agtmux.judgement import startup_order_matches
+from pytest_canarygate.agtmux.providers import SupervisorStatus
 
 
 def _status(observed: ObservedView) -> SupervisorStatus:

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 SUBCOMMAND_MODULES = (
     "pytest_canarygate.catalog",
-    "pytest_canarygate.sim.cli",
+    "pytest_canarygate.agtmux.sim.cli",
     "pytest_canarygate.keys",
     "pytest_canarygate.verify",
     "pytest_canarygate.report_html",

@@ -17,8 +17,8 @@ _ENUM = "__enum__"
 
 @functools.cache
 def _registry() -> dict[str, type[Any]]:
-    from pytest_canarygate.providers import base
-    from pytest_canarygate.providers import records
+    from pytest_canarygate.agtmux import records
+    from pytest_canarygate.agtmux.providers import base
 
     types: dict[str, type[Any]] = {}
     for module in (records, base):

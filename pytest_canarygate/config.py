@@ -247,8 +247,8 @@ def _numbers(reader: _Reader, cls: type[Any]) -> Any:
 
 
 def _evidence(reader: _Reader) -> dict[str, str]:
+    from pytest_canarygate.agtmux.providers.registry import INTERFACES
     from pytest_canarygate.endpoints import parse_endpoint
-    from pytest_canarygate.providers.registry import INTERFACES
 
     reader.reject_unknown(tuple(INTERFACES))
     uris = {}

@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 
 if TYPE_CHECKING:
+    from pytest_canarygate.agtmux.providers import Provider
+    from pytest_canarygate.agtmux.providers import Timeouts
     from pytest_canarygate.observation import Observation
-    from pytest_canarygate.providers import Provider
-    from pytest_canarygate.providers import Timeouts
     from pytest_canarygate.results import RunOutcome
 
 
@@ -31,7 +31,7 @@ def pytest_canarygate_make_provider(
             if kind == "alerts" and uri.startswith("https://alerts.example/"):
                 return MyLedgerProvider(uri, timeouts)
 
-    The provider must implement the kind's interface (``pytest_canarygate.providers``).
+    The provider must implement the kind's interface (``pytest_canarygate.agtmux.providers``).
 
     .. versionadded:: 0.1
     """

@@ -45,7 +45,7 @@ def pytest_canarygate_make_provider(
     config: pytest.Config, kind: str, uri: str, timeouts: Any
 ) -> Any:
     """The built-in providers, chosen by URI scheme."""
-    from pytest_canarygate.providers import make_provider
+    from pytest_canarygate.agtmux.providers import make_provider
 
     return make_provider(kind, uri, timeouts=timeouts)
 

@@ -24,6 +24,7 @@ import pytest
 from pytest_canarygate import allure_evidence
 from pytest_canarygate import bundle
 from pytest_canarygate import run_inputs
+from pytest_canarygate.agtmux.providers.base import Timeouts
 from pytest_canarygate.catalog import Catalog
 from pytest_canarygate.catalog import GateSpec
 from pytest_canarygate.catalog import load_catalogs
@@ -42,7 +43,6 @@ from pytest_canarygate.observation import Observation
 from pytest_canarygate.observation import observe
 from pytest_canarygate.observation import simulated_endpoints
 from pytest_canarygate.observation import utc_now
-from pytest_canarygate.providers.base import Timeouts
 from pytest_canarygate.results import REPORT_PROPERTY
 from pytest_canarygate.results import GateResult
 from pytest_canarygate.results import RunOutcome
@@ -52,7 +52,7 @@ from pytest_canarygate.verdicts import skip_reason
 from pytest_canarygate.verdicts import verdict_of
 
 if TYPE_CHECKING:
-    from pytest_canarygate.sim import SimFleet
+    from pytest_canarygate.agtmux.sim import SimFleet
 
 GATE_MARK = "canarygate_gate"
 SESSION_KEY = pytest.StashKey["GateSession"]()
@@ -187,7 +187,7 @@ class GateSession:
         settings = self.settings
         target: dict[str, Any] = {"kind": "live", "scenario": None}
         if self.scenario:
-            from pytest_canarygate.sim import start_fleet
+            from pytest_canarygate.agtmux.sim import start_fleet
 
             progress(f"starting the simulated fleet (scenario {self.scenario})")
             try:

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from pytest_canarygate.providers import ops
+from pytest_canarygate.agtmux.providers import ops
 
 ROOT = Path(__file__).resolve().parents[1]
 

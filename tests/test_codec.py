@@ -7,12 +7,12 @@ from datetime import datetime
 from datetime import timezone
 from types import MappingProxyType
 
+from pytest_canarygate.agtmux.providers import Evidence
+from pytest_canarygate.agtmux.providers import Source
+from pytest_canarygate.agtmux.records import AlertEntry
+from pytest_canarygate.agtmux.records import Severity
 from pytest_canarygate.codec import decode
 from pytest_canarygate.codec import encode
-from pytest_canarygate.providers import Evidence
-from pytest_canarygate.providers import Source
-from pytest_canarygate.providers.records import AlertEntry
-from pytest_canarygate.providers.records import Severity
 
 
 def test_records_datetimes_and_enums_round_trip_through_json() -> None:

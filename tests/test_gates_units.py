@@ -24,13 +24,31 @@ from typing import Any
 import pytest
 from gate_repo import OPS_METHOD
 
+from pytest_canarygate.agtmux.judgement import RUNBOOK_RESTART_POLICY
+from pytest_canarygate.agtmux.providers import AlertEntry
+from pytest_canarygate.agtmux.providers import ArchiveManifest
+from pytest_canarygate.agtmux.providers import BindingStats
+from pytest_canarygate.agtmux.providers import BuildResult
+from pytest_canarygate.agtmux.providers import CursorStats
+from pytest_canarygate.agtmux.providers import DependencyGate
+from pytest_canarygate.agtmux.providers import Evidence
+from pytest_canarygate.agtmux.providers import LogEvent
+from pytest_canarygate.agtmux.providers import RuntimeSelector
+from pytest_canarygate.agtmux.providers import Severity
+from pytest_canarygate.agtmux.providers import SnapshotMetadata
+from pytest_canarygate.agtmux.providers import Source
+from pytest_canarygate.agtmux.providers import SupervisorEvent
+from pytest_canarygate.agtmux.providers import SupervisorState
+from pytest_canarygate.agtmux.providers import SupervisorStatus
+from pytest_canarygate.agtmux.providers import Timeouts
+from pytest_canarygate.agtmux.providers import make_provider
+from pytest_canarygate.agtmux.records import datetime_to_ms
 from pytest_canarygate.catalog import PHASES
 from pytest_canarygate.catalog import load_catalog
 from pytest_canarygate.codec import encode
 from pytest_canarygate.config import RPC_EVIDENCE_KINDS
 from pytest_canarygate.config import CanarygateConfig
 from pytest_canarygate.config import simulator_defaults
-from pytest_canarygate.judgement import RUNBOOK_RESTART_POLICY
 from pytest_canarygate.observation import ACCESSORS
 from pytest_canarygate.observation import CallRecord
 from pytest_canarygate.observation import DaemonObservation
@@ -39,24 +57,6 @@ from pytest_canarygate.observation import GateEvidence
 from pytest_canarygate.observation import Observation
 from pytest_canarygate.observation import ObservedView
 from pytest_canarygate.observation import read_evidence
-from pytest_canarygate.providers import AlertEntry
-from pytest_canarygate.providers import ArchiveManifest
-from pytest_canarygate.providers import BindingStats
-from pytest_canarygate.providers import BuildResult
-from pytest_canarygate.providers import CursorStats
-from pytest_canarygate.providers import DependencyGate
-from pytest_canarygate.providers import Evidence
-from pytest_canarygate.providers import LogEvent
-from pytest_canarygate.providers import RuntimeSelector
-from pytest_canarygate.providers import Severity
-from pytest_canarygate.providers import SnapshotMetadata
-from pytest_canarygate.providers import Source
-from pytest_canarygate.providers import SupervisorEvent
-from pytest_canarygate.providers import SupervisorState
-from pytest_canarygate.providers import SupervisorStatus
-from pytest_canarygate.providers import Timeouts
-from pytest_canarygate.providers import make_provider
-from pytest_canarygate.providers.records import datetime_to_ms
 from pytest_canarygate.session import GATE_MARK
 from pytest_canarygate.verdicts import Verdict
 from pytest_canarygate.verdicts import verdict_of
@@ -1123,14 +1123,14 @@ def test_broken_provider_makes_its_gates_unobservable(
 
 
 def part(verdict: Verdict, message: str = "x") -> Any:
-    from pytest_canarygate.judgement import Judgement
+    from pytest_canarygate.agtmux.judgement import Judgement
 
     return Judgement(verdict=verdict, message=message)
 
 
 def test_either_rules() -> None:
-    from pytest_canarygate.gate_support import Broken
-    from pytest_canarygate.gate_support import either
+    from pytest_canarygate.agtmux.gate_support import Broken
+    from pytest_canarygate.agtmux.gate_support import either
 
     broken = Broken(verdict=Verdict.UNOBSERVABLE, message="line 8: bad", source="a")
     absent = part(Verdict.UNOBSERVABLE, "method not served")

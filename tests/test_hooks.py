@@ -8,8 +8,8 @@ import pytest
 from gate_repo import only_run
 from gate_repo import write_gates
 
-from pytest_canarygate.sim import SimFleet
-from pytest_canarygate.sim import start_fleet
+from pytest_canarygate.agtmux.sim import SimFleet
+from pytest_canarygate.agtmux.sim import start_fleet
 
 
 @pytest.fixture
@@ -65,8 +65,8 @@ needs = ["v5:daemon.info"]
 CONFTEST = """
 from pathlib import Path
 
-from pytest_canarygate.providers import BuildResultProvider, Evidence, Source
-from pytest_canarygate.providers import BuildResult
+from pytest_canarygate.agtmux.providers import BuildResultProvider, Evidence, Source
+from pytest_canarygate.agtmux.providers import BuildResult
 
 
 class TeamBuild(BuildResultProvider):

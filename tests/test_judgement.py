@@ -11,27 +11,27 @@ from types import MappingProxyType
 
 import pytest
 
-from pytest_canarygate import judgement as j
-from pytest_canarygate.agtmux import Change
-from pytest_canarygate.agtmux import agent_session_keys
+from pytest_canarygate.agtmux import judgement as j
+from pytest_canarygate.agtmux.protocol import Change
+from pytest_canarygate.agtmux.protocol import agent_session_keys
+from pytest_canarygate.agtmux.providers import AlertEntry
+from pytest_canarygate.agtmux.providers import ArchiveManifest
+from pytest_canarygate.agtmux.providers import BindingStats
+from pytest_canarygate.agtmux.providers import BuildResult
+from pytest_canarygate.agtmux.providers import CursorStats
+from pytest_canarygate.agtmux.providers import DependencyGate
+from pytest_canarygate.agtmux.providers import Evidence
+from pytest_canarygate.agtmux.providers import LogEvent
+from pytest_canarygate.agtmux.providers import RestartPolicy
+from pytest_canarygate.agtmux.providers import RuntimeSelector
+from pytest_canarygate.agtmux.providers import Severity
+from pytest_canarygate.agtmux.providers import SnapshotMetadata
+from pytest_canarygate.agtmux.providers import Source
+from pytest_canarygate.agtmux.providers import SupervisorEvent
+from pytest_canarygate.agtmux.providers import SupervisorState
+from pytest_canarygate.agtmux.providers import SupervisorStatus
+from pytest_canarygate.agtmux.records import datetime_to_ms
 from pytest_canarygate.errors import ConfigError
-from pytest_canarygate.providers import AlertEntry
-from pytest_canarygate.providers import ArchiveManifest
-from pytest_canarygate.providers import BindingStats
-from pytest_canarygate.providers import BuildResult
-from pytest_canarygate.providers import CursorStats
-from pytest_canarygate.providers import DependencyGate
-from pytest_canarygate.providers import Evidence
-from pytest_canarygate.providers import LogEvent
-from pytest_canarygate.providers import RestartPolicy
-from pytest_canarygate.providers import RuntimeSelector
-from pytest_canarygate.providers import Severity
-from pytest_canarygate.providers import SnapshotMetadata
-from pytest_canarygate.providers import Source
-from pytest_canarygate.providers import SupervisorEvent
-from pytest_canarygate.providers import SupervisorState
-from pytest_canarygate.providers import SupervisorStatus
-from pytest_canarygate.providers.records import datetime_to_ms
 from pytest_canarygate.verdicts import GateFailed
 from pytest_canarygate.verdicts import Inconclusive
 from pytest_canarygate.verdicts import Unobservable

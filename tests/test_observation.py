@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from pytest_canarygate.agtmux import agent_session_keys
-from pytest_canarygate.agtmux import diff_projections
-from pytest_canarygate.agtmux import panes
-from pytest_canarygate.agtmux import signature_problems
+from pytest_canarygate.agtmux.protocol import agent_session_keys
+from pytest_canarygate.agtmux.protocol import diff_projections
+from pytest_canarygate.agtmux.protocol import panes
+from pytest_canarygate.agtmux.protocol import signature_problems
 from pytest_canarygate.config import ParityConfig
 from pytest_canarygate.observation import GateEvidence
 from pytest_canarygate.observation import Observation

@@ -17,14 +17,14 @@ from gate_repo import one_item_catalog
 from gate_repo import only_run
 from gate_repo import write_gates
 
+from pytest_canarygate.agtmux.sim import SimFleet
+from pytest_canarygate.agtmux.sim import start_fleet
 from pytest_canarygate.catalog import load_catalog
 from pytest_canarygate.config import RPC_EVIDENCE_KINDS
 from pytest_canarygate.keys import generate_keypair
 from pytest_canarygate.observation import ACCESSORS
 from pytest_canarygate.observation import EVIDENCE_NEED
 from pytest_canarygate.observation import SIMULATOR_MARKER
-from pytest_canarygate.sim import SimFleet
-from pytest_canarygate.sim import start_fleet
 
 XDIST = pytest.mark.parametrize("dist", [[], ["-n", "2"]], ids=["no-xdist", "xdist-2"])
 

@@ -11,27 +11,27 @@ from pathlib import Path
 
 import pytest
 
+from pytest_canarygate.agtmux.providers import AlertLedgerProvider
+from pytest_canarygate.agtmux.providers import Evidence
+from pytest_canarygate.agtmux.providers import Kind
+from pytest_canarygate.agtmux.providers import Provider
+from pytest_canarygate.agtmux.providers import RuntimeSelectorProvider
+from pytest_canarygate.agtmux.providers import Severity
+from pytest_canarygate.agtmux.providers import Timeouts
+from pytest_canarygate.agtmux.providers import make_provider
+from pytest_canarygate.agtmux.providers import register_provider
+from pytest_canarygate.agtmux.providers import registered_schemes
+from pytest_canarygate.agtmux.providers import registry
+from pytest_canarygate.agtmux.providers.daemon_log import LOG_KINDS
+from pytest_canarygate.agtmux.providers.daemon_log import classify
+from pytest_canarygate.agtmux.providers.daemon_log import parse_timestamp
+from pytest_canarygate.agtmux.providers.rpc import RpcOpsProvider
+from pytest_canarygate.agtmux.records import RecordError
+from pytest_canarygate.agtmux.records import parse_runtime_selector
 from pytest_canarygate.errors import ConfigError
 from pytest_canarygate.errors import NotServed
 from pytest_canarygate.errors import ProtocolError
 from pytest_canarygate.errors import TransportError
-from pytest_canarygate.providers import AlertLedgerProvider
-from pytest_canarygate.providers import Evidence
-from pytest_canarygate.providers import Kind
-from pytest_canarygate.providers import Provider
-from pytest_canarygate.providers import RuntimeSelectorProvider
-from pytest_canarygate.providers import Severity
-from pytest_canarygate.providers import Timeouts
-from pytest_canarygate.providers import make_provider
-from pytest_canarygate.providers import register_provider
-from pytest_canarygate.providers import registered_schemes
-from pytest_canarygate.providers import registry
-from pytest_canarygate.providers.daemon_log import LOG_KINDS
-from pytest_canarygate.providers.daemon_log import classify
-from pytest_canarygate.providers.daemon_log import parse_timestamp
-from pytest_canarygate.providers.records import RecordError
-from pytest_canarygate.providers.records import parse_runtime_selector
-from pytest_canarygate.providers.rpc import RpcOpsProvider
 
 OPS = Path(__file__).parent / "data" / "ops"
 T0 = datetime(2026, 11, 25, tzinfo=timezone.utc)
@@ -781,7 +781,7 @@ def test_a_fifo_where_a_file_should_be_does_not_hang(tmp_path: Path) -> None:
 def test_an_oversized_evidence_file_is_refused(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from pytest_canarygate.providers import files
+    from pytest_canarygate.agtmux.providers import files
 
     monkeypatch.setattr(files, "MAX_FILE_BYTES", 16)
     build = tmp_path / "junit.xml"

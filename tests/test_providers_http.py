@@ -18,15 +18,15 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from pytest_canarygate.agtmux.providers import Timeouts
+from pytest_canarygate.agtmux.providers import http as http_provider
+from pytest_canarygate.agtmux.providers import make_provider
+from pytest_canarygate.agtmux.providers.http import HttpOpsProvider
 from pytest_canarygate.errors import ConfigError
 from pytest_canarygate.errors import EndpointTimeout
 from pytest_canarygate.errors import NotServed
 from pytest_canarygate.errors import ProtocolError
 from pytest_canarygate.errors import TransportError
-from pytest_canarygate.providers import Timeouts
-from pytest_canarygate.providers import http as http_provider
-from pytest_canarygate.providers import make_provider
-from pytest_canarygate.providers.http import HttpOpsProvider
 
 OPS = Path(__file__).parent / "data" / "ops"
 T0_MS = 1_795_564_800_000

@@ -18,16 +18,16 @@ from typing import Any
 
 import pytest
 
+from pytest_canarygate.agtmux.providers import Provider
+from pytest_canarygate.agtmux.providers import Severity
+from pytest_canarygate.agtmux.providers import Timeouts
+from pytest_canarygate.agtmux.providers import make_provider
+from pytest_canarygate.agtmux.providers.ops import OPS_METHODS
 from pytest_canarygate.errors import EndpointTimeout
 from pytest_canarygate.errors import NotServed
 from pytest_canarygate.errors import ProtocolError
 from pytest_canarygate.errors import RemoteError
 from pytest_canarygate.errors import TransportError
-from pytest_canarygate.providers import Provider
-from pytest_canarygate.providers import Severity
-from pytest_canarygate.providers import Timeouts
-from pytest_canarygate.providers import make_provider
-from pytest_canarygate.providers.ops import OPS_METHODS
 
 OPS = Path(__file__).parent / "data" / "ops"
 T0_MS = 1_795_564_800_000

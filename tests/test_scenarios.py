@@ -18,12 +18,12 @@ from gate_repo import OPS_METHOD
 from gate_repo import make_gate_repo
 from gate_repo import only_run
 
+from pytest_canarygate.agtmux.sim import SimFleet
+from pytest_canarygate.agtmux.sim import start_fleet
 from pytest_canarygate.catalog import PHASES
 from pytest_canarygate.catalog import load_catalog
 from pytest_canarygate.config import RPC_EVIDENCE_KINDS
 from pytest_canarygate.observation import ACCESSORS
-from pytest_canarygate.sim import SimFleet
-from pytest_canarygate.sim import start_fleet
 
 ROOT = Path(__file__).resolve().parents[1]
 CATALOG = load_catalog(ROOT / "gates" / "catalog.toml")

@@ -29,17 +29,17 @@ from sim_helpers import rpc
 from sim_helpers import short_dir
 from sim_helpers import wait_for
 
+from pytest_canarygate.agtmux.providers import make_provider
+from pytest_canarygate.agtmux.sim import SimFleet
+from pytest_canarygate.agtmux.sim import SimulatorError
+from pytest_canarygate.agtmux.sim import list_scenarios
+from pytest_canarygate.agtmux.sim import load_scenario
+from pytest_canarygate.agtmux.sim import start_fleet
+from pytest_canarygate.agtmux.sim.scenario import LatencySpec
 from pytest_canarygate.cli import main as canarygate_main
 from pytest_canarygate.errors import ConfigError
-from pytest_canarygate.providers import make_provider
-from pytest_canarygate.sim import SimFleet
-from pytest_canarygate.sim import SimulatorError
-from pytest_canarygate.sim import list_scenarios
-from pytest_canarygate.sim import load_scenario
-from pytest_canarygate.sim import start_fleet
-from pytest_canarygate.sim.scenario import LatencySpec
 
-DAEMON = [sys.executable, "-m", "pytest_canarygate.sim.daemon"]
+DAEMON = [sys.executable, "-m", "pytest_canarygate.agtmux.sim.daemon"]
 BUILT_IN = {
     "samples",
     "healthy",
@@ -265,7 +265,7 @@ def test_children_do_not_outlive_a_killed_launcher(
 ) -> None:
     launcher_code = (
         "import json, sys, time\n"
-        "from pytest_canarygate.sim import start_fleet\n"
+        "from pytest_canarygate.agtmux.sim import start_fleet\n"
         "fleet = start_fleet('healthy', sys.argv[1])\n"
         "print(json.dumps([fleet.pids, fleet.ops_pid, fleet.ops_url]), flush=True)\n"
         "time.sleep(120)\n"

@@ -22,16 +22,16 @@ from sim_helpers import result
 from sim_helpers import rpc
 from sim_helpers import short_dir
 
+from pytest_canarygate.agtmux.providers import INTERFACES
+from pytest_canarygate.agtmux.providers import make_provider
+from pytest_canarygate.agtmux.providers.ops import OPS_METHODS
+from pytest_canarygate.agtmux.records import ms_to_datetime
+from pytest_canarygate.agtmux.sim import SimFleet
+from pytest_canarygate.agtmux.sim import load_scenario
+from pytest_canarygate.agtmux.sim import start_fleet
+from pytest_canarygate.agtmux.sim.ops_answers import operations_model
 from pytest_canarygate.errors import ConfigError
 from pytest_canarygate.errors import NotServed
-from pytest_canarygate.providers import INTERFACES
-from pytest_canarygate.providers import make_provider
-from pytest_canarygate.providers.ops import OPS_METHODS
-from pytest_canarygate.providers.records import ms_to_datetime
-from pytest_canarygate.sim import SimFleet
-from pytest_canarygate.sim import load_scenario
-from pytest_canarygate.sim import start_fleet
-from pytest_canarygate.sim.ops_answers import operations_model
 
 DAY_MS = 86_400_000
 KINDS = {
@@ -559,7 +559,7 @@ def test_jitter_applied_is_the_scenarios_claim(canary: SimFleet) -> None:
 
 
 def test_change_log_dates_the_first_projection_at_the_start_and_later_changes_after() -> None:
-    from pytest_canarygate.sim.projection import SimDaemon
+    from pytest_canarygate.agtmux.sim.projection import SimDaemon
 
     now_ns = 1_800_000_000_000 * 1_000_000
     spec = load_scenario("healthy").daemon("v5", "canary")
@@ -575,8 +575,8 @@ def test_change_log_dates_the_first_projection_at_the_start_and_later_changes_af
 
 
 def test_latency_flapped_log_lines() -> None:
-    from pytest_canarygate.providers.daemon_log import parse_log
-    from pytest_canarygate.sim.evidence_files import render_log_line
+    from pytest_canarygate.agtmux.providers.daemon_log import parse_log
+    from pytest_canarygate.agtmux.sim.evidence_files import render_log_line
 
     model = operations_model(load_scenario("latency-flapped"), phase="canary", anchor_ms=10**12)
     assert model is not None

@@ -20,8 +20,8 @@ from sim_helpers import sample_names
 from sim_helpers import short_dir
 from sim_helpers import wait_for
 
-from pytest_canarygate.sim import SimFleet
-from pytest_canarygate.sim import start_fleet
+from pytest_canarygate.agtmux.sim import SimFleet
+from pytest_canarygate.agtmux.sim import start_fleet
 
 # Samples recorded after one claude_hooks and one codex_appserver event had been ingested and had
 # aged (their deterministic evidence had gone stale); all others before any ingestion.

@@ -1,0 +1,537 @@
+"""Judgements on how healthy a running daemon is: whether it is ready at all, the latency SLO and
+its rollback signal (the current evaluation and the SLO lines of its log over a window), source
+health and the source registry (DAEMON-FACTS 2.3, 2.9, 9), the cursor and binding counters
+(invalid_cursor streaks, full resyncs, CAS conflicts), and its uptime without a restart; and
+whether the v5 build it runs passes its tests.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from collections.abc import Iterable
+from collections.abc import Mapping
+from collections.abc import Sequence
+from datetime import datetime
+from datetime import timedelta
+
+from pytest_canarygate.agtmux.judgement.core import Coverage
+from pytest_canarygate.agtmux.judgement.core import Covered
+from pytest_canarygate.agtmux.judgement.core import Judgement
+from pytest_canarygate.agtmux.judgement.core import _aware
+from pytest_canarygate.agtmux.judgement.core import _judgement
+from pytest_canarygate.agtmux.judgement.core import format_duration
+from pytest_canarygate.agtmux.judgement.core import format_time
+from pytest_canarygate.agtmux.judgement.history import DEFAULT_MAX_LAG
+from pytest_canarygate.agtmux.judgement.history import window_coverage
+from pytest_canarygate.agtmux.judgement.history import window_end
+from pytest_canarygate.agtmux.protocol import Change
+from pytest_canarygate.agtmux.records import BindingStats
+from pytest_canarygate.agtmux.records import BuildResult
+from pytest_canarygate.agtmux.records import CursorStats
+from pytest_canarygate.agtmux.records import LogEvent
+from pytest_canarygate.agtmux.records import ms_to_datetime
+from pytest_canarygate.verdicts import Verdict
+
+# --- latency -----------------------------------------------------------------------------
+
+
+def latency_slo(latency_status_result: object, threshold_ms: int = 3000) -> Judgement:
+    """Judge a ``latency_status`` result (DAEMON-FACTS 2.6, 7): only "healthy" with p95 within
+    ``threshold_ms`` passes; "insufficient_data"/"not_started" are INCONCLUSIVE; "breached" and
+    "degraded" FAIL; any other shape is UNOBSERVABLE."""
+    result = latency_status_result
+    if not isinstance(result, Mapping) or not isinstance(result.get("status"), str):
+        return _judgement(
+            Verdict.UNOBSERVABLE, f"latency_status answer has no status: {result!r:.200}"
+        )
+    status: str = result["status"]
+    p95 = result.get("p95_ms")
+    p95_ms = p95 if isinstance(p95, int) and not isinstance(p95, bool) else None
+    numbers = {
+        "status": status,
+        "p95_ms": p95_ms,
+        "threshold_ms": threshold_ms,
+        "consecutive_breaches": result.get("consecutive_breaches"),
+        "sample_count": result.get("sample_count"),
+    }
+    if status in ("not_started", "insufficient_data"):
+        needed = result.get("min_required", 200)
+        count = result.get("sample_count")
+        message = f"latency SLO {status}: {count} of {needed} samples; proves nothing yet"
+        return _judgement(Verdict.INCONCLUSIVE, message, **numbers)
+    if status in ("breached", "degraded"):
+        message = (
+            f"latency SLO {status}: rolling p95 {p95_ms} ms > {threshold_ms} ms, "
+            f"{result.get('consecutive_breaches')} consecutive breaching evaluations"
+        )
+        return _judgement(Verdict.FAIL, message, **numbers)
+    if status != "healthy" or p95_ms is None:
+        return _judgement(
+            Verdict.UNOBSERVABLE,
+            f"latency_status answer of unknown shape: {dict(result)!r:.200}",
+            **numbers,
+        )
+    if p95_ms > threshold_ms:
+        return _judgement(
+            Verdict.FAIL, f"latency SLO: rolling p95 {p95_ms} ms > {threshold_ms} ms", **numbers
+        )
+    return _judgement(
+        Verdict.PASS,
+        f"latency SLO healthy: rolling p95 {p95_ms} ms <= {threshold_ms} ms",
+        **numbers,
+    )
+
+
+def latency_breach_signal(latency_status_result: object, breach_windows: int = 3) -> Judgement:
+    """Rollback signal "latency p95 breach > 3 consecutive windows": FAIL (the signal fired)
+    when ``consecutive_breaches`` reached ``breach_windows`` or the status is "degraded"; PASS
+    on "healthy" or a shorter "breached" streak; INCONCLUSIVE when the daemon reports no
+    evaluation (DAEMON-FACTS 2.6: "insufficient_data" always reports 0 breaches)."""
+    base = latency_slo(latency_status_result)
+    if base.verdict is Verdict.UNOBSERVABLE:
+        return base
+    numbers = {**base.numbers, "breach_windows": breach_windows}
+    status = numbers["status"]
+    streak = numbers.get("consecutive_breaches")
+    count = streak if isinstance(streak, int) and not isinstance(streak, bool) else 0
+    if status == "degraded" or count >= breach_windows:
+        message = (
+            f"latency signal fired: status {status}, {count} consecutive breaching "
+            f"evaluations (>= {breach_windows}), p95 {numbers['p95_ms']} ms: rollback, investigate"
+        )
+        return _judgement(Verdict.FAIL, message, **numbers)
+    if status in ("not_started", "insufficient_data"):
+        return _judgement(
+            Verdict.INCONCLUSIVE, f"latency signal not checkable: {base.message}", **numbers
+        )
+    message = (
+        f"latency signal absent: status {status}, {count} consecutive breaching evaluations "
+        f"(< {breach_windows}), p95 {numbers['p95_ms']} ms"
+    )
+    return _judgement(Verdict.PASS, message, **numbers)
+
+
+SLO_LOG_KINDS = frozenset({"slo_breach", "slo_degraded"})
+"""Daemon log kinds of the latency SLO evaluation: WARN "SLO breach" (1 or 2 consecutive
+breaching ticks) and ERROR "SLO DEGRADED" (3 or more), DAEMON-FACTS 6.5, 7.5."""
+
+
+def latency_log_events(
+    events: Iterable[LogEvent],
+    window: timedelta,
+    now: datetime,
+    coverage: Covered | None,
+    *,
+    kinds: Collection[str] = SLO_LOG_KINDS,
+    min_consecutive: int = 0,
+    max_lag: timedelta = DEFAULT_MAX_LAG,
+) -> Judgement:
+    """The latency SLO as the daemon's log tells it over ``window``: FAIL for a line of
+    ``kinds`` in the window whose ``consecutive`` count is at least ``min_consecutive`` (the
+    daemon logs one per breaching tick, so a breach that lasted milliseconds still shows);
+    INCONCLUSIVE for none on a log that does not cover the window; PASS otherwise."""
+    now = _aware(now, "now")
+    start, end = now - window, window_end(now, coverage)
+    cov = (
+        window_coverage(window, now, None, None, max_lag=max_lag)
+        if coverage is None
+        else window_coverage(window, now, coverage.covers_from, coverage.covers_to, max_lag=max_lag)
+    )
+    found = [
+        e
+        for e in events
+        if e.kind in kinds and start <= e.at <= end and _consecutive(e) >= min_consecutive
+    ]
+    shown = f"SLO log lines ({', '.join(sorted(kinds))})"
+    if min_consecutive > 0:
+        shown += f" with consecutive >= {min_consecutive}"
+    numbers = {**cov.numbers, "found": len(found), "min_consecutive": min_consecutive}
+    required = format_duration(window)
+    if found:
+        worst = max(found, key=_consecutive)
+        message = (
+            f"{len(found)} {shown} in the last {required}, from "
+            f"{format_time(found[0].at)} to {format_time(found[-1].at)}; worst p95 "
+            f"{worst.values.get('p95_ms')} ms, consecutive {_consecutive(worst)}"
+        )
+        return _judgement(Verdict.FAIL, message, found[:20], **numbers)
+    if not cov.covered:
+        message = f"no {shown} seen, but the daemon log {cov.message}"
+        return _judgement(Verdict.INCONCLUSIVE, message, **numbers)
+    message = f"no {shown} in the last {required} ({cov.message})"
+    return _judgement(Verdict.PASS, message, **numbers)
+
+
+def _consecutive(event: LogEvent) -> int:
+    value = event.values.get("consecutive")
+    return value if isinstance(value, int) else 0
+
+
+def daemon_ready(latency_status_result: object, *, who: str = "v4") -> Judgement:
+    """The daemon has completed at least one pipeline tick: ``latency_status`` is anything but
+    "not_started" (DAEMON-FACTS 13). Before that its ``list_panes`` and ``list_sessions`` are
+    empty whatever it serves, so emptiness proves nothing (INCONCLUSIVE)."""
+    result = latency_status_result
+    status = result.get("status") if isinstance(result, Mapping) else None
+    if not isinstance(status, str):
+        return _judgement(
+            Verdict.UNOBSERVABLE, f"{who} latency_status answer has no status: {result!r:.200}"
+        )
+    if status == "not_started":
+        message = (
+            f"{who} not ready: latency_status not_started, no pipeline tick has completed; "
+            "until then its panes and sessions are empty whatever it serves (DAEMON-FACTS 13)"
+        )
+        return _judgement(Verdict.INCONCLUSIVE, message, status=status)
+    return _judgement(
+        Verdict.PASS, f"{who} ready: latency_status {status} (a tick has completed)", status=status
+    )
+
+
+# --- source health (DAEMON-FACTS 2.3, 2.9, 9) --------------------------------------------
+
+
+SOURCE_STATUSES = ("healthy", "degraded", "down")
+LIFECYCLES = ("pending", "active", "stale", "revoked")
+ALWAYS_HEALTHY = frozenset({"poller", "claude_hooks"})
+"""Source kinds the daemon reports "healthy" whatever happens (DAEMON-FACTS 9.1)."""
+
+
+def sources_healthy(
+    health_result: object,
+    registry_result: object,
+    expected_healthy: Collection[str],
+    *,
+    who: str = "v5",
+    always_healthy: Collection[str] = ALWAYS_HEALTHY,
+) -> Judgement:
+    """All registered sources ``active`` (no stale, pending or revoked) and every expected
+    source reporting "healthy" in ``list_source_health``. Answers of unknown shape, or a kind or
+    source id listed twice, are UNOBSERVABLE. Expecting only ``always_healthy`` kinds (or none)
+    with an empty registry proves nothing: INCONCLUSIVE."""
+    statuses: dict[str, str] = {}
+    if not isinstance(health_result, list):
+        return _judgement(
+            Verdict.UNOBSERVABLE,
+            f"{who} list_source_health: expected a list, got {health_result!r:.100}",
+        )
+    for index, entry in enumerate(health_result):
+        pair = entry if isinstance(entry, list | tuple) and len(entry) == 2 else (None, None)
+        kind, report = pair
+        status = report.get("status") if isinstance(report, Mapping) else None
+        if not isinstance(kind, str) or status not in SOURCE_STATUSES:
+            return _judgement(
+                Verdict.UNOBSERVABLE,
+                f"{who} list_source_health: element {index} is not [kind, {{status}}]: "
+                f"{entry!r:.100}",
+            )
+        if kind in statuses:
+            return _judgement(
+                Verdict.UNOBSERVABLE,
+                f"{who} list_source_health: source {kind} is listed twice ({statuses[kind]}, "
+                f"then {status}): the answer contradicts itself",
+            )
+        statuses[kind] = status
+    lifecycles: dict[str, str] = {}
+    if not isinstance(registry_result, list):
+        return _judgement(
+            Verdict.UNOBSERVABLE,
+            f"{who} list_source_registry: expected a list, got {registry_result!r:.100}",
+        )
+    for index, entry in enumerate(registry_result):
+        source_id = entry.get("source_id") if isinstance(entry, Mapping) else None
+        lifecycle = entry.get("lifecycle") if isinstance(entry, Mapping) else None
+        if not isinstance(source_id, str) or lifecycle not in LIFECYCLES:
+            return _judgement(
+                Verdict.UNOBSERVABLE,
+                f"{who} list_source_registry: element {index} has no source_id and lifecycle: "
+                f"{entry!r:.100}",
+            )
+        if source_id in lifecycles:
+            return _judgement(
+                Verdict.UNOBSERVABLE,
+                f"{who} list_source_registry: source {source_id} is listed twice: the answer "
+                "contradicts itself",
+            )
+        lifecycles[source_id] = lifecycle
+    problems = [
+        f"registered source {sid} is {state}, not active"
+        for sid, state in sorted(lifecycles.items())
+        if state != "active"
+    ]
+    for kind in expected_healthy:
+        status = statuses.get(kind)
+        if status is None:
+            problems.append(f"source {kind} is not reported by list_source_health")
+        elif status != "healthy":
+            problems.append(f"source {kind} is {status}, not healthy")
+    numbers = {"health": statuses, "registry": lifecycles, "expected": list(expected_healthy)}
+    if problems:
+        return _judgement(Verdict.FAIL, f"{who} sources: " + "; ".join(problems), **numbers)
+    if set(expected_healthy) <= set(always_healthy) and not lifecycles:
+        expected = ", ".join(expected_healthy) or "none"
+        message = (
+            f"{who} sources: only always-healthy sources are expected ({expected}) and none is "
+            "registered: nothing proves health; configure [sources] expected_healthy "
+            "(poller and claude_hooks report healthy whatever happens, DAEMON-FACTS 9.1)"
+        )
+        return _judgement(Verdict.INCONCLUSIVE, message, **numbers)
+    registry = f"{len(lifecycles)} registered, all active" if lifecycles else "registry empty"
+    healthy = ", ".join(f"{k} healthy" for k in expected_healthy) or "none expected"
+    return _judgement(Verdict.PASS, f"{who} sources: {healthy}; {registry}", **numbers)
+
+
+# --- cursor and binding counters ---------------------------------------------------------
+
+
+def _counter_coverage(
+    stats: CursorStats | BindingStats, window: timedelta, now: datetime, max_lag: timedelta
+) -> Coverage:
+    covers_from = ms_to_datetime(stats.covers_from_ms)
+    return window_coverage(
+        window, now, covers_from, ms_to_datetime(stats.as_of_ms), max_lag=max_lag
+    )
+
+
+def cursor_streaks(
+    stats: CursorStats,
+    *,
+    now: datetime,
+    window: timedelta | None = None,
+    max_streak: int = 0,
+    max_stall: timedelta = timedelta(minutes=5),
+    max_lag: timedelta = DEFAULT_MAX_LAG,
+) -> Judgement:
+    """No invalid_cursor streak longer than ``max_streak``, no full resync, committed never
+    ahead of fetched, and watermarks that advanced within ``max_stall`` of now. With a
+    ``window``, the counters must have been counted over all of it."""
+    now = _aware(now, "now")
+    since = format_time(ms_to_datetime(stats.covers_from_ms))
+    numbers = {
+        "fetched": stats.fetched,
+        "committed": stats.committed,
+        "invalid_streak": stats.invalid_streak,
+        "max_invalid_streak": stats.max_invalid_streak,
+        "full_resync_count": stats.full_resync_count,
+        "retry_count": stats.retry_count,
+        "last_advanced_at_ms": stats.last_advanced_at_ms,
+        "covers_from_ms": stats.covers_from_ms,
+    }
+    problems = []
+    if stats.full_resync_count:
+        problems.append(f"{stats.full_resync_count} full resyncs since {since}")
+    if stats.max_invalid_streak > max_streak:
+        problems.append(
+            f"invalid_cursor streak reached {stats.max_invalid_streak} since {since} "
+            f"(now {stats.invalid_streak}; allowed {max_streak})"
+        )
+    if stats.committed > stats.fetched:
+        problems.append(
+            f"committed watermark {stats.committed} is ahead of fetched {stats.fetched}"
+        )
+    if problems:
+        return _judgement(Verdict.FAIL, "cursor: " + "; ".join(problems), (stats,), **numbers)
+    last = None if stats.last_advanced_at_ms is None else ms_to_datetime(stats.last_advanced_at_ms)
+    if last is None or now - last > max_stall:
+        when = "never" if last is None else f"last at {format_time(last)}"
+        message = (
+            f"cursor watermarks advanced {when} (allowed stall {format_duration(max_stall)}); "
+            "no activity shows that they advance"
+        )
+        return _judgement(Verdict.INCONCLUSIVE, message, (stats,), **numbers)
+    if window is not None:
+        cov = _counter_coverage(stats, window, now, max_lag)
+        if not cov.covered:
+            message = f"no cursor streak or full resync seen, but the counters' {cov.message}"
+            return _judgement(Verdict.INCONCLUSIVE, message, (stats,), **numbers)
+    message = (
+        f"no invalid_cursor streak or full resync since {since}; watermarks advanced at "
+        f"{format_time(last)} (fetched {stats.fetched}, committed {stats.committed})"
+    )
+    return _judgement(Verdict.PASS, message, (stats,), **numbers)
+
+
+def cursor_full_resyncs(
+    stats: CursorStats,
+    *,
+    window: timedelta | None = None,
+    now: datetime | None = None,
+    max_lag: timedelta = DEFAULT_MAX_LAG,
+) -> Judgement:
+    """Rollback signal "cursor FullResync triggered": FAIL for any full resync counted since
+    ``covers_from_ms`` (the counters cannot say when inside that span). Zero passes only on
+    counters that cover the ``window`` ending ``now`` (counted from before its start, as of no
+    more than ``max_lag`` before now); without a window nothing shows that they do."""
+    since = format_time(ms_to_datetime(stats.covers_from_ms))
+    numbers: dict[str, object] = {
+        "full_resync_count": stats.full_resync_count,
+        "covers_from_ms": stats.covers_from_ms,
+        "as_of_ms": stats.as_of_ms,
+    }
+    if stats.full_resync_count:
+        message = (
+            f"cursor FullResync triggered {stats.full_resync_count} times since {since} "
+            f"(invalid_cursor streak reached {stats.max_invalid_streak}): investigate, "
+            "consider rollback"
+        )
+        return _judgement(Verdict.FAIL, message, (stats,), **numbers)
+    if window is None or now is None:
+        message = (
+            f"no cursor FullResync counted since {since}, but no window was given to show the "
+            "counters cover"
+        )
+        return _judgement(Verdict.INCONCLUSIVE, message, (stats,), **numbers)
+    cov = _counter_coverage(stats, window, _aware(now, "now"), max_lag)
+    numbers.update(cov.numbers)
+    if not cov.covered:
+        message = f"no cursor FullResync counted, but the cursor counters' {cov.message}"
+        return _judgement(Verdict.INCONCLUSIVE, message, (stats,), **numbers)
+    message = (
+        f"no cursor FullResync in the last {format_duration(window)}: 0 counted since {since} "
+        "(cursor stats)"
+    )
+    return _judgement(Verdict.PASS, message, (stats,), **numbers)
+
+
+def cas_conflicts(
+    stats: BindingStats,
+    window: timedelta,
+    now: datetime,
+    *,
+    max_lag: timedelta = DEFAULT_MAX_LAG,
+) -> Judgement:
+    """Binding CAS conflicts = 0 inside the window, on a counter that covers the window."""
+    now = _aware(now, "now")
+    cov = _counter_coverage(stats, window, now, max_lag)
+    numbers = {
+        **cov.numbers,
+        "cas_conflicts": stats.cas_conflicts,
+        "last_conflict_at_ms": stats.last_conflict_at_ms,
+    }
+    last = None if stats.last_conflict_at_ms is None else ms_to_datetime(stats.last_conflict_at_ms)
+    if stats.cas_conflicts and last is not None and last >= now - window:
+        message = (
+            f"{stats.cas_conflicts} CAS conflicts since "
+            f"{format_time(ms_to_datetime(stats.covers_from_ms))}, the last at "
+            f"{format_time(last)} inside the {format_duration(window)} window"
+        )
+        return _judgement(Verdict.FAIL, message, (stats,), **numbers)
+    if not cov.covered:
+        message = f"no CAS conflict seen in the window, but the counter's {cov.message}"
+        return _judgement(Verdict.INCONCLUSIVE, message, (stats,), **numbers)
+    message = f"0 CAS conflicts in the last {format_duration(window)}"
+    return _judgement(Verdict.PASS, message, (stats,), **numbers)
+
+
+# --- projection version ------------------------------------------------------------------
+
+
+def projection_advancing(
+    versions: tuple[int, int],
+    nonces: tuple[object, object],
+    changes: Sequence[Change],
+    window: timedelta,
+    *,
+    now: datetime,
+    who: str = "v5",
+) -> Judgement:
+    """ "Projection version advancing normally" from two readings of the version, the nonces
+    read around them and the change log (DAEMON-FACTS 2.4, 2.10): a reading without a nonce
+    cannot rule out a restart (UNOBSERVABLE); a changed nonce (the version restarts at 0 with the
+    process) or a version going down FAILs; a version that went up PASSES, and so does a flat
+    one when the change log has an entry inside ``window``. Flat with no change in the window
+    shows nothing advancing (the version stays flat while nothing changes): INCONCLUSIVE."""
+    now = _aware(now, "now")
+    first, second = versions
+    numbers: dict[str, object] = {"readings": list(versions), "nonces": list(nonces)}
+    missing = [n + 1 for n, nonce in enumerate(nonces) if not isinstance(nonce, str) or not nonce]
+    if missing:
+        message = (
+            f"{who} daemon.info reading {' and '.join(map(str, missing))} has no nonce: a "
+            "restart between the version readings cannot be ruled out"
+        )
+        return _judgement(Verdict.UNOBSERVABLE, message, **numbers)
+    if nonces[0] != nonces[1]:
+        message = (
+            f"{who} restarted during the observation (nonce {nonces[0]} -> {nonces[1]}); the "
+            "projection version restarts at 0 with it"
+        )
+        return _judgement(Verdict.FAIL, message, **numbers)
+    if second < first:
+        return _judgement(
+            Verdict.FAIL, f"{who} projection version went backwards: {first} -> {second}", **numbers
+        )
+    if second > first:
+        return _judgement(
+            Verdict.PASS,
+            f"{who} projection version advanced {first} -> {second} during the observation",
+            **numbers,
+        )
+    recent = [c for c in changes if c.at >= now - window]
+    numbers["changes_in_window"] = len(recent)
+    span = format_duration(window)
+    if recent:
+        latest = max(recent, key=lambda c: (c.at, c.version))
+        message = (
+            f"{who} projection version at {second}, advanced by {len(recent)} changes in the "
+            f"last {span}, the latest (version {latest.version}) at {format_time(latest.at)}"
+        )
+        return _judgement(Verdict.PASS, message, **numbers)
+    message = (
+        f"{who} projection version flat at {second} and no change in the last {span}: not "
+        "shown advancing"
+    )
+    return _judgement(Verdict.INCONCLUSIVE, message, **numbers)
+
+
+# --- uptime ------------------------------------------------------------------------------
+
+
+def uptime_at_least(
+    uptime: timedelta, required: timedelta, *, now: datetime, who: str = "v5"
+) -> Judgement:
+    """The daemon has run without a restart for at least ``required`` (INCONCLUSIVE before)."""
+    now = _aware(now, "now")
+    started = now - uptime
+    numbers = {
+        "uptime_s": uptime.total_seconds(),
+        "required_s": required.total_seconds(),
+        "started_at": started.isoformat(),
+    }
+    shown = f"{who} up {format_duration(uptime)} (started {format_time(started)})"
+    if uptime < required:
+        message = f"{shown}, less than the required {format_duration(required)}"
+        return _judgement(Verdict.INCONCLUSIVE, message, **numbers)
+    return _judgement(Verdict.PASS, f"{shown} >= {format_duration(required)}", **numbers)
+
+
+# --- build -------------------------------------------------------------------------------
+
+
+def build_passes(build_result: BuildResult, min_tests: int = 456) -> Judgement:
+    """No failing or erroring test and at least ``min_tests`` tests that passed."""
+    b = build_result
+    numbers = {
+        "tests": b.tests,
+        "passed": b.passed,
+        "failures": b.failures,
+        "errors": b.errors,
+        "skipped": b.skipped,
+        "min_tests": min_tests,
+    }
+    totals = (
+        f"{b.tests} tests: {b.passed} passed, {b.failures} failed, "
+        f"{b.errors} errors, {b.skipped} skipped"
+    )
+    if b.failures or b.errors:
+        failing = ", ".join(b.failing[:10]) + (
+            f" and {len(b.failing) - 10} more" if len(b.failing) > 10 else ""
+        )
+        return _judgement(Verdict.FAIL, f"v5 build fails ({totals}): {failing}", **numbers)
+    if b.passed < min_tests:
+        return _judgement(
+            Verdict.FAIL,
+            f"v5 build ran too few tests ({totals}; need {min_tests}+ passing)",
+            **numbers,
+        )
+    return _judgement(Verdict.PASS, f"v5 build passes ({totals})", **numbers)

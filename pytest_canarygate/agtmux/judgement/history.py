@@ -1,0 +1,472 @@
+"""Judgements on what happened in a window of history: whether the history covers the window at
+all, events of a kind in it, supervisor HoldDowns and whether the supervisor recovered from one,
+alerts at or above a severity and Escalates that persist or stay unresolved, and whether supervisor
+restart counts regressed. No violation found in a history that does not cover the window is
+INCONCLUSIVE, the message giving the span. Violations are looked for up to the later of ``now``
+and the history's end: one stamped after the observation started but inside the history counts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from collections.abc import Iterable
+from collections.abc import Sequence
+from datetime import datetime
+from datetime import timedelta
+
+from pytest_canarygate.agtmux.judgement.core import Coverage
+from pytest_canarygate.agtmux.judgement.core import Covered
+from pytest_canarygate.agtmux.judgement.core import Judgement
+from pytest_canarygate.agtmux.judgement.core import TimedEvent
+from pytest_canarygate.agtmux.judgement.core import _aware
+from pytest_canarygate.agtmux.judgement.core import _judgement
+from pytest_canarygate.agtmux.judgement.core import format_duration
+from pytest_canarygate.agtmux.judgement.core import format_time
+from pytest_canarygate.agtmux.judgement.supervisor import RUNBOOK_RESTART_POLICY
+from pytest_canarygate.agtmux.records import AlertEntry
+from pytest_canarygate.agtmux.records import LogEvent
+from pytest_canarygate.agtmux.records import Severity
+from pytest_canarygate.agtmux.records import SupervisorEvent
+from pytest_canarygate.agtmux.records import SupervisorStatus
+from pytest_canarygate.agtmux.records import ms_to_datetime
+from pytest_canarygate.verdicts import Verdict
+
+DEFAULT_MAX_LAG = timedelta(minutes=5)
+"""How far before ``now`` a history may end and still count as reaching ``now``."""
+
+HOLD_DOWN_KINDS = frozenset({"hold_down"})
+"""Supervisor event and daemon log kinds that mean "entered HoldDown"."""
+RECOVERY_KINDS = frozenset({"success", "reconnected"})
+"""Kinds that mean the supervised process came back."""
+RESTART_KINDS = frozenset({"restart", "process_exited"})
+"""Kinds counted as one restart (a scheduled restart; a reconnect attempt in the log)."""
+
+
+# --- windows -----------------------------------------------------------------------------
+
+
+def window_coverage(
+    window: timedelta,
+    now: datetime,
+    covers_from: datetime | None,
+    covers_to: datetime | None,
+    *,
+    max_lag: timedelta = DEFAULT_MAX_LAG,
+) -> Coverage:
+    """Does the history ``covers_from..covers_to`` cover the window ``now - window..now``?
+
+    It must start at or before the window start and end no more than ``max_lag`` before now.
+    """
+    now = _aware(now, "now")
+    start = now - window
+    required = format_duration(window)
+    numbers: dict[str, object] = {
+        "window_s": window.total_seconds(),
+        "window_start": start.isoformat(),
+        "now": now.isoformat(),
+        "covers_from": covers_from.isoformat() if covers_from else None,
+        "covers_to": covers_to.isoformat() if covers_to else None,
+    }
+    if covers_from is None or covers_to is None:
+        message = (
+            f"the source does not say from when its history is complete; the required "
+            f"{required} window is {format_time(start)}..{format_time(now)}"
+        )
+        return Coverage(
+            verdict=Verdict.INCONCLUSIVE, message=message, numbers=numbers, covered=False, span=""
+        )
+    covers_from = _aware(covers_from, "covers_from")
+    covers_to = _aware(covers_to, "covers_to")
+    overlap = max(timedelta(0), min(covers_to, now) - max(covers_from, start))
+    numbers["covered_s"] = overlap.total_seconds()
+    span = f"{format_time(covers_from)}..{format_time(covers_to)}"
+    covered = covers_from <= start and covers_to >= now - max_lag
+    if covered:
+        message = f"history covers {span}, the whole {required} window"
+    else:
+        message = (
+            f"history covers {span} ({format_duration(overlap)}) of the required {required} window"
+        )
+        if covers_from > start:
+            message += f"; it starts after the window start {format_time(start)}"
+        if covers_to < now - max_lag:
+            message += (
+                f"; it ends {format_duration(now - covers_to)} before now ({format_time(now)})"
+            )
+    return Coverage(
+        verdict=Verdict.PASS if covered else Verdict.INCONCLUSIVE,
+        message=message,
+        numbers=numbers,
+        covered=covered,
+        span=span,
+    )
+
+
+def window_end(now: datetime, coverage: Covered | None) -> datetime:
+    """Where a search for violations ends: the later of ``now`` and the end of the history (a
+    record stamped after the observation started, inside the history, is still a finding)."""
+    now = _aware(now, "now")
+    end = None if coverage is None else coverage.covers_to
+    return now if end is None else max(now, _aware(end, "covers_to"))
+
+
+def _coverage_of(
+    coverage: Covered | None, window: timedelta, now: datetime, max_lag: timedelta
+) -> Coverage:
+    if coverage is None:
+        return window_coverage(window, now, None, None, max_lag=max_lag)
+    return window_coverage(window, now, coverage.covers_from, coverage.covers_to, max_lag=max_lag)
+
+
+def _in_window(
+    found: Sequence[object],
+    describe: str,
+    what: str,
+    window: timedelta,
+    now: datetime,
+    coverage: Covered | None,
+    max_lag: timedelta,
+) -> Judgement:
+    cov = _coverage_of(coverage, window, now, max_lag)
+    numbers = {**cov.numbers, "found": len(found)}
+    required = format_duration(window)
+    if found:
+        return _judgement(
+            Verdict.FAIL,
+            f"{len(found)} {what} in the last {required}: {describe}",
+            found,
+            **numbers,
+        )
+    if not cov.covered:
+        return _judgement(Verdict.INCONCLUSIVE, f"no {what} seen, but {cov.message}", **numbers)
+    return _judgement(Verdict.PASS, f"no {what} in the last {required} ({cov.message})", **numbers)
+
+
+def count_events(
+    events: Iterable[TimedEvent], kinds: Collection[str], start: datetime, end: datetime
+) -> int:
+    """How many events of ``kinds`` fall in ``start..end`` (both inclusive)."""
+    start, end = _aware(start, "start"), _aware(end, "end")
+    return sum(1 for e in events if e.kind in kinds and start <= e.at <= end)
+
+
+def no_events_in_window(
+    events: Iterable[TimedEvent],
+    kinds: Collection[str],
+    window: timedelta,
+    now: datetime,
+    coverage: Covered | None,
+    *,
+    what: str,
+    max_lag: timedelta = DEFAULT_MAX_LAG,
+) -> Judgement:
+    """FAIL if an event of ``kinds`` happened in the window (up to :func:`window_end`),
+    INCONCLUSIVE if none did but the history does not cover the window, PASS otherwise.
+    ``what`` names the events (plural)."""
+    now = _aware(now, "now")
+    start, end = now - window, window_end(now, coverage)
+    found = [e for e in events if e.kind in kinds and start <= e.at <= end]
+    describe = ", ".join(f"{e.kind} at {format_time(e.at)}" for e in found[:5])
+    if len(found) > 5:
+        describe += f" and {len(found) - 5} more"
+    return _in_window(found, describe, what, window, now, coverage, max_lag)
+
+
+# --- hold-downs --------------------------------------------------------------------------
+
+
+def hold_downs_in_window(
+    events: Iterable[TimedEvent],
+    window: timedelta,
+    now: datetime,
+    coverage: Covered | None,
+    *,
+    max_lag: timedelta = DEFAULT_MAX_LAG,
+) -> Judgement:
+    """Zero supervisor HoldDown events in the window (supervisor events or daemon log)."""
+    return no_events_in_window(
+        events,
+        HOLD_DOWN_KINDS,
+        window,
+        now,
+        coverage,
+        what="supervisor HoldDown events",
+        max_lag=max_lag,
+    )
+
+
+def hold_down_not_recovered(
+    events: Iterable[TimedEvent],
+    window: timedelta,
+    now: datetime,
+    coverage: Covered | None,
+    *,
+    grace: timedelta = timedelta(minutes=1),
+    max_lag: timedelta = DEFAULT_MAX_LAG,
+) -> Judgement:
+    """Rollback signal "supervisor enters HoldDown and doesn't recover": FAIL when the latest
+    hold-down in the window ended more than ``grace`` ago, and the history reaches past that,
+    with no recovery after it. A recovery passes only on a history that reaches now (a later
+    hold-down would not show otherwise); no hold-down passes only on a history covering the
+    window."""
+    now = _aware(now, "now")
+    end = window_end(now, coverage)
+    ordered = sorted((e for e in events if e.at <= end), key=lambda e: e.at)
+    holds = [e for e in ordered if e.kind in HOLD_DOWN_KINDS and e.at >= now - window]
+    cov = _coverage_of(coverage, window, now, max_lag)
+    if not holds:
+        verdict = Verdict.PASS if cov.covered else Verdict.INCONCLUSIVE
+        return _judgement(verdict, f"no HoldDown in the window ({cov.message})", **cov.numbers)
+    last = holds[-1]
+    until = _hold_down_until(last)
+    numbers = {**cov.numbers, "hold_down_at": last.at.isoformat(), "until": until.isoformat()}
+    recovered = [e for e in ordered if e.kind in RECOVERY_KINDS and e.at >= last.at]
+    covers_to = None if coverage is None else coverage.covers_to
+    if recovered:
+        message = f"HoldDown at {format_time(last.at)} recovered at {format_time(recovered[0].at)}"
+        if covers_to is None or covers_to < now - max_lag:
+            ends = (
+                "does not say where it ends"
+                if covers_to is None
+                else (
+                    f"ends {format_time(covers_to)}, {format_duration(now - covers_to)} before now"
+                )
+            )
+            message += f", but the history {ends}: a later HoldDown would not show"
+            return _judgement(Verdict.INCONCLUSIVE, message, (last, recovered[0]), **numbers)
+        return _judgement(Verdict.PASS, message, (last, recovered[0]), **numbers)
+    if now < until + grace:
+        message = (
+            f"in HoldDown since {format_time(last.at)} until {format_time(until)}; "
+            "recovery not due yet"
+        )
+        return _judgement(Verdict.INCONCLUSIVE, message, (last,), **numbers)
+    if covers_to is None or covers_to < until + grace:
+        ends = (
+            "does not say where it ends"
+            if covers_to is None
+            else (f"ends {format_time(covers_to)}")
+        )
+        message = (
+            f"HoldDown at {format_time(last.at)} until {format_time(until)}: no recovery seen, "
+            f"but the history {ends}, before a recovery was due"
+        )
+        return _judgement(Verdict.INCONCLUSIVE, message, (last,), **numbers)
+    message = (
+        f"HoldDown at {format_time(last.at)} ended {format_time(until)} and no recovery "
+        f"followed in {format_duration(min(now, covers_to) - until)}: rollback immediately"
+    )
+    return _judgement(Verdict.FAIL, message, (last,), **numbers)
+
+
+def hold_down_state(
+    status: SupervisorStatus,
+    now: datetime,
+    *,
+    grace: timedelta = timedelta(minutes=1),
+    max_lag: timedelta = DEFAULT_MAX_LAG,
+) -> Judgement:
+    """The supervisor's current state against the same signal: still HoldDown more than
+    ``grace`` after ``until_ms`` (at the status's ``as_of_ms``) means it did not recover
+    (HoldDown is sticky until the next outcome is recorded, DAEMON-FACTS 5.3); HoldDown not yet
+    over is INCONCLUSIVE, and so is any other state on a status older than ``max_lag``."""
+    now = _aware(now, "now")
+    state = status.state
+    as_of = ms_to_datetime(status.as_of_ms)
+    numbers = {"state": state.name, "until_ms": state.until_ms, "as_of_ms": status.as_of_ms}
+    stale = as_of < now - max_lag
+    if state.name == "HoldDown":
+        until = ms_to_datetime(state.until_ms or 0)
+        if as_of >= until + grace:
+            message = (
+                f"supervisor still in HoldDown {format_duration(as_of - until)} after it ended at "
+                f"{format_time(until)} (status as of {format_time(as_of)}): it did not recover, "
+                "rollback immediately"
+            )
+            return _judgement(Verdict.FAIL, message, **numbers)
+        message = f"supervisor in HoldDown until {format_time(until)}; recovery not due yet"
+        if stale:
+            message = (
+                f"supervisor in HoldDown until {format_time(until)} as of "
+                f"{format_time(as_of)}, {format_duration(now - as_of)} before now: its state "
+                "since is not shown"
+            )
+        return _judgement(Verdict.INCONCLUSIVE, message, **numbers)
+    if stale:
+        message = (
+            f"supervisor state {state.name} as of {format_time(as_of)}, "
+            f"{format_duration(now - as_of)} before now (allowed {format_duration(max_lag)}): "
+            "its current state is not shown"
+        )
+        return _judgement(Verdict.INCONCLUSIVE, message, **numbers)
+    return _judgement(
+        Verdict.PASS,
+        f"supervisor state {state.name} as of {format_time(as_of)}, not HoldDown",
+        **numbers,
+    )
+
+
+def _hold_down_until(event: TimedEvent) -> datetime:
+    if isinstance(event, SupervisorEvent) and event.until_ms is not None:
+        return ms_to_datetime(event.until_ms)
+    seconds = event.values.get("seconds") if isinstance(event, LogEvent) else None
+    if isinstance(seconds, int):
+        return event.at + timedelta(seconds=seconds)
+    return event.at + timedelta(milliseconds=RUNBOOK_RESTART_POLICY.holddown_ms)
+
+
+# --- alerts ------------------------------------------------------------------------------
+
+
+def _open_during(entry: AlertEntry, start: datetime, end: datetime) -> bool:
+    resolved = entry.resolved_at
+    return entry.created_at <= end and (resolved is None or resolved >= start)
+
+
+def _describe_alerts(entries: Sequence[AlertEntry]) -> str:
+    parts = []
+    for e in entries[:5]:
+        state = "open" if e.resolved_at is None else f"resolved {format_time(e.resolved_at)}"
+        parts.append(
+            f"{e.alert_id} {e.severity.label} from {e.source} "
+            f"at {format_time(e.created_at)} ({state}): {e.message}"
+        )
+    if len(entries) > 5:
+        parts.append(f"and {len(entries) - 5} more")
+    return "; ".join(parts)
+
+
+def alerts_at_or_above(
+    entries: Iterable[AlertEntry],
+    min_severity: Severity | str,
+    window: timedelta,
+    now: datetime,
+    coverage: Covered | None,
+    *,
+    max_lag: timedelta = DEFAULT_MAX_LAG,
+) -> Judgement:
+    """No alert of ``min_severity`` or above created or still open inside the window (up to
+    :func:`window_end`)."""
+    floor = (
+        min_severity if isinstance(min_severity, Severity) else Severity.from_label(min_severity)
+    )
+    now = _aware(now, "now")
+    end = window_end(now, coverage)
+    found = [e for e in entries if e.severity >= floor and _open_during(e, now - window, end)]
+    what = f"alerts at or above {floor.label}"
+    return _in_window(found, _describe_alerts(found), what, window, now, coverage, max_lag)
+
+
+def escalate_persisting(
+    entries: Iterable[AlertEntry],
+    longer_than: timedelta = timedelta(minutes=5),
+    *,
+    now: datetime,
+    window: timedelta | None = None,
+    until: datetime | None = None,
+) -> Judgement:
+    """Rollback signal "Escalate persists > 5 min": an Escalate open (until resolved, or until
+    the later of ``now`` and ``until``, the ledger's end) strictly longer than ``longer_than``.
+    ``window`` limits it to entries open inside it."""
+    now = _aware(now, "now")
+    end = now if until is None else max(now, _aware(until, "until"))
+    escalates = [
+        e
+        for e in entries
+        if e.severity is Severity.ESCALATE
+        and (window is None or _open_during(e, now - window, end))
+    ]
+    persisting = [e for e in escalates if (e.resolved_at or end) - e.created_at > longer_than]
+    limit = format_duration(longer_than)
+    if persisting:
+        message = (
+            f"{len(persisting)} Escalate alerts persisted longer than {limit}: "
+            f"{_describe_alerts(persisting)}"
+        )
+        return _judgement(Verdict.FAIL, message, persisting, found=len(persisting))
+    still_open = [e for e in escalates if e.resolved_at is None]
+    message = f"no Escalate alert persisted longer than {limit}"
+    if still_open:
+        message += f" ({len(still_open)} open, younger than that: {_describe_alerts(still_open)})"
+    return _judgement(Verdict.PASS, message, still_open, found=0, open=len(still_open))
+
+
+def unresolved_escalates_in_window(
+    entries: Iterable[AlertEntry],
+    window: timedelta,
+    now: datetime,
+    coverage: Covered | None,
+    *,
+    max_lag: timedelta = DEFAULT_MAX_LAG,
+) -> Judgement:
+    """ "No unresolved Escalate alerts in 7 days": no Escalate still unresolved at ``now``, judged
+    on a ledger that covers the window (a restart that lost the ledger is INCONCLUSIVE)."""
+    now = _aware(now, "now")
+    end = window_end(now, coverage)
+    found = [
+        e
+        for e in entries
+        if e.severity is Severity.ESCALATE and e.resolved_at is None and e.created_at <= end
+    ]
+    what = "unresolved Escalate alerts"
+    return _in_window(found, _describe_alerts(found), what, window, now, coverage, max_lag)
+
+
+# --- supervisor restarts -----------------------------------------------------------------
+
+
+def supervisor_restart_regression(
+    before_count: int,
+    after_count: int,
+    *,
+    tolerance: int = 0,
+    before: str = "before",
+    after: str = "after",
+) -> Judgement:
+    """No regression: restarts ``after`` are at most those ``before`` plus ``tolerance``. The
+    two counts must come from windows of equal length and the same kind of source."""
+    numbers = {"before_count": before_count, "after_count": after_count, "tolerance": tolerance}
+    if after_count > before_count + tolerance:
+        message = f"supervisor restarts regressed: {after_count} {after} vs {before_count} {before}"
+        return _judgement(Verdict.FAIL, message, **numbers)
+    return _judgement(
+        Verdict.PASS,
+        f"supervisor restarts {after_count} {after} vs {before_count} {before}",
+        **numbers,
+    )
+
+
+def restart_regression(
+    events: Iterable[TimedEvent],
+    now: datetime,
+    coverage: Covered | None,
+    *,
+    period: timedelta = timedelta(days=7),
+    tolerance: int = 0,
+    max_lag: timedelta = DEFAULT_MAX_LAG,
+) -> Judgement:
+    """No regression in supervisor restart counts: restarts in the last ``period`` against the
+    ``period`` before it, on a history that covers both (else INCONCLUSIVE with the span)."""
+    now = _aware(now, "now")
+    events = list(events)
+    middle = now - period
+    tick = timedelta(microseconds=1)
+    before = count_events(events, RESTART_KINDS, middle - period, middle - tick)
+    after = count_events(events, RESTART_KINDS, middle, window_end(now, coverage))
+    span = format_duration(period)
+    judged = supervisor_restart_regression(
+        before,
+        after,
+        tolerance=tolerance,
+        before=f"in the {span} before ({format_time(middle - period)}..{format_time(middle)})",
+        after=f"in the last {span}",
+    )
+    cov = _coverage_of(coverage, 2 * period, now, max_lag)
+    numbers = {**judged.numbers, **cov.numbers}
+    if not cov.covered:
+        message = (
+            f"restart counts not comparable ({after} in the last {span}, {before} in the "
+            f"{span} before): {cov.message}"
+        )
+        return _judgement(Verdict.INCONCLUSIVE, message, **numbers)
+    return _judgement(judged.verdict, judged.message, **numbers)

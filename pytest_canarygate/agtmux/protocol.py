@@ -1,0 +1,219 @@
+"""What the engine knows about agtmux answers: shapes, and how two projections are compared.
+
+Shape checks turn a malformed answer into :class:`Unobservable` (naming daemon, method and the
+offending element) instead of a crash deep inside a gate.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from typing import TypeVar
+
+from pytest_canarygate.agtmux.providers.daemon_log import parse_timestamp
+from pytest_canarygate.config import ParityConfig
+from pytest_canarygate.observation import DaemonView
+from pytest_canarygate.verdicts import Unobservable
+
+Record = dict[str, Any]
+P = TypeVar("P", bound=Mapping[str, Any])
+
+#: The per-pane signature fields of DAEMON-FACTS 2.1 (the runbook's "pane_presence" is presence).
+SIGNATURE_FIELDS = (
+    "evidence_mode",
+    "presence",
+    "signature_class",
+    "signature_confidence",
+    "signature_inputs",
+    "signature_reason",
+)
+EVIDENCE_MODES = ("deterministic", "heuristic", "none")
+PRESENCES = ("managed", "unmanaged")
+
+
+def _records(view: DaemonView, method: str, key: str) -> list[Record]:
+    result = view.result(method)
+    if not isinstance(result, list):
+        raise Unobservable(
+            f"{view.name} {view.endpoint} {method}: malformed answer, expected a list, "
+            f"got {type(result).__name__}"
+        )
+    for index, record in enumerate(result):
+        if not isinstance(record, dict) or not isinstance(record.get(key), str):
+            raise Unobservable(
+                f"{view.name} {view.endpoint} {method}: malformed answer, element {index} "
+                f"has no string {key!r}"
+            )
+    return result
+
+
+def panes(view: DaemonView) -> list[Record]:
+    """The daemon's ``list_panes`` answer, shape-checked."""
+    return _records(view, "list_panes", "pane_id")
+
+
+def agent_sessions(view: DaemonView) -> list[Record]:
+    """The daemon's ``list_sessions`` answer (agent sessions, not tmux sessions), shape-checked."""
+    return _records(view, "list_sessions", "session_key")
+
+
+@dataclass(frozen=True)
+class Change:
+    """One ``state_changed`` change-log entry (DAEMON-FACTS 2.4): ``pane_id`` None for a
+    session-level entry, ``session_key`` "" for the freshness sweep's."""
+
+    version: int
+    session_key: str
+    at: datetime
+    pane_id: str | None = None
+
+
+def state_changes(view: DaemonView) -> list[Change]:
+    """The daemon's change log (``state_changed`` since version 0, never trimmed), shape-checked."""
+    result = view.result("state_changed")
+    where = f"{view.name} {view.endpoint} state_changed: malformed answer"
+    entries = result.get("changes") if isinstance(result, dict) else None
+    if not isinstance(entries, list):
+        raise Unobservable(f"{where}, expected {{changes: [...], version}}, got {result!r:.120}")
+    changes = []
+    for index, entry in enumerate(entries):
+        version = entry.get("version") if isinstance(entry, dict) else None
+        key = entry.get("session_key") if isinstance(entry, dict) else None
+        stamp = entry.get("timestamp") if isinstance(entry, dict) else None
+        pane_id = entry.get("pane_id") if isinstance(entry, dict) else None
+        try:
+            at = parse_timestamp(stamp) if isinstance(stamp, str) else None
+        except ValueError:
+            at = None
+        if (
+            isinstance(version, bool)
+            or not isinstance(version, int)
+            or not isinstance(key, str)
+            or at is None
+            or not (pane_id is None or isinstance(pane_id, str))
+        ):
+            raise Unobservable(
+                f"{where}, change {index} is not {{version, session_key, timestamp[, pane_id]}}: "
+                f"{entry!r:.120}"
+            )
+        changes.append(Change(version, key, at, pane_id))
+    return changes
+
+
+def by_key(records: Iterable[Record], key: str) -> dict[str, Record]:
+    """Index records by ``key``."""
+    return {r[key]: r for r in records}
+
+
+def sessions_by_name(all_panes: Iterable[P]) -> dict[str, list[P]]:
+    """Panes grouped by the tmux session that lists them (ghost panes have none)."""
+    sessions: dict[str, list[P]] = {}
+    for pane in all_panes:
+        name = pane.get("session_name")
+        if isinstance(name, str):
+            sessions.setdefault(name, []).append(pane)
+    return sessions
+
+
+def managed(some_panes: Iterable[P]) -> list[P]:
+    """The managed panes among ``some_panes``."""
+    return [p for p in some_panes if p.get("presence") == "managed"]
+
+
+def panes_of_session(all_panes: Iterable[Record], session_name: str) -> dict[str, Record]:
+    """The panes that tmux lists in ``session_name``, by pane id."""
+    return {p["pane_id"]: p for p in all_panes if p.get("session_name") == session_name}
+
+
+def agent_session_keys(session_panes: Iterable[Record], changes: Iterable[Change] = ()) -> set[str]:
+    """The agent session keys bound to these panes: the poller's ``poller-<pane_id>`` for every
+    managed pane, the title of deterministically bound panes (DAEMON-FACTS 3.3, 3.5), and every
+    non-empty session key a ``state_changed`` entry of one of these panes carries: a title
+    decays to the tmux title about 3 s after the last deterministic event, the change log
+    keeps the binding (DAEMON-FACTS 2.4)."""
+    keys: set[str] = set()
+    pane_ids: set[str] = set()
+    for pane in session_panes:
+        if pane.get("presence") != "managed":
+            continue
+        pane_ids.add(pane["pane_id"])
+        keys.add(f"poller-{pane['pane_id']}")
+        if pane.get("title_quality") == "DeterministicBinding" and pane.get("title"):
+            keys.add(str(pane["title"]))
+    keys.update(c.session_key for c in changes if c.pane_id in pane_ids and c.session_key)
+    return keys
+
+
+@dataclass(frozen=True)
+class Difference:
+    """One way the v5 projection differs from v4."""
+
+    where: str
+    field: str
+    v4: Any
+    v5: Any
+
+    def __str__(self) -> str:
+        return f"{self.where}: {self.field} v4={self.v4!r} v5={self.v5!r}"
+
+
+_MISSING = "<missing>"
+
+
+def diff_projections(
+    v4: Mapping[str, Record],
+    v5: Mapping[str, Record],
+    parity: ParityConfig,
+    *,
+    label: str,
+) -> list[Difference]:
+    """Compare two keyed projections field by field; ``label`` names the key (``pane``...)."""
+    differences: list[Difference] = []
+    for key in sorted(set(v4) | set(v5)):
+        where = f"{label} {key}"
+        if key not in v5:
+            differences.append(Difference(where, "(record)", "present", _MISSING))
+            continue
+        if key not in v4:
+            differences.append(Difference(where, "(record)", _MISSING, "present"))
+            continue
+        left, right = v4[key], v5[key]
+        for name in parity.compared(set(left) | set(right)):
+            a, b = left.get(name, _MISSING), right.get(name, _MISSING)
+            if a != b:
+                differences.append(Difference(where, name, a, b))
+    return differences
+
+
+def failure_message(headline: str, problems: Iterable[object], *, limit: int = 12) -> str:
+    """``headline: first problem (+N more)`` on one line, then the problems one per line
+    (at most ``limit``); the first line is what the end-of-run summary shows."""
+    texts = [str(p) for p in problems]
+    more = f" (+{len(texts) - 1} more)" if len(texts) > 1 else ""
+    lines = [f"{headline}: {texts[0]}{more}", *texts[:limit]]
+    if len(texts) > limit:
+        lines.append(f"... and {len(texts) - limit} more (see the gate's evidence)")
+    return "\n".join(lines)
+
+
+def signature_problems(pane: Record) -> list[str]:
+    """What is wrong with one managed pane's signature fields on their own."""
+    problems = []
+    if pane.get("presence") not in PRESENCES:
+        problems.append(f"presence {pane.get('presence')!r} not one of {PRESENCES}")
+    if pane.get("presence") != "managed":
+        return problems
+    if pane.get("evidence_mode") not in EVIDENCE_MODES:
+        problems.append(f"evidence_mode {pane.get('evidence_mode')!r} not one of {EVIDENCE_MODES}")
+    confidence = pane.get("signature_confidence")
+    if isinstance(confidence, bool) or not isinstance(confidence, int | float):
+        problems.append(f"signature_confidence {confidence!r} is not a number")
+    elif not 0.0 <= confidence <= 1.0:
+        problems.append(f"signature_confidence {confidence!r} outside 0.0-1.0")
+    inputs = pane.get("signature_inputs")
+    if not isinstance(inputs, dict) or not all(isinstance(v, bool) for v in inputs.values()):
+        problems.append(f"signature_inputs {inputs!r} is not an object of booleans")
+    return problems

@@ -1,0 +1,224 @@
+"""What every provider returns (:class:`Evidence`) and one interface per kind of evidence.
+
+A provider reads one kind of evidence from one endpoint. A single object may implement several
+interfaces (the ``unix://`` and ``http(s)://`` providers serve every operations method), so the
+interfaces use distinct method names. Failures raise the
+:class:`~pytest_canarygate.errors.EndpointError` subclasses; nothing is returned on failure.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from abc import ABC
+from abc import abstractmethod
+from dataclasses import dataclass
+from datetime import datetime
+from enum import Enum
+from types import TracebackType
+from typing import Generic
+from typing import TypeVar
+
+from pytest_canarygate.agtmux.records import AlertEntry
+from pytest_canarygate.agtmux.records import ArchiveManifest
+from pytest_canarygate.agtmux.records import BindingStats
+from pytest_canarygate.agtmux.records import BuildResult
+from pytest_canarygate.agtmux.records import CursorStats
+from pytest_canarygate.agtmux.records import LogEvent
+from pytest_canarygate.agtmux.records import RuntimeSelector
+from pytest_canarygate.agtmux.records import SnapshotMetadata
+from pytest_canarygate.agtmux.records import SupervisorEvent
+from pytest_canarygate.agtmux.records import SupervisorStatus
+from pytest_canarygate.errors import ConfigError
+
+__all__ = [
+    "AlertLedgerProvider",
+    "ArchiveProvider",
+    "BindingStatsProvider",
+    "BuildResultProvider",
+    "CursorStatsProvider",
+    "DaemonLogProvider",
+    "Evidence",
+    "Kind",
+    "Provider",
+    "RuntimeSelectorProvider",
+    "SnapshotProvider",
+    "Source",
+    "SupervisorProvider",
+    "Timeouts",
+]
+
+R = TypeVar("R")
+_P = TypeVar("_P", bound="Provider")
+
+
+class Kind(str, Enum):
+    """The kinds of evidence a provider can be asked for (the config names them so)."""
+
+    SNAPSHOTS = "snapshots"
+    SUPERVISOR = "supervisor"
+    ALERTS = "alerts"
+    CURSOR = "cursor"
+    BINDING = "binding"
+    SELECTOR = "selector"
+    DAEMON_LOG = "daemon_log"
+    BUILD = "build"
+    ARCHIVE = "archive"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    """Connect and read deadlines in seconds; both finite and positive."""
+
+    connect: float = 2.0
+    read: float = 5.0
+
+    def __post_init__(self) -> None:
+        for name in ("connect", "read"):
+            value = getattr(self, name)
+            ok = isinstance(value, int | float) and not isinstance(value, bool)
+            if not (ok and math.isfinite(value) and value > 0):
+                raise ConfigError(f"{name} timeout must be a positive number of seconds: {value!r}")
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where evidence came from: the endpoint URI and what was read there (the RPC method, the
+    HTTP URL or the file path)."""
+
+    uri: str
+    detail: str
+
+    def __str__(self) -> str:
+        return f"{self.uri} ({self.detail})" if self.detail != self.uri else self.uri
+
+
+@dataclass(frozen=True)
+class Evidence(Generic[R]):
+    """Validated records plus where they came from and the raw payload they were read from.
+
+    ``covers_from``/``covers_to`` (aware UTC) bound the span over which the history is complete;
+    both are None for evidence that is not history (a snapshot list, a selector, a build).
+    ``raw`` is the decoded JSON value or the text of the file, kept to attach as evidence.
+    """
+
+    records: tuple[R, ...]
+    source: Source
+    raw: object
+    covers_from: datetime | None = None
+    covers_to: datetime | None = None
+
+    def one(self) -> R:
+        """The single record of a one-record answer (a status, a stats object, a selector)."""
+        if len(self.records) != 1:
+            raise ValueError(f"{self.source}: expected one record, got {len(self.records)}")
+        return self.records[0]
+
+    def raw_text(self) -> str:
+        """The raw payload as text, for an evidence attachment."""
+        if isinstance(self.raw, str):
+            return self.raw
+        return json.dumps(self.raw, indent=2, sort_keys=True, default=str)
+
+
+class Provider(ABC):  # noqa: B024 - a marker base: the kind interfaces below are abstract
+    """Base of every provider: built from a URI, usable as a context manager."""
+
+    def __init__(self, uri: str) -> None:
+        self.uri = uri
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.uri!r})"
+
+    def close(self) -> None:  # noqa: B027 - most providers hold nothing open
+        """Release whatever the provider holds (an HTTP session); idempotent."""
+
+    def __enter__(self: _P) -> _P:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+class SnapshotProvider(Provider):
+    """Snapshot metadata (DAEMON-FACTS 4.1)."""
+
+    @abstractmethod
+    def snapshots(self) -> Evidence[SnapshotMetadata]:
+        """Every retained snapshot, oldest first."""
+
+
+class SupervisorProvider(Provider):
+    """Supervisor status and its event history (DAEMON-FACTS 5)."""
+
+    @abstractmethod
+    def supervisor_status(self) -> Evidence[SupervisorStatus]:
+        """The current state, policy, startup order and dependency gates (one record)."""
+
+    @abstractmethod
+    def supervisor_events(self, since: datetime | None = None) -> Evidence[SupervisorEvent]:
+        """Supervisor events from ``since`` on (all when None), with their coverage."""
+
+
+class AlertLedgerProvider(Provider):
+    """The alert ledger (DAEMON-FACTS 6)."""
+
+    @abstractmethod
+    def alert_entries(self, since: datetime | None = None) -> Evidence[AlertEntry]:
+        """Entries open at or created after ``since`` (all when None), with their coverage."""
+
+
+class CursorStatsProvider(Provider):
+    """Gateway cursor watermarks and invalid-cursor counters (DAEMON-FACTS 8)."""
+
+    @abstractmethod
+    def cursor_stats(self) -> Evidence[CursorStats]:
+        """The counters (one record); coverage is the span they were counted over."""
+
+
+class BindingStatsProvider(Provider):
+    """Binding-projection CAS conflict counter (DAEMON-FACTS 10)."""
+
+    @abstractmethod
+    def binding_stats(self) -> Evidence[BindingStats]:
+        """The counter (one record); coverage is the span it was counted over."""
+
+
+class RuntimeSelectorProvider(Provider):
+    """The runtime selector's ``[runtime]`` table (DAEMON-FACTS 11)."""
+
+    @abstractmethod
+    def runtime_selector(self) -> Evidence[RuntimeSelector]:
+        """The selector (one record)."""
+
+
+class DaemonLogProvider(Provider):
+    """The daemon's own stdout log, classified (DAEMON-FACTS 5.4, 6.5)."""
+
+    @abstractmethod
+    def log_events(self, since: datetime | None = None) -> Evidence[LogEvent]:
+        """Log lines from ``since`` on (all when None); coverage is first..last timestamp."""
+
+
+class BuildResultProvider(Provider):
+    """The v5 build's test results."""
+
+    @abstractmethod
+    def build_result(self) -> Evidence[BuildResult]:
+        """Totals and failing test names (one record)."""
+
+
+class ArchiveProvider(Provider):
+    """The archived v4 binary: its manifest, checked against the file it names."""
+
+    @abstractmethod
+    def archive_manifest(self) -> Evidence[ArchiveManifest]:
+        """The manifest (one record) with whether the binary is there and its actual sha256."""
