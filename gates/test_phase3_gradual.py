@@ -2,7 +2,7 @@
 rollback target.
 
 Runbook: "Phase 3: Gradual Default (new sessions on v5)". agtmux has no notion of which daemon
-"owns" a session (DAEMON-FACTS 12), so v4 and v5 session counts are what each daemon itself
+"owns" a session (daemon facts 12), so v4 and v5 session counts are what each daemon itself
 serves: tmux sessions with managed panes, and agent sessions. The phase counts from the later of
 v5's start and the runtime selector's last change; v4 holding nothing is evidence only once it
 has ticked and only if it has run since before the phase began (a restart clears its sessions).

@@ -3,7 +3,7 @@
 Runbook: "Phase 4: Full Cutover". The final snapshot is the newest snapshot, whatever its trigger,
 and it must pass the restore dry-run at the current projection version: what the runbook needs
 before decommissioning is a snapshot of the current state that can be restored. A Manual or
-Shutdown snapshot taken days earlier would be TooOld and cannot serve (DAEMON-FACTS 4.4, 4.5).
+Shutdown snapshot taken days earlier would be TooOld and cannot serve (daemon facts 4.4, 4.5).
 "No v4 session" is judged only on a v4 that has ticked (before its first tick its answers are
 empty whatever it serves); "v5-only for 7 days" needs v4 holding nothing while up for 7 days
 (managed panes are never removed, so none now means none since it started).

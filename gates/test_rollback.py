@@ -6,7 +6,7 @@ canary, gradual and cutover phases, so a fired signal blocks promotion. Signals 
 the runbook's monitoring window (``windows.alpha_monitor_h``, 24h), on histories and counters
 that cover it and reach now; the supervisor's current state must be no older than the coverage
 lag. The latency signal is the current evaluation AND the daemon log's SLO lines over the window
-(a breach can last milliseconds, DAEMON-FACTS 7.4). Stopping v5 (step 4) is optional and has no
+(a breach can last milliseconds, daemon facts 7.4). Stopping v5 (step 4) is optional and has no
 gate; user reports and the incident report are human attestations (pending).
 """
 

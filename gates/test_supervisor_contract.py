@@ -5,7 +5,7 @@ judged at the entry of every phase that runs v5 (alpha, canary, gradual, cutover
 row says "±20% applied by runtime": it passes only when the declared ``RestartPolicy.jitter_pct``
 matches and the status says ``jitter_applied = true``; ``false`` fails it, and a status that does
 not expose ``jitter_applied`` leaves it INCONCLUSIVE (today's runtime declares the jitter and
-never applies it, DAEMON-FACTS 5.1).
+never applies it, daemon facts 5.1).
 """
 
 from __future__ import annotations

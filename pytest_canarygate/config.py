@@ -82,7 +82,7 @@ class Windows:
 
 @dataclass(frozen=True)
 class Thresholds:
-    """Numbers the runbook and DAEMON-FACTS fix (config ``[thresholds]``)."""
+    """Numbers the runbook and daemon facts fix (config ``[thresholds]``)."""
 
     latency_p95_ms: int = 3000
     breach_windows: int = 3

@@ -1,6 +1,6 @@
 """JSON-RPC 2.0 client for the agtmux daemon's Unix socket.
 
-Framing follows DAEMON-FACTS 1.3: one request per connection. Connect, write one JSON object
+Framing follows daemon facts 1.3: one request per connection. Connect, write one JSON object
 terminated by ``\\n``, half-close the write side, read until EOF, close. Every failure raises an
 :class:`~pytest_canarygate.errors.EndpointError` naming the endpoint and the method.
 """

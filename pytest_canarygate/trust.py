@@ -1,7 +1,7 @@
 """Socket trust check: decide, before connecting, whether a Unix socket may be talked to.
 
 The daemon authenticates nobody: the 0700 directory and 0600 socket are the whole security
-model (DAEMON-FACTS 1.2, 1.3). So we only connect to a socket that we own, that nobody else can
+model (daemon facts 1.2, 1.3). So we only connect to a socket that we own, that nobody else can
 write, in a directory that we own and nobody else can write. The directory matters as much as the
 socket: whoever can write it can swap the socket between this check and the connect.
 """

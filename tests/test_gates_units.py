@@ -1148,7 +1148,7 @@ def test_either_rules() -> None:
 
 
 def test_expecting_only_always_healthy_sources_with_no_registry_proves_nothing() -> None:
-    """poller and claude_hooks always say healthy (DAEMON-FACTS 9.1): a config that expects
+    """poller and claude_hooks always say healthy (daemon facts 9.1): a config that expects
     only those, with an empty source registry, has no positive evidence of source health."""
     fleet = Fleet.healthy("canary")
     calls("v5", "list_source_registry", [])(fleet)

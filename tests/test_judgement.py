@@ -1,4 +1,4 @@
-"""The pure judgements: every boundary the runbook and DAEMON-FACTS define."""
+"""The pure judgements: every boundary the runbook and daemon facts define."""
 
 from __future__ import annotations
 
@@ -76,7 +76,7 @@ def log_event(kind: str, at: datetime, **values: int | str) -> LogEvent:
     return LogEvent(at, "WARN", "agtmux::poll_loop", "...", kind, 1, MappingProxyType(values))
 
 
-# --- restore dry-run (DAEMON-FACTS 4.5) ----------------------------------------------------
+# --- restore dry-run (daemon facts 4.5) ----------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -359,7 +359,7 @@ def test_unresolved_escalates_in_window() -> None:
     assert partial.verdict is Verdict.INCONCLUSIVE
 
 
-# --- latency (DAEMON-FACTS 2.6, 7) -------------------------------------------------------
+# --- latency (daemon facts 2.6, 7) -------------------------------------------------------
 
 
 def lat(status: str, p95: object = None, streak: int = 0, **extra: int) -> dict[str, object]:
@@ -722,7 +722,7 @@ def test_sources_with_nothing_expected_prove_nothing() -> None:
 
 
 def test_sources_expecting_only_always_healthy_kinds_need_a_registry() -> None:
-    """poller and claude_hooks report healthy whatever happens (DAEMON-FACTS 9.1)."""
+    """poller and claude_hooks report healthy whatever happens (daemon facts 9.1)."""
     vacuous = j.sources_healthy(HEALTH, [], ("poller", "claude_hooks"))
     assert vacuous.verdict is Verdict.INCONCLUSIVE
     assert "configure [sources] expected_healthy" in vacuous.message.splitlines()[0]

@@ -58,7 +58,7 @@ from pytest_canarygate.verdicts import Verdict
 
 R = TypeVar("R")
 
-#: ``daemon.info.nonce``: "<pid>-<nanoseconds since the Unix epoch at start>" (DAEMON-FACTS 2.10).
+#: ``daemon.info.nonce``: "<pid>-<nanoseconds since the Unix epoch at start>" (daemon facts 2.10).
 NONCE = re.compile(r"(?P<pid>[0-9]+)-(?P<ns>[0-9]{1,20})")
 
 
@@ -336,7 +336,7 @@ History = Callable[[Sequence[TimedEvent], Evidence[Any]], Judgement]
 def from_history(observed: ObservedView, headline: str, judge: History) -> Judgement:
     """Judge the supervisor event history and the daemon log with ``judge(events, evidence)``;
     either proves the criterion (:func:`either`): the log is how today's daemon shows
-    hold-downs and reconnects (DAEMON-FACTS 5.4), the event history how a v5 deployment may."""
+    hold-downs and reconnects (daemon facts 5.4), the event history how a v5 deployment may."""
 
     def read(accessor: str, record_type: type[Any]) -> Judgement:
         def run() -> Judgement:
@@ -443,7 +443,7 @@ def daemon_sources(observed: ObservedView, settings: CanarygateConfig, daemon: s
 
 def ready(observed: ObservedView, daemon: str = "v4") -> Judgement:
     """The daemon has completed a pipeline tick (``latency_status`` not "not_started"), so an
-    empty answer from it means something (DAEMON-FACTS 13)."""
+    empty answer from it means something (daemon facts 13)."""
     return daemon_ready(observed.daemon(daemon).result("latency_status"), who=daemon)
 
 

@@ -21,7 +21,7 @@ from pytest_canarygate.verdicts import Unobservable
 Record = dict[str, Any]
 P = TypeVar("P", bound=Mapping[str, Any])
 
-#: The per-pane signature fields of DAEMON-FACTS 2.1 (the runbook's "pane_presence" is presence).
+#: The per-pane signature fields of daemon facts 2.1 (the runbook's "pane_presence" is presence).
 SIGNATURE_FIELDS = (
     "evidence_mode",
     "presence",
@@ -62,7 +62,7 @@ def agent_sessions(view: DaemonView) -> list[Record]:
 
 @dataclass(frozen=True)
 class Change:
-    """One ``state_changed`` change-log entry (DAEMON-FACTS 2.4): ``pane_id`` None for a
+    """One ``state_changed`` change-log entry (daemon facts 2.4): ``pane_id`` None for a
     session-level entry, ``session_key`` "" for the freshness sweep's."""
 
     version: int
@@ -130,10 +130,10 @@ def panes_of_session(all_panes: Iterable[Record], session_name: str) -> dict[str
 
 def agent_session_keys(session_panes: Iterable[Record], changes: Iterable[Change] = ()) -> set[str]:
     """The agent session keys bound to these panes: the poller's ``poller-<pane_id>`` for every
-    managed pane, the title of deterministically bound panes (DAEMON-FACTS 3.3, 3.5), and every
+    managed pane, the title of deterministically bound panes (daemon facts 3.3, 3.5), and every
     non-empty session key a ``state_changed`` entry of one of these panes carries: a title
     decays to the tmux title about 3 s after the last deterministic event, the change log
-    keeps the binding (DAEMON-FACTS 2.4)."""
+    keeps the binding (daemon facts 2.4)."""
     keys: set[str] = set()
     pane_ids: set[str] = set()
     for pane in session_panes:

@@ -1,6 +1,6 @@
 """Typed evidence records and their validation from JSON-shaped data.
 
-The shapes follow DAEMON-FACTS sections 4-11 and ``docs/operations-contract.md``. Every parser
+The shapes follow daemon facts sections 4-11 and ``docs/operations-contract.md``. Every parser
 takes already-decoded data (JSON, a TOML table) and raises :class:`RecordError` naming the key
 that is wrong; the providers turn that into a ``ProtocolError`` naming the endpoint, file and
 line.
@@ -188,7 +188,7 @@ def _items(value: object, key: str, parse: Callable[[object, str], T]) -> tuple[
     return tuple(parse(item, _join(key, index)) for index, item in enumerate(value))
 
 
-# --- snapshots (DAEMON-FACTS 4.1) ----------------------------------------------------------
+# --- snapshots (daemon facts 4.1) ----------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -229,7 +229,7 @@ def parse_snapshot_list(value: object, key: str = "") -> tuple[SnapshotMetadata,
     return tuple(sorted(snapshots, key=lambda s: (s.created_at_ms, s.snapshot_id)))
 
 
-# --- supervisor (DAEMON-FACTS 5) -----------------------------------------------------------
+# --- supervisor (daemon facts 5) -----------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -371,7 +371,7 @@ def parse_supervisor_event(value: object, key: str = "") -> SupervisorEvent:
     )
 
 
-# --- alert ledger (DAEMON-FACTS 6) ---------------------------------------------------------
+# --- alert ledger (daemon facts 6) ---------------------------------------------------------
 
 
 class Severity(IntEnum):
@@ -537,7 +537,7 @@ def parse_binding_stats(value: object, key: str = "") -> BindingStats:
     return stats
 
 
-# --- runtime selector (DAEMON-FACTS 11; runbook [runtime] table) --------------------------
+# --- runtime selector (daemon facts 11; runbook [runtime] table) --------------------------
 
 
 @dataclass(frozen=True)

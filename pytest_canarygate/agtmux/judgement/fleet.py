@@ -162,7 +162,7 @@ def drained_for(
 ) -> Judgement:
     """No session on ``who`` for ``required``: it holds no agent session and no managed pane,
     and has run without a restart for at least ``required``. Managed panes are never removed
-    and only a restart clears them (DAEMON-FACTS 2.1), so none now on a daemon up that long
+    and only a restart clears them (daemon facts 2.1), so none now on a daemon up that long
     means none at any time since it started."""
     now = _aware(now, "now")
     held = zero_sessions(agent_sessions, panes, who=who)
@@ -367,7 +367,7 @@ def canary_activity(
 ) -> Judgement:
     """The canary is in active use: a ``state_changed`` entry of a pane in the canary sessions
     (or of the agent session bound to one) stamped inside ``window``. Managed panes are never
-    removed (DAEMON-FACTS 2.1), so their presence alone proves nothing; none is INCONCLUSIVE."""
+    removed (daemon facts 2.1), so their presence alone proves nothing; none is INCONCLUSIVE."""
     now = _aware(now, "now")
     start = now - window
     canary = [p for p in managed(panes) if p.get("session_name") in selector.v5_canary_sessions]

@@ -1,6 +1,6 @@
 """Judgements on how healthy a running daemon is: whether it is ready at all, the latency SLO and
 its rollback signal (the current evaluation and the SLO lines of its log over a window), source
-health and the source registry (DAEMON-FACTS 2.3, 2.9, 9), the cursor and binding counters
+health and the source registry (daemon facts 2.3, 2.9, 9), the cursor and binding counters
 (invalid_cursor streaks, full resyncs, CAS conflicts), and its uptime without a restart; and
 whether the v5 build it runs passes its tests.
 """
@@ -36,7 +36,7 @@ from pytest_canarygate.verdicts import Verdict
 
 
 def latency_slo(latency_status_result: object, threshold_ms: int = 3000) -> Judgement:
-    """Judge a ``latency_status`` result (DAEMON-FACTS 2.6, 7): only "healthy" with p95 within
+    """Judge a ``latency_status`` result (daemon facts 2.6, 7): only "healthy" with p95 within
     ``threshold_ms`` passes; "insufficient_data"/"not_started" are INCONCLUSIVE; "breached" and
     "degraded" FAIL; any other shape is UNOBSERVABLE."""
     result = latency_status_result
@@ -86,7 +86,7 @@ def latency_breach_signal(latency_status_result: object, breach_windows: int = 3
     """Rollback signal "latency p95 breach > 3 consecutive windows": FAIL (the signal fired)
     when ``consecutive_breaches`` reached ``breach_windows`` or the status is "degraded"; PASS
     on "healthy" or a shorter "breached" streak; INCONCLUSIVE when the daemon reports no
-    evaluation (DAEMON-FACTS 2.6: "insufficient_data" always reports 0 breaches)."""
+    evaluation (daemon facts 2.6: "insufficient_data" always reports 0 breaches)."""
     base = latency_slo(latency_status_result)
     if base.verdict is Verdict.UNOBSERVABLE:
         return base
@@ -113,7 +113,7 @@ def latency_breach_signal(latency_status_result: object, breach_windows: int = 3
 
 SLO_LOG_KINDS = frozenset({"slo_breach", "slo_degraded"})
 """Daemon log kinds of the latency SLO evaluation: WARN "SLO breach" (1 or 2 consecutive
-breaching ticks) and ERROR "SLO DEGRADED" (3 or more), DAEMON-FACTS 6.5, 7.5."""
+breaching ticks) and ERROR "SLO DEGRADED" (3 or more), daemon facts 6.5, 7.5."""
 
 
 def latency_log_events(
@@ -169,7 +169,7 @@ def _consecutive(event: LogEvent) -> int:
 
 def daemon_ready(latency_status_result: object, *, who: str = "v4") -> Judgement:
     """The daemon has completed at least one pipeline tick: ``latency_status`` is anything but
-    "not_started" (DAEMON-FACTS 13). Before that its ``list_panes`` and ``list_sessions`` are
+    "not_started" (daemon facts 13). Before that its ``list_panes`` and ``list_sessions`` are
     empty whatever it serves, so emptiness proves nothing (INCONCLUSIVE)."""
     result = latency_status_result
     status = result.get("status") if isinstance(result, Mapping) else None
@@ -180,7 +180,7 @@ def daemon_ready(latency_status_result: object, *, who: str = "v4") -> Judgement
     if status == "not_started":
         message = (
             f"{who} not ready: latency_status not_started, no pipeline tick has completed; "
-            "until then its panes and sessions are empty whatever it serves (DAEMON-FACTS 13)"
+            "until then its panes and sessions are empty whatever it serves (daemon facts 13)"
         )
         return _judgement(Verdict.INCONCLUSIVE, message, status=status)
     return _judgement(
@@ -188,13 +188,13 @@ def daemon_ready(latency_status_result: object, *, who: str = "v4") -> Judgement
     )
 
 
-# --- source health (DAEMON-FACTS 2.3, 2.9, 9) --------------------------------------------
+# --- source health (daemon facts 2.3, 2.9, 9) --------------------------------------------
 
 
 SOURCE_STATUSES = ("healthy", "degraded", "down")
 LIFECYCLES = ("pending", "active", "stale", "revoked")
 ALWAYS_HEALTHY = frozenset({"poller", "claude_hooks"})
-"""Source kinds the daemon reports "healthy" whatever happens (DAEMON-FACTS 9.1)."""
+"""Source kinds the daemon reports "healthy" whatever happens (daemon facts 9.1)."""
 
 
 def sources_healthy(
@@ -273,7 +273,7 @@ def sources_healthy(
         message = (
             f"{who} sources: only always-healthy sources are expected ({expected}) and none is "
             "registered: nothing proves health; configure [sources] expected_healthy "
-            "(poller and claude_hooks report healthy whatever happens, DAEMON-FACTS 9.1)"
+            "(poller and claude_hooks report healthy whatever happens, daemon facts 9.1)"
         )
         return _judgement(Verdict.INCONCLUSIVE, message, **numbers)
     registry = f"{len(lifecycles)} registered, all active" if lifecycles else "registry empty"
@@ -436,7 +436,7 @@ def projection_advancing(
     who: str = "v5",
 ) -> Judgement:
     """ "Projection version advancing normally" from two readings of the version, the nonces
-    read around them and the change log (DAEMON-FACTS 2.4, 2.10): a reading without a nonce
+    read around them and the change log (daemon facts 2.4, 2.10): a reading without a nonce
     cannot rule out a restart (UNOBSERVABLE); a changed nonce (the version restarts at 0 with the
     process) or a version going down FAILs; a version that went up PASSES, and so does a flat
     one when the change log has an entry inside ``window``. Flat with no change in the window

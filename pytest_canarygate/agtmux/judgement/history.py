@@ -268,7 +268,7 @@ def hold_down_state(
 ) -> Judgement:
     """The supervisor's current state against the same signal: still HoldDown more than
     ``grace`` after ``until_ms`` (at the status's ``as_of_ms``) means it did not recover
-    (HoldDown is sticky until the next outcome is recorded, DAEMON-FACTS 5.3); HoldDown not yet
+    (HoldDown is sticky until the next outcome is recorded, daemon facts 5.3); HoldDown not yet
     over is INCONCLUSIVE, and so is any other state on a status older than ``max_lag``."""
     now = _aware(now, "now")
     state = status.state

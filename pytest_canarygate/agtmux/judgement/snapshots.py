@@ -1,4 +1,4 @@
-"""Judgements on the daemon's snapshots (DAEMON-FACTS 4): the restore dry-run
+"""Judgements on the daemon's snapshots (daemon facts 4): the restore dry-run
 (``RestoreDryRun::check`` recomputed) on one snapshot or the newest, and whether a snapshot was
 recorded at the current state, the periodic timer is running and a backup (a Manual snapshot) was
 taken.
@@ -18,7 +18,7 @@ from pytest_canarygate.agtmux.records import SnapshotMetadata
 from pytest_canarygate.verdicts import Verdict
 
 SNAPSHOT_ID = re.compile(r"snap-[1-9][0-9]*")
-"""``snap-{id}`` (DAEMON-FACTS 4.2)."""
+"""``snap-{id}`` (daemon facts 4.2)."""
 
 
 # --- restore dry-run ---------------------------------------------------------------------
@@ -30,7 +30,7 @@ def restore_dry_run(
     now_ms: int,
     max_age_ms: int = 600_000,
 ) -> RestoreDryRun:
-    """Recompute ``RestoreDryRun::check`` (DAEMON-FACTS 4.5): VersionAhead (snapshot version >
+    """Recompute ``RestoreDryRun::check`` (daemon facts 4.5): VersionAhead (snapshot version >
     current) before TooOld (age strictly > max age; age floored at 0) before Ok."""
     age_ms = _age_ms(snapshot, now_ms)
     numbers = {
@@ -94,7 +94,7 @@ def restore_dry_run_latest(
 
 
 def _age_ms(snapshot: SnapshotMetadata, now_ms: int) -> int:
-    """Milliseconds since the snapshot, floored at 0 for a future timestamp (DAEMON-FACTS 4.5)."""
+    """Milliseconds since the snapshot, floored at 0 for a future timestamp (daemon facts 4.5)."""
     return max(0, now_ms - snapshot.created_at_ms)
 
 
@@ -113,7 +113,7 @@ def newest_snapshot_recorded(
     snapshots: Sequence[SnapshotMetadata], now_ms: int, max_age_ms: int = 600_000
 ) -> Judgement:
     """A snapshot was taken at the current state: the newest one has ``snap-<n>`` metadata and
-    is no older than ``max_age_ms`` (DAEMON-FACTS 4.2, 4.3)."""
+    is no older than ``max_age_ms`` (daemon facts 4.2, 4.3)."""
     if not snapshots:
         return _judgement(Verdict.FAIL, "no snapshot is retained", snapshots=0)
     newest = max(snapshots, key=lambda s: (s.created_at_ms, s.snapshot_id))

@@ -77,7 +77,7 @@ def jitter_matches_contract(
     contract's AND the status says the runtime applies it (``jitter_applied = true``). A wrong
     declared value or ``jitter_applied = false`` FAILs; ``jitter_applied`` absent is
     INCONCLUSIVE: the declared value alone does not show it is applied (today's runtime never
-    applies it, DAEMON-FACTS 5.1)."""
+    applies it, daemon facts 5.1)."""
     declared = restart_policy_matches_contract(status.policy, contract, only=("jitter_pct",))
     numbers = {**declared.numbers, "jitter_applied": status.jitter_applied}
     if not declared.passed:

@@ -149,7 +149,7 @@ class Provider(ABC):  # noqa: B024 - a marker base: the kind interfaces below ar
 
 
 class SnapshotProvider(Provider):
-    """Snapshot metadata (DAEMON-FACTS 4.1)."""
+    """Snapshot metadata (daemon facts 4.1)."""
 
     @abstractmethod
     def snapshots(self) -> Evidence[SnapshotMetadata]:
@@ -157,7 +157,7 @@ class SnapshotProvider(Provider):
 
 
 class SupervisorProvider(Provider):
-    """Supervisor status and its event history (DAEMON-FACTS 5)."""
+    """Supervisor status and its event history (daemon facts 5)."""
 
     @abstractmethod
     def supervisor_status(self) -> Evidence[SupervisorStatus]:
@@ -169,7 +169,7 @@ class SupervisorProvider(Provider):
 
 
 class AlertLedgerProvider(Provider):
-    """The alert ledger (DAEMON-FACTS 6)."""
+    """The alert ledger (daemon facts 6)."""
 
     @abstractmethod
     def alert_entries(self, since: datetime | None = None) -> Evidence[AlertEntry]:
@@ -177,7 +177,7 @@ class AlertLedgerProvider(Provider):
 
 
 class CursorStatsProvider(Provider):
-    """Gateway cursor watermarks and invalid-cursor counters (DAEMON-FACTS 8)."""
+    """Gateway cursor watermarks and invalid-cursor counters (daemon facts 8)."""
 
     @abstractmethod
     def cursor_stats(self) -> Evidence[CursorStats]:
@@ -185,7 +185,7 @@ class CursorStatsProvider(Provider):
 
 
 class BindingStatsProvider(Provider):
-    """Binding-projection CAS conflict counter (DAEMON-FACTS 10)."""
+    """Binding-projection CAS conflict counter (daemon facts 10)."""
 
     @abstractmethod
     def binding_stats(self) -> Evidence[BindingStats]:
@@ -193,7 +193,7 @@ class BindingStatsProvider(Provider):
 
 
 class RuntimeSelectorProvider(Provider):
-    """The runtime selector's ``[runtime]`` table (DAEMON-FACTS 11)."""
+    """The runtime selector's ``[runtime]`` table (daemon facts 11)."""
 
     @abstractmethod
     def runtime_selector(self) -> Evidence[RuntimeSelector]:
@@ -201,7 +201,7 @@ class RuntimeSelectorProvider(Provider):
 
 
 class DaemonLogProvider(Provider):
-    """The daemon's own stdout log, classified (DAEMON-FACTS 5.4, 6.5)."""
+    """The daemon's own stdout log, classified (daemon facts 5.4, 6.5)."""
 
     @abstractmethod
     def log_events(self, since: datetime | None = None) -> Evidence[LogEvent]:

@@ -1,8 +1,8 @@
 """Parse and classify the agtmux daemon's stdout log (tracing-subscriber's default format).
 
 A line is ``<RFC 3339 timestamp> <LEVEL> <target>: <message>``, with ANSI colour codes even when
-redirected to a file (DAEMON-FACTS 1.2). The messages recognized are the daemon's real ones
-(DAEMON-FACTS 5.4, 6.5, 8.3); every other line is kept with kind "other". A line that does not
+redirected to a file (daemon facts 1.2). The messages recognized are the daemon's real ones
+(daemon facts 5.4, 6.5, 8.3); every other line is kept with kind "other". A line that does not
 start with a timestamp and a level continues the previous line's message.
 """
 

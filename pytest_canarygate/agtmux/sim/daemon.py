@@ -2,7 +2,7 @@
 
 Run ``python -m pytest_canarygate.agtmux.sim.daemon --name v5 --scenario NAME --socket PATH`` (or
 ``--scenario-file PATH``; ``--phase`` and ``--anchor-ms`` as in :mod:`.process`). The wire
-behaviour follows DAEMON-FACTS sections 1 and 2: one request line per connection, one response
+behaviour follows daemon facts sections 1 and 2: one request line per connection, one response
 line, socket 0600 in a 0700 directory, stale sockets removed, live ones left alone. What the
 daemon knows and answers is
 :class:`~pytest_canarygate.agtmux.sim.projection.SimDaemon`, equipped for its scenario by

@@ -33,13 +33,13 @@ from pytest_canarygate.agtmux.sim.scenario import Scenario
 __all__ = ["PROCESS", "LogLine", "OpsModel", "attach_operations", "operations_model"]
 
 PROCESS = "codex_app_server"
-"""The one child the v5 runtime supervises (DAEMON-FACTS 5.4)."""
+"""The one child the v5 runtime supervises (daemon facts 5.4)."""
 _POLL_LOOP = "agtmux::poll_loop"
-_EXITED = "codex app-server process exited, attempting reconnect"  # DAEMON-FACTS 5.4
+_EXITED = "codex app-server process exited, attempting reconnect"  # daemon facts 5.4
 _RECONNECTED = "codex app-server reconnected"
 _SPAWN_MS = 500  # how long a (re)spawn of the supervised child takes
 _QUIET_MS = 60_000  # steady restarts keep this far away from a hold-down
-_SLO_TICK_MS = 20  # missed ticks fire back to back after a slow one (DAEMON-FACTS 7.4)
+_SLO_TICK_MS = 20  # missed ticks fire back to back after a slow one (daemon facts 7.4)
 _SLO_DEGRADED_TICKS = 10  # ERROR lines of one degraded episode, one per tick
 _SLO_P95_MS = 3224
 
@@ -322,7 +322,7 @@ class OpsModel:
             history.line(at, "ERROR", "cursor recovery: full resync (streak exceeded)")
 
     def _latency_history(self, history: _History) -> None:
-        """The log lines of each degraded latency episode (DAEMON-FACTS 7.4): two WARN "SLO
+        """The log lines of each degraded latency episode (daemon facts 7.4): two WARN "SLO
         breach" lines, then one ERROR "SLO DEGRADED" per tick, the last one ``ago`` before now."""
         for ago in self.spec.slo_degraded_ago_ms:
             end = self.anchor_ms - ago

@@ -49,9 +49,9 @@ CONTRACT_POLICY = RestartPolicy(
     budget_window_ms=600_000,
     holddown_ms=300_000,
 )
-"""The runbook's Supervisor Contract Reference (DAEMON-FACTS 5.1)."""
+"""The runbook's Supervisor Contract Reference (daemon facts 5.1)."""
 STARTUP_ORDER = ("Sources", "Gateway", "Daemon", "Ui")
-"""``startup_order()`` (DAEMON-FACTS 5.5)."""
+"""``startup_order()`` (daemon facts 5.5)."""
 
 _SNAPSHOT_ID = re.compile(r"snap-[1-9]\d*")
 _ALERT_ID = re.compile(r"alert-[1-9]\d*")

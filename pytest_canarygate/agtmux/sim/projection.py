@@ -2,7 +2,7 @@
 
 :class:`SimDaemon` is the in-memory projection of one daemon (panes, sessions, the change log, the
 source registry) and its answer to one JSON-RPC request line, shaped field for field like the
-recorded daemon samples (DAEMON-FACTS sections 1 and 2): sorted compact keys, -32601 / -32602
+recorded daemon samples (daemon facts sections 1 and 2): sorted compact keys, -32601 / -32602
 only, no answer at all for malformed JSON. :mod:`.daemon` serves it on a Unix socket.
 
 * ``list_panes``: the managed panes, sorted by pane_id as a string, then the unmanaged ones in
@@ -63,11 +63,11 @@ __all__ = ["SimDaemon"]
 METHOD_NOT_FOUND: Final = -32601
 INVALID_PARAMS: Final = -32602
 INGEST_KINDS: Final = ("claude_hooks", "codex_appserver")
-# Sources the trust guard knows without a source.hello (DAEMON-FACTS 9.5).
+# Sources the trust guard knows without a source.hello (daemon facts 9.5).
 _PREREGISTERED: Final = frozenset(SOURCE_KINDS)
 _U64_MAX: Final = 2**64 - 1
 
-# Event type -> activity (DAEMON-FACTS 3.2); anything else is "Unknown".
+# Event type -> activity (daemon facts 3.2); anything else is "Unknown".
 _EVENT_ACTIVITY: Final[Mapping[str, str]] = {
     name: state
     for state, names in (
@@ -90,7 +90,7 @@ _EVENT_ACTIVITY: Final[Mapping[str, str]] = {
     )
     for name in names.split()
 }
-# Claude hook_type -> event type (DAEMON-FACTS 2.11).
+# Claude hook_type -> event type (daemon facts 2.11).
 _HOOK_EVENT: Final[Mapping[str, str]] = {
     "session_start": "lifecycle.start",
     "session_end": "lifecycle.end",
@@ -227,7 +227,7 @@ class _Registration:
 
 
 def _pane_state(agent: AgentInfo) -> tuple[object, ...]:
-    """The fields whose change bumps the version (DAEMON-FACTS 2.4)."""
+    """The fields whose change bumps the version (daemon facts 2.4)."""
     return (
         agent.signature_class,
         agent.evidence_mode,

@@ -78,7 +78,7 @@ METHODS = (
     "source.heartbeat",
     "source.ingest",
 )
-"""The eleven JSON-RPC methods an agtmux daemon serves (DAEMON-FACTS 0.6)."""
+"""The eleven JSON-RPC methods an agtmux daemon serves (daemon facts 0.6)."""
 OPS_DAEMON = "v5"
 """The daemon whose deployment serves the scenario's ``[operations]`` (every other daemon, and
 every daemon of a scenario without them, answers the ``ops.*`` methods with -32601)."""
@@ -110,7 +110,7 @@ DEFAULT_SOURCE_HEALTH = MappingProxyType(
         "poller": "healthy",
     }
 )
-# Heuristic signal weights, in the order signature_reason lists them (DAEMON-FACTS 3.4).
+# Heuristic signal weights, in the order signature_reason lists them (daemon facts 3.4).
 SIGNAL_WEIGHTS = MappingProxyType(
     {"provider_hint": 1.0, "cmd_match": 0.86, "poller_match": 0.78, "title_match": 0.66}
 )
