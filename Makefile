@@ -50,7 +50,7 @@ typecheck: install
 	$(BIN)/mypy
 
 unit: install html-tool
-	$(BIN)/pytest -p no:canarygate -p no:cacheprovider -n 2 tests
+	$(BIN)/pytest -p no:canarygate -p no:cacheprovider -n 2 -W error::ResourceWarning tests
 
 test: lint typecheck unit
 
