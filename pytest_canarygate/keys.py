@@ -10,9 +10,11 @@ Files:
   recomputed on load and a file whose ``keyid`` does not match its key is refused.
   ``load_public_key`` also accepts a PEM ``PUBLIC KEY`` (SubjectPublicKeyInfo) file.
 
-The signing key of a run comes from ``--canarygate-key PATH`` or, when that option is not given,
-from the environment variable ``CANARYGATE_SIGNING_KEY`` (see :func:`resolve_signing_key_path`).
-Error messages name paths and modes, never key material.
+The signing key of a run comes from ``--canarygate-key=PATH`` (with ``=``: pytest takes a path
+after a space for a test path) or, when that option is not given, from the environment variable
+``CANARYGATE_SIGNING_KEY`` (see :func:`resolve_signing_key_path`). Error messages name paths and
+modes, never key material; a public key file that exists but is not a usable Ed25519 public key
+raises :class:`MalformedKeyError`.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import stat
 import sys
 from collections.abc import Mapping
@@ -34,11 +37,15 @@ from cryptography.hazmat.primitives.serialization import load_pem_public_key
 from securesystemslib.signer import CryptoSigner
 from securesystemslib.signer import SSlibKey
 
+from pytest_canarygate.cli import EXIT_FAILED
+from pytest_canarygate.cli import EXIT_OK
+from pytest_canarygate.cli import EXIT_USAGE
 from pytest_canarygate.errors import ConfigError
 
 __all__ = [
     "KEY_ENV_VAR",
     "PUBLIC_SUFFIX",
+    "MalformedKeyError",
     "add_subcommand",
     "default_public_path",
     "ephemeral_signer",
@@ -47,6 +54,7 @@ __all__ = [
     "load_signer",
     "load_trusted_keys",
     "resolve_signing_key_path",
+    "signing_hints",
 ]
 
 KEY_ENV_VAR = "CANARYGATE_SIGNING_KEY"
@@ -54,6 +62,10 @@ PUBLIC_SUFFIX = ".pub.json"
 _MAX_KEY_FILE = 64 * 1024
 _ED25519 = "ed25519"
 _TRUSTED_SUFFIXES = (".json", ".pem")
+
+
+class MalformedKeyError(ConfigError):
+    """A key file that exists and was read, but is not a usable Ed25519 public key."""
 
 
 def default_public_path(private_path: Path) -> Path:
@@ -99,8 +111,9 @@ def load_signer(private_path: Path) -> CryptoSigner:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
     except FileNotFoundError:
         raise ConfigError(
-            f"signing key {path}: no such file (create one with `canarygate keygen {path}`, "
-            f"or pass --canarygate-key / set {KEY_ENV_VAR} to an existing key)"
+            f"signing key {path}: no such file (create one with "
+            f"`canarygate keygen {shlex.quote(str(path))}`, or pass --canarygate-key=PATH / "
+            f"set {KEY_ENV_VAR} to an existing key)"
         ) from None
     except OSError as exc:
         raise ConfigError(f"signing key {path}: cannot open ({exc.strerror or exc})") from None
@@ -112,7 +125,7 @@ def load_signer(private_path: Path) -> CryptoSigner:
     elif mode & 0o077:
         refusal = (
             f"mode {mode:04o} lets group or others access the private key; refusing to use it. "
-            f"Fix: chmod 600 {path}"
+            f"Fix: chmod 600 {shlex.quote(str(path))}"
         )
     if refusal:
         os.close(fd)
@@ -151,9 +164,9 @@ def load_public_key(path: Path) -> SSlibKey:
     except OSError as exc:
         raise ConfigError(f"public key {path}: cannot read ({exc.strerror or exc})") from None
     if len(data) > _MAX_KEY_FILE:
-        raise ConfigError(f"public key {path}: too large to be a public key")
+        raise MalformedKeyError(f"public key {path}: too large to be a public key")
     if b"PRIVATE KEY" in data:
-        raise ConfigError(
+        raise MalformedKeyError(
             f"public key {path}: this is a private key; give verifiers the public key "
             f"(the {PUBLIC_SUFFIX} file written by `canarygate keygen`)"
         )
@@ -201,9 +214,9 @@ def _public_key_from_pem(path: Path, data: bytes) -> SSlibKey:
     try:
         public_key = load_pem_public_key(data)
     except ValueError:
-        raise ConfigError(f"public key {path}: not a PEM public key") from None
+        raise MalformedKeyError(f"public key {path}: not a PEM public key") from None
     if not isinstance(public_key, Ed25519PublicKey):
-        raise ConfigError(f"public key {path}: not an Ed25519 key")
+        raise MalformedKeyError(f"public key {path}: not an Ed25519 key")
     return SSlibKey.from_crypto(public_key)
 
 
@@ -211,12 +224,14 @@ def _public_key_from_json(path: Path, data: bytes) -> SSlibKey:
     try:
         document = json.loads(data)
     except (UnicodeDecodeError, ValueError):
-        raise ConfigError(f"public key {path}: neither JSON nor PEM") from None
+        raise MalformedKeyError(f"public key {path}: neither JSON nor PEM") from None
     if not isinstance(document, dict):
-        raise ConfigError(f"public key {path}: expected a JSON object (a securesystemslib key)")
+        raise MalformedKeyError(
+            f"public key {path}: expected a JSON object (a securesystemslib key)"
+        )
     keytype, scheme = document.get("keytype"), document.get("scheme")
     if keytype != _ED25519 or scheme != _ED25519:
-        raise ConfigError(
+        raise MalformedKeyError(
             f"public key {path}: keytype/scheme is {keytype}/{scheme}, expected ed25519/ed25519"
         )
     keyval = document.get("keyval")
@@ -225,13 +240,13 @@ def _public_key_from_json(path: Path, data: bytes) -> SSlibKey:
         raw = bytes.fromhex(public_hex) if isinstance(public_hex, str) else b""
         public_key = Ed25519PublicKey.from_public_bytes(raw)
     except ValueError:
-        raise ConfigError(
+        raise MalformedKeyError(
             f"public key {path}: keyval.public is not a 32-byte hex Ed25519 public key"
         ) from None
     key = SSlibKey.from_crypto(public_key)
     declared = document.get("keyid")
     if declared is not None and declared != key.keyid:
-        raise ConfigError(
+        raise MalformedKeyError(
             f"public key {path}: keyid {declared!r} does not match the key it holds "
             f"({key.keyid}); refusing a relabelled key"
         )
@@ -263,16 +278,33 @@ def _run_keygen(args: argparse.Namespace) -> int:
     public_path = Path(args.public) if args.public else default_public_path(private_path)
     try:
         keyid = generate_keypair(private_path, public_path)
-    except (ConfigError, OSError) as exc:
+    except ConfigError as exc:  # a key file already exists: keys are never overwritten
         print(f"canarygate keygen: error: {exc}", file=sys.stderr)
-        return 1
+        return EXIT_USAGE
+    except OSError as exc:
+        print(f"canarygate keygen: error: cannot write the key files: {exc}", file=sys.stderr)
+        return EXIT_FAILED
     print(f"key id:      {keyid}")
     print(f"private key: {private_path} (mode 0600; keep it secret, never commit it)")
     print(
-        f"public key:  {public_path} (for verifiers: canarygate verify BUNDLE --key {public_path})"
+        f"public key:  {public_path} (for verifiers: "
+        f"canarygate verify BUNDLE --key {shlex.quote(str(public_path))})"
     )
-    print(f"sign runs with --canarygate-key {private_path} or {KEY_ENV_VAR}={private_path}")
-    return 0
+    for line in signing_hints(private_path):
+        print(line)
+    return EXIT_OK
+
+
+def signing_hints(private_path: Path) -> list[str]:
+    """How to sign runs with ``private_path``, as options and commands that work as printed:
+    the absolute path (pytest may run from another directory), shell-quoted, and the option
+    written with ``=`` (after a space pytest would take a path outside the repository for a
+    test path)."""
+    quoted = shlex.quote(os.path.abspath(private_path))
+    return [
+        f"sign runs with: pytest --phase=alpha --canarygate-key={quoted}  # or any other phase",
+        f"            or: export {KEY_ENV_VAR}={quoted}",
+    ]
 
 
 def add_subcommand(subparsers: Any) -> None:
@@ -282,9 +314,11 @@ def add_subcommand(subparsers: Any) -> None:
         help="Generate an Ed25519 key pair for signing evidence bundles",
         description="Write a new Ed25519 private key (PEM, mode 0600) and its public key "
         "(securesystemslib JSON key dict). Existing files are never overwritten.",
-        epilog=f"Use the private key with --canarygate-key PATH or the {KEY_ENV_VAR} environment "
-        "variable; give the public key to whoever verifies bundles. "
-        "Exit codes: 0 written, 1 refused or failed, 2 usage error.",
+        epilog=f"Use the private key with --canarygate-key=PATH (with '=') or the {KEY_ENV_VAR} "
+        "environment variable; give the public key to whoever verifies bundles. "
+        f"Exit codes: {EXIT_OK} written, {EXIT_FAILED} the key files could not be written, "
+        f"{EXIT_USAGE} usage error (a key file already exists: keys are never overwritten); "
+        "the full table is in `canarygate --help`.",
     )
     parser.add_argument("private_path", metavar="PRIVATE_PATH", help="Private key file to create")
     parser.add_argument(

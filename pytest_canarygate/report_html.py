@@ -34,6 +34,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from pytest_canarygate.cli import EXIT_FAILED
+from pytest_canarygate.cli import EXIT_MALFORMED
+from pytest_canarygate.cli import EXIT_OK
+from pytest_canarygate.cli import EXIT_USAGE
 from pytest_canarygate.errors import CanarygateError
 from pytest_canarygate.signing import DERIVED_DIR
 
@@ -44,6 +48,8 @@ __all__ = [
     "LOCAL_ALLURE",
     "AllureNotFound",
     "HtmlReportError",
+    "NotABundleError",
+    "OutputRefusedError",
     "add_subcommand",
     "find_allure",
     "find_repo_root",
@@ -79,6 +85,14 @@ class AllureNotFound(CanarygateError):
 
 class HtmlReportError(CanarygateError):
     """Allure failed, or its output is not an offline, analytics-free single file."""
+
+
+class NotABundleError(HtmlReportError):
+    """The directory to render is not an evidence bundle (it has no ``allure-results/``)."""
+
+
+class OutputRefusedError(HtmlReportError):
+    """The output directory would put the report among the bundle's signed files."""
 
 
 def find_repo_root(start: Path) -> Path | None:
@@ -196,11 +210,11 @@ def render_html(
     bundle = Path(os.path.abspath(bundle_dir))
     results = bundle / RESULTS_DIR
     if not results.is_dir():
-        raise HtmlReportError(f"{bundle}: no {RESULTS_DIR}/ directory (not an evidence bundle?)")
+        raise NotABundleError(f"{bundle}: no {RESULTS_DIR}/ directory (not an evidence bundle?)")
     out = bundle / DERIVED_DIR if out_dir is None else Path(os.path.abspath(out_dir))
     derived = bundle / DERIVED_DIR
     if out.is_relative_to(bundle) and not out.is_relative_to(derived):
-        raise HtmlReportError(
+        raise OutputRefusedError(
             f"{out}: inside the bundle but outside {DERIVED_DIR}/; the report would become an "
             "unlisted file of the signed evidence"
         )
@@ -266,14 +280,20 @@ def _run_allure(
 
 
 def _run_html(args: argparse.Namespace) -> int:
+    if not os.path.isdir(args.bundle):
+        what = "not a directory" if os.path.lexists(args.bundle) else "no such directory"
+        print(f"canarygate html: error: bundle {args.bundle}: {what}", file=sys.stderr)
+        return EXIT_USAGE if what == "no such directory" else EXIT_MALFORMED
     try:
         target = render_html(Path(args.bundle), Path(args.out) if args.out else None)
     except CanarygateError as exc:
         print(f"canarygate html: error: {exc}", file=sys.stderr)
-        return 1
+        if isinstance(exc, NotABundleError):
+            return EXIT_MALFORMED
+        return EXIT_USAGE if isinstance(exc, OutputRefusedError) else EXIT_FAILED
     print(f"HTML report: {target}")
     print("(derived from the bundle; the signed allure-results are the evidence)")
-    return 0
+    return EXIT_OK
 
 
 def add_subcommand(subparsers: Any) -> None:
@@ -284,8 +304,11 @@ def add_subcommand(subparsers: Any) -> None:
         description="Render BUNDLE/allure-results with Allure 3 into one self-contained HTML "
         "file with no analytics. The report is derived; it is not part of the signed evidence.",
         epilog=f"Allure 3: ${ALLURE_ENV_VAR}, <repo>/{LOCAL_ALLURE.as_posix()} or `allure` on "
-        f"PATH; install with `{INSTALL_COMMAND}`. Exit codes: 0 written, 1 failed "
-        "(Allure missing or failing, analytics found), 2 usage error.",
+        f"PATH; install with `{INSTALL_COMMAND}` in the repository root. Exit codes: "
+        f"{EXIT_OK} written, {EXIT_FAILED} failed (Allure missing or failing, analytics "
+        f"found), {EXIT_USAGE} usage error (no such BUNDLE, --out inside the bundle outside "
+        f"{DERIVED_DIR}/), {EXIT_MALFORMED} not an evidence bundle (no {RESULTS_DIR}/); the "
+        "full table is in `canarygate --help`.",
     )
     parser.add_argument("bundle", metavar="BUNDLE", help="Bundle directory")
     parser.add_argument(

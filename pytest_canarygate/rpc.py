@@ -3,6 +3,11 @@
 Framing follows daemon facts 1.3: one request per connection. Connect, write one JSON object
 terminated by ``\\n``, half-close the write side, read until EOF, close. Every failure raises an
 :class:`~pytest_canarygate.errors.EndpointError` naming the endpoint and the method.
+
+Before each connect the socket and its directory are checked (:mod:`pytest_canarygate.trust`).
+After the connect, on Linux, the kernel's ``SO_PEERCRED`` says which uid the serving process runs
+as. Elsewhere (macOS, the BSDs) that second check is skipped, and a
+:class:`PeerCredentialsUnavailable` warning naming the socket is issued once per socket path.
 """
 
 from __future__ import annotations
@@ -13,8 +18,10 @@ import math
 import os
 import socket
 import struct
+import sys
 import threading
 import time
+import warnings
 from collections.abc import Mapping
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -37,7 +44,7 @@ from pytest_canarygate.errors import TransportError
 from pytest_canarygate.errors import UntrustedEndpointError
 from pytest_canarygate.trust import check_socket_trust
 
-__all__ = ["EXCERPT_CHARS", "Params", "RpcClient", "RpcExchange"]
+__all__ = ["EXCERPT_CHARS", "Params", "PeerCredentialsUnavailable", "RpcClient", "RpcExchange"]
 
 Params: TypeAlias = Mapping[str, Any] | list[Any] | None
 """Request params: an object, an array, or None to leave ``params`` out."""
@@ -49,6 +56,23 @@ _CHUNK = 64 * 1024
 _SEND_FLAGS = getattr(socket, "MSG_NOSIGNAL", 0)
 # Hints appended to the daemon's own error message (RemoteError.message keeps the original).
 _REMOTE_HINTS = {-32601: "method not served by this daemon"}
+# Socket paths already warned about (PeerCredentialsUnavailable is issued once per path).
+_PEERCRED_WARNED: set[str] = set()
+_PEERCRED_LOCK = threading.Lock()
+
+
+class PeerCredentialsUnavailable(UserWarning):
+    """This platform has no ``SO_PEERCRED`` (Linux ``struct ucred``): the kernel check of who
+    serves a socket after connecting is skipped; only the owner and mode checks made before the
+    connect protect that socket."""
+
+
+def _peercred_option() -> int | None:
+    """``SO_PEERCRED`` where it returns Linux's ``struct ucred`` (pid, uid, gid), else None."""
+    if not sys.platform.startswith("linux"):
+        return None  # OpenBSD's option of that name returns (uid, gid, pid): not read here
+    option = getattr(socket, "SO_PEERCRED", None)
+    return option if isinstance(option, int) else None
 
 
 @dataclass(frozen=True)
@@ -243,9 +267,11 @@ class RpcClient:
     def _check_peer(self, sock: socket.socket, method: str) -> None:
         """Ask the kernel who is serving the socket we reached: the path check before connect
         cannot see a directory swapped between the check and the connect."""
-        if not hasattr(socket, "SO_PEERCRED"):  # pragma: no cover - Linux has it
+        option = _peercred_option()
+        if option is None:
+            self._warn_peer_unchecked()
             return
-        creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+        creds = sock.getsockopt(socket.SOL_SOCKET, option, struct.calcsize("3i"))
         pid, uid, _gid = struct.unpack("3i", creds)
         expected = os.geteuid() if self.expected_uid is None else self.expected_uid
         if uid != expected:
@@ -255,6 +281,22 @@ class RpcClient:
                 f"refusing to talk: the process serving {self.endpoint.path} (pid {pid}) runs as "
                 f"uid {uid}, expected uid {expected}",
             )
+
+    def _warn_peer_unchecked(self) -> None:
+        path = self.endpoint.path
+        with _PEERCRED_LOCK:
+            if path in _PEERCRED_WARNED:
+                return
+            _PEERCRED_WARNED.add(path)
+        warnings.warn(
+            PeerCredentialsUnavailable(
+                f"{self.endpoint.uri}: SO_PEERCRED is not available on this platform "
+                f"({sys.platform}), so canarygate cannot ask the kernel which user serves "
+                f"{path}; only the owner and mode checks of the socket and its directory made "
+                "before connecting protect it"
+            ),
+            stacklevel=4,
+        )
 
     def _connect_timed_out(self, method: str) -> NoReturn:
         raise EndpointTimeout(

@@ -4,6 +4,10 @@ The daemon authenticates nobody: the 0700 directory and 0600 socket are the whol
 model (daemon facts 1.2, 1.3). So we only connect to a socket that we own, that nobody else can
 write, in a directory that we own and nobody else can write. The directory matters as much as the
 socket: whoever can write it can swap the socket between this check and the connect.
+
+This check uses only ``lstat``/``stat`` and runs before every connect on every platform. The
+second check, asking the kernel after the connect which uid serves the socket (``SO_PEERCRED``),
+exists on Linux only; it lives in :mod:`pytest_canarygate.rpc`, which warns where it is skipped.
 """
 
 from __future__ import annotations

@@ -16,7 +16,10 @@ Checks, each reported with its own message naming the file or field at fault:
 7. optionally, the phase and migration the caller expects.
 
 Status: VALID (exit 0), INVALID (exit 1: tampered, unsigned, bad or untrusted signature),
-MALFORMED (exit 3: not a bundle, unreadable envelope or statement). Usage errors exit 2.
+MALFORMED (exit 3: not a bundle, unreadable envelope or statement). ``canarygate verify`` also
+exits 3 for a public key file that is not an Ed25519 public key, and 2 for a usage error (bad
+arguments, a bundle, key file or key directory that does not exist), as every ``canarygate``
+subcommand does (the table is in :mod:`pytest_canarygate.cli`).
 """
 
 from __future__ import annotations
@@ -39,7 +42,9 @@ from securesystemslib.exceptions import UnverifiedSignatureError
 from securesystemslib.exceptions import VerificationError
 from securesystemslib.signer import Key
 
+from pytest_canarygate import cli
 from pytest_canarygate.errors import ConfigError
+from pytest_canarygate.keys import MalformedKeyError
 from pytest_canarygate.keys import load_public_key
 from pytest_canarygate.keys import load_trusted_keys
 from pytest_canarygate.signing import DERIVED_DIR
@@ -65,10 +70,10 @@ __all__ = [
     "verify_bundle",
 ]
 
-EXIT_VALID = 0
-EXIT_INVALID = 1
-EXIT_USAGE = 2
-EXIT_MALFORMED = 3
+EXIT_VALID = cli.EXIT_OK
+EXIT_INVALID = cli.EXIT_FAILED
+EXIT_USAGE = cli.EXIT_USAGE
+EXIT_MALFORMED = cli.EXIT_MALFORMED
 REPORTS_DIR = "reports"
 SIMULATED_WARNING = "SIMULATED — never sign-off for a real migration"
 EPHEMERAL_WARNING = "EPHEMERAL KEY — signed with a throwaway key, never sign-off"
@@ -505,6 +510,9 @@ def format_result(result: VerifyResult) -> str:
 
 
 def _run_verify(args: argparse.Namespace) -> int:
+    if not os.path.lexists(args.bundle):
+        print(f"canarygate verify: error: bundle {args.bundle}: no such directory", file=sys.stderr)
+        return EXIT_USAGE
     try:
         if args.trusted_keys:
             trusted: dict[str, Key] = dict(load_trusted_keys(Path(args.trusted_keys)))
@@ -513,6 +521,9 @@ def _run_verify(args: argparse.Namespace) -> int:
             for key_path in args.key:
                 key = load_public_key(Path(key_path))
                 trusted[key.keyid] = key
+    except MalformedKeyError as exc:
+        print(f"canarygate verify: error: {exc}", file=sys.stderr)
+        return EXIT_MALFORMED
     except ConfigError as exc:
         print(f"canarygate verify: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -534,8 +545,14 @@ exit codes:
   {EXIT_VALID}  valid: signed by a trusted key, every file intact
   {EXIT_INVALID}  invalid: tampered (changed, extra or missing file, moved envelope), not signed,
      bad or untrusted signature, or not the expected phase/migration
-  {EXIT_USAGE}  usage error: bad arguments, or an unreadable/invalid public key file
-  {EXIT_MALFORMED}  malformed: not a bundle, or an unreadable envelope or statement
+  {EXIT_USAGE}  usage error: bad arguments, or a bundle, key file or key directory that does
+     not exist or cannot be read
+  {EXIT_MALFORMED}  malformed: not a bundle, an unreadable envelope or statement, or a key file
+     that is not an Ed25519 public key
+
+These are the codes of the table every canarygate subcommand follows (canarygate --help),
+which adds {cli.EXIT_INTERRUPTED} (interrupted) and {cli.EXIT_BROKEN_PIPE} (stdout closed early,
+e.g. piped into head).
 
 Files under html/ are a rendering of the bundle and are not covered by the signature.
 A bundle whose target is simulated verifies, but is never a sign-off for a real migration.

@@ -221,5 +221,6 @@ def test_keygen_command_prints_key_id_and_paths_never_the_key(
     assert not any(line in out + err for line in pem_body)
     assert "PRIVATE KEY-----" not in out + err
 
-    assert main(["keygen", str(private), "--public", str(tmp_path / "x.json")]) == 1
+    # a key file that already exists: usage error (exit 2), keys are never overwritten
+    assert main(["keygen", str(private), "--public", str(tmp_path / "x.json")]) == 2
     assert "refusing to overwrite" in capsys.readouterr().err

@@ -185,5 +185,5 @@ def test_html_command_fails_cleanly_without_allure_results(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     bundle = make_bundle(tmp_path, files={"run.json": b"{}"})
-    assert main(["html", str(bundle)]) == 1
+    assert main(["html", str(bundle)]) == 3  # malformed: not an evidence bundle
     assert "no allure-results/ directory" in capsys.readouterr().err
