@@ -34,7 +34,7 @@ $(DEMO_KEY): | $(STAMP)
 # Judge the healthy simulated fleet, then prove the bundle it wrote: verify it offline with
 # only the public key, and render it as one HTML file.
 demo: install html-tool $(DEMO_KEY)
-	$(BIN)/pytest --phase=$(DEMO_PHASE) --sim=healthy -n 2 -p no:cacheprovider \
+	$(BIN)/pytest --phase=$(DEMO_PHASE) --canarygate-sim=healthy -n 2 -p no:cacheprovider \
 		--canarygate-key $(DEMO_KEY)
 	@bundle=$$(ls -d $(DEMO_RUNS)/*/ | sort | tail -n 1); bundle=$${bundle%/}; \
 	$(BIN)/canarygate verify "$$bundle" --key $(DEMO_KEY).pub.json && \

@@ -66,7 +66,7 @@ def run(sessions: int, panes: int, dist: list[str]) -> dict[str, float]:
                 "-m",
                 "pytest",
                 "--phase=alpha",
-                f"--sim={scenario_file}",
+                f"--canarygate-sim={scenario_file}",
                 "-q",
                 "-p",
                 "no:cacheprovider",

@@ -9,55 +9,55 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pytest_canarygate import GateFailed
-from pytest_canarygate import Inconclusive
-from pytest_canarygate import ObservedView
-from pytest_canarygate import Unobservable
-from pytest_canarygate import gate
-from pytest_canarygate.agtmux.gate_support import alerts_from
-from pytest_canarygate.agtmux.gate_support import conclude
-from pytest_canarygate.agtmux.gate_support import hold_downs
-from pytest_canarygate.agtmux.gate_support import max_lag
-from pytest_canarygate.agtmux.gate_support import monitoring_window
-from pytest_canarygate.agtmux.gate_support import one_of
-from pytest_canarygate.agtmux.gate_support import restore_dry_run_now
-from pytest_canarygate.agtmux.judgement import projection_advancing
-from pytest_canarygate.agtmux.judgement import selector_matches_phase
-from pytest_canarygate.agtmux.judgement import supervisor_ready
-from pytest_canarygate.agtmux.protocol import SIGNATURE_FIELDS
-from pytest_canarygate.agtmux.protocol import agent_session_keys
-from pytest_canarygate.agtmux.protocol import agent_sessions
-from pytest_canarygate.agtmux.protocol import by_key
-from pytest_canarygate.agtmux.protocol import diff_projections
-from pytest_canarygate.agtmux.protocol import failure_message
-from pytest_canarygate.agtmux.protocol import panes
-from pytest_canarygate.agtmux.protocol import panes_of_session
-from pytest_canarygate.agtmux.protocol import signature_problems
-from pytest_canarygate.agtmux.protocol import state_changes
-from pytest_canarygate.agtmux.providers import RuntimeSelector
-from pytest_canarygate.agtmux.providers import Severity
-from pytest_canarygate.agtmux.providers import SupervisorStatus
-from pytest_canarygate.config import CanarygateConfig
-from pytest_canarygate.config import ParityConfig
-from pytest_canarygate.endpoints import parse_endpoint
+from pytest_canarygate.agtmux.gate_api import SIGNATURE_FIELDS
+from pytest_canarygate.agtmux.gate_api import AgtmuxSettings
+from pytest_canarygate.agtmux.gate_api import GateFailed
+from pytest_canarygate.agtmux.gate_api import Inconclusive
+from pytest_canarygate.agtmux.gate_api import ObservedView
+from pytest_canarygate.agtmux.gate_api import ParityConfig
+from pytest_canarygate.agtmux.gate_api import RuntimeSelector
+from pytest_canarygate.agtmux.gate_api import Severity
+from pytest_canarygate.agtmux.gate_api import SupervisorStatus
+from pytest_canarygate.agtmux.gate_api import Unobservable
+from pytest_canarygate.agtmux.gate_api import agent_session_keys
+from pytest_canarygate.agtmux.gate_api import agent_sessions
+from pytest_canarygate.agtmux.gate_api import alerts_from
+from pytest_canarygate.agtmux.gate_api import by_key
+from pytest_canarygate.agtmux.gate_api import conclude
+from pytest_canarygate.agtmux.gate_api import diff_projections
+from pytest_canarygate.agtmux.gate_api import failure_message
+from pytest_canarygate.agtmux.gate_api import gate
+from pytest_canarygate.agtmux.gate_api import hold_downs
+from pytest_canarygate.agtmux.gate_api import max_lag
+from pytest_canarygate.agtmux.gate_api import monitoring_window
+from pytest_canarygate.agtmux.gate_api import one_of
+from pytest_canarygate.agtmux.gate_api import panes
+from pytest_canarygate.agtmux.gate_api import panes_of_session
+from pytest_canarygate.agtmux.gate_api import parse_endpoint
+from pytest_canarygate.agtmux.gate_api import projection_advancing
+from pytest_canarygate.agtmux.gate_api import restore_dry_run_now
+from pytest_canarygate.agtmux.gate_api import selector_matches_phase
+from pytest_canarygate.agtmux.gate_api import signature_problems
+from pytest_canarygate.agtmux.gate_api import state_changes
+from pytest_canarygate.agtmux.gate_api import supervisor_ready
 
 
-def _daemon_info(observed: ObservedView, name: str) -> dict[str, object]:
-    info = observed.daemon(name).result("daemon.info")
+def _daemon_info(canarygate_observed: ObservedView, name: str) -> dict[str, object]:
+    info = canarygate_observed.daemon(name).result("daemon.info")
     if not isinstance(info, dict) or not isinstance(info.get("pid"), int):
         raise Unobservable(f"{name} daemon.info: malformed answer {info!r}")
     return info
 
 
 @gate("prereq.v5-deployed")
-def test_v5_daemon_is_deployed_and_reports_its_version(observed: ObservedView) -> None:
+def test_v5_daemon_is_deployed_and_reports_its_version(canarygate_observed: ObservedView) -> None:
     versions = {}
     for name in ("v4", "v5"):
-        version = _daemon_info(observed, name).get("version")
+        version = _daemon_info(canarygate_observed, name).get("version")
         if not isinstance(version, str) or not version:
             raise GateFailed(f"{name} daemon.info has no version string (got {version!r})")
         versions[name] = version
-    observed.note("versions", versions)
+    canarygate_observed.note("versions", versions)
     if versions["v5"] == versions["v4"]:
         raise GateFailed(
             f"v5 daemon.info reports version {versions['v5']}, the same as v4: the v5 build is "
@@ -66,9 +66,9 @@ def test_v5_daemon_is_deployed_and_reports_its_version(observed: ObservedView) -
 
 
 @gate("alpha.deploy.distinct-sockets")
-def test_v4_and_v5_serve_on_distinct_sockets(observed: ObservedView) -> None:
-    v4, v5 = observed.daemon("v4"), observed.daemon("v5")
-    info4, info5 = _daemon_info(observed, "v4"), _daemon_info(observed, "v5")
+def test_v4_and_v5_serve_on_distinct_sockets(canarygate_observed: ObservedView) -> None:
+    v4, v5 = canarygate_observed.daemon("v4"), canarygate_observed.daemon("v5")
+    info4, info5 = _daemon_info(canarygate_observed, "v4"), _daemon_info(canarygate_observed, "v5")
     path4, path5 = parse_endpoint(v4.endpoint).path, parse_endpoint(v5.endpoint).path
     if Path(path4).resolve() == Path(path5).resolve():
         raise GateFailed(f"v4 and v5 are configured on the same socket {path4}")
@@ -86,22 +86,28 @@ def test_v4_and_v5_serve_on_distinct_sockets(observed: ObservedView) -> None:
 
 @gate("alpha.parity.panes")
 def test_list_panes_parity(
-    observed: ObservedView, tmux_session: str, pane_parity: ParityConfig
+    canarygate_observed: ObservedView, agtmux_tmux_session: str, agtmux_pane_parity: ParityConfig
 ) -> None:
-    v4 = panes_of_session(panes(observed.daemon("v4")), tmux_session)
-    v5 = panes_of_session(panes(observed.daemon("v5")), tmux_session)
-    differences = diff_projections(v4, v5, pane_parity, label=f"session {tmux_session} pane")
-    observed.note("pane parity differences", [str(d) for d in differences])
+    v4 = panes_of_session(panes(canarygate_observed.daemon("v4")), agtmux_tmux_session)
+    v5 = panes_of_session(panes(canarygate_observed.daemon("v5")), agtmux_tmux_session)
+    differences = diff_projections(
+        v4, v5, agtmux_pane_parity, label=f"session {agtmux_tmux_session} pane"
+    )
+    canarygate_observed.note("pane parity differences", [str(d) for d in differences])
     if differences:
-        raise GateFailed(failure_message(f"list_panes differs in {tmux_session}", differences))
+        raise GateFailed(
+            failure_message(f"list_panes differs in {agtmux_tmux_session}", differences)
+        )
 
 
 @gate("alpha.parity.sessions")
-def test_list_sessions_parity(observed: ObservedView, session_parity: ParityConfig) -> None:
-    v4 = by_key(agent_sessions(observed.daemon("v4")), "session_key")
-    v5 = by_key(agent_sessions(observed.daemon("v5")), "session_key")
-    differences = diff_projections(v4, v5, session_parity, label="agent session")
-    observed.note("session parity differences", [str(d) for d in differences])
+def test_list_sessions_parity(
+    canarygate_observed: ObservedView, agtmux_session_parity: ParityConfig
+) -> None:
+    v4 = by_key(agent_sessions(canarygate_observed.daemon("v4")), "session_key")
+    v5 = by_key(agent_sessions(canarygate_observed.daemon("v5")), "session_key")
+    differences = diff_projections(v4, v5, agtmux_session_parity, label="agent session")
+    canarygate_observed.note("session parity differences", [str(d) for d in differences])
     if differences:
         raise GateFailed(failure_message("list_sessions differs", differences))
     if not v4 and not v5:
@@ -112,25 +118,27 @@ def test_list_sessions_parity(observed: ObservedView, session_parity: ParityConf
 
 
 @gate("alpha.parity.signature")
-def test_signature_fields_consistent(observed: ObservedView, tmux_session: str) -> None:
-    v4 = panes_of_session(panes(observed.daemon("v4")), tmux_session)
-    v5 = panes_of_session(panes(observed.daemon("v5")), tmux_session)
+def test_signature_fields_consistent(
+    canarygate_observed: ObservedView, agtmux_tmux_session: str
+) -> None:
+    v4 = panes_of_session(panes(canarygate_observed.daemon("v4")), agtmux_tmux_session)
+    v5 = panes_of_session(panes(canarygate_observed.daemon("v5")), agtmux_tmux_session)
     signature = ParityConfig(SIGNATURE_FIELDS, ())
-    differences = diff_projections(v4, v5, signature, label=f"session {tmux_session} pane")
+    differences = diff_projections(v4, v5, signature, label=f"session {agtmux_tmux_session} pane")
     problems = [
         f"v5 pane {pid}: {p}" for pid, pane in sorted(v5.items()) for p in signature_problems(pane)
     ]
-    observed.note("signature differences", [str(d) for d in differences] + problems)
+    canarygate_observed.note("signature differences", [str(d) for d in differences] + problems)
     if differences or problems:
-        headline = f"signature fields disagree in {tmux_session}"
+        headline = f"signature fields disagree in {agtmux_tmux_session}"
         raise GateFailed(failure_message(headline, [*differences, *problems]))
 
 
 @gate("alpha.projection.version-advancing")
 def test_projection_version_advancing(
-    observed: ObservedView, canarygate_settings: CanarygateConfig
+    canarygate_observed: ObservedView, agtmux_settings: AgtmuxSettings
 ) -> None:
-    v5 = observed.daemon("v5")
+    v5 = canarygate_observed.daemon("v5")
     versions = []
     for reading in (1, 2):
         answer = v5.result("summary_changed", reading)
@@ -142,87 +150,102 @@ def test_projection_version_advancing(
         (info.get("nonce") if isinstance(info, dict) else None)
         for info in (v5.result("daemon.info", 1), v5.result("daemon.info", 2))
     ]
-    window = monitoring_window(canarygate_settings)
+    window = monitoring_window(agtmux_settings)
     judged = projection_advancing(
         (versions[0], versions[1]),
         (nonces[0], nonces[1]),
         state_changes(v5),
         window,
-        now=observed.now,
+        now=canarygate_observed.now,
     )
-    conclude(observed, "projection version", judged)
+    conclude(canarygate_observed, "projection version", judged)
 
 
 @gate("alpha.exit.projection-matches")
 def test_v5_projection_matches_v4(
-    observed: ObservedView,
-    tmux_session: str,
-    pane_parity: ParityConfig,
-    session_parity: ParityConfig,
+    canarygate_observed: ObservedView,
+    agtmux_tmux_session: str,
+    agtmux_pane_parity: ParityConfig,
+    agtmux_session_parity: ParityConfig,
 ) -> None:
-    v4_panes = panes_of_session(panes(observed.daemon("v4")), tmux_session)
-    v5_panes = panes_of_session(panes(observed.daemon("v5")), tmux_session)
+    v4_panes = panes_of_session(panes(canarygate_observed.daemon("v4")), agtmux_tmux_session)
+    v5_panes = panes_of_session(panes(canarygate_observed.daemon("v5")), agtmux_tmux_session)
     differences = diff_projections(
-        v4_panes, v5_panes, pane_parity, label=f"session {tmux_session} pane"
+        v4_panes, v5_panes, agtmux_pane_parity, label=f"session {agtmux_tmux_session} pane"
     )
     # Agent sessions are not tmux sessions; judge the ones bound to this session's panes, also
     # through the change log: a deterministic pane's title decays to the tmux title.
-    changes = [*state_changes(observed.daemon("v4")), *state_changes(observed.daemon("v5"))]
+    changes = [
+        *state_changes(canarygate_observed.daemon("v4")),
+        *state_changes(canarygate_observed.daemon("v5")),
+    ]
     keys = agent_session_keys([*v4_panes.values(), *v5_panes.values()], changes)
-    v4_all = by_key(agent_sessions(observed.daemon("v4")), "session_key")
-    v5_all = by_key(agent_sessions(observed.daemon("v5")), "session_key")
+    v4_all = by_key(agent_sessions(canarygate_observed.daemon("v4")), "session_key")
+    v5_all = by_key(agent_sessions(canarygate_observed.daemon("v5")), "session_key")
     v4_sessions = {k: s for k, s in v4_all.items() if k in keys}
     v5_sessions = {k: s for k, s in v5_all.items() if k in keys}
-    differences += diff_projections(v4_sessions, v5_sessions, session_parity, label="agent session")
-    observed.note("projection differences", [str(d) for d in differences])
+    differences += diff_projections(
+        v4_sessions, v5_sessions, agtmux_session_parity, label="agent session"
+    )
+    canarygate_observed.note("projection differences", [str(d) for d in differences])
     if differences:
         raise GateFailed(
-            failure_message(f"v5 projection does not match v4 in {tmux_session}", differences)
+            failure_message(
+                f"v5 projection does not match v4 in {agtmux_tmux_session}", differences
+            )
         )
 
 
 @gate("alpha.selector.routes-to-v4")
-def test_runtime_selector_routes_everything_to_v4(observed: ObservedView) -> None:
-    selector = one_of(observed, "runtime_selector", RuntimeSelector)
-    conclude(observed, "selector", selector_matches_phase(selector, "alpha"))
+def test_runtime_selector_routes_everything_to_v4(canarygate_observed: ObservedView) -> None:
+    selector = one_of(canarygate_observed, "runtime_selector", RuntimeSelector)
+    conclude(canarygate_observed, "selector", selector_matches_phase(selector, "alpha"))
 
 
 @gate("alpha.supervisor.ready")
 def test_supervisor_ready_in_startup_order(
-    observed: ObservedView, canarygate_settings: CanarygateConfig
+    canarygate_observed: ObservedView, agtmux_settings: AgtmuxSettings
 ) -> None:
-    status = one_of(observed, "supervisor_status", SupervisorStatus)
-    judged = supervisor_ready(status, now=observed.now, max_lag=max_lag(canarygate_settings))
-    conclude(observed, "supervisor", judged)
+    status = one_of(canarygate_observed, "supervisor_status", SupervisorStatus)
+    judged = supervisor_ready(status, now=canarygate_observed.now, max_lag=max_lag(agtmux_settings))
+    conclude(canarygate_observed, "supervisor", judged)
 
 
 @gate("alpha.monitor.no-hold-down")
 def test_no_supervisor_hold_down_while_monitoring(
-    observed: ObservedView, canarygate_settings: CanarygateConfig
+    canarygate_observed: ObservedView, agtmux_settings: AgtmuxSettings
 ) -> None:
-    window = monitoring_window(canarygate_settings)
-    conclude(observed, "hold-downs", hold_downs(observed, canarygate_settings, window))
+    window = monitoring_window(agtmux_settings)
+    conclude(
+        canarygate_observed, "hold-downs", hold_downs(canarygate_observed, agtmux_settings, window)
+    )
 
 
 @gate("alpha.monitor.no-escalations")
 def test_no_alert_escalations_while_monitoring(
-    observed: ObservedView, canarygate_settings: CanarygateConfig
+    canarygate_observed: ObservedView, agtmux_settings: AgtmuxSettings
 ) -> None:
-    window = monitoring_window(canarygate_settings)
-    judged = alerts_from(observed, canarygate_settings, Severity.ESCALATE, window)
-    conclude(observed, "escalations", judged)
+    window = monitoring_window(agtmux_settings)
+    judged = alerts_from(canarygate_observed, agtmux_settings, Severity.ESCALATE, window)
+    conclude(canarygate_observed, "escalations", judged)
 
 
 @gate("alpha.exit.zero-hold-downs")
 def test_zero_hold_down_events_in_the_window(
-    observed: ObservedView, canarygate_settings: CanarygateConfig
+    canarygate_observed: ObservedView, agtmux_settings: AgtmuxSettings
 ) -> None:
-    window = monitoring_window(canarygate_settings)
-    conclude(observed, "hold-downs", hold_downs(observed, canarygate_settings, window))
+    window = monitoring_window(agtmux_settings)
+    conclude(
+        canarygate_observed, "hold-downs", hold_downs(canarygate_observed, agtmux_settings, window)
+    )
 
 
 @gate("alpha.exit.restore-dry-run")
 def test_snapshot_dry_run_passes_at_current_version(
-    observed: ObservedView, canarygate_settings: CanarygateConfig
+    canarygate_observed: ObservedView, agtmux_settings: AgtmuxSettings
 ) -> None:
-    conclude(observed, "restore dry-run", restore_dry_run_now(observed, canarygate_settings))
+    conclude(
+        canarygate_observed,
+        "restore dry-run",
+        restore_dry_run_now(canarygate_observed, agtmux_settings),
+    )

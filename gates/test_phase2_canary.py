@@ -14,192 +14,204 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from pytest_canarygate import ObservedView
-from pytest_canarygate import gate
-from pytest_canarygate.agtmux.gate_support import alerts_from
-from pytest_canarygate.agtmux.gate_support import attempt
-from pytest_canarygate.agtmux.gate_support import combine
-from pytest_canarygate.agtmux.gate_support import conclude
-from pytest_canarygate.agtmux.gate_support import daemon_sources
-from pytest_canarygate.agtmux.gate_support import evidence_of
-from pytest_canarygate.agtmux.gate_support import history_part
-from pytest_canarygate.agtmux.gate_support import max_lag
-from pytest_canarygate.agtmux.gate_support import one_of
-from pytest_canarygate.agtmux.gate_support import phase_for
-from pytest_canarygate.agtmux.gate_support import restore_dry_run_now
-from pytest_canarygate.agtmux.gate_support import sessions_of
-from pytest_canarygate.agtmux.gate_support import snapshot_recorded
-from pytest_canarygate.agtmux.gate_support import stable_for
-from pytest_canarygate.agtmux.judgement import Judgement
-from pytest_canarygate.agtmux.judgement import canary_activity
-from pytest_canarygate.agtmux.judgement import canary_sessions_on
-from pytest_canarygate.agtmux.judgement import canary_usage
-from pytest_canarygate.agtmux.judgement import cas_conflicts
-from pytest_canarygate.agtmux.judgement import cursor_streaks
-from pytest_canarygate.agtmux.judgement import format_duration
-from pytest_canarygate.agtmux.judgement import latency_log_events
-from pytest_canarygate.agtmux.judgement import latency_slo
-from pytest_canarygate.agtmux.judgement import selector_matches_phase
-from pytest_canarygate.agtmux.protocol import panes
-from pytest_canarygate.agtmux.protocol import state_changes
-from pytest_canarygate.agtmux.providers import BindingStats
-from pytest_canarygate.agtmux.providers import CursorStats
-from pytest_canarygate.agtmux.providers import LogEvent
-from pytest_canarygate.agtmux.providers import RuntimeSelector
-from pytest_canarygate.agtmux.providers import Severity
-from pytest_canarygate.config import CanarygateConfig
+from pytest_canarygate.agtmux.gate_api import AgtmuxSettings
+from pytest_canarygate.agtmux.gate_api import BindingStats
+from pytest_canarygate.agtmux.gate_api import CursorStats
+from pytest_canarygate.agtmux.gate_api import Judgement
+from pytest_canarygate.agtmux.gate_api import LogEvent
+from pytest_canarygate.agtmux.gate_api import ObservedView
+from pytest_canarygate.agtmux.gate_api import RuntimeSelector
+from pytest_canarygate.agtmux.gate_api import Severity
+from pytest_canarygate.agtmux.gate_api import alerts_from
+from pytest_canarygate.agtmux.gate_api import attempt
+from pytest_canarygate.agtmux.gate_api import canary_activity
+from pytest_canarygate.agtmux.gate_api import canary_sessions_on
+from pytest_canarygate.agtmux.gate_api import canary_usage
+from pytest_canarygate.agtmux.gate_api import cas_conflicts
+from pytest_canarygate.agtmux.gate_api import combine
+from pytest_canarygate.agtmux.gate_api import conclude
+from pytest_canarygate.agtmux.gate_api import cursor_streaks
+from pytest_canarygate.agtmux.gate_api import daemon_sources
+from pytest_canarygate.agtmux.gate_api import evidence_of
+from pytest_canarygate.agtmux.gate_api import format_duration
+from pytest_canarygate.agtmux.gate_api import gate
+from pytest_canarygate.agtmux.gate_api import history_part
+from pytest_canarygate.agtmux.gate_api import latency_log_events
+from pytest_canarygate.agtmux.gate_api import latency_slo
+from pytest_canarygate.agtmux.gate_api import max_lag
+from pytest_canarygate.agtmux.gate_api import one_of
+from pytest_canarygate.agtmux.gate_api import panes
+from pytest_canarygate.agtmux.gate_api import phase_for
+from pytest_canarygate.agtmux.gate_api import restore_dry_run_now
+from pytest_canarygate.agtmux.gate_api import selector_matches_phase
+from pytest_canarygate.agtmux.gate_api import sessions_of
+from pytest_canarygate.agtmux.gate_api import snapshot_recorded
+from pytest_canarygate.agtmux.gate_api import stable_for
+from pytest_canarygate.agtmux.gate_api import state_changes
 
 
-def _canary_window(settings: CanarygateConfig) -> timedelta:
+def _canary_window(settings: AgtmuxSettings) -> timedelta:
     return timedelta(hours=settings.windows.canary_duration_h)
 
 
 @gate("canary.pre.snapshot-recorded")
 def test_snapshot_taken_at_current_state(
-    observed: ObservedView, canarygate_settings: CanarygateConfig
+    canarygate_observed: ObservedView, agtmux_settings: AgtmuxSettings
 ) -> None:
-    conclude(observed, "snapshot", snapshot_recorded(observed, canarygate_settings))
+    conclude(
+        canarygate_observed, "snapshot", snapshot_recorded(canarygate_observed, agtmux_settings)
+    )
 
 
 @gate("canary.pre.restore-dry-run")
 def test_restore_dry_run_passes(
-    observed: ObservedView, canarygate_settings: CanarygateConfig
+    canarygate_observed: ObservedView, agtmux_settings: AgtmuxSettings
 ) -> None:
-    conclude(observed, "restore dry-run", restore_dry_run_now(observed, canarygate_settings))
+    conclude(
+        canarygate_observed,
+        "restore dry-run",
+        restore_dry_run_now(canarygate_observed, agtmux_settings),
+    )
 
 
 @gate("canary.selector.canary-sessions")
-def test_v5_enabled_for_canary_sessions(observed: ObservedView) -> None:
-    selector = one_of(observed, "runtime_selector", RuntimeSelector)
+def test_v5_enabled_for_canary_sessions(canarygate_observed: ObservedView) -> None:
+    selector = one_of(canarygate_observed, "runtime_selector", RuntimeSelector)
     judged = selector_matches_phase(
         selector,
         "canary",
-        sessions_of(observed.daemon("v4")),
-        sessions_of(observed.daemon("v5")),
+        sessions_of(canarygate_observed.daemon("v4")),
+        sessions_of(canarygate_observed.daemon("v5")),
     )
-    conclude(observed, "selector", judged)
+    conclude(canarygate_observed, "selector", judged)
 
 
 @gate("canary.monitor.source-health")
 def test_canary_sources_all_active(
-    observed: ObservedView, canarygate_settings: CanarygateConfig
+    canarygate_observed: ObservedView, agtmux_settings: AgtmuxSettings
 ) -> None:
-    conclude(observed, "sources", daemon_sources(observed, canarygate_settings, "v5"))
+    conclude(
+        canarygate_observed, "sources", daemon_sources(canarygate_observed, agtmux_settings, "v5")
+    )
 
 
 @gate("canary.monitor.latency")
 def test_canary_latency_within_slo(
-    observed: ObservedView, canarygate_settings: CanarygateConfig
+    canarygate_observed: ObservedView, agtmux_settings: AgtmuxSettings
 ) -> None:
-    threshold = canarygate_settings.thresholds.latency_p95_ms
-    window = _canary_window(canarygate_settings)
+    threshold = agtmux_settings.thresholds.latency_p95_ms
+    window = _canary_window(agtmux_settings)
 
     def degraded_in_log() -> Judgement:
-        log = evidence_of(observed, "log_events", LogEvent)
+        log = evidence_of(canarygate_observed, "log_events", LogEvent)
         return latency_log_events(
             log.records,
             window,
-            observed.now,
+            canarygate_observed.now,
             log,
             kinds={"slo_degraded"},
-            max_lag=max_lag(canarygate_settings),
+            max_lag=max_lag(agtmux_settings),
         )
 
     judged = combine(
         "v5 latency SLO not shown met",
         {
             "latency_status": attempt(
-                lambda: latency_slo(observed.daemon("v5").result("latency_status"), threshold)
+                lambda: latency_slo(
+                    canarygate_observed.daemon("v5").result("latency_status"), threshold
+                )
             ),
             "daemon log": history_part(
-                observed,
+                canarygate_observed,
                 "log_events",
                 degraded_in_log,
                 what=f"latency over the last {format_duration(window)}",
             ),
             "alerts >= Degraded": attempt(
-                lambda: alerts_from(observed, canarygate_settings, Severity.DEGRADED, window)
+                lambda: alerts_from(canarygate_observed, agtmux_settings, Severity.DEGRADED, window)
             ),
         },
     )
-    conclude(observed, "latency", judged)
+    conclude(canarygate_observed, "latency", judged)
 
 
 @gate("canary.monitor.cas-conflicts")
 def test_canary_binding_cas_conflicts_zero(
-    observed: ObservedView, canarygate_settings: CanarygateConfig
+    canarygate_observed: ObservedView, agtmux_settings: AgtmuxSettings
 ) -> None:
-    stats = one_of(observed, "binding_stats", BindingStats)
+    stats = one_of(canarygate_observed, "binding_stats", BindingStats)
     judged = cas_conflicts(
         stats,
-        _canary_window(canarygate_settings),
-        observed.now,
-        max_lag=max_lag(canarygate_settings),
+        _canary_window(agtmux_settings),
+        canarygate_observed.now,
+        max_lag=max_lag(agtmux_settings),
     )
-    conclude(observed, "CAS conflicts", judged)
+    conclude(canarygate_observed, "CAS conflicts", judged)
 
 
 @gate("canary.monitor.cursor")
 def test_canary_cursor_no_invalid_streak_and_advancing(
-    observed: ObservedView, canarygate_settings: CanarygateConfig
+    canarygate_observed: ObservedView, agtmux_settings: AgtmuxSettings
 ) -> None:
-    stats = one_of(observed, "cursor_stats", CursorStats)
+    stats = one_of(canarygate_observed, "cursor_stats", CursorStats)
     judged = cursor_streaks(
         stats,
-        now=observed.now,
-        window=_canary_window(canarygate_settings),
-        max_lag=max_lag(canarygate_settings),
+        now=canarygate_observed.now,
+        window=_canary_window(agtmux_settings),
+        max_lag=max_lag(agtmux_settings),
     )
-    conclude(observed, "cursor", judged)
+    conclude(canarygate_observed, "cursor", judged)
 
 
 @gate("canary.duration.active-48h")
 def test_canary_ran_48h_with_active_usage(
-    observed: ObservedView, canarygate_settings: CanarygateConfig
+    canarygate_observed: ObservedView, agtmux_settings: AgtmuxSettings
 ) -> None:
-    window = _canary_window(canarygate_settings)
-    v5 = observed.daemon("v5")
+    window = _canary_window(agtmux_settings)
+    v5 = canarygate_observed.daemon("v5")
     judged = combine(
         "canary duration with active usage not shown",
         {
-            "phase": attempt(lambda: phase_for(observed, window, "canary")),
+            "phase": attempt(lambda: phase_for(canarygate_observed, window, "canary")),
             "usage": attempt(
                 lambda: canary_usage(
-                    one_of(observed, "runtime_selector", RuntimeSelector), panes(v5)
+                    one_of(canarygate_observed, "runtime_selector", RuntimeSelector), panes(v5)
                 )
             ),
             "activity": attempt(
                 lambda: canary_activity(
-                    one_of(observed, "runtime_selector", RuntimeSelector),
+                    one_of(canarygate_observed, "runtime_selector", RuntimeSelector),
                     panes(v5),
                     state_changes(v5),
                     window,
-                    now=observed.now,
+                    now=canarygate_observed.now,
                 )
             ),
         },
     )
-    conclude(observed, "canary duration", judged)
+    conclude(canarygate_observed, "canary duration", judged)
 
 
 @gate("canary.expand.sessions-managed")
-def test_every_canary_session_managed_on_v5(observed: ObservedView) -> None:
-    selector = one_of(observed, "runtime_selector", RuntimeSelector)
-    judged = canary_sessions_on(selector, panes(observed.daemon("v5")))
-    conclude(observed, "canary sessions", judged)
+def test_every_canary_session_managed_on_v5(canarygate_observed: ObservedView) -> None:
+    selector = one_of(canarygate_observed, "runtime_selector", RuntimeSelector)
+    judged = canary_sessions_on(selector, panes(canarygate_observed.daemon("v5")))
+    conclude(canarygate_observed, "canary sessions", judged)
 
 
 @gate("canary.exit.stable-48h")
-def test_canary_stable_48h(observed: ObservedView, canarygate_settings: CanarygateConfig) -> None:
-    window = _canary_window(canarygate_settings)
-    judged = stable_for(observed, canarygate_settings, window, phase="canary")
-    conclude(observed, "stability", judged)
+def test_canary_stable_48h(
+    canarygate_observed: ObservedView, agtmux_settings: AgtmuxSettings
+) -> None:
+    window = _canary_window(agtmux_settings)
+    judged = stable_for(canarygate_observed, agtmux_settings, window, phase="canary")
+    conclude(canarygate_observed, "stability", judged)
 
 
 @gate("canary.exit.no-degraded-alerts")
 def test_no_alert_at_or_above_degraded(
-    observed: ObservedView, canarygate_settings: CanarygateConfig
+    canarygate_observed: ObservedView, agtmux_settings: AgtmuxSettings
 ) -> None:
-    window = _canary_window(canarygate_settings)
-    judged = alerts_from(observed, canarygate_settings, Severity.DEGRADED, window)
-    conclude(observed, "alerts", judged)
+    window = _canary_window(agtmux_settings)
+    judged = alerts_from(canarygate_observed, agtmux_settings, Severity.DEGRADED, window)
+    conclude(canarygate_observed, "alerts", judged)

@@ -12,29 +12,29 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from pytest_canarygate import ObservedView
-from pytest_canarygate import Unobservable
-from pytest_canarygate import gate
-from pytest_canarygate.agtmux.gate_support import attempt
-from pytest_canarygate.agtmux.gate_support import combine
-from pytest_canarygate.agtmux.gate_support import conclude
-from pytest_canarygate.agtmux.gate_support import daemon_uptime
-from pytest_canarygate.agtmux.gate_support import from_history
-from pytest_canarygate.agtmux.gate_support import max_lag
-from pytest_canarygate.agtmux.gate_support import one_of
-from pytest_canarygate.agtmux.gate_support import phase_for
-from pytest_canarygate.agtmux.gate_support import ready
-from pytest_canarygate.agtmux.judgement import Judgement
-from pytest_canarygate.agtmux.judgement import keeps_its_sessions
-from pytest_canarygate.agtmux.judgement import migration_counts
-from pytest_canarygate.agtmux.judgement import restart_regression
-from pytest_canarygate.agtmux.judgement import selector_matches_phase
-from pytest_canarygate.agtmux.judgement import served_counts
-from pytest_canarygate.agtmux.protocol import agent_sessions
-from pytest_canarygate.agtmux.protocol import panes
-from pytest_canarygate.agtmux.providers import RuntimeSelector
-from pytest_canarygate.config import CanarygateConfig
-from pytest_canarygate.observation import DaemonView
+from pytest_canarygate.agtmux.gate_api import AgtmuxSettings
+from pytest_canarygate.agtmux.gate_api import DaemonView
+from pytest_canarygate.agtmux.gate_api import Judgement
+from pytest_canarygate.agtmux.gate_api import ObservedView
+from pytest_canarygate.agtmux.gate_api import RuntimeSelector
+from pytest_canarygate.agtmux.gate_api import Unobservable
+from pytest_canarygate.agtmux.gate_api import agent_sessions
+from pytest_canarygate.agtmux.gate_api import attempt
+from pytest_canarygate.agtmux.gate_api import combine
+from pytest_canarygate.agtmux.gate_api import conclude
+from pytest_canarygate.agtmux.gate_api import daemon_uptime
+from pytest_canarygate.agtmux.gate_api import from_history
+from pytest_canarygate.agtmux.gate_api import gate
+from pytest_canarygate.agtmux.gate_api import keeps_its_sessions
+from pytest_canarygate.agtmux.gate_api import max_lag
+from pytest_canarygate.agtmux.gate_api import migration_counts
+from pytest_canarygate.agtmux.gate_api import one_of
+from pytest_canarygate.agtmux.gate_api import panes
+from pytest_canarygate.agtmux.gate_api import phase_for
+from pytest_canarygate.agtmux.gate_api import ready
+from pytest_canarygate.agtmux.gate_api import restart_regression
+from pytest_canarygate.agtmux.gate_api import selector_matches_phase
+from pytest_canarygate.agtmux.gate_api import served_counts
 
 
 def _served(view: DaemonView) -> dict[str, int]:
@@ -43,74 +43,77 @@ def _served(view: DaemonView) -> dict[str, int]:
 
 
 @gate("gradual.selector.default-v5")
-def test_default_switched_to_v5(observed: ObservedView) -> None:
-    selector = one_of(observed, "runtime_selector", RuntimeSelector)
-    conclude(observed, "selector", selector_matches_phase(selector, "gradual"))
+def test_default_switched_to_v5(canarygate_observed: ObservedView) -> None:
+    selector = one_of(canarygate_observed, "runtime_selector", RuntimeSelector)
+    conclude(canarygate_observed, "selector", selector_matches_phase(selector, "gradual"))
 
 
 @gate("gradual.v4.serves-its-sessions")
-def test_existing_v4_sessions_continue_on_v4(observed: ObservedView) -> None:
-    v4 = observed.daemon("v4")
+def test_existing_v4_sessions_continue_on_v4(canarygate_observed: ObservedView) -> None:
+    v4 = canarygate_observed.daemon("v4")
 
     def sessions() -> Judgement:
-        phase_start = one_of(observed, "runtime_selector", RuntimeSelector).changed_at
-        started = observed.now - daemon_uptime(v4, observed.now)
+        phase_start = one_of(canarygate_observed, "runtime_selector", RuntimeSelector).changed_at
+        started = canarygate_observed.now - daemon_uptime(v4, canarygate_observed.now)
         return keeps_its_sessions(agent_sessions(v4), panes(v4), started, phase_start)
 
     judged = combine(
         "existing v4 sessions not shown continuing on v4",
-        {"sessions": attempt(sessions), "readiness": attempt(lambda: ready(observed, "v4"))},
+        {
+            "sessions": attempt(sessions),
+            "readiness": attempt(lambda: ready(canarygate_observed, "v4")),
+        },
     )
-    conclude(observed, "v4 sessions", judged)
+    conclude(canarygate_observed, "v4 sessions", judged)
 
 
 @gate("gradual.migration-rate")
-def test_migration_rate_counts_observable(observed: ObservedView) -> None:
-    counts = {name: _served(observed.daemon(name)) for name in ("v4", "v5")}
-    conclude(observed, "migration rate", migration_counts(counts["v4"], counts["v5"]))
+def test_migration_rate_counts_observable(canarygate_observed: ObservedView) -> None:
+    counts = {name: _served(canarygate_observed.daemon(name)) for name in ("v4", "v5")}
+    conclude(canarygate_observed, "migration rate", migration_counts(counts["v4"], counts["v5"]))
 
 
 @gate("gradual.v4.rollback-target")
-def test_v4_daemon_kept_running_as_rollback_target(observed: ObservedView) -> None:
-    v4 = observed.daemon("v4")
+def test_v4_daemon_kept_running_as_rollback_target(canarygate_observed: ObservedView) -> None:
+    v4 = canarygate_observed.daemon("v4")
     info = v4.result("daemon.info")
     if not isinstance(info, dict) or not isinstance(info.get("pid"), int):
         raise Unobservable(f"v4 {v4.endpoint} daemon.info: malformed answer {info!r:.120}")
-    observed.note("v4 rollback target", {"daemon.info": info, "panes": len(panes(v4))})
+    canarygate_observed.note("v4 rollback target", {"daemon.info": info, "panes": len(panes(v4))})
     # Answering is not serving: a v4 whose pipeline never ticked serves nothing to roll back to.
-    conclude(observed, "v4 readiness", ready(observed, "v4"))
+    conclude(canarygate_observed, "v4 readiness", ready(canarygate_observed, "v4"))
 
 
 @gate("gradual.exit.v5-default-7d")
 def test_new_sessions_on_v5_for_7_days(
-    observed: ObservedView, canarygate_settings: CanarygateConfig
+    canarygate_observed: ObservedView, agtmux_settings: AgtmuxSettings
 ) -> None:
-    window = timedelta(days=canarygate_settings.windows.gradual_days)
+    window = timedelta(days=agtmux_settings.windows.gradual_days)
     judged = combine(
         "new sessions not shown on v5 for the whole window",
         {
             "selector": attempt(
                 lambda: selector_matches_phase(
-                    one_of(observed, "runtime_selector", RuntimeSelector), "gradual"
+                    one_of(canarygate_observed, "runtime_selector", RuntimeSelector), "gradual"
                 )
             ),
-            "phase": attempt(lambda: phase_for(observed, window, "gradual")),
+            "phase": attempt(lambda: phase_for(canarygate_observed, window, "gradual")),
         },
     )
-    conclude(observed, "v5 default", judged)
+    conclude(canarygate_observed, "v5 default", judged)
 
 
 @gate("gradual.exit.no-restart-regression")
 def test_no_regression_in_supervisor_restarts(
-    observed: ObservedView, canarygate_settings: CanarygateConfig
+    canarygate_observed: ObservedView, agtmux_settings: AgtmuxSettings
 ) -> None:
-    period = timedelta(days=canarygate_settings.windows.gradual_days)
-    lag = max_lag(canarygate_settings)
+    period = timedelta(days=agtmux_settings.windows.gradual_days)
+    lag = max_lag(agtmux_settings)
     judged = from_history(
-        observed,
+        canarygate_observed,
         "supervisor restart counts",
         lambda events, coverage: restart_regression(
-            events, observed.now, coverage, period=period, max_lag=lag
+            events, canarygate_observed.now, coverage, period=period, max_lag=lag
         ),
     )
-    conclude(observed, "restarts", judged)
+    conclude(canarygate_observed, "restarts", judged)

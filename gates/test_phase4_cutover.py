@@ -13,65 +13,73 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from pytest_canarygate import ObservedView
-from pytest_canarygate import gate
-from pytest_canarygate.agtmux.gate_support import archive_judgement
-from pytest_canarygate.agtmux.gate_support import attempt
-from pytest_canarygate.agtmux.gate_support import combine
-from pytest_canarygate.agtmux.gate_support import conclude
-from pytest_canarygate.agtmux.gate_support import no_v4_sessions
-from pytest_canarygate.agtmux.gate_support import restore_dry_run_now
-from pytest_canarygate.agtmux.gate_support import stable_for
-from pytest_canarygate.agtmux.gate_support import v4_drained_for
-from pytest_canarygate.config import CanarygateConfig
+from pytest_canarygate.agtmux.gate_api import AgtmuxSettings
+from pytest_canarygate.agtmux.gate_api import ObservedView
+from pytest_canarygate.agtmux.gate_api import archive_judgement
+from pytest_canarygate.agtmux.gate_api import attempt
+from pytest_canarygate.agtmux.gate_api import combine
+from pytest_canarygate.agtmux.gate_api import conclude
+from pytest_canarygate.agtmux.gate_api import gate
+from pytest_canarygate.agtmux.gate_api import no_v4_sessions
+from pytest_canarygate.agtmux.gate_api import restore_dry_run_now
+from pytest_canarygate.agtmux.gate_api import stable_for
+from pytest_canarygate.agtmux.gate_api import v4_drained_for
 
 
 @gate("cutover.migrate.v4-sessions-restarted")
-def test_remaining_v4_sessions_migrated(observed: ObservedView) -> None:
-    conclude(observed, "v4 sessions", no_v4_sessions(observed))
+def test_remaining_v4_sessions_migrated(canarygate_observed: ObservedView) -> None:
+    conclude(canarygate_observed, "v4 sessions", no_v4_sessions(canarygate_observed))
 
 
 @gate("cutover.verify.zero-v4-sessions")
-def test_verify_zero_v4_sessions_remaining(observed: ObservedView) -> None:
-    conclude(observed, "v4 sessions", no_v4_sessions(observed))
+def test_verify_zero_v4_sessions_remaining(canarygate_observed: ObservedView) -> None:
+    conclude(canarygate_observed, "v4 sessions", no_v4_sessions(canarygate_observed))
 
 
 @gate("cutover.final-snapshot")
 def test_final_snapshot_taken_before_decommissioning(
-    observed: ObservedView, canarygate_settings: CanarygateConfig
+    canarygate_observed: ObservedView, agtmux_settings: AgtmuxSettings
 ) -> None:
-    conclude(observed, "final snapshot", restore_dry_run_now(observed, canarygate_settings))
+    conclude(
+        canarygate_observed,
+        "final snapshot",
+        restore_dry_run_now(canarygate_observed, agtmux_settings),
+    )
 
 
 @gate("cutover.decommission.v4-binary-archived")
 def test_v4_binary_kept_for_emergency_rollback(
-    observed: ObservedView, canarygate_settings: CanarygateConfig
+    canarygate_observed: ObservedView, agtmux_settings: AgtmuxSettings
 ) -> None:
-    conclude(observed, "v4 archive", archive_judgement(observed, canarygate_settings))
+    conclude(
+        canarygate_observed, "v4 archive", archive_judgement(canarygate_observed, agtmux_settings)
+    )
 
 
 @gate("cutover.exit.zero-v4-sessions")
-def test_zero_active_v4_sessions(observed: ObservedView) -> None:
-    conclude(observed, "v4 sessions", no_v4_sessions(observed))
+def test_zero_active_v4_sessions(canarygate_observed: ObservedView) -> None:
+    conclude(canarygate_observed, "v4 sessions", no_v4_sessions(canarygate_observed))
 
 
 @gate("cutover.exit.v5-only-stable-7d")
 def test_v5_only_operation_stable_7_days(
-    observed: ObservedView, canarygate_settings: CanarygateConfig
+    canarygate_observed: ObservedView, agtmux_settings: AgtmuxSettings
 ) -> None:
-    window = timedelta(days=canarygate_settings.windows.cutover_stable_days)
+    window = timedelta(days=agtmux_settings.windows.cutover_stable_days)
     judged = combine(
         "v5-only operation not shown stable",
         {
-            "v5 stable": stable_for(observed, canarygate_settings, window),
-            "v4 empty": attempt(lambda: v4_drained_for(observed, window)),
+            "v5 stable": stable_for(canarygate_observed, agtmux_settings, window),
+            "v4 empty": attempt(lambda: v4_drained_for(canarygate_observed, window)),
         },
     )
-    conclude(observed, "stability", judged)
+    conclude(canarygate_observed, "stability", judged)
 
 
 @gate("cutover.exit.v4-binary-retained")
 def test_v4_binary_archived_for_rollback_window(
-    observed: ObservedView, canarygate_settings: CanarygateConfig
+    canarygate_observed: ObservedView, agtmux_settings: AgtmuxSettings
 ) -> None:
-    conclude(observed, "v4 archive", archive_judgement(observed, canarygate_settings))
+    conclude(
+        canarygate_observed, "v4 archive", archive_judgement(canarygate_observed, agtmux_settings)
+    )

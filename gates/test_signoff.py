@@ -10,34 +10,38 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from pytest_canarygate import ObservedView
-from pytest_canarygate import gate
-from pytest_canarygate.agtmux.gate_support import conclude
-from pytest_canarygate.agtmux.gate_support import evidence_of
-from pytest_canarygate.agtmux.gate_support import max_lag
-from pytest_canarygate.agtmux.gate_support import restore_dry_run_now
-from pytest_canarygate.agtmux.judgement import unresolved_escalates_in_window
-from pytest_canarygate.agtmux.providers import AlertEntry
-from pytest_canarygate.config import CanarygateConfig
+from pytest_canarygate.agtmux.gate_api import AgtmuxSettings
+from pytest_canarygate.agtmux.gate_api import AlertEntry
+from pytest_canarygate.agtmux.gate_api import ObservedView
+from pytest_canarygate.agtmux.gate_api import conclude
+from pytest_canarygate.agtmux.gate_api import evidence_of
+from pytest_canarygate.agtmux.gate_api import gate
+from pytest_canarygate.agtmux.gate_api import max_lag
+from pytest_canarygate.agtmux.gate_api import restore_dry_run_now
+from pytest_canarygate.agtmux.gate_api import unresolved_escalates_in_window
 
 
 @gate("cutover.checklist.restore-evidence-retained")
 def test_restore_dry_run_evidence_retained(
-    observed: ObservedView, canarygate_settings: CanarygateConfig
+    canarygate_observed: ObservedView, agtmux_settings: AgtmuxSettings
 ) -> None:
-    conclude(observed, "restore evidence", restore_dry_run_now(observed, canarygate_settings))
+    conclude(
+        canarygate_observed,
+        "restore evidence",
+        restore_dry_run_now(canarygate_observed, agtmux_settings),
+    )
 
 
 @gate("cutover.checklist.no-unresolved-escalate")
 def test_no_unresolved_escalate_in_7_days(
-    observed: ObservedView, canarygate_settings: CanarygateConfig
+    canarygate_observed: ObservedView, agtmux_settings: AgtmuxSettings
 ) -> None:
-    entries = evidence_of(observed, "alert_entries", AlertEntry)
+    entries = evidence_of(canarygate_observed, "alert_entries", AlertEntry)
     judged = unresolved_escalates_in_window(
         entries.records,
-        timedelta(days=canarygate_settings.windows.escalate_days),
-        observed.now,
+        timedelta(days=agtmux_settings.windows.escalate_days),
+        canarygate_observed.now,
         entries,
-        max_lag=max_lag(canarygate_settings),
+        max_lag=max_lag(agtmux_settings),
     )
-    conclude(observed, "escalates", judged)
+    conclude(canarygate_observed, "escalates", judged)

@@ -10,57 +10,57 @@ never applies it, daemon facts 5.1).
 
 from __future__ import annotations
 
-from pytest_canarygate import ObservedView
-from pytest_canarygate import gate
-from pytest_canarygate.agtmux.gate_support import conclude
-from pytest_canarygate.agtmux.gate_support import one_of
-from pytest_canarygate.agtmux.judgement import jitter_matches_contract
-from pytest_canarygate.agtmux.judgement import restart_policy_matches_contract
-from pytest_canarygate.agtmux.judgement import startup_order_matches
-from pytest_canarygate.agtmux.providers import SupervisorStatus
+from pytest_canarygate.agtmux.gate_api import ObservedView
+from pytest_canarygate.agtmux.gate_api import SupervisorStatus
+from pytest_canarygate.agtmux.gate_api import conclude
+from pytest_canarygate.agtmux.gate_api import gate
+from pytest_canarygate.agtmux.gate_api import jitter_matches_contract
+from pytest_canarygate.agtmux.gate_api import one_of
+from pytest_canarygate.agtmux.gate_api import restart_policy_matches_contract
+from pytest_canarygate.agtmux.gate_api import startup_order_matches
 
 
-def _status(observed: ObservedView) -> SupervisorStatus:
-    return one_of(observed, "supervisor_status", SupervisorStatus)
+def _status(canarygate_observed: ObservedView) -> SupervisorStatus:
+    return one_of(canarygate_observed, "supervisor_status", SupervisorStatus)
 
 
-def _policy_row(observed: ObservedView, *names: str) -> None:
+def _policy_row(canarygate_observed: ObservedView, *names: str) -> None:
     __tracebackhide__ = True
-    judged = restart_policy_matches_contract(_status(observed).policy, only=names)
-    conclude(observed, "restart policy", judged)
+    judged = restart_policy_matches_contract(_status(canarygate_observed).policy, only=names)
+    conclude(canarygate_observed, "restart policy", judged)
 
 
 @gate("contract.startup-order")
-def test_startup_order_sources_gateway_daemon_ui(observed: ObservedView) -> None:
-    judged = startup_order_matches(_status(observed).startup_order)
-    conclude(observed, "startup order", judged)
+def test_startup_order_sources_gateway_daemon_ui(canarygate_observed: ObservedView) -> None:
+    judged = startup_order_matches(_status(canarygate_observed).startup_order)
+    conclude(canarygate_observed, "startup order", judged)
 
 
 @gate("contract.backoff-initial")
-def test_backoff_initial_1000_ms(observed: ObservedView) -> None:
-    _policy_row(observed, "initial_backoff_ms")
+def test_backoff_initial_1000_ms(canarygate_observed: ObservedView) -> None:
+    _policy_row(canarygate_observed, "initial_backoff_ms")
 
 
 @gate("contract.backoff-multiplier")
-def test_backoff_multiplier_2x(observed: ObservedView) -> None:
-    _policy_row(observed, "multiplier")
+def test_backoff_multiplier_2x(canarygate_observed: ObservedView) -> None:
+    _policy_row(canarygate_observed, "multiplier")
 
 
 @gate("contract.backoff-max")
-def test_backoff_max_30000_ms(observed: ObservedView) -> None:
-    _policy_row(observed, "max_backoff_ms")
+def test_backoff_max_30000_ms(canarygate_observed: ObservedView) -> None:
+    _policy_row(canarygate_observed, "max_backoff_ms")
 
 
 @gate("contract.jitter")
-def test_jitter_20_percent(observed: ObservedView) -> None:
-    conclude(observed, "jitter", jitter_matches_contract(_status(observed)))
+def test_jitter_20_percent(canarygate_observed: ObservedView) -> None:
+    conclude(canarygate_observed, "jitter", jitter_matches_contract(_status(canarygate_observed)))
 
 
 @gate("contract.failure-budget")
-def test_failure_budget_5_in_10_min(observed: ObservedView) -> None:
-    _policy_row(observed, "failure_budget", "budget_window_ms")
+def test_failure_budget_5_in_10_min(canarygate_observed: ObservedView) -> None:
+    _policy_row(canarygate_observed, "failure_budget", "budget_window_ms")
 
 
 @gate("contract.hold-down")
-def test_hold_down_300000_ms(observed: ObservedView) -> None:
-    _policy_row(observed, "holddown_ms")
+def test_hold_down_300000_ms(canarygate_observed: ObservedView) -> None:
+    _policy_row(canarygate_observed, "holddown_ms")

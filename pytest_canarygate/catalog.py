@@ -8,6 +8,7 @@ catalog`` prints it both ways: items against gates, and gates against items.
 from __future__ import annotations
 
 import argparse
+import fnmatch
 import hashlib
 import json
 import re
@@ -19,13 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from pytest_canarygate.errors import ConfigError
+from pytest_canarygate.tomlfile import tomllib
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - exercised only on 3.10
-    import tomli as tomllib
-
-PHASES = ("alpha", "canary", "gradual", "cutover", "rollback")
 STAGES = ("entry", "monitor", "exit")
 KINDS = (
     "prerequisite",
@@ -38,15 +34,10 @@ KINDS = (
     "post-rollback",
 )
 SEVERITIES = ("blocker", "critical", "normal", "minor", "trivial")
-PER_VALUES = ("session",)
 DEFAULT_CATALOG = Path("gates") / "catalog.toml"
 
 _ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
-#: The daemon methods a gate may need: those that only read (source.hello, source.heartbeat and
-#: source.ingest change the daemon's state, so no gate may call them).
-_READ_ONLY_RE = re.compile(
-    r"^(list_[a-z_]+|[a-z_]+_changed|latency_status|daemon\.info|ops\.[a-z_]+)$"
-)
+_FIXTURE_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _NEED_RE = re.compile(r"^(?P<daemon>[a-z0-9_]+):(?P<method>[A-Za-z0-9_.]+)(\*(?P<n>[1-9]))?$")
 
 
@@ -111,6 +102,10 @@ class Catalog:
     gates: Mapping[str, GateSpec]
     digest: str
     paths: tuple[Path, ...] = ()
+    #: The runbook's phases, in order (``[runbook] phases``).
+    phases: tuple[str, ...] = ()
+    #: Glob patterns of the daemon methods gates may need: only those that read.
+    read_only_methods: tuple[str, ...] = ()
 
     def gates_for(self, phase: str, stage: str | None = None) -> list[GateSpec]:
         """The gates that run in ``phase`` (optionally only one stage), in catalog order."""
@@ -153,7 +148,53 @@ def _choice(entry: Mapping[str, Any], key: str, choices: tuple[str, ...], where:
     return value
 
 
-def _parse_item(entry: Mapping[str, Any], where: str) -> RunbookItem:
+@dataclass(frozen=True)
+class _Runbook:
+    """The ``[runbook]`` table: what every item and gate is checked against."""
+
+    title: str
+    document: str
+    phases: tuple[str, ...]
+    read_only_methods: tuple[str, ...]
+
+    def is_read_only(self, method: str) -> bool:
+        return any(fnmatch.fnmatchcase(method, pattern) for pattern in self.read_only_methods)
+
+
+def _strings(table: Mapping[str, Any], key: str, where: str) -> tuple[str, ...]:
+    value = table.get(key)
+    if not isinstance(value, list) or not value or not all(isinstance(v, str) and v for v in value):
+        raise ConfigError(f"{where}: [runbook] {key} must be a non-empty list of strings")
+    if len(set(value)) != len(value):
+        raise ConfigError(f"{where}: [runbook] {key} lists a value twice")
+    return tuple(value)
+
+
+def _parse_runbook(data: Mapping[str, Any], where: str) -> _Runbook:
+    runbook = data.get("runbook")
+    if not isinstance(runbook, Mapping):
+        raise ConfigError(f"{where}: missing table [runbook] (title, document, phases)")
+    allowed = {"title", "document", "phases", "read_only_methods"}
+    unknown = sorted(set(runbook) - allowed)
+    if unknown:
+        raise ConfigError(f"{where}: [runbook] unknown key(s) {', '.join(unknown)}")
+    phases = _strings(runbook, "phases", where)
+    bad = [p for p in phases if not _ID_RE.match(p)]
+    if bad:
+        raise ConfigError(
+            f"{where}: [runbook] phases: {bad[0]!r} may hold only letters, digits, . _ -"
+        )
+    return _Runbook(
+        title=str(runbook.get("title", "runbook")),
+        document=str(runbook.get("document", "")),
+        phases=phases,
+        read_only_methods=(
+            _strings(runbook, "read_only_methods", where) if "read_only_methods" in runbook else ()
+        ),
+    )
+
+
+def _parse_item(entry: Mapping[str, Any], runbook: _Runbook, where: str) -> RunbookItem:
     allowed = {"id", "section", "text", "kind", "phase", "stage", "pending"}
     unknown = sorted(set(entry) - allowed)
     if unknown:
@@ -169,13 +210,15 @@ def _parse_item(entry: Mapping[str, Any], where: str) -> RunbookItem:
         section=_require(entry, "section", where),
         text=_require(entry, "text", where),
         kind=_choice(entry, "kind", KINDS, where),
-        phase=_choice(entry, "phase", PHASES, where),
+        phase=_choice(entry, "phase", runbook.phases, where),
         stage=_choice(entry, "stage", STAGES, where),
         pending=pending,
     )
 
 
-def _parse_gate(entry: Mapping[str, Any], items: Mapping[str, RunbookItem], where: str) -> GateSpec:
+def _parse_gate(
+    entry: Mapping[str, Any], items: Mapping[str, RunbookItem], runbook: _Runbook, where: str
+) -> GateSpec:
     allowed = {"id", "item", "title", "phases", "needs", "per", "severity"}
     unknown = sorted(set(entry) - allowed)
     if unknown:
@@ -193,8 +236,10 @@ def _parse_gate(entry: Mapping[str, Any], items: Mapping[str, RunbookItem], wher
             "remove its pending line"
         )
     phases = entry.get("phases", [item.phase])
-    if not isinstance(phases, list) or not phases or any(p not in PHASES for p in phases):
-        raise ConfigError(f"{where}: phases = {phases!r}; accepted: a list of {', '.join(PHASES)}")
+    if not isinstance(phases, list) or not phases or any(p not in runbook.phases for p in phases):
+        raise ConfigError(
+            f"{where}: phases = {phases!r}; accepted: a list of {', '.join(runbook.phases)}"
+        )
     raw_needs = entry.get("needs", [])
     if not isinstance(raw_needs, list):
         raise ConfigError(f"{where}: needs must be a list of '<daemon>:<method>' strings")
@@ -205,15 +250,18 @@ def _parse_gate(entry: Mapping[str, Any], items: Mapping[str, RunbookItem], wher
             raise ConfigError(
                 f"{where}: need {raw!r} is not '<daemon>:<method>' or '<daemon>:<method>*<n>'"
             )
-        if match["daemon"] != "evidence" and not _READ_ONLY_RE.match(match["method"]):
+        if match["daemon"] != "evidence" and not runbook.is_read_only(match["method"]):
+            accepted = ", ".join(runbook.read_only_methods) or "none declared"
             raise ConfigError(
                 f"{where}: need {raw!r}: gates only observe, and {match['method']} is not a "
-                "read-only method (list_*, *_changed, latency_status, daemon.info, ops.*)"
+                f"read-only method of [runbook] read_only_methods ({accepted})"
             )
         needs.append(Need(match["daemon"], match["method"], int(match["n"] or 1)))
     per = entry.get("per")
-    if per is not None and per not in PER_VALUES:
-        raise ConfigError(f"{where}: per = {per!r}; accepted: {', '.join(PER_VALUES)}")
+    if per is not None and (not isinstance(per, str) or not _FIXTURE_RE.match(per)):
+        raise ConfigError(
+            f"{where}: per = {per!r}; accepted: the name of a fixture the pack parametrizes"
+        )
     default_severity = "blocker" if item.kind in ("exit", "signal") else "critical"
     severity = entry.get("severity", default_severity)
     if severity not in SEVERITIES:
@@ -239,16 +287,16 @@ def load_catalog(path: Path) -> Catalog:
         data = tomllib.loads(blob.decode("utf-8"))
     except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
-    runbook = data.get("runbook", {})
+    runbook = _parse_runbook(data, str(path))
     items: dict[str, RunbookItem] = {}
     for index, entry in enumerate(data.get("item", [])):
-        item = _parse_item(entry, f"{path}: item #{index + 1}")
+        item = _parse_item(entry, runbook, f"{path}: item #{index + 1}")
         if item.id in items:
             raise ConfigError(f"{path}: item id {item.id} appears twice")
         items[item.id] = item
     gates: dict[str, GateSpec] = {}
     for index, entry in enumerate(data.get("gate", [])):
-        gate = _parse_gate(entry, items, f"{path}: gate #{index + 1}")
+        gate = _parse_gate(entry, items, runbook, f"{path}: gate #{index + 1}")
         if gate.id in gates:
             raise ConfigError(f"{path}: gate id {gate.id} appears twice")
         gates[gate.id] = gate
@@ -263,12 +311,14 @@ def load_catalog(path: Path) -> Catalog:
         )
     return Catalog(
         path=path,
-        title=str(runbook.get("title", "runbook")),
-        document=str(runbook.get("document", "")),
+        title=runbook.title,
+        document=runbook.document,
         items=items,
         gates=gates,
         digest=hashlib.sha256(blob).hexdigest(),
         paths=(path,),
+        phases=runbook.phases,
+        read_only_methods=runbook.read_only_methods,
     )
 
 
@@ -282,6 +332,7 @@ def load_catalogs(paths: Iterable[Path]) -> Catalog:
     items = dict(merged.items)
     gates = dict(merged.gates)
     digests = [merged.digest]
+    runbook = _Runbook(merged.title, merged.document, merged.phases, merged.read_only_methods)
     for path in rest:
         try:
             blob = path.read_bytes()
@@ -289,12 +340,12 @@ def load_catalogs(paths: Iterable[Path]) -> Catalog:
         except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
             raise ConfigError(f"extra gate catalog {path} cannot be read: {exc}") from None
         for index, entry in enumerate(data.get("item", [])):
-            item = _parse_item(entry, f"{path}: item #{index + 1}")
+            item = _parse_item(entry, runbook, f"{path}: item #{index + 1}")
             if item.id in items:
                 raise ConfigError(f"{path}: item id {item.id} is already defined")
             items[item.id] = item
         for index, entry in enumerate(data.get("gate", [])):
-            gate = _parse_gate(entry, items, f"{path}: gate #{index + 1}")
+            gate = _parse_gate(entry, items, runbook, f"{path}: gate #{index + 1}")
             if gate.id in gates:
                 raise ConfigError(f"{path}: gate id {gate.id} is already defined")
             gates[gate.id] = gate
@@ -307,6 +358,8 @@ def load_catalogs(paths: Iterable[Path]) -> Catalog:
         gates=gates,
         digest=hashlib.sha256(" ".join(digests).encode()).hexdigest(),
         paths=(merged.path, *rest),
+        phases=merged.phases,
+        read_only_methods=merged.read_only_methods,
     )
 
 
@@ -322,7 +375,7 @@ def find_catalog(start: Path) -> Path:
 def render_items(catalog: Catalog, phase: str | None = None) -> str:
     """Runbook items against their gates, grouped by phase."""
     lines = [catalog.title, ""]
-    for ph in PHASES if phase is None else (phase,):
+    for ph in catalog.phases if phase is None else (phase,):
         phase_items = [i for i in catalog.items.values() if i.phase == ph]
         if not phase_items:
             continue
@@ -395,6 +448,10 @@ def _run(args: argparse.Namespace) -> int:
     try:
         path = Path(args.catalog) if args.catalog else find_catalog(Path.cwd())
         catalog = load_catalog(path)
+        if args.phase is not None and args.phase not in catalog.phases:
+            raise ConfigError(
+                f"--phase {args.phase}: not a phase of {path}; known: {', '.join(catalog.phases)}"
+            )
     except ConfigError as exc:
         print(f"canarygate catalog: {exc}", file=sys.stderr)
         return 2
@@ -418,7 +475,7 @@ def add_subcommand(subparsers: Any) -> None:
     parser.add_argument(
         "--catalog", metavar="PATH", help="Catalog file (default: gates/catalog.toml)"
     )
-    parser.add_argument("--phase", choices=PHASES, help="Only this phase")
+    parser.add_argument("--phase", help="Only this phase (one of the catalog's phases)")
     parser.add_argument("--gates", action="store_true", help="List gates against items instead")
     parser.add_argument("--json", action="store_true", help="Machine-readable output")
     parser.set_defaults(func=_run)

@@ -1,34 +1,23 @@
 """JSON form of provider evidence, so xdist workers judge the same typed records the
-controller read (frozen dataclasses, datetimes and enums survive the round trip)."""
+controller read (frozen dataclasses, datetimes and enums survive the round trip).
+
+:func:`encode` needs no types; a pack builds a :class:`RecordCodec` from the modules that
+define its records to decode them.
+"""
 
 from __future__ import annotations
 
 import dataclasses
-import functools
+from collections.abc import Iterable
 from collections.abc import Mapping
 from datetime import datetime
 from enum import Enum
+from types import ModuleType
 from typing import Any
 
 _RECORD = "__record__"
 _DATETIME = "__datetime__"
 _ENUM = "__enum__"
-
-
-@functools.cache
-def _registry() -> dict[str, type[Any]]:
-    from pytest_canarygate.agtmux import records
-    from pytest_canarygate.agtmux.providers import base
-
-    types: dict[str, type[Any]] = {}
-    for module in (records, base):
-        for name in dir(module):
-            value = getattr(module, name)
-            if isinstance(value, type) and (
-                dataclasses.is_dataclass(value) or issubclass(value, Enum)
-            ):
-                types[value.__name__] = value
-    return types
 
 
 def encode(value: Any) -> Any:
@@ -47,22 +36,39 @@ def encode(value: Any) -> Any:
     return value
 
 
-def decode(value: Any, _types: dict[str, type[Any]] | None = None) -> Any:
-    """Rebuild what :func:`encode` produced; lists inside records come back as tuples."""
-    types = _types if _types is not None else _registry()
-    if isinstance(value, list):
-        return [decode(v, types) for v in value]
-    if not isinstance(value, dict):
-        return value
-    if _DATETIME in value:
-        return datetime.fromisoformat(value[_DATETIME])
-    if _ENUM in value:
-        return types[value[_ENUM]](value["value"])
-    if _RECORD in value:
-        cls = types[value[_RECORD]]
-        fields = {k: _tuples(decode(v, types)) for k, v in value.items() if k != _RECORD}
-        return cls(**fields)
-    return {k: decode(v, types) for k, v in value.items()}
+class RecordCodec:
+    """Rebuilds what :func:`encode` produced, knowing the record and enum types by name."""
+
+    def __init__(self, types: Iterable[type[Any]]) -> None:
+        self.types = {t.__name__: t for t in types}
+
+    @classmethod
+    def from_modules(cls, *modules: ModuleType) -> RecordCodec:
+        """A codec for every dataclass and enum defined or imported at the top of ``modules``."""
+        found = [
+            value
+            for module in modules
+            for value in vars(module).values()
+            if isinstance(value, type)
+            and (dataclasses.is_dataclass(value) or issubclass(value, Enum))
+        ]
+        return cls(found)
+
+    def decode(self, value: Any) -> Any:
+        """Rebuild what :func:`encode` produced; lists inside records come back as tuples."""
+        if isinstance(value, list):
+            return [self.decode(v) for v in value]
+        if not isinstance(value, dict):
+            return value
+        if _DATETIME in value:
+            return datetime.fromisoformat(value[_DATETIME])
+        if _ENUM in value:
+            return self.types[value[_ENUM]](value["value"])
+        if _RECORD in value:
+            cls = self.types[value[_RECORD]]
+            fields = {k: _tuples(self.decode(v)) for k, v in value.items() if k != _RECORD}
+            return cls(**fields)
+        return {k: self.decode(v) for k, v in value.items()}
 
 
 def _tuples(value: Any) -> Any:

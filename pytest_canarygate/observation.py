@@ -32,23 +32,17 @@ from pytest_canarygate.errors import NotServed
 from pytest_canarygate.errors import ProtocolError
 from pytest_canarygate.errors import RemoteError
 from pytest_canarygate.errors import UntrustedEndpointError
+from pytest_canarygate.pack import EvidenceAccessor
 from pytest_canarygate.verdicts import Unobservable
 
 SCHEMA = "canarygate/observation/v1"
 OBSERVATION_FILE = Path("observation") / "observation.json"
 
-#: Parameters sent with each method; anything not listed is called without params.
-METHOD_PARAMS: Mapping[str, dict[str, Any]] = {
-    "summary_changed": {"since_version": 0},
-    "state_changed": {"since_version": 0},
-}
-#: A file the bundled simulator leaves beside each socket. A run whose daemons carry it judged
+#: A file a pack's simulator leaves beside each socket. A run whose daemons carry it judged
 #: the simulator, whatever the config says, and can never be signed as a live run.
 SIMULATOR_MARKER = ".canarygate-simulator"
 #: Error kinds that mean nothing at that endpoint can be read at all.
 _UNREACHABLE = ("transport", "timeout", "untrusted")
-#: Read at the start and at the end of every daemon's observation, to detect a restart mid-run.
-BRACKET_METHOD = "daemon.info"
 
 
 def utc_now() -> str:
@@ -97,37 +91,27 @@ class EvidenceReading:
         return self.error is None
 
 
-#: What a gate may ask for with ``needs = ["evidence:<accessor>"]``: the kind of provider that
-#: serves it and how to ask (history accessors take ``since``).
-ACCESSORS: Mapping[str, tuple[str, Callable[[Any, datetime], Any]]] = {
-    "snapshots": ("snapshots", lambda p, since: p.snapshots()),
-    "supervisor_status": ("supervisor", lambda p, since: p.supervisor_status()),
-    "supervisor_events": ("supervisor", lambda p, since: p.supervisor_events(since)),
-    "alert_entries": ("alerts", lambda p, since: p.alert_entries(since)),
-    "cursor_stats": ("cursor", lambda p, since: p.cursor_stats()),
-    "binding_stats": ("binding", lambda p, since: p.binding_stats()),
-    "runtime_selector": ("selector", lambda p, since: p.runtime_selector()),
-    "log_events": ("daemon_log", lambda p, since: p.log_events(since)),
-    "build_result": ("build", lambda p, since: p.build_result()),
-    "archive_manifest": ("archive", lambda p, since: p.archive_manifest()),
-}
 EVIDENCE_NEED = "evidence"
 
 ProviderMaker = Callable[[str, str], Any]
 
 
 def read_evidence(
-    accessor: str, uri: str | None, make: ProviderMaker, since: datetime, config_where: str
+    name: str,
+    accessor: EvidenceAccessor,
+    uri: str | None,
+    make: ProviderMaker,
+    since: datetime,
+    config_where: str,
+    encode: Callable[[Any], Any],
 ) -> EvidenceReading:
     """Ask one provider for one accessor; errors are kept, never raised."""
-    from pytest_canarygate.codec import encode
-
-    kind, ask = ACCESSORS[accessor]
+    kind, ask = accessor.kind, accessor.read
     started, t0 = utc_now(), time.perf_counter()
 
     def failed(message: str, error_kind: str) -> EvidenceReading:
         elapsed = round((time.perf_counter() - t0) * 1000, 3)
-        return EvidenceReading(accessor, kind, uri, started, elapsed, None, message, error_kind)
+        return EvidenceReading(name, kind, uri, started, elapsed, None, message, error_kind)
 
     if uri is None:
         return failed(
@@ -147,7 +131,7 @@ def read_evidence(
             f"{uri}: the {kind} provider failed: {type(exc).__name__}: {exc}", "provider-error"
         )
     elapsed = round((time.perf_counter() - t0) * 1000, 3)
-    return EvidenceReading(accessor, kind, uri, started, elapsed, encode(evidence))
+    return EvidenceReading(name, kind, uri, started, elapsed, encode(evidence))
 
 
 @dataclass
@@ -232,7 +216,7 @@ class Observation:
         down: set[str] = set()
         for daemon in self.daemons.values():
             failed = [c for c in daemon.calls if not c.ok]
-            if failed and failed[0].method == BRACKET_METHOD and failed[0].reading == 1:
+            if failed and failed[0] is daemon.calls[0]:
                 lines.append(f"{daemon.name}: {failed[0].error}")
                 if failed[0].error_kind in _UNREACHABLE:
                     down.add(daemon.endpoint)
@@ -244,21 +228,6 @@ class Observation:
             if not r.ok and not (r.uri in down and r.error_kind in _UNREACHABLE)
         ]
         return list(dict.fromkeys(lines))
-
-    def active_sessions(self) -> list[str] | None:
-        """tmux session names seen in ``list_panes`` on any daemon; None if no daemon's panes
-        could be read at all."""
-        names: set[str] = set()
-        readable = False
-        for daemon in self.daemons.values():
-            for call in daemon.readings("list_panes")[:1]:
-                if not call.ok or not isinstance(call.result, list):
-                    continue
-                readable = True
-                for pane in call.result:
-                    if isinstance(pane, dict) and isinstance(pane.get("session_name"), str):
-                        names.add(pane["session_name"])
-        return sorted(names) if readable else None
 
 
 def simulated_endpoints(endpoints: Mapping[str, str]) -> list[str]:
@@ -289,11 +258,17 @@ def _error_kind(exc: EndpointError) -> str:
 Progress = Callable[[str], None]
 
 
+def _identity(value: Any) -> Any:
+    return value
+
+
 def _observe_daemon(
     name: str,
     endpoint: str,
     methods: Mapping[str, int],
     *,
+    method_params: Mapping[str, Mapping[str, Any]],
+    bracket_method: str | None,
     connect_timeout: float,
     read_timeout: float,
     interval_s: float,
@@ -304,7 +279,7 @@ def _observe_daemon(
     client = RpcClient(endpoint, connect_timeout=connect_timeout, read_timeout=read_timeout)
 
     def call(method: str, reading: int) -> None:
-        params = METHOD_PARAMS.get(method)
+        params = _params(method_params, method)
         started, t0 = utc_now(), time.perf_counter()
         outcome: dict[str, Any]
         try:
@@ -318,18 +293,23 @@ def _observe_daemon(
         )
 
     plan = dict(methods)
-    plan.pop(BRACKET_METHOD, None)
-    call(BRACKET_METHOD, 1)
+    if bracket_method is not None:
+        plan.pop(bracket_method, None)  # the bracket's two readings serve those needs
+    elif not plan:
+        return observed
+    # The first call tells whether the daemon answers at all: the bracket, else the first need.
+    first = bracket_method if bracket_method is not None else next(iter(plan))
+    call(first, 1)
     if observed.calls[-1].error_kind in _UNREACHABLE:
         # Down, hung or untrusted: every other call would fail the same way, one timeout each.
-        for method in plan:
+        for method in (m for m in plan if m != first):
             observed.calls.append(
                 CallRecord(
                     name,
                     endpoint,
                     method,
                     1,
-                    METHOD_PARAMS.get(method),
+                    _params(method_params, method),
                     utc_now(),
                     0.0,
                     error=observed.calls[0].error,
@@ -338,15 +318,22 @@ def _observe_daemon(
             )
         return observed
     for method in plan:
-        call(method, 1)
+        if method != first:
+            call(method, 1)
     repeats = [m for m, n in plan.items() if n > 1]
     for reading in range(2, max(plan.values(), default=1) + 1):
         time.sleep(interval_s)
         for method in repeats:
             if plan[method] >= reading:
                 call(method, reading)
-    call(BRACKET_METHOD, 2)
+    if bracket_method is not None:
+        call(bracket_method, 2)
     return observed
+
+
+def _params(method_params: Mapping[str, Mapping[str, Any]], method: str) -> dict[str, Any] | None:
+    params = method_params.get(method)
+    return dict(params) if params is not None else None
 
 
 def observe(
@@ -358,14 +345,20 @@ def observe(
     connect_timeout: float,
     read_timeout: float,
     interval_s: float,
-    evidence_plan: Mapping[str, str | None] | None = None,
+    method_params: Mapping[str, Mapping[str, Any]] | None = None,
+    bracket_method: str | None = None,
+    evidence_plan: Mapping[str, tuple[EvidenceAccessor, str | None]] | None = None,
     make_provider: ProviderMaker | None = None,
+    encode: Callable[[Any], Any] = _identity,
     since: datetime | None = None,
     config_where: str = "the config",
     progress: Progress | None = None,
 ) -> Observation:
     """Read every daemon in ``plan`` (``{daemon: {method: readings}}``) and every provider
-    accessor in ``evidence_plan`` (``{accessor: uri or None}``), all concurrently."""
+    accessor in ``evidence_plan`` (``{name: (accessor, uri or None)}``), all concurrently.
+
+    ``bracket_method`` is read first and last on every daemon; ``method_params`` are the
+    params sent with each method; ``encode`` makes provider evidence JSON-ready."""
     started = utc_now()
     names = [n for n in plan if n in endpoints]
     evidence_plan = evidence_plan or {}
@@ -378,6 +371,8 @@ def observe(
                 name,
                 endpoints[name],
                 plan[name],
+                method_params=method_params or {},
+                bracket_method=bracket_method,
                 connect_timeout=connect_timeout,
                 read_timeout=read_timeout,
                 interval_s=interval_s,
@@ -385,10 +380,17 @@ def observe(
             for name in names
         }
         reads = {
-            accessor: pool.submit(
-                read_evidence, accessor, uri, make_provider or _no_maker, since, config_where
+            name: pool.submit(
+                read_evidence,
+                name,
+                accessor,
+                uri,
+                make_provider or _no_maker,
+                since,
+                config_where,
+                encode,
             )
-            for accessor, uri in evidence_plan.items()
+            for name, (accessor, uri) in evidence_plan.items()
         }
         daemons = {name: future.result() for name, future in futures.items()}
         evidence = {accessor: future.result() for accessor, future in reads.items()}
@@ -461,12 +463,18 @@ class DaemonView:
 class ObservedView:
     """The observation as one gate sees it; everything it reads becomes its evidence."""
 
-    def __init__(self, observation: Observation, evidence: GateEvidence) -> None:
+    def __init__(
+        self,
+        observation: Observation,
+        evidence: GateEvidence,
+        decode: Callable[[Any], Any] = _identity,
+    ) -> None:
         self.observation = observation
         self.evidence_log = evidence
+        self._decode = decode
 
     def daemon(self, name: str) -> DaemonView:
-        """One daemon (``v4``, ``v5``)."""
+        """One daemon, by the name the pack gives it."""
         try:
             return DaemonView(self.observation.daemons[name], self.evidence_log)
         except KeyError:
@@ -489,9 +497,7 @@ class ObservedView:
         self.evidence_log.record_reading(reading)
         if not reading.ok:
             raise Unobservable(f"{reading.kind} evidence: {reading.error}")
-        from pytest_canarygate.codec import decode
-
-        return decode(reading.evidence)
+        return self._decode(reading.evidence)
 
     def note(self, name: str, value: Any) -> None:
         """Keep a computed value (a diff, a count) as evidence beside the raw answers."""

@@ -1,4 +1,4 @@
-"""pytest glue: options, markers, fixtures and the hand-off to :class:`GateSession`.
+"""pytest glue: options, ini keys, markers, fixtures and the hand-off to :class:`GateSession`.
 
 The plugin does nothing unless ``--phase`` is given (or an xdist worker is handed a run).
 """
@@ -10,28 +10,16 @@ from typing import Any
 
 import pytest
 
-from pytest_canarygate.catalog import PHASES
 from pytest_canarygate.catalog import STAGES
 from pytest_canarygate.config import CanarygateConfig
-from pytest_canarygate.config import ParityConfig
-from pytest_canarygate.config import simulator_defaults
+from pytest_canarygate.gate import GATE_MARK
 from pytest_canarygate.observation import GateEvidence
 from pytest_canarygate.observation import ObservedView
 from pytest_canarygate.session import EVIDENCE_KEY
-from pytest_canarygate.session import GATE_MARK
 from pytest_canarygate.session import SESSION_KEY
 from pytest_canarygate.session import WORKER_INPUT_KEY
 from pytest_canarygate.session import GateSession
-from pytest_canarygate.session import NoSession
-from pytest_canarygate.verdicts import Inconclusive
 from pytest_canarygate.verdicts import Unobservable
-from pytest_canarygate.verdicts import Verdict
-
-PHASE_HELP = (
-    "Judge the gates of this runbook phase: "
-    + ", ".join(PHASES)
-    + " (rollback judges the rollback signals)"
-)
 
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
@@ -40,28 +28,17 @@ def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
     pluginmanager.add_hookspecs(hookspecs)
 
 
-@pytest.hookimpl(trylast=True)
-def pytest_canarygate_make_provider(
-    config: pytest.Config, kind: str, uri: str, timeouts: Any
-) -> Any:
-    """The built-in providers, chosen by URI scheme."""
-    from pytest_canarygate.agtmux.providers import make_provider
-
-    return make_provider(kind, uri, timeouts=timeouts)
-
-
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("canarygate", "gate a phased daemon migration")
     group.addoption(
         "--phase",
         "--canarygate-phase",
         dest="canarygate_phase",
-        choices=PHASES,
         metavar="PHASE",
-        help=PHASE_HELP,
+        help="Judge the gates of this runbook phase (the pack's catalog lists them, "
+        "e.g. alpha, canary, gradual, cutover, rollback)",
     )
     group.addoption(
-        "--stage",
         "--canarygate-stage",
         dest="canarygate_stage",
         choices=STAGES,
@@ -73,14 +50,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--canarygate-config",
         dest="canarygate_config",
         metavar="PATH",
-        help="Config file (default: canarygate.toml at the rootdir; env CANARYGATE_CONFIG)",
+        help="Config file (default: ini canarygate_config, env CANARYGATE_CONFIG, "
+        "then canarygate.toml at the rootdir)",
     )
     group.addoption(
-        "--sim",
         "--canarygate-sim",
         dest="canarygate_sim",
         metavar="SCENARIO",
-        help="Start the bundled simulator with this scenario and judge it instead of the "
+        help="Start the pack's simulator with this scenario and judge it instead of the "
         "configured daemons (see `canarygate sim --list`)",
     )
     group.addoption(
@@ -91,18 +68,35 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "(env CANARYGATE_SIGNING_KEY); without one a live run is NOT SIGNED - NOT PROMOTABLE",
     )
     group.addoption(
-        "--require-promotable",
         "--canarygate-require-promotable",
         dest="canarygate_require_promotable",
         action="store_true",
+        default=None,
         help="Exit 1 unless promotion may go ahead (complete, live, signed, every gate PASS or "
-        "WAIVED, no runbook item left ungated): for CI required checks",
+        "WAIVED, no runbook item left ungated): for CI required checks "
+        "(ini canarygate_require_promotable)",
     )
     group.addoption(
         "--canarygate-reports",
         dest="canarygate_reports",
         metavar="DIR",
-        help="Where run folders go (default: reports/ at the rootdir)",
+        help="Where run folders go (default: ini canarygate_reports, then reports/ at the rootdir)",
+    )
+    parser.addini(
+        "canarygate_config",
+        "canarygate config file, relative to the ini file (default: canarygate.toml)",
+        type="paths",
+    )
+    parser.addini(
+        "canarygate_reports",
+        "Folder for canarygate run folders, relative to the ini file (default: reports)",
+        type="paths",
+    )
+    parser.addini(
+        "canarygate_require_promotable",
+        "Exit 1 unless promotion may go ahead (as --canarygate-require-promotable)",
+        type="bool",
+        default=False,
     )
 
 
@@ -146,7 +140,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if gates:
         raise pytest.UsageError(
             f"{len(gates)} gate(s) collected (e.g. {gates[0]}) but no phase given; "
-            f"run with --phase={'|'.join(PHASES)}"
+            "run with --phase=PHASE"
         )
 
 
@@ -164,49 +158,27 @@ class XdistHooks:
         self.session.expected.update(ids)
 
 
-@pytest.fixture
-def observed(request: pytest.FixtureRequest) -> ObservedView:
-    """The run's frozen observation of the live daemons; what a gate reads is its evidence."""
+def _session(request: pytest.FixtureRequest) -> GateSession:
     session = request.config.stash.get(SESSION_KEY, None)
     if session is None or session.observation is None:
         raise Unobservable("no observation in this run: gates run only with --phase")
+    return session
+
+
+@pytest.fixture
+def canarygate_observed(request: pytest.FixtureRequest) -> ObservedView:
+    """The run's frozen observation of the live daemons; what a gate reads is its evidence."""
+    session = _session(request)
+    assert session.observation is not None
     evidence = request.node.stash.setdefault(EVIDENCE_KEY, GateEvidence())
-    return ObservedView(session.observation, evidence)
-
-
-@pytest.fixture
-def tmux_session(request: pytest.FixtureRequest) -> str:
-    """The active tmux session this gate instance judges (one instance per session)."""
-    value = getattr(request, "param", None)
-    if isinstance(value, NoSession):
-        if value.verdict is Verdict.INCONCLUSIVE:
-            raise Inconclusive(value.reason)
-        raise Unobservable(value.reason)
-    if not isinstance(value, str):
-        raise Unobservable("tmux_session was not parametrized: run gates with --phase")
-    return value
-
-
-def _settings(request: pytest.FixtureRequest) -> CanarygateConfig:
-    session = request.config.stash.get(SESSION_KEY, None)
-    if session is not None and session.settings is not None:
-        return session.settings
-    return simulator_defaults({})
-
-
-@pytest.fixture
-def pane_parity(request: pytest.FixtureRequest) -> ParityConfig:
-    """Which pane fields the parity gates compare (config ``[parity.panes]``)."""
-    return _settings(request).pane_parity
-
-
-@pytest.fixture
-def session_parity(request: pytest.FixtureRequest) -> ParityConfig:
-    """Which agent-session fields the parity gates compare (config ``[parity.sessions]``)."""
-    return _settings(request).session_parity
+    return ObservedView(session.observation, evidence, session.pack.decode)
 
 
 @pytest.fixture
 def canarygate_settings(request: pytest.FixtureRequest) -> CanarygateConfig:
-    """The run's validated config: windows, thresholds, expected sources, parity fields."""
-    return _settings(request)
+    """The run's validated config: endpoints, timeouts, evidence URIs and the pack's settings
+    (``pack_settings``)."""
+    settings = _session(request).settings
+    if settings is None:
+        raise Unobservable("this run has no validated config")
+    return settings

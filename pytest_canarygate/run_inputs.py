@@ -1,4 +1,5 @@
-"""What a run starts from: the config file, the catalog(s), the run folder and the signing key.
+"""What a run starts from: the pack, the config file, the catalog(s), the run folder and the
+signing key.
 
 Each resolver turns a mistake into one ``pytest.UsageError`` line naming the file or option.
 """
@@ -19,13 +20,20 @@ from pytest_canarygate.catalog import load_catalogs
 from pytest_canarygate.config import CONFIG_FILENAME
 from pytest_canarygate.config import CanarygateConfig
 from pytest_canarygate.config import load_config
+from pytest_canarygate.config import pack_name_of
+from pytest_canarygate.config import read_toml
 from pytest_canarygate.errors import ConfigError
-from pytest_canarygate.observation import ACCESSORS
 from pytest_canarygate.observation import EVIDENCE_NEED
+from pytest_canarygate.pack import Pack
 
 #: Options whose value is a path; pytest reads an existing path given after a space as a test
 #: path when it chooses its rootdir, before plugin options are known.
-PATH_OPTIONS = ("--canarygate-key", "--canarygate-config", "--canarygate-reports", "--sim")
+PATH_OPTIONS = (
+    "--canarygate-key",
+    "--canarygate-config",
+    "--canarygate-reports",
+    "--canarygate-sim",
+)
 
 
 def check_option_spelling(config: pytest.Config) -> None:
@@ -44,44 +52,111 @@ def check_option_spelling(config: pytest.Config) -> None:
             )
 
 
-def load_settings(config: pytest.Config) -> CanarygateConfig | None:
-    """The config file: ``--canarygate-config``, ``CANARYGATE_CONFIG``, or canarygate.toml at
-    the rootdir; None only for a simulator run without one."""
-    option = config.getoption("canarygate_config") or os.environ.get("CANARYGATE_CONFIG")
-    if option:
-        path = Path(option)
-        if not path.is_absolute():
-            path = config.invocation_params.dir / path
-        return load_config(path)
-    default = config.rootpath / CONFIG_FILENAME
-    if default.is_file():
-        return load_config(default)
-    if config.getoption("canarygate_sim"):
-        return None
+def installed_packs(config: pytest.Config) -> dict[str, Pack]:
+    """Every pack the ``pytest_canarygate_packs`` hook returns, by name."""
+    packs: dict[str, Pack] = {}
+    for answer in config.hook.pytest_canarygate_packs(config=config):
+        for pack in answer:
+            if not isinstance(pack, Pack):
+                raise ConfigError(f"pytest_canarygate_packs returned {pack!r}, not a Pack")
+            if pack.name in packs:
+                raise ConfigError(f"two installed runbook packs are both named {pack.name!r}")
+            packs[pack.name] = pack
+    return packs
+
+
+def choose_pack(packs: dict[str, Pack], name: str | None, where: str) -> Pack:
+    """The pack ``name`` (from ``[migration] pack`` in ``where``), or the only one installed."""
+    known = ", ".join(sorted(packs)) or "none"
+    if name is not None:
+        if name not in packs:
+            raise ConfigError(f"{where}: [migration] pack = {name!r} is not installed ({known})")
+        return packs[name]
+    if len(packs) == 1:
+        return next(iter(packs.values()))
+    if not packs:
+        raise ConfigError(
+            "no runbook pack is installed: a pack plugin must implement pytest_canarygate_packs"
+        )
     raise ConfigError(
-        f"no {CONFIG_FILENAME} in {config.rootpath}; pass --canarygate-config PATH "
-        "(or --sim SCENARIO to run against the bundled simulator)"
+        f"{where}: several runbook packs are installed ({known}); name one "
+        'with [migration] pack = "<name>"'
     )
 
 
-def load_catalog(config: pytest.Config, settings: CanarygateConfig | None) -> Catalog:
-    """The gate catalog, merged with the extra catalogs plugins name, checked against the
-    daemons the config defines and the evidence the engine can read."""
+def config_path(config: pytest.Config) -> Path | None:
+    """The config file: ``--canarygate-config``, ``CANARYGATE_CONFIG``, or canarygate.toml at
+    the rootdir; None when there is none (only a simulator run may go without)."""
+    option = config.getoption("canarygate_config") or os.environ.get("CANARYGATE_CONFIG")
+    if option:
+        path = Path(option)
+        return path if path.is_absolute() else config.invocation_params.dir / path
+    ini: list[Path] = config.getini("canarygate_config")
+    if ini:
+        return ini[0]
+    default = config.rootpath / CONFIG_FILENAME
+    return default if default.is_file() else None
+
+
+def load_settings(config: pytest.Config) -> tuple[Pack, CanarygateConfig | None]:
+    """The run's pack and its validated config (None only for a simulator run without one)."""
+    packs = installed_packs(config)
+    path = config_path(config)
+    if path is None:
+        if config.getoption("canarygate_sim"):
+            return choose_pack(packs, None, "the simulator run"), None
+        raise ConfigError(
+            f"no {CONFIG_FILENAME} in {config.rootpath}; pass --canarygate-config=PATH "
+            "(or --canarygate-sim=SCENARIO to run against the bundled simulator)"
+        )
+    _, data = read_toml(path)
+    pack = choose_pack(packs, pack_name_of(data), str(path))
+    return pack, load_config(path, pack)
+
+
+def check_scenario(config: pytest.Config, pack: Pack) -> None:
+    """Refuse a ``--canarygate-sim`` scenario the pack's simulator does not know."""
+    scenario = config.getoption("canarygate_sim")
+    if not scenario:
+        return
+    if pack.simulator is None:
+        raise ConfigError(f"--canarygate-sim: the {pack.name} pack has no simulator")
+    if pack.check_scenario is not None:
+        try:
+            pack.check_scenario(scenario)
+        except ConfigError as exc:
+            raise ConfigError(f"--canarygate-sim={scenario}: {exc}") from None
+
+
+def load_catalog(config: pytest.Config, pack: Pack, settings: CanarygateConfig | None) -> Catalog:
+    """The gate catalog (``[catalog] path``, else gates/catalog.toml at the rootdir, else the
+    pack's own), merged with the extra catalogs plugins name, checked against the pack's
+    daemons, evidence and parameters."""
     path = settings.catalog_path if settings and settings.catalog_path else None
+    if path is None:
+        # A repository's own gates/catalog.toml wins over the one the pack ships.
+        local = config.rootpath / "gates" / "catalog.toml"
+        path = local if local.is_file() else pack.catalog
     extra = [
         Path(p)
         for paths in config.hook.pytest_canarygate_catalog_paths(config=config)
         for p in paths
     ]
-    catalog = load_catalogs([path or config.rootpath / "gates" / "catalog.toml", *extra])
-    configured = set(settings.daemons) if settings else {"v4", "v5"}
+    catalog = load_catalogs([path, *extra])
+    configured = set(settings.daemons) if settings else set(pack.daemons)
     for gate in catalog.gates.values():
         accessors = {n.method for n in gate.needs if n.daemon == EVIDENCE_NEED}
-        strange = sorted(accessors - set(ACCESSORS))
+        strange = sorted(accessors - set(pack.accessors))
         if strange:
             raise ConfigError(
                 f"{catalog.path}: gate {gate.id} needs unknown evidence {', '.join(strange)};"
-                f" known: {', '.join(ACCESSORS)}"
+                f" known: {', '.join(pack.accessors) or 'none'}"
+            )
+        if gate.per is not None and pack.parameter(gate.per) is None:
+            known = ", ".join(p.fixture for p in pack.parameters) or "none"
+            raise ConfigError(
+                f"{catalog.path}: gate {gate.id}: per = {gate.per!r} is not a fixture the "
+                f"{pack.name} pack parametrizes ({known})"
             )
         unknown = {n.daemon for n in gate.needs if n.daemon != EVIDENCE_NEED} - configured
         if unknown:
@@ -106,11 +181,16 @@ def new_run_dir(config: pytest.Config, settings: CanarygateConfig | None, phase:
 
 
 def _reports_root(config: pytest.Config, settings: CanarygateConfig | None) -> Path:
+    """``--canarygate-reports``, else ``[reports] dir``, else ini ``canarygate_reports``, else
+    reports/ at the rootdir."""
     option = config.getoption("canarygate_reports")
     if option:
         return (config.invocation_params.dir / str(option)).resolve()
     if settings and settings.reports_dir:
         return settings.reports_dir
+    ini: list[Path] = config.getini("canarygate_reports")
+    if ini:
+        return ini[0]
     return config.rootpath / "reports"
 
 

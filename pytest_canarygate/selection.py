@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 
 
-def narrowing_options(config: pytest.Config, stage: str | None) -> list[str]:
-    """The options that narrowed the run to part of its phase (empty: the whole phase)."""
+def narrowing_options(config: pytest.Config, stage: str | None, gates_dir: Path) -> list[str]:
+    """The options that narrowed the run to part of its phase (empty: the whole phase);
+    ``gates_dir`` is the folder of the pack's gate modules, the one path a whole run names."""
     reasons = []
     if config.option.keyword:
         reasons.append(f"-k {config.option.keyword!r}")
@@ -17,11 +18,11 @@ def narrowing_options(config: pytest.Config, stage: str | None) -> list[str]:
     if config.getoption("deselect", None):
         reasons.append("--deselect")
     if stage:
-        reasons.append(f"--stage {stage}")
+        reasons.append(f"--canarygate-stage={stage}")
     if config.getoption("lf", False) or config.getoption("last_failed_no_failures", "all") != "all":
         reasons.append("--lf")
     if config.args_source == pytest.Config.ArgsSource.ARGS:
-        gates_dir = (config.rootpath / "gates").resolve()
+        gates_dir = gates_dir.resolve()
         for arg in config.args:
             path = Path(arg.split("::")[0])
             resolved = (config.invocation_params.dir / path).resolve()

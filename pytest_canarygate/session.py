@@ -7,16 +7,15 @@ run's folder. On an xdist worker it only loads the observation the controller wr
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import shutil
 from collections.abc import Generator
 from dataclasses import dataclass
 from datetime import datetime
-from datetime import timedelta
 from datetime import timezone
 from pathlib import Path
-from typing import TYPE_CHECKING
 from typing import Any
 
 import pytest
@@ -24,7 +23,6 @@ import pytest
 from pytest_canarygate import allure_evidence
 from pytest_canarygate import bundle
 from pytest_canarygate import run_inputs
-from pytest_canarygate.agtmux.providers.base import Timeouts
 from pytest_canarygate.catalog import Catalog
 from pytest_canarygate.catalog import GateSpec
 from pytest_canarygate.catalog import load_catalogs
@@ -35,7 +33,7 @@ from pytest_canarygate.config import simulator_defaults
 from pytest_canarygate.config import with_endpoints
 from pytest_canarygate.errors import CanarygateError
 from pytest_canarygate.errors import ConfigError
-from pytest_canarygate.observation import ACCESSORS
+from pytest_canarygate.gate import GATE_MARK
 from pytest_canarygate.observation import EVIDENCE_NEED
 from pytest_canarygate.observation import OBSERVATION_FILE
 from pytest_canarygate.observation import GateEvidence
@@ -43,6 +41,9 @@ from pytest_canarygate.observation import Observation
 from pytest_canarygate.observation import observe
 from pytest_canarygate.observation import simulated_endpoints
 from pytest_canarygate.observation import utc_now
+from pytest_canarygate.pack import Pack
+from pytest_canarygate.pack import SimulatedFleet
+from pytest_canarygate.provider import Timeouts
 from pytest_canarygate.results import REPORT_PROPERTY
 from pytest_canarygate.results import GateResult
 from pytest_canarygate.results import RunOutcome
@@ -51,13 +52,11 @@ from pytest_canarygate.verdicts import Verdict
 from pytest_canarygate.verdicts import skip_reason
 from pytest_canarygate.verdicts import verdict_of
 
-if TYPE_CHECKING:
-    from pytest_canarygate.agtmux.sim import SimFleet
-
-GATE_MARK = "canarygate_gate"
 SESSION_KEY = pytest.StashKey["GateSession"]()
 GATE_KEY = pytest.StashKey[GateSpec]()
 NOT_A_GATE_KEY = pytest.StashKey[bool]()
+#: What a stray test (collected in a phase run, without @gate) is recorded as, gate and item.
+NOT_A_GATE = "(not a gate)"
 EVIDENCE_KEY = pytest.StashKey[GateEvidence]()
 WORKER_INPUT_KEY = "canarygate_run_dir"
 RUN_FILE = "run.json"
@@ -65,8 +64,8 @@ CONFIG_COPY = "canarygate.toml"
 
 
 @dataclass(frozen=True)
-class NoSession:
-    """Stands in for the tmux session parameter when there is no session to judge."""
+class NoParameter:
+    """Stands in for a pack parameter (a session, a host) when there is none to judge."""
 
     verdict: Verdict
     reason: str
@@ -80,6 +79,7 @@ class GateSession:
         config: pytest.Config,
         *,
         phase: str,
+        pack: Pack,
         settings: CanarygateConfig | None,
         catalog: Catalog,
         run_dir: Path,
@@ -87,6 +87,7 @@ class GateSession:
     ) -> None:
         self.config = config
         self.phase = phase
+        self.pack = pack
         self.stage: str | None = config.getoption("canarygate_stage")
         self.scenario: str | None = config.getoption("canarygate_sim")
         self.settings = settings
@@ -94,7 +95,7 @@ class GateSession:
         self.run_dir = run_dir
         self.is_worker = is_worker
         self.observation: Observation | None = None
-        self.fleet: SimFleet | None = None
+        self.fleet: SimulatedFleet | None = None
         self.results: dict[str, GateResult] = {}
         self.outcome: RunOutcome | None = None
         self.bundle: Path | None = None
@@ -111,8 +112,14 @@ class GateSession:
         """Build the session of the process that observes and reports."""
         try:
             run_inputs.check_option_spelling(config)
-            settings = run_inputs.load_settings(config)
-            catalog = run_inputs.load_catalog(config, settings)
+            pack, settings = run_inputs.load_settings(config)
+            catalog = run_inputs.load_catalog(config, pack, settings)
+            if phase not in catalog.phases:
+                raise ConfigError(
+                    f"--phase={phase}: not a phase of {catalog.path}; "
+                    f"known: {', '.join(catalog.phases)}"
+                )
+            run_inputs.check_scenario(config, pack)
             signer, ephemeral = run_inputs.resolve_signer(config)
             run_dir = run_inputs.new_run_dir(config, settings, phase)
         except ConfigError as exc:
@@ -120,6 +127,7 @@ class GateSession:
         session = cls(
             config,
             phase=phase,
+            pack=pack,
             settings=settings,
             catalog=catalog,
             run_dir=run_dir,
@@ -136,16 +144,24 @@ class GateSession:
         """Build the session of an xdist worker: it judges the controller's observation."""
         data = json.loads((run_dir / RUN_FILE).read_text())
         catalog = load_catalogs(Path(p) for p in data["catalogs"])
-        settings = None
+        try:
+            pack = run_inputs.choose_pack(
+                run_inputs.installed_packs(config), data["pack"], str(run_dir / RUN_FILE)
+            )
+        except ConfigError as exc:
+            raise pytest.UsageError(str(exc)) from None
+        # A simulator run without a config file judges with the pack's built-in defaults.
+        settings = simulator_defaults(pack, {})
         if data.get("config"):
             # Judge with the copy sealed into the run, not the file as it may be now.
-            copy = run_dir / CONFIG_COPY
-            settings = load_config(copy, base_dir=Path(data["config"]).parent)
+            sealed = run_dir / CONFIG_COPY
+            settings = load_config(sealed, pack, base_dir=Path(data["config"]).parent)
             if settings.digest != data["config_digest"]:
-                raise pytest.UsageError(f"{copy}: does not match the config the run started with")
+                raise pytest.UsageError(f"{sealed}: does not match the config the run started with")
         session = cls(
             config,
             phase=phase,
+            pack=pack,
             settings=settings,
             catalog=catalog,
             run_dir=run_dir,
@@ -186,17 +202,15 @@ class GateSession:
 
         settings = self.settings
         target: dict[str, Any] = {"kind": "live", "scenario": None}
-        if self.scenario:
-            from pytest_canarygate.agtmux.sim import start_fleet
-
+        if self.scenario and self.pack.simulator is not None:
             progress(f"starting the simulated fleet (scenario {self.scenario})")
             try:
-                self.fleet = start_fleet(self.scenario, phase=self.phase)
+                self.fleet = self.pack.simulator(self.scenario, self.phase)
             except CanarygateError as exc:
-                raise pytest.UsageError(f"--sim {self.scenario}: {exc}") from None
+                raise pytest.UsageError(f"--canarygate-sim={self.scenario}: {exc}") from None
             endpoints = dict(self.fleet.endpoints)
             settings = with_endpoints(
-                settings or simulator_defaults(endpoints),
+                settings or simulator_defaults(self.pack, endpoints),
                 endpoints,
                 evidence=self.fleet.evidence,
             )
@@ -211,7 +225,10 @@ class GateSession:
             self.scenario = target["scenario"]
         plan = needs_of(self.catalog.gates_for(self.phase, self.stage))
         accessors = plan.pop(EVIDENCE_NEED, {})
-        evidence_plan = {a: settings.evidence_uri(ACCESSORS[a][0]) for a in accessors}
+        evidence_plan = {
+            name: (self.pack.accessors[name], settings.evidence_uri(self.pack.accessors[name].kind))
+            for name in accessors
+        }
         timeouts = Timeouts(settings.connect_timeout_s, settings.read_timeout_s)
 
         def make_provider(kind: str, uri: str) -> Any:
@@ -227,15 +244,18 @@ class GateSession:
             connect_timeout=settings.connect_timeout_s,
             read_timeout=settings.read_timeout_s,
             interval_s=settings.version_interval_s,
+            method_params=self.pack.method_params,
+            bracket_method=self.pack.bracket_method,
             evidence_plan=evidence_plan,
             make_provider=make_provider,
-            since=datetime.now(timezone.utc) - settings.windows.longest() - timedelta(hours=1),
+            encode=self.pack.encode,
+            since=settings.history_since(datetime.now(timezone.utc)),
             config_where=settings.where,
             progress=progress,
         )
         self.observation.write(self.run_dir)
         self.config.hook.pytest_canarygate_observation_ready(
-            config=self.config, observation=self.observation
+            config=self.config, observation=copy.deepcopy(self.observation)
         )
         self._write_run_file(target)
         if allure_evidence.enabled(self.config):
@@ -251,6 +271,7 @@ class GateSession:
         settings = self.settings
         data = {
             "phase": self.phase,
+            "pack": self.pack.name,
             "stage": self.stage,
             "migration_id": self.migration_id,
             "target": target,
@@ -266,26 +287,19 @@ class GateSession:
 
     # ------------------------------------------------------------------ collection
     def pytest_generate_tests(self, metafunc: pytest.Metafunc) -> None:
-        if "tmux_session" not in metafunc.fixturenames:
-            return
-        sessions = self.observation.active_sessions() if self.observation else None
-        values: list[str | NoSession]
-        if sessions is None:
-            values = [
-                NoSession(
-                    Verdict.UNOBSERVABLE,
-                    "no daemon's list_panes could be read, so the active tmux sessions are unknown",
-                )
-            ]
-            ids = ["sessions-unobservable"]
-        elif not sessions:
-            values = [
-                NoSession(Verdict.INCONCLUSIVE, "no active tmux session was observed on any daemon")
-            ]
-            ids = ["no-active-sessions"]
-        else:
-            values, ids = list(sessions), list(sessions)
-        metafunc.parametrize("tmux_session", values, ids=ids, indirect=True)
+        for parameter in self.pack.parameters:
+            if parameter.fixture not in metafunc.fixturenames:
+                continue
+            found = parameter.values(self.observation) if self.observation else None
+            values: list[str | NoParameter]
+            if found is None:
+                values = [NoParameter(Verdict.UNOBSERVABLE, parameter.unobservable)]
+                ids = [f"{parameter.fixture}-unobservable"]
+            elif not found:
+                values, ids = [NoParameter(Verdict.INCONCLUSIVE, parameter.empty)], ["none"]
+            else:
+                values, ids = list(found), list(found)
+            metafunc.parametrize(parameter.fixture, values, ids=ids, indirect=True)
 
     @pytest.hookimpl(trylast=True)
     def pytest_collection_modifyitems(
@@ -327,11 +341,7 @@ class GateSession:
     # ------------------------------------------------------------------ running a gate
     def pytest_runtest_setup(self, item: pytest.Item) -> None:
         if item.stash.get(NOT_A_GATE_KEY, False):
-            pytest.fail(
-                f"{item.nodeid} is not a gate (no @gate): a --phase run judges only gate tests; "
-                "move it out of the gate paths or mark it with @gate",
-                pytrace=False,
-            )
+            pytest.fail(stray_test_message(item.nodeid), pytrace=False)
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_call(self, item: pytest.Item) -> Generator[None, None, None]:
@@ -352,6 +362,20 @@ class GateSession:
         report = yield
         gate = item.stash.get(GATE_KEY, None)
         if gate is None:
+            if item.stash.get(NOT_A_GATE_KEY, False) and report.when == "setup":
+                # Reported under its own name, not as a gate whose worker died.
+                report.user_properties.append(
+                    (
+                        REPORT_PROPERTY,
+                        {
+                            "gate": NOT_A_GATE,
+                            "item": NOT_A_GATE,
+                            "verdict": Verdict.FAIL.value,
+                            "message": stray_test_message(item.nodeid),
+                            "param": None,
+                        },
+                    )
+                )
             return report
         verdict: Verdict | None = None
         message = ""
@@ -367,8 +391,15 @@ class GateSession:
             verdict = Verdict.PASS
         if verdict is None:
             return report
-        param = getattr(item, "callspec", None)
-        session_param = param.params.get("tmux_session") if param else None
+        callspec = getattr(item, "callspec", None)
+        param = next(
+            (
+                callspec.params[p.fixture]
+                for p in self.pack.parameters
+                if callspec is not None and p.fixture in callspec.params
+            ),
+            None,
+        )
         if verdict is not Verdict.PASS:
             report.outcome = "failed"
             report.longrepr = f"{verdict.value} [{gate.id} / {gate.item.id}] {message}"
@@ -383,7 +414,7 @@ class GateSession:
                     "item": gate.item.id,
                     "verdict": verdict.value,
                     "message": message,
-                    "param": session_param if isinstance(session_param, str) else None,
+                    "param": param if isinstance(param, str) else None,
                 },
             )
         )
@@ -429,7 +460,9 @@ class GateSession:
         outcome.missing_gates = [
             g.id for g in self.catalog.gates_for(self.phase, self.stage) if g.id not in ran
         ]
-        outcome.partial_reasons = narrowing_options(self.config, self.stage)
+        outcome.partial_reasons = narrowing_options(
+            self.config, self.stage, self.catalog.path.parent
+        )
         allure = allure_evidence.enabled(self.config)
         outcome.incomplete = bundle.incompleteness(
             self.expected,
@@ -481,7 +514,7 @@ class GateSession:
             outcome.seal_error = f"{type(exc).__name__}: {exc}"
         self.config.hook.pytest_canarygate_run_finished(
             config=self.config,
-            outcome=outcome,
+            outcome=copy.deepcopy(outcome),
             bundle=self.bundle,
             summary=json.loads((self.bundle / RUN_FILE).read_text()),
         )
@@ -490,7 +523,7 @@ class GateSession:
                 session.exitstatus = pytest.ExitCode.NO_TESTS_COLLECTED
             elif outcome.verdict in ("fail", "incomplete") or outcome.seal_error:
                 session.exitstatus = pytest.ExitCode.TESTS_FAILED
-            elif self.config.getoption("canarygate_require_promotable") and not outcome.promotable:
+            elif require_promotable(self.config) and not outcome.promotable:
                 session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
     def _seal(self, outcome: RunOutcome) -> None:
@@ -549,6 +582,22 @@ class GateSession:
         if self.fleet is not None:
             self.fleet.stop()
             self.fleet = None
+
+
+def stray_test_message(nodeid: str) -> str:
+    """Why a test without ``@gate`` fails a phase run."""
+    return (
+        f"{nodeid} is not a gate (no @gate): a --phase run judges only gate tests; "
+        "move it out of the gate paths or mark it with @gate"
+    )
+
+
+def require_promotable(config: pytest.Config) -> bool:
+    """Whether a run that is not promotable must exit 1 (option, else ini)."""
+    option = config.getoption("canarygate_require_promotable")
+    return (
+        bool(option) if option is not None else bool(config.getini("canarygate_require_promotable"))
+    )
 
 
 def _display_path(path: Path) -> str:

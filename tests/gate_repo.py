@@ -39,6 +39,8 @@ def one_item_catalog(*gates: tuple[str, str | None]) -> str:
     """A catalog with one alpha entry item, A-1, judged by gates given as (id, need or None)."""
     text = (
         '[runbook]\ntitle = "test"\ndocument = "runbook.md"\n'
+        'phases = ["alpha", "canary", "gradual", "cutover", "rollback"]\n'
+        'read_only_methods = ["list_*", "*_changed", "latency_status", "daemon.info", "ops.*"]\n'
         '[[item]]\nid = "A-1"\nsection = "S"\ntext = "a check"\nkind = "step"\n'
         'phase = "alpha"\nstage = "entry"\n'
     )

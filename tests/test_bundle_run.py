@@ -23,7 +23,7 @@ def test_xdist_run_yields_one_complete_verifiable_bundle(pytester: pytest.Pytest
     keyid = generate_keypair(key)
     make_gate_repo(pytester)
     result = pytester.runpytest_subprocess(
-        "--phase=alpha", "--sim=healthy", "-n", "2", "--canarygate-key", str(key)
+        "--phase=alpha", "--canarygate-sim=healthy", "-n", "2", "--canarygate-key", str(key)
     )
     assert result.ret == 0
     bundle, run = only_run(pytester.path)
@@ -50,7 +50,9 @@ def test_one_changed_byte_fails_verify_naming_the_file(pytester: pytest.Pytester
     key = pytester.path / "k" / "signing.key"
     generate_keypair(key)
     make_gate_repo(pytester)
-    pytester.runpytest_subprocess("--phase=alpha", "--sim=healthy", "--canarygate-key", str(key))
+    pytester.runpytest_subprocess(
+        "--phase=alpha", "--canarygate-sim=healthy", "--canarygate-key", str(key)
+    )
     bundle, _ = only_run(pytester.path)
     target = bundle / "observation" / "observation.json"
     data = bytearray(target.read_bytes())
@@ -79,14 +81,14 @@ def test_worker_killed_under_a_gate_makes_the_bundle_incomplete(
         pytester,
         CRASH_CATALOG,
         "import os, signal\nfrom pytest_canarygate import gate\n\n"
-        "@gate('crash.gate')\ndef test_crash(observed):\n"
+        "@gate('crash.gate')\ndef test_crash(canarygate_observed):\n"
         "    os.kill(os.getpid(), signal.SIGKILL)\n\n"
-        "@gate('fine.gate')\ndef test_fine(observed):\n"
-        "    assert observed.daemon('v5').result('daemon.info')['pid'] > 0\n",
+        "@gate('fine.gate')\ndef test_fine(canarygate_observed):\n"
+        "    assert canarygate_observed.daemon('v5').result('daemon.info')['pid'] > 0\n",
         name="test_crash.py",
     )
     result = pytester.runpytest_subprocess(
-        "--phase=alpha", "--sim=healthy", "-n", "2", "--max-worker-restart=1"
+        "--phase=alpha", "--canarygate-sim=healthy", "-n", "2", "--max-worker-restart=1"
     )
     assert result.ret != 0
     result.stdout.fnmatch_lines(
@@ -105,7 +107,7 @@ def test_simulator_run_without_key_uses_an_ephemeral_key_kept_beside_the_bundle(
     pytester: pytest.Pytester,
 ) -> None:
     make_gate_repo(pytester)
-    result = pytester.runpytest_subprocess("--phase=alpha", "--sim=healthy")
+    result = pytester.runpytest_subprocess("--phase=alpha", "--canarygate-sim=healthy")
     result.stdout.fnmatch_lines(["*signed with an ephemeral key*demo only, never sign-off*"])
     bundle, _ = only_run(pytester.path)
     public = bundle.with_name(bundle.name + ".ephemeral.pub.json")

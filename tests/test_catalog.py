@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_canarygate.catalog import PHASES
+from pytest_canarygate.agtmux.runbook import PHASES
 from pytest_canarygate.catalog import load_catalog
 from pytest_canarygate.catalog import needs_of
 from pytest_canarygate.cli import main
@@ -77,7 +77,7 @@ def test_each_phase_has_items() -> None:
         ('[[gate]]\nid = "g"\nitem = "NOPE"\ntitle = "t"\n', "item 'NOPE' is not a runbook item"),
         ('[[gate]]\nid = "g"\nitem = "A"\ntitle = "t"\nneeds = ["v5"]\n', "need 'v5' is not"),
         ('[[gate]]\nid = "g"\nitem = "A"\ntitle = "t"\nphases = ["beta"]\n', "phases = ['beta']"),
-        ('[[gate]]\nid = "g"\nitem = "A"\ntitle = "t"\nper = "pane"\n', "per = 'pane'"),
+        ('[[gate]]\nid = "g"\nitem = "A"\ntitle = "t"\nper = "a pane"\n', "per = 'a pane'"),
         ("", "A have no gate and no pending reason"),
         (
             '[[gate]]\nid = "g"\nitem = "A"\ntitle = "t"\nneeds = ["v5:source.ingest"]\n',
@@ -88,7 +88,8 @@ def test_each_phase_has_items() -> None:
 def test_catalog_mistakes_are_named(tmp_path: Path, extra: str, expected: str) -> None:
     path = tmp_path / "catalog.toml"
     path.write_text(
-        '[[item]]\nid = "A"\nsection = "S"\ntext = "t"\nkind = "step"\nphase = "alpha"\n'
+        RUNBOOK_TABLE
+        + '[[item]]\nid = "A"\nsection = "S"\ntext = "t"\nkind = "step"\nphase = "alpha"\n'
         'stage = "entry"\n' + extra
     )
     with pytest.raises(ConfigError) as info:
@@ -96,11 +97,52 @@ def test_catalog_mistakes_are_named(tmp_path: Path, extra: str, expected: str) -
     assert expected in str(info.value)
 
 
+RUNBOOK_TABLE = (
+    '[runbook]\ntitle = "t"\nphases = ["alpha", "beta2"]\n'
+    'read_only_methods = ["list_*", "daemon.info"]\n'
+)
+
+
+@pytest.mark.parametrize(
+    ("runbook", "expected"),
+    [
+        ("", "missing table [runbook]"),
+        ('[runbook]\ntitle = "t"\n', "[runbook] phases must be a non-empty list"),
+        ("[runbook]\nphases = []\n", "[runbook] phases must be a non-empty list"),
+        ('[runbook]\nphases = ["alpha", "alpha"]\n', "[runbook] phases lists a value twice"),
+        ('[runbook]\nphases = ["al pha"]\n', "may hold only letters"),
+        ('[runbook]\nphases = ["alpha"]\nstages = ["x"]\n', "unknown key(s) stages"),
+    ],
+)
+def test_runbook_table_mistakes_are_named(tmp_path: Path, runbook: str, expected: str) -> None:
+    path = tmp_path / "catalog.toml"
+    path.write_text(runbook + '[[item]]\nid = "A"\nsection = "S"\ntext = "t"\n')
+    with pytest.raises(ConfigError) as info:
+        load_catalog(path)
+    assert expected in str(info.value)
+
+
+def test_phases_come_from_the_catalog(tmp_path: Path) -> None:
+    path = tmp_path / "catalog.toml"
+    path.write_text(
+        RUNBOOK_TABLE
+        + '[[item]]\nid = "A"\nsection = "S"\ntext = "t"\nkind = "step"\nphase = "beta2"\n'
+        'stage = "entry"\npending = "later"\n'
+    )
+    catalog = load_catalog(path)
+    assert catalog.phases == ("alpha", "beta2")
+    assert catalog.items["A"].phase == "beta2"
+
+
+def test_the_agtmux_catalog_declares_the_packs_phases() -> None:
+    assert load_catalog(CATALOG).phases == PHASES
+
+
 def test_catalog_command_lists_items_against_gates(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["catalog", "--catalog", str(CATALOG), "--phase", "alpha"]) == 0
     out = capsys.readouterr().out
     assert "P1-X1" in out
-    assert "-> alpha.exit.projection-matches (per session)" in out
+    assert "-> alpha.exit.projection-matches (per agtmux_tmux_session)" in out
     assert main(["catalog", "--catalog", str(CATALOG), "--phase", "canary"]) == 0
     out = capsys.readouterr().out
     assert "P2-X3" in out

@@ -7,11 +7,11 @@ from datetime import datetime
 from datetime import timezone
 from types import MappingProxyType
 
+from pytest_canarygate.agtmux.pack import decode
 from pytest_canarygate.agtmux.providers import Evidence
 from pytest_canarygate.agtmux.providers import Source
 from pytest_canarygate.agtmux.records import AlertEntry
 from pytest_canarygate.agtmux.records import Severity
-from pytest_canarygate.codec import decode
 from pytest_canarygate.codec import encode
 
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from pytest_canarygate.config import DEFAULT_PANE_FIELDS
+from pytest_canarygate.agtmux.pack import PACK
+from pytest_canarygate.agtmux.settings import DEFAULT_PANE_FIELDS
 from pytest_canarygate.config import load_config
 from pytest_canarygate.config import with_endpoints
 from pytest_canarygate.errors import ConfigError
@@ -28,11 +30,11 @@ def write(tmp_path: Path, text: str) -> Path:
 
 
 def test_minimal_config_gets_runbook_defaults(tmp_path: Path) -> None:
-    config = load_config(write(tmp_path, VALID))
+    config = load_config(write(tmp_path, VALID), PACK)
     assert config.migration_id == "agtmux-v4-to-v5"
     assert config.daemons["v5"].endpoint == "unix:///run/agtmux-v5/agtmuxd.sock"
-    assert config.pane_parity.fields == DEFAULT_PANE_FIELDS
-    assert "updated_at" in config.pane_parity.ignore
+    assert config.pack_settings.pane_parity.fields == DEFAULT_PANE_FIELDS
+    assert "updated_at" in config.pack_settings.pane_parity.ignore
     assert config.connect_timeout_s == 2.0
     assert len(config.digest) == 64
 
@@ -40,20 +42,20 @@ def test_minimal_config_gets_runbook_defaults(tmp_path: Path) -> None:
 def test_shipped_configs_are_valid() -> None:
     root = Path(__file__).resolve().parents[1]
     for path in (root / "canarygate.toml", root / "examples" / "fleet.canarygate.toml"):
-        config = load_config(path)
+        config = load_config(path, PACK)
         assert set(config.daemons) == {"v4", "v5"}
 
 
 def test_example_paths_resolve_against_the_file(tmp_path: Path) -> None:
     text = VALID + '[catalog]\npath = "gates/catalog.toml"\n[reports]\ndir = "out"\n'
-    config = load_config(write(tmp_path, text))
+    config = load_config(write(tmp_path, text), PACK)
     assert config.catalog_path == (tmp_path / "gates" / "catalog.toml").resolve()
     assert config.reports_dir == (tmp_path / "out").resolve()
 
 
 def test_star_compares_every_field_not_ignored(tmp_path: Path) -> None:
     text = VALID + '[parity.panes]\nfields = "*"\nignore = ["updated_at"]\n'
-    parity = load_config(write(tmp_path, text)).pane_parity
+    parity = load_config(write(tmp_path, text), PACK).pack_settings.pane_parity
     assert parity.fields is None
     assert parity.compared({"pane_id", "updated_at", "title"}) == ["pane_id", "title"]
 
@@ -98,21 +100,21 @@ def test_star_compares_every_field_not_ignored(tmp_path: Path) -> None:
 def test_mistakes_name_file_key_and_value(tmp_path: Path, text: str, expected: str) -> None:
     path = write(tmp_path, text)
     with pytest.raises(ConfigError) as info:
-        load_config(path)
+        load_config(path, PACK)
     assert str(path) in str(info.value)
     assert expected in str(info.value)
 
 
 def test_missing_file_is_named(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="does not exist"):
-        load_config(tmp_path / "nope.toml")
+        load_config(tmp_path / "nope.toml", PACK)
 
 
 def test_simulated_evidence_replaces_live_evidence_uris(tmp_path: Path) -> None:
     text = (
         VALID + '[evidence]\nbuild = "file:///srv/ci/junit.xml"\nalerts = "https://ops:9100/ops"\n'
     )
-    live = load_config(write(tmp_path, text))
+    live = load_config(write(tmp_path, text), PACK)
     sim = with_endpoints(
         live,
         {"v4": "unix:///tmp/s/v4/a.sock", "v5": "unix:///tmp/s/v5/a.sock"},
@@ -130,4 +132,23 @@ def test_unknown_evidence_kind_is_named(tmp_path: Path) -> None:
     with pytest.raises(
         ConfigError, match=r"unknown key 'evidence.ledger'; accepted here: snapshots"
     ):
-        load_config(path)
+        load_config(path, PACK)
+
+
+def test_a_config_may_name_its_pack(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, VALID.replace('id = "', 'pack = "agtmux"\nid = "')), PACK)
+    assert config.pack is PACK
+
+
+def test_a_config_for_another_pack_is_refused(tmp_path: Path) -> None:
+    path = write(tmp_path, VALID.replace('id = "', 'pack = "kvstore"\nid = "'))
+    with pytest.raises(ConfigError, match=r"migration\.pack = 'kvstore': expected 'agtmux'"):
+        load_config(path, PACK)
+
+
+def test_pack_tables_are_unknown_to_a_pack_without_them(tmp_path: Path) -> None:
+    bare = replace(PACK, settings_tables=(), parse_settings=None)
+    path = write(tmp_path, VALID + "[windows]\ngradual_days = 8\n")
+    with pytest.raises(ConfigError, match="unknown key 'windows'"):
+        load_config(path, bare)
+    assert load_config(write(tmp_path, VALID), bare).pack_settings is None

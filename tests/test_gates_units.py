@@ -25,6 +25,9 @@ import pytest
 from gate_repo import OPS_METHOD
 
 from pytest_canarygate.agtmux.judgement import RUNBOOK_RESTART_POLICY
+from pytest_canarygate.agtmux.pack import ACCESSORS
+from pytest_canarygate.agtmux.pack import RPC_EVIDENCE_KINDS
+from pytest_canarygate.agtmux.pack import decode
 from pytest_canarygate.agtmux.providers import AlertEntry
 from pytest_canarygate.agtmux.providers import ArchiveManifest
 from pytest_canarygate.agtmux.providers import BindingStats
@@ -43,13 +46,10 @@ from pytest_canarygate.agtmux.providers import SupervisorStatus
 from pytest_canarygate.agtmux.providers import Timeouts
 from pytest_canarygate.agtmux.providers import make_provider
 from pytest_canarygate.agtmux.records import datetime_to_ms
-from pytest_canarygate.catalog import PHASES
+from pytest_canarygate.agtmux.runbook import PHASES
+from pytest_canarygate.agtmux.settings import AgtmuxSettings
 from pytest_canarygate.catalog import load_catalog
 from pytest_canarygate.codec import encode
-from pytest_canarygate.config import RPC_EVIDENCE_KINDS
-from pytest_canarygate.config import CanarygateConfig
-from pytest_canarygate.config import simulator_defaults
-from pytest_canarygate.observation import ACCESSORS
 from pytest_canarygate.observation import CallRecord
 from pytest_canarygate.observation import DaemonObservation
 from pytest_canarygate.observation import EvidenceReading
@@ -431,17 +431,18 @@ def _dt(ms: int | None) -> datetime | None:
 
 
 def judge(
-    gate_id: str, fleet: Fleet, settings: CanarygateConfig | None = None, session: str = ""
+    gate_id: str, fleet: Fleet, settings: AgtmuxSettings | None = None, session: str = ""
 ) -> tuple[Verdict, str, GateEvidence]:
     """Run one gate on the fleet's observation; its verdict, message and evidence."""
     function = GATES[gate_id]
     evidence = GateEvidence()
+    settings = settings or AgtmuxSettings()
     fixtures: dict[str, Any] = {
-        "observed": ObservedView(fleet.observation(), evidence),
-        "canarygate_settings": settings or simulator_defaults(ENDPOINTS),
-        "tmux_session": session or "session-alpha",
-        "pane_parity": (settings or simulator_defaults(ENDPOINTS)).pane_parity,
-        "session_parity": (settings or simulator_defaults(ENDPOINTS)).session_parity,
+        "canarygate_observed": ObservedView(fleet.observation(), evidence, decode),
+        "agtmux_settings": settings,
+        "agtmux_tmux_session": session or "session-alpha",
+        "agtmux_pane_parity": settings.pane_parity,
+        "agtmux_session_parity": settings.session_parity,
     }
     wanted = inspect.signature(function).parameters
     try:
@@ -1094,10 +1095,12 @@ def test_broken_provider_makes_its_gates_unobservable(
     timeouts = Timeouts(connect=0.5, read=0.5)
     reading = read_evidence(
         accessor,
+        ACCESSORS[accessor],
         target,
         lambda kind, uri: make_provider(kind, uri, timeouts=timeouts),
         NOW - timedelta(days=15),
         "canarygate.toml",
+        encode,
     )
     assert not reading.ok
     judged = 0
@@ -1153,7 +1156,7 @@ def test_expecting_only_always_healthy_sources_with_no_registry_proves_nothing()
     fleet = Fleet.healthy("canary")
     calls("v5", "list_source_registry", [])(fleet)
     narrow = dataclasses.replace(
-        simulator_defaults(ENDPOINTS), expected_healthy_sources=("poller", "claude_hooks")
+        AgtmuxSettings(), expected_healthy_sources=("poller", "claude_hooks")
     )
     got, message, _ = judge("canary.monitor.source-health", fleet, narrow)
     assert got is Verdict.INCONCLUSIVE

@@ -33,6 +33,8 @@ MAIN_CATALOG = """
 [runbook]
 title = "hooks"
 document = "runbook.md"
+phases = ["alpha", "canary", "gradual", "cutover", "rollback"]
+read_only_methods = ["daemon.info"]
 [[item]]
 id = "B-1"
 section = "S"
@@ -98,14 +100,14 @@ from pytest_canarygate import gate
 
 
 @gate("build.gate")
-def test_build(observed):
-    build = observed.evidence("build_result").one()
+def test_build(canarygate_observed):
+    build = canarygate_observed.evidence("build_result").one()
     assert build.tests == 700 and build.failures == 0
 
 
 @gate("team.gate")
-def test_team(observed):
-    assert observed.daemon("v5").result("daemon.info")["version"]
+def test_team(canarygate_observed):
+    assert canarygate_observed.daemon("v5").result("daemon.info")["version"]
 """
 
 

@@ -12,11 +12,14 @@ from pathlib import Path
 
 import pytest
 
+from pytest_canarygate.agtmux.pack import BRACKET_METHOD
+from pytest_canarygate.agtmux.pack import METHOD_PARAMS
+from pytest_canarygate.agtmux.pack import active_tmux_sessions
 from pytest_canarygate.agtmux.protocol import agent_session_keys
 from pytest_canarygate.agtmux.protocol import diff_projections
 from pytest_canarygate.agtmux.protocol import panes
 from pytest_canarygate.agtmux.protocol import signature_problems
-from pytest_canarygate.config import ParityConfig
+from pytest_canarygate.agtmux.settings import ParityConfig
 from pytest_canarygate.observation import GateEvidence
 from pytest_canarygate.observation import Observation
 from pytest_canarygate.observation import ObservedView
@@ -103,6 +106,8 @@ def run_observe(endpoints: dict[str, str], plan: dict[str, dict[str, int]]) -> O
         connect_timeout=1.0,
         read_timeout=2.0,
         interval_s=0.01,
+        method_params=METHOD_PARAMS,
+        bracket_method=BRACKET_METHOD,
     )
 
 
@@ -113,7 +118,7 @@ def test_each_method_read_once_plus_bracketing_daemon_info(daemon: CountingDaemo
         ["daemon.info", "list_panes", "summary_changed", "summary_changed", "daemon.info"]
     )
     assert [c.reading for c in obs.daemons["v5"].readings("summary_changed")] == [1, 2]
-    assert obs.active_sessions() == ["session-alpha", "session-beta"]
+    assert active_tmux_sessions(obs) == ["session-alpha", "session-beta"]
 
 
 def test_unserved_method_is_kept_as_a_remote_error(daemon: CountingDaemon) -> None:
@@ -136,7 +141,7 @@ def test_down_daemon_fails_every_need_without_waiting_per_method(tmp_path: Path)
     calls = obs.daemons["v5"].calls
     assert {c.method for c in calls} == {"daemon.info", "list_panes", "list_sessions"}
     assert all(not c.ok and c.error_kind == "transport" for c in calls)
-    assert obs.active_sessions() is None
+    assert active_tmux_sessions(obs) is None
     with pytest.raises(Unobservable, match="no socket"):
         ObservedView(obs, GateEvidence()).daemon("v5").result("list_panes")
 

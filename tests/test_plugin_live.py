@@ -17,12 +17,12 @@ from gate_repo import one_item_catalog
 from gate_repo import only_run
 from gate_repo import write_gates
 
+from pytest_canarygate.agtmux.pack import ACCESSORS
+from pytest_canarygate.agtmux.pack import RPC_EVIDENCE_KINDS
 from pytest_canarygate.agtmux.sim import SimFleet
 from pytest_canarygate.agtmux.sim import start_fleet
 from pytest_canarygate.catalog import load_catalog
-from pytest_canarygate.config import RPC_EVIDENCE_KINDS
 from pytest_canarygate.keys import generate_keypair
-from pytest_canarygate.observation import ACCESSORS
 from pytest_canarygate.observation import EVIDENCE_NEED
 from pytest_canarygate.observation import SIMULATOR_MARKER
 
@@ -135,7 +135,7 @@ def test_nothing_reachable_still_yields_unobservable_gates(
     per_session = [g for g in run["gates"] if g["gate"] == "alpha.parity.panes"]
     assert [g["param"] for g in per_session] == [None]
     assert per_session[0]["verdict"] == "UNOBSERVABLE"
-    assert "sessions-unobservable" in per_session[0]["nodeid"]
+    assert "agtmux_tmux_session-unobservable" in per_session[0]["nodeid"]
     assert "PASS" not in {g["verdict"] for g in run["gates"]}
 
 
@@ -215,14 +215,22 @@ def test_loose_private_key_is_refused_before_anything_runs(
 @pytest.mark.parametrize(
     ("config", "args", "expected"),
     [
-        (None, ["--phase=alpha"], "*no canarygate.toml in *; pass --canarygate-config PATH*"),
+        (None, ["--phase=alpha"], "*no canarygate.toml in *; pass --canarygate-config=PATH*"),
         (
             "[migration]\nid = 'x'\n",
             ["--phase=alpha"],
             "*canarygate.toml: missing table [[]daemons]*",
         ),
-        (None, ["--phase=beta"], "*argument --phase*invalid choice: 'beta'*"),
-        (None, ["--phase=alpha", "--sim=nope"], "*--sim nope*nope*"),
+        (
+            None,
+            ["--phase=beta", "--canarygate-sim=healthy"],
+            "*--phase=beta: not a phase of *catalog.toml; known: alpha, canary, *",
+        ),
+        (
+            None,
+            ["--phase=alpha", "--canarygate-sim=nope"],
+            "*--canarygate-sim=nope: unknown scenario 'nope'*",
+        ),
         (
             None,
             ["--phase=alpha", "--canarygate-config", "missing.toml"],
@@ -254,7 +262,7 @@ def test_gates_without_a_phase_are_a_usage_error(pytester: pytest.Pytester) -> N
 def test_zero_selected_gates_is_not_green(pytester: pytest.Pytester, dist: list[str]) -> None:
     make_gate_repo(pytester)
     result = pytester.runpytest_subprocess(
-        "--phase=alpha", "--sim=healthy", "-k", "nothing_matches", *dist
+        "--phase=alpha", "--canarygate-sim=healthy", "-k", "nothing_matches", *dist
     )
     assert result.ret == pytest.ExitCode.NO_TESTS_COLLECTED
     result.stdout.fnmatch_lines(["*ERROR: zero gates selected for phase alpha*"])
@@ -264,7 +272,9 @@ def test_zero_selected_gates_is_not_green(pytester: pytest.Pytester, dist: list[
 
 def test_k_selection_is_partial_and_never_promotable(pytester: pytest.Pytester) -> None:
     make_gate_repo(pytester)
-    result = pytester.runpytest_subprocess("--phase=alpha", "--sim=healthy", "-k", "session-beta")
+    result = pytester.runpytest_subprocess(
+        "--phase=alpha", "--canarygate-sim=healthy", "-k", "session-beta"
+    )
     assert result.ret == 0
     result.stdout.fnmatch_lines(
         ["*partial selection: -k 'session-beta'*", "*NOT PROMOTABLE: partial selection*"]
@@ -276,7 +286,9 @@ def test_k_selection_is_partial_and_never_promotable(pytester: pytest.Pytester) 
 
 def test_stage_option_runs_one_stage(pytester: pytest.Pytester) -> None:
     make_gate_repo(pytester)
-    result = pytester.runpytest_subprocess("--phase=alpha", "--sim=healthy", "--stage=exit")
+    result = pytester.runpytest_subprocess(
+        "--phase=alpha", "--canarygate-sim=healthy", "--canarygate-stage=exit"
+    )
     _, run = only_run(pytester.path)
     exit_gates = {
         g.id for g in load_catalog(ROOT / "gates" / "catalog.toml").gates_for("alpha", "exit")
@@ -297,7 +309,7 @@ MINI_CATALOG = one_item_catalog(("mini.gate", "v5:daemon.info"))
         ("raise Inconclusive('only 3 of 200 samples')", "INCONCLUSIVE", "only 3 of 200 samples"),
         ("raise KeyError('pane_id')", "FAIL", "gate error: KeyError"),
         (
-            "observed.daemon('v5').result('no.such.method')",
+            "canarygate_observed.daemon('v5').result('no.such.method')",
             "UNOBSERVABLE",
             "reading 1 was not taken",
         ),
@@ -306,8 +318,10 @@ MINI_CATALOG = one_item_catalog(("mini.gate", "v5:daemon.info"))
 def test_every_non_pass_maps_to_one_verdict(
     pytester: pytest.Pytester, body: str, verdict: str, fragment: str
 ) -> None:
-    mini_repo(pytester, "@gate('mini.gate')\ndef test_mini(observed):\n    " + body + "\n")
-    result = pytester.runpytest_subprocess("--phase=alpha", "--sim=healthy")
+    mini_repo(
+        pytester, "@gate('mini.gate')\ndef test_mini(canarygate_observed):\n    " + body + "\n"
+    )
+    result = pytester.runpytest_subprocess("--phase=alpha", "--canarygate-sim=healthy")
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     _, run = only_run(pytester.path)
     assert [g["verdict"] for g in run["gates"]] == [verdict]
@@ -326,9 +340,10 @@ def mini_repo(pytester: pytest.Pytester, module: str, catalog: str = MINI_CATALO
 )
 def test_xfail_gate_fails_the_run(pytester: pytest.Pytester, marker: str, dist: list[str]) -> None:
     mini_repo(
-        pytester, f"{marker}\n@gate('mini.gate')\ndef test_mini(observed):\n    assert False\n"
+        pytester,
+        f"{marker}\n@gate('mini.gate')\ndef test_mini(canarygate_observed):\n    assert False\n",
     )
-    result = pytester.runpytest_subprocess("--phase=alpha", "--sim=healthy", *dist)
+    result = pytester.runpytest_subprocess("--phase=alpha", "--canarygate-sim=healthy", *dist)
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     _, run = only_run(pytester.path)
     assert [g["verdict"] for g in run["gates"]] == ["FAIL"]
@@ -339,8 +354,10 @@ TWO_GATES = one_item_catalog(("mini.gate", "v5:daemon.info"), ("mini.other", Non
 
 
 def test_a_gate_that_never_ran_makes_the_run_incomplete(pytester: pytest.Pytester) -> None:
-    mini_repo(pytester, "@gate('mini.gate')\ndef test_mini(observed):\n    pass\n", TWO_GATES)
-    result = pytester.runpytest_subprocess("--phase=alpha", "--sim=healthy")
+    mini_repo(
+        pytester, "@gate('mini.gate')\ndef test_mini(canarygate_observed):\n    pass\n", TWO_GATES
+    )
+    result = pytester.runpytest_subprocess("--phase=alpha", "--canarygate-sim=healthy")
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     result.stdout.fnmatch_lines(["*INCOMPLETE*gate mini.other of phase alpha never ran*"])
     bundle, run = only_run(pytester.path)
@@ -349,7 +366,7 @@ def test_a_gate_that_never_ran_makes_the_run_incomplete(pytester: pytest.Pyteste
 
 
 def test_a_bundle_that_cannot_be_sealed_is_named_unsealed(pytester: pytest.Pytester) -> None:
-    mini_repo(pytester, "@gate('mini.gate')\ndef test_mini(observed):\n    pass\n")
+    mini_repo(pytester, "@gate('mini.gate')\ndef test_mini(canarygate_observed):\n    pass\n")
     pytester.makeconftest(
         "import os, pytest\n"
         "from pytest_canarygate.session import SESSION_KEY\n\n"
@@ -358,7 +375,7 @@ def test_a_bundle_that_cannot_be_sealed_is_named_unsealed(pytester: pytest.Pytes
         "    run_dir = session.config.stash[SESSION_KEY].run_dir\n"
         "    os.mkfifo(run_dir / 'allure-results' / 'not-a-file')\n"
     )
-    result = pytester.runpytest_subprocess("--phase=alpha", "--sim=healthy")
+    result = pytester.runpytest_subprocess("--phase=alpha", "--canarygate-sim=healthy")
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     result.stdout.fnmatch_lines(["*BUNDLE NOT SEALED:*"])
     [bundle] = list((pytester.path / "reports").glob("*/*/*-unsealed"))
@@ -370,10 +387,10 @@ def test_worker_dying_after_a_passed_call_is_not_a_pass(pytester: pytest.Pyteste
     mini_repo(
         pytester,
         "@pytest.fixture\ndef dies_in_teardown():\n    yield\n    os._exit(1)\n\n"
-        "@gate('mini.gate')\ndef test_mini(observed, dies_in_teardown):\n    pass\n",
+        "@gate('mini.gate')\ndef test_mini(canarygate_observed, dies_in_teardown):\n    pass\n",
     )
     result = pytester.runpytest_subprocess(
-        "--phase=alpha", "--sim=healthy", "-n", "2", "--max-worker-restart=1"
+        "--phase=alpha", "--canarygate-sim=healthy", "-n", "2", "--max-worker-restart=1"
     )
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     _, run = only_run(pytester.path)
@@ -388,12 +405,12 @@ def test_path_option_after_a_space_outside_the_repo_is_refused(
     generate_keypair(key)
     make_gate_repo(pytester)
     result = pytester.runpytest_subprocess(
-        "--phase=alpha", "--sim=healthy", "--canarygate-key", str(key)
+        "--phase=alpha", "--canarygate-sim=healthy", "--canarygate-key", str(key)
     )
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines([f"*write --canarygate-key={key} (with '=')*"])
     spelled = pytester.runpytest_subprocess(
-        "--phase=alpha", "--sim=healthy", f"--canarygate-key={key}"
+        "--phase=alpha", "--canarygate-sim=healthy", f"--canarygate-key={key}"
     )
     assert spelled.ret == 0
 
@@ -404,16 +421,17 @@ def test_a_non_gate_test_among_the_gates_is_a_usage_error(
 ) -> None:
     mini_repo(
         pytester,
-        "@gate('mini.gate')\ndef test_mini(observed):\n    pass\n\n"
+        "@gate('mini.gate')\ndef test_mini(canarygate_observed):\n    pass\n\n"
         "def test_helper_check():\n    pass\n",
     )
-    result = pytester.runpytest_subprocess("--phase=alpha", "--sim=healthy", *dist)
+    result = pytester.runpytest_subprocess("--phase=alpha", "--canarygate-sim=healthy", *dist)
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     result.stdout.no_fnmatch_line("*INTERNALERROR*")
     result.stdout.fnmatch_lines(["*NOT PROMOTABLE*"])
     _, run = only_run(pytester.path)
     [stray] = [g for g in run["gates"] if g["verdict"] == "FAIL"]
     assert "test_helper_check is not a gate (no @gate)" in stray["message"]
+    assert stray["gate"] == stray["item"] == "(not a gate)"  # not a worker that died
 
 
 def test_the_simulator_is_never_judged_live(pytester: pytest.Pytester) -> None:
@@ -438,10 +456,10 @@ def test_the_simulator_is_never_judged_live(pytester: pytest.Pytester) -> None:
 
 def test_require_promotable_fails_a_green_but_unpromotable_run(pytester: pytest.Pytester) -> None:
     make_gate_repo(pytester)
-    plain = pytester.runpytest_subprocess("--phase=canary", "--sim=healthy")
+    plain = pytester.runpytest_subprocess("--phase=canary", "--canarygate-sim=healthy")
     assert plain.ret == 0  # every gate passed ...
     strict = pytester.runpytest_subprocess(
-        "--phase=canary", "--sim=healthy", "--require-promotable"
+        "--phase=canary", "--canarygate-sim=healthy", "--canarygate-require-promotable"
     )
     assert strict.ret == pytest.ExitCode.TESTS_FAILED  # ... but it is no sign-off
     strict.stdout.fnmatch_lines(["*not gated yet (block promotion): P2-C3, P2-C4, P2-X3*"])

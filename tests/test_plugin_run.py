@@ -20,7 +20,7 @@ def test_healthy_alpha_passes_and_says_simulated(
     pytester: pytest.Pytester, dist: list[str]
 ) -> None:
     make_gate_repo(pytester)
-    result = pytester.runpytest_subprocess("--phase=alpha", "--sim=healthy", *dist)
+    result = pytester.runpytest_subprocess("--phase=alpha", "--canarygate-sim=healthy", *dist)
     result.stdout.fnmatch_lines(
         [
             "*canarygate: phase alpha, target SIMULATED (scenario healthy)*",
@@ -48,7 +48,7 @@ def test_parity_drift_names_session_pane_and_field(
     pytester: pytest.Pytester, dist: list[str]
 ) -> None:
     make_gate_repo(pytester)
-    result = pytester.runpytest_subprocess("--phase=alpha", "--sim=parity-drift", *dist)
+    result = pytester.runpytest_subprocess("--phase=alpha", "--canarygate-sim=parity-drift", *dist)
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     out = result.stdout.str()
     assert "NOT PROMOTABLE" in out
@@ -70,7 +70,7 @@ def test_rpc_calls_do_not_grow_with_gates_or_sessions(
     pytester: pytest.Pytester, dist: list[str]
 ) -> None:
     make_gate_repo(pytester)
-    pytester.runpytest_subprocess("--phase=alpha", "--sim=healthy", *dist)
+    pytester.runpytest_subprocess("--phase=alpha", "--canarygate-sim=healthy", *dist)
     run_dir, run = only_run(pytester.path)
     calls = {
         name: sorted(c["method"] for c in d["calls"])
@@ -99,7 +99,7 @@ def test_rpc_calls_do_not_grow_with_gates_or_sessions(
 
 def test_simulator_leaves_nothing_behind(pytester: pytest.Pytester) -> None:
     make_gate_repo(pytester)
-    result = pytester.runpytest_subprocess("--phase=alpha", "--sim=healthy", "-n", "2")
+    result = pytester.runpytest_subprocess("--phase=alpha", "--canarygate-sim=healthy", "-n", "2")
     assert result.ret == 0
     run_dir, _ = only_run(pytester.path)
     pids = sim_pids(run_dir)
@@ -120,7 +120,7 @@ def test_simulator_leaves_nothing_behind(pytester: pytest.Pytester) -> None:
 
 def test_allure_results_carry_labels_and_evidence(pytester: pytest.Pytester) -> None:
     make_gate_repo(pytester)
-    pytester.runpytest_subprocess("--phase=alpha", "--sim=parity-drift")
+    pytester.runpytest_subprocess("--phase=alpha", "--canarygate-sim=parity-drift")
     run_dir, _ = only_run(pytester.path)
     results_dir = run_dir / "allure-results"
     results = [json.loads(p.read_text()) for p in results_dir.glob("*-result.json")]
@@ -167,7 +167,7 @@ def test_allure_categories_sort_failures_the_way_allure_3_reads_them(
     pytester: pytest.Pytester,
 ) -> None:
     make_gate_repo(pytester)
-    pytester.runpytest_subprocess("--phase=alpha", "--sim=parity-drift")
+    pytester.runpytest_subprocess("--phase=alpha", "--canarygate-sim=parity-drift")
     run_dir, _ = only_run(pytester.path)
     results = run_dir / "allure-results"
     script = pytester.path / "categories.js"
@@ -195,5 +195,7 @@ def test_rollback_phase_advises_or_not(
     pytester: pytest.Pytester, scenario: str, verdict_line: str
 ) -> None:
     make_gate_repo(pytester)
-    result = pytester.runpytest_subprocess("--phase=rollback", f"--sim={scenario}", "-n", "2")
+    result = pytester.runpytest_subprocess(
+        "--phase=rollback", f"--canarygate-sim={scenario}", "-n", "2"
+    )
     result.stdout.fnmatch_lines([verdict_line, "rollback procedure checks passed"])

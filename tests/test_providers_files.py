@@ -12,16 +12,11 @@ from pathlib import Path
 import pytest
 
 from pytest_canarygate.agtmux.providers import AlertLedgerProvider
-from pytest_canarygate.agtmux.providers import Evidence
 from pytest_canarygate.agtmux.providers import Kind
-from pytest_canarygate.agtmux.providers import Provider
-from pytest_canarygate.agtmux.providers import RuntimeSelectorProvider
 from pytest_canarygate.agtmux.providers import Severity
 from pytest_canarygate.agtmux.providers import Timeouts
 from pytest_canarygate.agtmux.providers import make_provider
-from pytest_canarygate.agtmux.providers import register_provider
 from pytest_canarygate.agtmux.providers import registered_schemes
-from pytest_canarygate.agtmux.providers import registry
 from pytest_canarygate.agtmux.providers.daemon_log import LOG_KINDS
 from pytest_canarygate.agtmux.providers.daemon_log import classify
 from pytest_canarygate.agtmux.providers.daemon_log import parse_timestamp
@@ -737,32 +732,6 @@ def test_make_provider_chooses_by_scheme() -> None:
 def test_make_provider_config_errors(kind: str, target: str, problem: str) -> None:
     with pytest.raises(ConfigError, match=problem):
         make_provider(kind, target)
-
-
-def test_register_provider_for_a_new_scheme(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
-
-    class Static(RuntimeSelectorProvider):
-        def runtime_selector(self) -> Evidence[object]:  # type: ignore[override]
-            raise NotImplementedError
-
-    calls: list[tuple[str, Timeouts]] = []
-
-    def factory(target: str, timeouts: Timeouts) -> Provider:
-        calls.append((target, timeouts))
-        return Static(target)
-
-    register_provider("selector", "https", factory, replace=True)
-    timeouts = Timeouts(connect=1, read=2)
-    assert isinstance(
-        make_provider("selector", "https://cfg.example/rt", timeouts=timeouts), Static
-    )
-    assert calls == [("https://cfg.example/rt", timeouts)]
-    with pytest.raises(ValueError, match="already registered"):
-        register_provider("selector", "https", factory)
-    register_provider("build", "https", factory)
-    with pytest.raises(TypeError, match="not a BuildResultProvider"):
-        make_provider("build", "https://ci.example/junit")
 
 
 @pytest.mark.parametrize("bad", [0, -1, float("inf"), float("nan"), True, "2"])

@@ -1,4 +1,4 @@
-"""The gates end to end against the simulator: `pytest --phase=X --sim=SCENARIO`.
+"""The gates end to end against the simulator: `pytest --phase=X --canarygate-sim=SCENARIO`.
 
 Each failure scenario makes exactly the gates that judge its fault end in the expected verdict,
 with the reason in the message, while every other gate of the phase passes; the healthy fleet
@@ -18,12 +18,12 @@ from gate_repo import OPS_METHOD
 from gate_repo import make_gate_repo
 from gate_repo import only_run
 
+from pytest_canarygate.agtmux.pack import ACCESSORS
+from pytest_canarygate.agtmux.pack import RPC_EVIDENCE_KINDS
+from pytest_canarygate.agtmux.runbook import PHASES
 from pytest_canarygate.agtmux.sim import SimFleet
 from pytest_canarygate.agtmux.sim import start_fleet
-from pytest_canarygate.catalog import PHASES
 from pytest_canarygate.catalog import load_catalog
-from pytest_canarygate.config import RPC_EVIDENCE_KINDS
-from pytest_canarygate.observation import ACCESSORS
 
 ROOT = Path(__file__).resolve().parents[1]
 CATALOG = load_catalog(ROOT / "gates" / "catalog.toml")
@@ -210,7 +210,9 @@ def test_scenario_fails_exactly_its_gates(
 ) -> None:
     make_gate_repo(pytester)
     dist = ["-n", "2"] if (scenario, phase) in XDIST else []
-    result = pytester.runpytest_subprocess(f"--phase={phase}", f"--sim={scenario}", *dist)
+    result = pytester.runpytest_subprocess(
+        f"--phase={phase}", f"--canarygate-sim={scenario}", *dist
+    )
     result.stdout.no_fnmatch_line("*INTERNALERROR*")
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     _, run = only_run(pytester.path)
@@ -222,7 +224,7 @@ def test_scenario_fails_exactly_its_gates(
 def test_healthy_passes_every_gate_of_every_phase(pytester: pytest.Pytester, phase: str) -> None:
     make_gate_repo(pytester)
     dist = ["-n", "2"] if phase in ("canary", "cutover") else []
-    result = pytester.runpytest_subprocess(f"--phase={phase}", "--sim=healthy", *dist)
+    result = pytester.runpytest_subprocess(f"--phase={phase}", "--canarygate-sim=healthy", *dist)
     result.stdout.no_fnmatch_line("*INTERNALERROR*")
     assert result.ret == 0, result.stdout.str()[-3000:]
     _, run = only_run(pytester.path)

@@ -47,7 +47,7 @@ from pytest_canarygate.agtmux.records import Severity
 from pytest_canarygate.agtmux.records import SnapshotMetadata
 from pytest_canarygate.agtmux.records import SupervisorEvent
 from pytest_canarygate.agtmux.records import datetime_to_ms
-from pytest_canarygate.config import CanarygateConfig
+from pytest_canarygate.agtmux.settings import AgtmuxSettings
 from pytest_canarygate.observation import DaemonView
 from pytest_canarygate.observation import ObservedView
 from pytest_canarygate.verdicts import GateOutcome
@@ -313,12 +313,12 @@ def conclude(observed: ObservedView, name: str, judgement: Judgement) -> Judgeme
 # --- shared judgements of the phase gates ------------------------------------------------
 
 
-def max_lag(settings: CanarygateConfig) -> timedelta:
+def max_lag(settings: AgtmuxSettings) -> timedelta:
     """How long before now a history may end and still count as reaching now."""
     return timedelta(minutes=settings.thresholds.coverage_lag_min)
 
 
-def restore_dry_run_now(observed: ObservedView, settings: CanarygateConfig) -> Judgement:
+def restore_dry_run_now(observed: ObservedView, settings: AgtmuxSettings) -> Judgement:
     """``RestoreDryRun::check`` recomputed on the newest snapshot against the live v5
     projection version, the observation's clock and the configured max age."""
     snapshots = evidence_of(observed, "snapshots", SnapshotMetadata).records
@@ -354,7 +354,7 @@ def from_history(observed: ObservedView, headline: str, judge: History) -> Judge
     )
 
 
-def snapshot_recorded(observed: ObservedView, settings: CanarygateConfig) -> Judgement:
+def snapshot_recorded(observed: ObservedView, settings: AgtmuxSettings) -> Judgement:
     """The newest snapshot is ``snap-<n>`` metadata no older than the configured max age."""
     snapshots = evidence_of(observed, "snapshots", SnapshotMetadata).records
     return newest_snapshot_recorded(
@@ -362,7 +362,7 @@ def snapshot_recorded(observed: ObservedView, settings: CanarygateConfig) -> Jud
     )
 
 
-def hold_downs(observed: ObservedView, settings: CanarygateConfig, window: timedelta) -> Judgement:
+def hold_downs(observed: ObservedView, settings: AgtmuxSettings, window: timedelta) -> Judgement:
     """Zero supervisor HoldDown events in ``window`` (supervisor events or daemon log)."""
     lag = max_lag(settings)
     return from_history(
@@ -374,14 +374,14 @@ def hold_downs(observed: ObservedView, settings: CanarygateConfig, window: timed
     )
 
 
-def monitoring_window(settings: CanarygateConfig) -> timedelta:
+def monitoring_window(settings: AgtmuxSettings) -> timedelta:
     """The runbook's monitoring window (Phase 1's 24h): how far back the alpha monitoring gates
     and the rollback signals look."""
     return timedelta(hours=settings.windows.alpha_monitor_h)
 
 
 def alerts_from(
-    observed: ObservedView, settings: CanarygateConfig, floor: Severity, window: timedelta
+    observed: ObservedView, settings: AgtmuxSettings, floor: Severity, window: timedelta
 ) -> Judgement:
     """No alert of ``floor`` or above created or open in ``window`` (alert ledger)."""
     entries = evidence_of(observed, "alert_entries", AlertEntry)
@@ -406,7 +406,7 @@ def phase_for(observed: ObservedView, window: timedelta, phase: str) -> Judgemen
 
 def stable_for(
     observed: ObservedView,
-    settings: CanarygateConfig,
+    settings: AgtmuxSettings,
     window: timedelta,
     *,
     phase: str | None = None,
@@ -430,7 +430,7 @@ def stable_for(
     )
 
 
-def daemon_sources(observed: ObservedView, settings: CanarygateConfig, daemon: str) -> Judgement:
+def daemon_sources(observed: ObservedView, settings: AgtmuxSettings, daemon: str) -> Judgement:
     """The daemon's registered sources all active and its expected sources healthy."""
     view = observed.daemon(daemon)
     return sources_healthy(
@@ -480,7 +480,7 @@ def v4_drained_for(observed: ObservedView, window: timedelta) -> Judgement:
     )
 
 
-def archive_judgement(observed: ObservedView, settings: CanarygateConfig) -> Judgement:
+def archive_judgement(observed: ObservedView, settings: AgtmuxSettings) -> Judgement:
     """The v4 binary archived beside its manifest, intact, retained for the configured days."""
     manifest = one_of(observed, "archive_manifest", ArchiveManifest)
     retention = timedelta(days=settings.windows.archive_retention_days)

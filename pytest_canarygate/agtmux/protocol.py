@@ -14,7 +14,7 @@ from typing import Any
 from typing import TypeVar
 
 from pytest_canarygate.agtmux.providers.daemon_log import parse_timestamp
-from pytest_canarygate.config import ParityConfig
+from pytest_canarygate.agtmux.settings import ParityConfig
 from pytest_canarygate.observation import DaemonView
 from pytest_canarygate.verdicts import Unobservable
 

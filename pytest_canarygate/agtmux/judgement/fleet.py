@@ -24,7 +24,7 @@ from pytest_canarygate.agtmux.protocol import managed
 from pytest_canarygate.agtmux.protocol import sessions_by_name
 from pytest_canarygate.agtmux.records import ArchiveManifest
 from pytest_canarygate.agtmux.records import RuntimeSelector
-from pytest_canarygate.catalog import PHASES
+from pytest_canarygate.agtmux.runbook import PHASES
 from pytest_canarygate.errors import ConfigError
 from pytest_canarygate.verdicts import Verdict
 

@@ -27,7 +27,6 @@ from pytest_canarygate.agtmux.providers.base import Timeouts
 from pytest_canarygate.agtmux.providers.registry import INTERFACES
 from pytest_canarygate.agtmux.providers.registry import ProviderFactory
 from pytest_canarygate.agtmux.providers.registry import make_provider
-from pytest_canarygate.agtmux.providers.registry import register_provider
 from pytest_canarygate.agtmux.providers.registry import registered_schemes
 from pytest_canarygate.agtmux.records import AlertEntry
 from pytest_canarygate.agtmux.records import ArchiveManifest
@@ -76,6 +75,5 @@ __all__ = [
     "SupervisorStatus",
     "Timeouts",
     "make_provider",
-    "register_provider",
     "registered_schemes",
 ]

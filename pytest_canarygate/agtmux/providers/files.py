@@ -11,7 +11,6 @@ import hashlib
 import json
 import os
 import stat
-import sys
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime
@@ -62,11 +61,7 @@ from pytest_canarygate.errors import ConfigError
 from pytest_canarygate.errors import NotServed
 from pytest_canarygate.errors import ProtocolError
 from pytest_canarygate.errors import TransportError
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - exercised only on 3.10
-    import tomli as tomllib
+from pytest_canarygate.tomlfile import tomllib
 
 __all__ = [
     "SUPERVISOR_EVENTS_FILE",

@@ -1,8 +1,8 @@
 """Which provider reads which kind of evidence from which URI scheme.
 
-The built-in providers are registered here; :func:`register_provider` adds more (the plugin's
-``pytest_canarygate_*`` hooks delegate to it). Built-in factories import their module lazily,
-so ``requests`` is only imported when an HTTP endpoint is configured.
+A fixed table: teams add providers of their own through the ``pytest_canarygate_make_provider``
+hook, which runs before the pack's. Factories import their module lazily, so ``requests`` is only
+imported when an HTTP endpoint is configured.
 """
 
 from __future__ import annotations
@@ -31,7 +31,6 @@ __all__ = [
     "INTERFACES",
     "ProviderFactory",
     "make_provider",
-    "register_provider",
     "registered_schemes",
 ]
 
@@ -51,30 +50,12 @@ INTERFACES: Mapping[str, type[Provider]] = {
 }
 """The interface each kind's provider implements."""
 
-_REGISTRY: dict[tuple[str, str], ProviderFactory] = {}
-
 
 def _kind_name(kind: str) -> str:
     name = kind.value if isinstance(kind, Kind) else kind
     if name not in INTERFACES:
         raise ConfigError(f"unknown evidence kind {name!r}; known: {', '.join(INTERFACES)}")
     return name
-
-
-def register_provider(
-    kind: str, scheme: str, factory: ProviderFactory, *, replace: bool = False
-) -> None:
-    """Make ``factory`` the provider of ``kind`` for URIs of ``scheme``.
-
-    Registering a pair that already has a factory raises ValueError unless ``replace=True``.
-    """
-    key = (_kind_name(kind), scheme.lower())
-    if key in _REGISTRY and not replace:
-        raise ValueError(
-            f"a provider for kind {key[0]!r} and scheme {key[1]}:// is already registered "
-            f"({_REGISTRY[key]!r}); pass replace=True to override it"
-        )
-    _REGISTRY[key] = factory
 
 
 def registered_schemes(kind: str) -> tuple[str, ...]:
@@ -188,9 +169,8 @@ _OPS_KINDS = (
     Kind.SELECTOR,
 )
 
-for _kind, _class_name in _FILE_CLASSES.items():
-    register_provider(_kind, "file", _file(_class_name))
-for _kind in _OPS_KINDS:
-    register_provider(_kind, "unix", _unix)
-    register_provider(_kind, "http", _http)
-    register_provider(_kind, "https", _http)
+_REGISTRY: Mapping[tuple[str, str], ProviderFactory] = {
+    **{(kind.value, "file"): _file(name) for kind, name in _FILE_CLASSES.items()},
+    **{(kind.value, "unix"): _unix for kind in _OPS_KINDS},
+    **{(kind.value, scheme): _http for kind in _OPS_KINDS for scheme in ("http", "https")},
+}

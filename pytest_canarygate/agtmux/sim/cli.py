@@ -10,11 +10,15 @@ import time
 from pathlib import Path
 from types import FrameType
 
+from pytest_canarygate.agtmux.runbook import PHASES
 from pytest_canarygate.agtmux.sim.launcher import SimulatorError
 from pytest_canarygate.agtmux.sim.launcher import start_fleet
 from pytest_canarygate.agtmux.sim.scenario import list_scenarios
 from pytest_canarygate.agtmux.sim.scenario import load_scenario
-from pytest_canarygate.catalog import PHASES
+from pytest_canarygate.agtmux.sim.scenario import looks_like_path
+from pytest_canarygate.cli import EXIT_FAILED
+from pytest_canarygate.cli import EXIT_MALFORMED
+from pytest_canarygate.cli import EXIT_USAGE
 from pytest_canarygate.errors import ConfigError
 
 __all__ = ["add_subcommand", "run"]
@@ -58,6 +62,9 @@ def run(args: argparse.Namespace) -> int:
         return _list()
     if not args.scenario:
         return _usage("--scenario NAME is required (see --list for the scenarios)")
+    status = _check_scenario(args.scenario)
+    if status:
+        return status
     received: list[int] = []
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
@@ -71,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
             return _usage(str(exc))
         except SimulatorError as exc:
             print(f"{_PROG}: {exc}", file=sys.stderr)
-            return 1
+            return EXIT_FAILED
         with fleet:
             width = max(len(name) for name in fleet.endpoints)
             for name, endpoint in fleet.endpoints.items():
@@ -109,6 +116,23 @@ def _list() -> int:
     return status
 
 
+def _check_scenario(name_or_path: str) -> int:
+    """Exit code for a scenario that cannot run: 2 if it does not exist, 3 if it does not load
+    (bad TOML or fields); 0 when it loads."""
+    if looks_like_path(name_or_path):
+        if not Path(name_or_path).is_file():
+            return _usage(f"scenario file {name_or_path}: no such file")
+    elif name_or_path not in list_scenarios():
+        known = ", ".join(list_scenarios())
+        return _usage(f"unknown scenario {name_or_path!r}; available: {known}")
+    try:
+        load_scenario(name_or_path)
+    except ConfigError as exc:
+        print(f"{_PROG}: error: {exc}", file=sys.stderr)
+        return EXIT_MALFORMED
+    return 0
+
+
 def _usage(message: str) -> int:
     print(f"{_PROG}: error: {message}", file=sys.stderr)
-    return 2
+    return EXIT_USAGE

@@ -33,6 +33,8 @@ from types import TracebackType
 from typing import IO
 from typing import Any
 
+from pytest_canarygate.agtmux.pack import RPC_EVIDENCE_KINDS
+from pytest_canarygate.agtmux.runbook import PHASES
 from pytest_canarygate.agtmux.sim import http_server
 from pytest_canarygate.agtmux.sim.clock import NS_PER_MS
 from pytest_canarygate.agtmux.sim.evidence_files import write_evidence
@@ -42,8 +44,6 @@ from pytest_canarygate.agtmux.sim.scenario import OPS_DAEMON
 from pytest_canarygate.agtmux.sim.scenario import Scenario
 from pytest_canarygate.agtmux.sim.scenario import load_scenario
 from pytest_canarygate.agtmux.sim.scenario import looks_like_path
-from pytest_canarygate.catalog import PHASES
-from pytest_canarygate.config import RPC_EVIDENCE_KINDS
 from pytest_canarygate.endpoints import UNIX_PATH_MAX
 from pytest_canarygate.errors import CanarygateError
 from pytest_canarygate.errors import ConfigError

@@ -19,11 +19,11 @@ from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 
+from pytest_canarygate.agtmux.runbook import PHASES
 from pytest_canarygate.agtmux.sim.clock import format_tick
 from pytest_canarygate.agtmux.sim.scenario import Scenario
 from pytest_canarygate.agtmux.sim.scenario import load_scenario
 from pytest_canarygate.agtmux.sim.scenario import load_scenario_file
-from pytest_canarygate.catalog import PHASES
 
 __all__ = [
     "StopRequest",

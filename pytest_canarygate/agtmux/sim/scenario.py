@@ -28,13 +28,13 @@ else:  # pragma: no cover - exercised on Python 3.10 only
     import tomli as tomllib
 
 from pytest_canarygate.agtmux.providers.ops import OPS_METHODS
+from pytest_canarygate.agtmux.runbook import PHASES
 from pytest_canarygate.agtmux.sim.ops_scenario import OperationsSpec
 from pytest_canarygate.agtmux.sim.ops_scenario import read_operations
 from pytest_canarygate.agtmux.sim.schema import Node
 from pytest_canarygate.agtmux.sim.schema import Table
 from pytest_canarygate.agtmux.sim.schema import annotate
 from pytest_canarygate.agtmux.sim.schema import fail
-from pytest_canarygate.catalog import PHASES
 from pytest_canarygate.errors import ConfigError
 
 if TYPE_CHECKING:

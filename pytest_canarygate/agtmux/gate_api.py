@@ -1,0 +1,186 @@
+"""The gate-authoring API of the agtmux pack: everything a gate module imports, from one place.
+
+Gate modules in ``gates/`` import only from here. It gathers the engine's gate surface (the
+``@gate`` marker, verdict exceptions, the observed view) and the pack's protocol views, evidence
+records, judgements and helpers.
+"""
+
+from __future__ import annotations
+
+from pytest_canarygate import GateFailed
+from pytest_canarygate import Inconclusive
+from pytest_canarygate import ObservedView
+from pytest_canarygate import Unobservable
+from pytest_canarygate import gate
+from pytest_canarygate.agtmux.gate_support import alerts_from
+from pytest_canarygate.agtmux.gate_support import archive_judgement
+from pytest_canarygate.agtmux.gate_support import attempt
+from pytest_canarygate.agtmux.gate_support import combine
+from pytest_canarygate.agtmux.gate_support import conclude
+from pytest_canarygate.agtmux.gate_support import daemon_sources
+from pytest_canarygate.agtmux.gate_support import daemon_uptime
+from pytest_canarygate.agtmux.gate_support import either
+from pytest_canarygate.agtmux.gate_support import evidence_of
+from pytest_canarygate.agtmux.gate_support import evidence_part
+from pytest_canarygate.agtmux.gate_support import from_history
+from pytest_canarygate.agtmux.gate_support import history_part
+from pytest_canarygate.agtmux.gate_support import hold_downs
+from pytest_canarygate.agtmux.gate_support import max_lag
+from pytest_canarygate.agtmux.gate_support import monitoring_window
+from pytest_canarygate.agtmux.gate_support import no_v4_sessions
+from pytest_canarygate.agtmux.gate_support import one_of
+from pytest_canarygate.agtmux.gate_support import phase_for
+from pytest_canarygate.agtmux.gate_support import projection_version
+from pytest_canarygate.agtmux.gate_support import ready
+from pytest_canarygate.agtmux.gate_support import restore_dry_run_now
+from pytest_canarygate.agtmux.gate_support import sessions_of
+from pytest_canarygate.agtmux.gate_support import snapshot_recorded
+from pytest_canarygate.agtmux.gate_support import stable_for
+from pytest_canarygate.agtmux.gate_support import v4_drained_for
+from pytest_canarygate.agtmux.judgement import SLO_LOG_KINDS
+from pytest_canarygate.agtmux.judgement import Judgement
+from pytest_canarygate.agtmux.judgement import backup_snapshot
+from pytest_canarygate.agtmux.judgement import build_passes
+from pytest_canarygate.agtmux.judgement import canary_activity
+from pytest_canarygate.agtmux.judgement import canary_sessions_on
+from pytest_canarygate.agtmux.judgement import canary_usage
+from pytest_canarygate.agtmux.judgement import cas_conflicts
+from pytest_canarygate.agtmux.judgement import cursor_full_resyncs
+from pytest_canarygate.agtmux.judgement import cursor_streaks
+from pytest_canarygate.agtmux.judgement import escalate_persisting
+from pytest_canarygate.agtmux.judgement import format_duration
+from pytest_canarygate.agtmux.judgement import hold_down_not_recovered
+from pytest_canarygate.agtmux.judgement import hold_down_state
+from pytest_canarygate.agtmux.judgement import jitter_matches_contract
+from pytest_canarygate.agtmux.judgement import keeps_its_sessions
+from pytest_canarygate.agtmux.judgement import latency_breach_signal
+from pytest_canarygate.agtmux.judgement import latency_log_events
+from pytest_canarygate.agtmux.judgement import latency_slo
+from pytest_canarygate.agtmux.judgement import migration_counts
+from pytest_canarygate.agtmux.judgement import no_events_in_window
+from pytest_canarygate.agtmux.judgement import periodic_snapshot_fresh
+from pytest_canarygate.agtmux.judgement import projection_advancing
+from pytest_canarygate.agtmux.judgement import restart_policy_matches_contract
+from pytest_canarygate.agtmux.judgement import restart_regression
+from pytest_canarygate.agtmux.judgement import selector_matches_phase
+from pytest_canarygate.agtmux.judgement import served_counts
+from pytest_canarygate.agtmux.judgement import sessions_served_by
+from pytest_canarygate.agtmux.judgement import startup_order_matches
+from pytest_canarygate.agtmux.judgement import supervisor_ready
+from pytest_canarygate.agtmux.judgement import unresolved_escalates_in_window
+from pytest_canarygate.agtmux.judgement import window_coverage
+from pytest_canarygate.agtmux.judgement import window_end
+from pytest_canarygate.agtmux.protocol import SIGNATURE_FIELDS
+from pytest_canarygate.agtmux.protocol import agent_session_keys
+from pytest_canarygate.agtmux.protocol import agent_sessions
+from pytest_canarygate.agtmux.protocol import by_key
+from pytest_canarygate.agtmux.protocol import diff_projections
+from pytest_canarygate.agtmux.protocol import failure_message
+from pytest_canarygate.agtmux.protocol import panes
+from pytest_canarygate.agtmux.protocol import panes_of_session
+from pytest_canarygate.agtmux.protocol import signature_problems
+from pytest_canarygate.agtmux.protocol import state_changes
+from pytest_canarygate.agtmux.providers import AlertEntry
+from pytest_canarygate.agtmux.providers import BindingStats
+from pytest_canarygate.agtmux.providers import BuildResult
+from pytest_canarygate.agtmux.providers import CursorStats
+from pytest_canarygate.agtmux.providers import LogEvent
+from pytest_canarygate.agtmux.providers import RuntimeSelector
+from pytest_canarygate.agtmux.providers import Severity
+from pytest_canarygate.agtmux.providers import SnapshotMetadata
+from pytest_canarygate.agtmux.providers import SupervisorStatus
+from pytest_canarygate.agtmux.records import datetime_to_ms
+from pytest_canarygate.agtmux.settings import AgtmuxSettings
+from pytest_canarygate.agtmux.settings import ParityConfig
+from pytest_canarygate.endpoints import parse_endpoint
+from pytest_canarygate.observation import DaemonView
+
+__all__ = [
+    "SIGNATURE_FIELDS",
+    "SLO_LOG_KINDS",
+    "AgtmuxSettings",
+    "AlertEntry",
+    "BindingStats",
+    "BuildResult",
+    "CursorStats",
+    "DaemonView",
+    "GateFailed",
+    "Inconclusive",
+    "Judgement",
+    "LogEvent",
+    "ObservedView",
+    "ParityConfig",
+    "RuntimeSelector",
+    "Severity",
+    "SnapshotMetadata",
+    "SupervisorStatus",
+    "Unobservable",
+    "agent_session_keys",
+    "agent_sessions",
+    "alerts_from",
+    "archive_judgement",
+    "attempt",
+    "backup_snapshot",
+    "build_passes",
+    "by_key",
+    "canary_activity",
+    "canary_sessions_on",
+    "canary_usage",
+    "cas_conflicts",
+    "combine",
+    "conclude",
+    "cursor_full_resyncs",
+    "cursor_streaks",
+    "daemon_sources",
+    "daemon_uptime",
+    "datetime_to_ms",
+    "diff_projections",
+    "either",
+    "escalate_persisting",
+    "evidence_of",
+    "evidence_part",
+    "failure_message",
+    "format_duration",
+    "from_history",
+    "gate",
+    "history_part",
+    "hold_down_not_recovered",
+    "hold_down_state",
+    "hold_downs",
+    "jitter_matches_contract",
+    "keeps_its_sessions",
+    "latency_breach_signal",
+    "latency_log_events",
+    "latency_slo",
+    "max_lag",
+    "migration_counts",
+    "monitoring_window",
+    "no_events_in_window",
+    "no_v4_sessions",
+    "one_of",
+    "panes",
+    "panes_of_session",
+    "parse_endpoint",
+    "periodic_snapshot_fresh",
+    "phase_for",
+    "projection_advancing",
+    "projection_version",
+    "ready",
+    "restart_policy_matches_contract",
+    "restart_regression",
+    "restore_dry_run_now",
+    "selector_matches_phase",
+    "served_counts",
+    "sessions_of",
+    "sessions_served_by",
+    "signature_problems",
+    "snapshot_recorded",
+    "stable_for",
+    "startup_order_matches",
+    "state_changes",
+    "supervisor_ready",
+    "unresolved_escalates_in_window",
+    "v4_drained_for",
+    "window_coverage",
+    "window_end",
+]

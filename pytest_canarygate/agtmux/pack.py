@@ -1,0 +1,113 @@
+"""The agtmux pack as the engine sees it: daemons, methods, evidence, settings, simulator."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from pytest_canarygate.agtmux import records
+from pytest_canarygate.agtmux import settings
+from pytest_canarygate.agtmux.providers import base
+from pytest_canarygate.agtmux.runbook import CATALOG
+from pytest_canarygate.codec import RecordCodec
+from pytest_canarygate.codec import encode
+from pytest_canarygate.observation import Observation
+from pytest_canarygate.pack import EvidenceAccessor
+from pytest_canarygate.pack import GateParameter
+from pytest_canarygate.pack import Pack
+from pytest_canarygate.pack import SimulatedFleet
+
+NAME = "agtmux"
+DAEMONS = ("v4", "v5")
+
+#: Parameters sent with each method; anything not listed is called without params.
+METHOD_PARAMS: Mapping[str, Mapping[str, Any]] = {
+    "summary_changed": {"since_version": 0},
+    "state_changed": {"since_version": 0},
+}
+#: Read at the start and at the end of every daemon's observation, to detect a restart mid-run.
+BRACKET_METHOD = "daemon.info"
+
+#: Kinds of evidence a v5 daemon may serve over its own socket (docs/operations-contract.md).
+RPC_EVIDENCE_KINDS = ("snapshots", "supervisor", "alerts", "cursor", "binding", "selector")
+
+#: What a gate may ask for with ``needs = ["evidence:<accessor>"]``: the kind of provider that
+#: serves it and how to ask (history accessors take ``since``).
+ACCESSORS: Mapping[str, EvidenceAccessor] = {
+    "snapshots": EvidenceAccessor("snapshots", lambda p, since: p.snapshots()),
+    "supervisor_status": EvidenceAccessor("supervisor", lambda p, since: p.supervisor_status()),
+    "supervisor_events": EvidenceAccessor(
+        "supervisor", lambda p, since: p.supervisor_events(since)
+    ),
+    "alert_entries": EvidenceAccessor("alerts", lambda p, since: p.alert_entries(since)),
+    "cursor_stats": EvidenceAccessor("cursor", lambda p, since: p.cursor_stats()),
+    "binding_stats": EvidenceAccessor("binding", lambda p, since: p.binding_stats()),
+    "runtime_selector": EvidenceAccessor("selector", lambda p, since: p.runtime_selector()),
+    "log_events": EvidenceAccessor("daemon_log", lambda p, since: p.log_events(since)),
+    "build_result": EvidenceAccessor("build", lambda p, since: p.build_result()),
+    "archive_manifest": EvidenceAccessor("archive", lambda p, since: p.archive_manifest()),
+}
+
+#: The fixture gates take to judge one active tmux session each (``per`` in the catalog).
+TMUX_SESSION_FIXTURE = "agtmux_tmux_session"
+
+CODEC = RecordCodec.from_modules(records, base)
+#: Rebuild the pack's evidence records from their JSON form.
+decode = CODEC.decode
+
+
+def active_tmux_sessions(observation: Observation) -> list[str] | None:
+    """tmux session names seen in the first ``list_panes`` reading of any daemon; None if no
+    daemon's panes could be read at all."""
+    names: set[str] = set()
+    readable = False
+    for daemon in observation.daemons.values():
+        for call in daemon.readings("list_panes")[:1]:
+            if not call.ok or not isinstance(call.result, list):
+                continue
+            readable = True
+            for pane in call.result:
+                if isinstance(pane, dict) and isinstance(pane.get("session_name"), str):
+                    names.add(pane["session_name"])
+    return sorted(names) if readable else None
+
+
+def _start_simulator(scenario: str, phase: str) -> SimulatedFleet:
+    from pytest_canarygate.agtmux.sim import start_fleet
+
+    return start_fleet(scenario, phase=phase)
+
+
+def _check_scenario(scenario: str) -> None:
+    from pytest_canarygate.agtmux.sim.scenario import load_scenario
+
+    load_scenario(scenario)
+
+
+PACK = Pack(
+    name=NAME,
+    catalog=CATALOG,
+    daemons=DAEMONS,
+    method_params=METHOD_PARAMS,
+    bracket_method=BRACKET_METHOD,
+    accessors=ACCESSORS,
+    daemon_served_kinds=RPC_EVIDENCE_KINDS,
+    evidence_daemon="v5",
+    settings_tables=settings.TABLES,
+    parse_settings=settings.parse_settings,
+    history=settings.history,
+    encode=encode,
+    decode=decode,
+    parameters=(
+        GateParameter(
+            TMUX_SESSION_FIXTURE,
+            active_tmux_sessions,
+            unobservable="no daemon's list_panes could be read, so the active tmux sessions "
+            "are unknown",
+            empty="no active tmux session was observed on any daemon",
+        ),
+    ),
+    simulator=_start_simulator,
+    check_scenario=_check_scenario,
+    endpoint_example="unix:///absolute/path/to/agtmuxd.sock",
+)
