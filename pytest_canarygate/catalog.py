@@ -445,23 +445,37 @@ def catalog_as_json(catalog: Catalog) -> dict[str, Any]:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from pytest_canarygate.cli import EXIT_MALFORMED
+    from pytest_canarygate.cli import EXIT_OK
+    from pytest_canarygate.cli import EXIT_USAGE
+
     try:
         path = Path(args.catalog) if args.catalog else find_catalog(Path.cwd())
-        catalog = load_catalog(path)
-        if args.phase is not None and args.phase not in catalog.phases:
-            raise ConfigError(
-                f"--phase {args.phase}: not a phase of {path}; known: {', '.join(catalog.phases)}"
-            )
     except ConfigError as exc:
         print(f"canarygate catalog: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
+    if not path.is_file():
+        print(f"canarygate catalog: gate catalog {path} does not exist", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        catalog = load_catalog(path)
+    except ConfigError as exc:
+        print(f"canarygate catalog: {exc}", file=sys.stderr)
+        return EXIT_MALFORMED
+    if args.phase is not None and args.phase not in catalog.phases:
+        print(
+            f"canarygate catalog: --phase {args.phase}: not a phase of {path}; "
+            f"known: {', '.join(catalog.phases)}",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
     if args.json:
         print(json.dumps(catalog_as_json(catalog), indent=2))
     elif args.gates:
         print(render_gates(catalog, args.phase))
     else:
         print(render_items(catalog, args.phase))
-    return 0
+    return EXIT_OK
 
 
 def add_subcommand(subparsers: Any) -> None:

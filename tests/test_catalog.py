@@ -162,5 +162,5 @@ def test_catalog_command_reports_a_bad_catalog(
 ) -> None:
     bad = tmp_path / "catalog.toml"
     bad.write_text("[[item]]\nid = 1\n")
-    assert main(["catalog", "--catalog", str(bad)]) == 2
+    assert main(["catalog", "--catalog", str(bad)]) == 3
     assert str(bad) in capsys.readouterr().err

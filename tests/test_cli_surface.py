@@ -192,11 +192,6 @@ def test_every_subcommand_follows_the_exit_code_table(
     assert_clean_error(proc)
 
 
-@pytest.mark.xfail(
-    reason="pytest_canarygate/catalog.py still exits 2 for a catalog that does not parse; the "
-    "table says 3 (malformed input)",
-    strict=True,
-)
 def test_catalog_that_does_not_parse_is_malformed_input(tmp_path: Path) -> None:
     bad = _write(tmp_path, "catalog.toml", "[[item]]\nid = 1\n")
     proc = canarygate("catalog", "--catalog", bad)
