@@ -35,7 +35,7 @@ $(DEMO_KEY): | $(STAMP)
 # only the public key, and render it as one HTML file.
 demo: install html-tool $(DEMO_KEY)
 	$(BIN)/pytest --phase=$(DEMO_PHASE) --canarygate-sim=healthy -n 2 -p no:cacheprovider \
-		--canarygate-key $(DEMO_KEY)
+		--canarygate-key=$(DEMO_KEY)
 	@bundle=$$(ls -d $(DEMO_RUNS)/*/ | sort | tail -n 1); bundle=$${bundle%/}; \
 	$(BIN)/canarygate verify "$$bundle" --key $(DEMO_KEY).pub.json && \
 	$(BIN)/canarygate html "$$bundle" && \
