@@ -5,12 +5,38 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 from dataclasses import field
+from enum import Enum
 from typing import Any
 
 from pytest_canarygate.verdicts import Verdict
 
 #: The key of the ``user_properties`` entry a gate report carries across xdist.
 REPORT_PROPERTY = "canarygate"
+
+
+class RunVerdict(str, Enum):
+    """What a whole run adds up to; its value ends the bundle's folder name."""
+
+    PASS = "pass"
+    FAIL = "fail"
+    PARTIAL = "partial"
+    INCOMPLETE = "incomplete"
+    EMPTY = "empty"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+@dataclass(frozen=True)
+class PendingItem:
+    """A runbook item of the phase that no gate judges yet, and why."""
+
+    id: str
+    reason: str
+
+    def as_json(self) -> dict[str, str]:
+        """JSON-ready form, for run.json and the signed statement."""
+        return {"id": self.id, "reason": self.reason}
 
 
 @dataclass
@@ -49,8 +75,8 @@ class RunOutcome:
     ephemeral_key: bool = False
     simulated: bool = False
     seal_error: str | None = None
-    #: runbook items of the phase that no gate judges yet ("ID: why")
-    pending_items: list[str] = field(default_factory=list)
+    #: runbook items of the phase that no gate judges yet
+    pending_items: list[PendingItem] = field(default_factory=list)
 
     @property
     def counts(self) -> Counter[str]:
@@ -68,24 +94,24 @@ class RunOutcome:
         return "partial" if self.partial_reasons or self.missing_gates else "complete"
 
     @property
-    def verdict(self) -> str:
+    def verdict(self) -> RunVerdict:
         """The run's one-word verdict; it also ends the bundle's folder name."""
         if not self.results:
-            return "empty"
+            return RunVerdict.EMPTY
         if self.incomplete:
-            return "incomplete"
+            return RunVerdict.INCOMPLETE
         if self.blocking:
-            return "fail"
+            return RunVerdict.FAIL
         if self.scope == "partial":
-            return "partial"
-        return "pass"
+            return RunVerdict.PARTIAL
+        return RunVerdict.PASS
 
     @property
     def not_promotable_because(self) -> list[str]:
         """Why a run whose gates all passed still is no sign-off (empty: it is one)."""
         reasons = []
         if self.pending_items:
-            ids = ", ".join(p.split(":", 1)[0] for p in self.pending_items)
+            ids = ", ".join(p.id for p in self.pending_items)
             reasons.append(f"{len(self.pending_items)} runbook item(s) have no gate yet ({ids})")
         if self.seal_error:
             reasons.append(f"the bundle could not be sealed ({self.seal_error})")
@@ -100,4 +126,4 @@ class RunOutcome:
     @property
     def promotable(self) -> bool:
         """True only for a complete live phase, every gate PASS or WAIVED, signed by a real key."""
-        return self.verdict == "pass" and not self.not_promotable_because
+        return self.verdict is RunVerdict.PASS and not self.not_promotable_because

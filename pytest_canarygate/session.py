@@ -46,7 +46,9 @@ from pytest_canarygate.pack import SimulatedFleet
 from pytest_canarygate.provider import Timeouts
 from pytest_canarygate.results import REPORT_PROPERTY
 from pytest_canarygate.results import GateResult
+from pytest_canarygate.results import PendingItem
 from pytest_canarygate.results import RunOutcome
+from pytest_canarygate.results import RunVerdict
 from pytest_canarygate.selection import narrowing_options
 from pytest_canarygate.verdicts import Verdict
 from pytest_canarygate.verdicts import skip_reason
@@ -455,6 +457,20 @@ class GateSession:
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         if self.is_worker:
             return
+        outcome = self.outcome = self._build_outcome()
+        self._write_final_run_file(outcome)
+        self._name_and_seal(outcome)
+        self.config.hook.pytest_canarygate_run_finished(
+            config=self.config,
+            outcome=copy.deepcopy(outcome),
+            bundle=self.bundle,
+            summary=json.loads((self.run_dir / RUN_FILE).read_text()),
+        )
+        if session.exitstatus == pytest.ExitCode.OK:
+            session.exitstatus = exit_status(outcome, require_promotable(self.config))
+
+    def _build_outcome(self) -> RunOutcome:
+        """Every verdict collected, with what the run left out or could not finish."""
         outcome = RunOutcome(self.phase, list(self.results.values()))
         ran = {r.gate for r in outcome.results}
         outcome.missing_gates = [
@@ -463,12 +479,11 @@ class GateSession:
         outcome.partial_reasons = narrowing_options(
             self.config, self.stage, self.catalog.path.parent
         )
-        allure = allure_evidence.enabled(self.config)
         outcome.incomplete = bundle.incompleteness(
             self.expected,
             self.results,
             bundle.nodeids_with_results(self.results_dir),
-            allure=allure,
+            allure=allure_evidence.enabled(self.config),
         )
         if not outcome.partial_reasons:
             # Nobody narrowed the run, yet a gate of the phase never ran: a module that failed
@@ -481,50 +496,42 @@ class GateSession:
         outcome.ephemeral_key = self.ephemeral_key
         outcome.simulated = self.scenario is not None
         outcome.pending_items = [
-            f"{item.id}: {item.pending}"
+            PendingItem(item.id, item.pending)
             for item in self.catalog.items.values()
             if item.pending and item.phase == self.phase and self.stage in (None, item.stage)
         ]
-        self.outcome = outcome
+        return outcome
+
+    def _write_final_run_file(self, outcome: RunOutcome) -> None:
         target = self.observation.target if self.observation else {"kind": "unknown"}
         self._write_run_file(
             target,
             finished_at=utc_now(),
-            verdict=outcome.verdict,
+            verdict=outcome.verdict.value,
             scope=outcome.scope,
             partial_reasons=outcome.partial_reasons,
             missing_gates=outcome.missing_gates,
             incomplete=outcome.incomplete,
             counts=dict(outcome.counts),
             gates=[r.as_json() for r in outcome.results],
-            pending_items=outcome.pending_items,
+            pending_items=[p.as_json() for p in outcome.pending_items],
             promotable=outcome.promotable,
             not_promotable_because=outcome.not_promotable_because,
         )
-        final = bundle.final_name(self.run_dir, outcome.verdict)
+
+    def _name_and_seal(self, outcome: RunOutcome) -> None:
+        """Rename the folder after the verdict, then seal it; a folder that cannot be sealed
+        is named ``-unsealed``, never like a verdict."""
+        final = bundle.final_name(self.run_dir, outcome.verdict.value)
         os.replace(self.run_dir, final)
         self.run_dir = self.bundle = final
         try:
             self._seal(outcome)
         except (CanarygateError, OSError) as exc:
-            # Never leave an unsealed folder named like a verdict.
             unsealed = final.with_name(final.name.rsplit("-", 1)[0] + "-unsealed")
             os.replace(final, unsealed)
             self.run_dir = self.bundle = unsealed
             outcome.seal_error = f"{type(exc).__name__}: {exc}"
-        self.config.hook.pytest_canarygate_run_finished(
-            config=self.config,
-            outcome=copy.deepcopy(outcome),
-            bundle=self.bundle,
-            summary=json.loads((self.bundle / RUN_FILE).read_text()),
-        )
-        if session.exitstatus == pytest.ExitCode.OK:
-            if not outcome.results:
-                session.exitstatus = pytest.ExitCode.NO_TESTS_COLLECTED
-            elif outcome.verdict in ("fail", "incomplete") or outcome.seal_error:
-                session.exitstatus = pytest.ExitCode.TESTS_FAILED
-            elif require_promotable(self.config) and not outcome.promotable:
-                session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
     def _seal(self, outcome: RunOutcome) -> None:
         from pytest_canarygate.signing import seal_bundle
@@ -582,6 +589,17 @@ class GateSession:
         if self.fleet is not None:
             self.fleet.stop()
             self.fleet = None
+
+
+def exit_status(outcome: RunOutcome, must_be_promotable: bool) -> pytest.ExitCode:
+    """How a run that pytest itself found OK ends, given its outcome."""
+    if not outcome.results:
+        return pytest.ExitCode.NO_TESTS_COLLECTED
+    if outcome.verdict in (RunVerdict.FAIL, RunVerdict.INCOMPLETE) or outcome.seal_error:
+        return pytest.ExitCode.TESTS_FAILED
+    if must_be_promotable and not outcome.promotable:
+        return pytest.ExitCode.TESTS_FAILED
+    return pytest.ExitCode.OK
 
 
 def stray_test_message(nodeid: str) -> str:

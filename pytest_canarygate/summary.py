@@ -55,7 +55,7 @@ def summary_lines(
         lines.append((f"  gates of the phase that did not run: {missing}", {"yellow": True}))
 
     if outcome.pending_items:
-        ids = ", ".join(p.split(":", 1)[0] for p in outcome.pending_items)
+        ids = ", ".join(p.id for p in outcome.pending_items)
         lines.append((f"  not gated yet (block promotion): {ids}", {"yellow": True}))
     for problem in outcome.incomplete[:MAX_BLOCKING_LINES]:
         lines.append((f"  INCOMPLETE   {problem}", {"red": True}))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from pytest_canarygate.results import GateResult
+from pytest_canarygate.results import PendingItem
 from pytest_canarygate.results import RunOutcome
 from pytest_canarygate.summary import MAX_BLOCKING_LINES
 from pytest_canarygate.summary import summary_lines
@@ -152,7 +153,10 @@ def test_rollback_selection_without_signals_cannot_rule_out() -> None:
 
 def test_items_without_a_gate_block_promotion() -> None:
     outcome = live_pass("canary", [result("P2-X1", Verdict.PASS)])
-    outcome.pending_items = ["P2-C3: chain of custody", "P2-X3: human sign-off"]
+    outcome.pending_items = [
+        PendingItem("P2-C3", "chain of custody"),
+        PendingItem("P2-X3", "human sign-off"),
+    ]
     assert not outcome.promotable
     lines = texts(outcome)
     assert "  not gated yet (block promotion): P2-C3, P2-X3" in lines
