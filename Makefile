@@ -9,7 +9,7 @@ ALLURE_DIR := .tools/allure
 ALLURE := $(ALLURE_DIR)/node_modules/.bin/allure
 ALLURE_VERSION := 3.18.0
 
-.PHONY: install demo test lint typecheck unit html-tool clean
+.PHONY: install demo test lint typecheck unit html-tool test-floor clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -54,5 +54,14 @@ unit: install html-tool
 
 test: lint typecheck unit
 
+# The suite against the lowest dependency versions pyproject.toml declares (.ci/floor-pins.txt).
+FLOOR_VENV := .venv-floor
+test-floor: html-tool
+	$(PYTHON) -m venv $(FLOOR_VENV)
+	$(FLOOR_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(FLOOR_VENV)/bin/python -m pip install --quiet -r .ci/floor-pins.txt
+	$(FLOOR_VENV)/bin/python -m pip install --quiet --no-deps -e .
+	$(FLOOR_VENV)/bin/pytest -p no:canarygate -p no:cacheprovider -n 2 -W error::ResourceWarning tests
+
 clean:
-	rm -rf $(VENV) .tools .demo-keys .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(FLOOR_VENV) .tools .demo-keys .mypy_cache .ruff_cache

@@ -12,6 +12,11 @@ from gate_repo import only_run
 from gate_repo import process_alive
 from gate_repo import sim_pids
 
+from pytest_canarygate.agtmux.runbook import CATALOG
+from pytest_canarygate.catalog import load_catalog
+
+GATE_IDS = set(load_catalog(CATALOG).gates)
+
 XDIST = pytest.mark.parametrize("dist", [[], ["-n", "2"]], ids=["no-xdist", "xdist-2"])
 
 
@@ -130,8 +135,9 @@ def test_allure_results_carry_labels_and_evidence(pytester: pytest.Pytester) -> 
         labels = {(label["name"], label["value"]) for label in result["labels"]}
         assert ("feature", "alpha") in labels
         assert ("epic", "simulated") in labels
-        tags = [v for n, v in labels if n == "tag"]
-        by_tag.setdefault(tags[0], []).append(result)
+        # allure-pytest may add tags of its own; exactly one is the gate's id
+        [gate_id] = [v for n, v in labels if n == "tag" and v in GATE_IDS]
+        by_tag.setdefault(gate_id, []).append(result)
         assert any(link["url"].startswith("docs/runbook/") for link in result["links"])
         assert result.get("attachments"), result["name"]
     exit_gate = by_tag["alpha.exit.projection-matches"][0]
