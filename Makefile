@@ -34,7 +34,7 @@ $(DEMO_KEY): | $(STAMP)
 # Judge the healthy simulated fleet, then prove the bundle it wrote: verify it offline with
 # only the public key, and render it as one HTML file.
 demo: install html-tool $(DEMO_KEY)
-	$(BIN)/pytest --phase=$(DEMO_PHASE) --canarygate-sim=healthy -n 2 -p no:cacheprovider \
+	umask 022 && $(BIN)/pytest --phase=$(DEMO_PHASE) --canarygate-sim=healthy -n 2 -p no:cacheprovider \
 		--canarygate-key=$(DEMO_KEY)
 	@bundle=$$(ls -d $(DEMO_RUNS)/*/ | sort | tail -n 1); bundle=$${bundle%/}; \
 	$(BIN)/canarygate verify "$$bundle" --key $(DEMO_KEY).pub.json && \
@@ -49,8 +49,11 @@ lint: install
 typecheck: install
 	$(BIN)/mypy
 
+# Evidence files must not be group- or world-writable (the trust rule); a checkout made under
+# umask 002 would make the test data so.
 unit: install html-tool
-	$(BIN)/pytest -p no:canarygate -p no:cacheprovider -n 2 -W error::ResourceWarning tests
+	chmod -R go-w tests/data
+	umask 022 && $(BIN)/pytest -p no:canarygate -p no:cacheprovider -n 2 -W error::ResourceWarning -W error::pytest.PytestUnraisableExceptionWarning tests
 
 test: lint typecheck unit
 
@@ -61,7 +64,8 @@ test-floor: html-tool
 	$(FLOOR_VENV)/bin/python -m pip install --quiet --upgrade pip
 	$(FLOOR_VENV)/bin/python -m pip install --quiet -r .ci/floor-pins.txt
 	$(FLOOR_VENV)/bin/python -m pip install --quiet --no-deps -e .
-	$(FLOOR_VENV)/bin/pytest -p no:canarygate -p no:cacheprovider -n 2 -W error::ResourceWarning tests
+	chmod -R go-w tests/data
+	umask 022 && $(FLOOR_VENV)/bin/pytest -p no:canarygate -p no:cacheprovider -n 2 -W error::ResourceWarning -W error::pytest.PytestUnraisableExceptionWarning tests
 
 clean:
 	rm -rf $(VENV) $(FLOOR_VENV) .tools .demo-keys .mypy_cache .ruff_cache

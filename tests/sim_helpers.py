@@ -107,11 +107,12 @@ def load_sample(name: str) -> tuple[dict[str, Any], dict[str, Any]]:
     return request, expected
 
 
-def assert_like_sample(actual: Any, expected: Any, where: str = "$") -> None:
+def assert_like_sample(actual: Any, expected: Any, where: str = "$", *, since_ms: int) -> None:
     """Same nested keys, same JSON types, equal values; volatile values checked by format only.
 
-    Volatile: tick times (RFC 3339, nanoseconds, "Z"), event times, epoch milliseconds, pids and
-    nonces ("<pid>-<19 digits>"; the caller checks the pid part against the real pid).
+    Volatile: tick times (RFC 3339, nanoseconds, "Z"), event times, epoch milliseconds (which
+    must lie between ``since_ms``, when the daemon started, and now), pids and nonces
+    ("<pid>-<19 digits>"; the caller checks the pid part against the real pid).
     """
     __tracebackhide__ = True
     key = where.rsplit(".", 1)[-1]
@@ -123,7 +124,8 @@ def assert_like_sample(actual: Any, expected: Any, where: str = "$") -> None:
         assert EVENT_TIME.fullmatch(actual), f"{where}: {actual!r} is not an RFC 3339 time"
     elif key in EPOCH_MS_KEYS:
         assert type(actual) is int, f"{where}: {actual!r} is not an integer"
-        assert abs(actual - time.time() * 1000) < 600_000, f"{where}: {actual} is not recent"
+        now_ms = time.time_ns() // 1_000_000
+        assert since_ms <= actual <= now_ms, f"{where}: {actual} is not in {since_ms}..{now_ms}"
     elif key == "nonce":
         assert isinstance(actual, str), f"{where}: {actual!r} is not a string"
         assert NONCE.fullmatch(actual), f"{where}: {actual!r} is not <pid>-<ns since epoch>"
@@ -134,10 +136,12 @@ def assert_like_sample(actual: Any, expected: Any, where: str = "$") -> None:
         if isinstance(expected, dict):
             assert sorted(actual) == sorted(expected), f"{where}: keys differ"
             for name in expected:
-                assert_like_sample(actual[name], expected[name], f"{where}.{name}")
+                assert_like_sample(
+                    actual[name], expected[name], f"{where}.{name}", since_ms=since_ms
+                )
         elif isinstance(expected, list):
             assert len(actual) == len(expected), f"{where}: {len(actual)} items vs {len(expected)}"
             for index, (got, want) in enumerate(zip(actual, expected, strict=True)):
-                assert_like_sample(got, want, f"{where}[{index}]")
+                assert_like_sample(got, want, f"{where}[{index}]", since_ms=since_ms)
         else:
             assert actual == expected, f"{where}: {actual!r} vs sample {expected!r}"

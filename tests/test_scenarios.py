@@ -4,33 +4,164 @@ Each failure scenario makes exactly the gates that judge its fault end in the ex
 with the reason in the message, while every other gate of the phase passes; the healthy fleet
 passes every gate of every phase. Live-mode runs point the config's [evidence] at missing,
 unreachable or malformed endpoints, and at a stock v5 serving only today's eleven methods.
+
+The simulator's clock is pinned (``CANARYGATE_SIM_ANCHOR_MS``): every time a scenario places in
+the past is counted back from that value, so a message that shows how long ago something was is
+computed from it and from the moment the run judged at, which the run records; none depends on
+how long the run took to start.
 """
 
 from __future__ import annotations
 
 import tempfile
+import time
+from collections.abc import Callable
 from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from datetime import timedelta
+from datetime import timezone
 from pathlib import Path
 from typing import Any
 
 import pytest
 from gate_repo import OPS_METHOD
 from gate_repo import make_gate_repo
+from gate_repo import observation
 from gate_repo import only_run
 
+from pytest_canarygate.agtmux.judgement import format_duration
+from pytest_canarygate.agtmux.judgement import format_time
 from pytest_canarygate.agtmux.pack import ACCESSORS
 from pytest_canarygate.agtmux.pack import RPC_EVIDENCE_KINDS
 from pytest_canarygate.agtmux.runbook import PHASES
 from pytest_canarygate.agtmux.sim import SimFleet
 from pytest_canarygate.agtmux.sim import start_fleet
+from pytest_canarygate.agtmux.sim.clock import ANCHOR_ENV
+from pytest_canarygate.agtmux.sim.clock import NS_PER_MS
 from pytest_canarygate.catalog import load_catalog
 
 ROOT = Path(__file__).resolve().parents[1]
 CATALOG = load_catalog(ROOT / "gates" / "catalog.toml")
-#: gate id -> (verdict, a fragment of its message's first line, or alternatives of which one is)
-Expected = dict[str, tuple[str, str | tuple[str, ...]]]
+EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
-DRY_RUN_TOO_OLD = ("FAIL", "TooOld { age_ms: 120")  # 20 min, whatever the run's seconds
+
+@dataclass(frozen=True)
+class RunClock:
+    """The two moments a simulated run's messages are made of: the simulator's pinned anchor,
+    which every time a scenario places in the past is counted back from, and the moment the
+    gates judged at (when the observation started, as the run recorded it)."""
+
+    anchor_ms: int
+    now_ms: int
+
+    @property
+    def now(self) -> datetime:
+        return EPOCH + timedelta(milliseconds=self.now_ms)
+
+    def at(self, ago: timedelta) -> datetime:
+        """When what the scenario places ``ago`` before its anchor happened."""
+        return EPOCH + timedelta(milliseconds=self.anchor_ms) - ago
+
+    def since(self, ago: timedelta) -> timedelta:
+        """How long before the judging moment that was."""
+        return self.now - self.at(ago)
+
+
+Fragments = str | tuple[str, ...]
+#: gate id -> (verdict, a fragment of its message's first line, or alternatives of which one
+#: is, or how to compute those from the run's clock)
+Expected = dict[str, tuple[str, Fragments | Callable[[RunClock], Fragments]]]
+
+MINUTE = timedelta(minutes=1)
+HOUR = timedelta(hours=1)
+MAX_SNAPSHOT_AGE_MS = 600_000  # the default threshold
+
+
+def _ms(span: timedelta) -> int:
+    return span // timedelta(milliseconds=1)
+
+
+def snapshot_too_old(ago: timedelta) -> Callable[[RunClock], str]:
+    """The restore dry-run on a newest snapshot taken ``ago`` before the anchor."""
+
+    def fragment(clock: RunClock) -> str:
+        age = clock.since(ago)
+        return (
+            f"TooOld {{ age_ms: {_ms(age)}, max_age_ms: {MAX_SNAPSHOT_AGE_MS} }} "
+            f"(taken {format_duration(age)} ago)"
+        )
+
+    return fragment
+
+
+def snapshot_not_recorded(ago: timedelta) -> Callable[[RunClock], str]:
+    """The newest snapshot, taken ``ago`` before the anchor, is too old to be the current one."""
+
+    def fragment(clock: RunClock) -> str:
+        age = clock.since(ago)
+        return (
+            f"taken {format_duration(age)} ago) is too old: "
+            f"age_ms {_ms(age)} > max_age_ms {MAX_SNAPSHOT_AGE_MS}"
+        )
+
+    return fragment
+
+
+def log_ends(ago: timedelta) -> Callable[[RunClock], tuple[str, ...]]:
+    """The daemon log's last line was written ``ago`` before the anchor; its timestamp carries
+    made-up microseconds (under a millisecond), so the span shown may be a unit shorter."""
+
+    def fragment(clock: RunClock) -> tuple[str, ...]:
+        spans = (clock.since(ago), clock.since(ago) - timedelta(milliseconds=1))
+        return tuple(
+            dict.fromkeys(
+                f"it ends {format_duration(span)} before now ({format_time(clock.now)})"
+                for span in spans
+            )
+        )
+
+    return fragment
+
+
+def no_recovery(ago: timedelta, hold: timedelta) -> Callable[[RunClock], str]:
+    """A hold-down ``ago`` before the anchor, lasting ``hold``, that nothing recovered from."""
+
+    def fragment(clock: RunClock) -> str:
+        ended = ago - hold
+        return (
+            f"ended {format_time(clock.at(ended))} and no recovery followed in "
+            f"{format_duration(clock.since(ended))}"
+        )
+
+    return fragment
+
+
+def phase_running(phase: str, ago: timedelta) -> Callable[[RunClock], str]:
+    """The runtime selector changed to ``phase`` ``ago`` before the anchor."""
+
+    def fragment(clock: RunClock) -> str:
+        return (
+            f"{phase} running {format_duration(clock.since(ago))} since "
+            f"{format_time(clock.at(ago))}"
+        )
+
+    return fragment
+
+
+def up_only(ago: timedelta) -> Callable[[RunClock], str]:
+    """A daemon that started ``ago`` before the anchor."""
+
+    def fragment(clock: RunClock) -> str:
+        return (
+            f"but it has been up only {format_duration(clock.since(ago))} "
+            f"(since {format_time(clock.at(ago))})"
+        )
+
+    return fragment
+
+
+DRY_RUN_TOO_OLD = ("FAIL", snapshot_too_old(20 * MINUTE))
 V4_LEFT = ("FAIL", "v4 still serves")
 
 SCENARIOS: dict[tuple[str, str], Expected] = {
@@ -41,11 +172,11 @@ SCENARIOS: dict[tuple[str, str], Expected] = {
     },
     ("holddown-24h", "canary"): {
         "canary.exit.stable-48h": ("FAIL", "1 supervisor HoldDown events in the last 48h"),
-        "signal.hold-down-not-recovered": ("FAIL", "no recovery followed in 1h55m"),
+        "signal.hold-down-not-recovered": ("FAIL", no_recovery(2 * HOUR, 5 * MINUTE)),
         # nothing was logged since the hold-down 2h ago: the log does not reach now, so it
         # cannot show the latency over the window (a quiet log proves less than a ledger)
-        "canary.monitor.latency": ("INCONCLUSIVE", "it ends 2h before now"),
-        "signal.latency-breaches": ("INCONCLUSIVE", "it ends 2h before now"),
+        "canary.monitor.latency": ("INCONCLUSIVE", log_ends(2 * HOUR)),
+        "signal.latency-breaches": ("INCONCLUSIVE", log_ends(2 * HOUR)),
     },
     ("escalate-alert", "canary"): {
         "canary.monitor.latency": ("FAIL", "alert-4 Escalate from supervisor"),
@@ -87,7 +218,7 @@ SCENARIOS: dict[tuple[str, str], Expected] = {
         "alpha.exit.restore-dry-run": DRY_RUN_TOO_OLD,
     },
     ("snapshot-too-old", "canary"): {
-        "canary.pre.snapshot-recorded": ("FAIL", "taken 20m ago) is too old"),
+        "canary.pre.snapshot-recorded": ("FAIL", snapshot_not_recorded(20 * MINUTE)),
         "canary.pre.restore-dry-run": DRY_RUN_TOO_OLD,
     },
     ("selector-wrong", "canary"): {
@@ -113,11 +244,11 @@ SCENARIOS: dict[tuple[str, str], Expected] = {
     },
     # a phase counts from the selector's last change, not from v5's start
     ("selector-just-changed", "canary"): {
-        "canary.duration.active-48h": ("INCONCLUSIVE", "canary running 1h since"),
-        "canary.exit.stable-48h": ("INCONCLUSIVE", "canary running 1h since"),
+        "canary.duration.active-48h": ("INCONCLUSIVE", phase_running("canary", HOUR)),
+        "canary.exit.stable-48h": ("INCONCLUSIVE", phase_running("canary", HOUR)),
     },
     ("selector-just-changed", "gradual"): {
-        "gradual.exit.v5-default-7d": ("INCONCLUSIVE", "gradual running 1h since"),
+        "gradual.exit.v5-default-7d": ("INCONCLUSIVE", phase_running("gradual", HOUR)),
     },
     # healthy now, degraded an hour ago: only the daemon log still shows it
     ("latency-flapped", "canary"): {
@@ -133,7 +264,7 @@ SCENARIOS: dict[tuple[str, str], Expected] = {
         "cutover.migrate.v4-sessions-restarted": ("INCONCLUSIVE", "v4 not ready"),
         "cutover.verify.zero-v4-sessions": ("INCONCLUSIVE", "v4 not ready"),
         "cutover.exit.zero-v4-sessions": ("INCONCLUSIVE", "v4 not ready"),
-        "cutover.exit.v5-only-stable-7d": ("INCONCLUSIVE", "but it has been up only 2m"),
+        "cutover.exit.v5-only-stable-7d": ("INCONCLUSIVE", up_only(2 * MINUTE)),
     },
     # the change log still binds a pane whose deterministic title decayed
     ("title-decayed", "alpha"): {
@@ -186,9 +317,10 @@ def gates_of(run: dict[str, Any]) -> dict[str, tuple[str, str]]:
     return got
 
 
-def assert_exactly(run: dict[str, Any], phase: str, expected: Expected) -> None:
-    """Every gate of the phase ran; those expected ended as expected with the fragment in the
-    message's first line, and every other one passed."""
+def assert_exactly(run: dict[str, Any], phase: str, expected: Expected, clock: RunClock) -> None:
+    """Every gate of the phase ran; those expected ended as expected with the fragment (computed
+    from the run's clock where it shows one) in the message's first line, and every other one
+    passed."""
     got = gates_of(run)
     assert set(got) == {g.id for g in CATALOG.gates_for(phase)}
     not_passed = {gate for gate, (verdict, _) in got.items() if verdict != "PASS"}
@@ -196,8 +328,25 @@ def assert_exactly(run: dict[str, Any], phase: str, expected: Expected) -> None:
     for gate, (verdict, fragment) in expected.items():
         got_verdict, message = got[gate]
         assert got_verdict == verdict, (gate, message)
-        fragments = (fragment,) if isinstance(fragment, str) else fragment
-        assert any(f in message.splitlines()[0] for f in fragments), (gate, message)
+        shown = fragment(clock) if callable(fragment) else fragment
+        fragments = (shown,) if isinstance(shown, str) else shown
+        assert any(f in message.splitlines()[0] for f in fragments), (gate, fragments, message)
+
+
+@pytest.fixture
+def anchor_ms(monkeypatch: pytest.MonkeyPatch) -> int:
+    """Pin the simulator's clock for every fleet the test starts (the runs it starts too)."""
+    pinned = time.time_ns() // NS_PER_MS
+    monkeypatch.setenv(ANCHOR_ENV, str(pinned))
+    return pinned
+
+
+def run_clock(run_dir: Path, anchor_ms: int) -> RunClock:
+    """The pinned anchor and the moment the run's gates judged at (its observation's start)."""
+    started = datetime.fromisoformat(observation(run_dir)["started_at"].replace("Z", "+00:00"))
+    clock = RunClock(anchor_ms, (started - EPOCH) // timedelta(milliseconds=1))
+    assert clock.at(timedelta(0)) <= clock.now  # the fleet started before the run observed it
+    return clock
 
 
 @pytest.mark.parametrize(
@@ -206,7 +355,7 @@ def assert_exactly(run: dict[str, Any], phase: str, expected: Expected) -> None:
     ids=[f"{s}-{p}" for s, p in sorted(SCENARIOS)],
 )
 def test_scenario_fails_exactly_its_gates(
-    pytester: pytest.Pytester, scenario: str, phase: str
+    pytester: pytest.Pytester, anchor_ms: int, scenario: str, phase: str
 ) -> None:
     make_gate_repo(pytester)
     dist = ["-n", "2"] if (scenario, phase) in XDIST else []
@@ -215,11 +364,12 @@ def test_scenario_fails_exactly_its_gates(
     )
     result.stdout.no_fnmatch_line("*INTERNALERROR*")
     assert result.ret == pytest.ExitCode.TESTS_FAILED
-    _, run = only_run(pytester.path)
-    assert_exactly(run, phase, SCENARIOS[(scenario, phase)])
+    run_dir, run = only_run(pytester.path)
+    assert_exactly(run, phase, SCENARIOS[(scenario, phase)], run_clock(run_dir, anchor_ms))
     assert run["verdict"] != "pass"
 
 
+@pytest.mark.usefixtures("anchor_ms")
 @pytest.mark.parametrize("phase", PHASES)
 def test_healthy_passes_every_gate_of_every_phase(pytester: pytest.Pytester, phase: str) -> None:
     make_gate_repo(pytester)
@@ -234,7 +384,7 @@ def test_healthy_passes_every_gate_of_every_phase(pytester: pytest.Pytester, pha
 
 # --- live mode: the config points the evidence at broken endpoints ----------------------------
 
-MALFORMED = {
+MALFORMED: dict[str, str | dict[str, str]] = {
     "snapshots": {"snap-1.json": '{"snapshot_id": "snap-1", "trigger": "Hourly"}'},
     "supervisor": {"status.json": '{"state": "Sleeping"}', "events.jsonl": "[]\n"},
     "alerts": '{"alert_id": "alert-1", "severity": "Critical"}\n',

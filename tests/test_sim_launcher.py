@@ -85,13 +85,15 @@ def sock_dir() -> Iterator[Path]:
 
 @pytest.fixture
 def procs() -> Iterator[list[subprocess.Popen[bytes]]]:
-    """Processes a test starts by hand; killed and reaped afterwards whatever happens."""
+    """Processes a test starts by hand; killed, reaped and their pipes closed afterwards
+    whatever happens."""
     started: list[subprocess.Popen[bytes]] = []
     yield started
     for proc in started:
         if proc.poll() is None:
             proc.kill()
-        proc.wait()
+        with proc:  # closes stdin, stdout and stderr, then waits
+            pass
 
 
 def _daemon(
@@ -128,10 +130,8 @@ def _strip(value: Any) -> Any:
 
 
 def test_start_fleet_serves_v4_and_v5_quickly() -> None:
-    started = time.monotonic()
-    fleet = start_fleet("healthy")
+    fleet = start_fleet("healthy", ready_timeout=5.0)  # SimulatorError if not ready by then
     try:
-        assert time.monotonic() - started < 5
         assert fleet.socket_dir.name.startswith("cg-sim-")
         assert fleet.endpoints == {
             name: f"unix://{fleet.socket_dir}/{name}/agtmuxd.sock" for name in ("v4", "v5")
@@ -376,15 +376,22 @@ def test_latency_degraded_scenario() -> None:
         }
 
 
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
 def test_stale_source_registry_is_live() -> None:
     with start_fleet("stale-source", daemons=("v5",)) as fleet:
         sock = fleet.socket_path("v5")
+        asked = _now_ms()
         entries = {e["source_id"]: e for e in result(sock, "list_source_registry")}
-        now_ms = time.time() * 1000
+        answered = _now_ms()
         assert entries["ext-claude-hooks"]["lifecycle"] == "active"
-        assert abs(entries["ext-claude-hooks"]["last_heartbeat_ms"] - now_ms) < 5000
+        # an active source keeps heartbeating: its last heartbeat is when it was asked
+        assert asked <= entries["ext-claude-hooks"]["last_heartbeat_ms"] <= answered
         assert entries["ext-poller"]["lifecycle"] == "stale"
-        assert now_ms - entries["ext-poller"]["last_heartbeat_ms"] > 90_000
+        # the stale one stopped 95 s before the fleet's anchor (more than the 90 s limit)
+        assert entries["ext-poller"]["last_heartbeat_ms"] == fleet.anchor_ms - 95_000
         hello = {"source_id": "ext-poller", "source_kind": "claude_hooks", "protocol_version": 1}
         assert result(sock, "source.hello", hello)["status"] == "accepted"
         entry = next(

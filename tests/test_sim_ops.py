@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import re
 import shutil
 import time
 from collections.abc import Callable
@@ -29,11 +30,16 @@ from pytest_canarygate.agtmux.records import ms_to_datetime
 from pytest_canarygate.agtmux.sim import SimFleet
 from pytest_canarygate.agtmux.sim import load_scenario
 from pytest_canarygate.agtmux.sim import start_fleet
+from pytest_canarygate.agtmux.sim.clock import ANCHOR_ENV
+from pytest_canarygate.agtmux.sim.clock import NS_PER_MS
+from pytest_canarygate.agtmux.sim.clock import format_tick
 from pytest_canarygate.agtmux.sim.ops_answers import operations_model
 from pytest_canarygate.errors import ConfigError
 from pytest_canarygate.errors import NotServed
 
 DAY_MS = 86_400_000
+HOUR_MS = 3_600_000
+MINUTE_MS = 60_000
 KINDS = {
     "snapshots": "unix",
     "supervisor": "unix",
@@ -74,12 +80,22 @@ def canary() -> Iterator[SimFleet]:
         yield fleet
 
 
-def _now() -> datetime:
-    return datetime.now(timezone.utc)
+def _now_ms() -> int:
+    return time.time_ns() // NS_PER_MS
 
 
-def _ago(when: datetime) -> timedelta:
-    return _now() - when
+def _before_anchor(fleet: SimFleet, when: datetime) -> timedelta:
+    """How long before the fleet's anchor (its "now") ``when`` is."""
+    return ms_to_datetime(fleet.anchor_ms) - when
+
+
+def _logged_at(fleet: SimFleet, when: datetime, ago_ms: int) -> None:
+    """``when``, a log line's time, is ``ago_ms`` before the anchor: log timestamps carry made-up
+    microseconds, less than a millisecond after that."""
+    __tracebackhide__ = True
+    assert (
+        timedelta(0) <= when - ms_to_datetime(fleet.anchor_ms - ago_ms) < timedelta(milliseconds=1)
+    ), (when, ago_ms)
 
 
 def _live_version(fleet: SimFleet) -> int:
@@ -92,12 +108,11 @@ def _file_uri(fleet: SimFleet, kind: str) -> str:
 
 
 def _covers_30_days(evidence: Any, fleet: SimFleet) -> None:
+    """The 30 days of history before the anchor, up to when it was read (a file: the anchor)."""
     __tracebackhide__ = True
     assert evidence.covers_from == ms_to_datetime(fleet.anchor_ms - 30 * DAY_MS)
     assert evidence.covers_to is not None
-    assert (
-        timedelta(0) <= evidence.covers_to - ms_to_datetime(fleet.anchor_ms) < timedelta(minutes=2)
-    )
+    assert ms_to_datetime(fleet.anchor_ms) <= evidence.covers_to <= ms_to_datetime(_now_ms())
 
 
 # --- the evidence map ----------------------------------------------------------------------------
@@ -118,7 +133,7 @@ def test_evidence_map_mixes_every_transport(canary: SimFleet) -> None:
     assert canary.evidence["archive"].endswith("/evidence/v4-archive/manifest.json")
     assert canary.ops_pid is not None
     assert pid_alive(canary.ops_pid)
-    assert 0 <= time.time() * 1000 - canary.anchor_ms < 120_000
+    assert canary.anchor_ms <= _now_ms()
 
 
 def test_snapshots(canary: SimFleet) -> None:
@@ -167,7 +182,7 @@ def test_alert_ledger_over_http(canary: SimFleet) -> None:
     provider = make_provider("alerts", canary.evidence["alerts"])
     with provider:
         evidence = provider.alert_entries()
-        recent = provider.alert_entries(_now() - timedelta(days=7))
+        recent = provider.alert_entries(ms_to_datetime(canary.anchor_ms - 7 * DAY_MS))
     assert evidence.source.detail.startswith(f"GET {canary.ops_url}/alert_ledger")
     _covers_30_days(evidence, canary)
     assert [(e.alert_id, e.severity.label) for e in evidence.records] == [
@@ -176,18 +191,25 @@ def test_alert_ledger_over_http(canary: SimFleet) -> None:
         ("alert-3", "Info"),
     ]
     assert all(e.resolved_at is not None for e in evidence.records)
-    assert all(_ago(e.created_at) > timedelta(days=10) for e in evidence.records)
+    assert all(_before_anchor(canary, e.created_at) > timedelta(days=10) for e in evidence.records)
     assert recent.records == ()
 
 
+def _advanced_while_read(stats: Any, read_from_ms: int) -> None:
+    """The cursor advances once a second up to the moment it is read."""
+    __tracebackhide__ = True
+    assert stats.last_advanced_at_ms is not None
+    assert read_from_ms - 1000 < stats.last_advanced_at_ms <= stats.as_of_ms <= _now_ms()
+
+
 def test_cursor_stats(canary: SimFleet) -> None:
+    read_from = _now_ms()
     evidence = make_provider("cursor", canary.evidence["cursor"]).cursor_stats()
     stats = evidence.one()
     assert (stats.invalid_streak, stats.max_invalid_streak) == (0, 0)
     assert (stats.retry_count, stats.full_resync_count) == (0, 0)
     assert stats.fetched == stats.committed > 0
-    assert stats.last_advanced_at_ms is not None
-    assert _ago(ms_to_datetime(stats.last_advanced_at_ms)) < timedelta(seconds=5)
+    _advanced_while_read(stats, read_from)
     _covers_30_days(evidence, canary)
 
 
@@ -223,7 +245,9 @@ def test_daemon_log_is_real_format_spread_over_history(canary: SimFleet) -> None
     assert timedelta(0) < evidence.covers_to - last_restart < timedelta(seconds=2)
     restart = [e for e in evidence.records if e.message == "received SIGTERM, shutting down"]
     assert len(restart) == 1
-    assert timedelta(days=10) < _ago(restart[0].at) < timedelta(days=10, minutes=1)
+    assert (
+        timedelta(days=10) < _before_anchor(canary, restart[0].at) < timedelta(days=10, minutes=1)
+    )
 
 
 def test_build(canary: SimFleet) -> None:
@@ -310,6 +334,52 @@ def test_http_answers_json_with_since(canary: SimFleet) -> None:
     assert answer["covers_from_ms"] == canary.anchor_ms - 30 * DAY_MS
 
 
+# --- the simulator's clock -----------------------------------------------------------------------
+
+
+def test_the_anchor_is_when_the_fleet_starts() -> None:
+    before = _now_ms()
+    with start_fleet("healthy", daemons=("v4",)) as fleet:
+        after = _now_ms()
+    assert before <= fleet.anchor_ms <= after
+
+
+@pytest.mark.parametrize("how", ["argument", "environment"])
+def test_a_pinned_anchor_places_all_history_before_it(
+    how: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pinned = _now_ms() - 3 * HOUR_MS - 1234  # not when the fleet starts: its history moves along
+    if how == "argument":
+        monkeypatch.setenv(ANCHOR_ENV, "0")  # the argument wins
+        fleet = start_fleet("healthy", phase="canary", anchor_ms=pinned)
+    else:
+        monkeypatch.setenv(ANCHOR_ENV, str(pinned))
+        fleet = start_fleet("healthy", phase="canary")
+    with fleet:
+        assert fleet.anchor_ms == pinned
+        for name, days in (("v4", 60), ("v5", 10)):  # each daemon's uptime
+            sock = fleet.socket_path(name)
+            started_ns = (pinned - days * DAY_MS) * NS_PER_MS
+            assert result(sock, "daemon.info")["nonce"] == f"{fleet.pids[name]}-{started_ns}"
+            first = result(sock, "state_changed", {"since_version": 0})["changes"][0]
+            assert first["timestamp"] == format_tick(started_ns)  # its first projection
+        for uri in (fleet.endpoints["v5"], _file_uri(fleet, "snapshots")):
+            newest = make_provider("snapshots", uri).snapshots().records[-1]
+            assert newest.created_at_ms == pinned - 2 * MINUTE_MS
+        status, _, body = http_get(f"{fleet.ops_url}/alert_ledger")
+        assert status == 200
+        assert json.loads(body)["covers_from_ms"] == pinned - 30 * DAY_MS
+
+
+@pytest.mark.parametrize("value", ["soon", "-5", "1.5e12", "\u0661\u0662"])
+def test_a_bad_pinned_anchor_is_a_config_error(value: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(ANCHOR_ENV, value)
+    with pytest.raises(ConfigError, match=rf"^{ANCHOR_ENV}={re.escape(repr(value))}: expected"):
+        start_fleet("healthy", daemons=("v4",))
+    with pytest.raises(ConfigError, match="anchor_ms -1 is before the epoch"):
+        start_fleet("healthy", daemons=("v4",), anchor_ms=-1)
+
+
 # --- the stock daemon ----------------------------------------------------------------------------
 
 
@@ -339,7 +409,7 @@ def _holddown(fleet: SimFleet) -> None:
     events = supervisor.supervisor_events().records
     holds = [e for e in events if e.kind == "hold_down"]
     assert len(holds) == 1
-    assert timedelta(hours=2) <= _ago(holds[0].at) < timedelta(hours=2, minutes=1)
+    assert holds[0].at_ms == fleet.anchor_ms - 2 * HOUR_MS
     assert status.state.name == "HoldDown"
     assert status.state.until_ms == holds[0].until_ms == holds[0].at_ms + 300_000
     assert not [e for e in events if e.at > holds[0].at]  # never recovered
@@ -357,15 +427,15 @@ def _escalate(fleet: SimFleet) -> None:
     entries = make_provider("alerts", fleet.evidence["alerts"]).alert_entries().records
     (escalate,) = [e for e in entries if e.severity.label == "Escalate"]
     assert (escalate.source, escalate.resolved_at_ms) == ("supervisor", None)
-    assert timedelta(minutes=20) <= _ago(escalate.created_at) < timedelta(minutes=21)
+    assert escalate.created_at_ms == fleet.anchor_ms - 20 * MINUTE_MS
 
 
 def _degraded(fleet: SimFleet) -> None:
     entries = make_provider("alerts", fleet.evidence["alerts"]).alert_entries().records
     (degraded,) = [e for e in entries if e.severity.label == "Degraded"]
     assert degraded.resolved_at is not None
-    assert timedelta(hours=3) <= _ago(degraded.created_at) < timedelta(hours=3, minutes=1)
-    assert timedelta(hours=2) <= _ago(degraded.resolved_at) < timedelta(hours=2, minutes=1)
+    assert degraded.created_at_ms == fleet.anchor_ms - 3 * HOUR_MS
+    assert degraded.resolved_at_ms == fleet.anchor_ms - 2 * HOUR_MS
 
 
 def _cas(fleet: SimFleet) -> None:
@@ -375,15 +445,15 @@ def _cas(fleet: SimFleet) -> None:
 
 
 def _cursor(fleet: SimFleet) -> None:
+    read_from = _now_ms()
     stats = make_provider("cursor", fleet.evidence["cursor"]).cursor_stats().one()
     assert stats.max_invalid_streak >= 3
     assert stats.full_resync_count == 1
-    assert stats.last_advanced_at_ms is not None
-    assert _ago(ms_to_datetime(stats.last_advanced_at_ms)) < timedelta(seconds=5)
+    _advanced_while_read(stats, read_from)
     log = make_provider("daemon_log", fleet.evidence["daemon_log"]).log_events().records
     (resync,) = [e for e in log if e.kind == "full_resync"]
     assert resync.level == "ERROR"
-    assert timedelta(hours=1) <= _ago(resync.at) < timedelta(hours=1, minutes=1)
+    _logged_at(fleet, resync.at, HOUR_MS)
     assert [e.kind for e in log if e.kind.startswith("cursor")] == [
         "cursor_advance_error",
         "cursor_retry",
@@ -404,7 +474,7 @@ def _version_ahead(fleet: SimFleet) -> None:
 
 def _too_old(fleet: SimFleet) -> None:
     newest = _newest_snapshot(fleet)
-    assert timedelta(minutes=20) <= _ago(newest.created_at) < timedelta(minutes=21)
+    assert newest.created_at_ms == fleet.anchor_ms - 20 * MINUTE_MS
     assert newest.projection_version == _live_version(fleet)
 
 
@@ -501,9 +571,11 @@ def test_unknown_phase_is_a_config_error() -> None:
 
 def test_stop_leaves_no_process_socket_or_evidence() -> None:
     fleet = start_fleet("healthy")
-    children = [*fleet.pids.values(), fleet.ops_pid]
-    assert (fleet.socket_dir / "evidence").is_dir()
-    fleet.stop()
+    try:
+        children = [*fleet.pids.values(), fleet.ops_pid]
+        assert (fleet.socket_dir / "evidence").is_dir()
+    finally:
+        fleet.stop()
     assert not any(pid_alive(pid) for pid in children if pid is not None)
     assert not fleet.socket_dir.exists()
 
@@ -563,14 +635,14 @@ def test_change_log_dates_the_first_projection_at_the_start_and_later_changes_af
 
     now_ns = 1_800_000_000_000 * 1_000_000
     spec = load_scenario("healthy").daemon("v5", "canary")
-    log = SimDaemon(spec, pid=1, start_ns=now_ns)._state_changed({}, now_ns)["changes"]
+    log: Any = SimDaemon(spec, pid=1, start_ns=now_ns)._state_changed({}, now_ns)["changes"]
     started = datetime.fromtimestamp(now_ns / 1e9 - 10 * 86_400, tz=timezone.utc)
     seeded = {e["timestamp"] for e in log[: 2 * 6]}  # each managed pane and its session
     assert seeded == {started.strftime("%Y-%m-%dT%H:%M:%S.000000000Z")}
     recent = [(e.get("pane_id"), e["timestamp"]) for e in log[2 * 6 :]]
     assert [pane for pane, _ in recent] == [None, "%7", None, "%1", None, "%5"]  # 25m, 3m, 40s
     idle = load_scenario("canary-idle").daemon("v5", "canary")
-    changed = SimDaemon(idle, pid=1, start_ns=now_ns)._state_changed({}, now_ns)["changes"]
+    changed: Any = SimDaemon(idle, pid=1, start_ns=now_ns)._state_changed({}, now_ns)["changes"]
     assert [e.get("pane_id") for e in changed[2 * 6 :]] == [None, "%1", None, "%5", None, "%7"]
 
 

@@ -1,14 +1,49 @@
-"""How the simulated daemons write times: tick and event times (RFC 3339) and log timestamps."""
+"""The simulator's clock: the fleet's "now" that all scenario history ends at (the anchor), and
+how the simulated daemons write times: tick and event times (RFC 3339) and log timestamps.
+
+The anchor is the moment a fleet starts unless it is pinned, by ``start_fleet(anchor_ms=...)``
+or the environment variable :data:`ANCHOR_ENV` (epoch milliseconds): every time a scenario
+places in the past ("a snapshot 20m ago", "v4 up 2m") is then exactly that far before the pinned
+value, whenever the fleet starts, so a test can compute what a run must show.
+"""
 
 from __future__ import annotations
 
+import os
 import time
+from collections.abc import Mapping
 from typing import Final
 
-__all__ = ["NS_PER_MS", "format_event_time", "format_log_time", "format_tick"]
+from pytest_canarygate.errors import ConfigError
+
+__all__ = [
+    "ANCHOR_ENV",
+    "NS_PER_MS",
+    "anchor_ms_now",
+    "format_event_time",
+    "format_log_time",
+    "format_tick",
+]
 
 _NS: Final = 1_000_000_000
 NS_PER_MS: Final = 1_000_000
+ANCHOR_ENV: Final = "CANARYGATE_SIM_ANCHOR_MS"
+"""Pins the anchor of every fleet started while it is set (epoch ms, a non-negative integer)."""
+
+
+def anchor_ms_now(environ: Mapping[str, str] | None = None) -> int:
+    """The anchor of a fleet starting now (epoch ms): :data:`ANCHOR_ENV` when set, else the
+    current time. ConfigError if the variable is set but not a non-negative integer."""
+    env = os.environ if environ is None else environ
+    pinned = env.get(ANCHOR_ENV, "").strip()
+    if not pinned:
+        return time.time_ns() // NS_PER_MS
+    if not (pinned.isascii() and pinned.isdigit()):
+        raise ConfigError(
+            f"{ANCHOR_ENV}={pinned!r}: expected the fleet's anchor in epoch milliseconds "
+            "(a non-negative integer), or unset for the current time"
+        )
+    return int(pinned)
 
 
 def _seconds_text(seconds: int) -> str:

@@ -26,6 +26,8 @@ from collections.abc import Callable
 from collections.abc import Sequence
 from pathlib import Path
 
+from pytest_canarygate.agtmux.sim.clock import NS_PER_MS
+from pytest_canarygate.agtmux.sim.clock import anchor_ms_now
 from pytest_canarygate.agtmux.sim.ops_answers import attach_operations
 from pytest_canarygate.agtmux.sim.process import StopRequest
 from pytest_canarygate.agtmux.sim.process import add_child_arguments
@@ -162,14 +164,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         scenario = load_child_scenario(args)
         spec = scenario.daemon(args.name, args.phase)
+        anchor_ms = anchor_ms_now() if args.anchor_ms is None else args.anchor_ms
     except ConfigError as exc:
         log(f"ERROR {exc}")
         return 2
     stop = StopRequest(log)
-    start_ns = time.time_ns()
-    model = SimDaemon(spec, pid=os.getpid(), start_ns=start_ns)
+    model = SimDaemon(
+        spec, pid=os.getpid(), start_ns=time.time_ns(), anchor_ns=anchor_ms * NS_PER_MS
+    )
     model.log = log
-    anchor_ms = start_ns // 1_000_000 if args.anchor_ms is None else args.anchor_ms
     attach_operations(model, scenario, phase=args.phase, anchor_ms=anchor_ms)
     socket_path = Path(os.path.abspath(args.socket))
     try:

@@ -22,6 +22,7 @@ from urllib.parse import parse_qs
 from urllib.parse import urlsplit
 
 from pytest_canarygate.agtmux.sim.clock import NS_PER_MS
+from pytest_canarygate.agtmux.sim.clock import anchor_ms_now
 from pytest_canarygate.agtmux.sim.ops_answers import OpsModel
 from pytest_canarygate.agtmux.sim.ops_answers import operations_model
 from pytest_canarygate.agtmux.sim.process import Log
@@ -99,8 +100,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Serve the scenario's operations until SIGTERM/SIGINT or EOF on a piped stdin."""
     args = _parser().parse_args(argv)
     log = child_logger(NAME)
-    anchor_ms = time.time_ns() // NS_PER_MS if args.anchor_ms is None else args.anchor_ms
     try:
+        anchor_ms = anchor_ms_now() if args.anchor_ms is None else args.anchor_ms
         scenario = load_child_scenario(args)
         model = operations_model(scenario, phase=args.phase, anchor_ms=anchor_ms)
     except ConfigError as exc:

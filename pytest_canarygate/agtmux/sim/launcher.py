@@ -36,7 +36,7 @@ from typing import Any
 from pytest_canarygate.agtmux.pack import RPC_EVIDENCE_KINDS
 from pytest_canarygate.agtmux.runbook import PHASES
 from pytest_canarygate.agtmux.sim import http_server
-from pytest_canarygate.agtmux.sim.clock import NS_PER_MS
+from pytest_canarygate.agtmux.sim.clock import anchor_ms_now
 from pytest_canarygate.agtmux.sim.evidence_files import write_evidence
 from pytest_canarygate.agtmux.sim.ops_answers import OpsModel
 from pytest_canarygate.agtmux.sim.ops_answers import operations_model
@@ -98,7 +98,8 @@ class SimFleet:
     ``endpoints`` and ``pids`` are per daemon; ``evidence`` maps each kind of evidence (the
     ``make_provider`` kinds) to the URI it is read from, empty when nothing is published;
     ``ops_url``/``ops_pid`` are the operations HTTP server's base URL and pid, if it runs;
-    ``anchor_ms`` is the fleet's start (epoch ms), the "now" all operations history ends at.
+    ``anchor_ms`` is the fleet's "now" (epoch ms) all scenario history ends at: its start, or
+    the pinned value it was started with.
     """
 
     scenario: str
@@ -277,6 +278,7 @@ def start_fleet(
     daemons: Sequence[str] = ("v4", "v5"),
     ready_timeout: float = 10.0,
     phase: str | None = None,
+    anchor_ms: int | None = None,
 ) -> SimFleet:
     """Start one simulated daemon per name in ``daemons`` and wait until each answers; with
     the v5 daemon, publish its deployment's operations evidence (:attr:`SimFleet.evidence`).
@@ -285,10 +287,12 @@ def start_fleet(
     defaults to a new short temporary directory. ``phase`` is the migration phase being judged
     (one of alpha, canary, gradual, cutover, rollback): the facts of a scenario that follow it
     (the runtime selector, sessions drained at cutover) are those of that phase, and with no
-    phase those of alpha. All operations history is placed before the moment this is called.
-    Raises ConfigError for a bad scenario, daemon name, phase or socket path, SimulatorError if a
-    child dies or is not ready within ``ready_timeout`` seconds; whatever was started is
-    stopped again before raising.
+    phase those of alpha. All scenario history (operations evidence, a daemon's ``uptime``) is
+    placed before ``anchor_ms`` (epoch ms): by default the moment this is called, or the value of
+    the environment variable ``CANARYGATE_SIM_ANCHOR_MS`` when set, so that a test can pin it.
+    Raises ConfigError for a bad scenario, daemon name, phase, anchor or socket path,
+    SimulatorError if a child dies or is not ready within ``ready_timeout`` seconds; whatever was
+    started is stopped again before raising.
     """
     if phase is not None and phase not in PHASES:
         raise ConfigError(f"start_fleet: unknown phase {phase!r}; known: {', '.join(PHASES)}")
@@ -298,7 +302,10 @@ def start_fleet(
         raise ConfigError("start_fleet: no daemons to start")
     for name in names:
         loaded.daemon(name)
-    anchor_ms = time.time_ns() // NS_PER_MS
+    if anchor_ms is None:
+        anchor_ms = anchor_ms_now()
+    elif anchor_ms < 0:
+        raise ConfigError(f"start_fleet: anchor_ms {anchor_ms} is before the epoch")
     if looks_like_path(scenario):
         source = ["--scenario-file", os.path.abspath(scenario)]
     else:

@@ -419,7 +419,7 @@ def attach_operations(
     the v5 daemon, the operations methods its deployment serves."""
     spec = daemon.spec
     if spec.uptime_ms:
-        started_ns = (anchor_ms - spec.uptime_ms) * NS_PER_MS + daemon.start_ns % NS_PER_MS
+        started_ns = (anchor_ms - spec.uptime_ms) * NS_PER_MS  # exactly uptime before the anchor
         daemon.nonce = f"{daemon.pid}-{started_ns}"
     if spec.name != OPS_DAEMON:
         return

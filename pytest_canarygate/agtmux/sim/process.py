@@ -45,7 +45,8 @@ def add_child_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--anchor-ms",
         type=int,
-        help="the fleet's start (epoch ms) that operations history is placed before (default: now)",
+        help="the fleet's start (epoch ms) that scenario history is placed before (default: "
+        "$CANARYGATE_SIM_ANCHOR_MS if set, else now)",
     )
 
 

@@ -243,10 +243,15 @@ _Handler = Callable[[Mapping[str, Any], int], object]
 class SimDaemon:
     """The in-memory state of one simulated daemon and its answers to the eleven methods."""
 
-    def __init__(self, spec: DaemonSpec, *, pid: int, start_ns: int) -> None:
+    def __init__(
+        self, spec: DaemonSpec, *, pid: int, start_ns: int, anchor_ns: int | None = None
+    ) -> None:
+        """``start_ns``: when this daemon starts (its ticks count from it); ``anchor_ns``: the
+        fleet's "now" that the scenario's history is placed before (by default ``start_ns``)."""
         self.spec = spec
         self.pid = pid
         self.start_ns = start_ns
+        self.anchor_ns = start_ns if anchor_ns is None else anchor_ns
         self.nonce = f"{pid}-{start_ns}"
         self.log: Callable[[str], None] = lambda message: None
         self._interval_ns = spec.poll_interval_ms * 1_000_000
@@ -444,9 +449,11 @@ class SimDaemon:
 
     def _seed(self) -> None:
         start = self.start_ns
-        # The first projection happened when the daemon started (its nonce says when, the
-        # scenario's uptime before now); a pane's later change is logged when it happened.
-        started = start - self.spec.uptime_ms * 1_000_000
+        now = self.anchor_ns  # the scenario's history ends at the fleet's anchor
+        # The first projection happened when the daemon started (its nonce says when: now, or
+        # the scenario's uptime before the anchor); a pane's later change is logged when it
+        # happened.
+        started = now - self.spec.uptime_ms * 1_000_000 if self.spec.uptime_ms else start
         for spec in self.spec.panes:
             self._panes[spec.pane_id] = _Pane(
                 spec.pane_id, spec.tmux, spec.agent, spec.agent, spec.tmux is not None, start
@@ -464,7 +471,7 @@ class SimDaemon:
         for key in sorted(set(self._sessions) - logged):
             self._log(key, None, started)
         changed = sorted(
-            (max(started, start - spec.last_change_ms * 1_000_000), spec.pane_id)
+            (max(started, now - spec.last_change_ms * 1_000_000), spec.pane_id)
             for spec in self.spec.panes
             if spec.agent is not None and spec.last_change_ms is not None
         )
@@ -473,7 +480,7 @@ class SimDaemon:
             assert agent is not None
             self._log(agent.session_key, None, at)
             self._log(agent.session_key, pane_id, at)
-        start_ms = start // 1_000_000
+        now_ms = now // 1_000_000
         for entry in self.spec.registry:
             alive = entry.lifecycle in ("active", "pending")
             self._registry[entry.source_id] = _Registration(
@@ -481,8 +488,8 @@ class SimDaemon:
                 entry.source_kind,
                 entry.protocol_version,
                 entry.lifecycle,
-                registered_at_ms=start_ms - entry.heartbeat_age_ms,
-                last_heartbeat_ms=start_ms - entry.heartbeat_age_ms,
+                registered_at_ms=now_ms - entry.heartbeat_age_ms,
+                last_heartbeat_ms=now_ms - entry.heartbeat_age_ms,
                 socket_path=entry.socket_path,
                 kept_alive_age_ms=entry.heartbeat_age_ms if alive else None,
             )
