@@ -2,6 +2,9 @@
 
     CanarygateError
      +-- ConfigError                (bad config file, key or value; also a ValueError)
+     +-- StrictJSONError            (text that is not strict JSON: bad syntax, a key twice in one
+     |                               object, NaN/Infinity or a number out of range; also a
+     |                               ValueError; providers turn it into a ProtocolError)
      +-- EndpointError              (anything about reaching or reading an endpoint)
           +-- UntrustedEndpointError (socket or its directory owned/writable by someone else)
           +-- TransportError         (connect refused, missing socket, I/O failure)
@@ -24,6 +27,31 @@ class CanarygateError(Exception):
 
 class ConfigError(CanarygateError, ValueError):
     """The configuration (file, option or scenario) is wrong; the message names what and where."""
+
+
+class StrictJSONError(CanarygateError, ValueError):
+    """Text that :func:`pytest_canarygate.strictjson.loads` refuses: not JSON at all, an object
+    naming one key twice, a non-finite number (NaN, Infinity, a float that overflows) or an
+    integer too long to read. ``reason`` is one line without the text; ``key`` the duplicated
+    key, ``path`` where in the document (``entries[3]``, "" for the top level) and ``pos`` the
+    character offset, each when known."""
+
+    def __init__(
+        self,
+        reason: str,
+        *,
+        key: str | None = None,
+        path: str | None = None,
+        pos: int | None = None,
+        syntax: bool = False,
+    ) -> None:
+        self.reason = reason
+        self.key = key
+        self.path = path
+        self.pos = pos
+        #: True when the text is not JSON at all; False when it is JSON strict decoding refuses.
+        self.syntax = syntax
+        super().__init__(reason)
 
 
 class EndpointError(CanarygateError):

@@ -391,7 +391,7 @@ def test_latency_slo(result: object, verdict: str) -> None:
 def test_latency_slo_threshold_is_a_parameter() -> None:
     healthy = {"status": "healthy", "p95_ms": 2500, "consecutive_breaches": 0, "sample_count": 300}
     assert j.latency_slo(healthy, threshold_ms=2000).verdict is Verdict.FAIL
-    degraded = j.latency_slo({"status": "degraded", "p95_ms": 3224, "consecutive_breaches": 10})
+    degraded = j.latency_slo(lat("degraded", 3224, 10, sample_count=213))
     assert "10 consecutive" in degraded.message
     assert degraded.numbers["consecutive_breaches"] == 10
 
@@ -1020,7 +1020,10 @@ def test_latency_log_events_fire_on_a_breach_the_current_sample_missed() -> None
     ],
 )
 def test_daemon_ready(status: str | None, verdict: Verdict) -> None:
-    assert j.daemon_ready({"status": status}, who="v4").verdict is verdict
+    p95 = None if status in ("not_started", "insufficient_data") else 36
+    streak = 3 if status == "degraded" else 0
+    answer = {"status": status, "p95_ms": p95, "consecutive_breaches": streak, "sample_count": 205}
+    assert j.daemon_ready(answer, who="v4").verdict is verdict
 
 
 SELECTOR_CHANGED = RuntimeSelector("v4", True, ("a",), datetime_to_ms(NOW - 3 * DAY))
@@ -1104,21 +1107,42 @@ def test_canary_activity_needs_a_change_of_a_canary_pane_in_the_window() -> None
 
 def test_projection_advancing() -> None:
     nonces = ("7-1", "7-1")
+    up = {"now": NOW, "history_from": NOW - 3 * DAY}  # a daemon up longer than the window
     flat_old = [change(1, "k", NOW - 2 * DAY, "%1")]
-    assert j.projection_advancing((5, 6), nonces, [], DAY, now=NOW).passed
-    flat = j.projection_advancing((5, 5), nonces, flat_old, DAY, now=NOW)
+    assert j.projection_advancing((5, 6), nonces, [], DAY, **up).passed
+    flat = j.projection_advancing((5, 5), nonces, flat_old, DAY, **up)
     assert flat.verdict is Verdict.INCONCLUSIVE
     assert flat.message == (
         "v5 projection version flat at 5 and no change in the last 24h: not shown advancing"
     )
     recent = [*flat_old, change(5, "k", NOW - timedelta(hours=2), "%1")]
-    assert j.projection_advancing((5, 5), nonces, recent, DAY, now=NOW).passed
-    assert j.projection_advancing((6, 5), nonces, recent, DAY, now=NOW).verdict is Verdict.FAIL
-    restarted = j.projection_advancing((5, 6), ("7-1", "8-2"), recent, DAY, now=NOW)
+    assert j.projection_advancing((5, 5), nonces, recent, DAY, **up).passed
+    assert j.projection_advancing((6, 5), nonces, recent, DAY, **up).verdict is Verdict.FAIL
+    restarted = j.projection_advancing((5, 6), ("7-1", "8-2"), recent, DAY, **up)
     assert restarted.verdict is Verdict.FAIL
-    no_nonce = j.projection_advancing((5, 6), (None, None), recent, DAY, now=NOW)
+    no_nonce = j.projection_advancing((5, 6), (None, None), recent, DAY, **up)
     assert no_nonce.verdict is Verdict.UNOBSERVABLE
     assert "reading 1 and 2 has no nonce" in no_nonce.message
+
+
+def test_projection_advancing_needs_a_history_as_long_as_the_window() -> None:
+    """The change log begins with the process: a daemon up a minute shows a minute, however
+    fast its version moves (issue: P1-S5c passed 41 s after the real daemon started)."""
+    nonces = ("7-1", "7-1")
+    young = NOW - timedelta(minutes=1)
+    recent = [change(5, "k", NOW - timedelta(seconds=20), "%1")]
+    for versions in ((5, 6), (5, 5)):
+        judged = j.projection_advancing(versions, nonces, recent, DAY, now=NOW, history_from=young)
+        assert judged.verdict is Verdict.INCONCLUSIVE, versions
+        assert "covers 1m of the 24h window" in judged.message
+    # exactly the window: covered
+    full = j.projection_advancing((5, 6), nonces, [], DAY, now=NOW, history_from=NOW - DAY)
+    assert full.passed
+    # a restart or a version going backwards still FAILs, whatever the history
+    assert (
+        j.projection_advancing((6, 5), nonces, [], DAY, now=NOW, history_from=young).verdict
+        is Verdict.FAIL
+    )
 
 
 def test_agent_session_keys_follow_the_change_log_when_a_title_decays() -> None:

@@ -6,10 +6,14 @@ offending element) instead of a crash deep inside a gate.
 
 from __future__ import annotations
 
+import json
+import reprlib
+from collections.abc import Callable
 from collections.abc import Iterable
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from datetime import timezone
 from typing import Any
 from typing import TypeVar
 
@@ -34,29 +38,103 @@ EVIDENCE_MODES = ("deterministic", "heuristic", "none")
 PRESENCES = ("managed", "unmanaged")
 
 
-def _records(view: DaemonView, method: str, key: str) -> list[Record]:
+def _records(
+    view: DaemonView,
+    method: str,
+    key: str,
+    problem: Callable[[Record], str | None] | None = None,
+) -> list[Record]:
+    """The answer of ``method``: a list of objects, each with a string ``key`` that no other
+    has (two records with one identity contradict each other: which would a gate believe?),
+    and nothing ``problem`` finds wrong; else :class:`Unobservable` naming the element."""
     result = view.result(method)
+    where = f"{view.name} {view.endpoint} {method}"
     if not isinstance(result, list):
         raise Unobservable(
-            f"{view.name} {view.endpoint} {method}: malformed answer, expected a list, "
-            f"got {type(result).__name__}"
+            f"{where}: malformed answer, expected a list, got {type(result).__name__}"
         )
+    seen: dict[str, int] = {}
     for index, record in enumerate(result):
         if not isinstance(record, dict) or not isinstance(record.get(key), str):
+            raise Unobservable(f"{where}: malformed answer, element {index} has no string {key!r}")
+        identity = record[key]
+        wrong = problem(record) if problem is not None else None
+        if wrong:
             raise Unobservable(
-                f"{view.name} {view.endpoint} {method}: malformed answer, element {index} "
-                f"has no string {key!r}"
+                f"{where}: malformed answer, element {index} ({key} {_shown_id(identity)}): {wrong}"
             )
+        if identity in seen:
+            raise Unobservable(
+                f"{where}: {key} {_shown_id(identity)} is listed twice (elements {seen[identity]} "
+                f"and {index}): the answer contradicts itself"
+            )
+        seen[identity] = index
+    refuse_future_times(view, method, result)
     return result
 
 
+#: Fields of the daemon's answers that say when something happened: RFC 3339 text, or epoch
+#: milliseconds. None of them may lie past the run's clock (plus the allowed skew).
+TEXT_TIMES = ("updated_at", "deterministic_last_seen", "checked_at")
+MS_TIMES = ("last_heartbeat_ms", "registered_at_ms")
+
+
+def refuse_future_times(view: DaemonView, method: str, records: Iterable[object]) -> None:
+    """:class:`Unobservable` if a record of ``method``'s answer is dated in the future."""
+    for index, record in enumerate(records):
+        if isinstance(record, list | tuple) and len(record) == 2:
+            record = record[1]  # list_source_health pairs: [kind, {...}]
+        if not isinstance(record, dict):
+            continue
+        for name in TEXT_TIMES:
+            value = record.get(name)
+            if isinstance(value, str):
+                try:
+                    when = parse_timestamp(value)
+                except ValueError:
+                    continue
+                view.not_in_future(when, f"{method} element {index} {name}")
+        for name in MS_TIMES:
+            value = record.get(name)
+            if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2**53:
+                when = datetime.fromtimestamp(value / 1000, tz=timezone.utc)
+                view.not_in_future(when, f"{method} element {index} {name}")
+
+
+def _shown_id(identity: str) -> str:
+    if identity and identity.isprintable() and " " not in identity and len(identity) <= 80:
+        return identity
+    return json.dumps(identity)[:80]
+
+
+def _pane_problem(pane: Record) -> str | None:
+    presence = pane.get("presence")
+    if presence not in PRESENCES:
+        return f"presence {_short(presence)} is not one of {', '.join(PRESENCES)}"
+    if "session_name" not in pane:
+        return "no session_name (a string, or null once the pane left tmux)"
+    name = pane["session_name"]
+    if name is not None and not isinstance(name, str):
+        return f"session_name {_short(name)} is not a string or null"
+    return None
+
+
+def _short(value: object) -> str:
+    text = reprlib.repr(value)
+    return text if len(text) <= 60 else text[:60] + "..."
+
+
 def panes(view: DaemonView) -> list[Record]:
-    """The daemon's ``list_panes`` answer, shape-checked."""
-    return _records(view, "list_panes", "pane_id")
+    """The daemon's ``list_panes`` answer, shape-checked: every pane has a string ``pane_id``
+    no other pane has, a known ``presence`` and a ``session_name`` (string or null); else
+    :class:`Unobservable` naming the pane."""
+    return _records(view, "list_panes", "pane_id", _pane_problem)
 
 
 def agent_sessions(view: DaemonView) -> list[Record]:
-    """The daemon's ``list_sessions`` answer (agent sessions, not tmux sessions), shape-checked."""
+    """The daemon's ``list_sessions`` answer (agent sessions, not tmux sessions), shape-checked:
+    every session has a string ``session_key`` no other session has; else
+    :class:`Unobservable` naming the key."""
     return _records(view, "list_sessions", "session_key")
 
 
@@ -99,6 +177,7 @@ def state_changes(view: DaemonView) -> list[Change]:
                 f"{where}, change {index} is not {{version, session_key, timestamp[, pane_id]}}: "
                 f"{entry!r:.120}"
             )
+        view.not_in_future(at, f"state_changed change {index} (version {version})")
         changes.append(Change(version, key, at, pane_id))
     return changes
 

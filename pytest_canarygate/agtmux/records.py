@@ -2,13 +2,23 @@
 
 The shapes follow daemon facts sections 4-11 and ``docs/operations-contract.md``. Every parser
 takes already-decoded data (JSON, a TOML table) and raises :class:`RecordError` naming the key
-that is wrong; the providers turn that into a ``ProtocolError`` naming the endpoint, file and
-line.
+that is wrong, and nothing else whatever the input; the providers turn that into a
+``ProtocolError`` naming the endpoint, file and line.
+
+Strict on purpose: integers are JSON integers (never booleans, floats or strings), non-negative,
+and no later than the last millisecond a datetime holds; numbers are finite and non-negative;
+enumerations come from their known set. Nothing malformed is dropped. Two records with one
+identity (an alert id in a ledger answer, a snapshot id) contradict each other
+(:func:`check_distinct`), except where the contract defines the later one as an update: the
+alert ledger file's resolution lines, folded by :class:`AlertLedger`, which may resolve an alert
+or raise its severity but never lower it, reopen or re-date its resolution, or move its creation.
 """
 
 from __future__ import annotations
 
+import json
 import math
+import reprlib
 from collections.abc import Callable
 from collections.abc import Mapping
 from collections.abc import Sequence
@@ -20,7 +30,9 @@ from enum import IntEnum
 from typing import TypeVar
 
 __all__ = [
+    "MAX_INTEGER",
     "AlertEntry",
+    "AlertLedger",
     "ArchiveManifest",
     "BindingStats",
     "BuildResult",
@@ -35,6 +47,7 @@ __all__ = [
     "SupervisorEvent",
     "SupervisorState",
     "SupervisorStatus",
+    "check_distinct",
     "datetime_to_ms",
     "ms_to_datetime",
     "parse_alert_entry",
@@ -56,6 +69,10 @@ SNAPSHOT_TRIGGERS = ("Periodic", "Shutdown", "Manual")
 RESOLVE_POLICIES = ("AutoResolve", "ManualAck")
 SUPERVISOR_EVENT_KINDS = ("failure", "restart", "hold_down", "success")
 DAEMON_NAMES = ("v4", "v5")
+
+MAX_INTEGER = 253_402_300_799_999
+"""The largest integer a record field takes: the last millisecond of the year 9999 since the
+epoch, the latest time a datetime holds (so every ``*_ms`` converts); far above any count."""
 
 
 def ms_to_datetime(ms: int) -> datetime:
@@ -101,9 +118,27 @@ def _type_name(value: object) -> str:
     return type(value).__name__
 
 
+_REPR = reprlib.Repr()
+_REPR.maxlevel = 2
+_REPR.maxstring = _REPR.maxother = _REPR.maxlong = 60
+
+
+def _shown(value: object) -> str:
+    """A one-line, bounded repr (however large or deep ``value`` is)."""
+    text = _REPR.repr(value)
+    return text if len(text) <= 60 else text[:60] + "..."
+
+
 def _bad(key: str, expected: str, value: object) -> RecordError:
-    shown = repr(value) if len(repr(value)) <= 60 else repr(value)[:60] + "..."
-    return RecordError(key, f"expected {expected}, got {_type_name(value)} {shown}")
+    return RecordError(key, f"expected {expected}, got {_type_name(value)} {_shown(value)}")
+
+
+def _show_id(identity: str) -> str:
+    """An identity as a message shows it: plain when it is, quoted (one line) otherwise."""
+    if identity and identity.isprintable() and " " not in identity and len(identity) <= 80:
+        return identity
+    text = json.dumps(identity)
+    return text if len(text) <= 80 else text[:80] + '..."'
 
 
 class _Fields:
@@ -127,6 +162,8 @@ class _Fields:
         value = self.value(name)
         if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
             raise _bad(_join(self.key, name), f"an integer >= {minimum}", value)
+        if value > MAX_INTEGER:
+            raise _bad(_join(self.key, name), f"an integer <= {MAX_INTEGER} (year 9999)", value)
         return value
 
     def opt_integer(self, name: str, *, minimum: int = 0) -> int | None:
@@ -134,13 +171,17 @@ class _Fields:
             return None
         return self.integer(name, minimum=minimum)
 
-    def number(self, name: str) -> float:
+    def number(self, name: str, *, minimum: float = 0.0) -> float:
         value = self.value(name)
         if isinstance(value, bool) or not isinstance(value, int | float):
-            raise _bad(_join(self.key, name), "a number", value)
-        if not math.isfinite(value):
-            raise _bad(_join(self.key, name), "a finite number", value)
-        return float(value)
+            raise _bad(_join(self.key, name), f"a number >= {minimum:g}", value)
+        try:
+            number = float(value)  # an int too large for a double overflows here
+        except OverflowError:
+            number = math.inf
+        if not math.isfinite(number) or number < minimum:
+            raise _bad(_join(self.key, name), f"a finite number >= {minimum:g}", value)
+        return number
 
     def boolean(self, name: str) -> bool:
         value = self.value(name)
@@ -188,6 +229,31 @@ def _items(value: object, key: str, parse: Callable[[object, str], T]) -> tuple[
     return tuple(parse(item, _join(key, index)) for index, item in enumerate(value))
 
 
+def check_distinct(
+    records: Sequence[T],
+    identity: Callable[[T], str],
+    what: str,
+    *,
+    key: str = "",
+    names: Sequence[str] | None = None,
+) -> None:
+    """Raise :class:`RecordError` if two ``records`` have one identity: they contradict each
+    other, and neither may be picked. ``what`` names the identity ("alert", "snapshot");
+    ``names`` says where each record was read (file names), by default its index under
+    ``key``."""
+    seen: dict[str, str] = {}
+    for index, record in enumerate(records):
+        ident = identity(record)
+        here = names[index] if names is not None else _join(key, index)
+        if ident in seen:
+            raise RecordError(
+                here,
+                f"{what} {_show_id(ident)} is listed twice ({seen[ident]} and {here}): the "
+                "evidence contradicts itself",
+            )
+        seen[ident] = here
+
+
 # --- snapshots (daemon facts 4.1) ----------------------------------------------------------
 
 
@@ -224,8 +290,10 @@ def parse_snapshot(value: object, key: str = "") -> SnapshotMetadata:
 
 
 def parse_snapshot_list(value: object, key: str = "") -> tuple[SnapshotMetadata, ...]:
-    """Validate an ``ops.snapshot_list`` result; returned oldest first."""
+    """Validate an ``ops.snapshot_list`` result; returned oldest first. One ``snapshot_id``
+    twice contradicts itself (:func:`check_distinct`)."""
     snapshots = _items(value, key, parse_snapshot)
+    check_distinct(snapshots, lambda s: s.snapshot_id, "snapshot", key=key)
     return tuple(sorted(snapshots, key=lambda s: (s.created_at_ms, s.snapshot_id)))
 
 
@@ -440,6 +508,56 @@ def parse_alert_entry(value: object, key: str = "") -> AlertEntry:
     if entry.resolved_at_ms is not None and entry.resolved_at_ms < entry.created_at_ms:
         raise RecordError(_join(key, "resolved_at_ms"), "earlier than created_at_ms")
     return entry
+
+
+class AlertLedger:
+    """Folds the lines of an alert ledger file (operations contract, "Alert ledger"): a later
+    line for an ``alert_id`` is an update of the earlier one, and the last one wins. An update
+    may resolve the alert (``resolved_at_ms`` from null to a time), raise its severity or
+    reword its message; anything else contradicts the history already written, and
+    :meth:`add` raises :class:`RecordError` naming the alert: a severity lowered, a resolution
+    taken back or moved, a creation time moved, another source or resolve policy. Repeating a
+    line unchanged is harmless."""
+
+    def __init__(self) -> None:
+        self._latest: dict[str, AlertEntry] = {}
+
+    def add(self, value: object, key: str = "") -> AlertEntry:
+        """Validate one ledger line (:func:`parse_alert_entry`) and fold it in."""
+        entry = parse_alert_entry(value, key)
+        previous = self._latest.get(entry.alert_id)
+        if previous is not None:
+            problem = _update_problem(previous, entry)
+            if problem:
+                raise RecordError(
+                    _join(key, "alert_id"),
+                    f"alert {_show_id(entry.alert_id)} is recorded again with {problem}: the "
+                    "ledger contradicts itself (a later line may only resolve an alert or "
+                    "raise its severity)",
+                )
+        self._latest[entry.alert_id] = entry
+        return entry
+
+    def entries(self) -> tuple[AlertEntry, ...]:
+        """The latest state of every alert, in the order each was first recorded."""
+        return tuple(self._latest.values())
+
+
+def _update_problem(before: AlertEntry, after: AlertEntry) -> str | None:
+    """Why ``after`` may not update ``before`` (None when it may)."""
+    if after.created_at_ms != before.created_at_ms:
+        return f"created_at_ms moved from {before.created_at_ms} to {after.created_at_ms}"
+    if after.severity < before.severity:
+        return f"its severity lowered from {before.severity.label} to {after.severity.label}"
+    if before.resolved_at_ms is not None and after.resolved_at_ms is None:
+        return f"its resolution at {before.resolved_at_ms} taken back (reopened)"
+    if before.resolved_at_ms is not None and after.resolved_at_ms != before.resolved_at_ms:
+        return f"resolved_at_ms moved from {before.resolved_at_ms} to {after.resolved_at_ms}"
+    if after.source != before.source:
+        return f"its source changed from {_show_id(before.source)} to {_show_id(after.source)}"
+    if after.resolve_policy != before.resolve_policy:
+        return f"its resolve_policy changed from {before.resolve_policy} to {after.resolve_policy}"
+    return None
 
 
 # --- history answers (ops.supervisor_events, ops.alert_ledger) ----------------------------

@@ -11,6 +11,7 @@ from collections.abc import Collection
 from collections.abc import Iterable
 from collections.abc import Mapping
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from datetime import timedelta
 
@@ -35,43 +36,102 @@ from pytest_canarygate.verdicts import Verdict
 # --- latency -----------------------------------------------------------------------------
 
 
+LATENCY_STATUSES = ("not_started", "insufficient_data", "healthy", "breached", "degraded")
+"""The statuses ``latency_status`` answers (daemon facts 2.6, 7.4)."""
+_NO_P95 = ("not_started", "insufficient_data")
+
+
+@dataclass(frozen=True)
+class LatencyStatus:
+    """A ``latency_status`` answer, checked (daemon facts 2.6): ``p95_ms`` is None only while
+    no evaluation ran (not_started, insufficient_data)."""
+
+    status: str
+    p95_ms: int | None
+    consecutive_breaches: int
+    sample_count: int
+    min_required: int | None = None
+
+
+def _count(value: object) -> bool:
+    return type(value) is int and value >= 0
+
+
+def _shown(value: object) -> str:
+    text = "missing" if value is _ABSENT else repr(value)
+    return text if len(text) <= 40 else text[:40] + "..."
+
+
+_ABSENT = object()
+
+
+def decode_latency_status(result: object) -> LatencyStatus | str:
+    """The ``latency_status`` answer checked, or one line saying what is wrong with it: the
+    status must be one of :data:`LATENCY_STATUSES`; ``consecutive_breaches`` and
+    ``sample_count`` non-negative integers (never booleans, floats, strings or null);
+    ``p95_ms`` a non-negative integer, or null while no evaluation ran; ``min_required``, when
+    present, a non-negative integer."""
+    if not isinstance(result, Mapping):
+        return f"latency_status answer is not an object: {result!r:.120}"
+    status = result.get("status", _ABSENT)
+    if status not in LATENCY_STATUSES:
+        return (
+            f"latency_status answer has status {_shown(status)}, not one of "
+            f"{', '.join(LATENCY_STATUSES)}"
+        )
+    problems = [
+        f"{name} {_shown(result.get(name, _ABSENT))}"
+        for name in ("consecutive_breaches", "sample_count")
+        if not _count(result.get(name, _ABSENT))
+    ]
+    p95 = result.get("p95_ms", _ABSENT)
+    if not (_count(p95) or (p95 is None and status in _NO_P95)):
+        problems.append(f"p95_ms {_shown(p95)}")
+    minimum = result.get("min_required")
+    if minimum is not None and not _count(minimum):
+        problems.append(f"min_required {_shown(minimum)}")
+    if problems:
+        return (
+            f"latency_status answer ({status}) is malformed: {', '.join(problems)} "
+            "(each must be an integer >= 0"
+            + (", p95_ms null only before an evaluation)" if status in _NO_P95 else ")")
+        )
+    return LatencyStatus(
+        status=str(status),
+        p95_ms=p95 if isinstance(p95, int) else None,
+        consecutive_breaches=int(result["consecutive_breaches"]),
+        sample_count=int(result["sample_count"]),
+        min_required=minimum if isinstance(minimum, int) else None,
+    )
+
+
 def latency_slo(latency_status_result: object, threshold_ms: int = 3000) -> Judgement:
     """Judge a ``latency_status`` result (daemon facts 2.6, 7): only "healthy" with p95 within
     ``threshold_ms`` passes; "insufficient_data"/"not_started" are INCONCLUSIVE; "breached" and
-    "degraded" FAIL; any other shape is UNOBSERVABLE."""
-    result = latency_status_result
-    if not isinstance(result, Mapping) or not isinstance(result.get("status"), str):
-        return _judgement(
-            Verdict.UNOBSERVABLE, f"latency_status answer has no status: {result!r:.200}"
-        )
-    status: str = result["status"]
-    p95 = result.get("p95_ms")
-    p95_ms = p95 if isinstance(p95, int) and not isinstance(p95, bool) else None
+    "degraded" FAIL; an answer :func:`decode_latency_status` refuses is UNOBSERVABLE."""
+    decoded = decode_latency_status(latency_status_result)
+    if isinstance(decoded, str):
+        return _judgement(Verdict.UNOBSERVABLE, decoded)
+    status, p95_ms = decoded.status, decoded.p95_ms
     numbers = {
         "status": status,
         "p95_ms": p95_ms,
         "threshold_ms": threshold_ms,
-        "consecutive_breaches": result.get("consecutive_breaches"),
-        "sample_count": result.get("sample_count"),
+        "consecutive_breaches": decoded.consecutive_breaches,
+        "sample_count": decoded.sample_count,
     }
-    if status in ("not_started", "insufficient_data"):
-        needed = result.get("min_required", 200)
-        count = result.get("sample_count")
+    if status in _NO_P95:
+        needed = 200 if decoded.min_required is None else decoded.min_required
+        count = decoded.sample_count
         message = f"latency SLO {status}: {count} of {needed} samples; proves nothing yet"
         return _judgement(Verdict.INCONCLUSIVE, message, **numbers)
     if status in ("breached", "degraded"):
         message = (
             f"latency SLO {status}: rolling p95 {p95_ms} ms > {threshold_ms} ms, "
-            f"{result.get('consecutive_breaches')} consecutive breaching evaluations"
+            f"{decoded.consecutive_breaches} consecutive breaching evaluations"
         )
         return _judgement(Verdict.FAIL, message, **numbers)
-    if status != "healthy" or p95_ms is None:
-        return _judgement(
-            Verdict.UNOBSERVABLE,
-            f"latency_status answer of unknown shape: {dict(result)!r:.200}",
-            **numbers,
-        )
-    if p95_ms > threshold_ms:
+    if p95_ms is None or p95_ms > threshold_ms:
         return _judgement(
             Verdict.FAIL, f"latency SLO: rolling p95 {p95_ms} ms > {threshold_ms} ms", **numbers
         )
@@ -86,27 +146,28 @@ def latency_breach_signal(latency_status_result: object, breach_windows: int = 3
     """Rollback signal "latency p95 breach > 3 consecutive windows": FAIL (the signal fired)
     when ``consecutive_breaches`` reached ``breach_windows`` or the status is "degraded"; PASS
     on "healthy" or a shorter "breached" streak; INCONCLUSIVE when the daemon reports no
-    evaluation (daemon facts 2.6: "insufficient_data" always reports 0 breaches)."""
+    evaluation (daemon facts 2.6: "insufficient_data" always reports 0 breaches); UNOBSERVABLE
+    on an answer :func:`decode_latency_status` refuses (a streak of "5", 5.0, null or -3 is no
+    streak of 0)."""
+    decoded = decode_latency_status(latency_status_result)
+    if isinstance(decoded, str):
+        return _judgement(Verdict.UNOBSERVABLE, decoded)
     base = latency_slo(latency_status_result)
-    if base.verdict is Verdict.UNOBSERVABLE:
-        return base
     numbers = {**base.numbers, "breach_windows": breach_windows}
-    status = numbers["status"]
-    streak = numbers.get("consecutive_breaches")
-    count = streak if isinstance(streak, int) and not isinstance(streak, bool) else 0
+    status, count = decoded.status, decoded.consecutive_breaches
     if status == "degraded" or count >= breach_windows:
         message = (
             f"latency signal fired: status {status}, {count} consecutive breaching "
-            f"evaluations (>= {breach_windows}), p95 {numbers['p95_ms']} ms: rollback, investigate"
+            f"evaluations (>= {breach_windows}), p95 {decoded.p95_ms} ms: rollback, investigate"
         )
         return _judgement(Verdict.FAIL, message, **numbers)
-    if status in ("not_started", "insufficient_data"):
+    if status in _NO_P95:
         return _judgement(
             Verdict.INCONCLUSIVE, f"latency signal not checkable: {base.message}", **numbers
         )
     message = (
         f"latency signal absent: status {status}, {count} consecutive breaching evaluations "
-        f"(< {breach_windows}), p95 {numbers['p95_ms']} ms"
+        f"(< {breach_windows}), p95 {decoded.p95_ms} ms"
     )
     return _judgement(Verdict.PASS, message, **numbers)
 
@@ -170,13 +231,12 @@ def _consecutive(event: LogEvent) -> int:
 def daemon_ready(latency_status_result: object, *, who: str = "v4") -> Judgement:
     """The daemon has completed at least one pipeline tick: ``latency_status`` is anything but
     "not_started" (daemon facts 13). Before that its ``list_panes`` and ``list_sessions`` are
-    empty whatever it serves, so emptiness proves nothing (INCONCLUSIVE)."""
-    result = latency_status_result
-    status = result.get("status") if isinstance(result, Mapping) else None
-    if not isinstance(status, str):
-        return _judgement(
-            Verdict.UNOBSERVABLE, f"{who} latency_status answer has no status: {result!r:.200}"
-        )
+    empty whatever it serves, so emptiness proves nothing (INCONCLUSIVE). An answer
+    :func:`decode_latency_status` refuses is UNOBSERVABLE."""
+    decoded = decode_latency_status(latency_status_result)
+    if isinstance(decoded, str):
+        return _judgement(Verdict.UNOBSERVABLE, f"{who} {decoded}")
+    status = decoded.status
     if status == "not_started":
         message = (
             f"{who} not ready: latency_status not_started, no pipeline tick has completed; "
@@ -200,15 +260,17 @@ ALWAYS_HEALTHY = frozenset({"poller", "claude_hooks"})
 def sources_healthy(
     health_result: object,
     registry_result: object,
-    expected_healthy: Collection[str],
+    expected_healthy: Collection[str] | None,
     *,
     who: str = "v5",
     always_healthy: Collection[str] = ALWAYS_HEALTHY,
 ) -> Judgement:
     """All registered sources ``active`` (no stale, pending or revoked) and every expected
-    source reporting "healthy" in ``list_source_health``. Answers of unknown shape, or a kind or
-    source id listed twice, are UNOBSERVABLE. Expecting only ``always_healthy`` kinds (or none)
-    with an empty registry proves nothing: INCONCLUSIVE."""
+    source reporting "healthy" in ``list_source_health``; ``expected_healthy`` None (config
+    ``"*"``) expects every source it lists, and a list naming none proves nothing
+    (INCONCLUSIVE). Answers of unknown shape, or a kind or source id listed twice, are
+    UNOBSERVABLE. Expecting only ``always_healthy`` kinds (or none) with an empty registry
+    proves nothing: INCONCLUSIVE."""
     statuses: dict[str, str] = {}
     if not isinstance(health_result, list):
         return _judgement(
@@ -254,6 +316,8 @@ def sources_healthy(
                 "contradicts itself",
             )
         lifecycles[source_id] = lifecycle
+    every_listed = expected_healthy is None
+    expected_healthy = tuple(sorted(statuses)) if expected_healthy is None else expected_healthy
     problems = [
         f"registered source {sid} is {state}, not active"
         for sid, state in sorted(lifecycles.items())
@@ -265,9 +329,21 @@ def sources_healthy(
             problems.append(f"source {kind} is not reported by list_source_health")
         elif status != "healthy":
             problems.append(f"source {kind} is {status}, not healthy")
-    numbers = {"health": statuses, "registry": lifecycles, "expected": list(expected_healthy)}
+    numbers: dict[str, object] = {
+        "health": statuses,
+        "registry": lifecycles,
+        "expected": list(expected_healthy),
+    }
+    if every_listed:
+        numbers["expected_every_listed"] = True
     if problems:
         return _judgement(Verdict.FAIL, f"{who} sources: " + "; ".join(problems), **numbers)
+    if every_listed and not statuses:
+        message = (
+            f'{who} sources: [sources] expected_healthy = "*" expects every source '
+            "list_source_health lists, and it lists none: nothing proves health"
+        )
+        return _judgement(Verdict.INCONCLUSIVE, message, **numbers)
     if set(expected_healthy) <= set(always_healthy) and not lifecycles:
         expected = ", ".join(expected_healthy) or "none"
         message = (
@@ -433,15 +509,19 @@ def projection_advancing(
     window: timedelta,
     *,
     now: datetime,
+    history_from: datetime,
     who: str = "v5",
 ) -> Judgement:
-    """ "Projection version advancing normally" from two readings of the version, the nonces
-    read around them and the change log (daemon facts 2.4, 2.10): a reading without a nonce
-    cannot rule out a restart (UNOBSERVABLE); a changed nonce (the version restarts at 0 with the
-    process) or a version going down FAILs; a version that went up PASSES, and so does a flat
-    one when the change log has an entry inside ``window``. Flat with no change in the window
-    shows nothing advancing (the version stays flat while nothing changes): INCONCLUSIVE."""
+    """ "Projection version advancing normally" over ``window`` from two readings of the
+    version, the nonces read around them and the change log (daemon facts 2.4, 2.10): a reading
+    without a nonce cannot rule out a restart (UNOBSERVABLE); a changed nonce (the version
+    restarts at 0 with the process) or a version going down FAILs. The change log and the
+    version begin with the process (``history_from``): a daemon younger than ``window`` cannot
+    show the whole window, INCONCLUSIVE with the span it covers. Otherwise a version that went
+    up PASSES, and so does a flat one when the change log has an entry inside ``window``; flat
+    with no change in the window shows nothing advancing: INCONCLUSIVE."""
     now = _aware(now, "now")
+    history_from = _aware(history_from, "history_from")
     first, second = versions
     numbers: dict[str, object] = {"readings": list(versions), "nonces": list(nonces)}
     missing = [n + 1 for n, nonce in enumerate(nonces) if not isinstance(nonce, str) or not nonce]
@@ -461,6 +541,14 @@ def projection_advancing(
         return _judgement(
             Verdict.FAIL, f"{who} projection version went backwards: {first} -> {second}", **numbers
         )
+    numbers["history_from"] = history_from.isoformat()
+    if history_from > now - window:
+        covered = format_duration(max(timedelta(0), now - history_from))
+        message = (
+            f"{who}'s change log begins with its process at {format_time(history_from)}: it "
+            f"covers {covered} of the {format_duration(window)} window"
+        )
+        return _judgement(Verdict.INCONCLUSIVE, message, **numbers)
     if second > first:
         return _judgement(
             Verdict.PASS,

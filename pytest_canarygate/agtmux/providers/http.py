@@ -6,13 +6,13 @@
 
 from __future__ import annotations
 
-import json
 import threading
 from urllib.parse import urlsplit
 
 import requests
 import urllib3.exceptions
 
+from pytest_canarygate import strictjson
 from pytest_canarygate.agtmux.providers.base import Source
 from pytest_canarygate.agtmux.providers.base import Timeouts
 from pytest_canarygate.agtmux.providers.ops import OpsProvider
@@ -22,6 +22,7 @@ from pytest_canarygate.errors import ConfigError
 from pytest_canarygate.errors import EndpointTimeout
 from pytest_canarygate.errors import NotServed
 from pytest_canarygate.errors import ProtocolError
+from pytest_canarygate.errors import StrictJSONError
 from pytest_canarygate.errors import TransportError
 
 __all__ = ["MAX_BODY_BYTES", "HttpOpsProvider"]
@@ -149,9 +150,11 @@ class HttpOpsProvider(OpsProvider):
 
     def _decode(self, method: str, url: str, body: bytes) -> object:
         try:
-            return json.loads(body.decode("utf-8"))
-        except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+            return strictjson.loads(body)
+        except StrictJSONError as exc:
+            # Strict: a key named twice in one object, NaN/Infinity or 1e999 are refused.
+            why = "body is not JSON" if exc.syntax else "body is not strict JSON"
             excerpt = body[:_EXCERPT].decode("utf-8", "replace")
             raise ProtocolError(
-                self.uri, method, f"GET {url}: body is not JSON ({exc}): {excerpt!r}"
+                self.uri, method, f"GET {url}: {why} ({exc.reason}): {excerpt!r}"
             ) from None

@@ -30,6 +30,7 @@ from pytest_canarygate.agtmux.records import RuntimeSelector
 from pytest_canarygate.agtmux.records import SnapshotMetadata
 from pytest_canarygate.agtmux.records import SupervisorEvent
 from pytest_canarygate.agtmux.records import SupervisorStatus
+from pytest_canarygate.agtmux.records import check_distinct
 from pytest_canarygate.agtmux.records import datetime_to_ms
 from pytest_canarygate.agtmux.records import ms_to_datetime
 from pytest_canarygate.agtmux.records import parse_alert_entry
@@ -114,15 +115,24 @@ def history_evidence(
     *,
     method: str | None,
     where: str = "result",
+    identity: tuple[str, Callable[[R], str]] | None = None,
 ) -> Evidence[R]:
-    """Validate ``{<items_key>: [...], covers_from_ms, as_of_ms}`` into covered evidence."""
+    """Validate ``{<items_key>: [...], covers_from_ms, as_of_ms}`` into covered evidence. With
+    ``identity`` (what the identity is called, how to read it), two records with one identity
+    contradict each other: malformed, naming the identity."""
     try:
         records, covers_from_ms, as_of_ms = parse_history(payload, items_key, parse)
+        if identity is not None:
+            check_distinct(records, identity[1], identity[0], key=items_key)
     except RecordError as exc:
         raise malformed(source.uri, method, where, exc) from None
     return Evidence(
         records, source, payload, ms_to_datetime(covers_from_ms), ms_to_datetime(as_of_ms)
     )
+
+
+def _alert_id(entry: AlertEntry) -> str:
+    return entry.alert_id
 
 
 def _since(since: datetime | None) -> Params:
@@ -141,11 +151,13 @@ class OpsProvider(
 
     @abstractmethod
     def call(self, method: str, params: Params) -> tuple[object, Source]:
-        """Ask for ``method``; return the decoded result and where it came from."""
+        """Ask for ``method``; return the result, decoded with
+        :func:`pytest_canarygate.strictjson.loads` (no key twice in an object, no NaN or
+        Infinity), and where it came from."""
 
     def snapshots(self) -> Evidence[SnapshotMetadata]:
         payload, source = self.call(SNAPSHOT_LIST, {})
-        try:
+        try:  # one snapshot_id twice contradicts itself: malformed, naming the id
             records = parse_snapshot_list(payload)
         except RecordError as exc:
             raise malformed(source.uri, SNAPSHOT_LIST, "result", exc) from None
@@ -162,8 +174,17 @@ class OpsProvider(
         )
 
     def alert_entries(self, since: datetime | None = None) -> Evidence[AlertEntry]:
+        # An answer lists each alert once, in its current state (unlike the ledger file, whose
+        # later lines update earlier ones): one alert_id twice contradicts itself.
         payload, source = self.call(ALERT_LEDGER, _since(since))
-        return history_evidence(payload, source, "entries", parse_alert_entry, method=ALERT_LEDGER)
+        return history_evidence(
+            payload,
+            source,
+            "entries",
+            parse_alert_entry,
+            method=ALERT_LEDGER,
+            identity=("alert", _alert_id),
+        )
 
     def cursor_stats(self) -> Evidence[CursorStats]:
         payload, source = self.call(CURSOR_STATS, {})
