@@ -1,54 +1,165 @@
 """Read a JUnit XML report (the v5 build's tests) into a :class:`BuildResult`.
 
-defusedxml is not available, so documents carrying a DOCTYPE or ENTITY declaration are refused
-before parsing: without a DTD there is nothing to expand, and expat fetches no external entity.
+The report is parsed as a stream with defusedxml, which refuses a DOCTYPE and any entity
+declaration (no expansion, nothing fetched), and every element is dropped once it has been
+counted, so a report of any size costs the memory of its deepest path. A test is one
+``(classname, name)`` pair: a case repeated any number of times counts once, and fails if any of
+its repetitions failed. ``failure``, ``error`` and ``skipped`` are found in any XML namespace
+and at any depth below their ``testcase``; one outside every testcase fails the build too.
 """
 
 from __future__ import annotations
 
-import re
+import codecs
+import hashlib
+import io
 import xml.etree.ElementTree as ET
+from dataclasses import dataclass
+from typing import Protocol
+
+import defusedxml
+import defusedxml.ElementTree as SafeET
 
 from pytest_canarygate.agtmux.records import BuildResult
 from pytest_canarygate.agtmux.records import RecordError
 
-__all__ = ["parse_junit"]
+__all__ = ["JUnitReport", "parse_junit", "read_junit"]
 
-_DECLARATION = re.compile(rb"<!\s*(DOCTYPE|ENTITY)", re.IGNORECASE)
+_ROOTS = ("testsuites", "testsuite")
+# A test's outcome; the worst of its repetitions counts.
+_PASSED, _SKIPPED, _ERROR, _FAILURE = range(4)
+_OUTCOMES = {"skipped": _SKIPPED, "error": _ERROR, "failure": _FAILURE}
+_CHUNK = 1 << 16
 
 
-def parse_junit(data: bytes) -> BuildResult:
-    """Count ``<testcase>`` elements and their failure/error/skipped children.
+class _Readable(Protocol):
+    def read(self, size: int, /) -> bytes: ...
+
+
+@dataclass(frozen=True)
+class JUnitReport:
+    """What :func:`read_junit` read: the totals, the report's size and sha256, and its text
+    when it is at most ``keep_bytes`` long (None otherwise)."""
+
+    result: BuildResult
+    size: int
+    sha256: str
+    text: str | None
+
+
+class _Source:
+    """The report as iterparse reads it: checked to be UTF-8 as it goes, hashed, counted, and
+    its first ``keep_bytes`` kept."""
+
+    def __init__(self, stream: _Readable, keep_bytes: int) -> None:
+        self.stream = stream
+        self.keep_bytes = keep_bytes
+        self.head = bytearray()
+        self.size = 0
+        self.digest = hashlib.sha256()
+        self.decoder = codecs.getincrementaldecoder("utf-8")()
+
+    def read(self, size: int = _CHUNK) -> bytes:
+        data = self.stream.read(size if size and size > 0 else _CHUNK)
+        try:
+            self.decoder.decode(data, final=not data)
+        except UnicodeDecodeError as exc:
+            at = self.size + exc.start
+            raise RecordError("", f"not UTF-8 ({exc.reason} at byte {at})") from None
+        self.digest.update(data)
+        if len(self.head) <= self.keep_bytes:
+            self.head += data[: self.keep_bytes + 1 - len(self.head)]
+        self.size += len(data)
+        return data
+
+
+def _key(text: str) -> bytes:
+    """A test's identity in 16 bytes: a million tests cost tens of MB, not their names."""
+    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).digest()
+
+
+def _local(tag: object) -> str:
+    """``testcase`` for ``testcase`` and ``{any namespace}testcase``."""
+    return tag.rsplit("}", 1)[-1] if isinstance(tag, str) else ""
+
+
+def read_junit(stream: _Readable, *, keep_bytes: int = 0) -> JUnitReport:
+    """Count the unique tests of the report read from ``stream`` and their outcomes.
 
     The totals are counted, not read from attributes, so a report whose header disagrees with
-    its cases cannot claim more than it holds. Raises :class:`RecordError` on anything else.
+    its cases cannot claim more than it holds. Raises :class:`RecordError` on anything else
+    (not UTF-8, not well-formed, a DOCTYPE or entity declaration, another root element).
     """
+    source = _Source(stream, keep_bytes)
+    outcomes: dict[bytes, int] = {}
+    failing: dict[bytes, str] = {}
+    cases: list[tuple[bytes, str, list[int]]] = []  # open testcases, innermost last
+    suites: list[str] = []  # names of the open testsuites
+    path: list[ET.Element] = []  # open elements, the root first
+
+    def record(key: bytes, name: str, outcome: int) -> None:
+        worst = max(outcome, outcomes.get(key, _PASSED))
+        outcomes[key] = worst
+        if worst >= _ERROR:
+            failing.setdefault(key, name)
+
     try:
-        data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise RecordError("", f"not UTF-8 ({exc.reason} at byte {exc.start})") from None
-    if _DECLARATION.search(data):
-        raise RecordError("", "DOCTYPE/ENTITY declarations are refused (entity expansion)")
-    try:
-        root = ET.fromstring(data)
+        for event, element in SafeET.iterparse(
+            source, events=("start", "end"), forbid_dtd=True, forbid_entities=True
+        ):
+            local = _local(element.tag)
+            if event == "start":
+                if not path and local not in _ROOTS:
+                    raise RecordError(
+                        f"<{element.tag}>", "root element is neither <testsuites> nor <testsuite>"
+                    )
+                path.append(element)
+                if local == "testsuite":
+                    suites.append(element.get("name") or "?")
+                elif local == "testcase":
+                    name = element.get("name") or "?"
+                    classname = element.get("classname") or ""
+                    full_name = f"{classname}::{name}" if classname else name
+                    cases.append((_key(f"{classname}\0{name}"), full_name, [_PASSED]))
+                elif local in _OUTCOMES:
+                    outcome = _OUTCOMES[local]
+                    for case in cases:
+                        case[2][0] = max(case[2][0], outcome)
+                    if not cases and outcome >= _ERROR:
+                        where = suites[-1] if suites else "the report"
+                        name = f"{where} ({local} outside any testcase)"
+                        record(_key(f"\0\0{name}"), name, outcome)
+                continue
+            # "end": count it, then drop it from its parent so nothing accumulates.
+            if local == "testcase" and cases:
+                key, full_name, (outcome,) = cases.pop()
+                record(key, full_name, outcome)
+            elif local == "testsuite" and suites:
+                suites.pop()
+            path.pop()
+            element.clear()
+            if path:
+                # The parser runs ahead of the events, so later siblings may be there already.
+                path[-1].remove(element)
+    except defusedxml.DefusedXmlException as exc:
+        raise RecordError(
+            "", f"DOCTYPE/ENTITY declarations are refused (entity expansion): {exc}"
+        ) from None
     except ET.ParseError as exc:
         line, column = exc.position
         raise RecordError(f"line {line}", f"not well-formed XML (column {column}): {exc}") from None
-    if root.tag not in ("testsuites", "testsuite"):
-        raise RecordError(f"<{root.tag}>", "root element is neither <testsuites> nor <testsuite>")
-    tests = failures = errors = skipped = 0
-    failing: list[str] = []
-    for case in root.iter("testcase"):
-        tests += 1
-        name = case.get("name") or "?"
-        classname = case.get("classname")
-        full_name = f"{classname}::{name}" if classname else name
-        if case.find("failure") is not None:
-            failures += 1
-            failing.append(full_name)
-        elif case.find("error") is not None:
-            errors += 1
-            failing.append(full_name)
-        elif case.find("skipped") is not None:
-            skipped += 1
-    return BuildResult(tests, failures, errors, skipped, tuple(failing))
+    values = list(outcomes.values())
+    result = BuildResult(
+        tests=len(values),
+        failures=values.count(_FAILURE),
+        errors=values.count(_ERROR),
+        skipped=values.count(_SKIPPED),
+        failing=tuple(failing.values()),
+    )
+    text = bytes(source.head).decode("utf-8") if source.size <= keep_bytes else None
+    return JUnitReport(result, source.size, source.digest.hexdigest(), text)
+
+
+def parse_junit(data: bytes) -> BuildResult:
+    """:func:`read_junit` of a report held in memory."""
+    return read_junit(io.BytesIO(data)).result
