@@ -28,9 +28,30 @@ T = TypeVar("T")
 CONFIG_FILENAME = "canarygate.toml"
 MIGRATION_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
-#: Upper bound for window and threshold numbers: rejects inf/nan and absurd values that would
-#: overflow date arithmetic.
+#: Default for ``[observation] clock_skew_s``.
+DEFAULT_CLOCK_SKEW_S = 30.0
+
+#: Upper bound for a number a pack reads with :meth:`TableReader.numbers` when its field names
+#: no maximum of its own (:func:`bounded`): rejects inf and nan. Packs should bound every field
+#: by what it can mean, so no value accepted here overflows date arithmetic later.
 MAX_SETTING = 10**10
+
+#: Keys of the dataclass field metadata :meth:`TableReader.numbers` reads (see :func:`bounded`).
+MAXIMUM = "canarygate_maximum"
+UNIT = "canarygate_unit"
+
+
+def bounded(default: float, *, maximum: float, unit: str = "") -> Any:
+    """A field of a settings dataclass read by :meth:`TableReader.numbers`: its default, the
+    largest value accepted (the smallest is always above 0) and the unit messages name::
+
+        @dataclass(frozen=True)
+        class Windows:
+            monitor_h: float = bounded(24.0, maximum=8760, unit="hours")
+    """
+    if not 0 < default <= maximum:
+        raise ValueError(f"default {default!r} is outside (0, {maximum!r}]")
+    return field(default=default, metadata={MAXIMUM: maximum, UNIT: unit})
 
 
 @dataclass(frozen=True)
@@ -53,6 +74,9 @@ class CanarygateConfig:
     connect_timeout_s: float = 2.0
     read_timeout_s: float = 5.0
     version_interval_s: float = 1.0
+    #: How far past the observation's one clock a timestamp may lie before its evidence is
+    #: refused as dated in the future.
+    clock_skew_s: float = 30.0
     catalog_path: Path | None = None
     reports_dir: Path | None = None
     evidence: Mapping[str, str] = field(default_factory=dict)
@@ -139,20 +163,33 @@ class TableReader:
             raise self.error(name, value, f"a number of seconds, > 0 and <= {maximum:g}")
         return float(value)
 
-    def strings(self, name: str, default: tuple[str, ...] | None) -> tuple[str, ...] | None:
-        """A list of non-empty strings, or ``"*"`` (returned as None: all)."""
+    def strings(
+        self,
+        name: str,
+        default: tuple[str, ...] | None,
+        *,
+        star: str | None = "all",
+        empty: bool = True,
+    ) -> tuple[str, ...] | None:
+        """A list of non-empty strings, or ``"*"`` (returned as None) when ``star`` says what it
+        means; an empty list only when ``empty``."""
         value = self.table.get(name)
         if value is None:
             return default
-        if value == "*":
+        if star is not None and value == "*":
             return None
-        if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
-            raise self.error(name, value, 'a list of non-empty strings (or "*" for all)')
+        ok = isinstance(value, list) and all(isinstance(v, str) and v.strip() for v in value)
+        if not ok or (not empty and not value):
+            expected = "a list of non-empty strings" if empty else "a non-empty list of strings"
+            if star is not None:
+                expected += f' (or "*" for {star})'
+            raise self.error(name, value, expected)
         return tuple(value)
 
     def numbers(self, cls: type[T]) -> T:
-        """Every field of the dataclass ``cls`` read from this table as a positive number
-        (int fields as integers), defaults for the fields not given."""
+        """Every field of the dataclass ``cls`` read from this table as a number above 0 and at
+        most the field's maximum (:func:`bounded`; :data:`MAX_SETTING` for a field without
+        one), int fields as integers; defaults for the fields not given."""
         names = tuple(f.name for f in dc_fields(cls))  # type: ignore[arg-type]
         self.reject_unknown(names)
         values: dict[str, Any] = {}
@@ -160,11 +197,14 @@ class TableReader:
             if f.name not in self.table:
                 continue
             value = self.table[f.name]
+            maximum = f.metadata.get(MAXIMUM, MAX_SETTING)
+            unit = f.metadata.get(UNIT, "")
             is_int = f.type in ("int", int)
             ok_type = isinstance(value, int) if is_int else isinstance(value, int | float)
-            if isinstance(value, bool) or not ok_type or not 0 < value <= MAX_SETTING:
-                kind = "a positive integer" if is_int else "a positive number"
-                raise self.error(f.name, value, f"{kind} no larger than {MAX_SETTING:g}")
+            if isinstance(value, bool) or not ok_type or not 0 < value <= maximum:
+                kind = "an integer" if is_int else "a number"
+                of = f" of {unit}" if unit else ""
+                raise self.error(f.name, value, f"{kind}{of}, > 0 and <= {maximum:g}")
             values[f.name] = value
         return cls(**values)
 
@@ -174,7 +214,7 @@ def _endpoint(reader: TableReader, name: str, example: str) -> str:
 
     raw = reader.string(name)
     try:
-        endpoint = parse_endpoint(raw)
+        endpoint = parse_endpoint(raw, strict=True)
     except ConfigError as exc:
         raise ConfigError(f"{reader.source}: {reader.key(name)}: {exc}") from None
     if endpoint.scheme != "unix":
@@ -182,18 +222,45 @@ def _endpoint(reader: TableReader, name: str, example: str) -> str:
     return endpoint.uri
 
 
-def _evidence(reader: TableReader, kinds: Iterable[str]) -> dict[str, str]:
+def _evidence(reader: TableReader, pack: Pack) -> dict[str, str]:
+    """The ``[evidence]`` table: a URI per kind, of a scheme the pack reads that kind from
+    (any scheme the engine parses for a kind the pack's ``evidence_schemes`` does not list)."""
     from pytest_canarygate.endpoints import parse_endpoint
 
-    reader.reject_unknown(dict.fromkeys(kinds))
+    reader.reject_unknown(dict.fromkeys(a.kind for a in pack.accessors.values()))
     uris = {}
     for kind in reader.table:
         raw = reader.string(kind)
         try:
-            uris[kind] = parse_endpoint(raw).uri
+            endpoint = parse_endpoint(raw, strict=True)
         except ConfigError as exc:
             raise ConfigError(f"{reader.source}: {reader.key(kind)}: {exc}") from None
+        schemes = pack.evidence_schemes.get(kind)
+        if schemes is not None and endpoint.scheme not in schemes:
+            forms = " or ".join(f"{s}://" for s in schemes)
+            raise reader.error(
+                kind,
+                raw,
+                f"a {forms} URI (the {pack.name} pack reads {kind} evidence from no other scheme)"
+                if schemes
+                else f"no URI (the {pack.name} pack reads {kind} evidence from no scheme)",
+            )
+        uris[kind] = endpoint.uri
     return uris
+
+
+def _path(reader: TableReader, name: str, base_dir: Path) -> Path | None:
+    """The path at key ``name``, resolved against ``base_dir``; None when absent."""
+    if name not in reader.table:
+        return None
+    raw = reader.string(name)
+    if "\x00" in raw:
+        raise reader.error(name, raw, "a path without NUL bytes")
+    try:
+        return (base_dir / raw).resolve()
+    except (OSError, RuntimeError, ValueError) as exc:
+        # RuntimeError: a symlink loop (before Python 3.13)
+        raise reader.error(name, raw, f"a path that resolves ({exc})") from None
 
 
 ENGINE_TABLES = (
@@ -246,16 +313,11 @@ def parse_config(
     timeouts = top.sub("timeouts")
     timeouts.reject_unknown(("connect_s", "read_s"))
     observation = top.sub("observation")
-    observation.reject_unknown(("version_interval_s",))
+    observation.reject_unknown(("version_interval_s", "clock_skew_s"))
     catalog = top.sub("catalog")
     catalog.reject_unknown(("path",))
     reports = top.sub("reports")
     reports.reject_unknown(("dir",))
-
-    def path_or_none(reader: TableReader, name: str) -> Path | None:
-        if name not in reader.table:
-            return None
-        return (base_dir / reader.string(name)).resolve()
 
     return CanarygateConfig(
         path=None,
@@ -265,22 +327,32 @@ def parse_config(
         connect_timeout_s=timeouts.positive_float("connect_s", 2.0, 60.0),
         read_timeout_s=timeouts.positive_float("read_s", 5.0, 300.0),
         version_interval_s=observation.positive_float("version_interval_s", 1.0, 600.0),
-        catalog_path=path_or_none(catalog, "path"),
-        reports_dir=path_or_none(reports, "dir"),
-        evidence=_evidence(top.sub("evidence"), (a.kind for a in pack.accessors.values())),
+        clock_skew_s=observation.positive_float("clock_skew_s", DEFAULT_CLOCK_SKEW_S, 3600.0),
+        catalog_path=_path(catalog, "path", base_dir),
+        reports_dir=_path(reports, "dir", base_dir),
+        evidence=_evidence(top.sub("evidence"), pack),
         pack_settings=pack.parse_settings(top) if pack.parse_settings else None,
         raw=data,
     )
 
 
 def read_toml(path: Path) -> tuple[bytes, dict[str, Any]]:
-    """The bytes of the TOML file at ``path`` and its parsed contents."""
+    """The bytes of the TOML file at ``path`` and its parsed contents.
+
+    Only a regular file (a symbolic link to one is fine) of at most 16 MiB is read: a FIFO or a
+    device is refused before it is opened, so a config named by mistake never hangs the run.
+    """
+    from pytest_canarygate.trust import FileRefused
+    from pytest_canarygate.trust import read_regular_file
+
     try:
-        blob = path.read_bytes()
+        blob = read_regular_file(path, max_bytes=16 * 1024 * 1024)
     except FileNotFoundError:
         raise ConfigError(f"config file {path} does not exist") from None
+    except FileRefused as exc:
+        raise ConfigError(f"config file {exc}; give a TOML file") from None
     except OSError as exc:
-        raise ConfigError(f"config file {path} cannot be read: {exc.strerror}") from None
+        raise ConfigError(f"config file {path} cannot be read: {exc.strerror or exc}") from None
     try:
         return blob, tomllib.loads(blob.decode("utf-8"))
     except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:

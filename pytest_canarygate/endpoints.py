@@ -7,7 +7,9 @@ Accepted forms:
 - ``file:///abs/path`` (also ``file:/abs/path``, ``file://localhost/abs/path``): a local file.
 
 Only ``unix`` endpoints are spoken to by :class:`~pytest_canarygate.rpc.RpcClient`; the other
-schemes are parsed here so every provider shares one notion of "endpoint".
+schemes are parsed here so every provider shares one notion of "endpoint". A config file's URIs
+are parsed ``strict``: no credentials, query or fragment in any scheme, since every URI is
+written into the signed evidence bundle.
 """
 
 from __future__ import annotations
@@ -51,11 +53,18 @@ class Endpoint:
         return self.uri
 
 
-def parse_endpoint(uri: str) -> Endpoint:
+def parse_endpoint(uri: str, *, strict: bool = False) -> Endpoint:
     """Parse an endpoint URI; raise :class:`ConfigError` naming the bad value and the forms
-    accepted."""
+    accepted.
+
+    With ``strict`` (how a config file's URIs are read) a URI of any scheme that carries
+    credentials, a query or a fragment is refused too, without repeating them: the URI is
+    kept verbatim in the signed evidence bundle and printed in messages, so a token in it
+    would leak."""
     if not isinstance(uri, str):
         raise ConfigError(f"endpoint must be a string, got {type(uri).__name__}: {uri!r}")
+    if strict:
+        _refuse_secrets(uri)
     scheme, sep, rest = uri.partition(":")
     scheme = scheme.lower()
     if not sep or not scheme:
@@ -71,6 +80,42 @@ def parse_endpoint(uri: str) -> Endpoint:
 
 def _reject(uri: str, why: str) -> NoReturn:
     raise ConfigError(f"bad endpoint {uri!r}: {why}; accepted: {ACCEPTED_FORMS}")
+
+
+def _refuse_secrets(uri: str) -> None:
+    """Refuse userinfo (``user:password@``), a query (``?...``) or a fragment (``#...``),
+    naming the URI with each of them replaced by a placeholder."""
+    cut = min((i for i in (uri.find("?"), uri.find("#")) if i >= 0), default=len(uri))
+    base = uri[:cut]
+    scheme, sep, rest = base.partition(":")
+    found = []
+    if sep and rest.startswith("//"):
+        authority, slash, path = rest[2:].partition("/")
+        if "@" in authority:
+            found.append("credentials")
+            host = authority.rsplit("@", 1)[-1]
+            base = f"{scheme}://<credentials>@{host}{slash}{path}"
+    shown = base
+    if "?" in uri[cut:]:
+        found.append("a query ('?...')")
+        shown += "?<query>"
+    if "#" in uri[cut:]:
+        found.append("a fragment ('#...')")
+        shown += "#<fragment>"
+    if not found:
+        return
+    verb = "end up" if len(found) > 1 or found[0] == "credentials" else "ends up"
+    hint = (
+        " (a file path holding '?' or '#': write them as %3F and %23)"
+        if scheme.lower() == "file" and "credentials" not in found
+        else ""
+    )
+    listed = " and ".join((", ".join(found[:-1]), found[-1])) if len(found) > 1 else found[0]
+    _reject(
+        shown,
+        f"{listed} in a URI {verb} in the evidence bundle and the logs; "
+        f"remove {'them' if len(found) > 1 or found[0] == 'credentials' else 'it'}{hint}",
+    )
 
 
 def _unix_path(uri: str, rest: str) -> str:

@@ -50,7 +50,10 @@ def pytest_canarygate_make_provider(
                 return MyLedgerProvider(uri, timeouts)
 
     The provider must implement the interface the pack's accessor for ``kind`` calls, and be
-    a context manager (see :class:`pytest_canarygate.provider.Provider`).
+    a context manager (see :class:`pytest_canarygate.provider.Provider`). While any plugin
+    other than a pack implements this hook, the config's evidence URIs are not checked against
+    the schemes the pack reads (yours may read others); a URI nobody claims still fails when
+    the run reads it.
 
     .. versionadded:: 0.1
     """

@@ -7,6 +7,7 @@ Each resolver turns a mistake into one ``pytest.UsageError`` line naming the fil
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from datetime import datetime
 from datetime import timezone
 from itertools import pairwise
@@ -55,14 +56,30 @@ def check_option_spelling(config: pytest.Config) -> None:
 def installed_packs(config: pytest.Config) -> dict[str, Pack]:
     """Every pack the ``pytest_canarygate_packs`` hook returns, by name."""
     packs: dict[str, Pack] = {}
+    others = _other_providers(config)
     for answer in config.hook.pytest_canarygate_packs(config=config):
         for pack in answer:
             if not isinstance(pack, Pack):
                 raise ConfigError(f"pytest_canarygate_packs returned {pack!r}, not a Pack")
             if pack.name in packs:
                 raise ConfigError(f"two installed runbook packs are both named {pack.name!r}")
+            if others and pack.evidence_schemes:
+                # A team's own provider may claim a URI of any scheme for any kind; which,
+                # only the hook knows, at run time: the pack's table cannot refuse at load.
+                pack = replace(pack, evidence_schemes={})
             packs[pack.name] = pack
     return packs
+
+
+def _other_providers(config: pytest.Config) -> bool:
+    """True when a conftest or plugin that provides no pack implements
+    ``pytest_canarygate_make_provider``."""
+    hook = config.hook
+    pack_plugins = {id(impl.plugin) for impl in hook.pytest_canarygate_packs.get_hookimpls()}
+    return any(
+        id(impl.plugin) not in pack_plugins
+        for impl in hook.pytest_canarygate_make_provider.get_hookimpls()
+    )
 
 
 def choose_pack(packs: dict[str, Pack], name: str | None, where: str) -> Pack:
@@ -137,6 +154,8 @@ def load_catalog(config: pytest.Config, pack: Pack, settings: CanarygateConfig |
         # A repository's own gates/catalog.toml wins over the one the pack ships.
         local = config.rootpath / "gates" / "catalog.toml"
         path = local if local.is_file() else pack.catalog
+    elif settings is not None:
+        _check_configured_catalog(settings, path)
     extra = [
         Path(p)
         for paths in config.hook.pytest_canarygate_catalog_paths(config=config)
@@ -167,31 +186,56 @@ def load_catalog(config: pytest.Config, pack: Pack, settings: CanarygateConfig |
     return catalog
 
 
+def _check_configured_catalog(settings: CanarygateConfig, path: Path) -> None:
+    """Refuse a ``[catalog] path`` that names no readable file, naming the key."""
+    raw = settings.raw.get("catalog", {}).get("path", str(path))
+    where = f"{settings.where}: catalog.path = {raw!r}"
+    try:
+        if not path.is_file():  # checked first: opening a FIFO would block
+            what = "does not exist" if not path.exists() else "is not a file"
+            raise ConfigError(
+                f"{where}: the gate catalog {path} {what} (relative paths resolve against the "
+                "config file's folder)"
+            )
+        with path.open("rb"):
+            pass
+    except OSError as exc:
+        raise ConfigError(
+            f"{where}: the gate catalog {path} cannot be read: {exc.strerror}"
+        ) from None
+
+
 def new_run_dir(config: pytest.Config, settings: CanarygateConfig | None, phase: str) -> Path:
     """Create ``<reports>/<migration>/<phase>/<UTC time>-running``."""
     migration = settings.migration_id if settings else "simulated"
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S.%fZ")
     stamp = stamp[:-4] + "Z"  # milliseconds are enough
-    run_dir = _reports_root(config, settings) / migration / phase / f"{stamp}-running"
+    root, origin = _reports_root(config, settings)
+    run_dir = root / migration / phase / f"{stamp}-running"
     try:
         run_dir.mkdir(parents=True)
     except OSError as exc:
-        raise ConfigError(f"cannot create the run folder {run_dir}: {exc.strerror}") from None
+        raise ConfigError(
+            f"{origin}: cannot create the run folder {run_dir}: {exc.strerror}"
+        ) from None
     return run_dir
 
 
-def _reports_root(config: pytest.Config, settings: CanarygateConfig | None) -> Path:
+def _reports_root(config: pytest.Config, settings: CanarygateConfig | None) -> tuple[Path, str]:
     """``--canarygate-reports``, else ``[reports] dir``, else ini ``canarygate_reports``, else
-    reports/ at the rootdir."""
+    reports/ at the rootdir; and how to name where it came from in a message."""
     option = config.getoption("canarygate_reports")
     if option:
-        return (config.invocation_params.dir / str(option)).resolve()
+        return (config.invocation_params.dir / str(option)).resolve(), (
+            f"--canarygate-reports={option}"
+        )
     if settings and settings.reports_dir:
-        return settings.reports_dir
+        raw = settings.raw.get("reports", {}).get("dir", str(settings.reports_dir))
+        return settings.reports_dir, f"{settings.where}: reports.dir = {raw!r}"
     ini: list[Path] = config.getini("canarygate_reports")
     if ini:
-        return ini[0]
-    return config.rootpath / "reports"
+        return ini[0], f"{config.inipath or 'the ini file'}: canarygate_reports = {ini[0]}"
+    return config.rootpath / "reports", f"the default reports folder {config.rootpath / 'reports'}"
 
 
 def resolve_signer(config: pytest.Config) -> tuple[Any, bool]:

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from pytest_canarygate.config import TableReader
+from pytest_canarygate.config import bounded
 from pytest_canarygate.errors import ConfigError
 
 #: The tables this module reads.
@@ -42,19 +43,27 @@ class ParityConfig:
         return sorted(chosen - set(self.ignore))
 
 
+#: The largest window: a year. History asked for reaches back twice the gradual window plus an
+#: hour, so nothing derived from these overflows date arithmetic.
+MAX_WINDOW_DAYS = 366
+MAX_WINDOW_H = MAX_WINDOW_DAYS * 24
+
+
 @dataclass(frozen=True)
 class Windows:
-    """Time windows of the runbook, in hours (config ``[windows]``)."""
+    """Time windows of the runbook (config ``[windows]``): each above 0 and at most a year
+    (archive retention at most ten)."""
 
-    alpha_monitor_h: float = 24.0
-    canary_duration_h: float = 48.0
-    gradual_days: float = 7.0
-    cutover_stable_days: float = 7.0
-    escalate_days: float = 7.0
-    archive_retention_days: float = 30.0
+    alpha_monitor_h: float = bounded(24.0, maximum=MAX_WINDOW_H, unit="hours")
+    canary_duration_h: float = bounded(48.0, maximum=MAX_WINDOW_H, unit="hours")
+    gradual_days: float = bounded(7.0, maximum=MAX_WINDOW_DAYS, unit="days")
+    cutover_stable_days: float = bounded(7.0, maximum=MAX_WINDOW_DAYS, unit="days")
+    escalate_days: float = bounded(7.0, maximum=MAX_WINDOW_DAYS, unit="days")
+    archive_retention_days: float = bounded(30.0, maximum=3660, unit="days")
 
     def longest(self) -> timedelta:
-        """The longest window, which bounds how much history is asked for."""
+        """The longest window history must cover, which bounds how much history is asked for
+        (the gradual phase compares two spans of ``gradual_days``)."""
         hours = [self.alpha_monitor_h, self.canary_duration_h]
         days = [self.gradual_days * 2, self.cutover_stable_days, self.escalate_days]
         return max(timedelta(hours=max(hours)), timedelta(days=max(days)))
@@ -62,22 +71,33 @@ class Windows:
 
 @dataclass(frozen=True)
 class Thresholds:
-    """Numbers the runbook and the daemon facts fix (config ``[thresholds]``)."""
+    """Numbers the runbook and the daemon facts fix (config ``[thresholds]``), each above 0
+    and at most what it could mean for the runbook."""
 
-    latency_p95_ms: int = 3000
-    breach_windows: int = 3
-    snapshot_max_age_ms: int = 600_000
-    snapshot_interval_ms: int = 300_000
-    min_build_tests: int = 456
-    escalate_persist_min: float = 5.0
-    coverage_lag_min: float = 5.0
+    #: The SLO's p95 boundary: at most a minute.
+    latency_p95_ms: int = bounded(3000, maximum=60_000, unit="milliseconds")
+    #: Consecutive breaching evaluations (poll ticks) that fire the signal: at most 10,000.
+    breach_windows: int = bounded(3, maximum=10_000, unit="evaluations")
+    #: RestoreDryRun's max snapshot age: at most a week.
+    snapshot_max_age_ms: int = bounded(600_000, maximum=7 * 86_400_000, unit="milliseconds")
+    #: The periodic snapshot interval: at most a day.
+    snapshot_interval_ms: int = bounded(300_000, maximum=86_400_000, unit="milliseconds")
+    #: "456+ tests": at most ten million.
+    min_build_tests: int = bounded(456, maximum=10_000_000, unit="tests")
+    #: "Escalate persists > 5 min": at most a day.
+    escalate_persist_min: float = bounded(5.0, maximum=1440, unit="minutes")
+    #: How stale a history's end may be and still reach "now": at most a day.
+    coverage_lag_min: float = bounded(5.0, maximum=1440, unit="minutes")
 
 
 @dataclass(frozen=True)
 class AgtmuxSettings:
-    """The agtmux runbook's windows, thresholds, expected sources and parity fields."""
+    """The agtmux runbook's windows, thresholds, expected sources and parity fields.
 
-    expected_healthy_sources: tuple[str, ...] = DEFAULT_EXPECTED_HEALTHY
+    ``expected_healthy_sources`` None (config ``"*"``) expects every source the daemon's
+    ``list_source_health`` lists to be healthy."""
+
+    expected_healthy_sources: tuple[str, ...] | None = DEFAULT_EXPECTED_HEALTHY
     pane_parity: ParityConfig = ParityConfig(DEFAULT_PANE_FIELDS, DEFAULT_PANE_IGNORE)
     session_parity: ParityConfig = ParityConfig(DEFAULT_SESSION_FIELDS, DEFAULT_SESSION_IGNORE)
     windows: Windows = Windows()
@@ -86,8 +106,9 @@ class AgtmuxSettings:
 
 def _parity(reader: TableReader, fields: tuple[str, ...], ignore: tuple[str, ...]) -> ParityConfig:
     reader.reject_unknown(("fields", "ignore"))
-    chosen = reader.strings("fields", fields)
-    ignored = reader.strings("ignore", ignore) or ()
+    # An empty list would switch parity off: refused, like "*" for ignore.
+    chosen = reader.strings("fields", fields, star="every field not ignored", empty=False)
+    ignored = reader.strings("ignore", ignore, star=None) or ()
     overlap = sorted(set(chosen or ()) & set(ignored))
     if overlap:
         raise ConfigError(
@@ -104,8 +125,13 @@ def parse_settings(top: TableReader) -> AgtmuxSettings:
     parity = top.sub("parity")
     parity.reject_unknown(("panes", "sessions"))
     return AgtmuxSettings(
-        expected_healthy_sources=sources.strings("expected_healthy", DEFAULT_EXPECTED_HEALTHY)
-        or (),
+        # "*": every source the daemon lists; [] would expect none and is refused.
+        expected_healthy_sources=sources.strings(
+            "expected_healthy",
+            DEFAULT_EXPECTED_HEALTHY,
+            star="every source the daemon lists",
+            empty=False,
+        ),
         pane_parity=_parity(parity.sub("panes"), DEFAULT_PANE_FIELDS, DEFAULT_PANE_IGNORE),
         session_parity=_parity(
             parity.sub("sessions"), DEFAULT_SESSION_FIELDS, DEFAULT_SESSION_IGNORE
