@@ -24,6 +24,7 @@ from pytest_canarygate.agtmux.gate_api import agent_sessions
 from pytest_canarygate.agtmux.gate_api import alerts_from
 from pytest_canarygate.agtmux.gate_api import by_key
 from pytest_canarygate.agtmux.gate_api import conclude
+from pytest_canarygate.agtmux.gate_api import daemon_uptime
 from pytest_canarygate.agtmux.gate_api import diff_projections
 from pytest_canarygate.agtmux.gate_api import failure_message
 from pytest_canarygate.agtmux.gate_api import gate
@@ -151,12 +152,14 @@ def test_projection_version_advancing(
         for info in (v5.result("daemon.info", 1), v5.result("daemon.info", 2))
     ]
     window = monitoring_window(agtmux_settings)
+    now = canarygate_observed.now
     judged = projection_advancing(
         (versions[0], versions[1]),
         (nonces[0], nonces[1]),
         state_changes(v5),
         window,
-        now=canarygate_observed.now,
+        now=now,
+        history_from=now - daemon_uptime(v5, now),
     )
     conclude(canarygate_observed, "projection version", judged)
 

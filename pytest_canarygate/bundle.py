@@ -72,6 +72,7 @@ def build_predicate(
         "promotable": outcome.promotable,
         "not_promotable_because": outcome.not_promotable_because,
         "target": run["target"],
+        "peers": run.get("peers", []),
         "config_digest": run.get("config_digest"),
         "catalog_digest": run["catalog_digest"],
         "gates": [r.as_json() for r in outcome.results],

@@ -369,7 +369,7 @@ def find_catalog(start: Path) -> Path:
         candidate = folder / DEFAULT_CATALOG
         if candidate.is_file():
             return candidate
-    raise ConfigError(f"no {DEFAULT_CATALOG} in {start} or its parents; pass --catalog PATH")
+    raise ConfigError(f"no {DEFAULT_CATALOG} in {start} or its parents; pass --catalog=PATH")
 
 
 def render_items(catalog: Catalog, phase: str | None = None) -> str:

@@ -15,16 +15,20 @@ import json
 import os
 import time
 from collections.abc import Callable
+from collections.abc import Iterable
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
 from dataclasses import dataclass
 from dataclasses import field
 from datetime import datetime
+from datetime import timedelta
 from datetime import timezone
 from pathlib import Path
 from typing import Any
 
+from pytest_canarygate.clock import refuse_future
+from pytest_canarygate.clock import timestamps_in
 from pytest_canarygate.errors import CanarygateError
 from pytest_canarygate.errors import EndpointError
 from pytest_canarygate.errors import EndpointTimeout
@@ -65,6 +69,8 @@ class CallRecord:
     error: str | None = None
     error_kind: str | None = None
     response: dict[str, Any] | None = None
+    #: The pid of the process that served the socket (SO_PEERCRED), where the kernel says.
+    peer_pid: int | None = None
 
     @property
     def ok(self) -> bool:
@@ -157,11 +163,18 @@ class Observation:
     finished_at: str
     daemons: dict[str, DaemonObservation]
     evidence: dict[str, EvidenceReading] = field(default_factory=dict)
+    #: How far past ``now`` a timestamp may lie (``[observation] clock_skew_s``).
+    clock_skew_s: float = 30.0
 
     @property
     def now(self) -> datetime:
-        """The moment every gate of the run judges at: when the observation started."""
+        """The run's one clock: when the observation started. Every gate judges at it."""
         return datetime.fromisoformat(self.started_at.replace("Z", "+00:00"))
+
+    @property
+    def latest_allowed(self) -> datetime:
+        """The latest timestamp evidence may carry: ``now`` plus the configured skew."""
+        return self.now + timedelta(seconds=self.clock_skew_s)
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict (the on-disk form)."""
@@ -171,6 +184,7 @@ class Observation:
             "target": self.target,
             "started_at": self.started_at,
             "finished_at": self.finished_at,
+            "clock_skew_s": self.clock_skew_s,
             "daemons": {
                 name: {"endpoint": d.endpoint, "calls": [asdict(c) for c in d.calls]}
                 for name, d in self.daemons.items()
@@ -207,7 +221,28 @@ class Observation:
             data["finished_at"],
             daemons,
             evidence,
+            float(data.get("clock_skew_s", 30.0)),
         )
+
+    def peers(self, reported_pid: Callable[[Any], int | None]) -> list[dict[str, Any]]:
+        """Per daemon: the pids the kernel says served its socket, beside the pid the daemon
+        reports in its first answer (``reported_pid`` reads it); ``relayed`` when they differ,
+        i.e. a relay or proxy answered in front of the daemon."""
+        found = []
+        for daemon in self.daemons.values():
+            served = sorted({c.peer_pid for c in daemon.calls if c.peer_pid is not None})
+            first = next((c for c in daemon.calls if c.ok), None)
+            reported = reported_pid(first.result) if first is not None else None
+            found.append(
+                {
+                    "daemon": daemon.name,
+                    "endpoint": daemon.endpoint,
+                    "peer_pids": served,
+                    "reported_pid": reported,
+                    "relayed": reported is not None and any(p != reported for p in served),
+                }
+            )
+        return found
 
     def problems(self) -> list[str]:
         """What could not be read, once per cause: a daemon that is down or untrusted is one
@@ -284,7 +319,11 @@ def _observe_daemon(
         outcome: dict[str, Any]
         try:
             exchange = client.exchange(method, params)
-            outcome = {"result": exchange.response.get("result"), "response": exchange.response}
+            outcome = {
+                "result": exchange.response.get("result"),
+                "response": exchange.response,
+                "peer_pid": exchange.peer_pid,
+            }
         except EndpointError as exc:
             outcome = {"error": str(exc), "error_kind": _error_kind(exc)}
         elapsed_ms = round((time.perf_counter() - t0) * 1000, 3)
@@ -350,6 +389,7 @@ def observe(
     evidence_plan: Mapping[str, tuple[EvidenceAccessor, str | None]] | None = None,
     make_provider: ProviderMaker | None = None,
     encode: Callable[[Any], Any] = _identity,
+    clock_skew_s: float = 30.0,
     since: datetime | None = None,
     config_where: str = "the config",
     progress: Progress | None = None,
@@ -405,7 +445,7 @@ def observe(
             missing = [r for r in evidence.values() if not r.ok]
             state = "ok" if not missing else f"{len(missing)} unavailable ({missing[0].error})"
             progress(f"read {len(evidence)} kinds of operations evidence: {state}")
-    return Observation(phase, target, started, utc_now(), daemons, evidence)
+    return Observation(phase, target, started, utc_now(), daemons, evidence, clock_skew_s)
 
 
 def _no_maker(kind: str, uri: str) -> Any:
@@ -434,11 +474,24 @@ class GateEvidence:
 class DaemonView:
     """One daemon as a gate sees it: results or :class:`Unobservable`."""
 
-    def __init__(self, daemon: DaemonObservation, evidence: GateEvidence) -> None:
+    def __init__(
+        self,
+        daemon: DaemonObservation,
+        evidence: GateEvidence,
+        latest_allowed: datetime | None = None,
+    ) -> None:
         self._daemon = daemon
         self._evidence = evidence
         self.name = daemon.name
         self.endpoint = daemon.endpoint
+        #: The latest timestamp an answer may carry (the run's clock plus the skew).
+        self.latest_allowed = latest_allowed
+
+    def not_in_future(self, when: datetime, what: str) -> datetime:
+        """``when``, or :class:`Unobservable` naming ``what`` if it lies past the run's clock
+        plus the allowed skew (an answer dated in the future proves nothing)."""
+        refuse_future(when, self.latest_allowed, f"{self.name} {self.endpoint} {what}")
+        return when
 
     def call(self, method: str, reading: int = 1) -> CallRecord:
         """The record of reading number ``reading`` of ``method`` (recorded as evidence)."""
@@ -468,15 +521,21 @@ class ObservedView:
         observation: Observation,
         evidence: GateEvidence,
         decode: Callable[[Any], Any] = _identity,
+        timestamps: Callable[[Any], Iterable[tuple[str, datetime]]] = timestamps_in,
     ) -> None:
         self.observation = observation
         self.evidence_log = evidence
         self._decode = decode
+        self._timestamps = timestamps
 
     def daemon(self, name: str) -> DaemonView:
         """One daemon, by the name the pack gives it."""
         try:
-            return DaemonView(self.observation.daemons[name], self.evidence_log)
+            return DaemonView(
+                self.observation.daemons[name],
+                self.evidence_log,
+                self.observation.latest_allowed,
+            )
         except KeyError:
             raise Unobservable(f"daemon {name!r} was not observed in this run") from None
 
@@ -497,7 +556,11 @@ class ObservedView:
         self.evidence_log.record_reading(reading)
         if not reading.ok:
             raise Unobservable(f"{reading.kind} evidence: {reading.error}")
-        return self._decode(reading.evidence)
+        evidence = self._decode(reading.evidence)
+        where = f"{reading.kind} evidence from {reading.uri}"
+        for path, when in self._timestamps(evidence):
+            refuse_future(when, self.observation.latest_allowed, f"{where}: {path}")
+        return evidence
 
     def note(self, name: str, value: Any) -> None:
         """Keep a computed value (a diff, a count) as evidence beside the raw answers."""

@@ -16,6 +16,7 @@ A pack registers itself with the ``pytest_canarygate_packs`` hook::
 from __future__ import annotations
 
 from collections.abc import Callable
+from collections.abc import Iterable
 from collections.abc import Mapping
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -27,6 +28,8 @@ from typing import TYPE_CHECKING
 from typing import Any
 from typing import NamedTuple
 from typing import Protocol
+
+from pytest_canarygate.clock import timestamps_in
 
 if TYPE_CHECKING:
     from pytest_canarygate.config import TableReader
@@ -101,6 +104,12 @@ class Pack:
     #: and which daemon serves them.
     daemon_served_kinds: tuple[str, ...] = ()
     evidence_daemon: str | None = None
+    #: The URI schemes (``"file"``, ``"unix"``, ``"http"``, ``"https"``) the pack's providers
+    #: read each evidence kind from: an ``[evidence]`` URI of another scheme is refused when the
+    #: config is loaded. A kind not listed accepts any scheme the engine parses; and none is
+    #: checked when a conftest or plugin providing no pack implements
+    #: ``pytest_canarygate_make_provider`` (its providers may claim any URI).
+    evidence_schemes: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     #: Top-level config tables the pack reads, and the parser that turns them into the pack's
     #: settings object (``config.pack_settings``); called with a reader of the whole file.
     settings_tables: tuple[str, ...] = ()
@@ -110,6 +119,12 @@ class Pack:
     #: Turns provider evidence into JSON and back, so xdist workers judge the same records.
     encode: Callable[[Any], Any] = field(default=lambda value: value)
     decode: Callable[[Any], Any] = field(default=lambda value: value)
+    #: The moments decoded evidence says things happened at (path, aware datetime); none may
+    #: lie past the run's clock plus the skew. Default: every datetime inside it.
+    timestamps: Callable[[Any], Iterable[tuple[str, datetime]]] = timestamps_in
+    #: The pid a daemon reports in an answer (its bracket method's), compared with the pid the
+    #: kernel says served the socket: a mismatch shows a relay or proxy in front of it.
+    reported_pid: Callable[[Any], int | None] = field(default=lambda result: None)
     #: Fixtures parametrized from the observation (``per = "<fixture>"`` in the catalog).
     parameters: tuple[GateParameter, ...] = ()
     #: Start a simulated fleet for ``(scenario, phase)``; ``check_scenario(scenario)`` raises

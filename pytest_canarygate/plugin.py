@@ -171,7 +171,7 @@ def canarygate_observed(request: pytest.FixtureRequest) -> ObservedView:
     session = _session(request)
     assert session.observation is not None
     evidence = request.node.stash.setdefault(EVIDENCE_KEY, GateEvidence())
-    return ObservedView(session.observation, evidence, session.pack.decode)
+    return ObservedView(session.observation, evidence, session.pack.decode, session.pack.timestamps)
 
 
 @pytest.fixture

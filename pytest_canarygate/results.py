@@ -77,6 +77,8 @@ class RunOutcome:
     seal_error: str | None = None
     #: runbook items of the phase that no gate judges yet
     pending_items: list[PendingItem] = field(default_factory=list)
+    #: daemons whose socket was served by another process than the one they report
+    relayed: list[str] = field(default_factory=list)
 
     @property
     def counts(self) -> Counter[str]:
@@ -108,11 +110,27 @@ class RunOutcome:
 
     @property
     def not_promotable_because(self) -> list[str]:
-        """Why a run whose gates all passed still is no sign-off (empty: it is one)."""
+        """Why the run is no sign-off (empty: it is one): its verdict first, then what keeps
+        even a run whose gates all passed from being one."""
         reasons = []
+        verdict = self.verdict
+        if verdict is RunVerdict.EMPTY:
+            reasons.append("no gate ran")
+        elif verdict is RunVerdict.INCOMPLETE:
+            reasons.append(f"the bundle is incomplete ({self.incomplete[0]})")
+        elif verdict is RunVerdict.FAIL:
+            reasons.append(f"{len(self.blocking)} gate(s) did not pass")
+        elif verdict is RunVerdict.PARTIAL:
+            why = ", ".join([*self.partial_reasons, *self.missing_gates])
+            reasons.append(f"only part of the phase was judged ({why})")
         if self.pending_items:
             ids = ", ".join(p.id for p in self.pending_items)
             reasons.append(f"{len(self.pending_items)} runbook item(s) have no gate yet ({ids})")
+        if self.relayed:
+            reasons.append(
+                f"a relay answered for {', '.join(self.relayed)} (the socket's process is not "
+                "the daemon)"
+            )
         if self.seal_error:
             reasons.append(f"the bundle could not be sealed ({self.seal_error})")
         if self.simulated:
@@ -126,4 +144,4 @@ class RunOutcome:
     @property
     def promotable(self) -> bool:
         """True only for a complete live phase, every gate PASS or WAIVED, signed by a real key."""
-        return self.verdict is RunVerdict.PASS and not self.not_promotable_because
+        return not self.not_promotable_because

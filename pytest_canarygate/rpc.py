@@ -33,6 +33,7 @@ from typing import Any
 from typing import NoReturn
 from typing import TypeAlias
 
+from pytest_canarygate import strictjson
 from pytest_canarygate.endpoints import Endpoint
 from pytest_canarygate.endpoints import parse_endpoint
 from pytest_canarygate.errors import ConfigError
@@ -40,6 +41,7 @@ from pytest_canarygate.errors import EndpointError
 from pytest_canarygate.errors import EndpointTimeout
 from pytest_canarygate.errors import ProtocolError
 from pytest_canarygate.errors import RemoteError
+from pytest_canarygate.errors import StrictJSONError
 from pytest_canarygate.errors import TransportError
 from pytest_canarygate.errors import UntrustedEndpointError
 from pytest_canarygate.trust import check_socket_trust
@@ -92,6 +94,9 @@ class RpcExchange:
     started_at: datetime
     finished_at: datetime
     elapsed_ms: float
+    #: The pid of the process that served the socket, as the kernel says (SO_PEERCRED); None
+    #: where the platform cannot tell.
+    peer_pid: int | None = None
 
     @property
     def result(self) -> Any:
@@ -195,7 +200,7 @@ class RpcClient:
         path = Path(self.endpoint.path)
         if self.trust_check:
             check_socket_trust(path, endpoint=uri, method=method, expected_uid=self.expected_uid)
-        raw = self._roundtrip(method, payload)
+        raw, peer_pid = self._roundtrip(method, payload)
         text, response = self._parse(method, raw, request_id)
         elapsed_ms = (time.monotonic() - t0) * 1000.0
         return RpcExchange(
@@ -207,6 +212,7 @@ class RpcClient:
             started_at=started_at,
             finished_at=datetime.now(timezone.utc),
             elapsed_ms=round(elapsed_ms, 3),
+            peer_pid=peer_pid,
         )
 
     def _take_id(self) -> int:
@@ -215,14 +221,14 @@ class RpcClient:
             self._next_id += 1
             return request_id
 
-    def _roundtrip(self, method: str, payload: bytes) -> bytes:
+    def _roundtrip(self, method: str, payload: bytes) -> tuple[bytes, int | None]:
+        """Send one request and read its reply; also the pid serving the socket, if known."""
         sock = self._connect(method)
         try:
-            if self.trust_check:
-                self._check_peer(sock, method)
+            peer_pid = self._check_peer(sock, method) if self.trust_check else None
             deadline = time.monotonic() + self.read_timeout
             self._send(sock, method, payload, deadline)
-            return self._read(sock, method, deadline)
+            return self._read(sock, method, deadline), peer_pid
         finally:
             sock.close()
 
@@ -264,13 +270,14 @@ class RpcClient:
                     self.endpoint.uri, method, f"cannot connect to {path}: {_oserror(exc)}"
                 ) from None
 
-    def _check_peer(self, sock: socket.socket, method: str) -> None:
-        """Ask the kernel who is serving the socket we reached: the path check before connect
-        cannot see a directory swapped between the check and the connect."""
+    def _check_peer(self, sock: socket.socket, method: str) -> int | None:
+        """Ask the kernel who is serving the socket we reached (the path check before connect
+        cannot see a directory swapped between the check and the connect); its pid, or None
+        where the platform cannot tell."""
         option = _peercred_option()
         if option is None:
             self._warn_peer_unchecked()
-            return
+            return None
         creds = sock.getsockopt(socket.SOL_SOCKET, option, struct.calcsize("3i"))
         pid, uid, _gid = struct.unpack("3i", creds)
         expected = os.geteuid() if self.expected_uid is None else self.expected_uid
@@ -281,6 +288,7 @@ class RpcClient:
                 f"refusing to talk: the process serving {self.endpoint.path} (pid {pid}) runs as "
                 f"uid {uid}, expected uid {expected}",
             )
+        return int(pid)
 
     def _warn_peer_unchecked(self) -> None:
         path = self.endpoint.path
@@ -379,11 +387,12 @@ class RpcClient:
         if "\n" in body:
             raise bad(f"reply has {body.count(chr(10)) + 1} lines, expected one", text)
         try:
-            response = json.loads(body)
-        except json.JSONDecodeError as exc:
-            raise bad(f"reply is not JSON ({exc.msg} at char {exc.pos})", text) from None
-        except (ValueError, RecursionError) as exc:
-            raise bad(f"reply is not usable JSON ({type(exc).__name__})", text) from None
+            response = strictjson.loads(body)
+        except StrictJSONError as exc:
+            # Strict: a key named twice in one object says two things at once (which one a
+            # reader keeps is not defined), and NaN/Infinity or 1e999 are no JSON numbers.
+            why = "reply is not JSON" if exc.syntax else "reply is not strict JSON"
+            raise bad(f"{why} ({exc.reason})", text) from None
         if not isinstance(response, dict):
             raise bad(f"reply is a JSON {_json_type(response)}, not an object", text)
         if response.get("jsonrpc") != "2.0":

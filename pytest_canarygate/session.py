@@ -251,6 +251,7 @@ class GateSession:
             evidence_plan=evidence_plan,
             make_provider=make_provider,
             encode=self.pack.encode,
+            clock_skew_s=settings.clock_skew_s,
             since=settings.history_since(datetime.now(timezone.utc)),
             config_where=settings.where,
             progress=progress,
@@ -283,6 +284,7 @@ class GateSession:
             "catalogs": [str(p) for p in self.catalog.paths],
             "catalog_digest": self.catalog.digest,
             "started_at": self.started_at,
+            "peers": (self.observation.peers(self.pack.reported_pid) if self.observation else []),
             **extra,
         }
         (self.run_dir / RUN_FILE).write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
@@ -492,6 +494,10 @@ class GateSession:
                 f"gate {gate_id} of phase {self.phase} never ran (not collected)"
                 for gate_id in outcome.missing_gates
             ]
+        if self.observation is not None:
+            outcome.relayed = [
+                p["daemon"] for p in self.observation.peers(self.pack.reported_pid) if p["relayed"]
+            ]
         outcome.signed = self.signer is not None
         outcome.ephemeral_key = self.ephemeral_key
         outcome.simulated = self.scenario is not None
@@ -570,6 +576,7 @@ class GateSession:
             bundle=bundle,
             signer_keyid=self.signer.public_key.keyid if self.signer else None,
             observation_problems=self.observation.problems() if self.observation else (),
+            peers=self.observation.peers(self.pack.reported_pid) if self.observation else (),
             signal_items={
                 g.item.id
                 for g in self.catalog.gates_for(self.phase, self.stage)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from collections.abc import Collection
+from collections.abc import Mapping
 from collections.abc import Sequence
 from typing import Any
 
@@ -33,6 +34,7 @@ def summary_lines(
     bundle: str | None,
     signer_keyid: str | None = None,
     observation_problems: Sequence[str] = (),
+    peers: Sequence[Mapping[str, Any]] = (),
     signal_items: Collection[str] = (),
     width: int = 100,
 ) -> list[Line]:
@@ -44,6 +46,16 @@ def summary_lines(
     ]
     if observed_at:
         lines.append((f"observed at {observed_at}", {}))
+    for peer in peers:
+        if peer.get("relayed"):
+            served = ", ".join(str(pid) for pid in peer["peer_pids"])
+            lines.append(
+                (
+                    f"  RELAYED  {peer['daemon']}: pid {served} serves {peer['endpoint']}, but "
+                    f"the daemon reports pid {peer['reported_pid']}: a relay or proxy answered",
+                    {"red": True},
+                )
+            )
     counts = outcome.counts
     tally = "  ".join(f"{v} {counts[v]}" for v in VERDICT_ORDER if counts[v])
     scope = outcome.scope
@@ -98,7 +110,8 @@ def summary_lines(
     elif not outcome.signed:
         lines.append(
             (
-                "NOT SIGNED - NOT PROMOTABLE: pass --canarygate-key or set CANARYGATE_SIGNING_KEY",
+                "NOT SIGNED - NOT PROMOTABLE: pass --canarygate-key=PATH or set "
+                "CANARYGATE_SIGNING_KEY=PATH (create one with: canarygate keygen PATH)",
                 {"red": True, "bold": True},
             )
         )

@@ -28,6 +28,7 @@ from pytest_canarygate.agtmux.judgement import RUNBOOK_RESTART_POLICY
 from pytest_canarygate.agtmux.pack import ACCESSORS
 from pytest_canarygate.agtmux.pack import RPC_EVIDENCE_KINDS
 from pytest_canarygate.agtmux.pack import decode
+from pytest_canarygate.agtmux.pack import past_timestamps
 from pytest_canarygate.agtmux.providers import AlertEntry
 from pytest_canarygate.agtmux.providers import ArchiveManifest
 from pytest_canarygate.agtmux.providers import BindingStats
@@ -438,7 +439,7 @@ def judge(
     evidence = GateEvidence()
     settings = settings or AgtmuxSettings()
     fixtures: dict[str, Any] = {
-        "canarygate_observed": ObservedView(fleet.observation(), evidence, decode),
+        "canarygate_observed": ObservedView(fleet.observation(), evidence, decode, past_timestamps),
         "agtmux_settings": settings,
         "agtmux_tmux_session": session or "session-alpha",
         "agtmux_pane_parity": settings.pane_parity,
@@ -631,7 +632,8 @@ CASES: list[tuple[str, str, Change, Verdict, str]] = [
      Verdict.FAIL, "alerts >= Degraded FAIL: 1 alerts at or above Degraded in the last 48h"),
     ("canary.monitor.latency", "canary",
      calls("v5", "latency_status", {"status": "insufficient_data", "sample_count": 12,
-                                    "min_required": 200, "p95_ms": None}),
+                                    "min_required": 200, "p95_ms": None,
+                                    "consecutive_breaches": 0}),
      Verdict.INCONCLUSIVE, "12 of 200 samples"),
     ("canary.monitor.cas-conflicts", "canary",
      lambda f: f.one("binding_stats", cas_conflicts=2, last_conflict_at_ms=NOW_MS - HOUR),
@@ -780,7 +782,7 @@ CASES: list[tuple[str, str, Change, Verdict, str]] = [
                                     "consecutive_breaches": 2}),
      Verdict.PASS, ""),
     ("signal.latency-breaches", "canary",
-     calls("v5", "latency_status", {"status": "not_started", "sample_count": 0}),
+     calls("v5", "latency_status", NOT_STARTED),
      Verdict.INCONCLUSIVE, "not checkable"),
     ("signal.cursor-full-resync", "canary",
      lambda f: f.one("cursor_stats", full_resync_count=1, max_invalid_streak=3),
@@ -908,7 +910,7 @@ CASES: list[tuple[str, str, Change, Verdict, str]] = [
      Verdict.FAIL, "went backwards: 120 -> 119"),
     ("alpha.projection.version-advancing", "alpha",
      calls("v5", "daemon.info", {"pid": 4021, "version": "0.1.0"}),
-     Verdict.UNOBSERVABLE, "has no nonce"),
+     Verdict.UNOBSERVABLE, "daemon.info: no nonce"),
     ("alpha.projection.version-advancing", "alpha",
      lambda f: setattr(f, "restarted_mid_run", True), Verdict.FAIL,
      "v5 restarted during the observation"),
@@ -968,10 +970,11 @@ CASES: list[tuple[str, str, Change, Verdict, str]] = [
     # migration counts: both read, v5 serving
     ("gradual.migration-rate", "gradual", calls("v5", "list_sessions", []),
      Verdict.INCONCLUSIVE, "v5 serves no agent session: no migration shown"),
-    # a backup stamped in the future, or of an empty projection while the fleet is live
+    # a backup stamped in the future (beyond the clock skew: the evidence proves nothing), or
+    # of an empty projection while the fleet is live
     ("prereq.backup-taken", "alpha",
      snapshots(periodic(MIN), SnapshotMetadata("snap-8", NOW_MS + HOUR, 100, 3, 4, "Manual", 9)),
-     Verdict.FAIL, "snap-8 is stamped 1h in the future"),
+     Verdict.UNOBSERVABLE, "created_at_ms is dated 2026-11-26T13:00:00+00:00, after the"),
     ("prereq.backup-taken", "alpha",
      snapshots(periodic(MIN), SnapshotMetadata("snap-8", NOW_MS - 20 * DAY, 0, 0, 0, "Manual", 9)),
      Verdict.FAIL, "version 0 (empty) while the live projection is at version 120"),

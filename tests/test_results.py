@@ -69,3 +69,23 @@ def test_the_run_verdict_reads_as_its_word_everywhere() -> None:
         "id": "SIG-5",
         "reason": "human sign-off",
     }
+
+
+@pytest.mark.parametrize(
+    ("run", "reason"),
+    [
+        (outcome(), "no gate ran"),
+        (outcome(Verdict.PASS, Verdict.FAIL, Verdict.UNOBSERVABLE), "2 gate(s) did not pass"),
+        (
+            outcome(Verdict.PASS, incomplete=["a worker died"]),
+            "the bundle is incomplete (a worker died)",
+        ),
+        (
+            outcome(Verdict.PASS, partial_reasons=["-k parity"]),
+            "only part of the phase was judged (-k parity)",
+        ),
+    ],
+)
+def test_a_run_that_did_not_pass_says_why_it_is_no_sign_off(run: RunOutcome, reason: str) -> None:
+    assert not run.promotable
+    assert run.not_promotable_because[0] == reason

@@ -90,9 +90,10 @@ def test_promotable_only_when_complete_live_signed_and_passing() -> None:
     )
     unsigned = RunOutcome("canary", [result("P2-X1", Verdict.PASS)])
     assert any("not promotable: the bundle is not signed" in t for t in texts(unsigned))
-    assert "NOT SIGNED - NOT PROMOTABLE: pass --canarygate-key or set CANARYGATE_SIGNING_KEY" in (
-        texts(unsigned)
-    )
+    assert (
+        "NOT SIGNED - NOT PROMOTABLE: pass --canarygate-key=PATH or set "
+        "CANARYGATE_SIGNING_KEY=PATH (create one with: canarygate keygen PATH)"
+    ) in texts(unsigned)
     partial = live_pass("canary", [result("P2-X1", Verdict.PASS)])
     partial.partial_reasons = ["-k 'beta'"]
     assert "NOT PROMOTABLE: partial selection (every selected gate passed)" in texts(partial)

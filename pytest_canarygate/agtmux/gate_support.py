@@ -37,6 +37,7 @@ from pytest_canarygate.agtmux.protocol import Record
 from pytest_canarygate.agtmux.protocol import agent_sessions
 from pytest_canarygate.agtmux.protocol import failure_message
 from pytest_canarygate.agtmux.protocol import panes
+from pytest_canarygate.agtmux.protocol import refuse_future_times
 from pytest_canarygate.agtmux.protocol import sessions_by_name
 from pytest_canarygate.agtmux.providers.base import Evidence
 from pytest_canarygate.agtmux.records import AlertEntry
@@ -69,6 +70,11 @@ def sessions_of(view: DaemonView) -> dict[str, list[Record]]:
 
 def _started_at(view: DaemonView, reading: int) -> datetime:
     info = view.result("daemon.info", reading)
+    pid = info.get("pid") if isinstance(info, dict) else None
+    if isinstance(pid, bool) or not isinstance(pid, int) or pid <= 0:
+        raise Unobservable(
+            f"{view.name} {view.endpoint} daemon.info: pid {pid!r:.40} is not a positive integer"
+        )
     nonce = info.get("nonce") if isinstance(info, dict) else None
     match = NONCE.fullmatch(nonce) if isinstance(nonce, str) else None
     if match is None:
@@ -84,8 +90,8 @@ def daemon_uptime(view: DaemonView, now: datetime) -> timedelta:
     """How long the daemon has run without a restart, from the start time in its nonce; if it
     restarted during the observation, from the later start. Only a closing ``daemon.info`` that
     was not taken at all is skipped: one that failed (the daemon died during the observation)
-    or has no nonce is Unobservable, and so is a start after ``now`` (clock skew beyond a
-    minute)."""
+    or has no nonce is Unobservable, and so is a start after the run's clock plus the allowed
+    skew."""
     started = _started_at(view, 1)
     try:
         view.call("daemon.info", 2)
@@ -99,21 +105,42 @@ def daemon_uptime(view: DaemonView, now: datetime) -> timedelta:
                 f"{view.name} closing daemon.info, read at the end of the observation, failed "
                 f"(did the daemon die or restart during it?): {exc}"
             ) from None
-    if started > now + timedelta(minutes=1):
-        raise Unobservable(
-            f"{view.name} daemon.info nonce says it started at {started.isoformat()}, after the "
-            f"observation ({now.isoformat()}): clocks disagree"
-        )
+    view.not_in_future(started, "daemon.info: the start time in its nonce")
     return max(timedelta(0), now - started)
 
 
 def projection_version(view: DaemonView) -> int:
     """The live projection version (``summary_changed.version`` of the first reading)."""
-    result = view.result("summary_changed")
-    version = result.get("version") if isinstance(result, dict) else None
-    if isinstance(version, bool) or not isinstance(version, int) or version < 0:
-        raise Unobservable(f"{view.name} summary_changed: no projection version in {result!r:.120}")
-    return version
+    versions = []
+    for reading in (1, 2):
+        try:
+            result = view.result("summary_changed", reading)
+        except Unobservable:
+            if reading == 1:
+                raise
+            break  # the second reading was not taken in this run
+        version = result.get("version") if isinstance(result, dict) else None
+        if isinstance(version, bool) or not isinstance(version, int) or version < 0:
+            raise Unobservable(
+                f"{view.name} summary_changed: no projection version in {result!r:.120}"
+            )
+        versions.append(version)
+    if len(versions) == 2 and versions[1] < versions[0] and _same_process(view):
+        raise Unobservable(
+            f"{view.name} summary_changed: the projection version went from {versions[0]} to "
+            f"{versions[1]} within one daemon process: the answers contradict each other"
+        )
+    return versions[0]
+
+
+def _same_process(view: DaemonView) -> bool:
+    """True when both daemon.info readings were taken and carry the same nonce."""
+    try:
+        first, second = view.result("daemon.info", 1), view.result("daemon.info", 2)
+    except Unobservable:
+        return False
+    nonce = first.get("nonce") if isinstance(first, dict) else None
+    return nonce is not None and isinstance(second, dict) and second.get("nonce") == nonce
 
 
 def evidence_of(observed: ObservedView, accessor: str, record_type: type[R]) -> Evidence[R]:
@@ -431,11 +458,16 @@ def stable_for(
 
 
 def daemon_sources(observed: ObservedView, settings: AgtmuxSettings, daemon: str) -> Judgement:
-    """The daemon's registered sources all active and its expected sources healthy."""
+    """The daemon's registered sources all active and its expected sources healthy (with
+    ``[sources] expected_healthy = "*"``, every source its ``list_source_health`` lists)."""
     view = observed.daemon(daemon)
+    health, registry = view.result("list_source_health"), view.result("list_source_registry")
+    for method, answer in (("list_source_health", health), ("list_source_registry", registry)):
+        if isinstance(answer, list):
+            refuse_future_times(view, method, answer)
     return sources_healthy(
-        view.result("list_source_health"),
-        view.result("list_source_registry"),
+        health,
+        registry,
         settings.expected_healthy_sources,
         who=daemon,
     )

@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterator
 from collections.abc import Mapping
+from dataclasses import fields
+from dataclasses import is_dataclass
+from datetime import datetime
 from typing import Any
 
 from pytest_canarygate.agtmux import records
 from pytest_canarygate.agtmux import settings
 from pytest_canarygate.agtmux.providers import base
+from pytest_canarygate.agtmux.providers.registry import registered_schemes
+from pytest_canarygate.agtmux.records import ms_to_datetime
 from pytest_canarygate.agtmux.runbook import CATALOG
+from pytest_canarygate.clock import timestamps_in
 from pytest_canarygate.codec import RecordCodec
 from pytest_canarygate.codec import encode
 from pytest_canarygate.observation import Observation
@@ -48,12 +56,42 @@ ACCESSORS: Mapping[str, EvidenceAccessor] = {
     "archive_manifest": EvidenceAccessor("archive", lambda p, since: p.archive_manifest()),
 }
 
+#: The URI schemes the pack's providers read each kind of evidence from (checked at load).
+EVIDENCE_SCHEMES: Mapping[str, tuple[str, ...]] = {
+    kind: registered_schemes(kind) for kind in dict.fromkeys(a.kind for a in ACCESSORS.values())
+}
+
 #: The fixture gates take to judge one active tmux session each (``per`` in the catalog).
 TMUX_SESSION_FIXTURE = "agtmux_tmux_session"
 
 CODEC = RecordCodec.from_modules(records, base)
 #: Rebuild the pack's evidence records from their JSON form.
 decode = CODEC.decode
+
+
+#: Record fields (epoch milliseconds) that say when something happened, as opposed to when it
+#: is due (``until_ms``, ``after_ms``, ``next_restart_ms``).
+_HAPPENED_MS = re.compile(r"((^|_)at_ms|^as_of_ms|^covers_from_ms)$")
+
+
+def past_timestamps(evidence: Any) -> Iterator[tuple[str, datetime]]:
+    """Every moment the evidence says something happened at: its datetimes (coverage, log
+    lines) and the records' ``*_at_ms``, ``as_of_ms`` and ``covers_from_ms`` fields."""
+    yield from timestamps_in(evidence)
+    records = getattr(evidence, "records", ())
+    for index, record in enumerate(records if isinstance(records, tuple) else ()):
+        if not is_dataclass(record):
+            continue
+        for f in fields(record):
+            value = getattr(record, f.name)
+            if _HAPPENED_MS.search(f.name) and isinstance(value, int):
+                yield f"records[{index}].{f.name}", ms_to_datetime(value)
+
+
+def daemon_info_pid(result: Any) -> int | None:
+    """The pid ``daemon.info`` reports, if it reports one."""
+    pid = result.get("pid") if isinstance(result, dict) else None
+    return pid if isinstance(pid, int) and not isinstance(pid, bool) else None
 
 
 def active_tmux_sessions(observation: Observation) -> list[str] | None:
@@ -93,11 +131,14 @@ PACK = Pack(
     accessors=ACCESSORS,
     daemon_served_kinds=RPC_EVIDENCE_KINDS,
     evidence_daemon="v5",
+    evidence_schemes=EVIDENCE_SCHEMES,
     settings_tables=settings.TABLES,
     parse_settings=settings.parse_settings,
     history=settings.history,
     encode=encode,
     decode=decode,
+    timestamps=past_timestamps,
+    reported_pid=daemon_info_pid,
     parameters=(
         GateParameter(
             TMUX_SESSION_FIXTURE,
