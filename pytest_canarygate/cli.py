@@ -1,29 +1,15 @@
 """The ``canarygate`` command: one subcommand per concern, each defined in its own module.
 
-Every module listed in ``SUBCOMMAND_MODULES`` exposes ``add_subcommand(subparsers)``, which adds
+Every subcommand module exposes ``add_subcommand(subparsers)``, which adds
 its parser and sets ``func`` to a callable taking the parsed namespace and returning an exit code.
 A subcommand whose module cannot be imported (a dependency is missing) is still listed; running it
 prints one line naming the missing module and exits 1.
 
-Exit codes, the same for every subcommand (``canarygate --help`` prints this table):
+Packs add subcommands of their own through the ``pytest_canarygate.subcommands`` entry-point
+group (name -> module), e.g. the agtmux pack's ``sim``.
 
-  0    success: catalog printed; sim stopped by Ctrl-C or SIGTERM, or --list found every
-       scenario valid; key pair written; bundle VALID; HTML report written
-  1    the thing checked is bad, or the work failed: bundle INVALID (tampered, unsigned, bad or
-       untrusted signature, not the expected phase or migration); Allure missing or failing, or
-       its report not offline; key files could not be written; a simulated daemon did not
-       start; sim --list found an invalid scenario; a module the subcommand needs is missing
-  2    usage error: bad or missing arguments, unknown subcommand or scenario, a file or
-       directory named on the command line that does not exist (bundle, key, catalog,
-       scenario), or an output that may not be written there (keygen never overwrites a key;
-       html writes inside a bundle only under html/)
-  3    malformed input: what was named exists but cannot be used as such: not an evidence
-       bundle, an unreadable envelope or statement, a key file that is not an Ed25519 public
-       key, a scenario or catalog file that does not parse or validate
-  130  interrupted (Ctrl-C), except for sim, where Ctrl-C is the normal stop (0)
-  141  standard output was closed early (e.g. piped into head): the output was cut short, so
-       the outcome is not reported; 141 is what a shell reports for a process killed by
-       SIGPIPE. Run again without the pipe to get the real exit code.
+Exit codes are the same for every subcommand: :data:`EXIT_CODES`, printed by
+``canarygate --help``.
 """
 
 from __future__ import annotations
@@ -46,9 +32,11 @@ __all__ = [
     "EXIT_MALFORMED",
     "EXIT_OK",
     "EXIT_USAGE",
+    "SUBCOMMAND_GROUP",
     "SUBCOMMAND_MODULES",
     "build_parser",
     "main",
+    "subcommand_modules",
 ]
 
 EXIT_OK = 0
@@ -78,16 +66,27 @@ exit codes (the same for every subcommand):
        the outcome is not reported; 141 is what a shell reports for a process killed by
        SIGPIPE. Run again without the pipe to get the real exit code.
 """
-"""The exit-code table: printed by ``canarygate --help``, identical to the module docstring's."""
+"""The exit-code table of every subcommand, printed by ``canarygate --help``."""
 
-#: Subcommand name -> the module that defines it.
+#: The engine's own subcommands: name -> the module that defines it.
 SUBCOMMAND_MODULES = {
     "catalog": "pytest_canarygate.catalog",
-    "sim": "pytest_canarygate.agtmux.sim.cli",
     "keygen": "pytest_canarygate.keys",
     "verify": "pytest_canarygate.verify",
     "html": "pytest_canarygate.report_html",
 }
+#: The entry-point group through which packs add subcommands (name -> module).
+SUBCOMMAND_GROUP = "pytest_canarygate.subcommands"
+
+
+def subcommand_modules() -> dict[str, str]:
+    """The engine's subcommands, then those installed packs add (name -> module)."""
+    from importlib.metadata import entry_points
+
+    found = dict(SUBCOMMAND_MODULES)
+    for entry in entry_points(group=SUBCOMMAND_GROUP):
+        found.setdefault(entry.name, entry.value)
+    return found
 
 
 class _Parser(argparse.ArgumentParser):
@@ -113,7 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for command, module_name in SUBCOMMAND_MODULES.items():
+    for command, module_name in subcommand_modules().items():
         try:
             module = importlib.import_module(module_name)
         except ImportError as exc:

@@ -1,4 +1,4 @@
-"""JSON-RPC 2.0 client for the agtmux daemon's Unix socket.
+"""JSON-RPC 2.0 client for a daemon's Unix socket (one request per connection).
 
 Framing follows daemon facts 1.3: one request per connection. Connect, write one JSON object
 terminated by ``\\n``, half-close the write side, read until EOF, close. Every failure raises an

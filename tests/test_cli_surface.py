@@ -62,13 +62,12 @@ def assert_clean_error(proc: subprocess.CompletedProcess[str]) -> None:
 # --- the table itself -----------------------------------------------------------------------
 
 
-def test_help_prints_the_exit_code_table_of_the_module_docstring() -> None:
+def test_help_prints_the_one_exit_code_table() -> None:
     proc = canarygate("--help")
     assert proc.returncode == EXIT_OK, proc.stderr
     assert EXIT_CODES in proc.stdout
+    assert "EXIT_CODES" in (cli.__doc__ or "")  # the docstring points at it, no second copy
     table = EXIT_CODES.splitlines()[1:]
-    documented = (cli.__doc__ or "").splitlines()
-    assert table == documented[documented.index(table[0]) :][: len(table)]
     codes = [line.split()[0] for line in table if not line.startswith("     ")]
     assert codes == ["0", "1", "2", "3", "130", "141"]
 

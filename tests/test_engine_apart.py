@@ -40,6 +40,12 @@ def test_no_engine_module_imports_the_pack(path: Path) -> None:
     assert not leaks, f"{path.relative_to(ENGINE.parent)} imports {leaks}"
 
 
+@pytest.mark.parametrize("path", engine_modules(), ids=lambda p: p.name)
+def test_no_engine_module_names_the_pack_even_as_a_string(path: Path) -> None:
+    """importlib or an entry point string would tie the engine to the pack just the same."""
+    assert PACK_PACKAGE not in path.read_text(encoding="utf-8"), path.name
+
+
 def test_the_engine_imports_and_works_with_the_pack_missing(tmp_path: Path) -> None:
     """Every engine module imports, and a config and catalog load, with the pack unimportable."""
     catalog = tmp_path / "catalog.toml"
