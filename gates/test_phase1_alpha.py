@@ -24,6 +24,7 @@ from pytest_canarygate.agtmux.gate_api import agent_sessions
 from pytest_canarygate.agtmux.gate_api import alerts_from
 from pytest_canarygate.agtmux.gate_api import by_key
 from pytest_canarygate.agtmux.gate_api import conclude
+from pytest_canarygate.agtmux.gate_api import daemon_info
 from pytest_canarygate.agtmux.gate_api import daemon_uptime
 from pytest_canarygate.agtmux.gate_api import diff_projections
 from pytest_canarygate.agtmux.gate_api import failure_message
@@ -44,10 +45,7 @@ from pytest_canarygate.agtmux.gate_api import supervisor_ready
 
 
 def _daemon_info(canarygate_observed: ObservedView, name: str) -> dict[str, object]:
-    info = canarygate_observed.daemon(name).result("daemon.info")
-    if not isinstance(info, dict) or not isinstance(info.get("pid"), int):
-        raise Unobservable(f"{name} daemon.info: malformed answer {info!r}")
-    return info
+    return daemon_info(canarygate_observed.daemon(name))
 
 
 @gate("prereq.v5-deployed")

@@ -17,11 +17,11 @@ from pytest_canarygate.agtmux.gate_api import DaemonView
 from pytest_canarygate.agtmux.gate_api import Judgement
 from pytest_canarygate.agtmux.gate_api import ObservedView
 from pytest_canarygate.agtmux.gate_api import RuntimeSelector
-from pytest_canarygate.agtmux.gate_api import Unobservable
 from pytest_canarygate.agtmux.gate_api import agent_sessions
 from pytest_canarygate.agtmux.gate_api import attempt
 from pytest_canarygate.agtmux.gate_api import combine
 from pytest_canarygate.agtmux.gate_api import conclude
+from pytest_canarygate.agtmux.gate_api import daemon_info
 from pytest_canarygate.agtmux.gate_api import daemon_uptime
 from pytest_canarygate.agtmux.gate_api import from_history
 from pytest_canarygate.agtmux.gate_api import gate
@@ -76,9 +76,7 @@ def test_migration_rate_counts_observable(canarygate_observed: ObservedView) -> 
 @gate("gradual.v4.rollback-target")
 def test_v4_daemon_kept_running_as_rollback_target(canarygate_observed: ObservedView) -> None:
     v4 = canarygate_observed.daemon("v4")
-    info = v4.result("daemon.info")
-    if not isinstance(info, dict) or not isinstance(info.get("pid"), int):
-        raise Unobservable(f"v4 {v4.endpoint} daemon.info: malformed answer {info!r:.120}")
+    info = daemon_info(v4)
     canarygate_observed.note("v4 rollback target", {"daemon.info": info, "panes": len(panes(v4))})
     # Answering is not serving: a v4 whose pipeline never ticked serves nothing to roll back to.
     conclude(canarygate_observed, "v4 readiness", ready(canarygate_observed, "v4"))

@@ -112,3 +112,43 @@ def test_a_daemon_start_in_the_future_is_refused() -> None:
     verdict, message, _ = judge("alpha.projection.version-advancing", fleet)
     assert verdict is Verdict.UNOBSERVABLE, message
     assert "start time in its nonce" in message
+
+
+@pytest.mark.parametrize("gate_id", ["prereq.v5-deployed", "alpha.deploy.distinct-sockets"])
+def test_one_process_answering_two_ways_contradicts_itself(gate_id: str) -> None:
+    fleet = Fleet.healthy("alpha")
+    info = fleet.calls["v5"]["daemon.info"]
+    fleet.second[("v5", "daemon.info")] = {**info, "version": "9.9.9-changed"}
+    verdict, message, _ = judge(gate_id, fleet)
+    assert verdict is Verdict.UNOBSERVABLE, message
+    assert "answered differently at the start and the end" in message
+    assert "version" in message
+
+
+@pytest.mark.parametrize("pid", [-7, 0, "7", True, None])
+def test_a_daemon_info_pid_that_is_not_a_positive_integer_is_refused(pid: object) -> None:
+    fleet = Fleet.healthy("alpha")
+    fleet.calls["v5"]["daemon.info"] = {**fleet.calls["v5"]["daemon.info"], "pid": pid}
+    verdict, message, _ = judge("prereq.v5-deployed", fleet)
+    assert verdict is Verdict.UNOBSERVABLE, message
+    assert "is not a positive integer" in message
+
+
+def test_a_negative_change_log_version_is_refused() -> None:
+    fleet = Fleet.healthy("alpha")
+    changes = fleet.calls["v5"]["state_changed"]["changes"]
+    changes[-1] = {**changes[-1], "version": -7}
+    verdict, message, _ = judge("alpha.projection.version-advancing", fleet)
+    assert verdict is Verdict.UNOBSERVABLE, message
+    assert "state_changed" in message
+
+
+@pytest.mark.parametrize("value", [-7, "7", 1.5])
+def test_a_registry_heartbeat_that_is_not_epoch_milliseconds_is_refused(value: object) -> None:
+    fleet = Fleet.healthy("canary")
+    fleet.calls["v5"]["list_source_registry"] = [
+        {"source_id": "ext-hooks", "lifecycle": "active", "last_heartbeat_ms": value}
+    ]
+    verdict, message, _ = judge("canary.monitor.source-health", fleet)
+    assert verdict is Verdict.UNOBSERVABLE, message
+    assert "last_heartbeat_ms" in message

@@ -17,6 +17,7 @@ from pytest_canarygate.agtmux.gate_support import archive_judgement
 from pytest_canarygate.agtmux.gate_support import attempt
 from pytest_canarygate.agtmux.gate_support import combine
 from pytest_canarygate.agtmux.gate_support import conclude
+from pytest_canarygate.agtmux.gate_support import daemon_info
 from pytest_canarygate.agtmux.gate_support import daemon_sources
 from pytest_canarygate.agtmux.gate_support import daemon_uptime
 from pytest_canarygate.agtmux.gate_support import either
@@ -131,6 +132,7 @@ __all__ = [
     "conclude",
     "cursor_full_resyncs",
     "cursor_streaks",
+    "daemon_info",
     "daemon_sources",
     "daemon_uptime",
     "datetime_to_ms",

@@ -68,6 +68,32 @@ def sessions_of(view: DaemonView) -> dict[str, list[Record]]:
     return sessions_by_name(panes(view))
 
 
+def daemon_info(view: DaemonView) -> dict[str, Any]:
+    """The daemon's ``daemon.info``: an object with a positive integer pid and a nonce whose
+    start time is not in the future; when both readings were taken with one nonce (one
+    process), they must say the same, else the answers contradict each other."""
+    info = view.result("daemon.info", 1)
+    where = f"{view.name} {view.endpoint} daemon.info"
+    if not isinstance(info, dict):
+        raise Unobservable(f"{where}: malformed answer {info!r:.120}")
+    pid = info.get("pid")
+    if isinstance(pid, bool) or not isinstance(pid, int) or pid <= 0:
+        raise Unobservable(f"{where}: pid {pid!r:.40} is not a positive integer")
+    view.not_in_future(_started_at(view, 1), "daemon.info: the start time in its nonce")
+    try:
+        second = view.result("daemon.info", 2)
+    except Unobservable:
+        return info  # the closing reading was not taken, or failed: judged where it matters
+    if isinstance(second, dict) and second.get("nonce") == info.get("nonce") and second != info:
+        changed = sorted(k for k in info.keys() | second.keys() if info.get(k) != second.get(k))
+        raise Unobservable(
+            f"{where}: one process (nonce {info.get('nonce')}) answered differently at the start "
+            f"and the end of the observation ({', '.join(changed)}): the answers contradict "
+            "each other"
+        )
+    return info
+
+
 def _started_at(view: DaemonView, reading: int) -> datetime:
     info = view.result("daemon.info", reading)
     pid = info.get("pid") if isinstance(info, dict) else None

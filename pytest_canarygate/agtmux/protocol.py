@@ -95,10 +95,16 @@ def refuse_future_times(view: DaemonView, method: str, records: Iterable[object]
                     continue
                 view.not_in_future(when, f"{method} element {index} {name}")
         for name in MS_TIMES:
-            value = record.get(name)
-            if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2**53:
-                when = datetime.fromtimestamp(value / 1000, tz=timezone.utc)
-                view.not_in_future(when, f"{method} element {index} {name}")
+            if record.get(name) is None:
+                continue
+            value = record[name]
+            if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**53:
+                raise Unobservable(
+                    f"{view.name} {view.endpoint} {method}: element {index} {name} "
+                    f"{_short(value)} is not milliseconds since the epoch (an integer >= 0)"
+                )
+            when = datetime.fromtimestamp(value / 1000, tz=timezone.utc)
+            view.not_in_future(when, f"{method} element {index} {name}")
 
 
 def _shown_id(identity: str) -> str:
@@ -169,6 +175,7 @@ def state_changes(view: DaemonView) -> list[Change]:
         if (
             isinstance(version, bool)
             or not isinstance(version, int)
+            or version < 0
             or not isinstance(key, str)
             or at is None
             or not (pane_id is None or isinstance(pane_id, str))
