@@ -6,9 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import threading
 import tracemalloc
-from collections.abc import Callable
 from datetime import datetime
 from datetime import timedelta
 from datetime import timezone
@@ -17,6 +15,7 @@ from typing import Any
 
 import pytest
 from gate_repo import make_gate_repo
+from guards import promptly
 from hypothesis import HealthCheck
 from hypothesis import given
 from hypothesis import settings
@@ -32,31 +31,9 @@ from pytest_canarygate.errors import ConfigError
 from pytest_canarygate.errors import EndpointTimeout
 from pytest_canarygate.errors import ProtocolError
 
-GUARD_S = 30.0
 NOW = datetime(2026, 11, 25, 12, tzinfo=timezone.utc)
 SINCE = NOW - timedelta(hours=24)
 _COLOUR = {"TRACE": "35", "DEBUG": "34", "INFO": "32", "WARN": "33", "ERROR": "31"}
-
-
-def promptly(call: Callable[[], Any]) -> Any:
-    """``call()`` in a thread; fail instead of hanging if it has not returned within GUARD_S
-    (a guard only: elapsed time is never asserted)."""
-    outcome: dict[str, Any] = {}
-
-    def run() -> None:
-        try:
-            outcome["value"] = call()
-        except BaseException as exc:  # handed to the test thread
-            outcome["error"] = exc
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    thread.join(GUARD_S)
-    if thread.is_alive():
-        pytest.fail(f"{call} did not return within {GUARD_S} s: a read blocked")
-    if "error" in outcome:
-        raise outcome["error"]
-    return outcome.get("value")
 
 
 @pytest.fixture

@@ -10,7 +10,6 @@ import os
 import shutil
 import socket
 import stat
-import threading
 from collections.abc import Callable
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +18,7 @@ from typing import Any
 import pytest
 from gate_repo import make_gate_repo
 from gate_repo import only_run
+from guards import promptly
 
 from pytest_canarygate.agtmux.providers import make_provider
 from pytest_canarygate.agtmux.sim import SimFleet
@@ -35,28 +35,6 @@ UID = os.geteuid()
 ROOT = UID == 0
 #: A uid that is neither ours nor root's (nobody).
 OTHER_UID = 65534 if UID != 65534 else 65533
-GUARD_S = 30.0
-
-
-def promptly(call: Callable[[], Any]) -> Any:
-    """``call()`` in a thread; fail (instead of hanging the suite) if it has not returned within
-    GUARD_S. A guard only: how long it took is never asserted."""
-    outcome: dict[str, Any] = {}
-
-    def run() -> None:
-        try:
-            outcome["value"] = call()
-        except BaseException as exc:  # handed to the test thread
-            outcome["error"] = exc
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    thread.join(GUARD_S)
-    if thread.is_alive():
-        pytest.fail(f"{call} did not return within {GUARD_S} s: a read blocked")
-    if "error" in outcome:
-        raise outcome["error"]
-    return outcome.get("value")
 
 
 @pytest.fixture
