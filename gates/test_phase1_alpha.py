@@ -158,6 +158,7 @@ def test_projection_version_advancing(
         window,
         now=now,
         history_from=now - daemon_uptime(v5, now),
+        who=f"v5 ({v5.endpoint})",
     )
     conclude(canarygate_observed, "projection version", judged)
 

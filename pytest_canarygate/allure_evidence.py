@@ -31,7 +31,7 @@ RESULTS_DIR = "allure-results"
 _ANY = r"[\s\S]*"
 _UNOBSERVABLE = (
     "Unobservable|EndpointError|TransportError|EndpointTimeout|ProtocolError|RemoteError"
-    "|UntrustedEndpointError|NotServed"
+    "|UntrustedEndpointError|NotServed|EvidenceMissing"
 )
 _BREACH = "p95|threshold|breach|exceed|too old|older"
 CATEGORIES = [

@@ -9,7 +9,9 @@
           +-- UntrustedEndpointError (socket or its directory owned/writable by someone else)
           +-- TransportError         (connect refused, missing socket, I/O failure)
           |    +-- EndpointTimeout   (connect or read deadline passed)
-          +-- NotServed              (no such method, HTTP path or file: the evidence is not served)
+          |    +-- EvidenceMissing   (a configured evidence file or directory does not exist)
+          +-- NotServed              (no such method or HTTP path: the daemon says it does not
+          |                           serve that evidence)
           +-- ProtocolError          (empty reply, not JSON, not a JSON-RPC 2.0 answer; malformed
           |                           evidence: a bad record, JSON line, TOML key, XML or log line)
           +-- RemoteError            (a JSON-RPC error object: .code and .message)
@@ -77,9 +79,15 @@ class EndpointTimeout(TransportError):
     """A connect or read deadline passed."""
 
 
+class EvidenceMissing(TransportError):
+    """A configured evidence file or directory does not exist. Unlike :class:`NotServed` this
+    is no statement from the daemon: the config says the evidence is there and it is not (a
+    typo, a rotated log, a deleted file), so the evidence is broken, never merely absent."""
+
+
 class NotServed(EndpointError):
-    """The endpoint is there but does not serve what was asked: a JSON-RPC method answered
-    -32601, an HTTP 404, a file or directory that does not exist. The message names it."""
+    """The endpoint is there but says it does not serve what was asked: a JSON-RPC method
+    answered -32601, an HTTP 404. The message names it."""
 
 
 class ProtocolError(EndpointError):

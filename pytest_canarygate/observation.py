@@ -32,6 +32,7 @@ from pytest_canarygate.clock import timestamps_in
 from pytest_canarygate.errors import CanarygateError
 from pytest_canarygate.errors import EndpointError
 from pytest_canarygate.errors import EndpointTimeout
+from pytest_canarygate.errors import EvidenceMissing
 from pytest_canarygate.errors import NotServed
 from pytest_canarygate.errors import ProtocolError
 from pytest_canarygate.errors import RemoteError
@@ -280,6 +281,7 @@ def simulated_endpoints(endpoints: Mapping[str, str]) -> list[str]:
 def _error_kind(exc: EndpointError) -> str:
     for kind, cls in (
         ("not-served", NotServed),
+        ("missing", EvidenceMissing),
         ("untrusted", UntrustedEndpointError),
         ("timeout", EndpointTimeout),
         ("remote", RemoteError),

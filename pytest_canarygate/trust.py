@@ -34,7 +34,7 @@ from types import TracebackType
 from typing import BinaryIO
 
 from pytest_canarygate.errors import EndpointTimeout
-from pytest_canarygate.errors import NotServed
+from pytest_canarygate.errors import EvidenceMissing
 from pytest_canarygate.errors import ProtocolError
 from pytest_canarygate.errors import TransportError
 from pytest_canarygate.errors import UntrustedEndpointError
@@ -220,7 +220,7 @@ class _Walk:
             return os.lstat(path)
         except (FileNotFoundError, NotADirectoryError):
             through = f" ({path} does not exist)" if path != given else ""
-            raise NotServed(
+            raise EvidenceMissing(
                 self.endpoint, self.method, f"no such {self.noun}: {given}{through}"
             ) from None
         except OSError as exc:
@@ -269,7 +269,7 @@ def check_file_trust(
     folder that others can write (``/tmp``) may hold a folder of ours (on the way, or the
     directory asked for) but not an evidence file or a symbolic link; a symbolic link is
     followed only from a folder nobody else can write, and its target is walked by the same
-    rule. A missing entry raises :class:`NotServed`; a refusal :class:`UntrustedEndpointError`
+    rule. A missing entry raises :class:`EvidenceMissing`; a refusal :class:`UntrustedEndpointError`
     naming the path and the fix (``chmod go-w DIR``); a path that cannot be inspected, or a
     folder where a file is expected (or the reverse), :class:`TransportError`. ``expected``
     names what the file should be in that last message.
@@ -468,7 +468,7 @@ def open_trusted(
     try:
         fd = os.open(checked.real, _OPEN_FLAGS)
     except FileNotFoundError:
-        raise NotServed(endpoint, method, f"no such file: {checked.path}") from None
+        raise EvidenceMissing(endpoint, method, f"no such file: {checked.path}") from None
     except OSError as exc:
         raise TransportError(
             endpoint, method, f"cannot open {checked.real}: {exc.strerror or exc}"

@@ -23,7 +23,7 @@ from guards import promptly
 from pytest_canarygate.agtmux.providers import make_provider
 from pytest_canarygate.agtmux.sim import SimFleet
 from pytest_canarygate.agtmux.sim import start_fleet
-from pytest_canarygate.errors import NotServed
+from pytest_canarygate.errors import EvidenceMissing
 from pytest_canarygate.errors import TransportError
 from pytest_canarygate.errors import UntrustedEndpointError
 from pytest_canarygate.observation import SIMULATOR_MARKER
@@ -199,9 +199,9 @@ def test_symlink_loop_is_refused(base: Path) -> None:
 
 def test_dangling_symlink_or_missing_file_is_not_served(base: Path) -> None:
     (base / "gone").symlink_to(base / "nowhere.json")
-    with pytest.raises(NotServed, match=f"no such file: {base / 'gone'}"):
+    with pytest.raises(EvidenceMissing, match=f"no such file: {base / 'gone'}"):
         check_file_trust(base / "gone", endpoint=URI)
-    with pytest.raises(NotServed, match=f"no such directory: {base / 'nodir'}"):
+    with pytest.raises(EvidenceMissing, match=f"no such directory: {base / 'nodir'}"):
         check_file_trust(base / "nodir", endpoint=URI, directory=True)
 
 

@@ -68,6 +68,7 @@ CASES = [
     Case("rpc-error", "cutover", "v5", "ops.snapshot_list"),
     Case("wrong-id", "alpha", "v5", "list_sessions"),
     Case("changes", "alpha", "v5", "summary_changed"),
+    Case("changes", "canary", "v5", "daemon.info"),
     Case("dup-keys", "canary", "v5", "latency_status"),
     Case("dup-keys", "canary", "v5", "ops.alert_ledger"),
     Case("dup-records", "alpha", "v5", "list_panes"),
@@ -83,12 +84,9 @@ CASES = [
     Case("out-of-range", "canary", "v5", "daemon.info", ("pid", "-7")),
 ]
 
-#: Cases that fail an assertion today (issue 8): strict xfail, so a fix shows as XPASS.
-KNOWN_FALSE_PASSES = {
-    "changes-v5-summary_changed-alpha": "no false PASS any more, but the FAIL of "
-    "alpha.projection.version-advancing ('v5 projection version went backwards: 18 -> 13') "
-    "names neither the endpoint nor summary_changed",
-}
+#: Cases that fail an assertion today: strict xfail, so a fix shows as XPASS (then drop the
+#: entry). Empty: bench/fault_matrix.py finds no false PASS.
+KNOWN_FALSE_PASSES: dict[str, str] = {}
 
 
 def _param(case: Case) -> Any:

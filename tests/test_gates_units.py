@@ -913,7 +913,7 @@ CASES: list[tuple[str, str, Change, Verdict, str]] = [
      Verdict.UNOBSERVABLE, "daemon.info: no nonce"),
     ("alpha.projection.version-advancing", "alpha",
      lambda f: setattr(f, "restarted_mid_run", True), Verdict.FAIL,
-     "v5 restarted during the observation"),
+     f"v5 ({ENDPOINTS['v5']}) restarted during the observation"),
     # an empty v4 is evidence only once it has ticked
     *[
         (gate_id, "cutover", calls("v4", "latency_status", NOT_STARTED), Verdict.INCONCLUSIVE,
@@ -1051,10 +1051,6 @@ MALFORMED = {
     "archive": '{"binary": "../v4", "sha256": "x"}',
 }
 MODES = ("missing", "unreachable", "malformed", "dead-socket")
-#: Gates that judge a current reading AND the daemon log's history behind it: a log that is not
-#: there (not configured, not served) leaves that history not shown, INCONCLUSIVE; a broken one
-#: is UNOBSERVABLE like every other broken source.
-LOG_BEHIND_READING = frozenset({"canary.monitor.latency", "signal.latency-breaches"})
 
 
 def bad_endpoint(kind: str, mode: str, folder: Path) -> str:
@@ -1114,12 +1110,8 @@ def test_broken_provider_makes_its_gates_unobservable(
             if not any(n.daemon == "evidence" and n.method == accessor for n in spec.needs):
                 continue
             verdict, message, _ = judge(spec.id, fleet)
-            absent_log = accessor == "log_events" and mode == "missing"
-            if absent_log and spec.id in LOG_BEHIND_READING:
-                # canary.monitor.latency also reads the (healthy) alert ledger
-                assert verdict is Verdict.INCONCLUSIVE, (phase, spec.id, message)
-            else:
-                assert verdict is Verdict.UNOBSERVABLE, (phase, spec.id, message)
+            # a configured file that is not there is broken, never merely absent
+            assert verdict is Verdict.UNOBSERVABLE, (phase, spec.id, message)
             assert target in message, (phase, spec.id, message)
             judged += 1
     assert judged, f"no gate reads {accessor}"

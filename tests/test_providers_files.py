@@ -24,7 +24,7 @@ from pytest_canarygate.agtmux.providers.rpc import RpcOpsProvider
 from pytest_canarygate.agtmux.records import RecordError
 from pytest_canarygate.agtmux.records import parse_runtime_selector
 from pytest_canarygate.errors import ConfigError
-from pytest_canarygate.errors import NotServed
+from pytest_canarygate.errors import EvidenceMissing
 from pytest_canarygate.errors import ProtocolError
 from pytest_canarygate.errors import TransportError
 from pytest_canarygate.errors import UntrustedEndpointError
@@ -82,9 +82,9 @@ def test_empty_snapshot_directory_is_evidence_of_no_snapshot(tmp_path: Path) -> 
     assert make_provider("snapshots", uri(tmp_path)).snapshots().records == ()
 
 
-def test_missing_snapshot_directory_is_not_served(tmp_path: Path) -> None:
+def test_missing_snapshot_directory_is_missing_evidence(tmp_path: Path) -> None:
     missing = tmp_path / "nowhere"
-    with pytest.raises(NotServed, match=f"no such directory: {missing}") as info:
+    with pytest.raises(EvidenceMissing, match=f"no such directory: {missing}") as info:
         make_provider("snapshots", uri(missing)).snapshots()
     assert uri(missing) in str(info.value)
 
@@ -186,7 +186,7 @@ def test_malformed_supervisor_status(
 def test_supervisor_directory_without_status_is_not_served(tmp_path: Path) -> None:
     write(tmp_path / "events.jsonl", "")
     provider = make_provider("supervisor", uri(tmp_path))
-    with pytest.raises(NotServed, match=r"status\.json: no such file"):
+    with pytest.raises(EvidenceMissing, match=r"status\.json: no such file"):
         provider.supervisor_status()
     events = provider.supervisor_events()
     assert events.records == ()
@@ -282,7 +282,7 @@ def test_malformed_alert_ledger_names_file_and_line(
 
 def test_missing_alert_ledger_is_not_served(tmp_path: Path) -> None:
     path = tmp_path / "ledger.jsonl"
-    with pytest.raises(NotServed, match=f"no such file: {path}"):
+    with pytest.raises(EvidenceMissing, match=f"no such file: {path}"):
         make_provider("alerts", uri(path)).alert_entries()
 
 
@@ -689,7 +689,7 @@ def test_malformed_archive_manifest_names_the_key(
 
 
 def test_archive_missing_or_unreadable(tmp_path: Path) -> None:
-    with pytest.raises(NotServed, match="no such file"):
+    with pytest.raises(EvidenceMissing, match="no such file"):
         make_provider("archive", uri(tmp_path / "nope.json")).archive_manifest()
     target = archive(tmp_path, content=None)
     (tmp_path / "agtmux-v4").mkdir()

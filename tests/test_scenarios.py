@@ -463,11 +463,8 @@ def test_broken_evidence_endpoints_make_their_gates_unobservable(
         if not needed:
             assert verdict == "PASS", (spec.id, message)
             continue
-        if mode == "missing" and needed == {"log_events"}:
-            # a current reading judged with the log's history: without a log, not shown
-            assert verdict == "INCONCLUSIVE", (spec.id, message)
-        else:
-            assert verdict == "UNOBSERVABLE", (spec.id, message)
+        # a configured evidence file that is not there is broken, never merely absent
+        assert verdict == "UNOBSERVABLE", (spec.id, message)
         for accessor in needed:  # every broken endpoint the gate needed is named
             assert evidence[ACCESSORS[accessor][0]] in message, (spec.id, accessor, message)
 

@@ -80,21 +80,31 @@ def daemon_info(view: DaemonView) -> dict[str, Any]:
     if isinstance(pid, bool) or not isinstance(pid, int) or pid <= 0:
         raise Unobservable(f"{where}: pid {pid!r:.40} is not a positive integer")
     view.not_in_future(_started_at(view, 1), "daemon.info: the start time in its nonce")
-    try:
-        second = view.result("daemon.info", 2)
-    except Unobservable:
-        return info  # the closing reading was not taken, or failed: judged where it matters
-    if isinstance(second, dict) and second.get("nonce") == info.get("nonce") and second != info:
-        changed = sorted(k for k in info.keys() | second.keys() if info.get(k) != second.get(k))
-        raise Unobservable(
-            f"{where}: one process (nonce {info.get('nonce')}) answered differently at the start "
-            f"and the end of the observation ({', '.join(changed)}): the answers contradict "
-            "each other"
-        )
     return info
 
 
+def _one_process_one_answer(view: DaemonView) -> None:
+    """Unobservable when both daemon.info readings carry one nonce (one process) but say
+    different things: a process does not change its version or pid without restarting, so
+    the answers contradict each other. A closing reading not taken, or failed, is judged
+    where it matters."""
+    try:
+        first, second = view.result("daemon.info", 1), view.result("daemon.info", 2)
+    except Unobservable:
+        return
+    if not (isinstance(first, dict) and isinstance(second, dict)):
+        return
+    if second.get("nonce") == first.get("nonce") and second != first:
+        changed = sorted(k for k in first.keys() | second.keys() if first.get(k) != second.get(k))
+        raise Unobservable(
+            f"{view.name} {view.endpoint} daemon.info: one process (nonce {first.get('nonce')}) "
+            f"answered differently at the start and the end of the observation "
+            f"({', '.join(changed)}): the answers contradict each other"
+        )
+
+
 def _started_at(view: DaemonView, reading: int) -> datetime:
+    _one_process_one_answer(view)
     info = view.result("daemon.info", reading)
     pid = info.get("pid") if isinstance(info, dict) else None
     if isinstance(pid, bool) or not isinstance(pid, int) or pid <= 0:
@@ -161,6 +171,7 @@ def projection_version(view: DaemonView) -> int:
 
 def _same_process(view: DaemonView) -> bool:
     """True when both daemon.info readings were taken and carry the same nonce."""
+    _one_process_one_answer(view)
     try:
         first, second = view.result("daemon.info", 1), view.result("daemon.info", 2)
     except Unobservable:

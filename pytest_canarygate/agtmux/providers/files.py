@@ -1,8 +1,8 @@
 """Evidence read from local files (``file://``); formats in ``docs/operations-contract.md``.
 
-A missing file or directory raises :class:`NotServed`, an unreadable one
-:class:`TransportError`, malformed content :class:`ProtocolError` naming the file and the line
-(JSON lines, logs) or the key (JSON, TOML).
+A missing file or directory raises :class:`EvidenceMissing` (a configured source that is not
+there is broken, not absent), an unreadable one :class:`TransportError`, malformed content
+:class:`ProtocolError` naming the file and the line (JSON lines, logs) or the key (JSON, TOML).
 
 Every file and folder read, the archived binary included, gets the socket's trust rule first
 (:func:`pytest_canarygate.trust.check_file_trust`): it and every folder above it belong to the
@@ -68,7 +68,7 @@ from pytest_canarygate.agtmux.records import parse_supervisor_event
 from pytest_canarygate.agtmux.records import parse_supervisor_status
 from pytest_canarygate.endpoints import parse_endpoint
 from pytest_canarygate.errors import ConfigError
-from pytest_canarygate.errors import NotServed
+from pytest_canarygate.errors import EvidenceMissing
 from pytest_canarygate.errors import ProtocolError
 from pytest_canarygate.errors import TransportError
 from pytest_canarygate.tomlfile import tomllib
@@ -479,7 +479,7 @@ class ArchiveManifestFile(FileProvider, ArchiveProvider):
         binary = self.path.parent / manifest.binary
         try:
             digest, size = self._sha256(binary)
-        except NotServed:  # not there (or a link to nothing): a finding, not missing evidence
+        except EvidenceMissing:  # not there (or a link to nothing): a finding, not missing evidence
             return Evidence((manifest,), evidence.source, payload)
         checked = replace(manifest, present=True, actual_sha256=digest, size_bytes=size)
         return Evidence((checked,), evidence.source, payload)
