@@ -82,7 +82,9 @@ def build_predicate(
         "host": platform.node(),
         "engine": f"pytest-canarygate {__version__}",
         "signer": {"keyid": signer_keyid, "ephemeral": ephemeral},
-        "relies_on": [],
+        "relies_on": outcome.relies_on,
+        "chain_problems": outcome.chain_problems,
+        "loosened": outcome.loosened,
     }
 
 

@@ -16,6 +16,7 @@ import sys
 from collections.abc import Iterable
 from collections.abc import Mapping
 from dataclasses import dataclass
+from dataclasses import field
 from pathlib import Path
 from typing import Any
 
@@ -106,6 +107,8 @@ class Catalog:
     phases: tuple[str, ...] = ()
     #: Glob patterns of the daemon methods gates may need: only those that read.
     read_only_methods: tuple[str, ...] = ()
+    #: phase -> the phase whose signed bundle it requires (``[runbook] requires``).
+    requires: Mapping[str, str] = field(default_factory=dict)
 
     def gates_for(self, phase: str, stage: str | None = None) -> list[GateSpec]:
         """The gates that run in ``phase`` (optionally only one stage), in catalog order."""
@@ -156,6 +159,7 @@ class _Runbook:
     document: str
     phases: tuple[str, ...]
     read_only_methods: tuple[str, ...]
+    requires: Mapping[str, str] = field(default_factory=dict)
 
     def is_read_only(self, method: str) -> bool:
         return any(fnmatch.fnmatchcase(method, pattern) for pattern in self.read_only_methods)
@@ -174,7 +178,7 @@ def _parse_runbook(data: Mapping[str, Any], where: str) -> _Runbook:
     runbook = data.get("runbook")
     if not isinstance(runbook, Mapping):
         raise ConfigError(f"{where}: missing table [runbook] (title, document, phases)")
-    allowed = {"title", "document", "phases", "read_only_methods"}
+    allowed = {"title", "document", "phases", "read_only_methods", "requires"}
     unknown = sorted(set(runbook) - allowed)
     if unknown:
         raise ConfigError(f"{where}: [runbook] unknown key(s) {', '.join(unknown)}")
@@ -191,7 +195,29 @@ def _parse_runbook(data: Mapping[str, Any], where: str) -> _Runbook:
         read_only_methods=(
             _strings(runbook, "read_only_methods", where) if "read_only_methods" in runbook else ()
         ),
+        requires=_requires(runbook.get("requires", {}), phases, where),
     )
+
+
+def _requires(value: Any, phases: tuple[str, ...], where: str) -> dict[str, str]:
+    """``[runbook] requires``: phase -> the earlier phase whose signed bundle it needs."""
+    if not isinstance(value, Mapping) or not all(isinstance(v, str) for v in value.values()):
+        raise ConfigError(
+            f'{where}: [runbook] requires must map a phase to a phase, e.g. {{ canary = "alpha" }}'
+        )
+    for phase, before in value.items():
+        for name in (phase, before):
+            if name not in phases:
+                raise ConfigError(
+                    f"{where}: [runbook] requires.{phase} = {before!r}: {name!r} is not one of "
+                    f"the phases ({', '.join(phases)})"
+                )
+        if phases.index(before) >= phases.index(phase):
+            raise ConfigError(
+                f"{where}: [runbook] requires.{phase} = {before!r}: a phase can only require an "
+                "earlier one"
+            )
+    return dict(value)
 
 
 def _parse_item(entry: Mapping[str, Any], runbook: _Runbook, where: str) -> RunbookItem:
@@ -319,6 +345,7 @@ def load_catalog(path: Path) -> Catalog:
         paths=(path,),
         phases=runbook.phases,
         read_only_methods=runbook.read_only_methods,
+        requires=runbook.requires,
     )
 
 
@@ -332,7 +359,9 @@ def load_catalogs(paths: Iterable[Path]) -> Catalog:
     items = dict(merged.items)
     gates = dict(merged.gates)
     digests = [merged.digest]
-    runbook = _Runbook(merged.title, merged.document, merged.phases, merged.read_only_methods)
+    runbook = _Runbook(
+        merged.title, merged.document, merged.phases, merged.read_only_methods, merged.requires
+    )
     for path in rest:
         try:
             blob = path.read_bytes()
@@ -360,6 +389,7 @@ def load_catalogs(paths: Iterable[Path]) -> Catalog:
         paths=(merged.path, *rest),
         phases=merged.phases,
         read_only_methods=merged.read_only_methods,
+        requires=merged.requires,
     )
 
 

@@ -49,11 +49,14 @@ EXIT_BROKEN_PIPE = 141
 EXIT_CODES = """\
 exit codes (the same for every subcommand):
   0    success: catalog printed; sim stopped by Ctrl-C or SIGTERM, or --list found every
-       scenario valid; key pair written; bundle VALID; HTML report written
+       scenario valid; key pair written; bundle VALID; HTML report written; sign-off,
+       waiver or report written; status read; every link of verify --chain OK
   1    the thing checked is bad, or the work failed: bundle INVALID (tampered, unsigned, bad or
-       untrusted signature, not the expected phase or migration); Allure missing or failing, or
-       its report not offline; key files could not be written; a simulated daemon did not
-       start; sim --list found an invalid scenario; a module the subcommand needs is missing
+       untrusted signature, not the expected phase or migration); a link of verify --chain
+       BROKEN; an archive folder others may write; an attestation that could not be
+       written; Allure missing or failing, or its report not offline; key files could not be
+       written; a simulated daemon did not start; sim --list found an invalid scenario; a
+       module the subcommand needs is missing
   2    usage error: bad or missing arguments, unknown subcommand or scenario, a file or
        directory named on the command line that does not exist (bundle, key, catalog,
        scenario), or an output that may not be written there (keygen never overwrites a key;
@@ -74,6 +77,10 @@ SUBCOMMAND_MODULES = {
     "keygen": "pytest_canarygate.keys",
     "verify": "pytest_canarygate.verify",
     "html": "pytest_canarygate.report_html",
+    "signoff": "pytest_canarygate.attestation_cli",
+    "waive": "pytest_canarygate.attestation_cli",
+    "report": "pytest_canarygate.attestation_cli",
+    "status": "pytest_canarygate.chain",
 }
 #: The entry-point group through which packs add subcommands (name -> module).
 SUBCOMMAND_GROUP = "pytest_canarygate.subcommands"
@@ -107,7 +114,8 @@ def build_parser() -> argparse.ArgumentParser:
     """
     parser = _Parser(
         prog="canarygate",
-        description="Gate a phased daemon migration: catalog, simulator, keys, verify, html.",
+        description="Gate a phased daemon migration: catalog, keys, verify, html, sign-offs,\n"
+        "waivers, reports and the status of the chain.",
         epilog=EXIT_CODES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -118,7 +126,9 @@ def build_parser() -> argparse.ArgumentParser:
         except ImportError as exc:
             _add_unavailable(subparsers, command, _import_problem(module_name, exc))
             continue
-        module.add_subcommand(subparsers)
+        # A module that defines several subcommands names each adder after it.
+        adder = getattr(module, f"add_{command}_subcommand", None) or module.add_subcommand
+        adder(subparsers)
     return parser
 
 

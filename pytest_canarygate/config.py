@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from dataclasses import field
 from dataclasses import fields as dc_fields
+from dataclasses import is_dataclass
 from datetime import datetime
 from datetime import timedelta
 from pathlib import Path
@@ -39,19 +40,54 @@ MAX_SETTING = 10**10
 #: Keys of the dataclass field metadata :meth:`TableReader.numbers` reads (see :func:`bounded`).
 MAXIMUM = "canarygate_maximum"
 UNIT = "canarygate_unit"
+FLOOR = "canarygate_floor"
+
+#: How a runbook number is a floor: a window may only grow, a limit only shrink.
+AT_LEAST, AT_MOST = "at least", "at most"
 
 
-def bounded(default: float, *, maximum: float, unit: str = "") -> Any:
+def bounded(default: float, *, maximum: float, unit: str = "", runbook: str | None = None) -> Any:
     """A field of a settings dataclass read by :meth:`TableReader.numbers`: its default, the
     largest value accepted (the smallest is always above 0) and the unit messages name::
 
         @dataclass(frozen=True)
         class Windows:
-            monitor_h: float = bounded(24.0, maximum=8760, unit="hours")
+            monitor_h: float = bounded(24.0, maximum=8760, unit="hours", runbook=AT_LEAST)
+
+    ``runbook`` marks the default as the runbook's own number, a floor a promotable run may
+    tighten but never loosen: :data:`AT_LEAST` (a window, a minimum count) or :data:`AT_MOST`
+    (a limit, an age); see :func:`loosened`.
     """
     if not 0 < default <= maximum:
         raise ValueError(f"default {default!r} is outside (0, {maximum!r}]")
-    return field(default=default, metadata={MAXIMUM: maximum, UNIT: unit})
+    if runbook not in (None, AT_LEAST, AT_MOST):
+        raise ValueError(f"runbook must be {AT_LEAST!r} or {AT_MOST!r}, not {runbook!r}")
+    return field(default=default, metadata={MAXIMUM: maximum, UNIT: unit, FLOOR: runbook})
+
+
+def loosened(settings: Any, prefix: str = "") -> list[str]:
+    """Every runbook number (a :func:`bounded` field with ``runbook``) that ``settings``, a
+    settings dataclass, sets looser than the runbook, as ``"[table] key = value (runbook: at
+    least N unit)"``; nested dataclasses are walked, their field name being the table."""
+    found: list[str] = []
+    if not is_dataclass(settings):
+        return found
+    for f in dc_fields(settings):
+        value = getattr(settings, f.name)
+        if is_dataclass(value) and not isinstance(value, type):
+            found += loosened(value, f.name)
+            continue
+        floor = f.metadata.get(FLOOR)
+        runbook = f.default
+        if floor is None or not isinstance(runbook, int | float):
+            continue
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            continue
+        if (floor == AT_LEAST and value < runbook) or (floor == AT_MOST and value > runbook):
+            unit = f" {f.metadata[UNIT]}" if f.metadata.get(UNIT) else ""
+            where = f"[{prefix}] {f.name}" if prefix else f.name
+            found.append(f"{where} = {value:g} (runbook: {floor} {runbook:g}{unit})")
+    return found
 
 
 @dataclass(frozen=True)
@@ -81,6 +117,11 @@ class CanarygateConfig:
     reports_dir: Path | None = None
     evidence: Mapping[str, str] = field(default_factory=dict)
     pack_settings: Any = None
+    #: ``[chain]``: the keys whose bundles count as links, soak gaps, waivable failures
+    #: (``chain.ChainSettings``; None: no table, nothing counts as a link)
+    chain: Any = None
+    #: ``[[signers]]``: who may sign off, waive or report (``attestation.SignerEntry``)
+    signers: tuple[Any, ...] = ()
     digest: str = ""
     raw: Mapping[str, Any] = field(default_factory=dict)
 
@@ -271,6 +312,8 @@ ENGINE_TABLES = (
     "catalog",
     "reports",
     "evidence",
+    "chain",
+    "signers",
 )
 
 
@@ -285,6 +328,10 @@ def parse_config(
     data: Mapping[str, Any], *, source: str, base_dir: Path, pack: Pack
 ) -> CanarygateConfig:
     """Validate parsed TOML ``data`` for ``pack``; relative paths resolve against ``base_dir``."""
+    # Imported here: both read their tables with TableReader from this module.
+    from pytest_canarygate.attestation import parse_signers
+    from pytest_canarygate.chain import parse_chain_table
+
     top = TableReader(source, data)
     top.reject_unknown((*ENGINE_TABLES, *pack.settings_tables))
 
@@ -332,6 +379,8 @@ def parse_config(
         reports_dir=_path(reports, "dir", base_dir),
         evidence=_evidence(top.sub("evidence"), pack),
         pack_settings=pack.parse_settings(top) if pack.parse_settings else None,
+        chain=parse_chain_table(data.get("chain"), base_dir, source),
+        signers=parse_signers(data.get("signers", []), base_dir, source),
         raw=data,
     )
 

@@ -12,6 +12,7 @@ import pytest
 
 from pytest_canarygate.catalog import STAGES
 from pytest_canarygate.config import CanarygateConfig
+from pytest_canarygate.custody import CustodyView
 from pytest_canarygate.gate import GATE_MARK
 from pytest_canarygate.observation import GateEvidence
 from pytest_canarygate.observation import ObservedView
@@ -182,3 +183,12 @@ def canarygate_settings(request: pytest.FixtureRequest) -> CanarygateConfig:
     if settings is None:
         raise Unobservable("this run has no validated config")
     return settings
+
+
+@pytest.fixture
+def canarygate_custody(request: pytest.FixtureRequest) -> CustodyView:
+    """The chain of custody the run found before any gate ran: the earlier phase's bundle it
+    relies on, and the migration's valid sign-offs, waivers and user reports."""
+    session = _session(request)
+    assert session.observation is not None
+    return CustodyView(session.custody, session.observation.now)

@@ -79,6 +79,13 @@ class RunOutcome:
     pending_items: list[PendingItem] = field(default_factory=list)
     #: daemons whose socket was served by another process than the one they report
     relayed: list[str] = field(default_factory=list)
+    #: runbook numbers the config sets looser than the runbook (``config.loosened``)
+    loosened: list[str] = field(default_factory=list)
+    #: the earlier bundles this run relies on (phase, bundle, digest), per the catalog's
+    #: ``[runbook] requires``
+    relies_on: list[dict[str, Any]] = field(default_factory=list)
+    #: why the bundle the phase requires was not found (empty when found or not required)
+    chain_problems: list[str] = field(default_factory=list)
 
     @property
     def counts(self) -> Counter[str]:
@@ -126,6 +133,10 @@ class RunOutcome:
         if self.pending_items:
             ids = ", ".join(p.id for p in self.pending_items)
             reasons.append(f"{len(self.pending_items)} runbook item(s) have no gate yet ({ids})")
+        if self.chain_problems:
+            reasons.append(self.chain_problems[0])
+        if self.loosened:
+            reasons.append(f"the config loosens the runbook: {'; '.join(self.loosened)}")
         if self.relayed:
             reasons.append(
                 f"a relay answered for {', '.join(self.relayed)} (the socket's process is not "

@@ -29,8 +29,12 @@ from pytest_canarygate.catalog import load_catalogs
 from pytest_canarygate.catalog import needs_of
 from pytest_canarygate.config import CanarygateConfig
 from pytest_canarygate.config import load_config
+from pytest_canarygate.config import loosened
 from pytest_canarygate.config import simulator_defaults
 from pytest_canarygate.config import with_endpoints
+from pytest_canarygate.custody import Custody
+from pytest_canarygate.custody import gather as gather_custody
+from pytest_canarygate.custody import waiver_for
 from pytest_canarygate.errors import CanarygateError
 from pytest_canarygate.errors import ConfigError
 from pytest_canarygate.gate import GATE_MARK
@@ -105,6 +109,8 @@ class GateSession:
         self.signer: Any = None
         self.ephemeral_key = False
         self.ephemeral_public_key: Path | None = None
+        #: the chain of custody as found at the start (``custody.json``)
+        self.custody = Custody(phase=phase)
         #: nodeids of the gates that should report (collected, after phase filtering)
         self.expected: set[str] = set()
 
@@ -170,6 +176,7 @@ class GateSession:
             is_worker=True,
         )
         session.observation = Observation.load(run_dir / OBSERVATION_FILE)
+        session.custody = Custody.load(run_dir)
         return session
 
     @property
@@ -257,6 +264,23 @@ class GateSession:
             progress=progress,
         )
         self.observation.write(self.run_dir)
+        try:
+            self.custody = gather_custody(
+                settings,
+                self.catalog,
+                self.phase,
+                self.run_dir.parents[2],
+                endpoints,
+                self.observation.latest_allowed or self.observation.now,
+            )
+        except CanarygateError as exc:
+            raise pytest.UsageError(str(exc)) from None
+        self.custody.write(self.run_dir)
+        if self.custody.relies_on:
+            link = self.custody.relies_on[0]
+            progress(f"relies on the {link['phase']} bundle {link['bundle']}")
+        for problem in self.custody.problems:
+            progress(problem)
         self.config.hook.pytest_canarygate_observation_ready(
             config=self.config, observation=copy.deepcopy(self.observation)
         )
@@ -395,6 +419,15 @@ class GateSession:
             verdict = Verdict.PASS
         if verdict is None:
             return report
+        waiver = self._waiver(gate.id, verdict)
+        if waiver is not None:
+            message = (
+                f"WAIVED by {waiver['by']} until {waiver['until']}: {waiver['text']} "
+                f"(its own verdict: {verdict.value}: {message or 'passed'})"
+            )
+            verdict = Verdict.WAIVED
+            report.outcome = "passed"
+            report.longrepr = None
         callspec = getattr(item, "callspec", None)
         param = next(
             (
@@ -404,7 +437,7 @@ class GateSession:
             ),
             None,
         )
-        if verdict is not Verdict.PASS:
+        if not verdict.allows_promotion:
             report.outcome = "failed"
             report.longrepr = f"{verdict.value} [{gate.id} / {gate.item.id}] {message}"
             if hasattr(report, "wasxfail"):
@@ -423,6 +456,17 @@ class GateSession:
             )
         )
         return report
+
+    def _waiver(self, gate_id: str, verdict: Verdict) -> dict[str, Any] | None:
+        if self.observation is None or self.settings is None or self.settings.chain is None:
+            return None
+        return waiver_for(
+            self.custody,
+            gate_id,
+            verdict,
+            self.observation.now,
+            self.settings.chain.waivable_failures,
+        )
 
     # ------------------------------------------------------------------ controller: results
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
@@ -498,6 +542,10 @@ class GateSession:
             outcome.relayed = [
                 p["daemon"] for p in self.observation.peers(self.pack.reported_pid) if p["relayed"]
             ]
+        if self.settings is not None:
+            outcome.loosened = loosened(self.settings.pack_settings)
+        outcome.relies_on = list(self.custody.relies_on)
+        outcome.chain_problems = list(self.custody.problems)
         outcome.signed = self.signer is not None
         outcome.ephemeral_key = self.ephemeral_key
         outcome.simulated = self.scenario is not None
@@ -523,6 +571,9 @@ class GateSession:
             pending_items=[p.as_json() for p in outcome.pending_items],
             promotable=outcome.promotable,
             not_promotable_because=outcome.not_promotable_because,
+            loosened=outcome.loosened,
+            relies_on=outcome.relies_on,
+            chain_problems=outcome.chain_problems,
         )
 
     def _name_and_seal(self, outcome: RunOutcome) -> None:

@@ -222,10 +222,11 @@ def _write_atomically(path: Path, data: bytes) -> None:
         if os.path.lexists(tmp_name):
             os.unlink(tmp_name)
         raise
-    _fsync_directory(path.parent)
+    fsync_directory(path.parent)
 
 
-def _fsync_directory(directory: Path) -> None:
+def fsync_directory(directory: Path) -> None:
+    """Make a rename or link in ``directory`` durable (best effort where unsupported)."""
     try:
         fd = os.open(directory, os.O_RDONLY)
     except OSError:  # pragma: no cover - platforms that cannot open a directory

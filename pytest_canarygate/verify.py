@@ -220,7 +220,7 @@ def _read_envelope(bundle: Path, findings: _Findings) -> Envelope:
             f"{ENVELOPE_NAME}: not valid JSON (line {exc.lineno} column {exc.colno}: {exc.msg})"
         )
         raise _Stop from None
-    problem = _envelope_shape_problem(document)
+    problem = envelope_shape_problem(document)
     if problem:
         findings.broken(f"{ENVELOPE_NAME}: {problem}")
         raise _Stop
@@ -231,7 +231,8 @@ def _read_envelope(bundle: Path, findings: _Findings) -> Envelope:
         raise _Stop from None
 
 
-def _envelope_shape_problem(document: Any) -> str | None:
+def envelope_shape_problem(document: Any) -> str | None:
+    """Why ``document`` is not a DSSE envelope (payload, payloadType, signatures), or None."""
     if not isinstance(document, dict):
         return "not a DSSE envelope (expected a JSON object)"
     for name in ("payload", "payloadType"):
@@ -509,10 +510,8 @@ def format_result(result: VerifyResult) -> str:
     return "\n".join(lines)
 
 
-def _run_verify(args: argparse.Namespace) -> int:
-    if not os.path.lexists(args.bundle):
-        print(f"canarygate verify: error: bundle {args.bundle}: no such directory", file=sys.stderr)
-        return EXIT_USAGE
+def _load_keys(args: argparse.Namespace) -> dict[str, Key] | int:
+    """The trusted keys of ``--trusted-keys`` or ``--key``, or the exit code of a bad one."""
     try:
         if args.trusted_keys:
             trusted: dict[str, Key] = dict(load_trusted_keys(Path(args.trusted_keys)))
@@ -527,6 +526,28 @@ def _run_verify(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"canarygate verify: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    return trusted
+
+
+def _usage(message: str) -> int:
+    print(f"canarygate verify: error: {message}", file=sys.stderr)
+    return EXIT_USAGE
+
+
+def _run_verify(args: argparse.Namespace) -> int:
+    if args.chain is not None:
+        return _run_verify_chain(args)
+    for option in ("reports", "requires"):
+        if getattr(args, option) is not None:
+            return _usage(f"--{option} goes with --chain MIGRATION")
+    if args.bundle is None:
+        return _usage("give a BUNDLE directory, or --chain MIGRATION")
+    if not os.path.lexists(args.bundle):
+        print(f"canarygate verify: error: bundle {args.bundle}: no such directory", file=sys.stderr)
+        return EXIT_USAGE
+    trusted = _load_keys(args)
+    if isinstance(trusted, int):
+        return trusted
     result = verify_bundle(
         Path(args.bundle),
         trusted,
@@ -538,6 +559,49 @@ def _run_verify(args: argparse.Namespace) -> int:
     else:
         print(format_result(result))
     return result.exit_code
+
+
+def _run_verify_chain(args: argparse.Namespace) -> int:
+    """``canarygate verify --chain MIGRATION``: check every recorded link (see
+    :func:`pytest_canarygate.chain.check_links`)."""
+    from pytest_canarygate import chain
+
+    if args.bundle is not None:
+        return _usage("give either a BUNDLE or --chain MIGRATION, not both")
+    if args.phase is not None or args.migration is not None:
+        return _usage("--phase and --migration check one BUNDLE; not with --chain")
+    requires_given = args.requires or chain.catalog_requires(Path.cwd())
+    if not requires_given:
+        return _usage(
+            "--chain needs --requires PHASE=PREDECESSOR,... (which phase relies on which), or "
+            "a gates/catalog.toml with [runbook] requires here or above"
+        )
+    reports = Path(args.reports or REPORTS_DIR)
+    try:
+        requires = chain.parse_requires(requires_given)
+        chain.parse_phases(args.chain)  # a plain name
+        if not (reports / args.chain).is_dir():
+            raise ConfigError(f"reports folder {reports}: no migration {args.chain!r} in it")
+    except ConfigError as exc:
+        return _usage(str(exc))
+    trusted = _load_keys(args)
+    if isinstance(trusted, int):
+        return trusted
+    try:
+        checks = chain.check_links(reports, args.chain, requires, trusted)
+    except chain.ChainError as exc:
+        print(f"canarygate verify: error: {exc}", file=sys.stderr)
+        return EXIT_INVALID
+    if args.json:
+        document = {
+            "migration": args.chain,
+            "ok": not any(check.broken for check in checks),
+            "links": [check.as_json() for check in checks],
+        }
+        print(json.dumps(document, indent=2, sort_keys=True))
+    else:
+        print(chain.format_link_checks(args.chain, checks))
+    return EXIT_INVALID if any(check.broken for check in checks) else EXIT_VALID
 
 
 _EPILOG = f"""\
@@ -554,6 +618,11 @@ These are the codes of the table every canarygate subcommand follows (canarygate
 which adds {cli.EXIT_INTERRUPTED} (interrupted) and {cli.EXIT_BROKEN_PIPE} (stdout closed early,
 e.g. piped into head).
 
+With --chain MIGRATION (instead of BUNDLE), every phase folder of the migration that has a
+predecessor in --requires is checked: its newest promotable bundle must list in relies_on a
+predecessor bundle that counts as a link (see docs/chain-of-custody.md), with the recorded
+sha256, finished before the phase started. Exit 0 when every link is OK, 1 when one is broken.
+
 Files under html/ are a rendering of the bundle and are not covered by the signature.
 A bundle whose target is simulated verifies, but is never a sign-off for a real migration.
 """
@@ -569,7 +638,9 @@ def add_subcommand(subparsers: Any) -> None:
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("bundle", metavar="BUNDLE", help="Bundle directory")
+    parser.add_argument(
+        "bundle", metavar="BUNDLE", nargs="?", help="Bundle directory (not with --chain)"
+    )
     keys = parser.add_mutually_exclusive_group(required=True)
     keys.add_argument(
         "--key",
@@ -583,4 +654,17 @@ def add_subcommand(subparsers: Any) -> None:
     parser.add_argument("--phase", metavar="P", help="Require the bundle to be of this phase")
     parser.add_argument("--migration", metavar="M", help="Require this migration id")
     parser.add_argument("--json", action="store_true", help="Machine-readable output")
+    parser.add_argument(
+        "--chain",
+        metavar="MIGRATION",
+        help="Check every link between the phase bundles of MIGRATION instead of one BUNDLE",
+    )
+    parser.add_argument(
+        "--reports", metavar="DIR", help=f"With --chain: reports folder (default: {REPORTS_DIR})"
+    )
+    parser.add_argument(
+        "--requires",
+        metavar="PHASE=PRED,...",
+        help="With --chain: which phase relies on which, e.g. canary=alpha,gradual=canary",
+    )
     parser.set_defaults(func=_run_verify)

@@ -112,6 +112,20 @@ RUNBOOK_TABLE = (
         ('[runbook]\nphases = ["alpha", "alpha"]\n', "[runbook] phases lists a value twice"),
         ('[runbook]\nphases = ["al pha"]\n', "may hold only letters"),
         ('[runbook]\nphases = ["alpha"]\nstages = ["x"]\n', "unknown key(s) stages"),
+        ('[runbook]\nphases = ["a", "b"]\nrequires = "a"\n', "requires must map a phase"),
+        ('[runbook]\nphases = ["a", "b"]\nrequires = { b = 1 }\n', "requires must map a phase"),
+        (
+            '[runbook]\nphases = ["a", "b"]\nrequires = { b = "c" }\n',
+            "requires.b = 'c': 'c' is not one of the phases (a, b)",
+        ),
+        (
+            '[runbook]\nphases = ["a", "b"]\nrequires = { a = "b" }\n',
+            "requires.a = 'b': a phase can only require an earlier one",
+        ),
+        (
+            '[runbook]\nphases = ["a", "b"]\nrequires = { a = "a" }\n',
+            "a phase can only require an earlier one",
+        ),
     ],
 )
 def test_runbook_table_mistakes_are_named(tmp_path: Path, runbook: str, expected: str) -> None:
@@ -138,6 +152,14 @@ def test_the_agtmux_catalog_declares_the_packs_phases() -> None:
     assert load_catalog(CATALOG).phases == PHASES
 
 
+def test_each_agtmux_phase_after_alpha_requires_the_one_before() -> None:
+    assert load_catalog(CATALOG).requires == {
+        "canary": "alpha",
+        "gradual": "canary",
+        "cutover": "gradual",
+    }
+
+
 def test_catalog_command_lists_items_against_gates(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["catalog", "--catalog", str(CATALOG), "--phase", "alpha"]) == 0
     out = capsys.readouterr().out
@@ -146,7 +168,8 @@ def test_catalog_command_lists_items_against_gates(capsys: pytest.CaptureFixture
     assert main(["catalog", "--catalog", str(CATALOG), "--phase", "canary"]) == 0
     out = capsys.readouterr().out
     assert "P2-X3" in out
-    assert "PENDING: human sign-off" in out
+    assert "-> canary.exit.users-confirm" in out
+    assert "PENDING: chain of custody: needs a signed rollback dry-run bundle" in out  # P2-C4
 
 
 def test_catalog_command_json_is_two_way(capsys: pytest.CaptureFixture[str]) -> None:

@@ -51,6 +51,8 @@ from pytest_canarygate.agtmux.runbook import PHASES
 from pytest_canarygate.agtmux.settings import AgtmuxSettings
 from pytest_canarygate.catalog import load_catalog
 from pytest_canarygate.codec import encode
+from pytest_canarygate.custody import Custody
+from pytest_canarygate.custody import CustodyView
 from pytest_canarygate.observation import CallRecord
 from pytest_canarygate.observation import DaemonObservation
 from pytest_canarygate.observation import EvidenceReading
@@ -223,6 +225,8 @@ class Fleet:
     restarted_mid_run: bool = False
     second: dict[tuple[str, str], Any] = field(default_factory=dict)  # reading 2 differs
     failed_second: dict[tuple[str, str], str] = field(default_factory=dict)
+    #: what the archive held (custody.json); None: a healthy chain (:func:`healthy_custody`)
+    custody: Custody | None = None
 
     @classmethod
     def healthy(cls, phase: str = "alpha") -> Fleet:
@@ -431,6 +435,50 @@ def _dt(ms: int | None) -> datetime | None:
     return None if ms is None else datetime.fromtimestamp(ms / 1000, timezone.utc)
 
 
+def healthy_custody(phase: str) -> Custody:
+    """A chain with every earlier phase's bundle and every sign-off the gates ask for."""
+    earlier, before = [], CATALOG.requires.get(phase)
+    while before is not None:
+        earlier.append(before)
+        before = CATALOG.requires.get(before)
+
+    def signoff(item: str, session: str | None = None) -> dict[str, Any]:
+        return {
+            "file": f"x-signoff-{item}-alice.dsse.json",
+            "kind": "signoff",
+            "subject": item,
+            "by": "alice",
+            "signed_at": "2026-01-01T00:00:00.000Z",
+            "session": session,
+            "text": "",
+            "until": None,
+            "phase": None,
+            "refers": [],
+            "keyid": "k" * 64,
+            "digest": "d" * 64,
+        }
+
+    return Custody(
+        phase=phase,
+        requires=CATALOG.requires.get(phase),
+        relies_on=[
+            {
+                "phase": p,
+                "bundle": f"20260101T000000.000Z-pass-{p}",
+                "digest": "a" * 64,
+                "signer_keyid": "k" * 64,
+                "finished_at": "2026-01-01T00:00:00.000Z",
+            }
+            for p in earlier
+        ],
+        attestations=[
+            signoff("P2-X3", "session-alpha"),
+            signoff("P2-X3", "session-beta"),
+            signoff("CG-7"),
+        ],
+    )
+
+
 def judge(
     gate_id: str, fleet: Fleet, settings: AgtmuxSettings | None = None, session: str = ""
 ) -> tuple[Verdict, str, GateEvidence]:
@@ -438,8 +486,11 @@ def judge(
     function = GATES[gate_id]
     evidence = GateEvidence()
     settings = settings or AgtmuxSettings()
+    observation = fleet.observation()
+    custody = fleet.custody or healthy_custody(fleet.phase)
     fixtures: dict[str, Any] = {
-        "canarygate_observed": ObservedView(fleet.observation(), evidence, decode, past_timestamps),
+        "canarygate_observed": ObservedView(observation, evidence, decode, past_timestamps),
+        "canarygate_custody": CustodyView(custody, observation.now),
         "agtmux_settings": settings,
         "agtmux_tmux_session": session or "session-alpha",
         "agtmux_pane_parity": settings.pane_parity,
@@ -997,7 +1048,7 @@ def test_gate_verdict_and_reason(
 
 
 def test_every_gate_has_a_failure_case() -> None:
-    failing = {c[0] for c in CASES if c[3] is not Verdict.PASS}
+    failing = {c[0] for c in (*CASES, *CUSTODY_CASES) if c[3] is not Verdict.PASS}
     mine = {g for g in CATALOG.gates if not g.startswith(("alpha.parity", "alpha.exit.proj"))}
     existing = {
         "prereq.v5-deployed",
@@ -1158,3 +1209,96 @@ def test_expecting_only_always_healthy_sources_with_no_registry_proves_nothing()
     assert "only always-healthy sources are expected (poller, claude_hooks)" in message
     default, _, _ = judge("canary.monitor.source-health", fleet)  # all four kinds expected
     assert default is Verdict.PASS
+
+
+# --- chain of custody gates ---------------------------------------------------------------
+
+
+def _custody(phase: str, **changes: Any) -> Custody:
+    custody = healthy_custody(phase)
+    for name, value in changes.items():
+        setattr(custody, name, value)
+    return custody
+
+
+def _report(digest: str, session: str = "session-alpha") -> dict[str, Any]:
+    return {
+        **healthy_custody("canary").attestations[0],
+        "file": f"x-report-{session}-carol.dsse.json",
+        "kind": "report",
+        "subject": session,
+        "session": session,
+        "by": "carol",
+        "text": "pane list differs",
+        "digest": digest,
+    }
+
+
+ROLLBACK = {
+    "phase": "rollback",
+    "bundle": "20260301T000000.000Z-fail",
+    "digest": "r" * 64,
+    "signer_keyid": "k" * 64,
+    "finished_at": "2026-03-01T00:00:00.000Z",
+}
+
+
+CUSTODY_CASES = [
+        ("canary.pre.alpha-signed", "canary", _custody("canary"), Verdict.PASS, ""),
+        ("canary.pre.alpha-signed", "canary",
+         _custody("canary", relies_on=[], problems=["no signed alpha bundle to rely on: x"]),
+         Verdict.INCONCLUSIVE, "no signed alpha bundle to rely on: x"),
+        ("cutover.checklist.canary-signed", "cutover",
+         _custody("cutover", relies_on=healthy_custody("cutover").relies_on[::2],
+                  missing_earlier=["no signed canary bundle to rely on (cutover requires one)"]),
+         Verdict.INCONCLUSIVE, "no signed canary bundle"),
+        ("cutover.checklist.gradual-signed", "cutover", _custody("cutover"), Verdict.PASS, ""),
+        ("cutover.checklist.gradual-signed", "cutover",
+         _custody("cutover", relies_on=[], problems=["no signed gradual bundle to rely on: x"]),
+         Verdict.INCONCLUSIVE, "no signed gradual bundle to rely on: x"),
+        ("cutover.checklist.alpha-signed", "cutover",
+         _custody("cutover", relies_on=healthy_custody("cutover").relies_on[:2],
+                  missing_earlier=["no signed alpha bundle to rely on (cutover requires one)"]),
+         Verdict.INCONCLUSIVE, "no signed alpha bundle"),
+        ("canary.exit.users-confirm", "canary",
+         _custody("canary", attestations=healthy_custody("canary").attestations[:1]),
+         Verdict.INCONCLUSIVE, "1 of 2 canary session(s) have no signed confirmation (P2-X3): "
+         "session-beta"),
+        ("cutover.checklist.on-call-briefed", "cutover",
+         _custody("cutover", attestations=[]), Verdict.INCONCLUSIVE,
+         "no valid signed sign-off of CG-7"),
+        ("signal.user-reported-inconsistency", "gradual", _custody("gradual"), Verdict.PASS, ""),
+        ("signal.user-reported-inconsistency", "gradual",
+         _custody("gradual", attestations=[_report("e" * 64)]), Verdict.FAIL,
+         "1 unresolved user report(s) of data inconsistency, first by carol on session "
+         "session-alpha"),
+        ("signal.user-reported-inconsistency", "gradual",
+         _custody("gradual", attestations=[
+             _report("e" * 64),
+             {**_report("f" * 64), "kind": "resolution", "subject": "e" * 64,
+              "refers": ["e" * 64]},
+         ]), Verdict.PASS, ""),
+        ("canary.pre.rca-after-rollback", "canary", _custody("canary", rollback=ROLLBACK),
+         Verdict.FAIL, "the migration was rolled back (20260301T000000.000Z-fail)"),
+        ("canary.pre.rca-after-rollback", "canary",
+         _custody("canary", rollback=ROLLBACK, attestations=[
+             {**healthy_custody("canary").attestations[2], "subject": "PR-3",
+              "refers": [ROLLBACK["digest"]]},
+         ]), Verdict.PASS, ""),
+        # an RCA that names another bundle is no RCA of this rollback
+        ("canary.pre.rca-after-rollback", "canary",
+         _custody("canary", rollback=ROLLBACK, attestations=[
+             {**healthy_custody("canary").attestations[2], "subject": "PR-3",
+              "refers": ["0" * 64]},
+         ]), Verdict.FAIL, "no signed root cause analysis (PR-3) names that bundle"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("gate_id", "phase", "custody", "verdict", "fragment"), CUSTODY_CASES)
+def test_custody_gate(
+    gate_id: str, phase: str, custody: Custody, verdict: Verdict, fragment: str
+) -> None:
+    fleet = Fleet.healthy(phase)
+    fleet.custody = custody
+    got, message, _ = judge(gate_id, fleet)
+    assert (got, fragment in message) == (verdict, True), message

@@ -93,6 +93,7 @@ from pytest_canarygate.agtmux.providers import SupervisorStatus
 from pytest_canarygate.agtmux.records import datetime_to_ms
 from pytest_canarygate.agtmux.settings import AgtmuxSettings
 from pytest_canarygate.agtmux.settings import ParityConfig
+from pytest_canarygate.custody import CustodyView
 from pytest_canarygate.endpoints import parse_endpoint
 from pytest_canarygate.observation import DaemonView
 
@@ -104,6 +105,7 @@ __all__ = [
     "BindingStats",
     "BuildResult",
     "CursorStats",
+    "CustodyView",
     "DaemonView",
     "GateFailed",
     "Inconclusive",

@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
+from pytest_canarygate.config import AT_LEAST
+from pytest_canarygate.config import AT_MOST
 from pytest_canarygate.config import TableReader
 from pytest_canarygate.config import bounded
 from pytest_canarygate.errors import ConfigError
@@ -52,14 +54,17 @@ MAX_WINDOW_H = MAX_WINDOW_DAYS * 24
 @dataclass(frozen=True)
 class Windows:
     """Time windows of the runbook (config ``[windows]``): each above 0 and at most a year
-    (archive retention at most ten)."""
+    (archive retention at most ten). The defaults are the runbook's numbers, floors: a shorter
+    window makes a run no sign-off."""
 
-    alpha_monitor_h: float = bounded(24.0, maximum=MAX_WINDOW_H, unit="hours")
-    canary_duration_h: float = bounded(48.0, maximum=MAX_WINDOW_H, unit="hours")
-    gradual_days: float = bounded(7.0, maximum=MAX_WINDOW_DAYS, unit="days")
-    cutover_stable_days: float = bounded(7.0, maximum=MAX_WINDOW_DAYS, unit="days")
-    escalate_days: float = bounded(7.0, maximum=MAX_WINDOW_DAYS, unit="days")
-    archive_retention_days: float = bounded(30.0, maximum=3660, unit="days")
+    alpha_monitor_h: float = bounded(24.0, maximum=MAX_WINDOW_H, unit="hours", runbook=AT_LEAST)
+    canary_duration_h: float = bounded(48.0, maximum=MAX_WINDOW_H, unit="hours", runbook=AT_LEAST)
+    gradual_days: float = bounded(7.0, maximum=MAX_WINDOW_DAYS, unit="days", runbook=AT_LEAST)
+    cutover_stable_days: float = bounded(
+        7.0, maximum=MAX_WINDOW_DAYS, unit="days", runbook=AT_LEAST
+    )
+    escalate_days: float = bounded(7.0, maximum=MAX_WINDOW_DAYS, unit="days", runbook=AT_LEAST)
+    archive_retention_days: float = bounded(30.0, maximum=3660, unit="days", runbook=AT_LEAST)
 
     def longest(self) -> timedelta:
         """The longest window history must cover, which bounds how much history is asked for
@@ -75,19 +80,23 @@ class Thresholds:
     and at most what it could mean for the runbook."""
 
     #: The SLO's p95 boundary: at most a minute.
-    latency_p95_ms: int = bounded(3000, maximum=60_000, unit="milliseconds")
+    latency_p95_ms: int = bounded(3000, maximum=60_000, unit="milliseconds", runbook=AT_MOST)
     #: Consecutive breaching evaluations (poll ticks) that fire the signal: at most 10,000.
-    breach_windows: int = bounded(3, maximum=10_000, unit="evaluations")
+    breach_windows: int = bounded(3, maximum=10_000, unit="evaluations", runbook=AT_MOST)
     #: RestoreDryRun's max snapshot age: at most a week.
-    snapshot_max_age_ms: int = bounded(600_000, maximum=7 * 86_400_000, unit="milliseconds")
+    snapshot_max_age_ms: int = bounded(
+        600_000, maximum=7 * 86_400_000, unit="milliseconds", runbook=AT_MOST
+    )
     #: The periodic snapshot interval: at most a day.
-    snapshot_interval_ms: int = bounded(300_000, maximum=86_400_000, unit="milliseconds")
+    snapshot_interval_ms: int = bounded(
+        300_000, maximum=86_400_000, unit="milliseconds", runbook=AT_MOST
+    )
     #: "456+ tests": at most ten million.
-    min_build_tests: int = bounded(456, maximum=10_000_000, unit="tests")
+    min_build_tests: int = bounded(456, maximum=10_000_000, unit="tests", runbook=AT_LEAST)
     #: "Escalate persists > 5 min": at most a day.
-    escalate_persist_min: float = bounded(5.0, maximum=1440, unit="minutes")
+    escalate_persist_min: float = bounded(5.0, maximum=1440, unit="minutes", runbook=AT_MOST)
     #: How stale a history's end may be and still reach "now": at most a day.
-    coverage_lag_min: float = bounded(5.0, maximum=1440, unit="minutes")
+    coverage_lag_min: float = bounded(5.0, maximum=1440, unit="minutes", runbook=AT_MOST)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,238 @@
+"""The chain of custody one run relies on: the earlier phase's signed bundle, the human
+sign-offs, waivers and user reports of the migration (docs/chain-of-custody.md).
+
+Gathered once, on the controller, before any gate runs, and written into the run folder as
+``custody.json`` (sealed with the bundle): workers and gates judge from that file, never from
+the archive as it may be later.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import asdict
+from dataclasses import dataclass
+from dataclasses import field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from pytest_canarygate.attestation import Attestation
+from pytest_canarygate.attestation import format_time
+from pytest_canarygate.attestation import load_attestations
+from pytest_canarygate.catalog import Catalog
+from pytest_canarygate.chain import Link
+from pytest_canarygate.chain import describe_refusal
+from pytest_canarygate.chain import find_link
+from pytest_canarygate.chain import latest_rollback
+from pytest_canarygate.config import CanarygateConfig
+from pytest_canarygate.errors import ConfigError
+from pytest_canarygate.keys import load_trusted_keys
+from pytest_canarygate.verdicts import Inconclusive
+from pytest_canarygate.verdicts import Verdict
+
+CUSTODY_FILE = "custody.json"
+
+
+def _attestation_json(a: Attestation) -> dict[str, Any]:
+    return {
+        "file": a.path.name,
+        "kind": a.kind,
+        "subject": a.subject,
+        "by": a.by,
+        "signed_at": format_time(a.signed_at),
+        "session": a.session,
+        "text": a.text,
+        "until": format_time(a.until) if a.until else None,
+        "phase": a.phase,
+        "refers": list(a.refers),
+        "keyid": a.keyid,
+        "digest": a.digest,
+    }
+
+
+@dataclass
+class Custody:
+    """What the archive held for this run, as recorded in ``custody.json``."""
+
+    phase: str
+    #: the phase whose bundle this one requires (catalog ``[runbook] requires``), if any
+    requires: str | None = None
+    #: the links relied on: ``chain.Link.as_json()`` each
+    relies_on: list[dict[str, Any]] = field(default_factory=list)
+    #: why the required bundle was not found (empty when found or not required)
+    problems: list[str] = field(default_factory=list)
+    #: why a bundle of a phase further back was not found (the final checklist asks for them)
+    missing_earlier: list[str] = field(default_factory=list)
+    #: the newest rollback bundle, which invalidates every earlier link
+    rollback: dict[str, Any] | None = None
+    #: sign-offs, waivers, reports and resolutions that count
+    attestations: list[dict[str, Any]] = field(default_factory=list)
+    #: files that do not count: ``{"file", "kind", "reason", "malformed"}``
+    refused: list[dict[str, Any]] = field(default_factory=list)
+
+    def write(self, run_dir: Path) -> None:
+        (run_dir / CUSTODY_FILE).write_text(json.dumps(asdict(self), indent=1, sort_keys=True))
+
+    @classmethod
+    def load(cls, run_dir: Path) -> Custody:
+        path = run_dir / CUSTODY_FILE
+        if not path.exists():
+            return cls(phase="", problems=[f"{CUSTODY_FILE} was not written in this run"])
+        return cls(**json.loads(path.read_text()))
+
+    def of_kind(self, kind: str) -> list[dict[str, Any]]:
+        return [a for a in self.attestations if a["kind"] == kind]
+
+
+def gather(
+    settings: CanarygateConfig,
+    catalog: Catalog,
+    phase: str,
+    reports_dir: Path,
+    endpoints: Mapping[str, str],
+    latest_allowed: datetime,
+) -> Custody:
+    """Read the archive for ``phase``. A key folder that cannot be read, or a malformed or
+    unsigned waiver, raises :class:`ConfigError`: the run stops before any gate runs."""
+    migration = settings.migration_id
+    chain = settings.chain
+    keys: dict[str, Any] = {}
+    if chain is not None and chain.trusted_keys is not None:
+        try:
+            keys = dict(load_trusted_keys(chain.trusted_keys))
+        except ConfigError as exc:
+            raise ConfigError(f"{settings.where}: chain.trusted_keys: {exc}") from None
+    custody = Custody(phase=phase, requires=catalog.requires.get(phase))
+    rollback = latest_rollback(reports_dir, migration, keys) if phase != "rollback" else None
+    if rollback is not None:
+        custody.rollback = rollback.as_json()
+    # The phase before, then the one before it, ...: the final checklist asks for each.
+    earlier: list[str] = []
+    while (before := catalog.requires.get(earlier[-1] if earlier else phase)) is not None:
+        if before in earlier:
+            break
+        earlier.append(before)
+    for index, before in enumerate(earlier):
+        found = find_link(
+            reports_dir,
+            migration,
+            before,
+            keys,
+            endpoints=endpoints,
+            not_before=rollback.finished_at if rollback else None,
+        )
+        if isinstance(found, Link):
+            custody.relies_on.append(found.as_json())
+            continue
+        why = describe_refusal(before, found, keys) or "none found"
+        if not keys:
+            why = f"{why} (set [chain] trusted_keys in {settings.where})"
+        problem = f"no signed {before} bundle to rely on ({phase} requires one): {why}"
+        # Only the phase right before decides promotion; it relied on the ones before it.
+        (custody.problems if index == 0 else custody.missing_earlier).append(problem)
+    found_attestations = load_attestations(
+        reports_dir, migration, settings.signers, latest_allowed=latest_allowed
+    )
+    bad_waivers = found_attestations.malformed("waiver")
+    if bad_waivers:
+        first = bad_waivers[0]
+        raise ConfigError(
+            f"waiver {first.path}: {first.reason} (a malformed or unsigned waiver stops the run; "
+            "remove it or write it again with `canarygate waive`)"
+        )
+    custody.attestations = [_attestation_json(a) for a in found_attestations.valid]
+    custody.refused = [
+        {"file": r.path.name, "kind": r.kind, "reason": r.reason, "malformed": r.malformed}
+        for r in found_attestations.refused
+    ]
+    return custody
+
+
+def waiver_for(
+    custody: Custody,
+    gate_id: str,
+    verdict: Verdict,
+    now: datetime,
+    waivable_failures: tuple[str, ...],
+) -> dict[str, Any] | None:
+    """The waiver that turns ``verdict`` of ``gate_id`` into WAIVED, if one applies: valid,
+    unexpired at ``now``, scoped to this phase or to any; a FAIL only where the config's
+    ``[chain] waivable_failures`` lists the gate."""
+    if verdict is Verdict.PASS:
+        return None
+    if verdict is Verdict.FAIL and gate_id not in waivable_failures:
+        return None
+    stamp = format_time(now)
+    for waiver in custody.of_kind("waiver"):
+        if waiver["subject"] != gate_id or waiver["phase"] not in (None, custody.phase):
+            continue
+        if waiver["until"] is not None and waiver["until"] > stamp:
+            return waiver
+    return None
+
+
+class CustodyView:
+    """The custody record as a gate reads it; each lookup raises a gate outcome when the
+    evidence is not there."""
+
+    def __init__(self, custody: Custody, now: datetime) -> None:
+        self.custody = custody
+        self.now = now
+
+    def link(self, phase: str) -> dict[str, Any]:
+        """The ``phase`` bundle this run relies on; INCONCLUSIVE naming why there is none."""
+        for link in self.custody.relies_on:
+            if link["phase"] == phase:
+                return link
+        why = "; ".join(
+            p for p in (*self.custody.problems, *self.custody.missing_earlier) if f" {phase} " in p
+        ) or (f"this run does not rely on a {phase} bundle (catalog [runbook] requires)")
+        raise Inconclusive(why)
+
+    def signoffs(self, item: str, session: str | None = None) -> list[dict[str, Any]]:
+        """Valid sign-offs of ``item`` (of ``session`` when given), oldest first."""
+        return [
+            a
+            for a in self.custody.of_kind("signoff")
+            if a["subject"] == item and (session is None or a["session"] == session)
+        ]
+
+    def refused_for(self, subject: str) -> list[str]:
+        """Why files that may have meant ``subject`` did not count (named in messages)."""
+        return [f"{r['file']}: {r['reason']}" for r in self.custody.refused if subject in r["file"]]
+
+    def open_reports(self, session: str | None = None) -> list[dict[str, Any]]:
+        """User reports not resolved by a valid resolution."""
+        resolved = {
+            d for a in self.custody.of_kind("resolution") for d in (a["subject"], *a["refers"])
+        }
+        return [
+            a
+            for a in self.custody.of_kind("report")
+            if a["digest"] not in resolved and (session is None or a["session"] == session)
+        ]
+
+    def require_signoff(self, item: str, session: str | None = None) -> dict[str, Any]:
+        """The newest valid sign-off of ``item``; INCONCLUSIVE naming what is missing and the
+        files that were refused."""
+        found = self.signoffs(item, session)
+        if found:
+            return found[-1]
+        whose = f" for session {session}" if session else ""
+        refused = self.refused_for(item)
+        extra = f"; refused: {'; '.join(refused)}" if refused else ""
+        raise Inconclusive(
+            f"no valid signed sign-off of {item}{whose} (write one with `canarygate signoff "
+            f"--item {item}{' --session ' + session if session else ''} --by NAME --key KEY`; "
+            f"the signer must be allowed {item} in [[signers]]){extra}"
+        )
+
+
+__all__ = [
+    "CUSTODY_FILE",
+    "Custody",
+    "CustodyView",
+    "gather",
+    "waiver_for",
+]

@@ -1,0 +1,261 @@
+"""The chain of custody through real runs of the engine: a phase relies on the signed bundle of
+the phase before, sign-offs and waivers come from signed files, and a loosened runbook number
+makes a run no sign-off. Daemons are the simulator with its marker removed (judged LIVE), each
+phase's fleet started in one socket folder so that both runs judge the same endpoints."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import sys
+from pathlib import Path
+
+import pytest
+from gate_repo import make_gate_repo
+from gate_repo import run_dirs
+
+from pytest_canarygate.agtmux.sim import SimFleet
+from pytest_canarygate.agtmux.sim import start_fleet
+from pytest_canarygate.keys import generate_keypair
+from pytest_canarygate.observation import SIMULATOR_MARKER
+
+CANARY_SESSIONS = ("session-alpha", "session-beta")
+
+
+class Archive:
+    """One migration's repository: config, keys, a socket folder and the runs made in it."""
+
+    def __init__(self, pytester: pytest.Pytester, sockets: Path) -> None:
+        self.pytester = pytester
+        self.sockets = sockets
+        self.root = pytester.path
+        self.key = self.root / "keys" / "ci.key"
+        generate_keypair(self.key)
+        trusted = self.root / "keys" / "trusted"
+        trusted.mkdir(mode=0o755)
+        (trusted / "ci.pub.json").write_bytes(Path(f"{self.key}.pub.json").read_bytes())
+        self.alice = self.root / "keys" / "alice.key"
+        generate_keypair(self.alice)
+        make_gate_repo(pytester)
+
+    def fleet(self, phase: str, *, live: bool = True) -> SimFleet:
+        fleet = start_fleet("healthy", self.sockets, phase=phase)
+        if live:
+            for uri in fleet.endpoints.values():
+                (Path(uri.removeprefix("unix://")).parent / SIMULATOR_MARKER).unlink()
+        return fleet
+
+    def configure(self, fleet: SimFleet, extra: str = "") -> None:
+        evidence = "".join(f'{k} = "{v}"\n' for k, v in fleet.evidence.items())
+        (self.root / "canarygate.toml").write_text(
+            '[migration]\nid = "chain-test"\n'
+            f'[daemons.v4]\nendpoint = "{fleet.endpoints["v4"]}"\n'
+            f'[daemons.v5]\nendpoint = "{fleet.endpoints["v5"]}"\n'
+            "[timeouts]\nconnect_s = 1.0\nread_s = 2.0\n"
+            "[observation]\nversion_interval_s = 0.05\n"
+            f"[evidence]\n{evidence}"
+            '[chain]\ntrusted_keys = "keys/trusted"\n'
+            'waivable_failures = ["canary.monitor.cas-conflicts"]\n'
+            '[[signers]]\nname = "alice"\nkey = "keys/alice.key.pub.json"\n'
+            'items = ["P2-X3", "CG-7", "PR-3"]\nwaive = ["canary.*"]\n' + extra
+        )
+
+    def run(self, phase: str, *args: str) -> tuple[pytest.RunResult, Path, dict]:
+        before = set(run_dirs(self.root))
+        result = self.pytester.runpytest_subprocess(
+            f"--phase={phase}", f"--canarygate-key={self.key}", *args
+        )
+        (bundle,) = set(run_dirs(self.root)) - before
+        return result, bundle, json.loads((bundle / "run.json").read_text())
+
+    def cli(self, *args: str) -> pytest.RunResult:
+        return self.pytester.run(sys.executable, "-m", "pytest_canarygate", *args)
+
+    def sign_off(self, item: str, *extra: str) -> None:
+        result = self.cli(
+            "signoff", "--item", item, "--by", "alice", "--key", str(self.alice), *extra
+        )
+        assert result.ret == 0, result.stderr.str()
+
+
+@pytest.fixture
+def archive(pytester: pytest.Pytester, tmp_path_factory: pytest.TempPathFactory) -> Archive:
+    sockets = tmp_path_factory.mktemp("s")
+    sockets.chmod(0o700)
+    pytester.chdir()
+    return Archive(pytester, sockets)
+
+
+@pytest.fixture
+def alpha_bundle(archive: Archive) -> Path:
+    with archive.fleet("alpha") as fleet:
+        archive.configure(fleet)
+        result, bundle, run = archive.run("alpha")
+    assert result.ret == 0, result.stdout.str()
+    assert run["promotable"] is True
+    return bundle
+
+
+def gate(run: dict, gate_id: str) -> dict:
+    (found,) = [g for g in run["gates"] if g["gate"] == gate_id]
+    return found
+
+
+def envelope_digest(bundle: Path) -> str:
+    return hashlib.sha256((bundle / "statement.dsse.json").read_bytes()).hexdigest()
+
+
+def test_a_canary_with_no_alpha_bundle_is_not_promotable_and_says_why(archive: Archive) -> None:
+    with archive.fleet("canary") as fleet:
+        archive.configure(fleet)
+        result, _, run = archive.run("canary")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    assert gate(run, "canary.pre.alpha-signed")["verdict"] == "INCONCLUSIVE"
+    assert run["relies_on"] == []
+    assert any(
+        "no signed alpha bundle to rely on (canary requires one)" in r
+        for r in run["not_promotable_because"]
+    ), run["not_promotable_because"]
+
+
+def test_a_canary_relies_on_the_signed_alpha_bundle(archive: Archive, alpha_bundle: Path) -> None:
+    for session in CANARY_SESSIONS:
+        archive.sign_off("P2-X3", "--session", session)
+    with archive.fleet("canary") as fleet:
+        archive.configure(fleet)
+        _, bundle, run = archive.run("canary")
+    assert gate(run, "canary.pre.alpha-signed")["verdict"] == "PASS"
+    assert gate(run, "canary.exit.users-confirm")["verdict"] == "PASS"
+    assert gate(run, "canary.pre.rca-after-rollback")["verdict"] == "PASS"
+    (link,) = run["relies_on"]
+    assert (link["phase"], link["bundle"]) == ("alpha", alpha_bundle.name)
+    assert link["digest"] == envelope_digest(alpha_bundle)
+    # the statement, signed, names the same digest
+    envelope = json.loads((bundle / "statement.dsse.json").read_text())
+    predicate = json.loads(base64.b64decode(envelope["payload"]))["predicate"]
+    assert [r["digest"] for r in predicate["relies_on"]] == [envelope_digest(alpha_bundle)]
+    custody = json.loads((bundle / "custody.json").read_text())
+    assert {a["session"] for a in custody["attestations"]} == set(CANARY_SESSIONS)
+
+
+def test_a_sign_off_for_one_session_leaves_the_other_unconfirmed(
+    archive: Archive, alpha_bundle: Path
+) -> None:
+    archive.sign_off("P2-X3", "--session", CANARY_SESSIONS[0])
+    with archive.fleet("canary") as fleet:
+        archive.configure(fleet)
+        _, _, run = archive.run("canary")
+    users = gate(run, "canary.exit.users-confirm")
+    assert users["verdict"] == "INCONCLUSIVE"
+    assert (
+        f"1 of 2 canary session(s) have no signed confirmation (P2-X3): {CANARY_SESSIONS[1]}"
+        in (users["message"])
+    )
+
+
+def test_a_simulated_alpha_bundle_never_counts(archive: Archive) -> None:
+    with archive.fleet("alpha", live=False) as fleet:
+        archive.configure(fleet)
+        archive.run("alpha")
+    with archive.fleet("canary") as fleet:
+        archive.configure(fleet)
+        _, _, run = archive.run("canary")
+    signed = gate(run, "canary.pre.alpha-signed")
+    assert signed["verdict"] == "INCONCLUSIVE"
+    assert "simulated" in signed["message"]
+
+
+def test_an_alpha_bundle_of_other_daemons_never_counts(
+    archive: Archive, alpha_bundle: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    archive.sockets = tmp_path_factory.mktemp("other")
+    archive.sockets.chmod(0o700)
+    with archive.fleet("canary") as fleet:
+        archive.configure(fleet)
+        _, _, run = archive.run("canary")
+    assert gate(run, "canary.pre.alpha-signed")["verdict"] == "INCONCLUSIVE"
+    assert run["relies_on"] == []
+
+
+def test_a_rollback_after_alpha_needs_a_new_alpha_bundle_and_an_rca(
+    archive: Archive, alpha_bundle: Path
+) -> None:
+    with archive.fleet("rollback") as fleet:
+        archive.configure(fleet)
+        _, rollback, _ = archive.run("rollback")
+    with archive.fleet("canary") as fleet:
+        archive.configure(fleet)
+        _, _, run = archive.run("canary")
+    assert gate(run, "canary.pre.alpha-signed")["verdict"] == "INCONCLUSIVE"
+    rca = gate(run, "canary.pre.rca-after-rollback")
+    assert rca["verdict"] == "FAIL"
+    assert rollback.name in rca["message"]
+    archive.sign_off("PR-3", "--refers", str(rollback), "--text", "root cause: a bad selector")
+    with archive.fleet("canary") as fleet:
+        archive.configure(fleet)
+        _, _, run = archive.run("canary")
+    assert gate(run, "canary.pre.rca-after-rollback")["verdict"] == "PASS"
+
+
+def test_a_waiver_turns_an_inconclusive_gate_into_waived_and_keeps_its_outcome(
+    archive: Archive, alpha_bundle: Path
+) -> None:
+    waived = archive.cli(
+        "waive",
+        "--gate",
+        "canary.exit.users-confirm",
+        "--why",
+        "users on leave, confirmed by phone",
+        "--until",
+        "2999-01-01",
+        "--by",
+        "alice",
+        "--key",
+        str(archive.alice),
+        "--phase",
+        "canary",
+    )
+    assert waived.ret == 0, waived.stderr.str()
+    with archive.fleet("canary") as fleet:
+        archive.configure(fleet)
+        _, _, run = archive.run("canary")
+    users = gate(run, "canary.exit.users-confirm")
+    assert users["verdict"] == "WAIVED"
+    assert users["message"].startswith("WAIVED by alice until 2999-01-")
+    assert "its own verdict: INCONCLUSIVE" in users["message"]
+
+
+def test_an_unsigned_waiver_stops_the_run_before_any_gate(
+    archive: Archive, alpha_bundle: Path
+) -> None:
+    folder = archive.root / "reports" / "chain-test" / "waivers"
+    folder.mkdir(mode=0o755, exist_ok=True)
+    bad = folder / "20261204T000000.000Z-waiver-x-alice.dsse.json"
+    bad.write_text(
+        '{"payload": "e30=", "payloadType": "application/vnd.in-toto+json", "signatures": []}'
+    )
+    bad.chmod(0o644)
+    before = set(run_dirs(archive.root))
+    with archive.fleet("canary") as fleet:
+        archive.configure(fleet)
+        result = archive.pytester.runpytest_subprocess(
+            "--phase=canary", f"--canarygate-key={archive.key}"
+        )
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert str(bad) in result.stderr.str()
+    new = set(run_dirs(archive.root)) - before
+    assert all("gates" not in json.loads((b / "run.json").read_text()) for b in new)
+
+
+def test_a_loosened_window_makes_the_run_no_sign_off(archive: Archive) -> None:
+    with archive.fleet("alpha") as fleet:
+        archive.configure(fleet, "[windows]\nalpha_monitor_h = 0.5\n")
+        result, _, run = archive.run("alpha")
+    assert result.ret == 0  # every gate passed; only --canarygate-require-promotable fails it
+    assert run["promotable"] is False
+    assert run["loosened"] == ["[windows] alpha_monitor_h = 0.5 (runbook: at least 24 hours)"]
+    assert (
+        "the config loosens the runbook: [windows] alpha_monitor_h = 0.5 (runbook: at least 24 "
+        "hours)"
+    ) in run["not_promotable_because"]
