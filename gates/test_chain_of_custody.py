@@ -9,13 +9,18 @@ or report counts only when signed by a signer the config allows for that item.
 
 from __future__ import annotations
 
+from datetime import timedelta
+
+from pytest_canarygate.agtmux.gate_api import AgtmuxSettings
 from pytest_canarygate.agtmux.gate_api import CustodyView
 from pytest_canarygate.agtmux.gate_api import GateFailed
 from pytest_canarygate.agtmux.gate_api import Inconclusive
 from pytest_canarygate.agtmux.gate_api import ObservedView
 from pytest_canarygate.agtmux.gate_api import RuntimeSelector
+from pytest_canarygate.agtmux.gate_api import conclude
 from pytest_canarygate.agtmux.gate_api import gate
 from pytest_canarygate.agtmux.gate_api import one_of
+from pytest_canarygate.agtmux.gate_api import soak_from_archive
 
 
 def _signed_phase(observed: ObservedView, custody: CustodyView, phase: str) -> None:
@@ -49,6 +54,20 @@ def test_checklist_phase3_signed(
     canarygate_observed: ObservedView, canarygate_custody: CustodyView
 ) -> None:
     _signed_phase(canarygate_observed, canarygate_custody, "gradual")
+
+
+@gate("canary.pre.rollback-rehearsed")
+def test_rollback_procedure_tested_before_canary(
+    canarygate_observed: ObservedView, canarygate_custody: CustodyView
+) -> None:
+    canarygate_observed.note("rollback rehearsal relied on", canarygate_custody.rehearsal())
+
+
+@gate("cutover.checklist.rollback-rehearsed")
+def test_checklist_rollback_procedure_tested(
+    canarygate_observed: ObservedView, canarygate_custody: CustodyView
+) -> None:
+    canarygate_observed.note("rollback rehearsal relied on", canarygate_custody.rehearsal())
 
 
 @gate("canary.exit.users-confirm")
@@ -114,3 +133,51 @@ def test_no_canary_retry_without_rca(
             f"(`canarygate signoff --item PR-3 --refers <rollback bundle> --by NAME --key KEY`)"
         )
     canarygate_observed.note("root cause analysis", citing[-1])
+
+
+# --- time in phase, measured from the archive (the daemon-side gates judge the same items
+# from the daemons' own history; both must pass)
+
+
+def _soak(observed: ObservedView, custody: CustodyView, window: timedelta, what: str) -> None:
+    conclude(observed, what, soak_from_archive(custody, window, observed.now, what=what))
+
+
+@gate("canary.duration.archive-48h")
+def test_canary_soaked_48h_in_the_archive(
+    canarygate_observed: ObservedView,
+    canarygate_custody: CustodyView,
+    agtmux_settings: AgtmuxSettings,
+) -> None:
+    window = timedelta(hours=agtmux_settings.windows.canary_duration_h)
+    _soak(canarygate_observed, canarygate_custody, window, "canary duration")
+
+
+@gate("canary.exit.archive-stable-48h")
+def test_canary_stable_48h_in_the_archive(
+    canarygate_observed: ObservedView,
+    canarygate_custody: CustodyView,
+    agtmux_settings: AgtmuxSettings,
+) -> None:
+    window = timedelta(hours=agtmux_settings.windows.canary_duration_h)
+    _soak(canarygate_observed, canarygate_custody, window, "canary stability")
+
+
+@gate("gradual.exit.archive-7d")
+def test_gradual_soaked_7_days_in_the_archive(
+    canarygate_observed: ObservedView,
+    canarygate_custody: CustodyView,
+    agtmux_settings: AgtmuxSettings,
+) -> None:
+    window = timedelta(days=agtmux_settings.windows.gradual_days)
+    _soak(canarygate_observed, canarygate_custody, window, "new sessions on v5")
+
+
+@gate("cutover.exit.archive-7d")
+def test_v5_only_soaked_7_days_in_the_archive(
+    canarygate_observed: ObservedView,
+    canarygate_custody: CustodyView,
+    agtmux_settings: AgtmuxSettings,
+) -> None:
+    window = timedelta(days=agtmux_settings.windows.cutover_stable_days)
+    _soak(canarygate_observed, canarygate_custody, window, "v5-only operation")

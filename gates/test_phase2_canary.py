@@ -17,6 +17,7 @@ from datetime import timedelta
 from pytest_canarygate.agtmux.gate_api import AgtmuxSettings
 from pytest_canarygate.agtmux.gate_api import BindingStats
 from pytest_canarygate.agtmux.gate_api import CursorStats
+from pytest_canarygate.agtmux.gate_api import CustodyView
 from pytest_canarygate.agtmux.gate_api import Judgement
 from pytest_canarygate.agtmux.gate_api import LogEvent
 from pytest_canarygate.agtmux.gate_api import ObservedView
@@ -48,6 +49,7 @@ from pytest_canarygate.agtmux.gate_api import sessions_of
 from pytest_canarygate.agtmux.gate_api import snapshot_recorded
 from pytest_canarygate.agtmux.gate_api import stable_for
 from pytest_canarygate.agtmux.gate_api import state_changes
+from pytest_canarygate.agtmux.gate_api import time_in_phase
 
 
 def _canary_window(settings: AgtmuxSettings) -> timedelta:
@@ -210,8 +212,14 @@ def test_canary_stable_48h(
 
 @gate("canary.exit.no-degraded-alerts")
 def test_no_alert_at_or_above_degraded(
-    canarygate_observed: ObservedView, agtmux_settings: AgtmuxSettings
+    canarygate_observed: ObservedView,
+    agtmux_settings: AgtmuxSettings,
+    canarygate_custody: CustodyView,
 ) -> None:
-    window = _canary_window(agtmux_settings)
+    # The whole canary, not a fixed 48h: from the phase start the archive shows, when longer.
+    window = max(
+        _canary_window(agtmux_settings),
+        time_in_phase(canarygate_custody, canarygate_observed.now),
+    )
     judged = alerts_from(canarygate_observed, agtmux_settings, Severity.DEGRADED, window)
     conclude(canarygate_observed, "alerts", judged)

@@ -18,16 +18,20 @@ from pytest_canarygate.agtmux.gate_api import SLO_LOG_KINDS
 from pytest_canarygate.agtmux.gate_api import AgtmuxSettings
 from pytest_canarygate.agtmux.gate_api import AlertEntry
 from pytest_canarygate.agtmux.gate_api import CursorStats
+from pytest_canarygate.agtmux.gate_api import CustodyView
 from pytest_canarygate.agtmux.gate_api import GateFailed
+from pytest_canarygate.agtmux.gate_api import Inconclusive
 from pytest_canarygate.agtmux.gate_api import Judgement
 from pytest_canarygate.agtmux.gate_api import LogEvent
 from pytest_canarygate.agtmux.gate_api import ObservedView
 from pytest_canarygate.agtmux.gate_api import RuntimeSelector
 from pytest_canarygate.agtmux.gate_api import SupervisorStatus
+from pytest_canarygate.agtmux.gate_api import Unobservable
 from pytest_canarygate.agtmux.gate_api import attempt
 from pytest_canarygate.agtmux.gate_api import combine
 from pytest_canarygate.agtmux.gate_api import conclude
 from pytest_canarygate.agtmux.gate_api import cursor_full_resyncs
+from pytest_canarygate.agtmux.gate_api import daemon_info
 from pytest_canarygate.agtmux.gate_api import daemon_sources
 from pytest_canarygate.agtmux.gate_api import either
 from pytest_canarygate.agtmux.gate_api import escalate_persisting
@@ -227,3 +231,36 @@ def test_v5_snapshot_taken_before_stopping(
     conclude(
         canarygate_observed, "snapshot", snapshot_recorded(canarygate_observed, agtmux_settings)
     )
+
+
+@gate("rollback.procedure.v5-stop-reported")
+def test_v5_stop_is_reported(canarygate_observed: ObservedView) -> None:
+    """RB-4 is optional ("can leave running in shadow for debugging"): either state is in
+    line with the runbook, so this gate reports which one it saw and never blocks."""
+    v5 = canarygate_observed.daemon("v5")
+    try:
+        info = daemon_info(v5)
+    except Unobservable as exc:
+        canarygate_observed.note("v5", f"not answering (stopped, or unreachable): {exc}")
+        return
+    canarygate_observed.note("v5", f"still running in shadow (pid {info['pid']})")
+
+
+@gate("rollback.post.incident-evidence")
+def test_incident_evidence_in_the_rollback_bundle(
+    canarygate_observed: ObservedView, canarygate_custody: CustodyView
+) -> None:
+    """PR-2: the rollback run's bundle is the incident evidence: the timeline of the
+    migration's signed runs from the archive, the alert ledger dump and the supervisor state
+    at this moment, all sealed with it."""
+    ledger = evidence_of(canarygate_observed, "alert_entries", AlertEntry)
+    status = one_of(canarygate_observed, "supervisor_status", SupervisorStatus)
+    timeline = canarygate_custody.custody.timeline
+    canarygate_observed.note("timeline", timeline)
+    canarygate_observed.note("alert ledger", [str(entry) for entry in ledger.records])
+    canarygate_observed.note("supervisor state", str(status))
+    if not timeline:
+        raise Inconclusive(
+            "no signed, live run of this migration in the archive: the incident timeline is "
+            "empty (are [chain] trusted_keys set and the bundles kept under reports/?)"
+        )

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from pytest_canarygate import cli
+from pytest_canarygate import clock
 from pytest_canarygate import strictjson
 from pytest_canarygate.attestation import FOLDERS
 from pytest_canarygate.attestation import write_attestation
@@ -78,7 +79,7 @@ def parse_until(text: str) -> datetime:
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc)
+    return clock.wall_now()
 
 
 def _migration(args: argparse.Namespace) -> str:

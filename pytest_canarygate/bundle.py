@@ -62,6 +62,9 @@ def build_predicate(
 
     return {
         "phase": outcome.phase,
+        # the --canarygate-stage the run was narrowed to (None: the whole phase); "rehearsal"
+        # marks a rollback dry-run, never a rollback (chain.find_rehearsal, latest_rollback)
+        "stage": run.get("stage"),
         "migration_id": run["migration_id"],
         "verdict": outcome.verdict.value,
         "scope": outcome.scope,
@@ -85,6 +88,7 @@ def build_predicate(
         "relies_on": outcome.relies_on,
         "chain_problems": outcome.chain_problems,
         "loosened": outcome.loosened,
+        "decision": outcome.decision.as_json() if outcome.decision else None,
     }
 
 

@@ -23,7 +23,11 @@ from typing import Any
 from pytest_canarygate.errors import ConfigError
 from pytest_canarygate.tomlfile import tomllib
 
-STAGES = ("entry", "monitor", "exit")
+STAGES = ("entry", "monitor", "exit", "rehearsal")
+#: Stages whose gates run only when ``--canarygate-stage`` names the stage, never in a plain
+#: ``--phase`` run: "rehearsal", the rollback dry-run (``--phase=rollback
+#: --canarygate-stage=rehearsal``), judges the rollback's preconditions, not a rollback.
+OPT_IN_STAGES = ("rehearsal",)
 KINDS = (
     "prerequisite",
     "step",
@@ -53,6 +57,9 @@ class RunbookItem:
     phase: str
     stage: str
     pending: str | None = None
+    #: For kind "signal" (required there, refused elsewhere): the runbook's action when the
+    #: signal fires, e.g. "rollback immediately".
+    action: str | None = None
 
     @property
     def anchor(self) -> str:
@@ -88,8 +95,15 @@ class GateSpec:
 
     @property
     def stage(self) -> str:
-        """The stage of the runbook item (entry, monitor or exit)."""
+        """The stage of the runbook item (entry, monitor, exit or rehearsal)."""
         return self.item.stage
+
+    def runs_in(self, phase: str, stage: str | None = None) -> bool:
+        """Whether the gate runs in a run of ``phase`` narrowed to ``stage`` (None: the whole
+        phase, which leaves out the gates of :data:`OPT_IN_STAGES`)."""
+        if phase not in self.phases:
+            return False
+        return self.stage == stage if stage is not None else self.stage not in OPT_IN_STAGES
 
 
 @dataclass(frozen=True)
@@ -109,14 +123,14 @@ class Catalog:
     read_only_methods: tuple[str, ...] = ()
     #: phase -> the phase whose signed bundle it requires (``[runbook] requires``).
     requires: Mapping[str, str] = field(default_factory=dict)
+    #: The phase whose run decides a rollback from the signal items (``[runbook]
+    #: decision_phase``; see :mod:`pytest_canarygate.decision`), or None.
+    decision_phase: str | None = None
 
     def gates_for(self, phase: str, stage: str | None = None) -> list[GateSpec]:
-        """The gates that run in ``phase`` (optionally only one stage), in catalog order."""
-        return [
-            g
-            for g in self.gates.values()
-            if phase in g.phases and (stage is None or g.stage == stage)
-        ]
+        """The gates that run in ``phase`` (optionally only one stage), in catalog order; the
+        whole phase (no stage) leaves out the gates of :data:`OPT_IN_STAGES`."""
+        return [g for g in self.gates.values() if g.runs_in(phase, stage)]
 
     def gates_of_item(self, item_id: str) -> list[GateSpec]:
         """The gates that judge one item."""
@@ -160,6 +174,7 @@ class _Runbook:
     phases: tuple[str, ...]
     read_only_methods: tuple[str, ...]
     requires: Mapping[str, str] = field(default_factory=dict)
+    decision_phase: str | None = None
 
     def is_read_only(self, method: str) -> bool:
         return any(fnmatch.fnmatchcase(method, pattern) for pattern in self.read_only_methods)
@@ -178,7 +193,7 @@ def _parse_runbook(data: Mapping[str, Any], where: str) -> _Runbook:
     runbook = data.get("runbook")
     if not isinstance(runbook, Mapping):
         raise ConfigError(f"{where}: missing table [runbook] (title, document, phases)")
-    allowed = {"title", "document", "phases", "read_only_methods", "requires"}
+    allowed = {"title", "document", "phases", "read_only_methods", "requires", "decision_phase"}
     unknown = sorted(set(runbook) - allowed)
     if unknown:
         raise ConfigError(f"{where}: [runbook] unknown key(s) {', '.join(unknown)}")
@@ -196,7 +211,21 @@ def _parse_runbook(data: Mapping[str, Any], where: str) -> _Runbook:
             _strings(runbook, "read_only_methods", where) if "read_only_methods" in runbook else ()
         ),
         requires=_requires(runbook.get("requires", {}), phases, where),
+        decision_phase=_decision_phase(runbook, phases, where),
     )
+
+
+def _decision_phase(runbook: Mapping[str, Any], phases: tuple[str, ...], where: str) -> str | None:
+    """``[runbook] decision_phase``: the phase whose run decides a rollback, or None."""
+    if "decision_phase" not in runbook:
+        return None
+    value = runbook["decision_phase"]
+    if not isinstance(value, str) or value not in phases:
+        raise ConfigError(
+            f"{where}: [runbook] decision_phase = {value!r}: not one of the phases "
+            f"({', '.join(phases)})"
+        )
+    return value
 
 
 def _requires(value: Any, phases: tuple[str, ...], where: str) -> dict[str, str]:
@@ -221,7 +250,7 @@ def _requires(value: Any, phases: tuple[str, ...], where: str) -> dict[str, str]
 
 
 def _parse_item(entry: Mapping[str, Any], runbook: _Runbook, where: str) -> RunbookItem:
-    allowed = {"id", "section", "text", "kind", "phase", "stage", "pending"}
+    allowed = {"id", "section", "text", "kind", "phase", "stage", "pending", "action"}
     unknown = sorted(set(entry) - allowed)
     if unknown:
         raise ConfigError(f"{where}: unknown key(s) {', '.join(unknown)}")
@@ -231,15 +260,38 @@ def _parse_item(entry: Mapping[str, Any], runbook: _Runbook, where: str) -> Runb
     pending = entry.get("pending")
     if pending is not None and (not isinstance(pending, str) or not pending.strip()):
         raise ConfigError(f"{where}: pending must be a non-empty reason")
+    section = _require(entry, "section", where)
+    text = _require(entry, "text", where)
+    kind = _choice(entry, "kind", KINDS, where)
     return RunbookItem(
         id=item_id,
-        section=_require(entry, "section", where),
-        text=_require(entry, "text", where),
-        kind=_choice(entry, "kind", KINDS, where),
+        section=section,
+        text=text,
+        kind=kind,
         phase=_choice(entry, "phase", runbook.phases, where),
         stage=_choice(entry, "stage", STAGES, where),
         pending=pending,
+        action=_action(entry, item_id, kind, where),
     )
+
+
+def _action(entry: Mapping[str, Any], item_id: str, kind: str, where: str) -> str | None:
+    """``action``: what the runbook says to do when a signal fires; only, and always, on
+    items of kind "signal"."""
+    action = entry.get("action")
+    if kind != "signal":
+        if "action" in entry:
+            raise ConfigError(
+                f"{where}: item {item_id}: key 'action' is only for items of kind \"signal\" "
+                f"(this one is {kind!r})"
+            )
+        return None
+    if not isinstance(action, str) or not action.strip():
+        raise ConfigError(
+            f"{where}: item {item_id}: a signal needs key 'action', a non-empty string: the "
+            'runbook\'s action when it fires, e.g. action = "rollback immediately"'
+        )
+    return action
 
 
 def _parse_gate(
@@ -346,6 +398,7 @@ def load_catalog(path: Path) -> Catalog:
         phases=runbook.phases,
         read_only_methods=runbook.read_only_methods,
         requires=runbook.requires,
+        decision_phase=runbook.decision_phase,
     )
 
 
@@ -390,6 +443,7 @@ def load_catalogs(paths: Iterable[Path]) -> Catalog:
         phases=merged.phases,
         read_only_methods=merged.read_only_methods,
         requires=merged.requires,
+        decision_phase=merged.decision_phase,
     )
 
 
@@ -445,6 +499,7 @@ def catalog_as_json(catalog: Catalog) -> dict[str, Any]:
     return {
         "title": catalog.title,
         "digest": catalog.digest,
+        "decision_phase": catalog.decision_phase,
         "items": [
             {
                 "id": i.id,
@@ -454,6 +509,7 @@ def catalog_as_json(catalog: Catalog) -> dict[str, Any]:
                 "section": i.section,
                 "text": i.text,
                 "pending": i.pending,
+                "action": i.action,
                 "gates": [g.id for g in catalog.gates_of_item(i.id)],
             }
             for i in catalog.items.values()

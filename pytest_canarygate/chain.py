@@ -55,6 +55,7 @@ __all__ = [
     "MAX_ENVELOPE_BYTES",
     "NON_PHASE_FOLDERS",
     "PHASE_ORDER",
+    "REHEARSAL_STAGE",
     "ROLLBACK_PHASE",
     "Candidate",
     "ChainError",
@@ -67,6 +68,7 @@ __all__ = [
     "check_links",
     "describe_refusal",
     "find_link",
+    "find_rehearsal",
     "format_link_checks",
     "format_status",
     "latest_rollback",
@@ -85,6 +87,9 @@ MAX_ENVELOPE_BYTES = 16 * 1024 * 1024
 ENVELOPE_READ_SECONDS = 30.0
 #: The phase whose bundles invalidate every earlier link.
 ROLLBACK_PHASE = "rollback"
+#: The stage of a rollback rehearsal (``--phase=rollback --canarygate-stage=rehearsal``): a
+#: dry-run of the rollback procedure that changes nothing, so never a rollback itself.
+REHEARSAL_STAGE = "rehearsal"
 #: The usual phase order, used to sort the phase folders found when none are given.
 PHASE_ORDER = ("alpha", "canary", "gradual", "cutover", ROLLBACK_PHASE)
 #: Folders of a migration that hold no bundles.
@@ -453,10 +458,18 @@ def _rollbacks(reports_dir: Path, migration: str, trusted_keys: Mapping[str, Key
     found = []
     for bundle in _bundle_dirs(Path(reports_dir) / migration / ROLLBACK_PHASE):
         examined = _examine(bundle, migration, ROLLBACK_PHASE, trusted_keys)
+        if _is_rehearsal(examined):
+            continue  # a dry-run of the procedure: nothing was rolled back
         if not _refusals(examined, endpoints=None, not_before=None, promotion=False):
             if _parse_time((examined.predicate or {}).get("finished_at")) is not None:
                 found.append(_as_link(examined, ROLLBACK_PHASE))
     return found
+
+
+def _is_rehearsal(examined: _Examined) -> bool:
+    """True for a verified bundle whose signed predicate records the rehearsal stage."""
+    predicate = examined.predicate if examined.ok else None
+    return predicate is not None and predicate.get("stage") == REHEARSAL_STAGE
 
 
 def latest_rollback(
@@ -464,10 +477,85 @@ def latest_rollback(
 ) -> Link | None:
     """The newest rollback bundle that verifies (any verdict, live target, a readable
     ``finished_at``). A rollback invalidates every earlier link: pass its ``finished_at`` to
-    :func:`find_link` as ``not_before``."""
+    :func:`find_link` as ``not_before``. A rehearsal (stage "rehearsal", :func:`find_rehearsal`)
+    rolled nothing back and is never one."""
     _check_name(migration, "migration")
     rollbacks = _rollbacks(reports_dir, migration, trusted_keys)
     return rollbacks[0] if rollbacks else None
+
+
+def find_rehearsal(
+    reports_dir: Path,
+    migration: str,
+    trusted_keys: Mapping[str, Key],
+    *,
+    endpoints: Mapping[str, str] | None,
+    not_before: str | None = None,
+) -> Link | tuple[Candidate, ...]:
+    """The newest rollback rehearsal that counts: "Rollback procedure tested (dry-run)".
+
+    A bundle of ``reports_dir/<migration>/rollback/`` counts when it verifies against
+    ``trusted_keys`` for this migration and the rollback phase, its target is live and its key
+    not ephemeral, its statement records stage "rehearsal" and the stage is its only narrowing
+    (``partial_reasons`` exactly ``["--canarygate-stage=rehearsal"]``, no missing gate of the
+    stage), it is not incomplete, it judged at least one gate and every gate is PASS or WAIVED,
+    its peers' endpoints equal ``endpoints`` (when given) and it finished after ``not_before``
+    (when given). Its verdict is PARTIAL and it is never promotable: a stage run never is.
+
+    Otherwise returns every rollback bundle examined, newest first, with why it does not count
+    (empty as for :func:`find_link`: no bundle, or no trusted keys). Raises :class:`ChainError`
+    when a reports folder is not trusted.
+    """
+    _check_name(migration, "migration")
+    if not trusted_keys:
+        return ()
+    candidates = []
+    for bundle in _bundle_dirs(Path(reports_dir) / migration / ROLLBACK_PHASE):
+        examined = _examine(bundle, migration, ROLLBACK_PHASE, trusted_keys)
+        reasons = _refusals(examined, endpoints=endpoints, not_before=not_before, promotion=False)
+        if examined.ok and examined.predicate is not None:
+            reasons += _rehearsal_refusals(examined.predicate)
+        if not reasons:
+            return _as_link(examined, ROLLBACK_PHASE)
+        candidates.append(Candidate(bundle=bundle, reasons=tuple(reasons)))
+    return tuple(candidates)
+
+
+def _rehearsal_refusals(predicate: Mapping[str, Any]) -> list[str]:
+    """Why a verified rollback bundle is not a complete, passing rehearsal (empty: it is)."""
+    stage = predicate.get("stage")
+    if stage != REHEARSAL_STAGE:
+        return [
+            f"not a rehearsal: stage is {stage!r}, not {REHEARSAL_STAGE!r} "
+            f"(run --phase={ROLLBACK_PHASE} --canarygate-stage={REHEARSAL_STAGE})"
+        ]
+    reasons = []
+    narrowing = predicate.get("partial_reasons")
+    expected = [f"--canarygate-stage={REHEARSAL_STAGE}"]
+    if narrowing != expected:
+        reasons.append(
+            f"narrowed: partial_reasons {narrowing!r}; a rehearsal is narrowed by "
+            f"{expected[0]} only"
+        )
+    missing = predicate.get("missing_gates")
+    if not isinstance(missing, list):
+        reasons.append("missing gates: the statement does not list them")
+    elif missing:
+        names = ", ".join(str(m) for m in missing)
+        reasons.append(f"missing gates: {names} of the rehearsal did not run")
+    if predicate.get("incomplete"):
+        reasons.append("incomplete: not every gate that should have run has a result")
+    gates = predicate.get("gates")
+    if not isinstance(gates, list) or not gates:
+        reasons.append("no gates: the statement lists none")
+        return reasons
+    for gate in gates:
+        verdict = gate.get("verdict") if isinstance(gate, dict) else None
+        if verdict not in _PROMOTING:
+            name = gate.get("gate") if isinstance(gate, dict) else None
+            item = gate.get("item") if isinstance(gate, dict) else None
+            reasons.append(f"{verdict} gate: {item} ({name}) is {verdict}, not PASS or WAIVED")
+    return reasons
 
 
 def describe_refusal(
@@ -979,3 +1067,9 @@ def add_archive_options(parser: argparse.ArgumentParser) -> None:
         metavar="PHASE=PRED,...",
         help="Which phase relies on which, e.g. canary=alpha,gradual=canary (default: none)",
     )
+
+
+# Public names for what the custody record reads beyond links (a phase's archived runs).
+bundle_dirs = _bundle_dirs
+examine = _examine
+refusals = _refusals

@@ -7,9 +7,16 @@ from collections.abc import Mapping
 from dataclasses import fields
 from dataclasses import is_dataclass
 from datetime import datetime
+from datetime import timezone
 from typing import Any
 
 from pytest_canarygate.verdicts import Unobservable
+
+
+def wall_now() -> datetime:
+    """The wall clock, aware UTC. The engine reads the time of day only here (call it as
+    ``clock.wall_now()``), so that a test can stand in for it."""
+    return datetime.now(timezone.utc)
 
 
 def refuse_future(when: datetime, latest: datetime | None, what: str) -> None:

@@ -21,10 +21,15 @@ from pytest_canarygate.attestation import Attestation
 from pytest_canarygate.attestation import format_time
 from pytest_canarygate.attestation import load_attestations
 from pytest_canarygate.catalog import Catalog
+from pytest_canarygate.chain import DEFAULT_MAX_MONITOR_GAP_H
 from pytest_canarygate.chain import Link
+from pytest_canarygate.chain import bundle_dirs
 from pytest_canarygate.chain import describe_refusal
+from pytest_canarygate.chain import examine
 from pytest_canarygate.chain import find_link
+from pytest_canarygate.chain import find_rehearsal
 from pytest_canarygate.chain import latest_rollback
+from pytest_canarygate.chain import refusals
 from pytest_canarygate.config import CanarygateConfig
 from pytest_canarygate.errors import ConfigError
 from pytest_canarygate.keys import load_trusted_keys
@@ -32,6 +37,8 @@ from pytest_canarygate.verdicts import Inconclusive
 from pytest_canarygate.verdicts import Verdict
 
 CUSTODY_FILE = "custody.json"
+
+_PROMOTING = frozenset(v.value for v in Verdict if v.allows_promotion)
 
 
 def _attestation_json(a: Attestation) -> dict[str, Any]:
@@ -70,6 +77,16 @@ class Custody:
     attestations: list[dict[str, Any]] = field(default_factory=list)
     #: files that do not count: ``{"file", "kind", "reason", "malformed"}``
     refused: list[dict[str, Any]] = field(default_factory=list)
+    #: the newest signed rollback rehearsal (``--canarygate-stage=rehearsal``) that counts
+    rehearsal: dict[str, Any] | None = None
+    #: why no rehearsal counts (empty when one does)
+    rehearsal_problems: list[str] = field(default_factory=list)
+    #: the decision phase's incident timeline: every signed, live run of the migration
+    #: (phase, bundle, verdict, started_at, finished_at), oldest first
+    timeline: list[dict[str, Any]] = field(default_factory=list)
+    #: time in phase from the archive (:func:`soak_record`): ``migration_start``,
+    #: ``phase_start``, ``max_gap_h`` and this phase's archived ``runs``
+    soak: dict[str, Any] = field(default_factory=dict)
 
     def write(self, run_dir: Path) -> None:
         (run_dir / CUSTODY_FILE).write_text(json.dumps(asdict(self), indent=1, sort_keys=True))
@@ -131,6 +148,40 @@ def gather(
         problem = f"no signed {before} bundle to rely on ({phase} requires one): {why}"
         # Only the phase right before decides promotion; it relied on the ones before it.
         (custody.problems if index == 0 else custody.missing_earlier).append(problem)
+    rehearsal = find_rehearsal(
+        reports_dir,
+        migration,
+        keys,
+        endpoints=endpoints,
+        not_before=rollback.finished_at if rollback else None,
+    )
+    if isinstance(rehearsal, Link):
+        custody.rehearsal = rehearsal.as_json()
+    else:
+        why = describe_refusal("rollback rehearsal", rehearsal, keys) or "none found"
+        custody.rehearsal_problems.append(
+            f"no signed rollback rehearsal to rely on (run `pytest --phase=rollback "
+            f"--canarygate-stage=rehearsal` with a trusted key): {why}"
+        )
+    custody.soak = soak_record(
+        catalog,
+        phase,
+        reports_dir,
+        migration,
+        keys,
+        endpoints,
+        not_before=rollback.finished_at if rollback else None,
+        max_gap_h=chain.max_monitor_gap_h if chain is not None else DEFAULT_MAX_MONITOR_GAP_H,
+    )
+    if phase == catalog.decision_phase:
+        custody.timeline = sorted(
+            (
+                {"phase": ph, **{k: run[k] for k in ("bundle", "started_at", "finished_at")}}
+                for ph in catalog.phases
+                for run in archived_runs(reports_dir, migration, ph, keys, endpoints, None)
+            ),
+            key=lambda entry: str(entry["started_at"]),
+        )
     found_attestations = load_attestations(
         reports_dir, migration, settings.signers, latest_allowed=latest_allowed
     )
@@ -147,6 +198,89 @@ def gather(
         for r in found_attestations.refused
     ]
     return custody
+
+
+def archived_runs(
+    reports_dir: Path,
+    migration: str,
+    phase: str,
+    keys: Mapping[str, Any],
+    endpoints: Mapping[str, str] | None,
+    not_before: str | None,
+) -> list[dict[str, Any]]:
+    """The phase's archived runs that verify against ``keys``, judged the live ``endpoints``
+    and finished after ``not_before`` (the last rollback), oldest first: bundle, digest,
+    started_at, finished_at and each gate's verdict."""
+    runs = []
+    for bundle in bundle_dirs(Path(reports_dir) / migration / phase):
+        examined = examine(bundle, migration, phase, keys)
+        if refusals(examined, endpoints=endpoints, not_before=not_before, promotion=False):
+            continue
+        predicate = examined.predicate or {}
+        gates = predicate.get("gates")
+        started, finished = predicate.get("started_at"), predicate.get("finished_at")
+        if not (isinstance(gates, list) and isinstance(started, str) and isinstance(finished, str)):
+            continue
+        runs.append(
+            {
+                "bundle": bundle.name,
+                "digest": examined.digest,
+                "started_at": started,
+                "finished_at": finished,
+                "gates": {
+                    str(g.get("gate")): str(g.get("verdict")) for g in gates if isinstance(g, dict)
+                },
+            }
+        )
+    return sorted(runs, key=lambda run: str(run["started_at"]))
+
+
+def soak_record(
+    catalog: Catalog,
+    phase: str,
+    reports_dir: Path,
+    migration: str,
+    keys: Mapping[str, Any],
+    endpoints: Mapping[str, str] | None,
+    *,
+    not_before: str | None,
+    max_gap_h: float,
+) -> dict[str, Any]:
+    """Where the migration and this phase started, and the phase's archived runs since.
+
+    The migration starts with its first alpha run (the catalog's first phase); a phase with
+    its first archived run whose entry gates all PASS or are WAIVED. Without trusted keys
+    nothing archived counts, and the phase starts with this run."""
+    first_phase = catalog.phases[0] if catalog.phases else phase
+    first_runs = archived_runs(reports_dir, migration, first_phase, keys, endpoints, None)
+    runs = archived_runs(reports_dir, migration, phase, keys, endpoints, not_before)
+    entry = {g.id for g in catalog.gates_for(phase, "entry")}
+    # The monitor gates that observe the daemons: those judged from the archive itself (time
+    # in phase) read nothing and would only repeat what was short at the time.
+    monitor = {g.id for g in catalog.gates_for(phase, "monitor") if g.needs}
+    phase_start = None
+    for run in runs:
+        judged = {g: v for g, v in run["gates"].items() if g in entry}
+        if judged and set(judged) == entry and all(v in _PROMOTING for v in judged.values()):
+            phase_start = run["started_at"]
+            break
+    since = [r for r in runs if phase_start is not None and r["started_at"] >= phase_start]
+    return {
+        "migration_start": first_runs[0]["started_at"] if first_runs else None,
+        "phase_start": phase_start,
+        "max_gap_h": max_gap_h,
+        "monitor_gates": sorted(monitor),
+        "runs": [
+            {
+                "bundle": r["bundle"],
+                "digest": r["digest"],
+                "started_at": r["started_at"],
+                "finished_at": r["finished_at"],
+                "monitor": {g: v for g, v in r["gates"].items() if g in monitor},
+            }
+            for r in since
+        ],
+    }
 
 
 def waiver_for(
@@ -189,6 +323,14 @@ class CustodyView:
             p for p in (*self.custody.problems, *self.custody.missing_earlier) if f" {phase} " in p
         ) or (f"this run does not rely on a {phase} bundle (catalog [runbook] requires)")
         raise Inconclusive(why)
+
+    def rehearsal(self) -> dict[str, Any]:
+        """The signed rollback rehearsal this run relies on; INCONCLUSIVE naming why none."""
+        if self.custody.rehearsal is None:
+            raise Inconclusive(
+                "; ".join(self.custody.rehearsal_problems) or "no rollback rehearsal was looked for"
+            )
+        return self.custody.rehearsal
 
     def signoffs(self, item: str, session: str | None = None) -> list[dict[str, Any]]:
         """Valid sign-offs of ``item`` (of ``session`` when given), oldest first."""

@@ -23,10 +23,10 @@ from dataclasses import dataclass
 from dataclasses import field
 from datetime import datetime
 from datetime import timedelta
-from datetime import timezone
 from pathlib import Path
 from typing import Any
 
+from pytest_canarygate import clock
 from pytest_canarygate.clock import refuse_future
 from pytest_canarygate.clock import timestamps_in
 from pytest_canarygate.errors import CanarygateError
@@ -52,7 +52,7 @@ _UNREACHABLE = ("transport", "timeout", "untrusted")
 
 def utc_now() -> str:
     """The current UTC time as RFC 3339 with milliseconds and ``Z``."""
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return clock.wall_now().isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 @dataclass(frozen=True)
@@ -404,7 +404,7 @@ def observe(
     started = utc_now()
     names = [n for n in plan if n in endpoints]
     evidence_plan = evidence_plan or {}
-    since = since or datetime.now(timezone.utc)
+    since = since or clock.wall_now()
     workers = max(1, min(8, len(names) + len(evidence_plan)))
     with ThreadPoolExecutor(max_workers=workers) as pool:
         futures = {

@@ -44,8 +44,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         dest="canarygate_stage",
         choices=STAGES,
         metavar="STAGE",
-        help="Only the gates of one stage: entry, monitor or exit "
-        "(the run is then partial, never promotable)",
+        help="Only the gates of one stage: entry, monitor or exit (the run is then partial, "
+        "never promotable); rehearsal, with --phase=rollback, is the rollback dry-run, which "
+        "a plain run leaves out",
     )
     group.addoption(
         "--canarygate-config",

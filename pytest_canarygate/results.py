@@ -86,6 +86,9 @@ class RunOutcome:
     relies_on: list[dict[str, Any]] = field(default_factory=list)
     #: why the bundle the phase requires was not found (empty when found or not required)
     chain_problems: list[str] = field(default_factory=list)
+    #: the rollback decision of a run of the catalog's decision phase
+    #: (``decision.RollbackDecision``), else None
+    decision: Any = None
 
     @property
     def counts(self) -> Counter[str]:

@@ -26,13 +26,13 @@ from collections.abc import Mapping
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from datetime import timezone
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 from typing import NoReturn
 from typing import TypeAlias
 
+from pytest_canarygate import clock
 from pytest_canarygate import strictjson
 from pytest_canarygate.endpoints import Endpoint
 from pytest_canarygate.endpoints import parse_endpoint
@@ -195,7 +195,7 @@ class RpcClient:
         except (TypeError, ValueError) as exc:
             raise ConfigError(f"{uri} {method}: params are not JSON-serializable: {exc}") from None
 
-        started_at = datetime.now(timezone.utc)
+        started_at = clock.wall_now()
         t0 = time.monotonic()
         path = Path(self.endpoint.path)
         if self.trust_check:
@@ -210,7 +210,7 @@ class RpcClient:
             raw_reply=text,
             response=response,
             started_at=started_at,
-            finished_at=datetime.now(timezone.utc),
+            finished_at=clock.wall_now(),
             elapsed_ms=round(elapsed_ms, 3),
             peer_pid=peer_pid,
         )

@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import os
 from dataclasses import replace
-from datetime import datetime
-from datetime import timezone
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from pytest_canarygate import clock
 from pytest_canarygate.catalog import Catalog
 from pytest_canarygate.catalog import load_catalogs
 from pytest_canarygate.config import CONFIG_FILENAME
@@ -208,7 +207,7 @@ def _check_configured_catalog(settings: CanarygateConfig, path: Path) -> None:
 def new_run_dir(config: pytest.Config, settings: CanarygateConfig | None, phase: str) -> Path:
     """Create ``<reports>/<migration>/<phase>/<UTC time>-running``."""
     migration = settings.migration_id if settings else "simulated"
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S.%fZ")
+    stamp = clock.wall_now().strftime("%Y%m%dT%H%M%S.%fZ")
     stamp = stamp[:-4] + "Z"  # milliseconds are enough
     root, origin = _reports_root(config, settings)
     run_dir = root / migration / phase / f"{stamp}-running"

@@ -13,8 +13,6 @@ import os
 import shutil
 from collections.abc import Generator
 from dataclasses import dataclass
-from datetime import datetime
-from datetime import timezone
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +20,7 @@ import pytest
 
 from pytest_canarygate import allure_evidence
 from pytest_canarygate import bundle
+from pytest_canarygate import clock
 from pytest_canarygate import run_inputs
 from pytest_canarygate.catalog import Catalog
 from pytest_canarygate.catalog import GateSpec
@@ -35,6 +34,7 @@ from pytest_canarygate.config import with_endpoints
 from pytest_canarygate.custody import Custody
 from pytest_canarygate.custody import gather as gather_custody
 from pytest_canarygate.custody import waiver_for
+from pytest_canarygate.decision import decide
 from pytest_canarygate.errors import CanarygateError
 from pytest_canarygate.errors import ConfigError
 from pytest_canarygate.gate import GATE_MARK
@@ -259,7 +259,7 @@ class GateSession:
             make_provider=make_provider,
             encode=self.pack.encode,
             clock_skew_s=settings.clock_skew_s,
-            since=settings.history_since(datetime.now(timezone.utc)),
+            since=settings.history_since(clock.wall_now()),
             config_where=settings.where,
             progress=progress,
         )
@@ -350,7 +350,7 @@ class GateSession:
                 raise pytest.UsageError(
                     f"{item.nodeid}: @gate({gate_id!r}) names no gate of {self.catalog.path}"
                 )
-            if self.phase not in gate.phases or (self.stage and gate.stage != self.stage):
+            if not gate.runs_in(self.phase, self.stage):
                 continue  # another phase's gate: not part of this run, not a deselection
             item.stash[GATE_KEY] = gate
             if not self.is_worker:
@@ -514,6 +514,12 @@ class GateSession:
         )
         if session.exitstatus == pytest.ExitCode.OK:
             session.exitstatus = exit_status(outcome, require_promotable(self.config))
+        if outcome.decision is not None and session.exitstatus in (
+            pytest.ExitCode.OK,
+            pytest.ExitCode.TESTS_FAILED,
+        ):
+            # The decision phase exits with its decision (README), so a pipeline can act on it.
+            session.exitstatus = outcome.decision.exit_code
 
     def _build_outcome(self) -> RunOutcome:
         """Every verdict collected, with what the run left out or could not finish."""
@@ -546,6 +552,7 @@ class GateSession:
             outcome.loosened = loosened(self.settings.pack_settings)
         outcome.relies_on = list(self.custody.relies_on)
         outcome.chain_problems = list(self.custody.problems)
+        outcome.decision = decide(self.catalog, self.phase, outcome.results, stage=self.stage)
         outcome.signed = self.signer is not None
         outcome.ephemeral_key = self.ephemeral_key
         outcome.simulated = self.scenario is not None
@@ -574,6 +581,7 @@ class GateSession:
             loosened=outcome.loosened,
             relies_on=outcome.relies_on,
             chain_problems=outcome.chain_problems,
+            decision=outcome.decision.as_json() if outcome.decision else None,
         )
 
     def _name_and_seal(self, outcome: RunOutcome) -> None:
@@ -628,11 +636,7 @@ class GateSession:
             signer_keyid=self.signer.public_key.keyid if self.signer else None,
             observation_problems=self.observation.problems() if self.observation else (),
             peers=self.observation.peers(self.pack.reported_pid) if self.observation else (),
-            signal_items={
-                g.item.id
-                for g in self.catalog.gates_for(self.phase, self.stage)
-                if g.item.kind == "signal"
-            },
+            decision=outcome.decision,
             width=shutil.get_terminal_size((100, 24)).columns,
         )
         write_summary(terminalreporter.write_line, terminalreporter.write_sep, lines)

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from collections.abc import Collection
 from collections.abc import Mapping
 from collections.abc import Sequence
 from typing import Any
 
+from pytest_canarygate.decision import Decision
+from pytest_canarygate.decision import RollbackDecision
 from pytest_canarygate.results import GateResult
 from pytest_canarygate.results import RunOutcome
 from pytest_canarygate.verdicts import Verdict
@@ -35,7 +36,7 @@ def summary_lines(
     signer_keyid: str | None = None,
     observation_problems: Sequence[str] = (),
     peers: Sequence[Mapping[str, Any]] = (),
-    signal_items: Collection[str] = (),
+    decision: RollbackDecision | None = None,
     width: int = 100,
 ) -> list[Line]:
     """The summary as (text, markup) lines; markup is terminal colour flags."""
@@ -88,7 +89,7 @@ def summary_lines(
                 (f"  ... and {more} more (see observation/observation.json)", {"red": True})
             )
     if blocking:
-        heading = "not passing:" if outcome.phase == "rollback" else "blocking promotion:"
+        heading = "not passing:" if decision is not None else "blocking promotion:"
         lines.append((heading, {"red": True, "bold": True}))
         for result in sorted(blocking, key=_catalog_order(outcome))[:MAX_BLOCKING_LINES]:
             label = f"{result.gate}[{result.param}]" if result.param else result.gate
@@ -99,8 +100,8 @@ def summary_lines(
         if len(blocking) > MAX_BLOCKING_LINES:
             lines.append((f"  ... and {len(blocking) - MAX_BLOCKING_LINES} more", {"red": True}))
 
-    if outcome.phase == "rollback" and outcome.results:
-        lines += _rollback_lines(outcome, signal_items)
+    if decision is not None:
+        lines += _decision_lines(decision)
     else:
         lines.append(_verdict_line(outcome))
     if bundle:
@@ -174,36 +175,16 @@ def _verdict_line(outcome: RunOutcome) -> Line:
     )
 
 
-def _rollback_lines(outcome: RunOutcome, signal_items: Collection[str]) -> list[Line]:
-    """For --phase=rollback: whether the signals advise a rollback, and whether the rollback
-    procedure's own checks (selector back to v4, v4 serving) are done. ``signal_items`` are the
-    signal items the run was due to judge; "no rollback advised" needs every one of them
-    judged and absent in a complete run."""
-    signals = [r for r in outcome.results if r.item in signal_items]
-    fired = sorted({r.item for r in signals if r.verdict is Verdict.FAIL})
-    absent = {r.item for r in signals if r.verdict is Verdict.PASS}
-    not_absent = {r.item for r in signals if r.verdict is not Verdict.PASS}
-    unjudged = sorted((set(signal_items) - absent) | (not_absent - set(fired)))
-    steps = sorted({r.item for r in outcome.blocking if r.item not in signal_items})
-    lines: list[Line] = []
-    if fired:
-        lines.append((f"ROLLBACK ADVISED: signal(s) {', '.join(fired)} fired", _RED))
-    elif unjudged or outcome.incomplete or outcome.scope == "partial" or not signal_items:
-        why = f"signal(s) {', '.join(unjudged)} not judged" if unjudged else "partial run"
-        if not signal_items:
-            why = "no rollback signal was due in this selection"
-        lines.append((f"ROLLBACK CANNOT BE RULED OUT: {why}", _RED))
-    else:
-        lines.append(
-            (
-                "no rollback advised: every rollback signal was checked and is absent",
-                {"green": True, "bold": True},
-            )
-        )
-    if steps:
-        lines.append((f"rollback procedure not complete: {', '.join(steps)}", _RED))
-    elif len(signals) < len(outcome.results):
-        lines.append(("rollback procedure checks passed", {"green": True}))
+def _decision_lines(decision: RollbackDecision) -> list[Line]:
+    """For the decision phase: the rollback decision, what the runbook says to do about the
+    signals that fired, and the exit code a pipeline acts on."""
+    colour = (
+        {"green": True, "bold": True} if decision.decision is Decision.NO_ROLLBACK_SIGNAL else _RED
+    )
+    lines: list[Line] = [(decision.headline(), colour)]
+    if decision.actions:
+        lines.append((f"runbook action: {'; '.join(decision.actions)}", _RED))
+    lines.append((f"exit code {decision.exit_code} ({decision.decision.value})", {}))
     return lines
 
 

@@ -98,3 +98,25 @@ def process_alive(pid: int) -> bool:
     except (FileNotFoundError, IndexError):
         return False
     return state != "Z"
+
+
+#: Gates that judge from the archive of signed bundles and sign-offs, which no simulator run
+#: has: without one they are INCONCLUSIVE, naming what is missing (tests/test_custody_run.py
+#: gives them an archive). The user-report signal and the RCA gate pass on an empty archive.
+NO_ARCHIVE_INCONCLUSIVE = frozenset(
+    {
+        "canary.pre.alpha-signed",
+        "canary.pre.rollback-rehearsed",
+        "cutover.checklist.rollback-rehearsed",
+        "canary.exit.users-confirm",
+        "canary.duration.archive-48h",
+        "canary.exit.archive-stable-48h",
+        "gradual.exit.archive-7d",
+        "cutover.exit.archive-7d",
+        "cutover.checklist.alpha-signed",
+        "cutover.checklist.canary-signed",
+        "cutover.checklist.gradual-signed",
+        "cutover.checklist.on-call-briefed",
+        "rollback.post.incident-evidence",
+    }
+)

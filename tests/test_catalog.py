@@ -169,7 +169,8 @@ def test_catalog_command_lists_items_against_gates(capsys: pytest.CaptureFixture
     out = capsys.readouterr().out
     assert "P2-X3" in out
     assert "-> canary.exit.users-confirm" in out
-    assert "PENDING: chain of custody: needs a signed rollback dry-run bundle" in out  # P2-C4
+    assert "-> canary.pre.rollback-rehearsed" in out  # P2-C4
+    assert "PENDING" not in out
 
 
 def test_catalog_command_json_is_two_way(capsys: pytest.CaptureFixture[str]) -> None:
@@ -187,3 +188,73 @@ def test_catalog_command_reports_a_bad_catalog(
     bad.write_text("[[item]]\nid = 1\n")
     assert main(["catalog", "--catalog", str(bad)]) == 3
     assert str(bad) in capsys.readouterr().err
+
+
+def test_signal_items_carry_the_runbook_action() -> None:
+    from pytest_canarygate.catalog import catalog_as_json
+
+    catalog = load_catalog(CATALOG)
+    assert catalog.decision_phase == "rollback"
+    runbook = RUNBOOK.read_text()
+    for item in catalog.items.values():
+        if item.kind == "signal":
+            assert item.action, f"{item.id}: a signal without its action"
+            assert f"| {item.action.capitalize()} |" in runbook, f"{item.id}: {item.action!r}"
+        else:
+            assert item.action is None
+    assert catalog.items["SIG-4"].action == "investigate, consider rollback"
+    data = json.loads(json.dumps(catalog_as_json(catalog)))
+    assert data["decision_phase"] == "rollback"
+    assert {i["id"]: i["action"] for i in data["items"]}["SIG-1"] == "rollback immediately"
+
+
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [
+        ('kind = "signal"\n', "item #1: item A: a signal needs key 'action'"),
+        ('kind = "signal"\naction = " "\n', "item #1: item A: a signal needs key 'action'"),
+        (
+            'kind = "step"\naction = "rollback immediately"\n',
+            "item #1: item A: key 'action' is only for items of kind \"signal\"",
+        ),
+    ],
+)
+def test_item_action_mistakes_are_named(tmp_path: Path, extra: str, expected: str) -> None:
+    path = tmp_path / "catalog.toml"
+    path.write_text(
+        RUNBOOK_TABLE + '[[item]]\nid = "A"\nsection = "S"\ntext = "t"\nphase = "alpha"\n'
+        'stage = "monitor"\npending = "later"\n' + extra
+    )
+    with pytest.raises(ConfigError) as info:
+        load_catalog(path)
+    assert f"{path}: item #1: item A:" in str(info.value)
+    assert expected in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("decision_phase", "expected"),
+    [
+        ('"beta2"', None),
+        (
+            '"rollback"',
+            "[runbook] decision_phase = 'rollback': not one of the phases (alpha, beta2)",
+        ),
+        ('["beta2"]', "[runbook] decision_phase = ['beta2']: not one of the phases"),
+    ],
+)
+def test_decision_phase_must_be_a_phase(
+    tmp_path: Path, decision_phase: str, expected: str | None
+) -> None:
+    path = tmp_path / "catalog.toml"
+    path.write_text(
+        RUNBOOK_TABLE + f"decision_phase = {decision_phase}\n"
+        '[[item]]\nid = "A"\nsection = "S"\ntext = "t"\nkind = "step"\nphase = "beta2"\n'
+        'stage = "entry"\npending = "later"\n'
+    )
+    if expected is None:
+        assert load_catalog(path).decision_phase == "beta2"
+        return
+    with pytest.raises(ConfigError) as info:
+        load_catalog(path)
+    assert str(path) in str(info.value)
+    assert expected in str(info.value)

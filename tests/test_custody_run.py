@@ -9,6 +9,7 @@ import base64
 import hashlib
 import json
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,8 @@ from gate_repo import run_dirs
 
 from pytest_canarygate.agtmux.sim import SimFleet
 from pytest_canarygate.agtmux.sim import start_fleet
+from pytest_canarygate.agtmux.sim.clock import ANCHOR_ENV
+from pytest_canarygate.agtmux.sim.clock import CLOCK_ENV
 from pytest_canarygate.keys import generate_keypair
 from pytest_canarygate.observation import SIMULATOR_MARKER
 
@@ -37,6 +40,7 @@ class Archive:
         (trusted / "ci.pub.json").write_bytes(Path(f"{self.key}.pub.json").read_bytes())
         self.alice = self.root / "keys" / "alice.key"
         generate_keypair(self.alice)
+        self.extra_config = ""
         make_gate_repo(pytester)
 
     def fleet(self, phase: str, *, live: bool = True) -> SimFleet:
@@ -57,7 +61,8 @@ class Archive:
             f"[evidence]\n{evidence}"
             '[chain]\ntrusted_keys = "keys/trusted"\n'
             'waivable_failures = ["canary.monitor.cas-conflicts"]\n'
-            '[[signers]]\nname = "alice"\nkey = "keys/alice.key.pub.json"\n'
+            + self.extra_config
+            + '[[signers]]\nname = "alice"\nkey = "keys/alice.key.pub.json"\n'
             'items = ["P2-X3", "CG-7", "PR-3"]\nwaive = ["canary.*"]\n' + extra
         )
 
@@ -259,3 +264,124 @@ def test_a_loosened_window_makes_the_run_no_sign_off(archive: Archive) -> None:
         "the config loosens the runbook: [windows] alpha_monitor_h = 0.5 (runbook: at least 24 "
         "hours)"
     ) in run["not_promotable_because"]
+
+
+# --- the walk: alpha -> canary -> gradual -> cutover, then a rollback ----------------------
+
+#: Stands in for the engine's wall clock in the runs a walk makes (a test double, written into
+#: the walk's repository as its conftest.py): time starts at CANARYGATE_TEST_NOW_MS and runs on.
+FAKE_CLOCK = """\
+import os
+import time
+from datetime import datetime, timedelta, timezone
+
+from pytest_canarygate import clock
+
+_PINNED = os.environ.get("CANARYGATE_TEST_NOW_MS")
+if _PINNED:
+    _START, _T0 = datetime.fromtimestamp(int(_PINNED) / 1000, timezone.utc), time.monotonic()
+    clock.wall_now = lambda: _START + timedelta(seconds=time.monotonic() - _T0)
+"""
+HOUR_MS = 3_600_000
+
+
+class Walk:
+    """An archive whose runs happen at chosen moments: ``at(hours)`` after the start."""
+
+    def __init__(self, archive: Archive, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.archive = archive
+        self.monkeypatch = monkeypatch
+        self.start_ms = time.time_ns() // 1_000_000 + 10 * 60_000
+        (archive.root / "conftest.py").write_text(FAKE_CLOCK)
+
+    def at(self, hours: float) -> None:
+        now_ms = self.start_ms + int(hours * HOUR_MS)
+        self.monkeypatch.setenv("CANARYGATE_TEST_NOW_MS", str(now_ms))
+        self.monkeypatch.setenv(ANCHOR_ENV, str(now_ms))
+        self.monkeypatch.setenv(CLOCK_ENV, str(now_ms))
+
+    def run(self, phase: str, *args: str, fleet_phase: str | None = None) -> dict:
+        with self.archive.fleet(fleet_phase or phase) as fleet:
+            self.archive.configure(fleet, "")
+            _, _, run = self.archive.run(phase, *args)
+        return run
+
+
+def _blocking(run: dict) -> dict[str, str]:
+    return {g["gate"]: g["verdict"] for g in run["gates"] if g["verdict"] not in ("PASS", "WAIVED")}
+
+
+def test_the_walk_through_every_phase_and_a_rollback(
+    archive: Archive, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each promotion happens only when every rule holds: the phase before signed, the soak
+    covered from the archive, the sign-offs signed; a rollback breaks the chain."""
+    walk = Walk(archive, monkeypatch)
+    # max_monitor_gap_h is ours to choose (not a runbook number): a monitor run a day
+    archive.extra_config = "max_monitor_gap_h = 25\n"
+
+    walk.at(0)
+    alpha = walk.run("alpha")
+    assert alpha["promotable"] is True, alpha["not_promotable_because"]
+
+    walk.at(1)
+    rehearsal = walk.run("rollback", "--canarygate-stage=rehearsal", fleet_phase="canary")
+    assert _blocking(rehearsal) == {}, rehearsal["gates"]
+    archive.sign_off("P2-X3", "--session", "session-alpha")
+    waived = archive.cli(
+        "waive", "--gate", "canary.exit.users-confirm", "--why", "session-beta's user is on "
+        "leave, confirmed by phone", "--until", "2999-01-01", "--phase", "canary",
+        "--by", "alice", "--key", str(archive.alice),
+    )  # fmt: skip
+    assert waived.ret == 0, waived.stderr.str()
+
+    canary_runs = []
+    for hours in (2, 26, 50):
+        walk.at(hours)
+        canary_runs.append(walk.run("canary"))
+    first, second, last = canary_runs
+    assert set(_blocking(first)) == {
+        "canary.duration.archive-48h",
+        "canary.exit.archive-stable-48h",
+    }, first["gates"]
+    assert not first["promotable"]
+    assert not second["promotable"]
+    soak = next(g for g in second["gates"] if g["gate"] == "canary.duration.archive-48h")
+    assert "the archive covers 24h of the 48h" in soak["message"]
+    assert last["promotable"] is True, last["not_promotable_because"]
+    users = next(g for g in last["gates"] if g["gate"] == "canary.exit.users-confirm")
+    assert users["verdict"] == "WAIVED"
+
+    gradual = []
+    for day in range(8):
+        walk.at(51 + 24 * day)
+        gradual.append(walk.run("gradual"))
+    assert not any(run["promotable"] for run in gradual[:-1])
+    assert gradual[-1]["promotable"] is True, gradual[-1]["not_promotable_because"]
+    assert [r["phase"] for r in gradual[-1]["relies_on"]] == ["canary", "alpha"]
+
+    archive.sign_off("CG-7", "--text", "on-call briefed on the rollback procedure")
+    cutover = []
+    for day in range(8):
+        walk.at(220 + 24 * day)
+        cutover.append(walk.run("cutover"))
+    assert cutover[-1]["promotable"] is True, cutover[-1]["not_promotable_because"]
+    assert [r["phase"] for r in cutover[-1]["relies_on"]] == ["gradual", "canary", "alpha"]
+
+    status = archive.cli("status", "chain-test", "--trusted-keys", "keys/trusted", "--json")
+    assert status.ret == 0, status.stderr.str()
+    chain = archive.cli("verify", "--chain", "chain-test", "--trusted-keys", "keys/trusted")
+    assert chain.ret == 0, chain.stdout.str()
+
+    walk.at(389)
+    rollback = walk.run("rollback")
+    assert rollback["decision"]["decision"] == "NO ROLLBACK SIGNAL"
+
+    walk.at(390)
+    retry = walk.run("canary")
+    assert not retry["promotable"]
+    assert {
+        g["gate"]: g["verdict"]
+        for g in retry["gates"]
+        if g["gate"] in ("canary.pre.alpha-signed", "canary.pre.rca-after-rollback")
+    } == {"canary.pre.alpha-signed": "INCONCLUSIVE", "canary.pre.rca-after-rollback": "FAIL"}

@@ -135,7 +135,7 @@ def test_a_project_with_its_own_stage_option_and_fixtures_is_untouched(
 def test_a_phase_run_works_with_xdist_disabled(pytester: pytest.Pytester) -> None:
     make_gate_repo(pytester)
     result = pytester.runpytest_subprocess(
-        "--phase=canary", "--canarygate-sim=healthy", "-p", "no:xdist"
+        "--phase=alpha", "--canarygate-sim=healthy", "-p", "no:xdist"
     )
     assert result.ret == pytest.ExitCode.OK, result.stdout.str()
     _, data = only_run(pytester.path)
@@ -150,7 +150,7 @@ def test_with_allure_disabled_every_gate_is_judged_but_the_bundle_is_incomplete(
     never green, but it judges every gate and still seals its folder."""
     make_gate_repo(pytester)
     result = pytester.runpytest_subprocess(
-        "--phase=canary", "--canarygate-sim=healthy", "-p", "no:allure_pytest"
+        "--phase=alpha", "--canarygate-sim=healthy", "-p", "no:allure_pytest"
     )
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     result.stdout.no_fnmatch_line("*INTERNALERROR*")
@@ -175,7 +175,7 @@ def test_hooks_that_only_observe_cannot_change_what_gates_judge(pytester: pytest
             summary["verdict"] = "changed"
         """
     )
-    result = pytester.runpytest_subprocess("--phase=canary", "--canarygate-sim=healthy")
+    result = pytester.runpytest_subprocess("--phase=alpha", "--canarygate-sim=healthy")
     assert result.ret == pytest.ExitCode.OK, result.stdout.str()
     _, data = only_run(pytester.path)
     assert data["verdict"] == "pass"

@@ -476,7 +476,48 @@ def healthy_custody(phase: str) -> Custody:
             signoff("P2-X3", "session-beta"),
             signoff("CG-7"),
         ],
+        rehearsal={
+            "phase": "rollback",
+            "bundle": "20260101T000000.000Z-partial",
+            "digest": "c" * 64,
+            "signer_keyid": "k" * 64,
+            "finished_at": "2026-01-01T00:00:00.000Z",
+        },
+        timeline=[
+            {
+                "phase": "alpha",
+                "bundle": "20260101T000000.000Z-pass",
+                "started_at": "2026-01-01T00:00:00.000Z",
+                "finished_at": "2026-01-01T00:01:00.000Z",
+            }
+        ],
+        # the canary exactly as long as the runbook's 48h (its alert window stays 48h)
+        soak=healthy_soak(timedelta(hours=48) if phase == "canary" else timedelta(days=8)),
     )
+
+
+def healthy_soak(
+    span: timedelta, every: timedelta = timedelta(hours=4), monitor: str = "PASS"
+) -> dict[str, Any]:
+    """A phase started ``span`` before NOW with a passing archived run every ``every``."""
+    start = NOW - span
+    count = int(span / every)
+    return {
+        "migration_start": (start - timedelta(days=30)).isoformat(),
+        "phase_start": start.isoformat(),
+        "max_gap_h": 6.0,
+        "monitor_gates": ["m"],
+        "runs": [
+            {
+                "bundle": f"run-{n}",
+                "digest": "b" * 64,
+                "started_at": (start + n * every).isoformat(),
+                "finished_at": (start + n * every + timedelta(minutes=1)).isoformat(),
+                "monitor": {"m": monitor},
+            }
+            for n in range(count)
+        ],
+    }
 
 
 def judge(
@@ -594,6 +635,22 @@ LAT = {"consecutive_breaches": 0, "sample_count": 230}
 UNMANAGED = [pane(p["pane_id"], p["session_name"], managed=False) for p in FLEET_PANES]
 
 CASES: list[tuple[str, str, Change, Verdict, str]] = [
+    # the rollback rehearsal (--canarygate-stage=rehearsal)
+    ("rollback.rehearsal.selector-writable", "rollback", lambda f: None, Verdict.UNOBSERVABLE,
+     "cannot be examined"),
+    ("rollback.rehearsal.v4-serves-canary", "rollback", lambda f: None, Verdict.INCONCLUSIVE,
+     "names no canary session"),
+    ("rollback.rehearsal.v4-serves-canary", "rollback",
+     both(lambda f: f.one("runtime_selector", v5_enabled=True,
+                          v5_canary_sessions=("session-alpha",)),
+          calls("v4", "list_panes", UNMANAGED)),
+     Verdict.FAIL, "session-alpha has no managed pane on v4"),
+    ("rollback.rehearsal.v4-sources-active", "rollback",
+     calls("v4", "list_source_health",
+           [["poller", {"status": "degraded"}], ["claude_hooks", {"status": "healthy"}]]),
+     Verdict.FAIL, "source poller is degraded"),
+    ("rollback.rehearsal.v5-snapshot-possible", "rollback", snapshots(periodic(20 * MIN)),
+     Verdict.FAIL, "is too old"),
     # prerequisites
     ("prereq.startup-order", "alpha", status(startup_order=("Sources", "Daemon", "Gateway", "Ui")),
      Verdict.FAIL, "startup order is Sources -> Daemon -> Gateway -> Ui"),
@@ -1055,7 +1112,9 @@ def test_every_gate_has_a_failure_case() -> None:
         "alpha.deploy.distinct-sockets",
         "alpha.projection.version-advancing",
     }
-    # gradual.migration-rate only notes counts: its only non-pass is an unreadable daemon
+    # gradual.migration-rate only notes counts: its only non-pass is an unreadable daemon;
+    # RB-4 is optional: its gate reports what it saw and never blocks
+    existing.add("rollback.procedure.v5-stop-reported")
     assert mine - existing - failing == set()
 
 
@@ -1291,6 +1350,30 @@ CUSTODY_CASES = [
              {**healthy_custody("canary").attestations[2], "subject": "PR-3",
               "refers": ["0" * 64]},
          ]), Verdict.FAIL, "no signed root cause analysis (PR-3) names that bundle"),
+        ("canary.pre.rollback-rehearsed", "canary",
+         _custody("canary", rehearsal=None, rehearsal_problems=["no signed rollback rehearsal "
+                  "to rely on"]), Verdict.INCONCLUSIVE, "no signed rollback rehearsal"),
+        ("cutover.checklist.rollback-rehearsed", "cutover",
+         _custody("cutover", rehearsal=None), Verdict.INCONCLUSIVE,
+         "no rollback rehearsal was looked for"),
+        ("rollback.post.incident-evidence", "rollback", _custody("rollback", timeline=[]),
+         Verdict.INCONCLUSIVE, "the incident timeline is empty"),
+        ("rollback.post.incident-evidence", "rollback", _custody("rollback"), Verdict.PASS, ""),
+        # time in phase from the archive
+        ("canary.duration.archive-48h", "canary", _custody("canary"), Verdict.PASS, ""),
+        ("canary.duration.archive-48h", "canary",
+         _custody("canary", soak=healthy_soak(timedelta(hours=30))), Verdict.INCONCLUSIVE,
+         "canary duration: the archive covers 30h of the 48h"),
+        ("canary.exit.archive-stable-48h", "canary",
+         _custody("canary", soak=healthy_soak(timedelta(days=3), every=timedelta(hours=8))),
+         Verdict.INCONCLUSIVE, "no archived monitor run between"),
+        ("gradual.exit.archive-7d", "gradual",
+         _custody("gradual", soak=healthy_soak(timedelta(days=8), monitor="FAIL")),
+         Verdict.FAIL, "the archived run run-0 of this phase has m FAIL"),
+        ("cutover.exit.archive-7d", "cutover",
+         _custody("cutover", soak={"phase_start": None}), Verdict.INCONCLUSIVE,
+         "the phase has not started in the archive"),
+        ("cutover.exit.archive-7d", "cutover", _custody("cutover"), Verdict.PASS, ""),
 ]  # fmt: skip
 
 
@@ -1302,3 +1385,20 @@ def test_custody_gate(
     fleet.custody = custody
     got, message, _ = judge(gate_id, fleet)
     assert (got, fragment in message) == (verdict, True), message
+
+
+@pytest.mark.parametrize(
+    ("canary_for", "verdict"),
+    [(timedelta(hours=48), Verdict.PASS), (timedelta(days=5), Verdict.FAIL)],
+)
+def test_no_degraded_alert_covers_the_whole_canary(canary_for: timedelta, verdict: Verdict) -> None:
+    """A Degraded alert four days ago, resolved: outside the runbook's 48h, inside a canary the
+    archive shows running for five days."""
+    four_days_ago = NOW_MS - 4 * DAY
+    fleet = Fleet.healthy("canary")
+    fleet.add("alert_entries", alert(9, Severity.DEGRADED, four_days_ago, four_days_ago + 60_000))
+    fleet.custody = _custody("canary", soak=healthy_soak(canary_for))
+    got, message, _ = judge("canary.exit.no-degraded-alerts", fleet)
+    assert got is verdict, message
+    if verdict is Verdict.FAIL:
+        assert "alert-9 Degraded" in message

@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
+from pytest_canarygate.catalog import OPT_IN_STAGES
+from pytest_canarygate.catalog import load_catalog
+from pytest_canarygate.decision import RollbackDecision
+from pytest_canarygate.decision import decide
 from pytest_canarygate.results import GateResult
 from pytest_canarygate.results import PendingItem
 from pytest_canarygate.results import RunOutcome
@@ -11,7 +17,8 @@ from pytest_canarygate.summary import MAX_BLOCKING_LINES
 from pytest_canarygate.summary import summary_lines
 from pytest_canarygate.verdicts import Verdict
 
-SIGNALS = {"SIG-1", "SIG-2"}
+ROOT = Path(__file__).resolve().parents[1]
+CATALOG = load_catalog(ROOT / "gates" / "catalog.toml")
 
 
 def result(item: str, verdict: Verdict, gate: str = "g", message: str = "m") -> GateResult:
@@ -26,7 +33,6 @@ def texts(outcome: RunOutcome, **kwargs: object) -> list[str]:
         observed_at=None,
         bundle="reports/m/x",
         signer_keyid="k" * 64,
-        signal_items=SIGNALS,
         **kwargs,  # type: ignore[arg-type]
     )
     return [text for text, _ in lines]
@@ -36,52 +42,63 @@ def live_pass(phase: str, results: list[GateResult]) -> RunOutcome:
     return RunOutcome(phase, results, signed=True)
 
 
+def rollback_run(**verdicts: Verdict) -> tuple[RunOutcome, RollbackDecision]:
+    """Every gate of the rollback phase (a plain run: not the rehearsal), PASS unless its item
+    is given a verdict; with the decision the run would take."""
+    results = [
+        result(g.item.id, verdicts.get(g.item.id.replace("-", "_"), Verdict.PASS), gate=g.id)
+        for g in CATALOG.gates_for("rollback")
+        if g.stage not in OPT_IN_STAGES
+    ]
+    decision = decide(CATALOG, "rollback", results)
+    assert decision is not None
+    return live_pass("rollback", results), decision
+
+
 @pytest.mark.parametrize(
-    ("results", "expected"),
+    ("verdicts", "expected"),
     [
         (
-            [result("SIG-1", Verdict.FAIL), result("RB-1", Verdict.PASS)],
-            ["ROLLBACK ADVISED: signal(s) SIG-1 fired", "rollback procedure checks passed"],
-        ),
-        (
-            [result("SIG-1", Verdict.UNOBSERVABLE), result("SIG-2", Verdict.PASS)],
-            ["ROLLBACK CANNOT BE RULED OUT: signal(s) SIG-1 not judged"],
-        ),
-        (
-            [result("SIG-1", Verdict.PASS), result("SIG-2", Verdict.PASS)],
-            ["no rollback advised: every rollback signal was checked and is absent"],
-        ),
-        (
+            {"SIG_1": Verdict.FAIL},
             [
-                result("SIG-1", Verdict.PASS),
-                result("SIG-2", Verdict.PASS),
-                result("RB-1", Verdict.FAIL),
-            ],
-            [
-                "no rollback advised: every rollback signal was checked and is absent",
-                "rollback procedure not complete: RB-1",
+                "ROLLBACK ADVISED: SIG-1 signal.hold-down-not-recovered (rollback immediately); "
+                "procedure complete",
+                "runbook action: rollback immediately",
+                "exit code 20 (ROLLBACK ADVISED)",
             ],
         ),
         (
-            [result("SIG-1", Verdict.PASS), result("RB-1", Verdict.PASS)],
-            ["ROLLBACK CANNOT BE RULED OUT: signal(s) SIG-2 not judged"],
+            {"SIG_3": Verdict.UNOBSERVABLE},
+            ["exit code 21 (CANNOT BE RULED OUT)"],
+        ),
+        (
+            {},
+            [
+                "NO ROLLBACK SIGNAL among 5 of 5 signals checked; procedure complete",
+                "exit code 0 (NO ROLLBACK SIGNAL)",
+            ],
+        ),
+        (
+            {"RB_1": Verdict.FAIL},
+            ["exit code 1 (NO ROLLBACK SIGNAL)"],
         ),
     ],
 )
 def test_rollback_phase_says_whether_to_roll_back(
-    results: list[GateResult], expected: list[str]
+    verdicts: dict[str, Verdict], expected: list[str]
 ) -> None:
-    lines = texts(live_pass("rollback", results))
+    outcome, decision = rollback_run(**verdicts)
+    lines = texts(outcome, decision=decision)
     for line in expected:
-        assert line in lines
+        assert line in lines, lines
     assert not any(line.startswith("PROMOTION") for line in lines)
 
 
 def test_a_failed_procedure_step_is_not_a_fired_signal() -> None:
-    lines = texts(
-        live_pass("rollback", [result("SIG-1", Verdict.PASS), result("RB-3a", Verdict.FAIL)])
-    )
+    outcome, decision = rollback_run(RB_1=Verdict.FAIL)
+    lines = texts(outcome, decision=decision)
     assert not any("ROLLBACK ADVISED" in line for line in lines)
+    assert "procedure incomplete" in decision.headline()
 
 
 def test_promotable_only_when_complete_live_signed_and_passing() -> None:
@@ -130,26 +147,17 @@ def test_zero_gates_is_an_error_line() -> None:
     assert "ERROR: zero gates selected for phase alpha; this is not a green run" in lines
 
 
-def test_partial_rollback_run_never_says_no_rollback_advised() -> None:
-    outcome = live_pass("rollback", [result("SIG-1", Verdict.PASS), result("SIG-2", Verdict.PASS)])
-    outcome.partial_reasons = ["-k 'latency'"]
-    lines = texts(outcome)
-    assert "ROLLBACK CANNOT BE RULED OUT: partial run" in lines
-    assert not any(line.startswith("no rollback advised") for line in lines)
-
-
-def test_rollback_selection_without_signals_cannot_rule_out() -> None:
-    lines = summary_lines(
-        live_pass("rollback", [result("RB-1", Verdict.PASS)]),
-        migration_id="m",
-        target={"kind": "live"},
-        observed_at=None,
-        bundle=None,
-        signal_items=set(),
-    )
-    assert "ROLLBACK CANNOT BE RULED OUT: no rollback signal was due in this selection" in [
-        text for text, _ in lines
-    ]
+def test_a_rollback_run_missing_a_signal_never_says_no_rollback_signal() -> None:
+    """A signal deselected (-k, a stage) is not checked: the decision cannot rule it out."""
+    outcome, _ = rollback_run()
+    outcome.results = [r for r in outcome.results if r.item != "SIG-2"]
+    outcome.partial_reasons = ["-k 'not escalate'"]
+    decision = decide(CATALOG, "rollback", outcome.results)
+    assert decision is not None
+    lines = texts(outcome, decision=decision)
+    assert any(line.startswith("CANNOT BE RULED OUT") and "SIG-2" in line for line in lines)
+    assert "exit code 21 (CANNOT BE RULED OUT)" in lines
+    assert not any(line.startswith("NO ROLLBACK SIGNAL") for line in lines)
 
 
 def test_items_without_a_gate_block_promotion() -> None:

@@ -36,7 +36,9 @@ from pytest_canarygate.agtmux.gate_support import ready
 from pytest_canarygate.agtmux.gate_support import restore_dry_run_now
 from pytest_canarygate.agtmux.gate_support import sessions_of
 from pytest_canarygate.agtmux.gate_support import snapshot_recorded
+from pytest_canarygate.agtmux.gate_support import soak_from_archive
 from pytest_canarygate.agtmux.gate_support import stable_for
+from pytest_canarygate.agtmux.gate_support import time_in_phase
 from pytest_canarygate.agtmux.gate_support import v4_drained_for
 from pytest_canarygate.agtmux.judgement import SLO_LOG_KINDS
 from pytest_canarygate.agtmux.judgement import Judgement
@@ -91,6 +93,12 @@ from pytest_canarygate.agtmux.providers import Severity
 from pytest_canarygate.agtmux.providers import SnapshotMetadata
 from pytest_canarygate.agtmux.providers import SupervisorStatus
 from pytest_canarygate.agtmux.records import datetime_to_ms
+from pytest_canarygate.agtmux.rehearsal import canary_panes_served
+from pytest_canarygate.agtmux.rehearsal import daemon_up
+from pytest_canarygate.agtmux.rehearsal import selector_switchable
+from pytest_canarygate.agtmux.rehearsal import selector_writable
+from pytest_canarygate.agtmux.rehearsal import v4_takes_canary_back
+from pytest_canarygate.agtmux.rehearsal import v5_snapshot_possible
 from pytest_canarygate.agtmux.settings import AgtmuxSettings
 from pytest_canarygate.agtmux.settings import ParityConfig
 from pytest_canarygate.custody import CustodyView
@@ -127,6 +135,7 @@ __all__ = [
     "build_passes",
     "by_key",
     "canary_activity",
+    "canary_panes_served",
     "canary_sessions_on",
     "canary_usage",
     "cas_conflicts",
@@ -136,6 +145,7 @@ __all__ = [
     "cursor_streaks",
     "daemon_info",
     "daemon_sources",
+    "daemon_up",
     "daemon_uptime",
     "datetime_to_ms",
     "diff_projections",
@@ -174,17 +184,23 @@ __all__ = [
     "restart_regression",
     "restore_dry_run_now",
     "selector_matches_phase",
+    "selector_switchable",
+    "selector_writable",
     "served_counts",
     "sessions_of",
     "sessions_served_by",
     "signature_problems",
     "snapshot_recorded",
+    "soak_from_archive",
     "stable_for",
     "startup_order_matches",
     "state_changes",
     "supervisor_ready",
+    "time_in_phase",
     "unresolved_escalates_in_window",
     "v4_drained_for",
+    "v4_takes_canary_back",
+    "v5_snapshot_possible",
     "window_coverage",
     "window_end",
 ]

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from datetime import timedelta
 from datetime import timezone
+from itertools import pairwise
 from typing import Any
 from typing import TypeVar
 
@@ -49,6 +50,7 @@ from pytest_canarygate.agtmux.records import SnapshotMetadata
 from pytest_canarygate.agtmux.records import SupervisorEvent
 from pytest_canarygate.agtmux.records import datetime_to_ms
 from pytest_canarygate.agtmux.settings import AgtmuxSettings
+from pytest_canarygate.custody import CustodyView
 from pytest_canarygate.observation import DaemonView
 from pytest_canarygate.observation import ObservedView
 from pytest_canarygate.verdicts import GateOutcome
@@ -554,3 +556,79 @@ def archive_judgement(observed: ObservedView, settings: AgtmuxSettings) -> Judge
     manifest = one_of(observed, "archive_manifest", ArchiveManifest)
     retention = timedelta(days=settings.windows.archive_retention_days)
     return archive_retained(manifest, observed.now, retention)
+
+
+# --- time in phase, from the archive ------------------------------------------------------
+
+_GOOD = frozenset({"PASS", "WAIVED"})
+
+
+def _when(text: str) -> datetime:
+    moment = datetime.fromisoformat(text)
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+def time_in_phase(custody: CustodyView, now: datetime) -> timedelta:
+    """How long the phase has run since the start the archive shows (zero when it shows none)."""
+    start = custody.custody.soak.get("phase_start")
+    return max(timedelta(0), now - _when(start)) if start else timedelta(0)
+
+
+def soak_from_archive(
+    custody: CustodyView, window: timedelta, now: datetime, *, what: str
+) -> Judgement:
+    """``what`` held for ``window`` since the phase started, measured from the archive
+    (docs/chain-of-custody.md): the phase starts with its first archived run whose entry gates
+    all passed; every archived run since must have its monitor gates PASS or WAIVED (else
+    FAIL naming the run); runs may be at most ``[chain] max_monitor_gap_h`` apart, and the
+    last one at most that long before now (else INCONCLUSIVE naming the gap); the span from
+    the phase start to now must reach ``window`` (else INCONCLUSIVE with the span covered)."""
+    soak = custody.custody.soak
+    span = format_duration(window)
+    start_text = soak.get("phase_start")
+    if not start_text:
+        return Judgement(
+            verdict=Verdict.INCONCLUSIVE,
+            message=f"{what}: the phase has not started in the archive (no signed, live run of "
+            f"this phase whose entry gates all passed), so none of the {span} is shown",
+        )
+    start = _when(start_text)
+    gap = timedelta(hours=float(soak.get("max_gap_h", 6.0)))
+    runs = soak.get("runs", [])
+    numbers: dict[str, object] = {"phase_start": start_text, "runs": len(runs)}
+    for run in runs:
+        bad = {g: v for g, v in run["monitor"].items() if v not in _GOOD}
+        if bad:
+            gate_id, verdict = sorted(bad.items())[0]
+            return Judgement(
+                verdict=Verdict.FAIL,
+                message=f"{what}: the archived run {run['bundle']} of this phase has "
+                f"{gate_id} {verdict}: the phase was not stable since it started at "
+                f"{start_text}",
+                numbers=numbers,
+            )
+    moments = [start, *(_when(r["finished_at"]) for r in runs), now]
+    for before, after in pairwise(moments):
+        if after - before > gap:
+            return Judgement(
+                verdict=Verdict.INCONCLUSIVE,
+                message=f"{what}: no archived monitor run between {before.isoformat()} and "
+                f"{after.isoformat()} ({format_duration(after - before)}, more than the "
+                f"{format_duration(gap)} [chain] max_monitor_gap_h allows)",
+                numbers=numbers,
+            )
+    covered = now - start
+    numbers["covered_s"] = covered.total_seconds()
+    if covered < window:
+        return Judgement(
+            verdict=Verdict.INCONCLUSIVE,
+            message=f"{what}: the archive covers {format_duration(covered)} of the {span} since "
+            f"the phase started at {start_text}",
+            numbers=numbers,
+        )
+    return Judgement(
+        verdict=Verdict.PASS,
+        message=f"{what}: {len(runs)} archived run(s) over {format_duration(covered)} since "
+        f"{start_text}, none failing, no gap over {format_duration(gap)}",
+        numbers=numbers,
+    )

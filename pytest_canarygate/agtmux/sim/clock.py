@@ -18,11 +18,13 @@ from pytest_canarygate.errors import ConfigError
 
 __all__ = [
     "ANCHOR_ENV",
+    "CLOCK_ENV",
     "NS_PER_MS",
     "anchor_ms_now",
     "format_event_time",
     "format_log_time",
     "format_tick",
+    "wall_ns",
 ]
 
 _NS: Final = 1_000_000_000
@@ -31,13 +33,33 @@ ANCHOR_ENV: Final = "CANARYGATE_SIM_ANCHOR_MS"
 """Pins the anchor of every fleet started while it is set (epoch ms, a non-negative integer)."""
 
 
+CLOCK_ENV: Final = "CANARYGATE_SIM_CLOCK_MS"
+"""Sets the simulated daemons' wall clock (epoch ms): it reads that value when a daemon starts
+and runs on from there. For tests that also stand in for the engine's clock (a walk through
+days of a migration in seconds); unset, the daemons keep real time."""
+
+_clock_offset_ns: int | None = None
+
+
+def wall_ns() -> int:
+    """The simulated daemons' wall clock (epoch ns): real time, or :data:`CLOCK_ENV`'s moment
+    running on from when this process first asked."""
+    global _clock_offset_ns
+    if _clock_offset_ns is None:
+        pinned = os.environ.get(CLOCK_ENV, "").strip()
+        if pinned and not (pinned.isascii() and pinned.isdigit()):
+            raise ConfigError(f"{CLOCK_ENV}={pinned!r}: expected epoch milliseconds")
+        _clock_offset_ns = int(pinned) * NS_PER_MS - time.time_ns() if pinned else 0
+    return time.time_ns() + _clock_offset_ns
+
+
 def anchor_ms_now(environ: Mapping[str, str] | None = None) -> int:
     """The anchor of a fleet starting now (epoch ms): :data:`ANCHOR_ENV` when set, else the
     current time. ConfigError if the variable is set but not a non-negative integer."""
     env = os.environ if environ is None else environ
     pinned = env.get(ANCHOR_ENV, "").strip()
     if not pinned:
-        return time.time_ns() // NS_PER_MS
+        return wall_ns() // NS_PER_MS
     if not (pinned.isascii() and pinned.isdigit()):
         raise ConfigError(
             f"{ANCHOR_ENV}={pinned!r}: expected the fleet's anchor in epoch milliseconds "

@@ -21,13 +21,13 @@ import socket
 import socketserver
 import stat
 import sys
-import time
 from collections.abc import Callable
 from collections.abc import Sequence
 from pathlib import Path
 
 from pytest_canarygate.agtmux.sim.clock import NS_PER_MS
 from pytest_canarygate.agtmux.sim.clock import anchor_ms_now
+from pytest_canarygate.agtmux.sim.clock import wall_ns
 from pytest_canarygate.agtmux.sim.ops_answers import attach_operations
 from pytest_canarygate.agtmux.sim.process import StopRequest
 from pytest_canarygate.agtmux.sim.process import add_child_arguments
@@ -169,9 +169,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         log(f"ERROR {exc}")
         return 2
     stop = StopRequest(log)
-    model = SimDaemon(
-        spec, pid=os.getpid(), start_ns=time.time_ns(), anchor_ns=anchor_ms * NS_PER_MS
-    )
+    model = SimDaemon(spec, pid=os.getpid(), start_ns=wall_ns(), anchor_ns=anchor_ms * NS_PER_MS)
     model.log = log
     attach_operations(model, scenario, phase=args.phase, anchor_ms=anchor_ms)
     socket_path = Path(os.path.abspath(args.socket))

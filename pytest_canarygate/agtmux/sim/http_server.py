@@ -14,7 +14,6 @@ import argparse
 import json
 import socket
 import sys
-import time
 from collections.abc import Sequence
 from http.server import BaseHTTPRequestHandler
 from http.server import ThreadingHTTPServer
@@ -23,6 +22,7 @@ from urllib.parse import urlsplit
 
 from pytest_canarygate.agtmux.sim.clock import NS_PER_MS
 from pytest_canarygate.agtmux.sim.clock import anchor_ms_now
+from pytest_canarygate.agtmux.sim.clock import wall_ns
 from pytest_canarygate.agtmux.sim.ops_answers import OpsModel
 from pytest_canarygate.agtmux.sim.ops_answers import operations_model
 from pytest_canarygate.agtmux.sim.process import Log
@@ -51,7 +51,7 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             if name == parts.path or "/" in name:
                 raise KeyError(name)
-            result = self.server.model.answer(f"ops.{name}", params, time.time_ns() // NS_PER_MS)
+            result = self.server.model.answer(f"ops.{name}", params, wall_ns() // NS_PER_MS)
         except KeyError:
             self._send(404, {"error": f"not served: {parts.path}"})
             return

@@ -14,13 +14,13 @@ import socketserver
 import stat
 import sys
 import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 
 from pytest_canarygate.agtmux.runbook import PHASES
 from pytest_canarygate.agtmux.sim.clock import format_tick
+from pytest_canarygate.agtmux.sim.clock import wall_ns
 from pytest_canarygate.agtmux.sim.scenario import Scenario
 from pytest_canarygate.agtmux.sim.scenario import load_scenario
 from pytest_canarygate.agtmux.sim.scenario import load_scenario_file
@@ -61,7 +61,7 @@ def child_logger(name: str) -> Log:
     """A logger writing ``<time> agtmux-sim[<name>] <message>`` lines to stderr."""
 
     def log(message: str) -> None:
-        stamp = format_tick(time.time_ns())
+        stamp = format_tick(wall_ns())
         print(f"{stamp} agtmux-sim[{name}] {message}", file=sys.stderr, flush=True)
 
     return log

@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from collections import deque
 from collections.abc import Callable
 from collections.abc import Mapping
@@ -47,6 +46,7 @@ from typing import Final
 
 from pytest_canarygate.agtmux.sim.clock import format_event_time
 from pytest_canarygate.agtmux.sim.clock import format_tick
+from pytest_canarygate.agtmux.sim.clock import wall_ns
 from pytest_canarygate.agtmux.sim.scenario import DETERMINISTIC_REASON
 from pytest_canarygate.agtmux.sim.scenario import LIVE
 from pytest_canarygate.agtmux.sim.scenario import REGISTRY_STALE_MS
@@ -294,7 +294,7 @@ class SimDaemon:
             request = json.loads(line.decode("utf-8"), parse_constant=_reject_constant)
         except (ValueError, RecursionError):  # JSONDecodeError and UnicodeDecodeError included
             return None
-        response = self.respond(request, time.time_ns() if now_ns is None else now_ns)
+        response = self.respond(request, wall_ns() if now_ns is None else now_ns)
         return (
             json.dumps(response, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
             + b"\n"
