@@ -17,6 +17,7 @@ from pytest_canarygate.agtmux.gate_api import GateFailed
 from pytest_canarygate.agtmux.gate_api import Inconclusive
 from pytest_canarygate.agtmux.gate_api import ObservedView
 from pytest_canarygate.agtmux.gate_api import RuntimeSelector
+from pytest_canarygate.agtmux.gate_api import canary_expansion
 from pytest_canarygate.agtmux.gate_api import conclude
 from pytest_canarygate.agtmux.gate_api import gate
 from pytest_canarygate.agtmux.gate_api import one_of
@@ -181,3 +182,14 @@ def test_v5_only_soaked_7_days_in_the_archive(
 ) -> None:
     window = timedelta(days=agtmux_settings.windows.cutover_stable_days)
     _soak(canarygate_observed, canarygate_custody, window, "v5-only operation")
+
+
+@gate("canary.expand.pace")
+def test_canary_expanded_2_3_sessions_per_day_with_monitoring(
+    canarygate_observed: ObservedView, canarygate_custody: CustodyView
+) -> None:
+    selector = one_of(canarygate_observed, "runtime_selector", RuntimeSelector)
+    judged = canary_expansion(
+        canarygate_custody, selector.v5_canary_sessions, canarygate_observed.now
+    )
+    conclude(canarygate_observed, "canary expansion", judged)

@@ -6,8 +6,11 @@ live v5 projection version and the observation's clock; the daemon's own verdict
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from pytest_canarygate.agtmux.gate_api import AgtmuxSettings
 from pytest_canarygate.agtmux.gate_api import BuildResult
+from pytest_canarygate.agtmux.gate_api import CustodyView
 from pytest_canarygate.agtmux.gate_api import ObservedView
 from pytest_canarygate.agtmux.gate_api import SnapshotMetadata
 from pytest_canarygate.agtmux.gate_api import SupervisorStatus
@@ -61,8 +64,21 @@ def test_v5_build_passes_its_tests(
 
 
 @gate("prereq.backup-taken")
-def test_backup_taken_before_migration(canarygate_observed: ObservedView) -> None:
+def test_backup_taken_before_migration(
+    canarygate_observed: ObservedView,
+    canarygate_custody: CustodyView,
+    agtmux_settings: AgtmuxSettings,
+) -> None:
+    """Before the migration's start, which is its first archived alpha run (this run, when
+    the archive holds none), and no older than [windows] backup_max_age_days before it."""
     snapshots = evidence_of(canarygate_observed, "snapshots", SnapshotMetadata).records
     live = projection_version(canarygate_observed.daemon("v5"))
-    judged = backup_snapshot(snapshots, datetime_to_ms(canarygate_observed.now), live)
+    start = canarygate_custody.custody.soak.get("migration_start")
+    judged = backup_snapshot(
+        snapshots,
+        datetime_to_ms(canarygate_observed.now),
+        live,
+        start_ms=datetime_to_ms(datetime.fromisoformat(start)) if start else None,
+        max_age_ms=int(agtmux_settings.windows.backup_max_age_days * 86_400_000),
+    )
     conclude(canarygate_observed, "backup", judged)

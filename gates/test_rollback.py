@@ -237,9 +237,8 @@ def test_v5_snapshot_taken_before_stopping(
 def test_v5_stop_is_reported(canarygate_observed: ObservedView) -> None:
     """RB-4 is optional ("can leave running in shadow for debugging"): either state is in
     line with the runbook, so this gate reports which one it saw and never blocks."""
-    v5 = canarygate_observed.daemon("v5")
     try:
-        info = daemon_info(v5)
+        info = daemon_info(canarygate_observed.daemon("v5"))
     except Unobservable as exc:
         canarygate_observed.note("v5", f"not answering (stopped, or unreachable): {exc}")
         return

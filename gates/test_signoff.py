@@ -12,24 +12,35 @@ from datetime import timedelta
 
 from pytest_canarygate.agtmux.gate_api import AgtmuxSettings
 from pytest_canarygate.agtmux.gate_api import AlertEntry
+from pytest_canarygate.agtmux.gate_api import CustodyView
 from pytest_canarygate.agtmux.gate_api import ObservedView
+from pytest_canarygate.agtmux.gate_api import attempt
+from pytest_canarygate.agtmux.gate_api import combine
 from pytest_canarygate.agtmux.gate_api import conclude
 from pytest_canarygate.agtmux.gate_api import evidence_of
 from pytest_canarygate.agtmux.gate_api import gate
 from pytest_canarygate.agtmux.gate_api import max_lag
 from pytest_canarygate.agtmux.gate_api import restore_dry_run_now
+from pytest_canarygate.agtmux.gate_api import restore_evidence_in_archive
 from pytest_canarygate.agtmux.gate_api import unresolved_escalates_in_window
 
 
 @gate("cutover.checklist.restore-evidence-retained")
 def test_restore_dry_run_evidence_retained(
-    canarygate_observed: ObservedView, agtmux_settings: AgtmuxSettings
+    canarygate_observed: ObservedView,
+    agtmux_settings: AgtmuxSettings,
+    canarygate_custody: CustodyView,
 ) -> None:
-    conclude(
-        canarygate_observed,
-        "restore evidence",
-        restore_dry_run_now(canarygate_observed, agtmux_settings),
+    """The restore dry-run passes now, AND the signed bundles of the phases that judged one
+    (alpha, canary) hold its passing result."""
+    judged = combine(
+        "restore dry-run evidence not shown retained",
+        {
+            "now": attempt(lambda: restore_dry_run_now(canarygate_observed, agtmux_settings)),
+            "archive": attempt(lambda: restore_evidence_in_archive(canarygate_custody)),
+        },
     )
+    conclude(canarygate_observed, "restore evidence", judged)
 
 
 @gate("cutover.checklist.no-unresolved-escalate")

@@ -105,6 +105,17 @@ def describe_gate(gate: GateSpec) -> None:
     allure.dynamic.description(f"{gate.item.id} ({gate.item.section}): {gate.item.text}")
 
 
+def mark_waived(waiver: dict[str, Any], verdict: str) -> None:
+    """Show a waived gate as such: a WAIVED tag, who waived it until when and why, and the
+    verdict it would have had."""
+    import allure
+
+    allure.dynamic.tag("WAIVED")
+    allure.dynamic.parameter("waived by", f"{waiver['by']} until {waiver['until']}")
+    allure.dynamic.parameter("own verdict", verdict)
+    allure.dynamic.parameter("waiver", waiver["text"])
+
+
 #: Answers larger than this are attached as a locator into the bundle's observation.json (which
 #: holds them verbatim and is signed) instead of once more per gate: a 500-pane fleet would
 #: otherwise write hundreds of megabytes of copies.

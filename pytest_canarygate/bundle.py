@@ -76,6 +76,7 @@ def build_predicate(
         "not_promotable_because": outcome.not_promotable_because,
         "target": run["target"],
         "peers": run.get("peers", []),
+        "facts": run.get("facts", {}),
         "config_digest": run.get("config_digest"),
         "catalog_digest": run["catalog_digest"],
         "gates": [r.as_json() for r in outcome.results],

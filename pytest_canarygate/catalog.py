@@ -92,6 +92,9 @@ class GateSpec:
     needs: tuple[Need, ...]
     per: str | None
     severity: str
+    #: judged from the archive of signed bundles and sign-offs rather than the daemons: such a
+    #: gate is no monitor run of its own when time in phase is measured
+    archive: bool = False
 
     @property
     def stage(self) -> str:
@@ -297,7 +300,7 @@ def _action(entry: Mapping[str, Any], item_id: str, kind: str, where: str) -> st
 def _parse_gate(
     entry: Mapping[str, Any], items: Mapping[str, RunbookItem], runbook: _Runbook, where: str
 ) -> GateSpec:
-    allowed = {"id", "item", "title", "phases", "needs", "per", "severity"}
+    allowed = {"id", "item", "title", "phases", "needs", "per", "severity", "archive"}
     unknown = sorted(set(entry) - allowed)
     if unknown:
         raise ConfigError(f"{where}: unknown key(s) {', '.join(unknown)}")
@@ -352,7 +355,15 @@ def _parse_gate(
         needs=tuple(needs),
         per=per,
         severity=severity,
+        archive=_flag(entry, "archive", where),
     )
+
+
+def _flag(entry: Mapping[str, Any], key: str, where: str) -> bool:
+    value = entry.get(key, False)
+    if not isinstance(value, bool):
+        raise ConfigError(f"{where}: {key} = {value!r}; expected true or false")
+    return value
 
 
 def load_catalog(path: Path) -> Catalog:

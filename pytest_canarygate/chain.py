@@ -39,19 +39,24 @@ from typing import Any
 from securesystemslib.signer import Key
 
 from pytest_canarygate import cli
+from pytest_canarygate import clock
 from pytest_canarygate.errors import CanarygateError
 from pytest_canarygate.errors import ConfigError
 from pytest_canarygate.errors import EndpointError
 from pytest_canarygate.errors import EvidenceMissing
+from pytest_canarygate.errors import StrictJSONError
 from pytest_canarygate.signing import ENVELOPE_NAME
 from pytest_canarygate.signing import file_sha256
+from pytest_canarygate.strictjson import loads
 from pytest_canarygate.trust import check_file_trust
 from pytest_canarygate.trust import open_trusted
 from pytest_canarygate.verdicts import Verdict
 from pytest_canarygate.verify import verify_bundle
 
 __all__ = [
+    "CUSTODY_NAME",
     "DEFAULT_MAX_MONITOR_GAP_H",
+    "MAX_CUSTODY_BYTES",
     "MAX_ENVELOPE_BYTES",
     "NON_PHASE_FOLDERS",
     "PHASE_ORDER",
@@ -200,6 +205,8 @@ class _Examined:
     predicate: Mapping[str, Any] | None
     signer_keyid: str | None
     digest: str | None
+    #: the statement's subjects (file name -> sha256) when ``status`` is VALID
+    subjects: Mapping[str, str] | None = None
 
     @property
     def ok(self) -> bool:
@@ -283,7 +290,21 @@ def _examine(
         predicate=result.predicate,
         signer_keyid=result.signer_keyid,
         digest=digest,
+        subjects=_subject_digests(result.statement) if status == "VALID" else None,
     )
+
+
+def _subject_digests(statement: Mapping[str, Any] | None) -> dict[str, str]:
+    """The signed subjects of a verified statement: file name -> sha256."""
+    subjects = statement.get("subject") if statement else None
+    found: dict[str, str] = {}
+    for subject in subjects if isinstance(subjects, list) else []:
+        name = subject.get("name") if isinstance(subject, dict) else None
+        digests = subject.get("digest") if isinstance(subject, dict) else None
+        sha256 = digests.get("sha256") if isinstance(digests, dict) else None
+        if isinstance(name, str) and isinstance(sha256, str):
+            found[name] = sha256
+    return found
 
 
 def _parse_time(value: object) -> datetime | None:
@@ -659,6 +680,19 @@ class PhaseStatus:
     requires: str | None
     relies_on: Link | None
     blocks: tuple[str, ...]
+    #: the newest bundle of the phase that verified, whose ``custody.json`` is read
+    custody_from: str | None = None
+    #: ``custody.json`` of that bundle: "read", "absent" (an older bundle), "unreadable"; None
+    #: without a verified bundle
+    custody: str | None = None
+    #: ``soak.phase_start`` of that custody record (None: the phase had not started)
+    phase_start: str | None = None
+    #: seconds from ``phase_start`` to that bundle's ``finished_at``
+    in_phase_s: float | None = None
+    #: valid sign-offs by item: ``{"item", "count", "by", "sessions"}`` (None: not read)
+    signoffs: tuple[Mapping[str, Any], ...] | None = None
+    #: valid waivers of this phase (or of any): ``{"gate", "until", "by", "phase", "expired"}``
+    waivers: tuple[Mapping[str, Any], ...] | None = None
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -670,7 +704,132 @@ class PhaseStatus:
             "requires": self.requires,
             "relies_on": self.relies_on.as_json() if self.relies_on else None,
             "blocks": list(self.blocks),
+            "custody_from": self.custody_from,
+            "custody": self.custody,
+            "phase_start": self.phase_start,
+            "in_phase_s": self.in_phase_s,
+            "signoffs": None if self.signoffs is None else [dict(s) for s in self.signoffs],
+            "waivers": None if self.waivers is None else [dict(w) for w in self.waivers],
         }
+
+
+#: The custody record a run writes into its folder, sealed with the bundle
+#: (:data:`pytest_canarygate.custody.CUSTODY_FILE`).
+CUSTODY_NAME = "custody.json"
+#: The largest ``custody.json`` read, and the seconds allowed to read it.
+MAX_CUSTODY_BYTES = 4 * 1024 * 1024
+CUSTODY_READ_SECONDS = 30.0
+#: How a waiver given as a date (``--until 2026-12-10``) is written: the end of that day.
+_END_OF_DAY = "T23:59:59.999Z"
+
+
+@dataclass(frozen=True)
+class _CustodySummary:
+    """What ``canarygate status`` shows of one verified bundle's ``custody.json``."""
+
+    bundle: str | None = None
+    state: str | None = None
+    problem: str | None = None
+    phase_start: str | None = None
+    in_phase_s: float | None = None
+    signoffs: tuple[Mapping[str, Any], ...] | None = None
+    waivers: tuple[Mapping[str, Any], ...] | None = None
+
+
+def _read_custody(examined: _Examined) -> tuple[Mapping[str, Any] | None, str | None]:
+    """``custody.json`` of a VALID bundle, read only when the statement signs it and its bytes
+    still have the signed sha256 (trust-checked, bounded, strict JSON): ``(record, None)``;
+    ``(None, None)`` when the bundle has none (an older bundle); ``(None, why)`` otherwise."""
+    signed = (examined.subjects or {}).get(CUSTODY_NAME) if examined.ok else None
+    if signed is None:
+        return None, None
+    try:
+        with open_trusted(
+            examined.bundle / CUSTODY_NAME,
+            endpoint=_TRUST_ENDPOINT,
+            max_bytes=MAX_CUSTODY_BYTES,
+            seconds=CUSTODY_READ_SECONDS,
+            expected="a custody record",
+        ) as handle:
+            data = handle.read()
+    except EndpointError as exc:
+        return None, exc.reason
+    if hashlib.sha256(data).hexdigest() != signed:
+        return None, "its sha256 is not the one the statement signs (changed since it verified)"
+    try:
+        record = loads(data)
+    except StrictJSONError as exc:
+        return None, f"not strict JSON: {exc}"
+    if not isinstance(record, dict):
+        return None, f"not a JSON object but {type(record).__name__}"
+    return record, None
+
+
+def _optional_text(value: object) -> str | None:
+    return None if value is None else str(value)
+
+
+def _summarize_custody(examined: _Examined | None, phase: str, now: datetime) -> _CustodySummary:
+    """Time in phase, sign-offs and waivers from ``examined``'s ``custody.json`` (a verified
+    bundle, or None)."""
+    if examined is None or not examined.ok:
+        return _CustodySummary()
+    name = examined.bundle.name
+    record, problem = _read_custody(examined)
+    if problem is not None:
+        return _CustodySummary(bundle=name, state="unreadable", problem=problem)
+    if record is None:
+        return _CustodySummary(bundle=name, state="absent")
+    soak = record.get("soak", {})
+    attestations = record.get("attestations", [])
+    if not isinstance(soak, dict):
+        problem = "soak is not an object"
+    elif not isinstance(attestations, list) or not all(isinstance(a, dict) for a in attestations):
+        problem = "attestations is not a list of objects"
+    start_text = soak.get("phase_start") if isinstance(soak, dict) else None
+    start = _parse_time(start_text)
+    if problem is None and start_text is not None and start is None:
+        problem = f"soak.phase_start {start_text!r} is not an ISO UTC time"
+    if problem is not None:
+        return _CustodySummary(bundle=name, state="unreadable", problem=problem)
+    in_phase = None
+    finished = _parse_time((examined.predicate or {}).get("finished_at"))
+    if start is not None and finished is not None:
+        in_phase = max((finished - start).total_seconds(), 0.0)
+    signoffs: dict[str, dict[str, Any]] = {}
+    waivers = []
+    for entry in sorted(attestations, key=lambda a: str(a.get("signed_at"))):
+        kind = entry.get("kind")
+        by = _optional_text(entry.get("by"))
+        if kind == "signoff":
+            item = str(entry.get("subject"))
+            found = signoffs.setdefault(item, {"item": item, "count": 0, "by": [], "sessions": []})
+            found["count"] += 1
+            session = _optional_text(entry.get("session"))
+            if by is not None and by not in found["by"]:
+                found["by"].append(by)
+            if session is not None and session not in found["sessions"]:
+                found["sessions"].append(session)
+        elif kind == "waiver" and entry.get("phase") in (None, phase):
+            until = _optional_text(entry.get("until"))
+            moment = _parse_time(until)
+            waivers.append(
+                {
+                    "gate": str(entry.get("subject")),
+                    "until": until,
+                    "by": by,
+                    "phase": _optional_text(entry.get("phase")),
+                    "expired": moment is not None and moment <= now,
+                }
+            )
+    return _CustodySummary(
+        bundle=name,
+        state="read",
+        phase_start=start_text,
+        in_phase_s=in_phase,
+        signoffs=tuple(signoffs[item] for item in sorted(signoffs)),
+        waivers=tuple(waivers),
+    )
 
 
 def chain_status(
@@ -679,14 +838,23 @@ def chain_status(
     phases: Sequence[str],
     requires: Mapping[str, str],
     trusted_keys: Mapping[str, Key],
+    *,
+    now: datetime | None = None,
 ) -> list[PhaseStatus]:
     """One :class:`PhaseStatus` per phase, in the order given.
 
     ``blocks`` lists why the phase's newest bundle cannot be promoted (none, does not verify,
     simulated, partial, not promotable with the statement's reasons, older than the newest
-    rollback) and, for a phase in ``requires``, why there is no predecessor link for it to rely
-    on (judged against the endpoints of the phase's newest verified bundle, if any).
+    rollback, runbook numbers the config loosened) and, for a phase in ``requires``, why there
+    is no predecessor link for it to rely on (judged against the endpoints of the phase's newest
+    verified bundle, if any).
+
+    The time in phase, sign-offs and waivers come from the ``custody.json`` of the phase's
+    newest bundle that verifies (VALID), read only as the statement signs it; one that cannot
+    be read adds "custody.json unreadable: <why>" to ``blocks``. A waiver whose ``until`` is not
+    after ``now`` (default: the wall clock) is marked expired.
     """
+    when = now if now is not None else clock.wall_now()
     _check_name(migration, "migration")
     rollback = latest_rollback(reports_dir, migration, trusted_keys)
     not_before = rollback.finished_at if rollback else None
@@ -725,6 +893,19 @@ def chain_status(
                 link = found
             elif trusted_keys:
                 blocks.append(describe_refusal(predecessor, found, trusted_keys) or "")
+        loosened = predicate.get("loosened") if predicate else None
+        for entry in loosened if isinstance(loosened, list) else []:
+            blocks.append(f"loosened: {entry}")
+        verified = examined if examined is not None and examined.ok else None
+        if verified is None and trusted_keys:
+            for bundle in bundles[1:]:
+                older = _examine(bundle, migration, phase, trusted_keys)
+                if older.ok:
+                    verified = older
+                    break
+        custody = _summarize_custody(verified, phase, when)
+        if custody.problem is not None:
+            blocks.append(f"{CUSTODY_NAME} unreadable: {custody.problem}")
         claimed = examined.predicate if examined else None
         verdict = claimed.get("verdict") if claimed else None
         statuses.append(
@@ -737,6 +918,12 @@ def chain_status(
                 requires=predecessor,
                 relies_on=link,
                 blocks=tuple(blocks),
+                custody_from=custody.bundle,
+                custody=custody.state,
+                phase_start=custody.phase_start,
+                in_phase_s=custody.in_phase_s,
+                signoffs=custody.signoffs,
+                waivers=custody.waivers,
             )
         )
     return statuses
@@ -801,6 +988,11 @@ def format_status(migration: str, statuses: Sequence[PhaseStatus]) -> str:
             blocks,
         ]
         lines.append(" ".join(row).rstrip())
+    with_custody = [entry for entry in statuses if entry.custody_from]
+    if with_custody:
+        lines += ["", "custody (the latest verified bundle's custody.json):"]
+        for entry in with_custody:
+            lines += _custody_lines(entry)
     blocked = [entry for entry in statuses if entry.blocks]
     if blocked:
         lines += ["", "blocked:"]
@@ -810,6 +1002,55 @@ def format_status(migration: str, statuses: Sequence[PhaseStatus]) -> str:
             for reason in entry.blocks:
                 lines += _wrap(reason, "    - ", "      ")
     return "\n".join(lines)
+
+
+def _span(seconds: float) -> str:
+    """``45m``, ``26h``, ``170h (7.0d)``: rounded down, never more than was covered."""
+    minutes = int(seconds // 60)
+    if minutes < 60:
+        return f"{minutes}m"
+    hours = minutes // 60
+    if hours < 48:
+        return f"{hours}h"
+    return f"{hours}h ({int(seconds // 8640) / 10:.1f}d)"
+
+
+def _until(text: str | None) -> str:
+    if text is None:
+        return "no end"
+    return text[: -len(_END_OF_DAY)] if text.endswith(_END_OF_DAY) else text
+
+
+def _custody_lines(entry: PhaseStatus) -> list[str]:
+    """The wrapped lines of one phase in the custody section."""
+    head = f"{entry.phase} ({entry.custody_from}):"
+    if entry.custody == "absent":
+        return _wrap(
+            f"{head} no {CUSTODY_NAME} (a bundle from before custody records)", "  ", "    "
+        )
+    if entry.custody != "read":
+        return _wrap(f"{head} {CUSTODY_NAME} unreadable (see blocked)", "  ", "    ")
+    if entry.phase_start is None:
+        span = "not started"
+    elif entry.in_phase_s is None:
+        span = f"started {entry.phase_start}"
+    else:
+        span = f"in phase {_span(entry.in_phase_s)} (from {entry.phase_start} to its finish)"
+    lines = _wrap(f"{head} {span}", "  ", "    ")
+    signoffs = [
+        f"{s['item']} x{s['count']}" + (f" ({', '.join(s['by'])})" if s["by"] else "")
+        for s in entry.signoffs or ()
+    ]
+    lines += _wrap(f"sign-offs: {'; '.join(signoffs) or 'none'}", "    ", "      ")
+    waivers = []
+    for waiver in entry.waivers or ():
+        who = [w for w in (waiver["by"], "expired" if waiver["expired"] else None) if w]
+        waivers.append(
+            f"{waiver['gate']} until {_until(waiver['until'])}"
+            + (f" ({', '.join(who)})" if who else "")
+        )
+    lines += _wrap(f"waivers: {'; '.join(waivers) or 'none'}", "    ", "      ")
+    return lines
 
 
 def _wrap(text: str, first: str, rest: str) -> list[str]:
@@ -1009,7 +1250,9 @@ def _run_status(args: argparse.Namespace) -> int:
     try:
         if phases is None:
             phases = list_phases(reports, args.migration)
-        statuses = chain_status(reports, args.migration, phases, requires, trusted)
+        statuses = chain_status(
+            reports, args.migration, phases, requires, trusted, now=clock.wall_now()
+        )
     except ChainError as exc:
         print(f"{prog}: error: {_safe(exc)}", file=sys.stderr)
         return cli.EXIT_FAILED

@@ -140,7 +140,7 @@ def gather(
             not_before=rollback.finished_at if rollback else None,
         )
         if isinstance(found, Link):
-            custody.relies_on.append(found.as_json())
+            custody.relies_on.append({**found.as_json(), "gates": _gate_verdicts(found, keys)})
             continue
         why = describe_refusal(before, found, keys) or "none found"
         if not keys:
@@ -200,6 +200,20 @@ def gather(
     return custody
 
 
+def _gate_verdicts(link: Link, keys: Mapping[str, Any]) -> dict[str, str]:
+    """Each gate's verdict in the linked bundle's statement (gate id -> verdict; a gate with
+    several instances by its worst), so that gates can judge what the earlier phase showed."""
+    examined = examine(link.bundle, link.bundle.parents[1].name, link.phase, keys)
+    gates = (examined.predicate or {}).get("gates")
+    verdicts: dict[str, str] = {}
+    for entry in gates if isinstance(gates, list) else []:
+        if isinstance(entry, dict) and isinstance(entry.get("gate"), str):
+            verdict = str(entry.get("verdict"))
+            if verdicts.get(entry["gate"], Verdict.PASS.value) == Verdict.PASS.value:
+                verdicts[entry["gate"]] = verdict
+    return verdicts
+
+
 def archived_runs(
     reports_dir: Path,
     migration: str,
@@ -230,6 +244,7 @@ def archived_runs(
                 "gates": {
                     str(g.get("gate")): str(g.get("verdict")) for g in gates if isinstance(g, dict)
                 },
+                "facts": facts if isinstance(facts := predicate.get("facts"), dict) else {},
             }
         )
     return sorted(runs, key=lambda run: str(run["started_at"]))
@@ -255,9 +270,10 @@ def soak_record(
     first_runs = archived_runs(reports_dir, migration, first_phase, keys, endpoints, None)
     runs = archived_runs(reports_dir, migration, phase, keys, endpoints, not_before)
     entry = {g.id for g in catalog.gates_for(phase, "entry")}
-    # The monitor gates that observe the daemons: those judged from the archive itself (time
-    # in phase) read nothing and would only repeat what was short at the time.
-    monitor = {g.id for g in catalog.gates_for(phase, "monitor") if g.needs}
+    # The monitor gates that observe the daemons: those judged from the archive itself
+    # (``archive = true``: time in phase, the canary's expansion) would only repeat what the
+    # archive was short of at the time.
+    monitor = {g.id for g in catalog.gates_for(phase, "monitor") if not g.archive}
     phase_start = None
     for run in runs:
         judged = {g: v for g, v in run["gates"].items() if g in entry}
@@ -277,6 +293,7 @@ def soak_record(
                 "started_at": r["started_at"],
                 "finished_at": r["finished_at"],
                 "monitor": {g: v for g, v in r["gates"].items() if g in monitor},
+                "facts": r["facts"],
             }
             for r in since
         ],

@@ -125,6 +125,10 @@ class Pack:
     #: The pid a daemon reports in an answer (its bracket method's), compared with the pid the
     #: kernel says served the socket: a mismatch shows a relay or proxy in front of it.
     reported_pid: Callable[[Any], int | None] = field(default=lambda result: None)
+    #: Facts of the observation worth keeping in the signed statement (``facts``), so that
+    #: later runs can judge the history of the archive from them (e.g. which sessions a
+    #: selector named); JSON-ready, small.
+    run_facts: Callable[[Any], dict[str, Any]] = field(default=lambda observation: {})
     #: Fixtures parametrized from the observation (``per = "<fixture>"`` in the catalog).
     parameters: tuple[GateParameter, ...] = ()
     #: Start a simulated fleet for ``(scenario, phase)``; ``check_scenario(scenario)`` raises

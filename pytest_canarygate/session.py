@@ -309,6 +309,7 @@ class GateSession:
             "catalog_digest": self.catalog.digest,
             "started_at": self.started_at,
             "peers": (self.observation.peers(self.pack.reported_pid) if self.observation else []),
+            "facts": self.pack.run_facts(self.observation) if self.observation else {},
             **extra,
         }
         (self.run_dir / RUN_FILE).write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
@@ -378,6 +379,11 @@ class GateSession:
             allure_evidence.describe_gate(gate)
         try:
             return (yield)
+        except Exception as exc:
+            waiver = self._waiver(gate.id, verdict_of(exc)[0]) if gate is not None else None
+            if waiver is not None and allure_evidence.enabled(self.config):
+                allure_evidence.mark_waived(waiver, verdict_of(exc)[0].value)
+            raise
         finally:
             evidence = item.stash.get(EVIDENCE_KEY, None)
             if evidence is not None and allure_evidence.enabled(self.config):

@@ -109,6 +109,7 @@ NO_ARCHIVE_INCONCLUSIVE = frozenset(
         "canary.pre.rollback-rehearsed",
         "cutover.checklist.rollback-rehearsed",
         "canary.exit.users-confirm",
+        "canary.expand.pace",
         "canary.duration.archive-48h",
         "canary.exit.archive-stable-48h",
         "gradual.exit.archive-7d",
@@ -117,6 +118,7 @@ NO_ARCHIVE_INCONCLUSIVE = frozenset(
         "cutover.checklist.canary-signed",
         "cutover.checklist.gradual-signed",
         "cutover.checklist.on-call-briefed",
+        "cutover.checklist.restore-evidence-retained",
         "rollback.post.incident-evidence",
     }
 )

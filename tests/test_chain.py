@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from bundle_helpers import DEFAULT_FILES
 from bundle_helpers import KeyPair
 from bundle_helpers import make_bundle
 from bundle_helpers import make_predicate
@@ -638,3 +639,348 @@ def test_verify_chain_usage_errors(
     assert main(["verify", str(reports), "--requires", "a=b", *keys_args]) == EXIT_USAGE
     missing = _verify_chain(tmp_path / "nothing", trusted_dir)
     assert main(missing) == EXIT_USAGE
+
+
+# --- status: time in phase, sign-offs and waivers from custody.json -------------------------
+
+
+def _custody(**changes: Any) -> dict[str, Any]:
+    """A custody record as a run writes it (``custody.Custody``), for a canary run."""
+    record: dict[str, Any] = {
+        "phase": "canary",
+        "requires": "alpha",
+        "relies_on": [],
+        "problems": [],
+        "missing_earlier": [],
+        "rollback": None,
+        "rehearsal": None,
+        "rehearsal_problems": [],
+        "timeline": [],
+        "attestations": [],
+        "refused": [],
+        "soak": {
+            "migration_start": "2024-12-30T00:00:00Z",
+            "phase_start": "2024-12-31T22:05:00Z",
+            "max_gap_h": 6.0,
+            "monitor_gates": [],
+            "runs": [],
+        },
+    }
+    record.update(changes)
+    return record
+
+
+def _attestation(kind: str, subject: str, by: str, **changes: Any) -> dict[str, Any]:
+    entry: dict[str, Any] = {
+        "file": f"x-{kind}-{subject}-{by}.dsse.json",
+        "kind": kind,
+        "subject": subject,
+        "by": by,
+        "signed_at": "2025-01-01T12:00:00.000Z",
+        "session": None,
+        "text": None,
+        "until": None,
+        "phase": None,
+        "refers": [],
+        "keyid": "k",
+        "digest": "d",
+    }
+    entry.update(changes)
+    return entry
+
+
+ATTESTATIONS = [
+    _attestation("signoff", "P2-X3", "alice", session="session-a"),
+    _attestation("signoff", "P2-X3", "bob", session="session-b"),
+    _attestation("signoff", "CG-7", "bob"),
+    _attestation(
+        "waiver",
+        "canary.exit.users-confirm",
+        "alice",
+        until="2999-01-01T23:59:59.999Z",
+        phase="canary",
+    ),
+    _attestation("waiver", "canary.old", "bob", until="2025-01-01T18:00:00.000Z"),
+    _attestation("waiver", "alpha.other", "bob", until="2999-01-01T23:59:59.999Z", phase="alpha"),
+    _attestation("report", "session-a", "carol", session="session-a"),
+]
+
+
+def _custody_bundle(
+    root: Path,
+    keys: KeyPair,
+    phase: str,
+    stamp: str,
+    custody: dict[str, Any] | bytes | None,
+    *,
+    verdict: str = "PASS",
+    **changes: Any,
+) -> Path:
+    """:func:`_bundle`, holding ``custody`` as its ``custody.json`` (written before sealing;
+    bytes as given; None: no custody.json, an older bundle)."""
+    files = dict(DEFAULT_FILES)
+    if custody is not None:
+        data = custody if isinstance(custody, bytes) else json.dumps(custody).encode()
+        files["custody.json"] = data
+    bundle = make_bundle(root, migration=M, phase=phase, name=f"{stamp}-{verdict}", files=files)
+    predicate = make_predicate(bundle)
+    predicate.update(
+        incomplete=False,
+        promotable=True,
+        not_promotable_because=[],
+        peers=PEERS,
+        started_at=_iso(stamp, 0),
+        finished_at=_iso(stamp, 5),
+    )
+    predicate.update(changes)
+    _fix_modes(root / "reports")
+    seal_bundle(bundle, predicate, keys.signer)
+    return bundle
+
+
+def _status_out(
+    reports: Path, trusted_dir: Path, capsys: pytest.CaptureFixture[str], *extra: str
+) -> str:
+    args = ["status", M, "--reports", str(reports), "--trusted-keys", str(trusted_dir)]
+    assert main([*args, "--requires", "canary=alpha", *extra]) == EXIT_OK
+    captured = capsys.readouterr()
+    assert "Traceback" not in captured.out + captured.err
+    return captured.out
+
+
+LOOSE = "[windows] canary_hours = 1.0 (runbook: at least 48 hours)"
+
+
+def test_status_shows_time_in_phase_signoffs_and_waivers(
+    tmp_path: Path,
+    reports: Path,
+    keys: KeyPair,
+    trusted_dir: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    alpha = _custody_bundle(tmp_path, keys, "alpha", DAY1, _custody(phase="alpha"))
+    canary = _custody_bundle(
+        tmp_path,
+        keys,
+        "canary",
+        DAY2,
+        _custody(attestations=ATTESTATIONS),
+        verdict="FAIL",
+        promotable=False,
+        not_promotable_because=[f"the config loosens the runbook: {LOOSE}"],
+        loosened=[LOOSE],
+        relies_on=_relies(alpha),
+    )
+
+    out = _status_out(reports, trusted_dir, capsys)
+
+    assert all(len(line) <= 100 for line in out.splitlines()), out
+    flat = " ".join(out.split())
+    assert "custody (the latest verified bundle's custody.json):" in out
+    assert f"canary ({canary.name}): in phase 26h (from 2024-12-31T22:05:00Z" in flat
+    assert f"alpha ({alpha.name}): in phase 2h (from 2024-12-31T22:05:00Z" in flat
+    assert "sign-offs: CG-7 x1 (bob); P2-X3 x2 (alice, bob)" in flat
+    assert "waivers: canary.exit.users-confirm until 2999-01-01 (alice);" in flat
+    assert "canary.old until 2025-01-01T18:00:00.000Z (bob, expired)" in flat
+    assert "alpha.other" not in flat  # a waiver of another phase is not in force here
+    assert f"- loosened: {LOOSE}" in flat
+    assert f"not promotable: the config loosens the runbook: {LOOSE}" in flat
+
+    document = json.loads(_status_out(reports, trusted_dir, capsys, "--json"))
+    alpha_json, canary_json = document["phases"]
+    assert alpha_json["signoffs"] == []
+    assert alpha_json["waivers"] == []
+    assert canary_json["custody_from"] == canary.name
+    assert canary_json["custody"] == "read"
+    assert canary_json["phase_start"] == "2024-12-31T22:05:00Z"
+    assert canary_json["in_phase_s"] == 26 * 3600
+    assert canary_json["signoffs"] == [
+        {"item": "CG-7", "count": 1, "by": ["bob"], "sessions": []},
+        {
+            "item": "P2-X3",
+            "count": 2,
+            "by": ["alice", "bob"],
+            "sessions": ["session-a", "session-b"],
+        },
+    ]
+    assert canary_json["waivers"] == [
+        {
+            "gate": "canary.exit.users-confirm",
+            "until": "2999-01-01T23:59:59.999Z",
+            "by": "alice",
+            "phase": "canary",
+            "expired": False,
+        },
+        {
+            "gate": "canary.old",
+            "until": "2025-01-01T18:00:00.000Z",
+            "by": "bob",
+            "phase": None,
+            "expired": True,
+        },
+    ]
+    assert f"loosened: {LOOSE}" in canary_json["blocks"]
+
+
+def test_chain_status_judges_waiver_expiry_at_now(
+    tmp_path: Path, reports: Path, keys: KeyPair
+) -> None:
+    from datetime import datetime
+    from datetime import timezone
+
+    _custody_bundle(tmp_path, keys, "canary", DAY2, _custody(attestations=ATTESTATIONS))
+    early = datetime(2025, 1, 1, 12, tzinfo=timezone.utc)
+
+    (status,) = chain_status(reports, M, ["canary"], {}, keys.trusted, now=early)
+
+    assert status.waivers is not None
+    assert [w["expired"] for w in status.waivers] == [False, False]
+    assert status.blocks == ()
+
+
+def test_status_phase_not_started(
+    tmp_path: Path,
+    reports: Path,
+    keys: KeyPair,
+    trusted_dir: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    soak: dict[str, Any] = {
+        "migration_start": None,
+        "phase_start": None,
+        "max_gap_h": 6.0,
+        "runs": [],
+    }
+    _custody_bundle(tmp_path, keys, "alpha", DAY1, _custody(phase="alpha", soak=soak))
+
+    out = _status_out(reports, trusted_dir, capsys)
+    assert f"alpha ({DAY1}-PASS): not started" in out
+    assert "sign-offs: none" in out
+    assert "waivers: none" in out
+    (alpha_json,) = json.loads(_status_out(reports, trusted_dir, capsys, "--json"))["phases"]
+    assert (alpha_json["phase_start"], alpha_json["in_phase_s"]) == (None, None)
+    assert alpha_json["blocks"] == []
+
+
+MALFORMED_CUSTODY = {
+    "syntax": (b'{"soak": ', "custody.json unreadable: not strict JSON: "),
+    "duplicate key": (
+        b'{"soak": {}, "soak": {"phase_start": null}}',
+        'custody.json unreadable: not strict JSON: duplicate key "soak"',
+    ),
+    "not an object": (b"[1, 2]", "custody.json unreadable: not a JSON object but list"),
+    "attestations": (
+        json.dumps(_custody(attestations={"kind": "waiver"})).encode(),
+        "custody.json unreadable: attestations is not a list of objects",
+    ),
+    "soak": (json.dumps(_custody(soak=[])).encode(), "custody.json unreadable: soak is not"),
+    "phase_start": (
+        json.dumps(_custody(soak={"phase_start": "yesterday\x1b[2J"})).encode(),
+        "custody.json unreadable: soak.phase_start 'yesterday\\x1b[2J' is not an ISO",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(MALFORMED_CUSTODY))
+def test_status_notes_an_unreadable_custody_json(
+    case: str,
+    tmp_path: Path,
+    reports: Path,
+    keys: KeyPair,
+    trusted_dir: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    data, expected = MALFORMED_CUSTODY[case]
+    bundle = _custody_bundle(tmp_path, keys, "alpha", DAY1, data)
+
+    out = _status_out(reports, trusted_dir, capsys)
+    assert expected in " ".join(out.split()), out
+    assert f"alpha ({bundle.name}): custody.json unreadable (see blocked)" in out
+    assert "\x1b" not in out
+    assert all(len(line) <= 100 for line in out.splitlines()), out
+    (alpha_json,) = json.loads(_status_out(reports, trusted_dir, capsys, "--json"))["phases"]
+    assert alpha_json["status"] == "VALID"
+    assert alpha_json["custody"] == "unreadable"
+    assert any(b.startswith("custody.json unreadable: ") for b in alpha_json["blocks"])
+    assert alpha_json["signoffs"] is None
+    assert alpha_json["waivers"] is None
+
+
+def test_status_custody_json_over_the_bound_is_unreadable(
+    tmp_path: Path, reports: Path, keys: KeyPair, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import pytest_canarygate.chain as chain_module
+
+    _custody_bundle(tmp_path, keys, "alpha", DAY1, _custody(phase="alpha"))
+    monkeypatch.setattr(chain_module, "MAX_CUSTODY_BYTES", 64)
+
+    (status,) = chain_status(reports, M, ["alpha"], {}, keys.trusted)
+
+    assert status.custody == "unreadable"
+    assert any("more than the 64 read" in b for b in status.blocks), status.blocks
+
+
+def test_status_without_custody_json_still_works(
+    tmp_path: Path,
+    reports: Path,
+    keys: KeyPair,
+    trusted_dir: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    alpha = _custody_bundle(tmp_path, keys, "alpha", DAY1, None)
+    _custody_bundle(tmp_path, keys, "canary", DAY2, None, relies_on=_relies(alpha))
+
+    out = _status_out(reports, trusted_dir, capsys)
+    assert f"alpha ({alpha.name}): no custody.json (a bundle from before custody" in out
+    assert "blocked:" not in out
+    document = json.loads(_status_out(reports, trusted_dir, capsys, "--json"))
+    for phase_json in document["phases"]:
+        assert phase_json["custody"] == "absent"
+        assert phase_json["phase_start"] is None
+        assert phase_json["in_phase_s"] is None
+        assert phase_json["signoffs"] is None
+        assert phase_json["waivers"] is None
+        assert phase_json["blocks"] == []
+
+
+def test_status_reads_custody_only_from_a_verified_bundle(
+    tmp_path: Path, reports: Path, keys: KeyPair
+) -> None:
+    older = _custody_bundle(tmp_path, keys, "canary", DAY1, _custody(attestations=ATTESTATIONS))
+    newer = _custody_bundle(tmp_path, keys, "canary", DAY2, _custody())
+    forged = _custody(attestations=[_attestation("signoff", "FORGED", "mallory")])
+    (newer / "custody.json").write_text(json.dumps(forged))  # changed after sealing
+
+    (status,) = chain_status(reports, M, ["canary"], {}, keys.trusted)
+
+    assert (status.latest, status.status) == (newer.name, "INVALID")
+    assert any("custody.json: sha256 mismatch" in b for b in status.blocks)
+    assert status.custody_from == older.name  # the newest bundle that verifies
+    assert status.signoffs is not None
+    assert [s["item"] for s in status.signoffs] == ["CG-7", "P2-X3"]
+    assert status.in_phase_s == 2 * 3600
+
+    (untrusted,) = chain_status(reports, M, ["canary"], {}, {})
+    assert (untrusted.custody_from, untrusted.custody, untrusted.signoffs) == (None, None, None)
+
+
+def test_status_escapes_custody_text(
+    tmp_path: Path,
+    reports: Path,
+    keys: KeyPair,
+    trusted_dir: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    hostile = [
+        _attestation("signoff", f"ITEM-{n}\x1b[31m\u202e", f"signer-{n}\x07") for n in range(30)
+    ]
+    hostile.append(_attestation("waiver", "g\x1b]0;x\x07", "eve\u202e", until="x" * 150))
+    _custody_bundle(tmp_path, keys, "alpha", DAY1, _custody(phase="alpha", attestations=hostile))
+
+    out = _status_out(reports, trusted_dir, capsys)
+
+    assert all(len(line) <= 100 for line in out.splitlines()), out
+    for raw in ("\x1b", "\x07", "\u202e"):
+        assert raw not in out
+    assert "ITEM-7\\x1b[31m\\u202e x1 (signer-7\\x07)" in " ".join(out.split())
+    assert "g\\x1b]0;x\\x07 until" in out

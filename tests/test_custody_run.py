@@ -124,6 +124,21 @@ def test_a_canary_with_no_alpha_bundle_is_not_promotable_and_says_why(archive: A
     ), run["not_promotable_because"]
 
 
+def test_a_gradual_run_with_no_canary_bundle_is_not_promotable_and_names_it(
+    archive: Archive, alpha_bundle: Path
+) -> None:
+    """An alpha bundle is there, but gradual needs canary's: it says which one is missing."""
+    with archive.fleet("gradual") as fleet:
+        archive.configure(fleet)
+        result, _, run = archive.run("gradual", "--canarygate-require-promotable")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    assert run["promotable"] is False
+    assert "canary" not in {r["phase"] for r in run["relies_on"]}
+    (missing,) = [r for r in run["not_promotable_because"] if "bundle to rely on" in r]
+    assert missing.startswith("no signed canary bundle to rely on (gradual requires one)")
+    result.stdout.fnmatch_lines(["*no signed canary bundle to rely on (gradual requires one)*"])
+
+
 def test_a_canary_relies_on_the_signed_alpha_bundle(archive: Archive, alpha_bundle: Path) -> None:
     for session in CANARY_SESSIONS:
         archive.sign_off("P2-X3", "--session", session)
@@ -224,11 +239,18 @@ def test_a_waiver_turns_an_inconclusive_gate_into_waived_and_keeps_its_outcome(
     assert waived.ret == 0, waived.stderr.str()
     with archive.fleet("canary") as fleet:
         archive.configure(fleet)
-        _, _, run = archive.run("canary")
+        _, bundle, run = archive.run("canary")
     users = gate(run, "canary.exit.users-confirm")
     assert users["verdict"] == "WAIVED"
     assert users["message"].startswith("WAIVED by alice until 2999-01-")
     assert "its own verdict: INCONCLUSIVE" in users["message"]
+    # Allure shows it as waived, with who, until when and the verdict it would have had
+    results = [json.loads(p.read_text()) for p in (bundle / "allure-results").glob("*-result.json")]
+    (result,) = [r for r in results if r["name"] == "test_all_canary_users_confirm"]
+    assert {"name": "tag", "value": "WAIVED"} in result["labels"]
+    parameters = {p["name"]: p["value"].strip("'") for p in result["parameters"]}
+    assert parameters["own verdict"] == "INCONCLUSIVE"
+    assert parameters["waived by"].startswith("alice until 2999-01-")
 
 
 def test_an_unsigned_waiver_stops_the_run_before_any_gate(
@@ -343,6 +365,7 @@ def test_the_walk_through_every_phase_and_a_rollback(
     assert set(_blocking(first)) == {
         "canary.duration.archive-48h",
         "canary.exit.archive-stable-48h",
+        "canary.expand.pace",
     }, first["gates"]
     assert not first["promotable"]
     assert not second["promotable"]

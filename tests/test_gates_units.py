@@ -468,6 +468,11 @@ def healthy_custody(phase: str) -> Custody:
                 "digest": "a" * 64,
                 "signer_keyid": "k" * 64,
                 "finished_at": "2026-01-01T00:00:00.000Z",
+                "gates": {
+                    "prereq.restore-dry-run": "PASS",
+                    "alpha.exit.restore-dry-run": "PASS",
+                    "canary.pre.restore-dry-run": "PASS",
+                },
             }
             for p in earlier
         ],
@@ -503,7 +508,8 @@ def healthy_soak(
     start = NOW - span
     count = int(span / every)
     return {
-        "migration_start": (start - timedelta(days=30)).isoformat(),
+        # the migration started 8 days ago; its backup (snap-1) was taken a day before
+        "migration_start": (NOW - timedelta(days=8)).isoformat(),
         "phase_start": start.isoformat(),
         "max_gap_h": 6.0,
         "monitor_gates": ["m"],
@@ -1302,6 +1308,26 @@ ROLLBACK = {
 }
 
 
+def expansion_soak(*runs: tuple[int, tuple[str, ...], str]) -> dict[str, Any]:
+    """A canary soak whose archived runs recorded canary sessions: (hours ago, sessions, the
+    run's monitor verdict)."""
+    soak = healthy_soak(timedelta(hours=48))
+    soak["runs"] = [
+        {
+            "bundle": f"run-{n}",
+            "digest": "b" * 64,
+            "started_at": (NOW - timedelta(hours=ago)).isoformat(),
+            "finished_at": (NOW - timedelta(hours=ago) + timedelta(minutes=1)).isoformat(),
+            "monitor": {"m": verdict},
+            "facts": {"canary_sessions": list(sessions)},
+        }
+        for n, (ago, sessions, verdict) in enumerate(runs)
+    ]
+    return soak
+
+
+ALPHA, BETA = "session-alpha", "session-beta"
+
 CUSTODY_CASES = [
         ("canary.pre.alpha-signed", "canary", _custody("canary"), Verdict.PASS, ""),
         ("canary.pre.alpha-signed", "canary",
@@ -1374,6 +1400,40 @@ CUSTODY_CASES = [
          _custody("cutover", soak={"phase_start": None}), Verdict.INCONCLUSIVE,
          "the phase has not started in the archive"),
         ("cutover.exit.archive-7d", "cutover", _custody("cutover"), Verdict.PASS, ""),
+        # "Restore dry-run evidence retained": in the bundles of alpha and canary
+        ("cutover.checklist.restore-evidence-retained", "cutover",
+         _custody("cutover", relies_on=[
+             {**link, "gates": {**link["gates"], "canary.pre.restore-dry-run": "WAIVED"}}
+             for link in healthy_custody("cutover").relies_on
+         ]), Verdict.INCONCLUSIVE, "canary.pre.restore-dry-run WAIVED"),
+        ("cutover.checklist.restore-evidence-retained", "cutover",
+         _custody("cutover", relies_on=healthy_custody("cutover").relies_on[:1],
+                  missing_earlier=["no signed alpha bundle to rely on (cutover requires one)"]),
+         Verdict.INCONCLUSIVE, "alpha: no signed alpha bundle"),
+        # "Add 2-3 more sessions per day, continue monitoring at each expansion"
+        ("canary.expand.pace", "canary", _custody("canary"), Verdict.PASS, ""),
+        ("canary.expand.pace", "canary",
+         _custody("canary", soak=expansion_soak((30, (ALPHA,), "PASS"))), Verdict.PASS, ""),
+        ("canary.expand.pace", "canary",
+         _custody("canary", soak=expansion_soak((30, ("x",), "PASS"),
+                                                (20, ("x", "y1", "y2", "y3", "y4"), "PASS"),
+                                                (10, (ALPHA, BETA), "PASS"))),
+         Verdict.FAIL, "4 canary sessions added within the 24h up to"),
+        ("canary.expand.pace", "canary",
+         _custody("canary", soak=expansion_soak((40, (), "PASS"), (30, (ALPHA,), "FAIL"))),
+         Verdict.FAIL, "with no passing monitor run since it grew at"),
+        ("canary.expand.pace", "canary", _custody("canary", soak={"phase_start": None}),
+         Verdict.INCONCLUSIVE, "the canary has not started in the archive"),
+        # "Backup taken before migration start": before it, and not too long before it
+        ("prereq.backup-taken", "alpha",
+         _custody("alpha", soak={"migration_start": (NOW - timedelta(days=10)).isoformat()}),
+         Verdict.FAIL, "no Manual snapshot taken before the migration started at "
+         "2026-11-16T12:00:00+00:00"),
+        ("prereq.backup-taken", "alpha",
+         _custody("alpha", soak={"migration_start": (NOW - timedelta(hours=1)).isoformat()}),
+         Verdict.FAIL, "and at most 7d before it: the newest backup is snap-1"),
+        ("prereq.backup-taken", "alpha", _custody("alpha", soak={}), Verdict.FAIL,
+         "before the migration started at this run (the migration's first)"),
 ]  # fmt: skip
 
 

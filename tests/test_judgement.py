@@ -624,7 +624,21 @@ def test_backup_is_a_manual_snapshot() -> None:
     assert judged.verdict is Verdict.PASS
     assert "snap-1 (Manual, version 10, taken 9d ago)" in judged.message
     year_old = j.backup_snapshot([snap("Manual", 365 * 86_400_000, "snap-1")], NOW_MS, 500)
-    assert year_old.passed  # taken before the migration started: old is fine
+    assert year_old.passed  # with no age limit given, any backup before the start counts
+
+
+def test_a_backup_counts_only_before_the_migration_start_and_not_too_long_before() -> None:
+    day = 86_400_000
+    backup = [snap("Manual", 3 * day, "snap-1")]  # taken 3 days ago
+    week = 7 * day
+    before = j.backup_snapshot(backup, NOW_MS, start_ms=NOW_MS - 2 * day, max_age_ms=week)
+    assert before.passed, before.message
+    after = j.backup_snapshot(backup, NOW_MS, start_ms=NOW_MS - 4 * day, max_age_ms=week)
+    assert after.verdict is Verdict.FAIL
+    assert "no Manual snapshot taken before the migration started at" in after.message
+    stale = j.backup_snapshot(backup, NOW_MS, start_ms=NOW_MS + 0, max_age_ms=2 * day)
+    assert stale.verdict is Verdict.FAIL
+    assert "at most 48h before it" in stale.message
 
 
 def test_a_future_or_empty_manual_snapshot_is_no_backup() -> None:

@@ -146,7 +146,7 @@ def test_snapshots(canary: SimFleet) -> None:
     newest = evidence.records[-1]
     assert newest.projection_version == _live_version(canary)
     assert newest.created_at_ms == canary.anchor_ms - 2 * 60_000
-    assert evidence.records[1].created_at_ms == canary.anchor_ms - 9 * DAY_MS
+    assert evidence.records[1].created_at_ms == canary.anchor_ms - 2 * DAY_MS
     assert all(s.projection_version <= newest.projection_version for s in evidence.records)
     assert {(s.session_count, s.pane_count) for s in evidence.records} == {(6, 6)}
 

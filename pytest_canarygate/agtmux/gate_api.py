@@ -15,6 +15,7 @@ from pytest_canarygate import gate
 from pytest_canarygate.agtmux.gate_support import alerts_from
 from pytest_canarygate.agtmux.gate_support import archive_judgement
 from pytest_canarygate.agtmux.gate_support import attempt
+from pytest_canarygate.agtmux.gate_support import canary_expansion
 from pytest_canarygate.agtmux.gate_support import combine
 from pytest_canarygate.agtmux.gate_support import conclude
 from pytest_canarygate.agtmux.gate_support import daemon_info
@@ -34,6 +35,7 @@ from pytest_canarygate.agtmux.gate_support import phase_for
 from pytest_canarygate.agtmux.gate_support import projection_version
 from pytest_canarygate.agtmux.gate_support import ready
 from pytest_canarygate.agtmux.gate_support import restore_dry_run_now
+from pytest_canarygate.agtmux.gate_support import restore_evidence_in_archive
 from pytest_canarygate.agtmux.gate_support import sessions_of
 from pytest_canarygate.agtmux.gate_support import snapshot_recorded
 from pytest_canarygate.agtmux.gate_support import soak_from_archive
@@ -135,6 +137,7 @@ __all__ = [
     "build_passes",
     "by_key",
     "canary_activity",
+    "canary_expansion",
     "canary_panes_served",
     "canary_sessions_on",
     "canary_usage",
@@ -183,6 +186,7 @@ __all__ = [
     "restart_policy_matches_contract",
     "restart_regression",
     "restore_dry_run_now",
+    "restore_evidence_in_archive",
     "selector_matches_phase",
     "selector_switchable",
     "selector_writable",

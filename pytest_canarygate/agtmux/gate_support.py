@@ -632,3 +632,100 @@ def soak_from_archive(
         f"{start_text}, none failing, no gap over {format_duration(gap)}",
         numbers=numbers,
     )
+
+
+#: The gates that judge a restore dry-run, per phase that has one.
+RESTORE_DRY_RUN_GATES = {
+    "alpha": ("prereq.restore-dry-run", "alpha.exit.restore-dry-run"),
+    "canary": ("canary.pre.restore-dry-run",),
+}
+
+
+def restore_evidence_in_archive(custody: CustodyView) -> Judgement:
+    """ "Restore dry-run evidence retained": the signed bundles this run relies on hold a
+    passing restore dry-run for each phase that judges one (alpha, canary)."""
+    problems: list[str] = []
+    shown: list[str] = []
+    for phase, gate_ids in RESTORE_DRY_RUN_GATES.items():
+        try:
+            link = custody.link(phase)
+        except GateOutcome as exc:
+            problems.append(f"{phase}: {exc}")
+            continue
+        verdicts = link.get("gates", {})
+        missing = [g for g in gate_ids if verdicts.get(g) != Verdict.PASS.value]
+        if missing:
+            got = ", ".join(f"{g} {verdicts.get(g, 'not in the bundle')}" for g in missing)
+            problems.append(f"{phase} bundle {link['bundle']}: {got}")
+        else:
+            shown.append(f"{phase} bundle {link['bundle']}: {', '.join(gate_ids)} PASS")
+    if problems:
+        return Judgement(
+            verdict=Verdict.INCONCLUSIVE,
+            message="restore dry-run evidence not shown retained in the archive: "
+            + "; ".join(problems),
+        )
+    return Judgement(
+        verdict=Verdict.PASS,
+        message="restore dry-run evidence retained: " + "; ".join(shown),
+    )
+
+
+#: "Add 2-3 more sessions per day": no more than this many within any 24h.
+MAX_SESSIONS_ADDED_PER_DAY = 3
+
+
+def canary_expansion(custody: CustodyView, current: Sequence[str], now: datetime) -> Judgement:
+    """ "Expand canary if stable: add 2-3 more sessions per day, continue monitoring at each
+    expansion", judged from the canary sessions each archived run of the canary recorded
+    (statement ``facts``) and this run's selector: an expansion is a run naming sessions the
+    run before did not; no 24h may add more than three; and between two expansions a run must
+    have passed its monitor gates (the expanded canary was monitored before growing again)."""
+    soak = custody.custody.soak
+    if not soak.get("phase_start"):
+        return Judgement(
+            verdict=Verdict.INCONCLUSIVE,
+            message="the canary has not started in the archive (no signed, live canary run whose "
+            "entry gates all passed): its expansion cannot be judged",
+        )
+    history: list[tuple[datetime, frozenset[str], bool]] = []
+    for run in soak.get("runs", []):
+        sessions = run.get("facts", {}).get("canary_sessions")
+        if sessions is not None:
+            passed = all(v in _GOOD for v in run["monitor"].values())
+            history.append((_when(run["started_at"]), frozenset(sessions), passed))
+    history.append((now, frozenset(current), False))
+    expansions: list[tuple[datetime, frozenset[str]]] = []
+    for (_, before, _), (when, after, _) in pairwise(history):
+        if after - before:
+            expansions.append((when, after - before))
+    for when, _ in expansions:
+        recent = [added for at, added in expansions if when - timedelta(hours=24) < at <= when]
+        total = sum(len(added) for added in recent)
+        if total > MAX_SESSIONS_ADDED_PER_DAY:
+            names = ", ".join(sorted(set().union(*recent)))
+            return Judgement(
+                verdict=Verdict.FAIL,
+                message=f"{total} canary sessions added within the 24h up to {when.isoformat()} "
+                f"({names}): the runbook adds 2-3 more per day",
+            )
+    for (first, _), (second, added) in pairwise(expansions):
+        monitored = any(passed for at, _, passed in history if first <= at < second)
+        if not monitored:
+            return Judgement(
+                verdict=Verdict.FAIL,
+                message=f"the canary grew again at {second.isoformat()} "
+                f"({', '.join(sorted(added))}) with no passing monitor run since it grew at "
+                f"{first.isoformat()}: continue monitoring at each expansion",
+            )
+    if not expansions:
+        return Judgement(
+            verdict=Verdict.PASS,
+            message=f"no expansion since the canary started at {soak['phase_start']} "
+            f"({len(current)} session(s))",
+        )
+    return Judgement(
+        verdict=Verdict.PASS,
+        message=f"{len(expansions)} expansion(s), none adding more than "
+        f"{MAX_SESSIONS_ADDED_PER_DAY} sessions in 24h, each monitored before the next",
+    )

@@ -19,6 +19,7 @@ from pytest_canarygate.agtmux.runbook import CATALOG
 from pytest_canarygate.clock import timestamps_in
 from pytest_canarygate.codec import RecordCodec
 from pytest_canarygate.codec import encode
+from pytest_canarygate.errors import CanarygateError
 from pytest_canarygate.observation import Observation
 from pytest_canarygate.pack import EvidenceAccessor
 from pytest_canarygate.pack import GateParameter
@@ -122,6 +123,21 @@ def _check_scenario(scenario: str) -> None:
     load_scenario(scenario)
 
 
+def run_facts(observation: Any) -> dict[str, Any]:
+    """The canary sessions the runtime selector named in this run (None: not read), kept in
+    the statement so that the canary's expansion can be judged from the archive."""
+    reading = observation.evidence.get("runtime_selector")
+    sessions = None
+    if reading is not None and reading.ok:
+        try:
+            found = decode(reading.evidence).records
+        except (CanarygateError, ValueError, TypeError):  # judged by the gates that read it
+            found = ()
+        if len(found) == 1 and isinstance(found[0], records.RuntimeSelector):
+            sessions = sorted(found[0].v5_canary_sessions)
+    return {"canary_sessions": sessions}
+
+
 PACK = Pack(
     name=NAME,
     catalog=CATALOG,
@@ -139,6 +155,7 @@ PACK = Pack(
     decode=decode,
     timestamps=past_timestamps,
     reported_pid=daemon_info_pid,
+    run_facts=run_facts,
     parameters=(
         GateParameter(
             TMUX_SESSION_FIXTURE,

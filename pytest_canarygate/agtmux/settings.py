@@ -65,6 +65,9 @@ class Windows:
     )
     escalate_days: float = bounded(7.0, maximum=MAX_WINDOW_DAYS, unit="days", runbook=AT_LEAST)
     archive_retention_days: float = bounded(30.0, maximum=3660, unit="days", runbook=AT_LEAST)
+    #: "Backup taken before migration start": how long before the start a backup still counts
+    #: (not a runbook number: the runbook names no age; a week by default).
+    backup_max_age_days: float = bounded(7.0, maximum=MAX_WINDOW_DAYS, unit="days")
 
     def longest(self) -> timedelta:
         """The longest window history must cover, which bounds how much history is asked for

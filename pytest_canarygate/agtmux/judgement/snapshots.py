@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from datetime import datetime
 from datetime import timedelta
+from datetime import timezone
 
 from pytest_canarygate.agtmux.judgement.core import Judgement
 from pytest_canarygate.agtmux.judgement.core import RestoreDryRun
@@ -194,13 +196,19 @@ CLOCK_SKEW_MS = 60_000
 
 
 def backup_snapshot(
-    snapshots: Sequence[SnapshotMetadata], now_ms: int, live_version: int | None = None
+    snapshots: Sequence[SnapshotMetadata],
+    now_ms: int,
+    live_version: int | None = None,
+    *,
+    start_ms: int | None = None,
+    max_age_ms: int | None = None,
 ) -> Judgement:
-    """A backup was taken: a Manual snapshot is retained. However old it is, it counts (it was
-    taken before the migration started); it does not count when it is stamped in the future
-    (more than a minute after now: its clock or record is wrong), or when it holds projection
-    version 0 (an empty projection) while the live v5 projection (``live_version``) is not
-    empty: a backup of nothing backs up nothing."""
+    """A backup was taken before the migration started: a Manual snapshot is retained, taken
+    at or before ``start_ms`` (the migration's first alpha run; None: this run starts it) and
+    no more than ``max_age_ms`` before it (None: any age). It does not count when it is stamped
+    in the future (more than a minute after now: its clock or record is wrong), or when it
+    holds projection version 0 (an empty projection) while the live v5 projection
+    (``live_version``) is not empty: a backup of nothing backs up nothing."""
     manual = sorted((s for s in snapshots if s.trigger == "Manual"), key=lambda s: s.created_at_ms)
     future = [s for s in manual if s.created_at_ms > now_ms + CLOCK_SKEW_MS]
     empty = [
@@ -240,12 +248,37 @@ def backup_snapshot(
             reasons
         )
         return _judgement(Verdict.FAIL, message, (*future, *empty), **numbers)
+    start = now_ms if start_ms is None else start_ms
+    oldest = start - max_age_ms if max_age_ms is not None else None
+    in_time = [
+        s
+        for s in counted
+        if s.created_at_ms <= start + CLOCK_SKEW_MS
+        and (oldest is None or s.created_at_ms >= oldest)
+    ]
+    numbers["migration_start_ms"] = start
+    if not in_time:
+        when = "this run (the migration's first)" if start_ms is None else _iso(start)
+        age = f" and at most {format_duration(_ms(max_age_ms))} before it" if max_age_ms else ""
+        newest = counted[-1]
+        return _judgement(
+            Verdict.FAIL,
+            f"no Manual snapshot taken before the migration started at {when}{age}: the newest "
+            f"backup is {_describe_snapshot(newest, now_ms)}",
+            (newest,),
+            **numbers,
+        )
     return _judgement(
         Verdict.PASS,
-        f"backup taken: Manual snapshot {_describe_snapshot(counted[-1], now_ms)}",
-        (counted[-1],),
+        f"backup taken before the migration started: Manual snapshot "
+        f"{_describe_snapshot(in_time[-1], now_ms)}",
+        (in_time[-1],),
         **numbers,
     )
+
+
+def _iso(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, timezone.utc).isoformat(timespec="seconds")
 
 
 def _ms(ms: int) -> timedelta:
