@@ -25,7 +25,7 @@ $(ALLURE):
 html-tool: $(ALLURE)
 
 DEMO_KEY := .demo-keys/signing.key
-DEMO_PHASE := canary
+DEMO_PHASE := alpha
 DEMO_RUNS := reports/agtmux-v4-to-v5/$(DEMO_PHASE)
 
 $(DEMO_KEY): | $(STAMP)

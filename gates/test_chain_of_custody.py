@@ -9,6 +9,7 @@ or report counts only when signed by a signer the config allows for that item.
 
 from __future__ import annotations
 
+from datetime import datetime
 from datetime import timedelta
 
 from pytest_canarygate.agtmux.gate_api import AgtmuxSettings
@@ -80,16 +81,41 @@ def test_all_canary_users_confirm(
     sessions = selector.v5_canary_sessions
     if not sessions:
         raise Inconclusive("the runtime selector names no canary session: nobody to confirm")
-    missing = [s for s in sessions if not canarygate_custody.signoffs("P2-X3", s)]
+    # A confirmation of the canary is given during the canary: after the phase started.
+    started = canarygate_custody.custody.soak.get("phase_start")
+    if not started:
+        raise Inconclusive(
+            "the canary has not started in the archive (no signed, live canary run whose entry "
+            "gates all passed): no confirmation can be of this canary yet"
+        )
+    since = datetime.fromisoformat(started)
+    confirmed = {
+        s: [
+            c
+            for c in canarygate_custody.signoffs("P2-X3", s)
+            if datetime.fromisoformat(c["signed_at"]) >= since
+        ]
+        for s in sessions
+    }
+    missing = [s for s in sessions if not confirmed[s]]
     if missing:
+        refused = canarygate_custody.refused_for("P2-X3")
+        early = [
+            c["file"]
+            for s in missing
+            for c in canarygate_custody.signoffs("P2-X3", s)
+            if datetime.fromisoformat(c["signed_at"]) < since
+        ]
+        notes = [f"signed before the canary started at {started}: {', '.join(early)}"] * bool(
+            early
+        ) + [f"refused: {'; '.join(refused)}"] * bool(refused)
         raise Inconclusive(
             f"{len(missing)} of {len(sessions)} canary session(s) have no signed confirmation "
             f"(P2-X3): {', '.join(missing)} (write one per session with `canarygate signoff "
             "--item P2-X3 --session SESSION --by NAME --key KEY`)"
+            + "".join(f"; {note}" for note in notes)
         )
-    canarygate_observed.note(
-        "confirmations", {s: canarygate_custody.signoffs("P2-X3", s)[-1] for s in sessions}
-    )
+    canarygate_observed.note("confirmations", {s: confirmed[s][-1] for s in sessions})
 
 
 @gate("cutover.checklist.on-call-briefed")

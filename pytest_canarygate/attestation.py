@@ -75,6 +75,8 @@ __all__ = [
 
 ATTESTATION_PREDICATE_TYPE = "https://pytest-canarygate.dev/attestation/v1"
 KINDS = ("signoff", "waiver", "report", "resolution")
+#: The pseudo-item a signer's ``items`` must list to resolve user reports.
+RESOLVE_ITEM = "resolve-reports"
 #: The folder under ``reports/<migration>/`` that holds each kind.
 FOLDERS: Mapping[str, str] = {
     "signoff": "signoffs",
@@ -829,6 +831,11 @@ def _check_counts(
         reason = f"signer {entry.name!r} may not sign off {subject!r} ([[signers]] items)"
     elif kind == "waiver" and not entry.may_waive(subject):
         reason = f"signer {entry.name!r} may not waive {subject!r} ([[signers]] waive)"
+    elif kind == "resolution" and not entry.may_sign(RESOLVE_ITEM):
+        reason = (
+            f"signer {entry.name!r} may not resolve user reports ([[signers]] items needs "
+            f"{RESOLVE_ITEM!r})"
+        )
     elif parse_time(predicate["signed_at"]) > latest_allowed:
         reason = (
             f"dated {predicate['signed_at']}, after the latest time allowed "

@@ -24,6 +24,7 @@ from pytest_canarygate import cli
 from pytest_canarygate import clock
 from pytest_canarygate import strictjson
 from pytest_canarygate.attestation import FOLDERS
+from pytest_canarygate.attestation import RESOLVE_ITEM
 from pytest_canarygate.attestation import write_attestation
 from pytest_canarygate.config import CONFIG_FILENAME
 from pytest_canarygate.config import MIGRATION_ID_RE
@@ -154,7 +155,28 @@ def _write(args: argparse.Namespace, **fields: Any) -> Path:
     return path
 
 
+def _known(what: str, value: str | None, option: str) -> None:
+    """Refuse an item, gate or phase the catalog here (``gates/catalog.toml`` in this folder
+    or above) does not know: a sign-off or waiver of a misspelt id would never count."""
+    if value is None:
+        return
+    from pytest_canarygate.catalog import find_catalog
+    from pytest_canarygate.catalog import load_catalog
+
+    try:
+        catalog = load_catalog(find_catalog(Path.cwd()))
+    except ConfigError:
+        return  # no catalog here: nothing to check against
+    known = {"item": catalog.items, "gate": catalog.gates, "phase": catalog.phases}[what]
+    if value not in known and not (what == "item" and value == RESOLVE_ITEM):
+        raise ConfigError(
+            f"{option} {value!r}: not {'an' if what == 'item' else 'a'} {what} of "
+            f"{catalog.path} (see `canarygate catalog`)"
+        )
+
+
 def _run_signoff(args: argparse.Namespace) -> None:
+    _known("item", args.item, "--item")
     _write(
         args,
         migration=_migration(args),
@@ -167,6 +189,8 @@ def _run_signoff(args: argparse.Namespace) -> None:
 
 
 def _run_waive(args: argparse.Namespace) -> None:
+    _known("gate", args.gate, "--gate")
+    _known("phase", args.phase, "--phase")
     _write(
         args,
         migration=_migration(args),

@@ -8,12 +8,14 @@ the archive as it may be later.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import asdict
 from dataclasses import dataclass
 from dataclasses import field
 from datetime import datetime
+from datetime import timezone
 from pathlib import Path
 from typing import Any
 
@@ -77,6 +79,8 @@ class Custody:
     attestations: list[dict[str, Any]] = field(default_factory=list)
     #: files that do not count: ``{"file", "kind", "reason", "malformed"}``
     refused: list[dict[str, Any]] = field(default_factory=list)
+    #: rollback bundles that do not verify: a rollback cannot be ruled out
+    doubtful_rollbacks: list[str] = field(default_factory=list)
     #: the newest signed rollback rehearsal (``--canarygate-stage=rehearsal``) that counts
     rehearsal: dict[str, Any] | None = None
     #: why no rehearsal counts (empty when one does)
@@ -88,8 +92,12 @@ class Custody:
     #: ``phase_start``, ``max_gap_h`` and this phase's archived ``runs``
     soak: dict[str, Any] = field(default_factory=dict)
 
-    def write(self, run_dir: Path) -> None:
-        (run_dir / CUSTODY_FILE).write_text(json.dumps(asdict(self), indent=1, sort_keys=True))
+    def write(self, run_dir: Path) -> str:
+        """Write ``custody.json``; return its sha256, which the controller checks again when
+        it seals the bundle (nothing may change what the gates were given)."""
+        data = json.dumps(asdict(self), indent=1, sort_keys=True).encode()
+        (run_dir / CUSTODY_FILE).write_bytes(data)
+        return hashlib.sha256(data).hexdigest()
 
     @classmethod
     def load(cls, run_dir: Path) -> Custody:
@@ -124,13 +132,24 @@ def gather(
     rollback = latest_rollback(reports_dir, migration, keys) if phase != "rollback" else None
     if rollback is not None:
         custody.rollback = rollback.as_json()
+    # A rollback bundle that does not verify (changed, unsigned, another key) may be a rollback
+    # someone wants forgotten: it breaks the chain until it is explained and moved out.
+    doubtful = unverified_bundles(reports_dir, migration, "rollback", keys) if keys else []
+    if doubtful and phase != "rollback":
+        names = ", ".join(doubtful[:3]) + (f" and {len(doubtful) - 3} more" if doubtful[3:] else "")
+        custody.doubtful_rollbacks = doubtful
+        custody.problems.append(
+            f"the rollback folder holds bundle(s) that do not verify ({names}): a rollback "
+            "cannot be ruled out, so no earlier bundle counts (check them with `canarygate "
+            "verify`; move them out of reports/ once explained)"
+        )
     # The phase before, then the one before it, ...: the final checklist asks for each.
     earlier: list[str] = []
     while (before := catalog.requires.get(earlier[-1] if earlier else phase)) is not None:
         if before in earlier:
             break
         earlier.append(before)
-    for index, before in enumerate(earlier):
+    for index, before in enumerate(earlier if not custody.doubtful_rollbacks else []):
         found = find_link(
             reports_dir,
             migration,
@@ -155,8 +174,10 @@ def gather(
         endpoints=endpoints,
         not_before=rollback.finished_at if rollback else None,
     )
-    if isinstance(rehearsal, Link):
+    if isinstance(rehearsal, Link) and not custody.doubtful_rollbacks:
         custody.rehearsal = rehearsal.as_json()
+    elif custody.doubtful_rollbacks:
+        custody.rehearsal_problems.append(custody.problems[-1])
     else:
         why = describe_refusal("rollback rehearsal", rehearsal, keys) or "none found"
         custody.rehearsal_problems.append(
@@ -188,16 +209,53 @@ def gather(
     bad_waivers = found_attestations.malformed("waiver")
     if bad_waivers:
         first = bad_waivers[0]
+        reason = first.reason.removesuffix("; it does not count")
+        if str(first.path) not in reason:
+            reason = f"{first.path}: {reason}"
         raise ConfigError(
-            f"waiver {first.path}: {first.reason} (a malformed or unsigned waiver stops the run; "
-            "remove it or write it again with `canarygate waive`)"
+            f"waiver {reason}: a malformed or unsigned waiver stops the run before any gate "
+            "(remove it, or write it again with `canarygate waive`)"
         )
-    custody.attestations = [_attestation_json(a) for a in found_attestations.valid]
     custody.refused = [
         {"file": r.path.name, "kind": r.kind, "reason": r.reason, "malformed": r.malformed}
         for r in found_attestations.refused
     ]
+    for attestation in found_attestations.valid:
+        stale = (
+            rollback is not None
+            and attestation.kind in ("signoff", "waiver")
+            and attestation.signed_at <= _when(rollback.finished_at)
+        )
+        if stale:
+            assert rollback is not None
+            custody.refused.append(
+                {
+                    "file": attestation.path.name,
+                    "kind": attestation.kind,
+                    "reason": f"signed {format_time(attestation.signed_at)}, before the rollback "
+                    f"{rollback.name} finished: a rollback starts the chain again",
+                    "malformed": False,
+                }
+            )
+        else:
+            custody.attestations.append(_attestation_json(attestation))
     return custody
+
+
+def _when(text: str) -> datetime:
+    moment = datetime.fromisoformat(text)
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+def unverified_bundles(
+    reports_dir: Path, migration: str, phase: str, keys: Mapping[str, Any]
+) -> list[str]:
+    """The bundles of a phase folder that do not verify against ``keys``, newest first."""
+    return [
+        bundle.name
+        for bundle in bundle_dirs(Path(reports_dir) / migration / phase)
+        if not examine(bundle, migration, phase, keys).ok
+    ]
 
 
 def _gate_verdicts(link: Link, keys: Mapping[str, Any]) -> dict[str, str]:
@@ -245,6 +303,11 @@ def archived_runs(
                     str(g.get("gate")): str(g.get("verdict")) for g in gates if isinstance(g, dict)
                 },
                 "facts": facts if isinstance(facts := predicate.get("facts"), dict) else {},
+                "loosened": bool(predicate.get("loosened")),
+                "relayed": any(
+                    isinstance(peer, dict) and peer.get("relayed")
+                    for peer in (predicate.get("peers") or [])
+                ),
             }
         )
     return sorted(runs, key=lambda run: str(run["started_at"]))
@@ -281,6 +344,11 @@ def soak_record(
             phase_start = run["started_at"]
             break
     since = [r for r in runs if phase_start is not None and r["started_at"] >= phase_start]
+    unverified = [
+        name
+        for name in (unverified_bundles(reports_dir, migration, phase, keys) if keys else [])
+        if phase_start is None or (stamp := _stamp_of(name)) is None or stamp >= _when(phase_start)
+    ]
     return {
         "migration_start": first_runs[0]["started_at"] if first_runs else None,
         "phase_start": phase_start,
@@ -294,10 +362,23 @@ def soak_record(
                 "finished_at": r["finished_at"],
                 "monitor": {g: v for g, v in r["gates"].items() if g in monitor},
                 "facts": r["facts"],
+                # a monitor run only if it judged every monitor gate, at the runbook's numbers,
+                # through no relay: a partial or loosened run fills no gap
+                "counts": monitor <= set(r["gates"]) and not r["loosened"] and not r["relayed"],
             }
             for r in since
         ],
+        "unverified": unverified,
     }
+
+
+def _stamp_of(bundle_name: str) -> datetime | None:
+    """The time a bundle folder's name starts with (``20261204T203906.161Z-...``)."""
+    try:
+        moment = datetime.strptime(bundle_name.split("Z", 1)[0], "%Y%m%dT%H%M%S.%f")
+    except ValueError:
+        return None
+    return moment.replace(tzinfo=timezone.utc)
 
 
 def waiver_for(
@@ -323,6 +404,39 @@ def waiver_for(
     return None
 
 
+def waiver_misses(
+    custody: Custody,
+    gate_id: str,
+    verdict: Verdict,
+    now: datetime,
+    waivable_failures: tuple[str, ...],
+) -> list[str]:
+    """Why the waivers of ``gate_id`` in the archive did not apply (empty when there are
+    none, or one applies): said beside the gate's verdict, so a waiver never fails silently."""
+    if verdict is Verdict.PASS or waiver_for(custody, gate_id, verdict, now, waivable_failures):
+        return []
+    stamp = format_time(now)
+    misses = []
+    for waiver in custody.of_kind("waiver"):
+        if waiver["subject"] != gate_id:
+            continue
+        if waiver["phase"] not in (None, custody.phase):
+            misses.append(f"{waiver['file']} is for phase {waiver['phase']}")
+        elif waiver["until"] is not None and waiver["until"] <= stamp:
+            misses.append(f"{waiver['file']} expired at {waiver['until']}")
+        elif verdict is Verdict.FAIL:
+            misses.append(
+                f"{waiver['file']}: a FAIL is waivable only where [chain] waivable_failures "
+                "lists the gate"
+            )
+    misses += [
+        f"{r['file']}: {r['reason']}"
+        for r in custody.refused
+        if r["kind"] == "waiver" and f"-{gate_id}-" in r["file"]
+    ]
+    return misses
+
+
 class CustodyView:
     """The custody record as a gate reads it; each lookup raises a gate outcome when the
     evidence is not there."""
@@ -336,9 +450,11 @@ class CustodyView:
         for link in self.custody.relies_on:
             if link["phase"] == phase:
                 return link
+        if self.custody.doubtful_rollbacks:
+            raise Inconclusive(next(p for p in self.custody.problems if "rollback folder" in p))
         why = "; ".join(
             p for p in (*self.custody.problems, *self.custody.missing_earlier) if f" {phase} " in p
-        ) or (f"this run does not rely on a {phase} bundle (catalog [runbook] requires)")
+        ) or (f"this run does not rely on any {phase} bundle (catalog [runbook] requires)")
         raise Inconclusive(why)
 
     def rehearsal(self) -> dict[str, Any]:
@@ -362,14 +478,17 @@ class CustodyView:
         return [f"{r['file']}: {r['reason']}" for r in self.custody.refused if subject in r["file"]]
 
     def open_reports(self, session: str | None = None) -> list[dict[str, Any]]:
-        """User reports not resolved by a valid resolution."""
-        resolved = {
-            d for a in self.custody.of_kind("resolution") for d in (a["subject"], *a["refers"])
-        }
+        """User reports not resolved by a valid resolution from someone other than the
+        reporter (nobody closes their own report)."""
+        resolutions = self.custody.of_kind("resolution")
         return [
             a
             for a in self.custody.of_kind("report")
-            if a["digest"] not in resolved and (session is None or a["session"] == session)
+            if not any(
+                a["digest"] in (r["subject"], *r["refers"]) and r["by"] != a["by"]
+                for r in resolutions
+            )
+            and (session is None or a["session"] == session)
         ]
 
     def require_signoff(self, item: str, session: str | None = None) -> dict[str, Any]:
@@ -394,4 +513,5 @@ __all__ = [
     "CustodyView",
     "gather",
     "waiver_for",
+    "waiver_misses",
 ]

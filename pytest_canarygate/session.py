@@ -31,9 +31,11 @@ from pytest_canarygate.config import load_config
 from pytest_canarygate.config import loosened
 from pytest_canarygate.config import simulator_defaults
 from pytest_canarygate.config import with_endpoints
+from pytest_canarygate.custody import CUSTODY_FILE
 from pytest_canarygate.custody import Custody
 from pytest_canarygate.custody import gather as gather_custody
 from pytest_canarygate.custody import waiver_for
+from pytest_canarygate.custody import waiver_misses
 from pytest_canarygate.decision import decide
 from pytest_canarygate.errors import CanarygateError
 from pytest_canarygate.errors import ConfigError
@@ -111,6 +113,7 @@ class GateSession:
         self.ephemeral_public_key: Path | None = None
         #: the chain of custody as found at the start (``custody.json``)
         self.custody = Custody(phase=phase)
+        self.custody_digest: str | None = None
         #: nodeids of the gates that should report (collected, after phase filtering)
         self.expected: set[str] = set()
 
@@ -275,7 +278,7 @@ class GateSession:
             )
         except CanarygateError as exc:
             raise pytest.UsageError(str(exc)) from None
-        self.custody.write(self.run_dir)
+        self.custody_digest = self.custody.write(self.run_dir)
         if self.custody.relies_on:
             link = self.custody.relies_on[0]
             progress(f"relies on the {link['phase']} bundle {link['bundle']}")
@@ -426,6 +429,16 @@ class GateSession:
         if verdict is None:
             return report
         waiver = self._waiver(gate.id, verdict)
+        if waiver is None and self.observation is not None and self.settings is not None:
+            misses = waiver_misses(
+                self.custody,
+                gate.id,
+                verdict,
+                self.observation.now,
+                self.settings.chain.waivable_failures if self.settings.chain else (),
+            )
+            if misses:
+                message = f"{message} (a waiver of this gate did not apply: {'; '.join(misses)})"
         if waiver is not None:
             message = (
                 f"WAIVED by {waiver['by']} until {waiver['until']}: {waiver['text']} "
@@ -605,9 +618,18 @@ class GateSession:
             outcome.seal_error = f"{type(exc).__name__}: {exc}"
 
     def _seal(self, outcome: RunOutcome) -> None:
+        from pytest_canarygate.signing import file_sha256
         from pytest_canarygate.signing import seal_bundle
 
         assert self.bundle is not None
+        if self.custody_digest is not None:
+            now = file_sha256(self.bundle / CUSTODY_FILE)
+            if now != self.custody_digest:
+                raise CanarygateError(
+                    f"{CUSTODY_FILE} changed during the run (sha256 {now[:12]}..., written as "
+                    f"{self.custody_digest[:12]}...): the gates may have judged other custody "
+                    "than the archive held"
+                )
         run = json.loads((self.bundle / RUN_FILE).read_text())
         keyid = self.signer.public_key.keyid if self.signer else None
         predicate = bundle.build_predicate(

@@ -484,3 +484,15 @@ def test_parse_signers_refuses_a_non_list(world: World) -> None:
         parse_signers({"name": "x"}, world.root, "c.toml")
     with pytest.raises(ConfigError, match=r"c.toml: signers\[0\] = 'x': expected a table"):
         parse_signers(["x"], world.root, "c.toml")
+
+
+def test_only_a_signer_allowed_to_resolve_reports_resolves_one(world: World) -> None:
+    """alice may sign off P2-X3 only: her resolution is refused, naming the item it needs."""
+    report = world.write("report", subject="session-alpha", text="panes differ", by="bob")
+    digest = hashlib.sha256(report.read_bytes()).hexdigest()
+    world.write("resolution", subject=digest, text="fixed", by="alice")
+    found = world.load()
+    assert [r.session for r in found.open_reports()] == ["session-alpha"]
+    (refused,) = [r for r in found.refused if r.kind == "resolution"]
+    assert "may not resolve user reports" in refused.reason
+    assert "'resolve-reports'" in refused.reason

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 from datetime import datetime
 from datetime import timedelta
 from datetime import timezone
@@ -24,6 +25,7 @@ from pytest_canarygate.errors import ConfigError
 from pytest_canarygate.keys import generate_keypair
 from pytest_canarygate.signing import ENVELOPE_NAME
 
+ROOT = Path(__file__).resolve().parents[1]
 MIGRATION = "mig-1"
 NOW = datetime(2026, 12, 4, 20, 39, 6, 161000, tzinfo=timezone.utc)
 SIGN = ["--by", "alice", "--key", "keys/alice.pem"]
@@ -204,3 +206,35 @@ def test_subcommands_are_listed(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
         main(["signoff", "--help"])
     assert "not checked" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (
+            ["signoff", "--item", "P2-X9"],
+            "--item 'P2-X9': not an item of",
+        ),
+        (
+            ["waive", "--gate", "canary.exit.user-confirm", "--why", "w", "--until", "2999-01-01"],
+            "--gate 'canary.exit.user-confirm': not a gate of",
+        ),
+        (
+            [
+                "waive", "--gate", "canary.exit.users-confirm", "--why", "w",
+                "--until", "2999-01-01", "--phase", "canray",
+            ],
+            "--phase 'canray': not a phase of",
+        ),
+    ],
+)  # fmt: skip
+def test_an_id_the_catalog_does_not_know_is_refused(
+    here: Path, capsys: pytest.CaptureFixture[str], args: list[str], expected: str
+) -> None:
+    """With a gates/catalog.toml here, a misspelt item, gate or phase (which would never
+    count) is a usage error, and nothing is written."""
+    (here / "gates").mkdir()
+    shutil.copy(ROOT / "gates" / "catalog.toml", here / "gates" / "catalog.toml")
+    assert main([*args, *SIGN]) == EXIT_USAGE
+    assert expected in capsys.readouterr().err
+    assert not (here / "reports").exists()

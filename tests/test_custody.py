@@ -12,6 +12,7 @@ import pytest
 from pytest_canarygate.custody import Custody
 from pytest_canarygate.custody import CustodyView
 from pytest_canarygate.custody import waiver_for
+from pytest_canarygate.custody import waiver_misses
 from pytest_canarygate.verdicts import Inconclusive
 from pytest_canarygate.verdicts import Verdict
 
@@ -73,7 +74,7 @@ def test_a_missing_link_says_why() -> None:
 
 
 def test_a_link_not_required_is_said_so() -> None:
-    with pytest.raises(Inconclusive, match="does not rely on a gradual bundle"):
+    with pytest.raises(Inconclusive, match="does not rely on any gradual bundle"):
         CustodyView(Custody(phase="alpha"), NOW).link("gradual")
 
 
@@ -99,7 +100,9 @@ def test_a_missing_sign_off_names_the_item_the_session_and_what_was_refused() ->
 def test_a_resolution_closes_only_the_report_it_names() -> None:
     report_a = waiver(kind="report", subject="s-a", session="s-a", digest="a" * 64, until=None)
     report_b = waiver(kind="report", subject="s-b", session="s-b", digest="b" * 64, until=None)
-    resolution = waiver(kind="resolution", subject="a" * 64, refers=["a" * 64], until=None)
+    resolution = waiver(
+        kind="resolution", subject="a" * 64, refers=["a" * 64], until=None, by="dave"
+    )
     view = CustodyView(custody(report_a, report_b, resolution), NOW)
     assert [r["session"] for r in view.open_reports()] == ["s-b"]
 
@@ -115,3 +118,45 @@ def test_a_run_folder_without_custody_relies_on_nothing(tmp_path: Any) -> None:
     loaded = Custody.load(tmp_path)
     assert loaded.relies_on == []
     assert loaded.problems == ["custody.json was not written in this run"]
+
+
+@pytest.mark.parametrize(
+    ("record", "verdict", "reason"),
+    [
+        (waiver(phase="gradual"), Verdict.INCONCLUSIVE, "w.dsse.json is for phase gradual"),
+        (
+            waiver(until="2026-12-01T00:00:00.000Z"),
+            Verdict.INCONCLUSIVE,
+            "w.dsse.json expired at 2026-12-01T00:00:00.000Z",
+        ),
+        (waiver(), Verdict.FAIL, "a FAIL is waivable only where [chain] waivable_failures"),
+    ],
+)
+def test_a_waiver_that_does_not_apply_says_why(
+    record: dict[str, Any], verdict: Verdict, reason: str
+) -> None:
+    (miss,) = waiver_misses(custody(record), GATE, verdict, NOW, ())
+    assert reason in miss
+
+
+def test_a_refused_waiver_file_of_the_gate_is_named() -> None:
+    record = custody()
+    record.refused = [
+        {
+            "file": f"20261201T000000.000Z-waiver-{GATE}-bob.dsse.json",
+            "kind": "waiver",
+            "reason": "signer 'bob' may not waive it ([[signers]] waive)",
+            "malformed": False,
+        }
+    ]
+    (miss,) = waiver_misses(record, GATE, Verdict.INCONCLUSIVE, NOW, ())
+    assert "may not waive" in miss
+    assert waiver_misses(record, GATE, Verdict.PASS, NOW, ()) == []
+
+
+def test_nobody_resolves_their_own_report() -> None:
+    report = waiver(kind="report", subject="s-a", session="s-a", digest="a" * 64, by="carol")
+    own = waiver(kind="resolution", subject="a" * 64, refers=["a" * 64], by="carol")
+    other = waiver(kind="resolution", subject="a" * 64, refers=["a" * 64], by="dave")
+    assert [r["by"] for r in CustodyView(custody(report, own), NOW).open_reports()] == ["carol"]
+    assert CustodyView(custody(report, own, other), NOW).open_reports() == []

@@ -8,18 +8,23 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import os
 import sys
 import time
+from datetime import UTC
+from datetime import datetime
 from pathlib import Path
 
 import pytest
 from gate_repo import make_gate_repo
 from gate_repo import run_dirs
 
+from pytest_canarygate import clock
 from pytest_canarygate.agtmux.sim import SimFleet
 from pytest_canarygate.agtmux.sim import start_fleet
 from pytest_canarygate.agtmux.sim.clock import ANCHOR_ENV
 from pytest_canarygate.agtmux.sim.clock import CLOCK_ENV
+from pytest_canarygate.cli import main as cli_main
 from pytest_canarygate.keys import generate_keypair
 from pytest_canarygate.observation import SIMULATOR_MARKER
 
@@ -102,6 +107,16 @@ def alpha_bundle(archive: Archive) -> Path:
     return bundle
 
 
+@pytest.fixture
+def rehearsed(archive: Archive, alpha_bundle: Path) -> Path:
+    """The rollback dry-run, signed and passing: with the alpha bundle, a canary can start."""
+    with archive.fleet("canary") as fleet:
+        archive.configure(fleet)
+        _, bundle, run = archive.run("rollback", "--canarygate-stage=rehearsal")
+    assert {g["verdict"] for g in run["gates"]} == {"PASS"}, run["gates"]
+    return bundle
+
+
 def gate(run: dict, gate_id: str) -> dict:
     (found,) = [g for g in run["gates"] if g["gate"] == gate_id]
     return found
@@ -139,12 +154,19 @@ def test_a_gradual_run_with_no_canary_bundle_is_not_promotable_and_names_it(
     result.stdout.fnmatch_lines(["*no signed canary bundle to rely on (gradual requires one)*"])
 
 
-def test_a_canary_relies_on_the_signed_alpha_bundle(archive: Archive, alpha_bundle: Path) -> None:
-    for session in CANARY_SESSIONS:
-        archive.sign_off("P2-X3", "--session", session)
+def test_a_canary_relies_on_the_signed_alpha_bundle(
+    archive: Archive, alpha_bundle: Path, rehearsed: Path
+) -> None:
     with archive.fleet("canary") as fleet:
         archive.configure(fleet)
+        _, _, first = archive.run("canary")  # the canary starts: its users can confirm now
+        for session in CANARY_SESSIONS:
+            archive.sign_off("P2-X3", "--session", session)
         _, bundle, run = archive.run("canary")
+    assert (
+        "the canary has not started in the archive"
+        in (gate(first, "canary.exit.users-confirm")["message"])
+    )
     assert gate(run, "canary.pre.alpha-signed")["verdict"] == "PASS"
     assert gate(run, "canary.exit.users-confirm")["verdict"] == "PASS"
     assert gate(run, "canary.pre.rca-after-rollback")["verdict"] == "PASS"
@@ -160,11 +182,12 @@ def test_a_canary_relies_on_the_signed_alpha_bundle(archive: Archive, alpha_bund
 
 
 def test_a_sign_off_for_one_session_leaves_the_other_unconfirmed(
-    archive: Archive, alpha_bundle: Path
+    archive: Archive, rehearsed: Path
 ) -> None:
-    archive.sign_off("P2-X3", "--session", CANARY_SESSIONS[0])
     with archive.fleet("canary") as fleet:
         archive.configure(fleet)
+        archive.run("canary")
+        archive.sign_off("P2-X3", "--session", CANARY_SESSIONS[0])
         _, _, run = archive.run("canary")
     users = gate(run, "canary.exit.users-confirm")
     assert users["verdict"] == "INCONCLUSIVE"
@@ -322,6 +345,12 @@ class Walk:
         self.monkeypatch.setenv(ANCHOR_ENV, str(now_ms))
         self.monkeypatch.setenv(CLOCK_ENV, str(now_ms))
 
+    def sign(self, *args: str) -> None:
+        """`canarygate signoff|waive ...` at the walk's time (in-process, under its clock)."""
+        moment = datetime.fromtimestamp(int(os.environ["CANARYGATE_TEST_NOW_MS"]) / 1000, UTC)
+        self.monkeypatch.setattr(clock, "wall_now", lambda: moment)
+        assert cli_main(list(args)) == 0
+
     def run(self, phase: str, *args: str, fleet_phase: str | None = None) -> dict:
         with self.archive.fleet(fleet_phase or phase) as fleet:
             self.archive.configure(fleet, "")
@@ -349,7 +378,6 @@ def test_the_walk_through_every_phase_and_a_rollback(
     walk.at(1)
     rehearsal = walk.run("rollback", "--canarygate-stage=rehearsal", fleet_phase="canary")
     assert _blocking(rehearsal) == {}, rehearsal["gates"]
-    archive.sign_off("P2-X3", "--session", "session-alpha")
     waived = archive.cli(
         "waive", "--gate", "canary.exit.users-confirm", "--why", "session-beta's user is on "
         "leave, confirmed by phone", "--until", "2999-01-01", "--phase", "canary",
@@ -361,6 +389,12 @@ def test_the_walk_through_every_phase_and_a_rollback(
     for hours in (2, 26, 50):
         walk.at(hours)
         canary_runs.append(walk.run("canary"))
+        if hours == 26:  # session-alpha's user confirms, during the canary
+            walk.at(27)
+            walk.sign(
+                "signoff", "--item", "P2-X3", "--session", "session-alpha", "--by", "alice",
+                "--key", str(archive.alice), "--text", "works as before",
+            )  # fmt: skip
     first, second, last = canary_runs
     assert set(_blocking(first)) == {
         "canary.duration.archive-48h",
@@ -408,3 +442,62 @@ def test_the_walk_through_every_phase_and_a_rollback(
         for g in retry["gates"]
         if g["gate"] in ("canary.pre.alpha-signed", "canary.pre.rca-after-rollback")
     } == {"canary.pre.alpha-signed": "INCONCLUSIVE", "canary.pre.rca-after-rollback": "FAIL"}
+
+
+def test_a_rollback_bundle_that_does_not_verify_breaks_the_chain(
+    archive: Archive, alpha_bundle: Path
+) -> None:
+    """Changing one byte of a rollback bundle must not make the rollback forgotten."""
+    with archive.fleet("rollback") as fleet:
+        archive.configure(fleet)
+        _, rollback, _ = archive.run("rollback")
+    run_file = rollback / "run.json"
+    run_file.write_bytes(run_file.read_bytes() + b" ")
+    with archive.fleet("canary") as fleet:
+        archive.configure(fleet)
+        _, _, run = archive.run("canary")
+    signed = gate(run, "canary.pre.alpha-signed")
+    assert signed["verdict"] == "INCONCLUSIVE"
+    assert (
+        f"the rollback folder holds bundle(s) that do not verify ({rollback.name})"
+        in (signed["message"])
+    )
+    assert run["relies_on"] == []
+    assert gate(run, "canary.pre.rollback-rehearsed")["verdict"] == "INCONCLUSIVE"
+
+
+def test_a_sign_off_from_before_a_rollback_no_longer_counts(
+    archive: Archive, alpha_bundle: Path
+) -> None:
+    archive.sign_off("CG-7", "--text", "briefed")
+    with archive.fleet("rollback") as fleet:
+        archive.configure(fleet)
+        archive.run("rollback")
+    with archive.fleet("cutover") as fleet:
+        archive.configure(fleet)
+        _, bundle, run = archive.run("cutover")
+    briefed = gate(run, "cutover.checklist.on-call-briefed")
+    assert briefed["verdict"] == "INCONCLUSIVE"
+    assert "before the rollback" in briefed["message"]
+    custody = json.loads((bundle / "custody.json").read_text())
+    assert not any(a["subject"] == "CG-7" for a in custody["attestations"])
+
+
+def test_custody_changed_during_the_run_leaves_the_bundle_unsealed(
+    archive: Archive, alpha_bundle: Path
+) -> None:
+    """Whatever the gates were given must be what the archive held: a custody.json changed
+    after the controller wrote it is caught when the bundle is sealed."""
+    (archive.root / "conftest.py").write_text(
+        "from pathlib import Path\n\n"
+        "def pytest_runtest_setup(item):\n"
+        "    for path in Path('reports').glob('*/*/*-running/custody.json'):\n"
+        "        path.write_text(path.read_text().replace('\"rollback\": null', "
+        "'\"rollback\": null ', 1))\n"
+    )
+    with archive.fleet("canary") as fleet:
+        archive.configure(fleet)
+        result, bundle, run = archive.run("canary", "-n", "2")
+    assert bundle.name.endswith("-unsealed"), bundle.name
+    assert run["promotable"] is False
+    result.stdout.fnmatch_lines(["*BUNDLE NOT SEALED*custody.json changed during the run*"])

@@ -448,7 +448,7 @@ def healthy_custody(phase: str) -> Custody:
             "kind": "signoff",
             "subject": item,
             "by": "alice",
-            "signed_at": "2026-01-01T00:00:00.000Z",
+            "signed_at": "2026-11-26T11:00:00.000Z",  # an hour before NOW, during the phase
             "session": session,
             "text": "",
             "until": None,
@@ -1361,7 +1361,7 @@ CUSTODY_CASES = [
          _custody("gradual", attestations=[
              _report("e" * 64),
              {**_report("f" * 64), "kind": "resolution", "subject": "e" * 64,
-              "refers": ["e" * 64]},
+              "refers": ["e" * 64], "by": "dave"},
          ]), Verdict.PASS, ""),
         ("canary.pre.rca-after-rollback", "canary", _custody("canary", rollback=ROLLBACK),
          Verdict.FAIL, "the migration was rolled back (20260301T000000.000Z-fail)"),
@@ -1400,6 +1400,23 @@ CUSTODY_CASES = [
          _custody("cutover", soak={"phase_start": None}), Verdict.INCONCLUSIVE,
          "the phase has not started in the archive"),
         ("cutover.exit.archive-7d", "cutover", _custody("cutover"), Verdict.PASS, ""),
+        # a bundle of the phase that does not verify may hide a failing run
+        ("gradual.exit.archive-7d", "gradual",
+         _custody("gradual", soak={**healthy_soak(timedelta(days=8)),
+                                   "unverified": ["20261125T000000.000Z-fail"]}),
+         Verdict.INCONCLUSIVE, "1 bundle(s) of this phase since it started do not verify"),
+        # runs that judged only part of the monitor gates fill no gap
+        ("gradual.exit.archive-7d", "gradual",
+         _custody("gradual", soak={**healthy_soak(timedelta(days=8)), "runs": [
+             {**run, "counts": n % 3 == 0}
+             for n, run in enumerate(healthy_soak(timedelta(days=8))["runs"])
+         ]}),
+         Verdict.INCONCLUSIVE, "judged only part of the monitor gates"),
+        # a confirmation signed before the canary started is not one of this canary
+        ("canary.exit.users-confirm", "canary",
+         _custody("canary", soak={**healthy_soak(timedelta(hours=48)),
+                                  "phase_start": "2026-11-26T11:30:00.000Z"}),
+         Verdict.INCONCLUSIVE, "signed before the canary started at 2026-11-26T11:30"),
         # "Restore dry-run evidence retained": in the bundles of alpha and canary
         ("cutover.checklist.restore-evidence-retained", "cutover",
          _custody("cutover", relies_on=[

@@ -607,14 +607,33 @@ def soak_from_archive(
                 f"{start_text}",
                 numbers=numbers,
             )
-    moments = [start, *(_when(r["finished_at"]) for r in runs), now]
+    unverified = soak.get("unverified") or []
+    if unverified:
+        return Judgement(
+            verdict=Verdict.INCONCLUSIVE,
+            message=f"{what}: {len(unverified)} bundle(s) of this phase since it started do "
+            f"not verify ({', '.join(unverified[:3])}): a failing run cannot be ruled out "
+            "(check them with `canarygate verify`)",
+            numbers=numbers,
+        )
+    # Only a run that judged every monitor gate, at the runbook's numbers, through no relay,
+    # shows the phase monitored: a partial or loosened run fills no gap.
+    counted = [r for r in runs if r.get("counts", True)]
+    numbers["monitor_runs"] = len(counted)
+    moments = [start, *(_when(r["finished_at"]) for r in counted), now]
     for before, after in pairwise(moments):
         if after - before > gap:
             return Judgement(
                 verdict=Verdict.INCONCLUSIVE,
                 message=f"{what}: no archived monitor run between {before.isoformat()} and "
                 f"{after.isoformat()} ({format_duration(after - before)}, more than the "
-                f"{format_duration(gap)} [chain] max_monitor_gap_h allows)",
+                f"{format_duration(gap)} [chain] max_monitor_gap_h allows)"
+                + (
+                    f"; {len(runs) - len(counted)} run(s) judged only part of the monitor gates, "
+                    "a loosened config or through a relay, and do not count"
+                    if len(counted) < len(runs)
+                    else ""
+                ),
                 numbers=numbers,
             )
     covered = now - start
@@ -628,8 +647,9 @@ def soak_from_archive(
         )
     return Judgement(
         verdict=Verdict.PASS,
-        message=f"{what}: {len(runs)} archived run(s) over {format_duration(covered)} since "
-        f"{start_text}, none failing, no gap over {format_duration(gap)}",
+        message=f"{what}: {len(counted)} archived monitor run(s) over "
+        f"{format_duration(covered)} since {start_text}, none failing, no gap over "
+        f"{format_duration(gap)}",
         numbers=numbers,
     )
 
