@@ -472,18 +472,20 @@ def _find(
     return tuple(candidates)
 
 
-def _rollbacks(reports_dir: Path, migration: str, trusted_keys: Mapping[str, Key]) -> list[Link]:
+def _rollbacks(
+    reports_dir: Path, migration: str, trusted_keys: Mapping[str, Key], phase: str
+) -> list[Link]:
     """Every rollback bundle that verifies and was live, newest first."""
     if not trusted_keys:
         return []
     found = []
-    for bundle in _bundle_dirs(Path(reports_dir) / migration / ROLLBACK_PHASE):
-        examined = _examine(bundle, migration, ROLLBACK_PHASE, trusted_keys)
+    for bundle in _bundle_dirs(Path(reports_dir) / migration / phase):
+        examined = _examine(bundle, migration, phase, trusted_keys)
         if _is_rehearsal(examined):
             continue  # a dry-run of the procedure: nothing was rolled back
         if not _refusals(examined, endpoints=None, not_before=None, promotion=False):
             if _parse_time((examined.predicate or {}).get("finished_at")) is not None:
-                found.append(_as_link(examined, ROLLBACK_PHASE))
+                found.append(_as_link(examined, phase))
     return found
 
 
@@ -494,14 +496,18 @@ def _is_rehearsal(examined: _Examined) -> bool:
 
 
 def latest_rollback(
-    reports_dir: Path, migration: str, trusted_keys: Mapping[str, Key]
+    reports_dir: Path,
+    migration: str,
+    trusted_keys: Mapping[str, Key],
+    *,
+    phase: str = ROLLBACK_PHASE,
 ) -> Link | None:
     """The newest rollback bundle that verifies (any verdict, live target, a readable
     ``finished_at``). A rollback invalidates every earlier link: pass its ``finished_at`` to
     :func:`find_link` as ``not_before``. A rehearsal (stage "rehearsal", :func:`find_rehearsal`)
     rolled nothing back and is never one."""
     _check_name(migration, "migration")
-    rollbacks = _rollbacks(reports_dir, migration, trusted_keys)
+    rollbacks = _rollbacks(reports_dir, migration, trusted_keys, phase)
     return rollbacks[0] if rollbacks else None
 
 
@@ -512,6 +518,7 @@ def find_rehearsal(
     *,
     endpoints: Mapping[str, str] | None,
     not_before: str | None = None,
+    phase: str = ROLLBACK_PHASE,
 ) -> Link | tuple[Candidate, ...]:
     """The newest rollback rehearsal that counts: "Rollback procedure tested (dry-run)".
 
@@ -531,13 +538,13 @@ def find_rehearsal(
     if not trusted_keys:
         return ()
     candidates = []
-    for bundle in _bundle_dirs(Path(reports_dir) / migration / ROLLBACK_PHASE):
-        examined = _examine(bundle, migration, ROLLBACK_PHASE, trusted_keys)
+    for bundle in _bundle_dirs(Path(reports_dir) / migration / phase):
+        examined = _examine(bundle, migration, phase, trusted_keys)
         reasons = _refusals(examined, endpoints=endpoints, not_before=not_before, promotion=False)
         if examined.ok and examined.predicate is not None:
             reasons += _rehearsal_refusals(examined.predicate)
         if not reasons:
-            return _as_link(examined, ROLLBACK_PHASE)
+            return _as_link(examined, phase)
         candidates.append(Candidate(bundle=bundle, reasons=tuple(reasons)))
     return tuple(candidates)
 
@@ -1112,7 +1119,7 @@ def check_links(
     before the phase bundle started, and that no verified rollback finished between the two.
     """
     _check_name(migration, "migration")
-    rollbacks = _rollbacks(reports_dir, migration, trusted_keys)
+    rollbacks = _rollbacks(reports_dir, migration, trusted_keys, ROLLBACK_PHASE)
     checks = []
     for phase in list_phases(reports_dir, migration):
         predecessor = requires.get(phase)

@@ -129,13 +129,23 @@ def gather(
         except ConfigError as exc:
             raise ConfigError(f"{settings.where}: chain.trusted_keys: {exc}") from None
     custody = Custody(phase=phase, requires=catalog.requires.get(phase))
-    rollback = latest_rollback(reports_dir, migration, keys) if phase != "rollback" else None
+    # The catalog's decision phase is where rollbacks are run and archived.
+    rollback_phase = catalog.decision_phase
+    rollback = (
+        latest_rollback(reports_dir, migration, keys, phase=rollback_phase)
+        if rollback_phase is not None and phase != rollback_phase
+        else None
+    )
     if rollback is not None:
         custody.rollback = rollback.as_json()
     # A rollback bundle that does not verify (changed, unsigned, another key) may be a rollback
     # someone wants forgotten: it breaks the chain until it is explained and moved out.
-    doubtful = unverified_bundles(reports_dir, migration, "rollback", keys) if keys else []
-    if doubtful and phase != "rollback":
+    doubtful = (
+        unverified_bundles(reports_dir, migration, rollback_phase, keys)
+        if keys and rollback_phase is not None and phase != rollback_phase
+        else []
+    )
+    if doubtful:
         names = ", ".join(doubtful[:3]) + (f" and {len(doubtful) - 3} more" if doubtful[3:] else "")
         custody.doubtful_rollbacks = doubtful
         custody.problems.append(
@@ -167,13 +177,16 @@ def gather(
         problem = f"no signed {before} bundle to rely on ({phase} requires one): {why}"
         # Only the phase right before decides promotion; it relied on the ones before it.
         (custody.problems if index == 0 else custody.missing_earlier).append(problem)
-    rehearsal = find_rehearsal(
-        reports_dir,
-        migration,
-        keys,
-        endpoints=endpoints,
-        not_before=rollback.finished_at if rollback else None,
-    )
+    rehearsal: Link | tuple[Any, ...] = ()
+    if rollback_phase is not None:
+        rehearsal = find_rehearsal(
+            reports_dir,
+            migration,
+            keys,
+            endpoints=endpoints,
+            not_before=rollback.finished_at if rollback else None,
+            phase=rollback_phase,
+        )
     if isinstance(rehearsal, Link) and not custody.doubtful_rollbacks:
         custody.rehearsal = rehearsal.as_json()
     elif custody.doubtful_rollbacks:
