@@ -26,7 +26,6 @@ import json
 import os
 import re
 import stat
-import tempfile
 from collections.abc import Mapping
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -51,6 +50,7 @@ from pytest_canarygate.keys import load_public_key
 from pytest_canarygate.signing import PAYLOAD_TYPE
 from pytest_canarygate.signing import STATEMENT_TYPE
 from pytest_canarygate.signing import fsync_directory
+from pytest_canarygate.signing import write_temp_beside
 from pytest_canarygate.trust import open_trusted
 from pytest_canarygate.verify import envelope_shape_problem
 
@@ -450,13 +450,8 @@ def _make_folders(reports_dir: Path, migration: str, folder: str) -> Path:
 
 def _create_exclusively(path: Path, data: bytes) -> None:
     """Write ``data`` to a temporary file, then link it to ``path`` (never replacing it)."""
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp_name = write_temp_beside(path, data)
     try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fchmod(handle.fileno(), 0o644)
-            os.fsync(handle.fileno())
         try:
             os.link(tmp_name, path)
         except FileExistsError:

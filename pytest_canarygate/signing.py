@@ -208,8 +208,9 @@ def _bind_predicate(
     return body
 
 
-def _write_atomically(path: Path, data: bytes) -> None:
-    """Write ``data`` to a temporary file beside ``path``, then rename it into place (0644)."""
+def write_temp_beside(path: Path, data: bytes) -> str:
+    """Write ``data`` durably to a new hidden temporary file (mode 0644) in ``path``'s folder
+    and return its name, for the caller to rename or link into place."""
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
@@ -217,6 +218,16 @@ def _write_atomically(path: Path, data: bytes) -> None:
             handle.flush()
             os.fchmod(handle.fileno(), 0o644)
             os.fsync(handle.fileno())
+    except BaseException:
+        os.unlink(tmp_name)
+        raise
+    return tmp_name
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    """Write ``data`` to a temporary file beside ``path``, then rename it into place (0644)."""
+    tmp_name = write_temp_beside(path, data)
+    try:
         os.replace(tmp_name, path)
     except BaseException:
         if os.path.lexists(tmp_name):

@@ -74,11 +74,14 @@ def _bundle(
     verdict: str = "PASS",
     migration: str = M,
     signer: Any = _SIGNER,
+    files: dict[str, bytes] | None = None,
     **changes: Any,
 ) -> Path:
-    """A sealed bundle under ``root/reports/<migration>/<phase>/<stamp>-<verdict>``; the
-    predicate is promotable, live and complete unless ``changes`` say otherwise."""
-    bundle = make_bundle(root, migration=migration, phase=phase, name=f"{stamp}-{verdict}")
+    """A sealed bundle under ``root/reports/<migration>/<phase>/<stamp>-<verdict>`` (with
+    ``files`` when given); the predicate is promotable, live and complete unless ``changes``
+    say otherwise."""
+    extra = {} if files is None else {"files": files}
+    bundle = make_bundle(root, migration=migration, phase=phase, name=f"{stamp}-{verdict}", **extra)
     predicate = make_predicate(bundle)
     predicate.update(
         incomplete=False,
@@ -722,20 +725,7 @@ def _custody_bundle(
     if custody is not None:
         data = custody if isinstance(custody, bytes) else json.dumps(custody).encode()
         files["custody.json"] = data
-    bundle = make_bundle(root, migration=M, phase=phase, name=f"{stamp}-{verdict}", files=files)
-    predicate = make_predicate(bundle)
-    predicate.update(
-        incomplete=False,
-        promotable=True,
-        not_promotable_because=[],
-        peers=PEERS,
-        started_at=_iso(stamp, 0),
-        finished_at=_iso(stamp, 5),
-    )
-    predicate.update(changes)
-    _fix_modes(root / "reports")
-    seal_bundle(bundle, predicate, keys.signer)
-    return bundle
+    return _bundle(root, keys, phase, stamp, verdict=verdict, files=files, **changes)
 
 
 def _status_out(
