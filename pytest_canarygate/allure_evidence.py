@@ -92,10 +92,12 @@ def label_item(
         item.add_marker(mark)
 
 
-def describe_gate(gate: GateSpec) -> None:
-    """Name what the gate reads as Allure parameters (daemon, source) and quote its item."""
+def describe_gate(gate: GateSpec, title: str) -> None:
+    """Title the gate's result, name what it reads as Allure parameters (daemon, source) and
+    quote its item."""
     import allure
 
+    allure.dynamic.title(f"{gate.id}: {title}")
     daemons = sorted({n.daemon for n in gate.needs if n.daemon != "evidence"})
     sources = sorted({n.method for n in gate.needs if n.daemon == "evidence"})
     if daemons:

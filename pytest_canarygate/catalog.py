@@ -12,6 +12,7 @@ import fnmatch
 import hashlib
 import json
 import re
+import string
 import sys
 from collections.abc import Iterable
 from collections.abc import Mapping
@@ -43,6 +44,7 @@ DEFAULT_CATALOG = Path("gates") / "catalog.toml"
 
 _ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 _FIXTURE_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_PLACEHOLDER_RE = re.compile(r"^[a-z_][a-z0-9_]*$")
 _NEED_RE = re.compile(r"^(?P<daemon>[a-z0-9_]+):(?P<method>[A-Za-z0-9_.]+)(\*(?P<n>[1-9]))?$")
 
 
@@ -347,16 +349,51 @@ def _parse_gate(
     severity = entry.get("severity", default_severity)
     if severity not in SEVERITIES:
         raise ConfigError(f"{where}: severity = {severity!r}; accepted: {', '.join(SEVERITIES)}")
+    title = _require(entry, "title", where)
+    _title_fields(title, f"{where}: gate {gate_id}")
     return GateSpec(
         id=gate_id,
         item=item,
-        title=_require(entry, "title", where),
+        title=title,
         phases=tuple(phases),
         needs=tuple(needs),
         per=per,
         severity=severity,
         archive=_flag(entry, "archive", where),
     )
+
+
+def _title_fields(title: str, where: str) -> list[str]:
+    """The ``{name}`` placeholders of a gate title (filled from the pack's settings when a run
+    shows it, so a title says "48h" only when the config does); nothing else in braces."""
+    try:
+        parts = list(string.Formatter().parse(title))
+    except ValueError as exc:
+        raise ConfigError(f"{where}: title {title!r}: {exc} (write {{{{ for a brace)") from None
+    fields = []
+    for _, name, spec, conversion in parts:
+        if name is None:
+            continue
+        if not _PLACEHOLDER_RE.match(name) or spec or conversion:
+            raise ConfigError(
+                f"{where}: title {title!r}: placeholder {{{name}}} must be a plain name like "
+                "{canary_duration}"
+            )
+        fields.append(name)
+    return fields
+
+
+def render_title(gate: GateSpec, values: Mapping[str, str]) -> str:
+    """The gate's title with its placeholders filled; ConfigError names one the pack does not
+    fill."""
+    unknown = [f for f in _title_fields(gate.title, f"gate {gate.id}") if f not in values]
+    if unknown:
+        known = ", ".join(sorted(values)) or "none"
+        raise ConfigError(
+            f"gate {gate.id}: title placeholder {{{unknown[0]}}} is not one the pack fills "
+            f"(it fills: {known})"
+        )
+    return gate.title.format_map(values)
 
 
 def _flag(entry: Mapping[str, Any], key: str, where: str) -> bool:

@@ -129,6 +129,9 @@ class Pack:
     #: later runs can judge the history of the archive from them (e.g. which sessions a
     #: selector named); JSON-ready, small.
     run_facts: Callable[[Any], dict[str, Any]] = field(default=lambda observation: {})
+    #: What fills the ``{name}`` placeholders of gate titles, from the pack's settings (None
+    #: when the config has none of its tables): the configured windows, say.
+    title_values: Callable[[Any], Mapping[str, str]] = field(default=lambda settings: {})
     #: Fixtures parametrized from the observation (``per = "<fixture>"`` in the catalog).
     parameters: tuple[GateParameter, ...] = ()
     #: Start a simulated fleet for ``(scenario, phase)``; ``check_scenario(scenario)`` raises

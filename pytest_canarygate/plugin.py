@@ -13,6 +13,7 @@ import pytest
 from pytest_canarygate.catalog import STAGES
 from pytest_canarygate.config import CanarygateConfig
 from pytest_canarygate.custody import CustodyView
+from pytest_canarygate.gate import GATE_ID_FIXTURE
 from pytest_canarygate.gate import GATE_MARK
 from pytest_canarygate.observation import GateEvidence
 from pytest_canarygate.observation import ObservedView
@@ -106,7 +107,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
-        f"{GATE_MARK}(gate_id): this test is the gate `gate_id` of the catalog (use @gate)",
+        f"{GATE_MARK}(*gate_ids): this test is the gate(s) `gate_ids` of the catalog (use @gate)",
     )
     workerinput: dict[str, Any] | None = getattr(config, "workerinput", None)
     phase = config.getoption("canarygate_phase")
@@ -193,3 +194,12 @@ def canarygate_custody(request: pytest.FixtureRequest) -> CustodyView:
     session = _session(request)
     assert session.observation is not None
     return CustodyView(session.custody, session.observation.now)
+
+
+@pytest.fixture(name=GATE_ID_FIXTURE)
+def canarygate_gate_id(request: pytest.FixtureRequest) -> str:
+    """The gate this instance of a test judging several gates (``@gate("a", "b")``) judges."""
+    gate_id = getattr(request, "param", None)
+    if not isinstance(gate_id, str):
+        raise Unobservable("no gate given to this test: gates run only with --phase")
+    return gate_id

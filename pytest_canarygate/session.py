@@ -26,6 +26,7 @@ from pytest_canarygate.catalog import Catalog
 from pytest_canarygate.catalog import GateSpec
 from pytest_canarygate.catalog import load_catalogs
 from pytest_canarygate.catalog import needs_of
+from pytest_canarygate.catalog import render_title
 from pytest_canarygate.config import CanarygateConfig
 from pytest_canarygate.config import load_config
 from pytest_canarygate.config import loosened
@@ -39,7 +40,9 @@ from pytest_canarygate.custody import waiver_misses
 from pytest_canarygate.decision import decide
 from pytest_canarygate.errors import CanarygateError
 from pytest_canarygate.errors import ConfigError
+from pytest_canarygate.gate import GATE_ID_FIXTURE
 from pytest_canarygate.gate import GATE_MARK
+from pytest_canarygate.gate import gate_ids
 from pytest_canarygate.observation import EVIDENCE_NEED
 from pytest_canarygate.observation import OBSERVATION_FILE
 from pytest_canarygate.observation import GateEvidence
@@ -319,6 +322,11 @@ class GateSession:
 
     # ------------------------------------------------------------------ collection
     def pytest_generate_tests(self, metafunc: pytest.Metafunc) -> None:
+        mark = metafunc.definition.get_closest_marker(GATE_MARK)
+        if mark is not None and len(gate_ids(mark)) > 1:
+            # Checked with the other @gate mistakes when collection ends (a usage error).
+            judged = list(gate_ids(mark))
+            metafunc.parametrize(GATE_ID_FIXTURE, judged, ids=judged, indirect=True)
         for parameter in self.pack.parameters:
             if parameter.fixture not in metafunc.fixturenames:
                 continue
@@ -332,6 +340,32 @@ class GateSession:
             else:
                 values, ids = list(found), list(found)
             metafunc.parametrize(parameter.fixture, values, ids=ids, indirect=True)
+
+    def title_of(self, gate: GateSpec) -> str:
+        """The gate's title with the configured windows in it; a placeholder the pack does
+        not fill is a usage error, found when the gate is collected."""
+        pack_settings = self.settings.pack_settings if self.settings else None
+        try:
+            return render_title(gate, self.pack.title_values(pack_settings))
+        except ConfigError as exc:
+            raise pytest.UsageError(f"{self.catalog.path}: {exc}") from None
+
+    def _check_shared_gates(self, nodeid: str, ids: tuple[str, ...]) -> None:
+        """The gates one test judges (``@gate("a", "b")``) are all in the catalog and, since
+        one test has one set of parameters, all parametrized alike (the same ``per``)."""
+        unknown = [g for g in ids if g not in self.catalog.gates]
+        if unknown:
+            raise pytest.UsageError(
+                f"{nodeid}: @gate names {', '.join(map(repr, unknown))}, no gate of "
+                f"{self.catalog.path}"
+            )
+        pers = {self.catalog.gates[g].per for g in ids}
+        if len(pers) > 1:
+            shown = ", ".join(f"{g} per={self.catalog.gates[g].per!r}" for g in ids)
+            raise pytest.UsageError(
+                f"{nodeid}: one test judges gates with different 'per' ({shown}); give each "
+                "its own test"
+            )
 
     @pytest.hookimpl(trylast=True)
     def pytest_collection_modifyitems(
@@ -348,7 +382,9 @@ class GateSession:
                 if not self.is_worker:
                     self.expected.add(item.nodeid)
                 continue
-            gate_id = mark.args[0] if mark.args else None
+            if len(gate_ids(mark)) > 1:
+                self._check_shared_gates(item.nodeid.split("[")[0], gate_ids(mark))
+            gate_id = _judged_gate_id(item, mark)
             gate = self.catalog.gates.get(gate_id) if isinstance(gate_id, str) else None
             if gate is None:
                 raise pytest.UsageError(
@@ -356,6 +392,7 @@ class GateSession:
                 )
             if not gate.runs_in(self.phase, self.stage):
                 continue  # another phase's gate: not part of this run, not a deselection
+            self.title_of(gate)
             item.stash[GATE_KEY] = gate
             if not self.is_worker:
                 self.expected.add(item.nodeid)
@@ -379,7 +416,7 @@ class GateSession:
     def pytest_runtest_call(self, item: pytest.Item) -> Generator[None, None, None]:
         gate = item.stash.get(GATE_KEY, None)
         if gate is not None and allure_evidence.enabled(self.config):
-            allure_evidence.describe_gate(gate)
+            allure_evidence.describe_gate(gate, self.title_of(gate))
         try:
             return (yield)
         except Exception as exc:
@@ -713,3 +750,13 @@ def _display_path(path: Path) -> str:
         return str(path.relative_to(Path.cwd()))
     except ValueError:
         return str(path)
+
+
+def _judged_gate_id(item: pytest.Item, mark: pytest.Mark) -> object:
+    """The gate a collected test instance judges: its ``@gate`` id, or for a test judging
+    several, the one this instance was parametrized with."""
+    ids = gate_ids(mark)
+    if len(ids) > 1:
+        callspec = getattr(item, "callspec", None)
+        return callspec.params.get(GATE_ID_FIXTURE) if callspec is not None else None
+    return ids[0] if ids else None

@@ -27,14 +27,12 @@ def gate_ids_in_code() -> dict[str, str]:
         for node in ast.walk(tree):
             if isinstance(node, ast.FunctionDef):
                 for deco in node.decorator_list:
-                    if (
-                        isinstance(deco, ast.Call)
-                        and getattr(deco.func, "id", None) == "gate"
-                        and isinstance(deco.args[0], ast.Constant)
-                    ):
-                        gate_id = deco.args[0].value
-                        assert gate_id not in found, f"gate {gate_id} implemented twice"
-                        found[gate_id] = node.name
+                    if isinstance(deco, ast.Call) and getattr(deco.func, "id", None) == "gate":
+                        for arg in deco.args:
+                            assert isinstance(arg, ast.Constant), ast.unparse(deco)
+                            gate_id = arg.value
+                            assert gate_id not in found, f"gate {gate_id} implemented twice"
+                            found[gate_id] = node.name
     return found
 
 

@@ -96,7 +96,7 @@ def _load_gate_modules() -> dict[str, Callable[..., None]]:
         for _, function in inspect.getmembers(module, inspect.isfunction):
             for mark in getattr(function, "pytestmark", []):
                 if mark.name == GATE_MARK:
-                    found[mark.args[0]] = function
+                    found.update(dict.fromkeys(mark.args, function))
     return found
 
 

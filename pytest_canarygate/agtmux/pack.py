@@ -8,10 +8,12 @@ from collections.abc import Mapping
 from dataclasses import fields
 from dataclasses import is_dataclass
 from datetime import datetime
+from datetime import timedelta
 from typing import Any
 
 from pytest_canarygate.agtmux import records
 from pytest_canarygate.agtmux import settings
+from pytest_canarygate.agtmux.judgement.core import format_duration
 from pytest_canarygate.agtmux.providers import base
 from pytest_canarygate.agtmux.providers.registry import registered_schemes
 from pytest_canarygate.agtmux.records import ms_to_datetime
@@ -138,6 +140,21 @@ def run_facts(observation: Any) -> dict[str, Any]:
     return {"canary_sessions": sessions}
 
 
+def title_values(pack_settings: Any) -> dict[str, str]:
+    """The configured windows as gate titles show them: ``{canary_duration}`` is "48h" under
+    the runbook's numbers, ``{gradual}`` "7d" (each ``[windows]`` key without its unit)."""
+    configured = isinstance(pack_settings, settings.AgtmuxSettings)
+    windows = pack_settings.windows if configured else settings.Windows()
+    values = {}
+    for window in fields(settings.Windows):
+        amount = getattr(windows, window.name)
+        if window.name.endswith("_h"):
+            values[window.name.removesuffix("_h")] = format_duration(timedelta(hours=amount))
+        elif window.name.endswith("_days"):
+            values[window.name.removesuffix("_days")] = format_duration(timedelta(days=amount))
+    return values
+
+
 PACK = Pack(
     name=NAME,
     catalog=CATALOG,
@@ -156,6 +173,7 @@ PACK = Pack(
     timestamps=past_timestamps,
     reported_pid=daemon_info_pid,
     run_facts=run_facts,
+    title_values=title_values,
     parameters=(
         GateParameter(
             TMUX_SESSION_FIXTURE,
