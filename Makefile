@@ -38,9 +38,9 @@ demo: install html-tool $(DEMO_KEY)
 		--canarygate-key=$(DEMO_KEY)
 	@bundle=$$(ls -d $(DEMO_RUNS)/*/ | sort | tail -n 1); bundle=$${bundle%/}; \
 	$(BIN)/canarygate verify "$$bundle" --key $(DEMO_KEY).pub.json && \
-	$(BIN)/canarygate html "$$bundle" && \
+	$(BIN)/canarygate html "$$bundle" --key $(DEMO_KEY).pub.json && \
 	echo "evidence bundle: $$bundle" && \
-	echo "html report:     $$bundle/html/index.html"
+	echo "html report:     $$bundle.html"
 
 lint: install
 	$(BIN)/ruff check .

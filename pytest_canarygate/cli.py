@@ -52,7 +52,9 @@ exit codes (the same for every subcommand):
        scenario valid; key pair written; bundle VALID; HTML report written; sign-off,
        waiver or report written; status read; every link of verify --chain OK
   1    the thing checked is bad, or the work failed: bundle INVALID (tampered, unsigned, bad or
-       untrusted signature, not the expected phase or migration); a link of verify --chain
+       untrusted signature, not the expected phase or migration), or with verify
+       --require-promotable not a live, complete, promotable sign-off; html refused a bundle
+       that does not verify; a link of verify --chain
        BROKEN; an archive folder others may write; an attestation that could not be
        written; Allure missing or failing, or its report not offline; key files could not be
        written; a simulated daemon did not start; sim --list found an invalid scenario; a
@@ -60,7 +62,7 @@ exit codes (the same for every subcommand):
   2    usage error: bad or missing arguments, unknown subcommand or scenario, a file or
        directory named on the command line that does not exist (bundle, key, catalog,
        scenario), or an output that may not be written there (keygen never overwrites a key;
-       html writes inside a bundle only under html/)
+       html never writes inside a bundle or through a symlink)
   3    malformed input: what was named exists but cannot be used as such: not an evidence
        bundle, an unreadable envelope or statement, a key file that is not an Ed25519 public
        key, a scenario or catalog file that does not parse or validate

@@ -235,6 +235,12 @@ def _public_key_from_json(path: Path, data: bytes) -> SSlibKey:
             f"public key {path}: keytype/scheme is {keytype}/{scheme}, expected ed25519/ed25519"
         )
     keyval = document.get("keyval")
+    if _holds_private_material(document):
+        raise MalformedKeyError(
+            f"public key {path}: it also carries private key material (a 'private' field); "
+            f"refusing it: give verifiers the public key only (the {PUBLIC_SUFFIX} file "
+            "written by `canarygate keygen`), and treat this file's private key as exposed"
+        )
     public_hex = keyval.get("public") if isinstance(keyval, dict) else None
     try:
         raw = bytes.fromhex(public_hex) if isinstance(public_hex, str) else b""
@@ -251,6 +257,18 @@ def _public_key_from_json(path: Path, data: bytes) -> SSlibKey:
             f"({key.keyid}); refusing a relabelled key"
         )
     return key
+
+
+def _holds_private_material(value: Any) -> bool:
+    """True when a JSON key document has a ``private`` (or ``*private*``) field anywhere."""
+    if isinstance(value, dict):
+        return any(
+            "private" in str(name).lower() or _holds_private_material(inner)
+            for name, inner in value.items()
+        )
+    if isinstance(value, list):
+        return any(_holds_private_material(inner) for inner in value)
+    return False
 
 
 def _create_new_file(path: Path, data: bytes, mode: int) -> None:

@@ -1,13 +1,16 @@
-"""Render a bundle's Allure results as one offline HTML file with Allure 3 (npm package ``allure``).
+"""Render a verified bundle as one offline HTML file that opens on its verdict.
 
-The HTML is derived from the bundle and is not evidence: it goes to ``<bundle>/html/index.html``
-by default, and ``html/`` is excluded from the signed subjects.
+The report is derived from the bundle and is not evidence, so it never goes inside it (a bundle
+holds its signed files and envelope only): by default it is ``<bundle>.html`` beside the bundle.
+The bundle is verified first, against keys the caller trusts; one that does not verify is
+refused and nothing is written. The file is written through a temporary file and a rename in
+its folder, never through a symlink.
 
-Allure 3 is ``$CANARYGATE_ALLURE`` when that is set; otherwise it is looked up, in order, at
-``<repo>/.tools/allure/node_modules/.bin/allure`` (``<repo>``: the first directory holding a
-``pyproject.toml`` above the bundle, then above the working directory), and as ``allure`` on
-``PATH``; it must be version 3. Install it locally with
-``npm install --prefix .tools/allure allure@3``.
+Allure 3 (npm package ``allure``) renders the gates. Only the Allure this installation owns is
+run: ``--allure PATH``, else ``$CANARYGATE_ALLURE``, else the one the Makefile installs in the
+checkout this package runs from (``.tools/allure/node_modules/.bin/allure``); never one found
+near the bundle or on ``PATH``. It must be owned by the invoking user or root, writable by
+nobody else, and be version 3.
 
 Analytics: Allure 3 (3.18) hard-wires a Google Analytics snippet into its ``awesome``,
 ``classic`` and ``dashboard`` reports; only its ``allure2`` report honours the documented
@@ -15,7 +18,8 @@ opt-out ``ALLURE_NO_ANALYTICS=true``. So we render the ``allure2`` report in sin
 with that variable set, from an empty working directory (no stray ``allurerc`` is picked up),
 and then scan the HTML, including the scripts embedded as base64 ``data:`` URIs, for analytics
 hosts and for scripts, styles or frames loaded from the network. Any hit fails the rendering
-and nothing is written: we do not strip what Allure emits.
+and nothing is written: we do not strip what Allure emits. What we add, the verdict banner and
+the title, is plain escaped HTML.
 """
 
 from __future__ import annotations
@@ -23,13 +27,13 @@ from __future__ import annotations
 import argparse
 import base64
 import binascii
+import html
 import os
 import re
-import shutil
+import stat
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterable
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -39,7 +43,12 @@ from pytest_canarygate.cli import EXIT_MALFORMED
 from pytest_canarygate.cli import EXIT_OK
 from pytest_canarygate.cli import EXIT_USAGE
 from pytest_canarygate.errors import CanarygateError
-from pytest_canarygate.signing import DERIVED_DIR
+from pytest_canarygate.signing import ENVELOPE_NAME
+from pytest_canarygate.textsafe import visible
+from pytest_canarygate.verify import VerifyResult
+from pytest_canarygate.verify import load_keys
+from pytest_canarygate.verify import summarize
+from pytest_canarygate.verify import verify_bundle
 
 __all__ = [
     "ALLURE_ENV_VAR",
@@ -47,21 +56,24 @@ __all__ = [
     "INSTALL_COMMAND",
     "LOCAL_ALLURE",
     "AllureNotFound",
+    "BundleRefusedError",
     "HtmlReportError",
     "NotABundleError",
     "OutputRefusedError",
     "add_subcommand",
+    "default_output",
     "find_allure",
-    "find_repo_root",
+    "installation_root",
     "offline_problems",
     "render_html",
 ]
 
 ALLURE_ENV_VAR = "CANARYGATE_ALLURE"
 LOCAL_ALLURE = Path(".tools") / "allure" / "node_modules" / ".bin" / "allure"
-INSTALL_COMMAND = "npm install --prefix .tools/allure allure@3"
+INSTALL_COMMAND = "make html-tool (npm install --prefix .tools/allure allure@3)"
 RESULTS_DIR = "allure-results"
 REPORT_FILE = "index.html"
+REPORT_SUFFIX = ".html"
 ANALYTICS_MARKERS = (
     "googletagmanager.com",
     "google-analytics.com",
@@ -88,77 +100,72 @@ class HtmlReportError(CanarygateError):
 
 
 class NotABundleError(HtmlReportError):
-    """The directory to render is not an evidence bundle (it has no ``allure-results/``)."""
+    """The directory to render is not an evidence bundle (no envelope or ``allure-results/``)."""
+
+
+class BundleRefusedError(HtmlReportError):
+    """The bundle does not verify against the trusted keys: nothing of it is rendered."""
 
 
 class OutputRefusedError(HtmlReportError):
-    """The output directory would put the report among the bundle's signed files."""
+    """The output would land inside the bundle, or be written through a symlink."""
 
 
-def find_repo_root(start: Path) -> Path | None:
-    """The nearest directory at or above ``start`` that holds a ``pyproject.toml``."""
-    start = Path(os.path.abspath(start))
-    for directory in (start, *start.parents):
-        if (directory / "pyproject.toml").is_file():
-            return directory
-    return None
+def installation_root() -> Path | None:
+    """The checkout this package runs from (a source or editable install), where the Makefile
+    installs Allure; None for an installed wheel."""
+    root = Path(__file__).resolve().parents[1]
+    return root if (root / "pyproject.toml").is_file() else None
 
 
-def find_allure(
-    start_dirs: Iterable[Path] = (), *, environ: Mapping[str, str] | None = None
-) -> Path:
-    """Locate the Allure 3 executable (see the module docstring for the search order).
+def find_allure(explicit: Path | None = None, *, environ: Mapping[str, str] | None = None) -> Path:
+    """The Allure 3 executable this installation owns (see the module docstring).
 
-    ``$CANARYGATE_ALLURE``, when set, is the only candidate: a wrong value is an error, never
-    silently replaced by another Allure.
+    An explicit path or ``$CANARYGATE_ALLURE`` is the only candidate when given: a wrong value
+    is an error, never silently replaced by another Allure.
     """
     env = os.environ if environ is None else environ
-    explicit = env.get(ALLURE_ENV_VAR)
-    if explicit:
-        candidates = [Path(explicit).expanduser()]
-        looked = [f"${ALLURE_ENV_VAR}={explicit}"]
+    if explicit is not None:
+        candidate, named = Path(explicit).expanduser(), f"--allure {explicit}"
+    elif env.get(ALLURE_ENV_VAR):
+        candidate = Path(env[ALLURE_ENV_VAR]).expanduser()
+        named = f"${ALLURE_ENV_VAR}={env[ALLURE_ENV_VAR]}"
     else:
-        candidates, looked = _allure_candidates(start_dirs, env)
-    wrong_versions: list[str] = []
-    for candidate in candidates:
-        if not (candidate.is_file() and os.access(candidate, os.X_OK)):
-            continue
-        version = _allure_version(candidate, env)
-        if version is not None and version.startswith("3."):
-            return candidate
-        wrong_versions.append(f"{candidate} (version {version or 'unknown'})")
-    message = f"Allure 3 not found; looked at: {', '.join(looked)}."
-    if wrong_versions:
-        message += f" Not Allure 3: {', '.join(wrong_versions)}."
-    raise AllureNotFound(
-        f"{message} Install it in the repository root with `{INSTALL_COMMAND}` "
-        f"(needs Node.js), or point {ALLURE_ENV_VAR} at an Allure 3 executable."
-    )
+        root = installation_root()
+        if root is None:
+            raise AllureNotFound(
+                "Allure 3 not found: this installation has no checkout to hold it; name one "
+                f"with --allure PATH or ${ALLURE_ENV_VAR}"
+            )
+        candidate = root / LOCAL_ALLURE
+        named = str(candidate)
+    if not (candidate.is_file() and os.access(candidate, os.X_OK)):
+        raise AllureNotFound(
+            f"Allure 3 not found at {named} (no executable there). Install it with "
+            f"`{INSTALL_COMMAND}`, or name one with --allure PATH or ${ALLURE_ENV_VAR}."
+        )
+    problem = _ownership_problem(candidate)
+    if problem:
+        raise AllureNotFound(f"refusing to run Allure at {named}: {problem}")
+    version = _allure_version(candidate, env)
+    if version is None or not version.startswith("3."):
+        raise AllureNotFound(
+            f"Allure at {named} is not Allure 3 (version {version or 'unknown'}); install it "
+            f"with `{INSTALL_COMMAND}`"
+        )
+    return candidate
 
 
-def _allure_candidates(
-    start_dirs: Iterable[Path], env: Mapping[str, str]
-) -> tuple[list[Path], list[str]]:
-    """Candidate executables in search order, and a description of where we looked."""
-    candidates: list[Path] = []
-    looked: list[str] = []
-    starts = [Path(os.path.abspath(start)) for start in (*start_dirs, Path.cwd())]
-    roots: list[Path] = []
-    for start in starts:
-        root = find_repo_root(start)
-        if root is not None and root not in roots:
-            roots.append(root)
-    for root in roots:
-        candidates.append(root / LOCAL_ALLURE)
-        looked.append(str(root / LOCAL_ALLURE))
-    if not roots:
-        where = " or ".join(str(start) for start in starts)
-        looked.append(f"<repo>/{LOCAL_ALLURE.as_posix()} (no pyproject.toml above {where})")
-    on_path = shutil.which("allure", path=env.get("PATH", os.defpath))
-    looked.append("allure on PATH")
-    if on_path:
-        candidates.append(Path(on_path))
-    return candidates, looked
+def _ownership_problem(executable: Path) -> str | None:
+    """Why the executable (and the file its links lead to) may not be run: owned by someone
+    other than the invoking user or root, or writable by group or others."""
+    for path in dict.fromkeys((Path(os.path.abspath(executable)), executable.resolve())):
+        info = path.stat()
+        if info.st_uid not in (os.getuid(), 0):
+            return f"{path} is owned by uid {info.st_uid}, not by you or root"
+        if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+            return f"{path} is writable by group or others (mode {stat.S_IMODE(info.st_mode):o})"
+    return None
 
 
 def _allure_version(executable: Path, env: Mapping[str, str]) -> str | None:
@@ -195,51 +202,159 @@ def offline_problems(html: str) -> list[str]:
     return problems
 
 
+def default_output(bundle_dir: Path) -> Path:
+    """Where the report of a bundle goes by default: ``<bundle>.html`` beside it."""
+    bundle = Path(os.path.abspath(bundle_dir))
+    return bundle.with_name(bundle.name + REPORT_SUFFIX)
+
+
 def render_html(
     bundle_dir: Path,
-    out_dir: Path | None = None,
+    output: Path | None = None,
     *,
+    trusted_keys: Mapping[str, Any],
     allure: Path | None = None,
     environ: Mapping[str, str] | None = None,
 ) -> Path:
-    """Render ``<bundle>/allure-results`` to ``<out_dir>/index.html`` (default ``<bundle>/html``).
+    """Verify the bundle against ``trusted_keys``, then render it to ``output`` (default
+    :func:`default_output`), a single HTML file opening on the verdict. Returns its path.
 
-    Returns the path of the single HTML file. Raises :class:`AllureNotFound` or
-    :class:`HtmlReportError`; on any failure nothing is written to ``out_dir``.
+    Raises :class:`BundleRefusedError`, :class:`OutputRefusedError`, :class:`AllureNotFound` or
+    :class:`HtmlReportError`; on any failure nothing is written.
     """
     bundle = Path(os.path.abspath(bundle_dir))
-    results = bundle / RESULTS_DIR
-    if not results.is_dir():
-        raise NotABundleError(f"{bundle}: no {RESULTS_DIR}/ directory (not an evidence bundle?)")
-    out = bundle / DERIVED_DIR if out_dir is None else Path(os.path.abspath(out_dir))
-    derived = bundle / DERIVED_DIR
-    if out.is_relative_to(bundle) and not out.is_relative_to(derived):
-        raise OutputRefusedError(
-            f"{out}: inside the bundle but outside {DERIVED_DIR}/; the report would become an "
-            "unlisted file of the signed evidence"
+    if not (bundle / ENVELOPE_NAME).exists() or not (bundle / RESULTS_DIR).is_dir():
+        raise NotABundleError(
+            f"{bundle}: no {ENVELOPE_NAME} and {RESULTS_DIR}/ (not an evidence bundle)"
+        )
+    target = Path(os.path.abspath(output)) if output is not None else default_output(bundle)
+    _check_output(bundle, target)
+    verified = verify_bundle(bundle, trusted_keys)
+    if not verified.ok:
+        raise BundleRefusedError(
+            f"{bundle}: {verified.status.value}, not rendered: "
+            + "; ".join(verified.problems or ["no trusted signature"])
         )
     env = dict(os.environ if environ is None else environ)
-    executable = allure or find_allure([bundle], environ=env)
+    executable = allure or find_allure(environ=env)
     env["ALLURE_NO_ANALYTICS"] = "true"
-    out.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".render-", dir=out))
-    try:
-        _run_allure(executable, results, staging, f"canarygate {bundle.name}", env)
-        produced = staging / "report" / REPORT_FILE
+    heading = report_heading(verified)
+    with tempfile.TemporaryDirectory(prefix="canarygate-html-") as staging:
+        _run_allure(executable, bundle / RESULTS_DIR, Path(staging), heading, env)
+        produced = Path(staging) / "report" / REPORT_FILE
         if not produced.is_file():
             raise HtmlReportError(f"Allure ({executable}) wrote no {REPORT_FILE}")
-        problems = offline_problems(produced.read_text(encoding="utf-8", errors="replace"))
-        if problems:
-            raise HtmlReportError(
-                f"refusing the rendered report: it is not offline and analytics-free "
-                f"({'; '.join(problems)}); Allure {executable} did not honour "
-                "ALLURE_NO_ANALYTICS=true"
-            )
-        target = out / REPORT_FILE
-        os.replace(produced, target)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        rendered = produced.read_text(encoding="utf-8", errors="replace")
+    problems = offline_problems(rendered)
+    if problems:
+        raise HtmlReportError(
+            f"refusing the rendered report: it is not offline and analytics-free "
+            f"({'; '.join(problems)}); Allure {executable} did not honour "
+            "ALLURE_NO_ANALYTICS=true"
+        )
+    _write_beside(target, with_verdict(rendered, verified, heading))
     return target
+
+
+def _check_output(bundle: Path, target: Path) -> None:
+    if target == bundle or target.is_relative_to(bundle):
+        raise OutputRefusedError(
+            f"{target}: inside the bundle; the report would become an unlisted file of the "
+            "signed evidence (it goes beside the bundle)"
+        )
+    for path, what in ((target, "the output"), (target.parent, "the output's folder")):
+        if path.is_symlink():
+            raise OutputRefusedError(f"{path}: {what} is a symbolic link; not writing through it")
+    if os.path.lexists(target) and not target.is_file():
+        raise OutputRefusedError(f"{target}: exists and is not a regular file")
+    if not target.parent.is_dir():
+        raise OutputRefusedError(f"{target.parent}: no such folder")
+
+
+def _write_beside(target: Path, text: str) -> None:
+    """Write ``target`` through a temporary file in its folder and a rename, which replaces a
+    symlink planted meanwhile instead of following it."""
+    fd, temporary = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.chmod(temporary, 0o644)
+        os.replace(temporary, target)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def report_heading(verified: VerifyResult) -> str:
+    """The report's title: migration, phase and when the run finished."""
+    summary = summarize(verified)
+    parts = [summary["migration"], summary["phase"], summary["finished_at"]]
+    return " ".join(visible(str(p)) for p in parts if p)
+
+
+def with_verdict(rendered: str, verified: VerifyResult, heading: str) -> str:
+    """Allure's page with our title and, first in its body, the verdict: promotable or not and
+    why, who signed, and SIMULATED or an ephemeral key in large letters."""
+    banner = verdict_banner(verified)
+    titled, count = re.subn(
+        r"<title>.*?</title>",
+        f"<title>{html.escape(heading)}</title>",
+        rendered,
+        count=1,
+        flags=re.IGNORECASE | re.DOTALL,
+    )
+    if count == 0:
+        titled = titled.replace("<head>", f"<head><title>{html.escape(heading)}</title>", 1)
+    body = re.search(r"<body[^>]*>", titled, flags=re.IGNORECASE)
+    if body is None:
+        raise HtmlReportError("the rendered report has no <body> to put the verdict in")
+    return titled[: body.end()] + banner + titled[body.end() :]
+
+
+def verdict_banner(verified: VerifyResult) -> str:
+    """The verdict as static, escaped HTML (no script, nothing loaded)."""
+    summary = summarize(verified)
+    esc = html.escape
+    warnings = []
+    if summary["simulated"]:
+        warnings.append(SIMULATED_BANNER)
+    if summary["signer"]["ephemeral"]:
+        warnings.append(EPHEMERAL_BANNER)
+    promotable = summary["promotable"]
+    verdict = "PROMOTABLE" if promotable else "NOT PROMOTABLE"
+    colour = "#1b5e20" if promotable and not warnings else "#b71c1c"
+    lines = [
+        f'<div id="canarygate-verdict" style="font-family:sans-serif;padding:16px 24px;'
+        f'border-bottom:4px solid {colour};background:#fafafa">'
+    ]
+    lines += [
+        f'<div style="font-size:32px;font-weight:bold;color:#b71c1c">{esc(w)}</div>'
+        for w in warnings
+    ]
+    lines.append(
+        f'<div style="font-size:26px;font-weight:bold;color:{colour}">'
+        f"{esc(str(summary['migration']))} · {esc(str(summary['phase']))} · {verdict}</div>"
+    )
+    reasons = summary["not_promotable_because"]
+    if not promotable:
+        lines.append("<ul>")
+        lines += [f"<li>{esc(str(r))}</li>" for r in reasons or ["the statement does not say"]]
+        lines.append("</ul>")
+    signer = summary["signer"]
+    who = esc(str(signer["keyid"]))
+    if signer.get("name"):
+        who = f"{esc(str(signer['name']))} (key {who})"
+    counts = ", ".join(f"{n} {esc(str(v))}" for v, n in summary["gate_counts"].items())
+    lines.append(
+        f"<div>verified {esc(verified.status.value)} · signed by {who} · run finished "
+        f"{esc(str(summary['finished_at']))} · gates: {counts or 'none'}</div>"
+    )
+    lines.append("</div>")
+    return "".join(lines)
+
+
+SIMULATED_BANNER = "SIMULATED: never a sign-off for a real migration"
+EPHEMERAL_BANNER = "EPHEMERAL KEY: signed with a throwaway key, never a sign-off"
 
 
 def _run_allure(
@@ -280,19 +395,28 @@ def _run_allure(
 
 
 def _run_html(args: argparse.Namespace) -> int:
+    shown = visible(args.bundle)
     if not os.path.isdir(args.bundle):
         what = "not a directory" if os.path.lexists(args.bundle) else "no such directory"
-        print(f"canarygate html: error: bundle {args.bundle}: {what}", file=sys.stderr)
+        print(f"canarygate html: error: bundle {shown}: {what}", file=sys.stderr)
         return EXIT_USAGE if what == "no such directory" else EXIT_MALFORMED
+    trusted = load_keys(args, "html")
+    if isinstance(trusted, int):
+        return trusted
     try:
-        target = render_html(Path(args.bundle), Path(args.out) if args.out else None)
+        target = render_html(
+            Path(args.bundle),
+            Path(args.output) if args.output else None,
+            trusted_keys=trusted,
+            allure=Path(args.allure) if args.allure else None,
+        )
     except CanarygateError as exc:
-        print(f"canarygate html: error: {exc}", file=sys.stderr)
+        print(f"canarygate html: error: {visible(str(exc))}", file=sys.stderr)
         if isinstance(exc, NotABundleError):
             return EXIT_MALFORMED
         return EXIT_USAGE if isinstance(exc, OutputRefusedError) else EXIT_FAILED
-    print(f"HTML report: {target}")
-    print("(derived from the bundle; the signed allure-results are the evidence)")
+    print(f"HTML report: {visible(str(target))}")
+    print("(derived from the verified bundle; the bundle itself is the evidence)")
     return EXIT_OK
 
 
@@ -300,18 +424,26 @@ def add_subcommand(subparsers: Any) -> None:
     """Add ``canarygate html``."""
     parser = subparsers.add_parser(
         "html",
-        help="Render a bundle's Allure results as a single offline HTML file",
-        description="Render BUNDLE/allure-results with Allure 3 into one self-contained HTML "
-        "file with no analytics. The report is derived; it is not part of the signed evidence.",
-        epilog=f"Allure 3: ${ALLURE_ENV_VAR}, <repo>/{LOCAL_ALLURE.as_posix()} or `allure` on "
-        f"PATH; install with `{INSTALL_COMMAND}` in the repository root. Exit codes: "
-        f"{EXIT_OK} written, {EXIT_FAILED} failed (Allure missing or failing, analytics "
-        f"found), {EXIT_USAGE} usage error (no such BUNDLE, --out inside the bundle outside "
-        f"{DERIVED_DIR}/), {EXIT_MALFORMED} not an evidence bundle (no {RESULTS_DIR}/); the "
-        "full table is in `canarygate --help`.",
+        help="Verify a bundle, then render it as a single offline HTML file beside it",
+        description="Verify BUNDLE against the trusted keys, then render it with Allure 3 into "
+        "one self-contained HTML file with no analytics that opens on the verdict. The report "
+        "is derived: it goes beside the bundle, never into it.",
+        epilog=f"Allure 3: --allure PATH, else ${ALLURE_ENV_VAR}, else the one `make html-tool` "
+        f"installs in this checkout ({LOCAL_ALLURE.as_posix()}); never one found near the "
+        f"bundle or on PATH. Exit codes: {EXIT_OK} written, {EXIT_FAILED} refused or failed "
+        f"(the bundle does not verify, Allure missing or failing, analytics found), "
+        f"{EXIT_USAGE} usage error (no such BUNDLE, output inside the bundle or through a "
+        f"symlink), {EXIT_MALFORMED} not an evidence bundle or a bad key file; the full table "
+        "is in `canarygate --help`.",
     )
     parser.add_argument("bundle", metavar="BUNDLE", help="Bundle directory")
-    parser.add_argument(
-        "--out", metavar="DIR", help="Output directory (default: BUNDLE/html); gets index.html"
+    keys = parser.add_mutually_exclusive_group(required=True)
+    keys.add_argument(
+        "--key", metavar="PUB", action="append", help="Trusted public key file; repeatable"
     )
+    keys.add_argument("--trusted-keys", metavar="DIR", help="Directory of trusted public keys")
+    parser.add_argument(
+        "--output", metavar="FILE", help="The HTML file to write (default: BUNDLE.html beside it)"
+    )
+    parser.add_argument("--allure", metavar="PATH", help="The Allure 3 executable to run")
     parser.set_defaults(func=_run_html)

@@ -120,24 +120,27 @@ class RunOutcome:
 
     @property
     def not_promotable_because(self) -> list[str]:
-        """Why the run is no sign-off (empty: it is one): its verdict first, then what keeps
-        even a run whose gates all passed from being one."""
+        """Every reason the run is no sign-off (empty: it is one): its verdict first, each gate
+        instance that did not pass, then what keeps even a run whose gates all passed from
+        being one."""
         reasons = []
         verdict = self.verdict
         if verdict is RunVerdict.EMPTY:
             reasons.append("no gate ran")
-        elif verdict is RunVerdict.INCOMPLETE:
-            reasons.append(f"the bundle is incomplete ({self.incomplete[0]})")
-        elif verdict is RunVerdict.FAIL:
+        for problem in self.incomplete:
+            reasons.append(f"the bundle is incomplete ({problem})")
+        if self.blocking:
             reasons.append(f"{len(self.blocking)} gate(s) did not pass")
-        elif verdict is RunVerdict.PARTIAL:
+            reasons += [
+                f"gate {_instance(r)} {r.verdict.value}: {_first_line(r)}" for r in self.blocking
+            ]
+        if self.scope == "partial":
             why = ", ".join([*self.partial_reasons, *self.missing_gates])
             reasons.append(f"only part of the phase was judged ({why})")
         if self.pending_items:
             ids = ", ".join(p.id for p in self.pending_items)
             reasons.append(f"{len(self.pending_items)} runbook item(s) have no gate yet ({ids})")
-        if self.chain_problems:
-            reasons.append(self.chain_problems[0])
+        reasons += self.chain_problems
         if self.loosened:
             reasons.append(f"the config loosens the runbook: {'; '.join(self.loosened)}")
         if self.relayed:
@@ -159,3 +162,18 @@ class RunOutcome:
     def promotable(self) -> bool:
         """True only for a complete live phase, every gate PASS or WAIVED, signed by a real key."""
         return not self.not_promotable_because
+
+
+#: How much of a blocking gate's message the reasons quote (the whole is in its result).
+_REASON_MESSAGE_CHARS = 200
+
+
+def _instance(result: GateResult) -> str:
+    return f"{result.gate}[{result.param}]" if result.param else result.gate
+
+
+def _first_line(result: GateResult) -> str:
+    line = result.message.strip().splitlines()[0] if result.message.strip() else "no message"
+    if len(line) > _REASON_MESSAGE_CHARS:
+        return line[: _REASON_MESSAGE_CHARS - 1] + "…"
+    return line

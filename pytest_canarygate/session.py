@@ -655,6 +655,7 @@ class GateSession:
             outcome.seal_error = f"{type(exc).__name__}: {exc}"
 
     def _seal(self, outcome: RunOutcome) -> None:
+        from pytest_canarygate.ci_outputs import write_ci_outputs
         from pytest_canarygate.signing import file_sha256
         from pytest_canarygate.signing import seal_bundle
 
@@ -668,6 +669,7 @@ class GateSession:
                     "than the archive held"
                 )
         run = json.loads((self.bundle / RUN_FILE).read_text())
+        write_ci_outputs(self.bundle, outcome, run, self.signer)
         keyid = self.signer.public_key.keyid if self.signer else None
         predicate = bundle.build_predicate(
             outcome, run, signer_keyid=keyid, ephemeral=self.ephemeral_key

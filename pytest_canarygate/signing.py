@@ -10,9 +10,11 @@ touches private key material beyond handing the signer the DSSE pre-authenticati
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
+import stat
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -25,7 +27,6 @@ from securesystemslib.signer import Signer
 from pytest_canarygate.errors import CanarygateError
 
 __all__ = [
-    "DERIVED_DIR",
     "ENVELOPE_NAME",
     "PAYLOAD_TYPE",
     "PREDICATE_TYPE",
@@ -38,6 +39,7 @@ __all__ = [
     "bundle_subjects",
     "file_sha256",
     "predicate_problems",
+    "read_regular_file",
     "scan_bundle",
     "seal_bundle",
 ]
@@ -46,7 +48,6 @@ STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
 PAYLOAD_TYPE = "application/vnd.in-toto+json"
 PREDICATE_TYPE = "https://pytest-canarygate.dev/evidence-bundle/v1"
 ENVELOPE_NAME = "statement.dsse.json"
-DERIVED_DIR = "html"
 _REQUIRED_STRINGS = ("bundle", "migration_id", "phase", "verdict")
 REQUIRED_PREDICATE_KEYS = (*_REQUIRED_STRINGS, "target")
 TARGET_KINDS = ("live", "simulated")
@@ -73,38 +74,61 @@ def bundle_name(bundle_dir: Path) -> str:
 def scan_bundle(bundle_dir: Path) -> BundleScan:
     """List the bundle's regular files (sorted POSIX relative paths) without following links.
 
-    The envelope and ``html/`` at the top level are skipped; symlinks, sockets, FIFOs and
-    devices are returned in ``refused`` with the reason instead of being followed or read.
+    A bundle holds its subjects and its envelope, nothing else: the envelope at the top level
+    is skipped; symlinks, sockets, FIFOs, devices and empty folders are returned in ``refused``
+    with the reason, judged from the directory entry alone (never opened, so a FIFO cannot
+    block).
     """
     files: list[str] = []
     refused: list[tuple[str, str]] = []
 
-    def walk(directory: str, prefix: str) -> None:
+    def walk(directory: str, prefix: str) -> int:
+        held = 0
         with os.scandir(directory) as entries:
             for entry in entries:
                 rel = f"{prefix}{entry.name}"
-                if not prefix and entry.name in (ENVELOPE_NAME, DERIVED_DIR):
+                held += 1
+                if not prefix and entry.name == ENVELOPE_NAME:
                     continue
                 if entry.is_symlink():
                     refused.append((rel, "is a symbolic link (a bundle holds regular files only)"))
                 elif entry.is_dir(follow_symlinks=False):
-                    walk(entry.path, f"{rel}/")
+                    if walk(entry.path, f"{rel}/") == 0:
+                        refused.append((rel, "is an empty folder (a bundle holds its files only)"))
                 elif entry.is_file(follow_symlinks=False):
                     files.append(rel)
                 else:
                     refused.append(
                         (rel, "is not a regular file (a bundle holds regular files only)")
                     )
+        return held
 
     walk(os.fspath(bundle_dir), "")
     return BundleScan(files=tuple(sorted(files)), refused=tuple(sorted(refused)))
 
 
+def _open_regular(path: Path) -> int:
+    """A read-only descriptor of the regular file ``path``: never follows a symlink, never
+    waits on a FIFO (opened non-blocking, then refused for not being a regular file)."""
+    flags = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+    fd = os.open(path, flags)
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise OSError(errno.EINVAL, "not a regular file", os.fspath(path))
+    return fd
+
+
+def read_regular_file(path: Path) -> bytes:
+    """The bytes of the regular file ``path`` (see :func:`file_sha256` for what is refused)."""
+    with os.fdopen(_open_regular(path), "rb") as handle:
+        return handle.read()
+
+
 def file_sha256(path: Path) -> str:
-    """Hex sha256 of a file, read in chunks; a symlink is refused (``OSError``) where supported."""
+    """Hex sha256 of a regular file, read in chunks; a symlink or anything but a regular file
+    is refused (``OSError``), without blocking on a FIFO."""
     digest = hashlib.sha256()
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0))
-    with os.fdopen(fd, "rb") as handle:
+    with os.fdopen(_open_regular(path), "rb") as handle:
         while chunk := handle.read(_CHUNK):
             digest.update(chunk)
     return digest.hexdigest()

@@ -7,8 +7,9 @@ Checks, each reported with its own message naming the file or field at fault:
 3. at least one signature, made by a trusted key, verifies over the DSSE pre-authentication
    encoding (an unsigned bundle is INVALID: "not signed");
 4. the payload is an in-toto Statement v1 with our predicate type and a usable predicate;
-5. every subject's sha256 matches, no listed file is missing, no unlisted file is present
-   (``html/`` is derived and ignored), and the bundle holds no symlink;
+5. every subject's sha256 matches, no listed file is missing, and the bundle holds nothing
+   else: no unlisted file, symlink, special file or empty folder, anywhere (each judged from
+   its directory entry, never opened);
 6. the bundle's identity: the directory name is the ``bundle`` the statement was sealed for
    and, inside a ``reports/<migration-id>/<phase>/`` tree, the two parent directories match the
    predicate's migration id and phase, so an envelope moved to another bundle fails even when
@@ -28,6 +29,7 @@ import argparse
 import copy
 import json
 import os
+import stat
 import sys
 from collections import Counter
 from collections.abc import Mapping
@@ -43,18 +45,21 @@ from securesystemslib.exceptions import VerificationError
 from securesystemslib.signer import Key
 
 from pytest_canarygate import cli
+from pytest_canarygate import strictjson
 from pytest_canarygate.errors import ConfigError
+from pytest_canarygate.errors import StrictJSONError
 from pytest_canarygate.keys import MalformedKeyError
 from pytest_canarygate.keys import load_public_key
 from pytest_canarygate.keys import load_trusted_keys
-from pytest_canarygate.signing import DERIVED_DIR
 from pytest_canarygate.signing import ENVELOPE_NAME
 from pytest_canarygate.signing import PAYLOAD_TYPE
 from pytest_canarygate.signing import PREDICATE_TYPE
 from pytest_canarygate.signing import STATEMENT_TYPE
 from pytest_canarygate.signing import file_sha256
 from pytest_canarygate.signing import predicate_problems
+from pytest_canarygate.signing import read_regular_file
 from pytest_canarygate.signing import scan_bundle
+from pytest_canarygate.textsafe import visible
 from pytest_canarygate.verdicts import Verdict
 
 __all__ = [
@@ -66,7 +71,9 @@ __all__ = [
     "VerifyResult",
     "add_subcommand",
     "format_result",
+    "load_keys",
     "result_to_json",
+    "summarize",
     "verify_bundle",
 ]
 
@@ -112,6 +119,8 @@ class VerifyResult:
     statement: dict[str, Any] | None = None
     predicate: dict[str, Any] | None = None
     signer_keyid: str | None = None
+    #: what the reader should know about a valid bundle (e.g. it is not bound to a place)
+    notes: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -129,8 +138,13 @@ class _Findings:
 
     def __init__(self) -> None:
         self.problems: list[str] = []
+        self.notes: list[str] = []
         self.invalid = False
         self.malformed = False
+
+    def note(self, message: str) -> None:
+        """Something the reader should know that does not make the bundle invalid."""
+        self.notes.append(message)
 
     def tampered(self, message: str) -> None:
         self.problems.append(message)
@@ -189,6 +203,7 @@ def verify_bundle(
         statement=statement,
         predicate=predicate,
         signer_keyid=signer_keyid,
+        notes=findings.notes,
     )
 
 
@@ -197,13 +212,20 @@ def _read_envelope(bundle: Path, findings: _Findings) -> Envelope:
         findings.broken(f"{bundle}: not a directory (not an evidence bundle)")
         raise _Stop
     path = bundle / ENVELOPE_NAME
-    if path.is_symlink():
-        findings.tampered(
-            f"{ENVELOPE_NAME}: is a symbolic link (a bundle holds regular files only)"
-        )
-        raise _Stop
     try:
-        raw = path.read_bytes()
+        mode = path.lstat().st_mode
+        if stat.S_ISLNK(mode):
+            findings.tampered(
+                f"{ENVELOPE_NAME}: is a symbolic link (a bundle holds regular files only)"
+            )
+            raise _Stop
+        if not stat.S_ISREG(mode):
+            # judged from lstat alone: opening a FIFO would wait for a writer forever
+            findings.tampered(
+                f"{ENVELOPE_NAME}: is not a regular file (a bundle holds regular files only)"
+            )
+            raise _Stop
+        raw = read_regular_file(path)
     except FileNotFoundError:
         findings.broken(f"{ENVELOPE_NAME}: missing (not a sealed evidence bundle)")
         raise _Stop from None
@@ -211,14 +233,15 @@ def _read_envelope(bundle: Path, findings: _Findings) -> Envelope:
         findings.broken(f"{ENVELOPE_NAME}: cannot be read ({exc.strerror or exc})")
         raise _Stop from None
     try:
-        document = json.loads(raw)
+        raw.decode("utf-8")
     except UnicodeDecodeError:
         findings.broken(f"{ENVELOPE_NAME}: not UTF-8 text (not a DSSE envelope)")
         raise _Stop from None
-    except json.JSONDecodeError as exc:
-        findings.broken(
-            f"{ENVELOPE_NAME}: not valid JSON (line {exc.lineno} column {exc.colno}: {exc.msg})"
-        )
+    try:
+        # strict: an envelope naming "payload" twice would read as two different statements
+        document = strictjson.loads(raw)
+    except StrictJSONError as exc:
+        findings.broken(f"{ENVELOPE_NAME}: not valid JSON ({exc})")
         raise _Stop from None
     problem = envelope_shape_problem(document)
     if problem:
@@ -284,8 +307,8 @@ def _check_signatures(
 
 def _parse_statement(payload: bytes, findings: _Findings) -> dict[str, Any] | None:
     try:
-        statement = json.loads(payload)
-    except (UnicodeDecodeError, ValueError):
+        statement = strictjson.loads(payload)
+    except (UnicodeDecodeError, StrictJSONError):
         findings.broken(f"{ENVELOPE_NAME}: payload is not JSON (not an in-toto Statement)")
         return None
     if not isinstance(statement, dict):
@@ -335,7 +358,6 @@ def _is_subject_name(name: str) -> bool:
         and not name.startswith("/")
         and all(part not in ("", ".", "..") for part in parts)
         and name != ENVELOPE_NAME
-        and parts[0] != DERIVED_DIR
         and "\x00" not in name
     )
 
@@ -371,22 +393,30 @@ def _check_subjects(bundle: Path, subjects: Any, findings: _Findings) -> None:
 
 
 def _check_identity(bundle: Path, predicate: Mapping[str, Any], findings: _Findings) -> None:
-    """Bind the envelope to its directory name and its reports/<migration>/<phase> parents."""
+    """Bind the envelope to its directory name and to the ``<migration>/<phase>/`` folders it
+    sits in, whatever the folder above them is called."""
     claimed = predicate.get("bundle")
     if isinstance(claimed, str) and claimed and claimed != bundle.name:
         findings.tampered(
             f"{ENVELOPE_NAME}: sealed for bundle {claimed!r} but found in directory "
             f"{bundle.name!r} (envelope moved to another bundle, or bundle renamed)"
         )
-    if len(bundle.parents) < 3 or bundle.parents[2].name != REPORTS_DIR:
-        return  # a copy outside a reports/ tree: only the directory name binds it
-    where = f"{REPORTS_DIR}/{bundle.parents[1].name}/{bundle.parent.name}/"
-    for key, actual, what in (
-        ("migration_id", bundle.parents[1].name, "migration"),
-        ("phase", bundle.parent.name, "phase"),
-    ):
+    if len(bundle.parents) < 2:
+        return
+    placed = {"migration_id": bundle.parents[1].name, "phase": bundle.parent.name}
+    matching = [key for key, folder in placed.items() if predicate.get(key) == folder]
+    in_reports_tree = len(bundle.parents) >= 3 and bundle.parents[2].name == REPORTS_DIR
+    if not matching and not in_reports_tree:
+        findings.note(
+            f"not bound to a place: it sits in {placed['migration_id']}/{placed['phase']}/, "
+            f"not under {predicate.get('migration_id')}/{predicate.get('phase')}/, so only "
+            "its folder name binds it; give --migration and --phase to require them"
+        )
+        return
+    where = f"{placed['migration_id']}/{placed['phase']}/"
+    for key, what in (("migration_id", "migration"), ("phase", "phase")):
         sealed_for = predicate.get(key)
-        if isinstance(sealed_for, str) and sealed_for and sealed_for != actual:
+        if key not in matching and isinstance(sealed_for, str) and sealed_for:
             findings.tampered(
                 f"{ENVELOPE_NAME}: sealed for {what} {sealed_for!r} but the bundle sits under "
                 f"{where} (envelope or bundle moved to another {what})"
@@ -422,7 +452,7 @@ def _mapping(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-def _summary(result: VerifyResult) -> dict[str, Any]:
+def summarize(result: VerifyResult) -> dict[str, Any]:
     predicate = result.predicate or {}
     gates = [g for g in predicate.get("gates") or [] if isinstance(g, dict)]
     counts: Mapping[str, Any] = (
@@ -451,41 +481,71 @@ def _summary(result: VerifyResult) -> dict[str, Any]:
     }
 
 
-def result_to_json(result: VerifyResult) -> dict[str, Any]:
-    """The ``--json`` document; ``summary`` only for a VALID bundle, ``predicate`` as claimed."""
-    return {
+def promotion_problems(result: VerifyResult) -> list[str]:
+    """Why the bundle is no sign-off a pipeline may promote on (empty: it is one): it must be
+    valid, live, complete, signed by a trusted key that is not ephemeral, and promotable."""
+    if not result.ok:
+        return [f"the bundle is {result.status.value}"]
+    summary = summarize(result)
+    problems = []
+    if summary["simulated"] or summary["target"].get("kind") != "live":
+        problems.append(f"its target is {summary['target'].get('kind') or 'unknown'}, not live")
+    if summary["signer"]["ephemeral"]:
+        problems.append("it is signed with an ephemeral key")
+    if summary["scope"] != "complete":
+        problems.append(f"its scope is {summary['scope'] or 'unknown'}, not complete")
+    if summary["verdict"] != "pass":
+        problems.append(f"its verdict is {summary['verdict'] or 'unknown'}, not pass")
+    if not summary["promotable"]:
+        reasons = summary["not_promotable_because"] or ["the statement does not say it is"]
+        problems.append("not promotable: " + "; ".join(str(r) for r in reasons))
+    return problems
+
+
+def result_to_json(result: VerifyResult, *, require_promotable: bool = False) -> dict[str, Any]:
+    """The ``--json`` document; ``summary`` only for a VALID bundle, ``predicate`` as claimed;
+    with ``require_promotable``, ``promotion_problems`` too (empty: promotable)."""
+    document = {
         "bundle": str(result.bundle),
         "status": result.status.value,
         "exit_code": result.exit_code,
         "problems": list(result.problems),
+        "notes": list(result.notes),
         "signer_keyid": result.signer_keyid,
-        "summary": _summary(result) if result.ok else None,
+        "summary": summarize(result) if result.ok else None,
         "predicate": result.predicate,
     }
+    if require_promotable:
+        problems = promotion_problems(result)
+        document["promotion_problems"] = problems
+        document["exit_code"] = result.exit_code or (EXIT_INVALID if problems else EXIT_VALID)
+    return document
 
 
 def _plain(value: Any) -> str:
+    """A value from the bundle as one printable line (its text is the signer's claim)."""
     if value is None or value == "":
         return "-"
-    return value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+    return visible(value if isinstance(value, str) else json.dumps(value, sort_keys=True))
 
 
 def format_result(result: VerifyResult) -> str:
     """A short human summary of a valid bundle, or the list of problems."""
-    lines = [f"{result.status.value}  {result.bundle}"]
+    lines = [f"{result.status.value}  {visible(str(result.bundle))}"]
     if not result.ok:
-        lines += [f"  - {problem}" for problem in result.problems]
+        lines += [f"  - {visible(problem)}" for problem in result.problems]
         return "\n".join(lines)
-    summary = _summary(result)
+    summary = summarize(result)
     target = summary["target"]
+    lines += [f"  note: {visible(note)}" for note in result.notes]
     if summary["simulated"]:
         lines.append(f"  {SIMULATED_WARNING}")
     if summary["signer"]["ephemeral"]:
         lines.append(f"  {EPHEMERAL_WARNING}")
     target_text = _plain(target.get("kind"))
     if target.get("scenario"):
-        target_text += f" (scenario {target['scenario']})"
-    counts = ", ".join(f"{n} {verdict}" for verdict, n in summary["gate_counts"].items())
+        target_text += f" (scenario {_plain(target['scenario'])})"
+    counts = ", ".join(f"{n} {_plain(verdict)}" for verdict, n in summary["gate_counts"].items())
     lines += [
         f"  migration : {_plain(summary['migration'])}",
         f"  phase     : {_plain(summary['phase'])}",
@@ -493,7 +553,7 @@ def format_result(result: VerifyResult) -> str:
         f"  scope     : {_plain(summary['scope'])}",
         f"  target    : {target_text}",
         f"  finished  : {_plain(summary['finished_at'])}",
-        f"  signer    : {summary['signer']['keyid']}",
+        f"  signer    : {_plain(summary['signer']['keyid'])}",
         f"  gates     : {counts or 'none'}",
     ]
     blocking = summary["blocking"]
@@ -506,12 +566,13 @@ def format_result(result: VerifyResult) -> str:
         lines.append("  promotable: yes (the sign-off the next phase requires)")
     else:
         reasons = summary["not_promotable_because"] or ["the statement does not say it is"]
-        lines.append(f"  promotable: NO: {'; '.join(reasons)}")
+        lines.append(f"  promotable: NO: {'; '.join(_plain(r) for r in reasons)}")
     return "\n".join(lines)
 
 
-def _load_keys(args: argparse.Namespace) -> dict[str, Key] | int:
-    """The trusted keys of ``--trusted-keys`` or ``--key``, or the exit code of a bad one."""
+def load_keys(args: argparse.Namespace, command: str = "verify") -> dict[str, Key] | int:
+    """The trusted keys of ``--trusted-keys`` or ``--key``, or the exit code of a bad one
+    (its reason printed as ``canarygate COMMAND: error: ...``)."""
     try:
         if args.trusted_keys:
             trusted: dict[str, Key] = dict(load_trusted_keys(Path(args.trusted_keys)))
@@ -521,10 +582,10 @@ def _load_keys(args: argparse.Namespace) -> dict[str, Key] | int:
                 key = load_public_key(Path(key_path))
                 trusted[key.keyid] = key
     except MalformedKeyError as exc:
-        print(f"canarygate verify: error: {exc}", file=sys.stderr)
+        print(f"canarygate {command}: error: {visible(str(exc))}", file=sys.stderr)
         return EXIT_MALFORMED
     except ConfigError as exc:
-        print(f"canarygate verify: error: {exc}", file=sys.stderr)
+        print(f"canarygate {command}: error: {visible(str(exc))}", file=sys.stderr)
         return EXIT_USAGE
     return trusted
 
@@ -543,9 +604,8 @@ def _run_verify(args: argparse.Namespace) -> int:
     if args.bundle is None:
         return _usage("give a BUNDLE directory, or --chain MIGRATION")
     if not os.path.lexists(args.bundle):
-        print(f"canarygate verify: error: bundle {args.bundle}: no such directory", file=sys.stderr)
-        return EXIT_USAGE
-    trusted = _load_keys(args)
+        return _usage(f"bundle {visible(args.bundle)}: no such directory")
+    trusted = load_keys(args)
     if isinstance(trusted, int):
         return trusted
     result = verify_bundle(
@@ -554,11 +614,16 @@ def _run_verify(args: argparse.Namespace) -> int:
         expected_phase=args.phase,
         expected_migration=args.migration,
     )
+    refused = promotion_problems(result) if args.require_promotable and result.ok else []
     if args.json:
-        print(json.dumps(result_to_json(result), indent=2, sort_keys=True))
+        document = result_to_json(result, require_promotable=args.require_promotable)
+        print(json.dumps(document, indent=2, sort_keys=True))
     else:
         print(format_result(result))
-    return result.exit_code
+        if refused:
+            print("NOT PROMOTABLE (--require-promotable):")
+            print("\n".join(f"  - {visible(problem)}" for problem in refused))
+    return EXIT_INVALID if refused else result.exit_code
 
 
 def _run_verify_chain(args: argparse.Namespace) -> int:
@@ -568,6 +633,8 @@ def _run_verify_chain(args: argparse.Namespace) -> int:
 
     if args.bundle is not None:
         return _usage("give either a BUNDLE or --chain MIGRATION, not both")
+    if args.require_promotable:
+        return _usage("--require-promotable checks one BUNDLE; not with --chain")
     if args.phase is not None or args.migration is not None:
         return _usage("--phase and --migration check one BUNDLE; not with --chain")
     requires_given = args.requires or chain.catalog_requires(Path.cwd())
@@ -584,7 +651,7 @@ def _run_verify_chain(args: argparse.Namespace) -> int:
             raise ConfigError(f"reports folder {reports}: no migration {args.chain!r} in it")
     except ConfigError as exc:
         return _usage(str(exc))
-    trusted = _load_keys(args)
+    trusted = load_keys(args)
     if isinstance(trusted, int):
         return trusted
     try:
@@ -608,7 +675,9 @@ _EPILOG = f"""\
 exit codes:
   {EXIT_VALID}  valid: signed by a trusted key, every file intact
   {EXIT_INVALID}  invalid: tampered (changed, extra or missing file, moved envelope), not signed,
-     bad or untrusted signature, or not the expected phase/migration
+     bad or untrusted signature, or not the expected phase/migration; with
+     --require-promotable also a valid bundle that is not a live, complete, promotable
+     sign-off signed by a trusted key that is not ephemeral
   {EXIT_USAGE}  usage error: bad arguments, or a bundle, key file or key directory that does
      not exist or cannot be read
   {EXIT_MALFORMED}  malformed: not a bundle, an unreadable envelope or statement, or a key file
@@ -623,7 +692,8 @@ predecessor in --requires is checked: its newest promotable bundle must list in 
 predecessor bundle that counts as a link (see docs/chain-of-custody.md), with the recorded
 sha256, finished before the phase started. Exit 0 when every link is OK, 1 when one is broken.
 
-Files under html/ are a rendering of the bundle and are not covered by the signature.
+A bundle holds its signed files and its envelope only; its HTML rendering (canarygate html)
+lives beside it.
 A bundle whose target is simulated verifies, but is never a sign-off for a real migration.
 """
 
@@ -654,6 +724,12 @@ def add_subcommand(subparsers: Any) -> None:
     parser.add_argument("--phase", metavar="P", help="Require the bundle to be of this phase")
     parser.add_argument("--migration", metavar="M", help="Require this migration id")
     parser.add_argument("--json", action="store_true", help="Machine-readable output")
+    parser.add_argument(
+        "--require-promotable",
+        action="store_true",
+        help=f"Exit {EXIT_INVALID} unless the bundle is also live, complete, signed by a trusted "
+        "key that is not ephemeral, and promotable: the check a pipeline promotes on",
+    )
     parser.add_argument(
         "--chain",
         metavar="MIGRATION",

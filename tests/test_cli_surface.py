@@ -108,9 +108,11 @@ def _unsigned(tmp: Path) -> tuple[list[str], None]:
     return ["verify", str(bundle), "--key", str(pair.public_path)], None
 
 
-def _verify_with(tmp: Path, bundle: str, key: str | None = None) -> tuple[list[str], None]:
+def _verify_with(
+    tmp: Path, bundle: str, key: str | None = None, *, html: bool = False
+) -> tuple[list[str], None]:
     key = key or str(KeyPair(tmp).public_path)
-    return ["verify", bundle, "--key", key], None
+    return ["html" if html else "verify", bundle, "--key", key], None
 
 
 def _existing_key(tmp: Path) -> tuple[list[str], None]:
@@ -118,10 +120,15 @@ def _existing_key(tmp: Path) -> tuple[list[str], None]:
     return ["keygen", str(tmp / "k.pem")], None
 
 
-def _html(tmp: Path, *extra: str) -> tuple[list[str], dict[str, str]]:
-    bundle = make_bundle(tmp)
+def _html(tmp: Path, *extra: str, tamper: bool = False) -> tuple[list[str], dict[str, str]]:
+    pair = KeyPair(tmp)
+    bundle = make_bundle(tmp, files={"allure-results/x-result.json": b"{}"})
+    seal_bundle(bundle, make_predicate(bundle), pair.signer)
+    if tamper:
+        (bundle / "allure-results" / "x-result.json").write_text("tampered")
     env = {**os.environ, "CANARYGATE_ALLURE": str(tmp / "no-allure-here")}
-    return ["html", str(bundle), *(arg.replace("BUNDLE", str(bundle)) for arg in extra)], env
+    given = (arg.replace("BUNDLE", str(bundle)) for arg in extra)
+    return ["html", str(bundle), "--key", str(pair.public_path), *given], env
 
 
 CASES: list[tuple[str, Case, int]] = [
@@ -170,9 +177,11 @@ CASES: list[tuple[str, Case, int]] = [
     ("verify-file-not-bundle", lambda t: _verify_with(t, _write(t, "f", "x")), EXIT_MALFORMED),
     ("verify-unsigned", _unsigned, EXIT_FAILED),
     ("verify-tampered", _tampered, EXIT_FAILED),
-    ("html-missing-bundle", lambda t: (["html", str(t / "nope")], None), EXIT_USAGE),
-    ("html-not-a-bundle", lambda t: (["html", str(t)], None), EXIT_MALFORMED),
-    ("html-out-inside-bundle", lambda t: _html(t, "--out", "BUNDLE/report"), EXIT_USAGE),
+    ("html-no-key-option", lambda t: (["html", str(make_bundle(t))], None), EXIT_USAGE),
+    ("html-missing-bundle", lambda t: _verify_with(t, str(t / "nope"), html=True), EXIT_USAGE),
+    ("html-not-a-bundle", lambda t: _verify_with(t, str(t), html=True), EXIT_MALFORMED),
+    ("html-output-inside-bundle", lambda t: _html(t, "--output", "BUNDLE/r.html"), EXIT_USAGE),
+    ("html-tampered-bundle", lambda t: _html(t, tamper=True), EXIT_FAILED),
     ("html-no-allure", lambda t: _html(t), EXIT_FAILED),
 ]
 

@@ -159,6 +159,35 @@ def test_a_private_key_given_as_public_key_is_refused_without_echo(tmp_path: Pat
 
 
 @pytest.mark.parametrize(
+    "where",
+    [("keyval", "private"), ("private",), ("keyval", "private_hex"), ("extra", "PrivateKey")],
+    ids=["keyval.private", "top-level", "keyval.private_hex", "nested-other-case"],
+)
+def test_a_json_public_key_that_also_carries_private_material_is_refused(
+    tmp_path: Path, where: tuple[str, ...]
+) -> None:
+    """The securesystemslib JSON form can hold the private half beside the public one; such a
+    file must never serve as a trusted public key (and the private value is never echoed)."""
+    keys = KeyPair(tmp_path)
+    document = json.loads(keys.public_path.read_text())
+    secret = "ab" * 32
+    node = document
+    for name in where[:-1]:
+        node = node.setdefault(name, {})
+    node[where[-1]] = secret
+    leaky = tmp_path / "leaky.pub.json"
+    leaky.write_text(json.dumps(document))
+    with pytest.raises(ConfigError, match="carries private key material") as excinfo:
+        load_public_key(leaky)
+    assert secret not in str(excinfo.value)
+    trusted = tmp_path / "trusted"
+    trusted.mkdir()
+    (trusted / "leaky.json").write_text(json.dumps(document))
+    with pytest.raises(ConfigError, match="carries private key material"):
+        load_trusted_keys(trusted)
+
+
+@pytest.mark.parametrize(
     ("content", "message"),
     [
         ("not json", "neither JSON nor PEM"),

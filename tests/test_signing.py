@@ -37,21 +37,25 @@ def test_subjects_are_every_file_sorted_with_posix_paths_and_sha256(tmp_path: Pa
         assert subject["digest"] == {"sha256": expected}
 
 
-def test_subjects_exclude_the_envelope_and_the_html_directory(tmp_path: Path) -> None:
+def test_subjects_are_every_file_but_the_top_level_envelope(tmp_path: Path) -> None:
     bundle = make_bundle(tmp_path)
     (bundle / ENVELOPE_NAME).write_text("{}")
     (bundle / "html").mkdir()
     (bundle / "html" / "index.html").write_text("<html></html>")
-    (bundle / "observation" / "html").mkdir()
-    (bundle / "observation" / "html" / "kept.json").write_text("{}")
     (bundle / "observation" / ENVELOPE_NAME).write_text("{}")
 
     names = [s["name"] for s in bundle_subjects(bundle)]
 
     assert ENVELOPE_NAME not in names
-    assert "html/index.html" not in names
-    assert "observation/html/kept.json" in names
+    assert "html/index.html" in names  # nothing inside a bundle is exempt
     assert f"observation/{ENVELOPE_NAME}" in names
+
+
+def test_an_empty_folder_cannot_be_sealed(tmp_path: Path) -> None:
+    bundle = make_bundle(tmp_path)
+    (bundle / "observation" / "empty").mkdir(parents=True)
+    with pytest.raises(BundleError, match="observation/empty is an empty folder"):
+        bundle_subjects(bundle)
 
 
 def test_large_files_are_hashed_in_chunks_correctly(tmp_path: Path) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -173,7 +174,7 @@ def test_a_bundle_moved_to_another_phase_fails(sealed: Path, keys: KeyPair, tmp_
     shutil.copytree(sealed, moved)
     _invalid(
         verify_bundle(moved, keys.trusted),
-        "sealed for phase 'canary' but the bundle sits under reports/agtmux-v4-v5/cutover/",
+        "sealed for phase 'canary' but the bundle sits under agtmux-v4-v5/cutover/",
     )
 
 
@@ -186,12 +187,30 @@ def test_a_bundle_moved_to_another_migration_fails(
     _invalid(verify_bundle(moved, keys.trusted), "sealed for migration 'agtmux-v4-v5'")
 
 
-def test_a_bundle_copied_outside_a_reports_tree_still_verifies(
+def test_a_bundle_copied_outside_a_migration_tree_verifies_and_says_it_is_not_bound(
     sealed: Path, keys: KeyPair, tmp_path: Path
 ) -> None:
     copy = tmp_path / "audit" / "inbox" / sealed.name
     shutil.copytree(sealed, copy)
-    assert verify_bundle(copy, keys.trusted).ok
+    result = verify_bundle(copy, keys.trusted)
+    assert result.ok
+    assert len(result.notes) == 1
+    assert "not bound to a place: it sits in audit/inbox/" in result.notes[0]
+    assert "note: not bound to a place" in format_result(result)
+    assert not verify_bundle(sealed, keys.trusted).notes  # in its own folders it is bound
+
+
+@pytest.mark.parametrize("root", ["reports", "evidence", "archive-2026"])
+def test_the_phase_binding_holds_whatever_the_root_is_called(
+    sealed: Path, keys: KeyPair, tmp_path: Path, root: str
+) -> None:
+    migration = sealed.parent.parent.name
+    moved = tmp_path / root / migration / "cutover" / sealed.name
+    shutil.copytree(sealed, moved)
+    _invalid(verify_bundle(moved, keys.trusted), "sealed for phase 'canary' but the bundle sits")
+    other = tmp_path / f"{root}-2" / "another-migration" / sealed.parent.name / sealed.name
+    shutil.copytree(sealed, other)
+    _invalid(verify_bundle(other, keys.trusted), "sealed for migration")
 
 
 def test_an_unsigned_bundle_is_invalid_not_signed(tmp_path: Path, keys: KeyPair) -> None:
@@ -209,10 +228,80 @@ def test_a_symlink_planted_in_a_bundle_fails(sealed: Path, keys: KeyPair) -> Non
     assert not any("run.json: listed in the statement but missing" in p for p in result.problems)
 
 
-def test_the_html_directory_is_not_evidence(sealed: Path, keys: KeyPair) -> None:
-    (sealed / "html").mkdir()
-    (sealed / "html" / "index.html").write_text("<html>rendered later</html>")
-    assert verify_bundle(sealed, keys.trusted).ok
+@pytest.mark.parametrize(
+    ("plant", "reason"),
+    [
+        ("html/index.html", "html/index.html: present but not listed in the statement"),
+        ("empty-folder/", "empty-folder: is an empty folder"),
+        ("allure-results/nested/", "allure-results/nested: is an empty folder"),
+        ("html->", "html: is a symbolic link"),
+        ("fifo", "fifo: is not a regular file"),
+        ("observation/fifo", "observation/fifo: is not a regular file"),
+    ],
+)
+def test_a_bundle_holds_its_subjects_and_envelope_and_nothing_else(
+    sealed: Path, keys: KeyPair, tmp_path: Path, plant: str, reason: str
+) -> None:
+    """The rendering goes beside a bundle, so nothing inside it is ever tolerated: any DSSE
+    verifier then accepts an untampered bundle as it lies. A FIFO is judged without opening
+    it (this test would hang otherwise)."""
+    target = sealed / plant.rstrip("/").removesuffix("->")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if plant.endswith("/"):
+        target.mkdir()
+    elif plant.endswith("->"):
+        (tmp_path / "elsewhere").mkdir()
+        target.symlink_to(tmp_path / "elsewhere")
+    elif plant.endswith("fifo"):
+        os.mkfifo(target)
+    else:
+        target.write_text("<html>forged</html>")
+    _invalid(verify_bundle(sealed, keys.trusted), reason)
+
+
+def test_an_envelope_that_is_a_fifo_is_refused_without_waiting(sealed: Path, keys: KeyPair) -> None:
+    (sealed / ENVELOPE_NAME).unlink()
+    os.mkfifo(sealed / ENVELOPE_NAME)
+    _invalid(verify_bundle(sealed, keys.trusted), f"{ENVELOPE_NAME}: is not a regular file")
+
+
+@pytest.mark.parametrize(
+    "name", ["evil\nVALID  all good", "\x1b[32mgreen\x1b[0m", "rtl\u202eexe.json"]
+)
+def test_file_names_from_a_bundle_are_printed_escaped(
+    sealed: Path, keys: KeyPair, capsys: pytest.CaptureFixture[str], name: str
+) -> None:
+    (sealed / name).write_text("planted")
+    code = main(["verify", str(sealed), "--key", str(keys.public_path)])
+    out = capsys.readouterr().out
+    assert code == EXIT_INVALID
+    assert out.startswith("INVALID  ")
+    assert "\x1b" not in out
+    assert "\u202e" not in out
+    assert not any(line.startswith("VALID") for line in out.splitlines())
+    assert len(out.splitlines()) == 2  # the headline and one problem, on one line each
+    assert name.encode("unicode_escape").decode()[:4] in out or "\\x" in out
+
+
+def test_text_from_a_valid_bundle_is_printed_escaped(
+    tmp_path: Path, keys: KeyPair, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bundle = make_bundle(tmp_path)
+    predicate = {
+        **make_predicate(bundle),
+        "promotable": False,
+        "not_promotable_because": ["x\nVALID  forged line", "\x1b]0;title\x07"],
+    }
+    seal_bundle(bundle, predicate, keys.signer)
+    assert main(["verify", str(bundle), "--key", str(keys.public_path)]) == EXIT_VALID
+    out = capsys.readouterr().out
+    assert "\x1b" not in out
+    assert "\x07" not in out
+    assert not any(line.startswith("VALID  forged") for line in out.splitlines())
+    assert "x\\x0aVALID  forged line" in out
+    assert main(["verify", str(bundle), "--key", str(keys.public_path), "--json"]) == 0
+    document = json.loads(capsys.readouterr().out)
+    assert document["summary"]["not_promotable_because"][0] == "x\nVALID  forged line"
 
 
 def test_expected_phase_and_migration_are_enforced(sealed: Path, keys: KeyPair) -> None:
@@ -229,7 +318,8 @@ def test_expected_phase_and_migration_are_enforced(sealed: Path, keys: KeyPair) 
 @pytest.mark.parametrize(
     ("content", "message"),
     [
-        (b"{not json", "not valid JSON (line 1"),
+        (b"{not json", "not valid JSON (Expecting property name"),
+        (b'{"payload": "a", "payload": "b"}', 'duplicate key "payload"'),
         (b'{"a": "\xff"}', "not UTF-8"),
         (b"[]", "expected a JSON object"),
         (b'{"payloadType": "x", "signatures": []}', "field 'payload' missing"),
@@ -415,3 +505,70 @@ def test_a_statement_that_does_not_claim_promotable_is_shown_as_not_promotable(
     result = verify_bundle(sealed, keys.trusted)
     assert result.ok
     assert "promotable: NO: the statement does not say it is" in format_result(result)
+
+
+def _sign_off(tmp_path: Path, keys: KeyPair, **changes: Any) -> Path:
+    bundle = make_bundle(tmp_path, name="20250101T000000Z-pass")
+    predicate = {
+        **make_predicate(bundle),
+        "promotable": True,
+        "not_promotable_because": [],
+        "signer": {"keyid": keys.keyid, "ephemeral": False},
+        **changes,
+    }
+    seal_bundle(bundle, predicate, keys.signer)
+    return bundle
+
+
+def test_require_promotable_passes_a_live_complete_promotable_sign_off(
+    tmp_path: Path, keys: KeyPair, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bundle = _sign_off(tmp_path, keys)
+    args = ["verify", str(bundle), "--key", str(keys.public_path), "--require-promotable"]
+    assert main(args) == EXIT_VALID
+    assert "NOT PROMOTABLE" not in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("changes", "reason"),
+    [
+        ({"target": {"kind": "simulated", "scenario": "healthy"}}, "its target is simulated"),
+        ({"signer": {"ephemeral": True}}, "signed with an ephemeral key"),
+        ({"scope": "partial"}, "its scope is partial, not complete"),
+        ({"verdict": "fail"}, "its verdict is fail, not pass"),
+        (
+            {"promotable": False, "not_promotable_because": ["gate g FAIL: x"]},
+            "not promotable: gate g FAIL: x",
+        ),
+        ({"promotable": None}, "the statement does not say it is"),
+    ],
+    ids=["simulated", "ephemeral", "partial", "failed", "not-promotable", "silent"],
+)
+def test_require_promotable_refuses_a_valid_bundle_that_is_no_sign_off(
+    tmp_path: Path,
+    keys: KeyPair,
+    capsys: pytest.CaptureFixture[str],
+    changes: dict[str, Any],
+    reason: str,
+) -> None:
+    bundle = _sign_off(tmp_path, keys, **changes)
+    args = ["verify", str(bundle), "--key", str(keys.public_path)]
+    assert main(args) == EXIT_VALID  # valid evidence, just no sign-off
+    capsys.readouterr()
+    assert main([*args, "--require-promotable"]) == EXIT_INVALID
+    out = capsys.readouterr().out
+    assert "NOT PROMOTABLE (--require-promotable):" in out
+    assert reason in out
+    assert main([*args, "--require-promotable", "--json"]) == EXIT_INVALID
+    document = json.loads(capsys.readouterr().out)
+    assert document["exit_code"] == EXIT_INVALID
+    assert any(reason in problem for problem in document["promotion_problems"])
+
+
+def test_require_promotable_on_an_invalid_bundle_keeps_the_invalid_exit(
+    tmp_path: Path, keys: KeyPair
+) -> None:
+    bundle = _sign_off(tmp_path, keys)
+    (bundle / "run.json").write_text("{}")
+    args = ["verify", str(bundle), "--key", str(keys.public_path), "--require-promotable"]
+    assert main(args) == EXIT_INVALID
