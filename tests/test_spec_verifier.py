@@ -2,8 +2,9 @@
 
 ``spec_dsse`` (in this folder) shares no code with the engine. It must accept every bundle the
 engine writes, as it lies, and reject every tampered copy with that tamper's own reason; the
-engine's ``verify_bundle`` must reject the same copies (where it does not yet, the case is
-marked ``xfail(strict=True)`` with the issue point that fixes it).
+engine's ``verify_bundle`` must reject the same copies and accept the spec-valid ones. Where it
+does not yet, the case is marked ``xfail(strict=True)`` naming the issue point that fixes it, or
+the disagreement with the specification it shows ("finding").
 """
 
 from __future__ import annotations
@@ -296,6 +297,14 @@ def add_a_file(bundle: Path, keys: Keys) -> None:
     (bundle / "observation" / "extra.json").write_text("{}\n")
 
 
+def add_a_file_with_a_newline_in_its_name(bundle: Path, keys: Keys) -> None:
+    (bundle / "observation" / "x\nVALID  all good").write_text("{}\n")
+
+
+def add_a_file_whose_name_is_not_utf8(bundle: Path, keys: Keys) -> None:
+    (bundle / "observation" / os.fsdecode(b"\xff.json")).write_text("{}\n")
+
+
 def add_a_file_under_html(bundle: Path, keys: Keys) -> None:
     (bundle / "html").mkdir(exist_ok=True)
     (bundle / "html" / "index.html").write_text("<html>all green</html>\n")
@@ -350,6 +359,14 @@ def replace_the_envelope_by_a_symlink(bundle: Path, keys: Keys) -> None:
 
 def remove_the_envelope(bundle: Path, keys: Keys) -> None:
     (bundle / spec.ENVELOPE_FILE).unlink()
+
+
+def repeat_the_payload_member(bundle: Path, keys: Keys) -> None:
+    """A first ``payload`` that a first-wins reader takes, before the signed one."""
+    document = _envelope(bundle)
+    forged = base64.b64encode(b'{"_type": "https://in-toto.io/Statement/v1"}').decode()
+    text = json.dumps(document)
+    (bundle / spec.ENVELOPE_FILE).write_text(f'{{"payload": "{forged}", {text[1:]}')
 
 
 def strip_the_signatures(bundle: Path, keys: Keys) -> None:
@@ -434,6 +451,8 @@ _POINT_1 = "issue 11 point 1: verify does not yet reject this"
 TAMPERS: dict[str, Tamper] = {
     "changed-file": _t(change_a_byte, R.DIGEST_MISMATCH),
     "extra-file": _t(add_a_file, R.UNLISTED_FILE),
+    "extra-file-newline-name": _t(add_a_file_with_a_newline_in_its_name, R.UNLISTED_FILE),
+    "extra-file-non-utf8-name": _t(add_a_file_whose_name_is_not_utf8, R.UNLISTED_FILE),
     "extra-file-under-html": _t(
         add_a_file_under_html, R.UNLISTED_FILE, engine_gap=f"{_POINT_1} (html/ is skipped)"
     ),
@@ -452,6 +471,11 @@ TAMPERS: dict[str, Tamper] = {
     "envelope-symlink": _t(replace_the_envelope_by_a_symlink, R.ENVELOPE_NOT_REGULAR),
     "envelope-missing": _t(remove_the_envelope, R.ENVELOPE_MISSING),
     "unsigned": _t(strip_the_signatures, R.NOT_SIGNED),
+    "envelope-member-repeated": _t(
+        repeat_the_payload_member,
+        R.ENVELOPE_MALFORMED,
+        engine_gap="finding: the engine's JSON reader keeps the last of repeated members",
+    ),
     "payload-changed": _t(change_the_payload, R.BAD_SIGNATURE),
     "another-key": _t(sign_with_another_key, R.UNTRUSTED_SIGNER),
     "payload-type-changed": _t(change_the_payload_type, R.BAD_SIGNATURE, R.PAYLOAD_TYPE),
