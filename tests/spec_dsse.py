@@ -453,7 +453,10 @@ def read_envelope_file(bundle: Path) -> bytes:
     if st.st_size > MAX_ENVELOPE_BYTES:
         raise SpecError(Reason.ENVELOPE_MALFORMED, "the envelope is too large")
     with os.fdopen(_open_regular(path, (st.st_dev, st.st_ino)), "rb") as handle:
-        return handle.read(MAX_ENVELOPE_BYTES + 1)
+        data = handle.read(MAX_ENVELOPE_BYTES + 1)
+    if len(data) > MAX_ENVELOPE_BYTES:
+        raise SpecError(Reason.ENVELOPE_MALFORMED, "the envelope is too large")
+    return data
 
 
 def verify_bundle(
@@ -470,10 +473,12 @@ def verify_bundle(
     """
     bundle = Path(bundle)
     try:
-        is_folder = stat.S_ISDIR(os.lstat(bundle).st_mode)
+        mode = os.lstat(bundle).st_mode
     except OSError as exc:
         return Report((Problem(Reason.UNREADABLE, bundle.name, str(exc)),))
-    if not is_folder:
+    if stat.S_ISLNK(mode):
+        return Report((Problem(Reason.SYMLINK, bundle.name, "the bundle is a symbolic link"),))
+    if not stat.S_ISDIR(mode):
         return Report((Problem(Reason.ENVELOPE_MISSING, bundle.name, "not a folder"),))
     try:
         tree = scan_tree(bundle)

@@ -551,6 +551,13 @@ def test_the_engine_rejects_each_tampered_copy_too(sealed: Sealed, name: str) ->
     assert not result.ok, f"engine accepted the {name!r} copy"
 
 
+def test_a_bundle_reached_through_a_symlink_is_refused(sealed: Sealed, tmp_path: Path) -> None:
+    link = tmp_path / "link"
+    link.symlink_to(sealed.bundle, target_is_directory=True)
+    assert _spec_verify(link, sealed.keys).reasons == {R.SYMLINK}
+    assert _spec_verify(sealed.bundle, sealed.keys).ok
+
+
 def test_the_problem_names_the_file_at_fault(sealed: Sealed) -> None:
     add_a_fifo(sealed.bundle, sealed.keys)
     change_a_byte(sealed.bundle, sealed.keys)
