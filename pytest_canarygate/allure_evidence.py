@@ -83,6 +83,13 @@ def label_item(
         label(gate.item.id, label_type="runbook_item"),
         label(gate.stage, label_type="stage"),
         label(phase, label_type="phase"),
+        # Allure 2 shows neither custom labels nor stories by default: suites and tags it does
+        label(phase, label_type="parentSuite"),
+        label(gate.stage, label_type="suite"),
+        label(f"{gate.item.id}: {gate.item.text}", label_type="subSuite"),
+        label(f"item:{gate.item.id}", label_type="tag"),
+        label(f"phase:{phase}", label_type="tag"),
+        label(f"stage:{gate.stage}", label_type="tag"),
         label(item.nodeid, label_type=NODEID_LABEL),
         pytest.mark.allure_link(
             catalog.link(gate.item), link_type="link", name=f"runbook {gate.item.id}"

@@ -145,6 +145,13 @@ def test_allure_results_carry_labels_and_evidence(pytester: pytest.Pytester) -> 
     assert labels["severity"] == "blocker"
     assert labels["stage"] == "exit"
     assert labels["story"].startswith("P1-X1: v5 projection matches v4")
+    # what Allure 2 shows: suites and tags
+    assert (labels["parentSuite"], labels["suite"]) == ("alpha", "exit")
+    assert labels["subSuite"].startswith("P1-X1: v5 projection matches v4")
+    tags = {label["value"] for label in exit_gate["labels"] if label["name"] == "tag"}
+    assert {"item:P1-X1", "phase:alpha", "stage:exit"} <= tags
+    assert exit_gate["name"].startswith("alpha.exit.projection-matches: ")
+    assert exit_gate["description"].startswith("P1-X1 (Phase 1: Internal Alpha")
     env = (results_dir / "environment.properties").read_text()
     assert "scenario=parity-drift" in env
     assert "v5.pid=" in env
