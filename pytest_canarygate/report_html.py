@@ -37,6 +37,7 @@ import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from pytest_canarygate.cli import EXIT_FAILED
 from pytest_canarygate.cli import EXIT_MALFORMED
@@ -344,13 +345,25 @@ def verdict_banner(verified: VerifyResult) -> str:
     who = esc(str(signer["keyid"]))
     if signer.get("name"):
         who = f"{esc(str(signer['name']))} (key {who})"
+    runbook = _runbook_link(verified)
     counts = ", ".join(f"{n} {esc(str(v))}" for v, n in summary["gate_counts"].items())
     lines.append(
         f"<div>verified {esc(verified.status.value)} · signed by {who} · run finished "
-        f"{esc(str(summary['finished_at']))} · gates: {counts or 'none'}</div>"
+        f"{esc(str(summary['finished_at']))} · gates: {counts or 'none'}{runbook}</div>"
     )
     lines.append("</div>")
     return "".join(lines)
+
+
+def _runbook_link(verified: VerifyResult) -> str:
+    """A link, from the report beside the bundle, to the signed runbook text inside it."""
+    subjects = (verified.statement or {}).get("subject") or []
+    names = [s.get("name") for s in subjects if isinstance(s, dict)]
+    documents = [n for n in names if isinstance(n, str) and n.startswith("runbook/")]
+    if not documents:
+        return ""
+    href = html.escape(quote(f"{verified.bundle.name}/{documents[0]}"), quote=True)
+    return f' · <a href="{href}">the runbook text this run was judged against</a>'
 
 
 SIMULATED_BANNER = "SIMULATED: never a sign-off for a real migration"

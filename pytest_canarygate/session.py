@@ -72,6 +72,7 @@ EVIDENCE_KEY = pytest.StashKey[GateEvidence]()
 WORKER_INPUT_KEY = "canarygate_run_dir"
 RUN_FILE = "run.json"
 CONFIG_COPY = "canarygate.toml"
+RUNBOOK_DIR = "runbook"
 
 
 @dataclass(frozen=True)
@@ -151,6 +152,12 @@ class GateSession:
         if settings is not None and settings.path is not None:
             # The exact config (windows, thresholds, endpoints) becomes part of the evidence.
             shutil.copyfile(settings.path, run_dir / CONFIG_COPY)
+        runbook = _runbook_document(config.rootpath, catalog)
+        if runbook is not None:
+            # The runbook text the gates judged against, signed with the evidence: the HTML
+            # report links to it, and an auditor reads the words that were in force.
+            (run_dir / RUNBOOK_DIR).mkdir()
+            shutil.copyfile(runbook, run_dir / RUNBOOK_DIR / runbook.name)
         return session
 
     @classmethod
@@ -762,3 +769,15 @@ def _judged_gate_id(item: pytest.Item, mark: pytest.Mark) -> object:
         callspec = getattr(item, "callspec", None)
         return callspec.params.get(GATE_ID_FIXTURE) if callspec is not None else None
     return ids[0] if ids else None
+
+
+def _runbook_document(rootdir: Path, catalog: Catalog) -> Path | None:
+    """The catalog's runbook document as a local file (relative to the rootdir, else to the
+    catalog's folder), or None when it names none there (a URL, say)."""
+    if not catalog.document or "://" in catalog.document:
+        return None
+    for base in (rootdir, catalog.path.parent):
+        candidate = base / catalog.document
+        if candidate.is_file() and not candidate.is_symlink():
+            return candidate
+    return None

@@ -19,6 +19,8 @@ import pytest
 from bundle_helpers import KeyPair
 from bundle_helpers import make_bundle
 from bundle_helpers import make_predicate
+from gate_repo import make_gate_repo
+from gate_repo import only_run
 
 from pytest_canarygate.cli import main
 from pytest_canarygate.report_html import ALLURE_ENV_VAR
@@ -34,6 +36,7 @@ from pytest_canarygate.report_html import render_html
 from pytest_canarygate.signing import seal_bundle
 from pytest_canarygate.verify import verify_bundle
 
+ROOT = Path(__file__).resolve().parents[1]
 TEST_NAME = "test_canarygate_html_marker_gate"
 _B64_LITERAL = re.compile(r"[\"'`]([A-Za-z0-9+/]{16,}={0,2})[\"'`]")
 
@@ -354,3 +357,28 @@ def test_the_json_verify_output_is_the_same_source_the_banner_reads(tmp_path: Pa
     assert summary["not_promotable_because"] == reasons
     assert all(f"<li>{r}</li>" in html for r in reasons)
     assert json.dumps(summary)  # JSON-ready
+
+
+def test_the_report_links_to_the_signed_runbook_text_inside_the_bundle(
+    pytester: pytest.Pytester, tmp_path: Path
+) -> None:
+    """A run carries the runbook it was judged against, signed; the report beside the bundle
+    links to it with a relative link that resolves."""
+    keys = KeyPair(tmp_path / "keys")
+    make_gate_repo(pytester)
+    runbook = pytester.path / "docs" / "runbook" / "migration-canary-rollback.md"
+    runbook.parent.mkdir(parents=True)
+    runbook.write_bytes((ROOT / "docs" / "runbook" / runbook.name).read_bytes())
+    pytester.runpytest_subprocess(
+        "--phase=alpha", "--canarygate-sim=healthy", f"--canarygate-key={keys.private_path}"
+    )
+    bundle, _ = only_run(pytester.path)
+    assert (bundle / "runbook" / runbook.name).read_bytes() == runbook.read_bytes()
+    assert verify_bundle(bundle, keys.trusted).ok
+    fake = _fake_allure(tmp_path, "<html><body></body></html>")
+
+    target = render_html(bundle, trusted_keys=keys.trusted, allure=fake)
+
+    hrefs = re.findall(r'href="([^"]+)"', target.read_text())
+    assert hrefs == [f"{bundle.name}/runbook/{runbook.name}"]
+    assert (target.parent / hrefs[0]).is_file()
