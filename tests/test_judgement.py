@@ -354,8 +354,11 @@ def test_unresolved_escalates_in_window() -> None:
     assert j.unresolved_escalates_in_window([open_escalate], week, NOW, full).verdict is (
         Verdict.FAIL
     )
-    assert j.unresolved_escalates_in_window([resolved], week, NOW, full).verdict is Verdict.PASS
-    partial = j.unresolved_escalates_in_window([resolved], week, NOW, covered(NOW - DAY))
+    # left unresolved for a day inside the window: it counts, though resolved since
+    assert j.unresolved_escalates_in_window([resolved], week, NOW, full).verdict is Verdict.FAIL
+    before = alert(Severity.ESCALATE, NOW - timedelta(days=9), NOW - timedelta(days=8))
+    assert j.unresolved_escalates_in_window([before], week, NOW, full).verdict is Verdict.PASS
+    partial = j.unresolved_escalates_in_window([before], week, NOW, covered(NOW - DAY))
     assert partial.verdict is Verdict.INCONCLUSIVE
 
 

@@ -188,8 +188,18 @@ SCENARIOS: dict[tuple[str, str], Expected] = {
     ("escalate-alert", "cutover"): {
         "cutover.exit.v5-only-stable-7d": ("FAIL", "alert-4 Escalate from supervisor"),
         "signal.escalate-persisting": ("FAIL", "1 Escalate alerts persisted longer than 5m"),
-        "cutover.checklist.no-unresolved-escalate": ("FAIL", "1 unresolved Escalate alerts"),
+        "cutover.checklist.no-unresolved-escalate": ("FAIL", "1 Escalate alerts left unresolved"),
     },
+    # resolved since, but left unresolved for 3 days inside the checklist's 7-day window
+    ("escalate-resolved-in-window", "cutover"): {
+        "cutover.exit.v5-only-stable-7d": ("FAIL", "alert-4 Escalate from supervisor"),
+        "cutover.checklist.no-unresolved-escalate": (
+            "FAIL",
+            "1 Escalate alerts left unresolved in the last 7d: alert-4 Escalate from supervisor",
+        ),
+    },
+    # resolved before the checklist's 7-day window began: it does not count
+    ("escalate-resolved-before-window", "cutover"): {},
     ("degraded-alert", "canary"): {
         "canary.monitor.latency": ("FAIL", "alert-4 Degraded from source_health"),
         "canary.exit.stable-48h": ("FAIL", "alert-4 Degraded from source_health"),

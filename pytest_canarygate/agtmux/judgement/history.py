@@ -399,16 +399,16 @@ def unresolved_escalates_in_window(
     *,
     max_lag: timedelta = DEFAULT_MAX_LAG,
 ) -> Judgement:
-    """ "No unresolved Escalate alerts in 7 days": no Escalate still unresolved at ``now``, judged
-    on a ledger that covers the window (a restart that lost the ledger is INCONCLUSIVE)."""
+    """ "No unresolved Escalate alerts in 7 days": no Escalate left unresolved at any moment of
+    the window (up to :func:`window_end`), even one resolved since; one resolved before the
+    window began does not count. Judged on a ledger that covers the window (a restart that lost
+    the ledger is INCONCLUSIVE)."""
     now = _aware(now, "now")
     end = window_end(now, coverage)
     found = [
-        e
-        for e in entries
-        if e.severity is Severity.ESCALATE and e.resolved_at is None and e.created_at <= end
+        e for e in entries if e.severity is Severity.ESCALATE and _open_during(e, now - window, end)
     ]
-    what = "unresolved Escalate alerts"
+    what = "Escalate alerts left unresolved"
     return _in_window(found, _describe_alerts(found), what, window, now, coverage, max_lag)
 
 
