@@ -32,7 +32,7 @@ from pytest_canarygate.agtmux.gate_api import one_of
 from pytest_canarygate.agtmux.gate_api import panes
 from pytest_canarygate.agtmux.gate_api import phase_for
 from pytest_canarygate.agtmux.gate_api import ready
-from pytest_canarygate.agtmux.gate_api import restart_regression
+from pytest_canarygate.agtmux.gate_api import restart_rate_regression
 from pytest_canarygate.agtmux.gate_api import selector_matches_phase
 from pytest_canarygate.agtmux.gate_api import served_counts
 
@@ -105,13 +105,28 @@ def test_new_sessions_on_v5_for_7_days(
 def test_no_regression_in_supervisor_restarts(
     canarygate_observed: ObservedView, agtmux_settings: AgtmuxSettings
 ) -> None:
-    period = timedelta(days=agtmux_settings.windows.gradual_days)
+    """The restart rate since the selector switched the default to v5 against the same span
+    before the switch, from the supervisor events or the daemon log."""
+    now = canarygate_observed.now
     lag = max_lag(agtmux_settings)
-    judged = from_history(
-        canarygate_observed,
-        "supervisor restart counts",
-        lambda events, coverage: restart_regression(
-            events, canarygate_observed.now, coverage, period=period, max_lag=lag
-        ),
-    )
-    conclude(canarygate_observed, "restarts", judged)
+    tolerance = agtmux_settings.thresholds.restart_rate_tolerance_pct
+    # Histories are read back only as far as the longest window (plus a margin).
+    read_from = now - agtmux_settings.windows.longest()
+
+    def regression() -> Judgement:
+        switched = one_of(canarygate_observed, "runtime_selector", RuntimeSelector).changed_at
+        return from_history(
+            canarygate_observed,
+            "supervisor restart rate",
+            lambda events, coverage: restart_rate_regression(
+                events,
+                now,
+                coverage,
+                phase_start=switched,
+                tolerance_pct=tolerance,
+                max_lag=lag,
+                read_from=read_from,
+            ),
+        )
+
+    conclude(canarygate_observed, "restarts", attempt(regression))

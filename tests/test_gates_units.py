@@ -291,6 +291,9 @@ class Fleet:
                 NOW_MS,
             ),
             "supervisor_events": history(
+                event(NOW_MS - 15 * DAY, "failure"),
+                event(NOW_MS - 15 * DAY, "restart"),
+                event(NOW_MS - 15 * DAY + 1000, "success"),
                 event(NOW_MS - 10 * DAY, "failure"),
                 event(NOW_MS - 10 * DAY, "restart"),
                 event(NOW_MS - 10 * DAY + 2000, "success"),
@@ -812,10 +815,14 @@ CASES: list[tuple[str, str, Change, Verdict, str]] = [
     ("gradual.exit.no-restart-regression", "gradual",
      lambda f: f.add("supervisor_events", *(event(NOW_MS - d * DAY, "restart")
                                             for d in (1, 2))),
-     Verdict.FAIL, "supervisor restarts regressed: 3 in the last 7d vs 1 in the 7d before"),
+     Verdict.FAIL, "supervisor restarts regressed: 4 in the gradual phase (10d since "),
     ("gradual.exit.no-restart-regression", "gradual",
      lambda f: f.records("supervisor_events", days=10).unserved("log_events"),
-     Verdict.INCONCLUSIVE, "of the required 14d window"),
+     Verdict.INCONCLUSIVE, "(10d) of the required 20d window"),
+    ("gradual.exit.no-restart-regression", "gradual", changed_at(None), Verdict.INCONCLUSIVE,
+     "gradual start unknown: the runtime selector does not say when it last changed"),
+    ("gradual.exit.no-restart-regression", "gradual", lambda f: f.unserved("runtime_selector"),
+     Verdict.UNOBSERVABLE, "method ops.runtime_selector not served"),
     # phase 4
     *[
         (gate_id, "cutover", both(calls("v4", "list_panes", FLEET_PANES),
@@ -934,7 +941,7 @@ CASES: list[tuple[str, str, Change, Verdict, str]] = [
      "no snapshot is retained"),
     ("cutover.checklist.no-unresolved-escalate", "cutover",
      lambda f: f.add("alert_entries", alert(3, Severity.ESCALATE, NOW_MS - 3 * DAY, None)),
-     Verdict.FAIL, "1 unresolved Escalate alerts in the last 7d: alert-3 Escalate"),
+     Verdict.FAIL, "1 Escalate alerts left unresolved in the last 7d: alert-3 Escalate"),
     ("cutover.checklist.no-unresolved-escalate", "cutover",
      lambda f: f.records("alert_entries", days=2), Verdict.INCONCLUSIVE,
      "(48h) of the required 7d window"),
@@ -1076,7 +1083,7 @@ CASES: list[tuple[str, str, Change, Verdict, str]] = [
     ("cutover.checklist.no-unresolved-escalate", "cutover",
      coverage("alert_entries", alert(7, Severity.ESCALATE, NOW_MS + 20_000, None),
               start_ms=NOW_MS - 30 * DAY, end_ms=NOW_MS + 30_000),
-     Verdict.FAIL, "1 unresolved Escalate alerts"),
+     Verdict.FAIL, "1 Escalate alerts left unresolved"),
     # the v5 build is not v4's
     ("prereq.v5-deployed", "alpha",
      lambda f: f.calls["v5"]["daemon.info"].__setitem__("version", "0.0.4"), Verdict.FAIL,

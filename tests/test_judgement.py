@@ -430,22 +430,6 @@ def test_startup_order(order: tuple[str, ...], verdict: Verdict) -> None:
     assert j.startup_order_matches(order).verdict is verdict
 
 
-@pytest.mark.parametrize(
-    ("before", "after", "tolerance", "verdict"),
-    [
-        (3, 3, 0, Verdict.PASS),
-        (3, 4, 0, Verdict.FAIL),
-        (3, 4, 1, Verdict.PASS),
-        (5, 0, 0, Verdict.PASS),
-    ],
-)
-def test_supervisor_restart_regression(
-    before: int, after: int, tolerance: int, verdict: Verdict
-) -> None:
-    result = j.supervisor_restart_regression(before, after, tolerance=tolerance)
-    assert result.verdict is verdict
-
-
 # --- runtime selector --------------------------------------------------------------------
 
 ALPHA = RuntimeSelector("v4", False, ())
@@ -923,43 +907,6 @@ def test_restart_policy_rows_judge_only_their_fields() -> None:
     assert row.message == "restart policy multiplier 2.0 matches the contract"
     with pytest.raises(ValueError, match="not RestartPolicy fields: nope"):
         j.restart_policy_matches_contract(policy, only=("nope",))
-
-
-# --- supervisor restart regression over two windows -----------------------------------------
-
-
-def restarts(*days_ago: float) -> list[SupervisorEvent]:
-    return [
-        sup_event("restart", NOW - timedelta(days=d), attempt=0, after_ms=1000) for d in days_ago
-    ]
-
-
-@pytest.mark.parametrize(
-    ("days_ago", "verdict", "reason"),
-    [
-        ((1, 8), Verdict.PASS, "supervisor restarts 1 in the last 7d vs 1 in the 7d before"),
-        ((1, 2, 8), Verdict.FAIL, "regressed: 2 in the last 7d vs 1 in the 7d before"),
-        ((7,), Verdict.FAIL, "regressed: 1 in the last 7d vs 0"),  # now - 7d is "last"
-        ((14, 1), Verdict.PASS, "1 in the last 7d vs 1"),  # now - 14d is "before"
-        ((15, 1), Verdict.FAIL, "1 in the last 7d vs 0"),
-        ((), Verdict.PASS, "0 in the last 7d vs 0"),
-    ],
-)
-def test_restart_regression(days_ago: tuple[float, ...], verdict: Verdict, reason: str) -> None:
-    judged = j.restart_regression(restarts(*days_ago), NOW, covered(NOW - 14 * DAY))
-    assert judged.verdict is verdict
-    assert reason in judged.message
-
-
-def test_restart_regression_needs_both_windows_covered() -> None:
-    judged = j.restart_regression(restarts(1, 2), NOW, covered(NOW - 10 * DAY))
-    assert judged.verdict is Verdict.INCONCLUSIVE
-    assert "restart counts not comparable (2 in the last 7d, 0 in the 7d before)" in (
-        judged.message
-    )
-    assert "(10d) of the required 14d window" in judged.message
-    log = [log_event("process_exited", NOW - timedelta(days=1))]
-    assert j.restart_regression(log, NOW, covered(NOW - 14 * DAY)).verdict is Verdict.FAIL
 
 
 # --- v4 binary archive ----------------------------------------------------------------------

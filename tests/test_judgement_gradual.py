@@ -3,17 +3,23 @@ against a baseline before the phase, and Escalates left unresolved at any time i
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from datetime import timedelta
 from datetime import timezone
+from types import MappingProxyType
+from typing import Any
 
 import pytest
 
 from pytest_canarygate.agtmux import judgement as j
+from pytest_canarygate.agtmux.judgement import Judgement
 from pytest_canarygate.agtmux.providers import AlertEntry
 from pytest_canarygate.agtmux.providers import Evidence
+from pytest_canarygate.agtmux.providers import LogEvent
 from pytest_canarygate.agtmux.providers import Severity
 from pytest_canarygate.agtmux.providers import Source
+from pytest_canarygate.agtmux.providers import SupervisorEvent
 from pytest_canarygate.agtmux.records import datetime_to_ms
 from pytest_canarygate.verdicts import Verdict
 
@@ -101,3 +107,159 @@ def test_escalate_recorded_after_now_inside_the_ledger_counts() -> None:
     assert j.unresolved_escalates_in_window([later], WEEK, NOW, ledger).verdict is Verdict.FAIL
     beyond = escalate(NOW + timedelta(minutes=5))
     assert j.unresolved_escalates_in_window([beyond], WEEK, NOW, ledger).verdict is Verdict.PASS
+
+
+# --- P3-X2: restart rate in the phase against a baseline of equal length before it ----------
+
+SWITCH = NOW - 10 * DAY
+
+
+def restarts(*days_ago: float, kind: str = "restart") -> list[SupervisorEvent]:
+    return [
+        SupervisorEvent(datetime_to_ms(NOW - d * DAY), kind, "codex_app_server", 0, 1000)
+        if kind == "restart"
+        else SupervisorEvent(datetime_to_ms(NOW - d * DAY), kind, "codex_app_server")
+        for d in days_ago
+    ]
+
+
+def cadence(every_days: float, *, latest: float = 0.001, over: float = 30) -> list[float]:
+    found, at = [], latest
+    while at <= over:
+        found.append(at)
+        at += every_days
+    return found
+
+
+def rate(
+    events: Sequence[Any], coverage: Evidence[object] | None = None, **kwargs: Any
+) -> Judgement:
+    full = covered(NOW - 30 * DAY) if coverage is None else coverage
+    return j.restart_rate_regression(events, NOW, full, **{"phase_start": SWITCH, **kwargs})
+
+
+@pytest.mark.parametrize("every", [6, 56 / 24, 1, 3.3, 7, 9.5, 0.25])
+def test_a_steady_cadence_is_no_regression(every: float) -> None:
+    judged = rate(restarts(*cadence(every)))
+    assert judged.verdict is Verdict.PASS, judged.message
+    assert judged.message.startswith("supervisor restarts not regressed: ")
+
+
+def test_steady_cadence_the_old_weekly_split_failed() -> None:
+    """Every 6 days: 2 in the last 7d vs 1 in the 7d before; the phase and its baseline hold 2."""
+    judged = rate(restarts(*cadence(6)))
+    assert judged.verdict is Verdict.PASS
+    assert "2 in the gradual phase (10d since 2026-11-16T00:00Z, 0.20/day)" in judged.message
+    assert "vs 2 in the 10d before it (2026-11-06T00:00Z..2026-11-16T00:00Z, 0.20/day)" in (
+        judged.message
+    )
+    assert "at most 3.5 allowed: the baseline +25% +1" in judged.message
+
+
+def test_a_doubled_rate_is_a_regression() -> None:
+    doubled = [*cadence(56 / 24), *cadence(56 / 24, latest=28 / 24, over=10)]
+    judged = rate(restarts(*doubled))
+    assert judged.verdict is Verdict.FAIL
+    assert judged.message.startswith("supervisor restarts regressed: 9 in the gradual phase")
+    assert judged.numbers["baseline_restarts"] == 4
+    assert judged.numbers["allowed"] == 6
+
+
+@pytest.mark.parametrize(
+    ("phase", "baseline", "tolerance", "verdict"),
+    [
+        (6, 4, 25.0, Verdict.PASS),  # 4 * 1.25 + 1 = 6
+        (7, 4, 25.0, Verdict.FAIL),
+        (7, 4, 50.0, Verdict.PASS),
+        (1, 0, 25.0, Verdict.PASS),  # one restart where none was: the cadence's cut
+        (2, 0, 25.0, Verdict.FAIL),
+        (0, 5, 25.0, Verdict.PASS),
+        (2, 1, 0.001, Verdict.PASS),
+        (3, 1, 0.001, Verdict.FAIL),
+    ],
+)
+def test_tolerance_boundaries(
+    phase: int, baseline: int, tolerance: float, verdict: Verdict
+) -> None:
+    in_phase = [1 + i * 8 / max(phase, 1) for i in range(phase)]
+    before = [11 + i * 8 / max(baseline, 1) for i in range(baseline)]
+    judged = rate(restarts(*in_phase, *before), tolerance_pct=tolerance)
+    assert judged.verdict is verdict, judged.message
+    assert (judged.numbers["phase_restarts"], judged.numbers["baseline_restarts"]) == (
+        phase,
+        baseline,
+    )
+
+
+def test_the_phase_start_belongs_to_the_phase_and_the_baseline_starts_inclusive() -> None:
+    judged = rate(restarts(10, 20, 20.5))
+    assert (judged.numbers["phase_restarts"], judged.numbers["baseline_restarts"]) == (1, 1)
+
+
+def test_restarts_after_now_inside_the_history_count() -> None:
+    history = covered(NOW - 30 * DAY, NOW + timedelta(seconds=30))
+    later = NOW + timedelta(seconds=20)
+    events = [SupervisorEvent(datetime_to_ms(later), "restart", None, 0, 1000)] * 3
+    judged = j.restart_rate_regression(events, NOW, history, phase_start=SWITCH)
+    assert judged.verdict is Verdict.FAIL
+
+
+def test_daemon_log_reconnect_attempts_count_as_restarts() -> None:
+    log = [
+        LogEvent(
+            NOW - d * DAY,
+            "INFO",
+            "agtmux::poll_loop",
+            "...",
+            "process_exited",
+            1,
+            MappingProxyType({}),
+        )
+        for d in (1, 2, 3)
+    ]
+    assert rate(log).verdict is Verdict.FAIL
+
+
+def test_history_too_short_for_the_baseline_is_inconclusive() -> None:
+    judged = rate(restarts(*cadence(56 / 24, over=15)), covered(NOW - 15 * DAY))
+    assert judged.verdict is Verdict.INCONCLUSIVE
+    assert judged.message.startswith("restart rate not comparable (5 in the gradual phase")
+    assert "(15d) of the required 20d window; it starts after the window start" in judged.message
+
+
+def test_history_read_only_from_where_the_reading_began() -> None:
+    """A source covering 30 days read back only 14 days cannot show a 10-day baseline."""
+    judged = rate(restarts(*cadence(56 / 24)), read_from=NOW - 14 * DAY)
+    assert judged.verdict is Verdict.INCONCLUSIVE
+    assert rate(restarts(*cadence(56 / 24)), read_from=NOW - 21 * DAY).passed
+
+
+def test_a_history_that_stops_short_of_now() -> None:
+    stale = covered(NOW - 30 * DAY, NOW - DAY)
+    steady = rate(restarts(*cadence(56 / 24)), stale)
+    assert steady.verdict is Verdict.INCONCLUSIVE
+    assert "it ends 24h before now" in steady.message
+    # an increase already shown over a covered baseline only grows with what is missing
+    assert rate(restarts(*cadence(0.5, latest=1.5, over=10)), stale).verdict is Verdict.FAIL
+    # an increase over a baseline the history does not cover proves nothing
+    short = covered(NOW - 12 * DAY)
+    assert rate(restarts(*cadence(0.5, over=10)), short).verdict is Verdict.INCONCLUSIVE
+    unsaid = j.restart_rate_regression(restarts(1), NOW, None, phase_start=SWITCH)
+    assert unsaid.verdict is Verdict.INCONCLUSIVE
+    assert "does not say from when its history is complete" in unsaid.message
+
+
+def test_phase_start_unknown_or_not_yet() -> None:
+    unknown = rate(restarts(1), phase_start=None)
+    assert unknown.verdict is Verdict.INCONCLUSIVE
+    assert "no changed_at_ms" in unknown.message
+    future = rate(restarts(1), phase_start=NOW + DAY)
+    assert future.verdict is Verdict.INCONCLUSIVE
+    assert "is not before now" in future.message
+
+
+def test_hold_down_and_success_events_are_not_restarts() -> None:
+    events = [*restarts(1, 2, 3, kind="success"), *restarts(1, 2, 3, kind="failure")]
+    judged = rate(events)
+    assert judged.passed
+    assert judged.numbers["phase_restarts"] == 0

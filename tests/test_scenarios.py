@@ -261,6 +261,17 @@ SCENARIOS: dict[tuple[str, str], Expected] = {
     ("selector-just-changed", "gradual"): {
         "gradual.exit.v5-default-7d": ("INCONCLUSIVE", phase_running("gradual", HOUR)),
     },
+    # restarts every 6 days: 2 in the last week vs 1 before, but 2 in the phase vs 2 before it
+    ("restarts-steady", "gradual"): {},
+    ("restarts-doubled", "gradual"): {
+        "gradual.exit.no-restart-regression": (
+            "FAIL",
+            "supervisor restarts regressed: 9 in the gradual phase",
+        ),
+    },
+    ("restarts-history-short", "gradual"): {
+        "gradual.exit.no-restart-regression": ("INCONCLUSIVE", "restart rate not comparable"),
+    },
     # healthy now, degraded an hour ago: only the daemon log still shows it
     ("latency-flapped", "canary"): {
         "canary.monitor.latency": ("FAIL", "daemon log FAIL: 10 SLO log lines (slo_degraded)"),

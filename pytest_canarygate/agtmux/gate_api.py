@@ -66,7 +66,7 @@ from pytest_canarygate.agtmux.judgement import no_events_in_window
 from pytest_canarygate.agtmux.judgement import periodic_snapshot_fresh
 from pytest_canarygate.agtmux.judgement import projection_advancing
 from pytest_canarygate.agtmux.judgement import restart_policy_matches_contract
-from pytest_canarygate.agtmux.judgement import restart_regression
+from pytest_canarygate.agtmux.judgement import restart_rate_regression
 from pytest_canarygate.agtmux.judgement import selector_matches_phase
 from pytest_canarygate.agtmux.judgement import served_counts
 from pytest_canarygate.agtmux.judgement import sessions_served_by
@@ -184,7 +184,7 @@ __all__ = [
     "projection_version",
     "ready",
     "restart_policy_matches_contract",
-    "restart_regression",
+    "restart_rate_regression",
     "restore_dry_run_now",
     "restore_evidence_in_archive",
     "selector_matches_phase",

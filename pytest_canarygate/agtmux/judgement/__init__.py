@@ -62,8 +62,7 @@ from pytest_canarygate.agtmux.judgement.history import hold_down_not_recovered
 from pytest_canarygate.agtmux.judgement.history import hold_down_state
 from pytest_canarygate.agtmux.judgement.history import hold_downs_in_window
 from pytest_canarygate.agtmux.judgement.history import no_events_in_window
-from pytest_canarygate.agtmux.judgement.history import restart_regression
-from pytest_canarygate.agtmux.judgement.history import supervisor_restart_regression
+from pytest_canarygate.agtmux.judgement.history import restart_rate_regression
 from pytest_canarygate.agtmux.judgement.history import unresolved_escalates_in_window
 from pytest_canarygate.agtmux.judgement.history import window_coverage
 from pytest_canarygate.agtmux.judgement.history import window_end
@@ -130,7 +129,7 @@ __all__ = [
     "phase_running_for",
     "projection_advancing",
     "restart_policy_matches_contract",
-    "restart_regression",
+    "restart_rate_regression",
     "restore_dry_run",
     "restore_dry_run_latest",
     "selector_matches_phase",
@@ -139,7 +138,6 @@ __all__ = [
     "sources_healthy",
     "startup_order_matches",
     "supervisor_ready",
-    "supervisor_restart_regression",
     "unresolved_escalates_in_window",
     "uptime_at_least",
     "window_coverage",

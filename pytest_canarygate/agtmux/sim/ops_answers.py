@@ -255,8 +255,9 @@ class OpsModel:
             until = self._hold_down(history, at, hold)
             spans.append((at - _QUIET_MS, until + _QUIET_MS))
             held_until, held_since = (None, None) if hold.recovered else (until, at)
-        restarts = self.spec.restarts
-        if restarts.every_ms:
+        for restarts in (self.spec.restarts, *self.spec.extra_restarts):
+            if not restarts.every_ms:
+                continue
             at = self.anchor_ms - restarts.latest_ms
             while at >= self.anchor_ms - restarts.over_ms and at >= self.covers_from_ms:
                 quiet = any(start <= at <= end for start, end in spans)

@@ -76,6 +76,7 @@ _SUPERVISOR_KEYS = (
     "startup_order",
     "unready",
     "restarts",
+    "extra_restarts",
     "hold_downs",
     "jitter_applied",
 )
@@ -194,6 +195,7 @@ class OperationsSpec:
     build: BuildSpec
     archive: ArchiveSpec
     jitter_applied: bool | None = None  # None: the status does not expose it
+    extra_restarts: tuple[RestartSpec, ...] = ()  # further cadences on top of ``restarts``
     slo_degraded_ago_ms: tuple[int, ...] = ()  # degraded latency episodes, ending that long ago
 
 
@@ -236,6 +238,9 @@ def read_operations(node: Node) -> OperationsSpec:
             else supervisor.boolean("jitter_applied", False)
         ),
         slo_degraded_ago_ms=tuple(_subtable(table, "latency", ("degraded",)).durations("degraded")),
+        extra_restarts=tuple(
+            _read_restarts(t) for t in supervisor.tables("extra_restarts", _RESTART_KEYS)
+        ),
     )
 
 
