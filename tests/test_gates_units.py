@@ -46,6 +46,7 @@ from pytest_canarygate.agtmux.providers import SupervisorState
 from pytest_canarygate.agtmux.providers import SupervisorStatus
 from pytest_canarygate.agtmux.providers import Timeouts
 from pytest_canarygate.agtmux.providers import make_provider
+from pytest_canarygate.agtmux.records import SessionRoute
 from pytest_canarygate.agtmux.records import datetime_to_ms
 from pytest_canarygate.agtmux.runbook import PHASES
 from pytest_canarygate.agtmux.settings import AgtmuxSettings
@@ -72,10 +73,18 @@ MIN, HOUR, DAY = 60_000, 3_600_000, 86_400_000
 ENDPOINTS = {"v4": "unix:///run/cg/v4/agtmuxd.sock", "v5": "unix:///run/cg/v5/agtmuxd.sock"}
 STARTED = {"v4": NOW - timedelta(days=20), "v5": NOW - timedelta(days=10)}
 CHANGED_MS = NOW_MS - 10 * 86_400_000  # the selector was switched to each phase 10 days ago
+# gradual: a canary session on v5 since before the switch, one started since, one left on v4
+GRADUAL_ROUTES = (
+    SessionRoute("session-alpha", "v5", NOW_MS - 30 * 86_400_000, NOW_MS - 12 * 86_400_000),
+    SessionRoute("session-beta", "v5", NOW_MS - 2 * 86_400_000, NOW_MS - 2 * 86_400_000),
+    SessionRoute("session-gamma", "v4", NOW_MS - 30 * 86_400_000, NOW_MS - 30 * 86_400_000),
+)
+NEW_ON_V4 = (*GRADUAL_ROUTES[:1], replace(GRADUAL_ROUTES[1], daemon="v4"), *GRADUAL_ROUTES[2:])
+MOVED_OFF_V4 = (*GRADUAL_ROUTES[:2], replace(GRADUAL_ROUTES[2], daemon="v5", routed_at_ms=NOW_MS))
 SELECTORS = {
     "alpha": RuntimeSelector("v4", False, (), CHANGED_MS),
     "canary": RuntimeSelector("v4", True, ("session-alpha", "session-beta"), CHANGED_MS),
-    "gradual": RuntimeSelector("v5", True, (), CHANGED_MS),
+    "gradual": RuntimeSelector("v5", True, (), CHANGED_MS, GRADUAL_ROUTES),
     "cutover": RuntimeSelector("v5", True, (), CHANGED_MS),
     "rollback": RuntimeSelector("v4", False, (), CHANGED_MS),
 }
@@ -794,14 +803,23 @@ CASES: list[tuple[str, str, Change, Verdict, str]] = [
     ("gradual.selector.default-v5", "gradual", lambda f: f.one("runtime_selector",
                                                                default_daemon="v4"),
      Verdict.FAIL, "default_daemon must be 'v5'"),
-    ("gradual.v4.serves-its-sessions", "gradual", calls("v4", "list_panes", UNMANAGED),
-     Verdict.FAIL, "v4 holds 3 agent sessions but manages no pane"),
     ("gradual.v4.serves-its-sessions", "gradual",
-     both(calls("v4", "list_panes", UNMANAGED), calls("v4", "list_sessions", [])),
+     lambda f: f.one("runtime_selector", sessions=MOVED_OFF_V4), Verdict.FAIL,
+     "1 sessions started before the switch to v5 at 2026-11-16T12:00Z were moved to v5 "
+     "without a restart: session-gamma"),
+    ("gradual.v4.serves-its-sessions", "gradual", calls("v4", "list_panes", []), Verdict.FAIL,
+     "1 sessions routed to v4 are not among the tmux sessions v4 shows: session-gamma"),
+    # every daemon shows every tmux session: what v4 manages says nothing about its sessions
+    ("gradual.v4.serves-its-sessions", "gradual", calls("v4", "list_panes", UNMANAGED),
      Verdict.PASS, ""),
-    ("gradual.migration-rate", "gradual",
-     lambda f: f.failed_calls.__setitem__(("v5", "list_panes"), "refused"),
-     Verdict.UNOBSERVABLE, "v5: refused"),
+    ("gradual.migration-rate", "gradual", lambda f: f.one("runtime_selector", sessions=NEW_ON_V4),
+     Verdict.FAIL, "1 sessions started after the switch to v5 at 2026-11-16T12:00Z are routed "
+     "to v4: session-beta"),
+    ("gradual.migration-rate", "gradual", lambda f: f.one("runtime_selector", sessions=None),
+     Verdict.INCONCLUSIVE, "the runtime selector does not say how it routes each session"),
+    ("gradual.exit.v5-default-7d", "gradual",
+     lambda f: f.one("runtime_selector", sessions=NEW_ON_V4), Verdict.FAIL,
+     "1 of the 1 sessions started since the switch to v5 at 2026-11-16T12:00Z are routed to v4"),
     ("gradual.v4.rollback-target", "gradual",
      lambda f: f.failed_calls.__setitem__(("v4", "daemon.info"), "connection refused"),
      Verdict.UNOBSERVABLE, "v4: connection refused"),
@@ -1042,11 +1060,10 @@ CASES: list[tuple[str, str, Change, Verdict, str]] = [
         for gate_id in ("cutover.migrate.v4-sessions-restarted",
                         "cutover.verify.zero-v4-sessions", "cutover.exit.zero-v4-sessions")
     ],
-    ("gradual.v4.serves-its-sessions", "gradual",
-     both(calls("v4", "list_panes", UNMANAGED), calls("v4", "list_sessions", []),
-          started("v4", timedelta(hours=1))),
-     Verdict.INCONCLUSIVE, "v4 holds no session, but it restarted at 2026-11-26T11:00Z, after "
-     "the gradual phase began at 2026-11-16T12:00Z"),
+    ("gradual.v4.serves-its-sessions", "gradual", lambda f: f.unserved("runtime_selector"),
+     Verdict.UNOBSERVABLE, "method ops.runtime_selector not served"),
+    ("gradual.v4.serves-its-sessions", "gradual", changed_at(None), Verdict.INCONCLUSIVE,
+     "gradual start unknown"),
     ("gradual.v4.serves-its-sessions", "gradual", calls("v4", "latency_status", NOT_STARTED),
      Verdict.INCONCLUSIVE, "v4 not ready"),
     ("gradual.v4.rollback-target", "gradual", calls("v4", "latency_status", NOT_STARTED),
@@ -1089,8 +1106,8 @@ CASES: list[tuple[str, str, Change, Verdict, str]] = [
      lambda f: f.calls["v5"]["daemon.info"].__setitem__("version", "0.0.4"), Verdict.FAIL,
      "v5 daemon.info reports version 0.0.4, the same as v4"),
     # migration counts: both read, v5 serving
-    ("gradual.migration-rate", "gradual", calls("v5", "list_sessions", []),
-     Verdict.INCONCLUSIVE, "v5 serves no agent session: no migration shown"),
+    ("gradual.migration-rate", "gradual", changed_at(None), Verdict.INCONCLUSIVE,
+     "gradual start unknown"),
     # a backup stamped in the future (beyond the clock skew: the evidence proves nothing), or
     # of an empty projection while the fleet is live
     ("prereq.backup-taken", "alpha",
@@ -1125,7 +1142,6 @@ def test_every_gate_has_a_failure_case() -> None:
         "alpha.deploy.distinct-sockets",
         "alpha.projection.version-advancing",
     }
-    # gradual.migration-rate only notes counts: its only non-pass is an unreadable daemon;
     # RB-4 is optional: its gate reports what it saw and never blocks
     existing.add("rollback.procedure.v5-stop-reported")
     assert mine - existing - failing == set()

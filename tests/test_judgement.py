@@ -1024,31 +1024,6 @@ def test_drained_for_needs_the_daemon_up_for_the_window() -> None:
     assert left.verdict is Verdict.FAIL
 
 
-def test_keeps_its_sessions() -> None:
-    served = [tmux_pane("%1", "a")]
-    keys = [{"session_key": "poller-%1"}]
-    phase = NOW - 3 * DAY
-    assert j.keeps_its_sessions(keys, served, NOW - DAY, phase).passed
-    lost = j.keeps_its_sessions(keys, [tmux_pane("%1", "a", managed=False)], NOW, phase)
-    assert lost.verdict is Verdict.FAIL
-    assert j.keeps_its_sessions([], [], NOW - 5 * DAY, phase).passed  # none there at the start
-    restarted = j.keeps_its_sessions([], [], NOW - timedelta(minutes=2), phase)
-    assert restarted.verdict is Verdict.INCONCLUSIVE
-    assert "after the gradual phase began at 2026-11-23T00:00Z" in restarted.message
-    assert j.keeps_its_sessions([], [], NOW - 5 * DAY, None).verdict is Verdict.INCONCLUSIVE
-
-
-def test_migration_counts_need_v5_serving() -> None:
-    v4 = {"tmux_sessions": 2, "managed_panes": 3, "agent_sessions": 3}
-    v5 = {"tmux_sessions": 2, "managed_panes": 2, "agent_sessions": 2}
-    judged = j.migration_counts(v4, v5)
-    assert judged.passed
-    assert "v5 share of tmux sessions 50%" in judged.message
-    none = j.migration_counts(v4, dict.fromkeys(v5, 0))
-    assert none.verdict is Verdict.INCONCLUSIVE
-    assert none.message.startswith("v5 serves no agent session: no migration shown")
-
-
 def test_canary_activity_needs_a_change_of_a_canary_pane_in_the_window() -> None:
     selector = RuntimeSelector("v4", True, ("a", "b"))
     fleet = [tmux_pane("%1", "a"), tmux_pane("%2", "b"), tmux_pane("%3", "c")]

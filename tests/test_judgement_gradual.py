@@ -1,8 +1,10 @@
-"""The gradual-phase judgements and the final checklist's Escalate window: restart counts
-against a baseline before the phase, and Escalates left unresolved at any time in the window."""
+"""The gradual-phase judgements and the final checklist's Escalate window: sessions as the
+selector routes them, restart counts against a baseline before the phase, and Escalates left
+unresolved at any time in the window."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from datetime import datetime
 from datetime import timedelta
@@ -17,10 +19,14 @@ from pytest_canarygate.agtmux.judgement import Judgement
 from pytest_canarygate.agtmux.providers import AlertEntry
 from pytest_canarygate.agtmux.providers import Evidence
 from pytest_canarygate.agtmux.providers import LogEvent
+from pytest_canarygate.agtmux.providers import RuntimeSelector
 from pytest_canarygate.agtmux.providers import Severity
 from pytest_canarygate.agtmux.providers import Source
 from pytest_canarygate.agtmux.providers import SupervisorEvent
+from pytest_canarygate.agtmux.records import RecordError
+from pytest_canarygate.agtmux.records import SessionRoute
 from pytest_canarygate.agtmux.records import datetime_to_ms
+from pytest_canarygate.agtmux.records import parse_runtime_selector
 from pytest_canarygate.verdicts import Verdict
 
 NOW = datetime(2026, 11, 26, 0, 0, tzinfo=timezone.utc)
@@ -263,3 +269,158 @@ def test_hold_down_and_success_events_are_not_restarts() -> None:
     judged = rate(events)
     assert judged.passed
     assert judged.numbers["phase_restarts"] == 0
+
+
+# --- P3-S2 / P3-S3 / P3-X1: sessions as the selector routes them ----------------------------
+
+SWITCH_MS = datetime_to_ms(SWITCH)
+
+
+def route(
+    name: str, daemon: str, started: timedelta, routed: timedelta | None = None
+) -> SessionRoute:
+    started_ms = datetime_to_ms(NOW - started)
+    return SessionRoute(
+        name, daemon, started_ms, started_ms if routed is None else datetime_to_ms(NOW - routed)
+    )
+
+
+def gradual(*routes: SessionRoute, changed_ms: int | None = SWITCH_MS) -> RuntimeSelector:
+    return RuntimeSelector("v5", True, (), changed_ms, routes)
+
+
+HEALTHY_ROUTES = (
+    route("session-alpha", "v5", 30 * DAY, 12 * DAY),  # a canary session
+    route("session-beta", "v5", 2 * DAY),  # new since the switch
+    route("session-gamma", "v4", 30 * DAY),  # held by v4 at the switch
+)
+
+
+def test_routes_of_a_healthy_gradual_phase_pass() -> None:
+    selector = gradual(*HEALTHY_ROUTES)
+    counts = j.routed_counts(selector)
+    assert counts.passed
+    assert counts.message == (
+        "sessions routed: v4 1 (session-gamma), v5 2 (session-alpha, session-beta); 1 started "
+        "since the switch to v5 at 2026-11-16T00:00Z"
+    )
+    assert (counts.numbers["v4"], counts.numbers["v5"], counts.numbers["v5_share"]) == (
+        1,
+        2,
+        0.667,
+    )
+    assert j.new_sessions_on_v5(selector).message == (
+        "all 1 sessions started since the switch to v5 at 2026-11-16T00:00Z are routed to v5"
+    )
+    kept = j.v4_sessions_continue(selector, {"session-alpha", "session-beta", "session-gamma"})
+    assert kept.passed
+    assert "v4 keeps 1 sessions (session-gamma (started 2026-10-27T00:00Z)) routed to it" in (
+        kept.message
+    )
+
+
+@pytest.mark.parametrize("started", [10 * DAY, 2 * DAY, timedelta(0)])  # at the switch counts
+def test_a_session_started_since_the_switch_routed_to_v4_fails(started: timedelta) -> None:
+    selector = gradual(*HEALTHY_ROUTES, route("session-delta", "v4", started))
+    counts = j.routed_counts(selector)
+    assert counts.verdict is Verdict.FAIL
+    assert counts.message.startswith(
+        "1 sessions started after the switch to v5 at 2026-11-16T00:00Z are routed to v4: "
+        "session-delta (started "
+    )
+    exit_ = j.new_sessions_on_v5(selector)
+    assert exit_.verdict is Verdict.FAIL
+    assert exit_.message.startswith("1 of the 2 sessions started since the switch to v5")
+    # v4 keeping its sessions is another matter
+    shown = {"session-alpha", "session-beta", "session-gamma", "session-delta"}
+    assert j.v4_sessions_continue(selector, shown).passed
+
+
+def test_a_session_started_just_before_the_switch_may_stay_on_v4() -> None:
+    selector = gradual(route("session-delta", "v4", 10 * DAY + timedelta(seconds=1)))
+    assert j.routed_counts(selector).passed
+    assert j.new_sessions_on_v5(selector).passed
+
+
+def test_a_pre_switch_session_moved_to_v5_without_a_restart_fails() -> None:
+    moved = route("session-gamma", "v5", 30 * DAY, 3 * DAY)
+    selector = gradual(HEALTHY_ROUTES[0], HEALTHY_ROUTES[1], moved)
+    judged = j.v4_sessions_continue(selector, {"session-gamma"})
+    assert judged.verdict is Verdict.FAIL
+    assert judged.message.startswith(
+        "1 sessions started before the switch to v5 at 2026-11-16T00:00Z were moved to v5 "
+        "without a restart: session-gamma (started 2026-10-27T00:00Z, routed 2026-11-23T00:00Z)"
+    )
+    assert judged.numbers["moved_without_restart"] == ["session-gamma"]
+    # the counts only report it; new sessions are still all on v5
+    assert j.routed_counts(selector).passed
+    assert j.new_sessions_on_v5(selector).passed
+
+
+def test_a_restarted_session_may_move_to_v5() -> None:
+    restarted = route("session-gamma", "v5", 3 * DAY)  # its start is the restart
+    assert j.v4_sessions_continue(gradual(restarted), set()).passed
+
+
+def test_a_canary_session_moved_before_the_switch_is_no_violation() -> None:
+    canary = route("session-alpha", "v5", 30 * DAY, 12 * DAY)
+    assert j.v4_sessions_continue(gradual(canary), set()).passed
+
+
+def test_a_session_routed_to_v4_that_v4_does_not_show_fails() -> None:
+    selector = gradual(*HEALTHY_ROUTES)
+    judged = j.v4_sessions_continue(selector, {"session-alpha", "session-beta"})
+    assert judged.verdict is Verdict.FAIL
+    assert "1 sessions routed to v4 are not among the tmux sessions v4 shows: session-gamma" in (
+        judged.message
+    )
+    # an unready v4's answer proves nothing: not judged
+    assert j.v4_sessions_continue(selector, None).passed
+
+
+def test_routes_or_switch_unknown_are_inconclusive() -> None:
+    no_routes = RuntimeSelector("v5", True, (), SWITCH_MS)
+    for judge in (
+        j.routed_counts,
+        j.new_sessions_on_v5,
+        lambda s: j.v4_sessions_continue(s, set()),
+    ):
+        unknown = judge(no_routes)
+        assert unknown.verdict is Verdict.INCONCLUSIVE
+        assert "does not say how it routes each session" in unknown.message
+        no_switch = judge(gradual(*HEALTHY_ROUTES, changed_ms=None))
+        assert no_switch.verdict is Verdict.INCONCLUSIVE
+        assert "gradual start unknown" in no_switch.message
+
+
+def test_no_session_routed_at_all_is_reported_not_failed() -> None:
+    selector = gradual()
+    counts = j.routed_counts(selector)
+    assert counts.passed
+    assert counts.numbers["v5_share"] is None
+    assert j.v4_sessions_continue(selector, set()).message.startswith("v4 keeps no session")
+
+
+# --- the selector's session routes as evidence (operations contract) -----------------------
+
+
+def test_session_routes_parse_strictly() -> None:
+    base = {"default_daemon": "v5", "v5_enabled": True}
+    entry = {"session_name": "s", "daemon": "v4", "started_at_ms": 5}
+    parsed = parse_runtime_selector({**base, "sessions": [entry]})
+    assert parsed.sessions == (SessionRoute("s", "v4", 5, 5),)
+    assert parse_runtime_selector(base).sessions is None  # the old shape: not said
+    assert parse_runtime_selector({**base, "sessions": None}).sessions is None
+    assert parse_runtime_selector({**base, "sessions": []}).sessions == ()
+    for bad, where in [
+        ({**entry, "daemon": "v6"}, "runtime.sessions[0].daemon: expected one of v4, v5"),
+        ({**entry, "routed_at_ms": 4}, "runtime.sessions[0].routed_at_ms: expected an integer >="),
+        ({**entry, "started_at_ms": "5"}, "runtime.sessions[0].started_at_ms"),
+        ({k: v for k, v in entry.items() if k != "session_name"}, "session_name: missing"),
+    ]:
+        with pytest.raises(RecordError, match=re.escape(where)):
+            parse_runtime_selector({**base, "sessions": [bad]}, "runtime")
+    with pytest.raises(RecordError, match="session s is listed twice"):
+        parse_runtime_selector({**base, "sessions": [entry, entry]}, "runtime")
+    with pytest.raises(RecordError, match=re.escape("runtime.sessions: expected an array")):
+        parse_runtime_selector({**base, "sessions": "s"}, "runtime")

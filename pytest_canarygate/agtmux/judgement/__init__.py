@@ -29,12 +29,12 @@ from pytest_canarygate.agtmux.judgement.fleet import canary_activity
 from pytest_canarygate.agtmux.judgement.fleet import canary_sessions_on
 from pytest_canarygate.agtmux.judgement.fleet import canary_usage
 from pytest_canarygate.agtmux.judgement.fleet import drained_for
-from pytest_canarygate.agtmux.judgement.fleet import keeps_its_sessions
-from pytest_canarygate.agtmux.judgement.fleet import migration_counts
+from pytest_canarygate.agtmux.judgement.fleet import new_sessions_on_v5
 from pytest_canarygate.agtmux.judgement.fleet import phase_running_for
+from pytest_canarygate.agtmux.judgement.fleet import routed_counts
 from pytest_canarygate.agtmux.judgement.fleet import selector_matches_phase
-from pytest_canarygate.agtmux.judgement.fleet import served_counts
 from pytest_canarygate.agtmux.judgement.fleet import sessions_served_by
+from pytest_canarygate.agtmux.judgement.fleet import v4_sessions_continue
 from pytest_canarygate.agtmux.judgement.fleet import zero_sessions
 from pytest_canarygate.agtmux.judgement.health import ALWAYS_HEALTHY
 from pytest_canarygate.agtmux.judgement.health import LIFECYCLES
@@ -118,11 +118,10 @@ __all__ = [
     "hold_down_state",
     "hold_downs_in_window",
     "jitter_matches_contract",
-    "keeps_its_sessions",
     "latency_breach_signal",
     "latency_log_events",
     "latency_slo",
-    "migration_counts",
+    "new_sessions_on_v5",
     "newest_snapshot_recorded",
     "no_events_in_window",
     "periodic_snapshot_fresh",
@@ -132,14 +131,15 @@ __all__ = [
     "restart_rate_regression",
     "restore_dry_run",
     "restore_dry_run_latest",
+    "routed_counts",
     "selector_matches_phase",
-    "served_counts",
     "sessions_served_by",
     "sources_healthy",
     "startup_order_matches",
     "supervisor_ready",
     "unresolved_escalates_in_window",
     "uptime_at_least",
+    "v4_sessions_continue",
     "window_coverage",
     "window_end",
     "zero_sessions",
