@@ -1,11 +1,11 @@
 """Phase 3, gradual default: new sessions go to v5 while v4 keeps serving and stays the
 rollback target.
 
-Runbook: "Phase 3: Gradual Default (new sessions on v5)". agtmux has no notion of which daemon
-"owns" a session (daemon facts 12), so v4 and v5 session counts are what each daemon itself
-serves: tmux sessions with managed panes, and agent sessions. The phase counts from the later of
-v5's start and the runtime selector's last change; v4 holding nothing is evidence only once it
-has ticked and only if it has run since before the phase began (a restart clears its sessions).
+Runbook: "Phase 3: Gradual Default (new sessions on v5)". Both daemons watch the same tmux server
+and show every session (daemon facts 11), so which daemon serves a session is what the runtime
+selector routes: its session routes, each with the session's start, judged against the switch
+to v5 (the selector's ``changed_at_ms``). The phase counts from the later of v5's start and that
+switch.
 """
 
 from __future__ import annotations
@@ -13,64 +13,61 @@ from __future__ import annotations
 from datetime import timedelta
 
 from pytest_canarygate.agtmux.gate_api import AgtmuxSettings
-from pytest_canarygate.agtmux.gate_api import DaemonView
 from pytest_canarygate.agtmux.gate_api import Judgement
 from pytest_canarygate.agtmux.gate_api import ObservedView
 from pytest_canarygate.agtmux.gate_api import RuntimeSelector
-from pytest_canarygate.agtmux.gate_api import agent_sessions
 from pytest_canarygate.agtmux.gate_api import attempt
 from pytest_canarygate.agtmux.gate_api import combine
 from pytest_canarygate.agtmux.gate_api import conclude
 from pytest_canarygate.agtmux.gate_api import daemon_info
-from pytest_canarygate.agtmux.gate_api import daemon_uptime
 from pytest_canarygate.agtmux.gate_api import from_history
 from pytest_canarygate.agtmux.gate_api import gate
-from pytest_canarygate.agtmux.gate_api import keeps_its_sessions
 from pytest_canarygate.agtmux.gate_api import max_lag
-from pytest_canarygate.agtmux.gate_api import migration_counts
+from pytest_canarygate.agtmux.gate_api import new_sessions_on_v5
 from pytest_canarygate.agtmux.gate_api import one_of
 from pytest_canarygate.agtmux.gate_api import panes
 from pytest_canarygate.agtmux.gate_api import phase_for
 from pytest_canarygate.agtmux.gate_api import ready
-from pytest_canarygate.agtmux.gate_api import restart_regression
+from pytest_canarygate.agtmux.gate_api import restart_rate_regression
+from pytest_canarygate.agtmux.gate_api import routed_counts
 from pytest_canarygate.agtmux.gate_api import selector_matches_phase
-from pytest_canarygate.agtmux.gate_api import served_counts
+from pytest_canarygate.agtmux.gate_api import sessions_of
+from pytest_canarygate.agtmux.gate_api import v4_sessions_continue
 
 
-def _served(view: DaemonView) -> dict[str, int]:
-    """What one daemon serves: tmux sessions with managed panes, managed panes, agent sessions."""
-    return served_counts(panes(view), agent_sessions(view))
+def _selector(observed: ObservedView) -> RuntimeSelector:
+    return one_of(observed, "runtime_selector", RuntimeSelector)
 
 
 @gate("gradual.selector.default-v5")
 def test_default_switched_to_v5(canarygate_observed: ObservedView) -> None:
-    selector = one_of(canarygate_observed, "runtime_selector", RuntimeSelector)
+    selector = _selector(canarygate_observed)
     conclude(canarygate_observed, "selector", selector_matches_phase(selector, "gradual"))
 
 
 @gate("gradual.v4.serves-its-sessions")
 def test_existing_v4_sessions_continue_on_v4(canarygate_observed: ObservedView) -> None:
-    v4 = canarygate_observed.daemon("v4")
+    """No session started before the switch moved off v4 without a restart, and v4 (ready)
+    shows every session routed to it."""
+    readiness = attempt(lambda: ready(canarygate_observed, "v4"))
 
     def sessions() -> Judgement:
-        phase_start = one_of(canarygate_observed, "runtime_selector", RuntimeSelector).changed_at
-        started = canarygate_observed.now - daemon_uptime(v4, canarygate_observed.now)
-        return keeps_its_sessions(agent_sessions(v4), panes(v4), started, phase_start)
+        # an unready v4 shows nothing yet, which proves nothing about what it serves
+        shown = set(sessions_of(canarygate_observed.daemon("v4"))) if readiness.passed else None
+        return v4_sessions_continue(_selector(canarygate_observed), shown)
 
     judged = combine(
         "existing v4 sessions not shown continuing on v4",
-        {
-            "sessions": attempt(sessions),
-            "readiness": attempt(lambda: ready(canarygate_observed, "v4")),
-        },
+        {"sessions": attempt(sessions), "readiness": readiness},
     )
     conclude(canarygate_observed, "v4 sessions", judged)
 
 
 @gate("gradual.migration-rate")
 def test_migration_rate_counts_observable(canarygate_observed: ObservedView) -> None:
-    counts = {name: _served(canarygate_observed.daemon(name)) for name in ("v4", "v5")}
-    conclude(canarygate_observed, "migration rate", migration_counts(counts["v4"], counts["v5"]))
+    """v4 and v5 session counts as the selector routes them (kept in the evidence each run)."""
+    judged = attempt(lambda: routed_counts(_selector(canarygate_observed)))
+    conclude(canarygate_observed, "migration rate", judged)
 
 
 @gate("gradual.v4.rollback-target")
@@ -91,10 +88,9 @@ def test_new_sessions_on_v5_for_7_days(
         "new sessions not shown on v5 for the whole window",
         {
             "selector": attempt(
-                lambda: selector_matches_phase(
-                    one_of(canarygate_observed, "runtime_selector", RuntimeSelector), "gradual"
-                )
+                lambda: selector_matches_phase(_selector(canarygate_observed), "gradual")
             ),
+            "routes": attempt(lambda: new_sessions_on_v5(_selector(canarygate_observed))),
             "phase": attempt(lambda: phase_for(canarygate_observed, window, "gradual")),
         },
     )
@@ -105,13 +101,28 @@ def test_new_sessions_on_v5_for_7_days(
 def test_no_regression_in_supervisor_restarts(
     canarygate_observed: ObservedView, agtmux_settings: AgtmuxSettings
 ) -> None:
-    period = timedelta(days=agtmux_settings.windows.gradual_days)
+    """The restart rate since the selector switched the default to v5 against the same span
+    before the switch, from the supervisor events or the daemon log."""
+    now = canarygate_observed.now
     lag = max_lag(agtmux_settings)
-    judged = from_history(
-        canarygate_observed,
-        "supervisor restart counts",
-        lambda events, coverage: restart_regression(
-            events, canarygate_observed.now, coverage, period=period, max_lag=lag
-        ),
-    )
-    conclude(canarygate_observed, "restarts", judged)
+    tolerance = agtmux_settings.thresholds.restart_rate_tolerance_pct
+    # Histories are read back only as far as the longest window (plus a margin).
+    read_from = now - agtmux_settings.windows.longest()
+
+    def regression() -> Judgement:
+        switched = _selector(canarygate_observed).changed_at
+        return from_history(
+            canarygate_observed,
+            "supervisor restart rate",
+            lambda events, coverage: restart_rate_regression(
+                events,
+                now,
+                coverage,
+                phase_start=switched,
+                tolerance_pct=tolerance,
+                max_lag=lag,
+                read_from=read_from,
+            ),
+        )
+
+    conclude(canarygate_observed, "restarts", attempt(regression))

@@ -147,7 +147,7 @@ def test_out_of_range_values_are_refused_at_load(tmp_path: Path, text: str, expe
 )
 def test_the_longest_history_at_the_maxima_is_computable(tmp_path: Path, now: datetime) -> None:
     settings = settings_at("max")
-    assert settings.windows.longest() == timedelta(days=2 * MAX_WINDOW_DAYS)
+    assert settings.windows.longest() == timedelta(days=4 * MAX_WINDOW_DAYS)
     assert history(settings) == settings.windows.longest()
     config = load_config(write(tmp_path, VALID + toml_at_maxima()), PACK)
     since = config.history_since(now)

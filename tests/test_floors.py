@@ -62,7 +62,7 @@ def test_a_looser_value_is_named_with_both_numbers(settings: AgtmuxSettings, exp
 
 
 #: Settings that are no runbook number (the runbook names no value for them).
-NOT_RUNBOOK_NUMBERS = {"backup_max_age_days"}
+NOT_RUNBOOK_NUMBERS = {"backup_max_age_days", "restart_rate_tolerance_pct"}
 
 
 def test_every_runbook_number_of_the_pack_is_a_floor() -> None:

@@ -46,6 +46,7 @@ from pytest_canarygate.agtmux.providers import SupervisorState
 from pytest_canarygate.agtmux.providers import SupervisorStatus
 from pytest_canarygate.agtmux.providers import Timeouts
 from pytest_canarygate.agtmux.providers import make_provider
+from pytest_canarygate.agtmux.records import SessionRoute
 from pytest_canarygate.agtmux.records import datetime_to_ms
 from pytest_canarygate.agtmux.runbook import PHASES
 from pytest_canarygate.agtmux.settings import AgtmuxSettings
@@ -72,10 +73,18 @@ MIN, HOUR, DAY = 60_000, 3_600_000, 86_400_000
 ENDPOINTS = {"v4": "unix:///run/cg/v4/agtmuxd.sock", "v5": "unix:///run/cg/v5/agtmuxd.sock"}
 STARTED = {"v4": NOW - timedelta(days=20), "v5": NOW - timedelta(days=10)}
 CHANGED_MS = NOW_MS - 10 * 86_400_000  # the selector was switched to each phase 10 days ago
+# gradual: a canary session on v5 since before the switch, one started since, one left on v4
+GRADUAL_ROUTES = (
+    SessionRoute("session-alpha", "v5", NOW_MS - 30 * 86_400_000, NOW_MS - 12 * 86_400_000),
+    SessionRoute("session-beta", "v5", NOW_MS - 2 * 86_400_000, NOW_MS - 2 * 86_400_000),
+    SessionRoute("session-gamma", "v4", NOW_MS - 30 * 86_400_000, NOW_MS - 30 * 86_400_000),
+)
+NEW_ON_V4 = (*GRADUAL_ROUTES[:1], replace(GRADUAL_ROUTES[1], daemon="v4"), *GRADUAL_ROUTES[2:])
+MOVED_OFF_V4 = (*GRADUAL_ROUTES[:2], replace(GRADUAL_ROUTES[2], daemon="v5", routed_at_ms=NOW_MS))
 SELECTORS = {
     "alpha": RuntimeSelector("v4", False, (), CHANGED_MS),
     "canary": RuntimeSelector("v4", True, ("session-alpha", "session-beta"), CHANGED_MS),
-    "gradual": RuntimeSelector("v5", True, (), CHANGED_MS),
+    "gradual": RuntimeSelector("v5", True, (), CHANGED_MS, GRADUAL_ROUTES),
     "cutover": RuntimeSelector("v5", True, (), CHANGED_MS),
     "rollback": RuntimeSelector("v4", False, (), CHANGED_MS),
 }
@@ -291,6 +300,9 @@ class Fleet:
                 NOW_MS,
             ),
             "supervisor_events": history(
+                event(NOW_MS - 15 * DAY, "failure"),
+                event(NOW_MS - 15 * DAY, "restart"),
+                event(NOW_MS - 15 * DAY + 1000, "success"),
                 event(NOW_MS - 10 * DAY, "failure"),
                 event(NOW_MS - 10 * DAY, "restart"),
                 event(NOW_MS - 10 * DAY + 2000, "success"),
@@ -791,14 +803,23 @@ CASES: list[tuple[str, str, Change, Verdict, str]] = [
     ("gradual.selector.default-v5", "gradual", lambda f: f.one("runtime_selector",
                                                                default_daemon="v4"),
      Verdict.FAIL, "default_daemon must be 'v5'"),
-    ("gradual.v4.serves-its-sessions", "gradual", calls("v4", "list_panes", UNMANAGED),
-     Verdict.FAIL, "v4 holds 3 agent sessions but manages no pane"),
     ("gradual.v4.serves-its-sessions", "gradual",
-     both(calls("v4", "list_panes", UNMANAGED), calls("v4", "list_sessions", [])),
+     lambda f: f.one("runtime_selector", sessions=MOVED_OFF_V4), Verdict.FAIL,
+     "1 sessions started before the switch to v5 at 2026-11-16T12:00Z were moved to v5 "
+     "without a restart: session-gamma"),
+    ("gradual.v4.serves-its-sessions", "gradual", calls("v4", "list_panes", []), Verdict.FAIL,
+     "1 sessions routed to v4 are not among the tmux sessions v4 shows: session-gamma"),
+    # every daemon shows every tmux session: what v4 manages says nothing about its sessions
+    ("gradual.v4.serves-its-sessions", "gradual", calls("v4", "list_panes", UNMANAGED),
      Verdict.PASS, ""),
-    ("gradual.migration-rate", "gradual",
-     lambda f: f.failed_calls.__setitem__(("v5", "list_panes"), "refused"),
-     Verdict.UNOBSERVABLE, "v5: refused"),
+    ("gradual.migration-rate", "gradual", lambda f: f.one("runtime_selector", sessions=NEW_ON_V4),
+     Verdict.FAIL, "1 sessions started after the switch to v5 at 2026-11-16T12:00Z are routed "
+     "to v4: session-beta"),
+    ("gradual.migration-rate", "gradual", lambda f: f.one("runtime_selector", sessions=None),
+     Verdict.INCONCLUSIVE, "the runtime selector does not say how it routes each session"),
+    ("gradual.exit.v5-default-7d", "gradual",
+     lambda f: f.one("runtime_selector", sessions=NEW_ON_V4), Verdict.FAIL,
+     "1 of the 1 sessions started since the switch to v5 at 2026-11-16T12:00Z are routed to v4"),
     ("gradual.v4.rollback-target", "gradual",
      lambda f: f.failed_calls.__setitem__(("v4", "daemon.info"), "connection refused"),
      Verdict.UNOBSERVABLE, "v4: connection refused"),
@@ -812,10 +833,14 @@ CASES: list[tuple[str, str, Change, Verdict, str]] = [
     ("gradual.exit.no-restart-regression", "gradual",
      lambda f: f.add("supervisor_events", *(event(NOW_MS - d * DAY, "restart")
                                             for d in (1, 2))),
-     Verdict.FAIL, "supervisor restarts regressed: 3 in the last 7d vs 1 in the 7d before"),
+     Verdict.FAIL, "supervisor restarts regressed: 4 in the gradual phase (10d since "),
     ("gradual.exit.no-restart-regression", "gradual",
      lambda f: f.records("supervisor_events", days=10).unserved("log_events"),
-     Verdict.INCONCLUSIVE, "of the required 14d window"),
+     Verdict.INCONCLUSIVE, "(10d) of the required 20d window"),
+    ("gradual.exit.no-restart-regression", "gradual", changed_at(None), Verdict.INCONCLUSIVE,
+     "gradual start unknown: the runtime selector does not say when it last changed"),
+    ("gradual.exit.no-restart-regression", "gradual", lambda f: f.unserved("runtime_selector"),
+     Verdict.UNOBSERVABLE, "method ops.runtime_selector not served"),
     # phase 4
     *[
         (gate_id, "cutover", both(calls("v4", "list_panes", FLEET_PANES),
@@ -934,7 +959,7 @@ CASES: list[tuple[str, str, Change, Verdict, str]] = [
      "no snapshot is retained"),
     ("cutover.checklist.no-unresolved-escalate", "cutover",
      lambda f: f.add("alert_entries", alert(3, Severity.ESCALATE, NOW_MS - 3 * DAY, None)),
-     Verdict.FAIL, "1 unresolved Escalate alerts in the last 7d: alert-3 Escalate"),
+     Verdict.FAIL, "1 Escalate alerts left unresolved in the last 7d: alert-3 Escalate"),
     ("cutover.checklist.no-unresolved-escalate", "cutover",
      lambda f: f.records("alert_entries", days=2), Verdict.INCONCLUSIVE,
      "(48h) of the required 7d window"),
@@ -1035,11 +1060,10 @@ CASES: list[tuple[str, str, Change, Verdict, str]] = [
         for gate_id in ("cutover.migrate.v4-sessions-restarted",
                         "cutover.verify.zero-v4-sessions", "cutover.exit.zero-v4-sessions")
     ],
-    ("gradual.v4.serves-its-sessions", "gradual",
-     both(calls("v4", "list_panes", UNMANAGED), calls("v4", "list_sessions", []),
-          started("v4", timedelta(hours=1))),
-     Verdict.INCONCLUSIVE, "v4 holds no session, but it restarted at 2026-11-26T11:00Z, after "
-     "the gradual phase began at 2026-11-16T12:00Z"),
+    ("gradual.v4.serves-its-sessions", "gradual", lambda f: f.unserved("runtime_selector"),
+     Verdict.UNOBSERVABLE, "method ops.runtime_selector not served"),
+    ("gradual.v4.serves-its-sessions", "gradual", changed_at(None), Verdict.INCONCLUSIVE,
+     "gradual start unknown"),
     ("gradual.v4.serves-its-sessions", "gradual", calls("v4", "latency_status", NOT_STARTED),
      Verdict.INCONCLUSIVE, "v4 not ready"),
     ("gradual.v4.rollback-target", "gradual", calls("v4", "latency_status", NOT_STARTED),
@@ -1076,14 +1100,14 @@ CASES: list[tuple[str, str, Change, Verdict, str]] = [
     ("cutover.checklist.no-unresolved-escalate", "cutover",
      coverage("alert_entries", alert(7, Severity.ESCALATE, NOW_MS + 20_000, None),
               start_ms=NOW_MS - 30 * DAY, end_ms=NOW_MS + 30_000),
-     Verdict.FAIL, "1 unresolved Escalate alerts"),
+     Verdict.FAIL, "1 Escalate alerts left unresolved"),
     # the v5 build is not v4's
     ("prereq.v5-deployed", "alpha",
      lambda f: f.calls["v5"]["daemon.info"].__setitem__("version", "0.0.4"), Verdict.FAIL,
      "v5 daemon.info reports version 0.0.4, the same as v4"),
     # migration counts: both read, v5 serving
-    ("gradual.migration-rate", "gradual", calls("v5", "list_sessions", []),
-     Verdict.INCONCLUSIVE, "v5 serves no agent session: no migration shown"),
+    ("gradual.migration-rate", "gradual", changed_at(None), Verdict.INCONCLUSIVE,
+     "gradual start unknown"),
     # a backup stamped in the future (beyond the clock skew: the evidence proves nothing), or
     # of an empty projection while the fleet is live
     ("prereq.backup-taken", "alpha",
@@ -1118,7 +1142,6 @@ def test_every_gate_has_a_failure_case() -> None:
         "alpha.deploy.distinct-sockets",
         "alpha.projection.version-advancing",
     }
-    # gradual.migration-rate only notes counts: its only non-pass is an unreadable daemon;
     # RB-4 is optional: its gate reports what it saw and never blocks
     existing.add("rollback.procedure.v5-stop-reported")
     assert mine - existing - failing == set()

@@ -354,8 +354,11 @@ def test_unresolved_escalates_in_window() -> None:
     assert j.unresolved_escalates_in_window([open_escalate], week, NOW, full).verdict is (
         Verdict.FAIL
     )
-    assert j.unresolved_escalates_in_window([resolved], week, NOW, full).verdict is Verdict.PASS
-    partial = j.unresolved_escalates_in_window([resolved], week, NOW, covered(NOW - DAY))
+    # left unresolved for a day inside the window: it counts, though resolved since
+    assert j.unresolved_escalates_in_window([resolved], week, NOW, full).verdict is Verdict.FAIL
+    before = alert(Severity.ESCALATE, NOW - timedelta(days=9), NOW - timedelta(days=8))
+    assert j.unresolved_escalates_in_window([before], week, NOW, full).verdict is Verdict.PASS
+    partial = j.unresolved_escalates_in_window([before], week, NOW, covered(NOW - DAY))
     assert partial.verdict is Verdict.INCONCLUSIVE
 
 
@@ -425,22 +428,6 @@ def test_restart_policy_mismatch_names_each_field() -> None:
 )
 def test_startup_order(order: tuple[str, ...], verdict: Verdict) -> None:
     assert j.startup_order_matches(order).verdict is verdict
-
-
-@pytest.mark.parametrize(
-    ("before", "after", "tolerance", "verdict"),
-    [
-        (3, 3, 0, Verdict.PASS),
-        (3, 4, 0, Verdict.FAIL),
-        (3, 4, 1, Verdict.PASS),
-        (5, 0, 0, Verdict.PASS),
-    ],
-)
-def test_supervisor_restart_regression(
-    before: int, after: int, tolerance: int, verdict: Verdict
-) -> None:
-    result = j.supervisor_restart_regression(before, after, tolerance=tolerance)
-    assert result.verdict is verdict
 
 
 # --- runtime selector --------------------------------------------------------------------
@@ -922,43 +909,6 @@ def test_restart_policy_rows_judge_only_their_fields() -> None:
         j.restart_policy_matches_contract(policy, only=("nope",))
 
 
-# --- supervisor restart regression over two windows -----------------------------------------
-
-
-def restarts(*days_ago: float) -> list[SupervisorEvent]:
-    return [
-        sup_event("restart", NOW - timedelta(days=d), attempt=0, after_ms=1000) for d in days_ago
-    ]
-
-
-@pytest.mark.parametrize(
-    ("days_ago", "verdict", "reason"),
-    [
-        ((1, 8), Verdict.PASS, "supervisor restarts 1 in the last 7d vs 1 in the 7d before"),
-        ((1, 2, 8), Verdict.FAIL, "regressed: 2 in the last 7d vs 1 in the 7d before"),
-        ((7,), Verdict.FAIL, "regressed: 1 in the last 7d vs 0"),  # now - 7d is "last"
-        ((14, 1), Verdict.PASS, "1 in the last 7d vs 1"),  # now - 14d is "before"
-        ((15, 1), Verdict.FAIL, "1 in the last 7d vs 0"),
-        ((), Verdict.PASS, "0 in the last 7d vs 0"),
-    ],
-)
-def test_restart_regression(days_ago: tuple[float, ...], verdict: Verdict, reason: str) -> None:
-    judged = j.restart_regression(restarts(*days_ago), NOW, covered(NOW - 14 * DAY))
-    assert judged.verdict is verdict
-    assert reason in judged.message
-
-
-def test_restart_regression_needs_both_windows_covered() -> None:
-    judged = j.restart_regression(restarts(1, 2), NOW, covered(NOW - 10 * DAY))
-    assert judged.verdict is Verdict.INCONCLUSIVE
-    assert "restart counts not comparable (2 in the last 7d, 0 in the 7d before)" in (
-        judged.message
-    )
-    assert "(10d) of the required 14d window" in judged.message
-    log = [log_event("process_exited", NOW - timedelta(days=1))]
-    assert j.restart_regression(log, NOW, covered(NOW - 14 * DAY)).verdict is Verdict.FAIL
-
-
 # --- v4 binary archive ----------------------------------------------------------------------
 
 DIGEST = "ab" * 32
@@ -1072,31 +1022,6 @@ def test_drained_for_needs_the_daemon_up_for_the_window() -> None:
     assert "v4 holds no session, but it has been up only 2h" in young.message
     left = j.drained_for([], [tmux_pane("%1", "a")], 8 * DAY, 7 * DAY, now=NOW)
     assert left.verdict is Verdict.FAIL
-
-
-def test_keeps_its_sessions() -> None:
-    served = [tmux_pane("%1", "a")]
-    keys = [{"session_key": "poller-%1"}]
-    phase = NOW - 3 * DAY
-    assert j.keeps_its_sessions(keys, served, NOW - DAY, phase).passed
-    lost = j.keeps_its_sessions(keys, [tmux_pane("%1", "a", managed=False)], NOW, phase)
-    assert lost.verdict is Verdict.FAIL
-    assert j.keeps_its_sessions([], [], NOW - 5 * DAY, phase).passed  # none there at the start
-    restarted = j.keeps_its_sessions([], [], NOW - timedelta(minutes=2), phase)
-    assert restarted.verdict is Verdict.INCONCLUSIVE
-    assert "after the gradual phase began at 2026-11-23T00:00Z" in restarted.message
-    assert j.keeps_its_sessions([], [], NOW - 5 * DAY, None).verdict is Verdict.INCONCLUSIVE
-
-
-def test_migration_counts_need_v5_serving() -> None:
-    v4 = {"tmux_sessions": 2, "managed_panes": 3, "agent_sessions": 3}
-    v5 = {"tmux_sessions": 2, "managed_panes": 2, "agent_sessions": 2}
-    judged = j.migration_counts(v4, v5)
-    assert judged.passed
-    assert "v5 share of tmux sessions 50%" in judged.message
-    none = j.migration_counts(v4, dict.fromkeys(v5, 0))
-    assert none.verdict is Verdict.INCONCLUSIVE
-    assert none.message.startswith("v5 serves no agent session: no migration shown")
 
 
 def test_canary_activity_needs_a_change_of_a_canary_pane_in_the_window() -> None:

@@ -188,8 +188,18 @@ SCENARIOS: dict[tuple[str, str], Expected] = {
     ("escalate-alert", "cutover"): {
         "cutover.exit.v5-only-stable-7d": ("FAIL", "alert-4 Escalate from supervisor"),
         "signal.escalate-persisting": ("FAIL", "1 Escalate alerts persisted longer than 5m"),
-        "cutover.checklist.no-unresolved-escalate": ("FAIL", "1 unresolved Escalate alerts"),
+        "cutover.checklist.no-unresolved-escalate": ("FAIL", "1 Escalate alerts left unresolved"),
     },
+    # resolved since, but left unresolved for 3 days inside the checklist's 7-day window
+    ("escalate-resolved-in-window", "cutover"): {
+        "cutover.exit.v5-only-stable-7d": ("FAIL", "alert-4 Escalate from supervisor"),
+        "cutover.checklist.no-unresolved-escalate": (
+            "FAIL",
+            "1 Escalate alerts left unresolved in the last 7d: alert-4 Escalate from supervisor",
+        ),
+    },
+    # resolved before the checklist's 7-day window began: it does not count
+    ("escalate-resolved-before-window", "cutover"): {},
     ("degraded-alert", "canary"): {
         "canary.monitor.latency": ("FAIL", "alert-4 Degraded from source_health"),
         "canary.exit.stable-48h": ("FAIL", "alert-4 Degraded from source_health"),
@@ -251,14 +261,40 @@ SCENARIOS: dict[tuple[str, str], Expected] = {
     ("selector-just-changed", "gradual"): {
         "gradual.exit.v5-default-7d": ("INCONCLUSIVE", phase_running("gradual", HOUR)),
     },
+    # the selector routes a session started after its switch to v5 to v4
+    ("session-new-on-v4", "gradual"): {
+        "gradual.migration-rate": (
+            "FAIL",
+            "1 sessions started after the switch to v5 at",
+        ),
+        "gradual.exit.v5-default-7d": ("FAIL", "1 of the 1 sessions started since the switch"),
+    },
+    # a session v4 held at the switch moved to v5 before any restart
+    ("session-moved-off-v4", "gradual"): {
+        "gradual.v4.serves-its-sessions": (
+            "FAIL",
+            "1 sessions started before the switch to v5 at",
+        ),
+    },
+    # restarts every 6 days: 2 in the last week vs 1 before, but 2 in the phase vs 2 before it
+    ("restarts-steady", "gradual"): {},
+    ("restarts-doubled", "gradual"): {
+        "gradual.exit.no-restart-regression": (
+            "FAIL",
+            "supervisor restarts regressed: 9 in the gradual phase",
+        ),
+    },
+    ("restarts-history-short", "gradual"): {
+        "gradual.exit.no-restart-regression": ("INCONCLUSIVE", "restart rate not comparable"),
+    },
     # healthy now, degraded an hour ago: only the daemon log still shows it
     ("latency-flapped", "canary"): {
         "canary.monitor.latency": ("FAIL", "daemon log FAIL: 10 SLO log lines (slo_degraded)"),
         "signal.latency-breaches": ("FAIL", "daemon log FAIL: 10 SLO log lines"),
     },
-    # a v4 that restarted and never ticked holds nothing, which proves nothing
+    # a v4 that restarted and never ticked shows nothing, which proves nothing
     ("v4-restarted", "gradual"): {
-        "gradual.v4.serves-its-sessions": ("INCONCLUSIVE", "but it restarted at"),
+        "gradual.v4.serves-its-sessions": ("INCONCLUSIVE", "v4 not ready"),
         "gradual.v4.rollback-target": ("INCONCLUSIVE", "v4 not ready"),
     },
     ("v4-restarted", "cutover"): {

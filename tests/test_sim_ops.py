@@ -160,11 +160,11 @@ def test_supervisor_status(canary: SimFleet) -> None:
     assert {(g.stage, g.all_ready, g.unready) for g in status.dependency_gates} == {
         (stage, True, ()) for stage in status.startup_order
     }
-    assert status.restart_count == 6
+    assert status.restart_count == 13  # every 56h over the 30-day history
     _covers_30_days(evidence, canary)
 
 
-def test_supervisor_restarts_are_steady_over_two_weeks(canary: SimFleet) -> None:
+def test_supervisor_restarts_are_steady_over_the_history(canary: SimFleet) -> None:
     evidence = make_provider("supervisor", canary.evidence["supervisor"]).supervisor_events()
     _covers_30_days(evidence, canary)
     now = ms_to_datetime(canary.anchor_ms)
@@ -172,6 +172,11 @@ def test_supervisor_restarts_are_steady_over_two_weeks(canary: SimFleet) -> None
     recent = sum(1 for at in restarts if now - timedelta(days=7) <= at <= now)
     before = sum(1 for at in restarts if now - timedelta(days=14) <= at < now - timedelta(days=7))
     assert (before, recent) == (3, 3)
+    # the 10 days since the selector's switch and the 10 days before it: 5 and 4
+    switch = now - timedelta(days=10)
+    phase = sum(1 for at in restarts if switch <= at <= now)
+    baseline = sum(1 for at in restarts if switch - timedelta(days=10) <= at < switch)
+    assert (baseline, phase) == (4, 5)
     assert {e.kind for e in evidence.records} == {"failure", "restart", "success"}
     since = now - timedelta(days=3)
     later = make_provider("supervisor", canary.evidence["supervisor"]).supervisor_events(since)
@@ -235,7 +240,7 @@ def test_daemon_log_is_real_format_spread_over_history(canary: SimFleet) -> None
     assert "\x1b[32m INFO\x1b[0m \x1b[2magtmux::poll_loop\x1b[0m\x1b[2m:\x1b[0m codex" in raw
     evidence = make_provider("daemon_log", uri).log_events()
     kinds = [e.kind for e in evidence.records]
-    assert kinds.count("process_exited") == kinds.count("reconnected") == 6
+    assert kinds.count("process_exited") == kinds.count("reconnected") == 13
     assert {e.level for e in evidence.records} == {"INFO"}
     assert evidence.covers_from is not None
     assert evidence.covers_to is not None

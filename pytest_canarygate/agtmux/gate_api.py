@@ -57,22 +57,22 @@ from pytest_canarygate.agtmux.judgement import format_duration
 from pytest_canarygate.agtmux.judgement import hold_down_not_recovered
 from pytest_canarygate.agtmux.judgement import hold_down_state
 from pytest_canarygate.agtmux.judgement import jitter_matches_contract
-from pytest_canarygate.agtmux.judgement import keeps_its_sessions
 from pytest_canarygate.agtmux.judgement import latency_breach_signal
 from pytest_canarygate.agtmux.judgement import latency_log_events
 from pytest_canarygate.agtmux.judgement import latency_slo
-from pytest_canarygate.agtmux.judgement import migration_counts
+from pytest_canarygate.agtmux.judgement import new_sessions_on_v5
 from pytest_canarygate.agtmux.judgement import no_events_in_window
 from pytest_canarygate.agtmux.judgement import periodic_snapshot_fresh
 from pytest_canarygate.agtmux.judgement import projection_advancing
 from pytest_canarygate.agtmux.judgement import restart_policy_matches_contract
-from pytest_canarygate.agtmux.judgement import restart_regression
+from pytest_canarygate.agtmux.judgement import restart_rate_regression
+from pytest_canarygate.agtmux.judgement import routed_counts
 from pytest_canarygate.agtmux.judgement import selector_matches_phase
-from pytest_canarygate.agtmux.judgement import served_counts
 from pytest_canarygate.agtmux.judgement import sessions_served_by
 from pytest_canarygate.agtmux.judgement import startup_order_matches
 from pytest_canarygate.agtmux.judgement import supervisor_ready
 from pytest_canarygate.agtmux.judgement import unresolved_escalates_in_window
+from pytest_canarygate.agtmux.judgement import v4_sessions_continue
 from pytest_canarygate.agtmux.judgement import window_coverage
 from pytest_canarygate.agtmux.judgement import window_end
 from pytest_canarygate.agtmux.protocol import SIGNATURE_FIELDS
@@ -165,13 +165,12 @@ __all__ = [
     "hold_down_state",
     "hold_downs",
     "jitter_matches_contract",
-    "keeps_its_sessions",
     "latency_breach_signal",
     "latency_log_events",
     "latency_slo",
     "max_lag",
-    "migration_counts",
     "monitoring_window",
+    "new_sessions_on_v5",
     "no_events_in_window",
     "no_v4_sessions",
     "one_of",
@@ -184,13 +183,13 @@ __all__ = [
     "projection_version",
     "ready",
     "restart_policy_matches_contract",
-    "restart_regression",
+    "restart_rate_regression",
     "restore_dry_run_now",
     "restore_evidence_in_archive",
+    "routed_counts",
     "selector_matches_phase",
     "selector_switchable",
     "selector_writable",
-    "served_counts",
     "sessions_of",
     "sessions_served_by",
     "signature_problems",
@@ -203,6 +202,7 @@ __all__ = [
     "time_in_phase",
     "unresolved_escalates_in_window",
     "v4_drained_for",
+    "v4_sessions_continue",
     "v4_takes_canary_back",
     "v5_snapshot_possible",
     "window_coverage",

@@ -42,6 +42,7 @@ __all__ = [
     "RecordError",
     "RestartPolicy",
     "RuntimeSelector",
+    "SessionRoute",
     "Severity",
     "SnapshotMetadata",
     "SupervisorEvent",
@@ -57,6 +58,7 @@ __all__ = [
     "parse_cursor_stats",
     "parse_history",
     "parse_runtime_selector",
+    "parse_session_route",
     "parse_snapshot",
     "parse_snapshot_list",
     "parse_supervisor_event",
@@ -659,15 +661,56 @@ def parse_binding_stats(value: object, key: str = "") -> BindingStats:
 
 
 @dataclass(frozen=True)
+class SessionRoute:
+    """Where the selector routes one tmux session: the ``daemon`` serving it, when the session
+    last started (``started_at_ms``: its start or latest restart) and since when it has been
+    routed there (``routed_at_ms``, at or after the start: later when it was moved without a
+    restart)."""
+
+    session_name: str
+    daemon: str  # "v4" | "v5"
+    started_at_ms: int
+    routed_at_ms: int
+
+    @property
+    def started_at(self) -> datetime:
+        """``started_at_ms`` as an aware UTC datetime."""
+        return ms_to_datetime(self.started_at_ms)
+
+    @property
+    def routed_at(self) -> datetime:
+        """``routed_at_ms`` as an aware UTC datetime."""
+        return ms_to_datetime(self.routed_at_ms)
+
+
+def parse_session_route(value: object, key: str = "") -> SessionRoute:
+    """Validate one ``sessions`` entry of a runtime selector (``routed_at_ms`` optional: the
+    session's start by default; never before it)."""
+    f = _Fields(value, key)
+    started = f.integer("started_at_ms")
+    routed = f.opt_integer("routed_at_ms")
+    if routed is not None and routed < started:
+        raise _bad(_join(key, "routed_at_ms"), f"an integer >= started_at_ms ({started})", routed)
+    return SessionRoute(
+        session_name=f.text("session_name"),
+        daemon=f.text("daemon", choices=DAEMON_NAMES),
+        started_at_ms=started,
+        routed_at_ms=started if routed is None else routed,
+    )
+
+
+@dataclass(frozen=True)
 class RuntimeSelector:
     """The runbook's ``[runtime]`` table, and ``changed_at_ms``: when the routing it states last
     changed (epoch ms), None when the source does not say. ``ops.runtime_selector`` answers it;
-    for the TOML file it is the file's modification time."""
+    for the TOML file it is the file's modification time. ``sessions``: how it routes each tmux
+    session, None when the source does not say."""
 
     default_daemon: str  # "v4" | "v5"
     v5_enabled: bool
     v5_canary_sessions: tuple[str, ...]
     changed_at_ms: int | None = None
+    sessions: tuple[SessionRoute, ...] | None = None
 
     @property
     def changed_at(self) -> datetime | None:
@@ -677,13 +720,20 @@ class RuntimeSelector:
 
 def parse_runtime_selector(value: object, key: str = "") -> RuntimeSelector:
     """Validate a ``[runtime]`` table or an ``ops.runtime_selector`` result (``changed_at_ms``
-    optional: an integer, or absent/null when not known)."""
+    optional: an integer, or absent/null when not known; ``sessions`` optional: the session
+    routes, each session named once)."""
     f = _Fields(value, key)
+    sessions = None
+    if f.data.get("sessions") is not None:
+        where = _join(key, "sessions")
+        sessions = _items(f.array("sessions"), where, parse_session_route)
+        check_distinct(sessions, lambda r: r.session_name, "session", key=where)
     return RuntimeSelector(
         default_daemon=f.text("default_daemon", choices=DAEMON_NAMES),
         v5_enabled=f.boolean("v5_enabled"),
         v5_canary_sessions=f.texts("v5_canary_sessions", default=()),
         changed_at_ms=f.opt_integer("changed_at_ms"),
+        sessions=sessions,
     )
 
 

@@ -45,8 +45,8 @@ class ParityConfig:
         return sorted(chosen - set(self.ignore))
 
 
-#: The largest window: a year. History asked for reaches back twice the gradual window plus an
-#: hour, so nothing derived from these overflows date arithmetic.
+#: The largest window: a year. History asked for reaches back four times the gradual window plus
+#: an hour, so nothing derived from these overflows date arithmetic.
 MAX_WINDOW_DAYS = 366
 MAX_WINDOW_H = MAX_WINDOW_DAYS * 24
 
@@ -71,9 +71,10 @@ class Windows:
 
     def longest(self) -> timedelta:
         """The longest window history must cover, which bounds how much history is asked for
-        (the gradual phase compares two spans of ``gradual_days``)."""
+        (the gradual phase's restart rate is compared with a baseline as long as the phase
+        before it: room for a phase of up to twice ``gradual_days``)."""
         hours = [self.alpha_monitor_h, self.canary_duration_h]
-        days = [self.gradual_days * 2, self.cutover_stable_days, self.escalate_days]
+        days = [self.gradual_days * 4, self.cutover_stable_days, self.escalate_days]
         return max(timedelta(hours=max(hours)), timedelta(days=max(days)))
 
 
@@ -100,6 +101,9 @@ class Thresholds:
     escalate_persist_min: float = bounded(5.0, maximum=1440, unit="minutes", runbook=AT_MOST)
     #: How stale a history's end may be and still reach "now": at most a day.
     coverage_lag_min: float = bounded(5.0, maximum=1440, unit="minutes", runbook=AT_MOST)
+    #: "No regression in supervisor restart counts": how much faster than the baseline before
+    #: the phase restarts may come, in percent (not a runbook number), plus one restart.
+    restart_rate_tolerance_pct: float = bounded(25.0, maximum=1000, unit="percent")
 
 
 @dataclass(frozen=True)

@@ -29,12 +29,12 @@ from pytest_canarygate.agtmux.judgement.fleet import canary_activity
 from pytest_canarygate.agtmux.judgement.fleet import canary_sessions_on
 from pytest_canarygate.agtmux.judgement.fleet import canary_usage
 from pytest_canarygate.agtmux.judgement.fleet import drained_for
-from pytest_canarygate.agtmux.judgement.fleet import keeps_its_sessions
-from pytest_canarygate.agtmux.judgement.fleet import migration_counts
+from pytest_canarygate.agtmux.judgement.fleet import new_sessions_on_v5
 from pytest_canarygate.agtmux.judgement.fleet import phase_running_for
+from pytest_canarygate.agtmux.judgement.fleet import routed_counts
 from pytest_canarygate.agtmux.judgement.fleet import selector_matches_phase
-from pytest_canarygate.agtmux.judgement.fleet import served_counts
 from pytest_canarygate.agtmux.judgement.fleet import sessions_served_by
+from pytest_canarygate.agtmux.judgement.fleet import v4_sessions_continue
 from pytest_canarygate.agtmux.judgement.fleet import zero_sessions
 from pytest_canarygate.agtmux.judgement.health import ALWAYS_HEALTHY
 from pytest_canarygate.agtmux.judgement.health import LIFECYCLES
@@ -62,8 +62,7 @@ from pytest_canarygate.agtmux.judgement.history import hold_down_not_recovered
 from pytest_canarygate.agtmux.judgement.history import hold_down_state
 from pytest_canarygate.agtmux.judgement.history import hold_downs_in_window
 from pytest_canarygate.agtmux.judgement.history import no_events_in_window
-from pytest_canarygate.agtmux.judgement.history import restart_regression
-from pytest_canarygate.agtmux.judgement.history import supervisor_restart_regression
+from pytest_canarygate.agtmux.judgement.history import restart_rate_regression
 from pytest_canarygate.agtmux.judgement.history import unresolved_escalates_in_window
 from pytest_canarygate.agtmux.judgement.history import window_coverage
 from pytest_canarygate.agtmux.judgement.history import window_end
@@ -119,29 +118,28 @@ __all__ = [
     "hold_down_state",
     "hold_downs_in_window",
     "jitter_matches_contract",
-    "keeps_its_sessions",
     "latency_breach_signal",
     "latency_log_events",
     "latency_slo",
-    "migration_counts",
+    "new_sessions_on_v5",
     "newest_snapshot_recorded",
     "no_events_in_window",
     "periodic_snapshot_fresh",
     "phase_running_for",
     "projection_advancing",
     "restart_policy_matches_contract",
-    "restart_regression",
+    "restart_rate_regression",
     "restore_dry_run",
     "restore_dry_run_latest",
+    "routed_counts",
     "selector_matches_phase",
-    "served_counts",
     "sessions_served_by",
     "sources_healthy",
     "startup_order_matches",
     "supervisor_ready",
-    "supervisor_restart_regression",
     "unresolved_escalates_in_window",
     "uptime_at_least",
+    "v4_sessions_continue",
     "window_coverage",
     "window_end",
     "zero_sessions",

@@ -24,6 +24,7 @@ from pytest_canarygate.agtmux.protocol import managed
 from pytest_canarygate.agtmux.protocol import sessions_by_name
 from pytest_canarygate.agtmux.records import ArchiveManifest
 from pytest_canarygate.agtmux.records import RuntimeSelector
+from pytest_canarygate.agtmux.records import SessionRoute
 from pytest_canarygate.agtmux.runbook import PHASES
 from pytest_canarygate.errors import ConfigError
 from pytest_canarygate.verdicts import Verdict
@@ -189,98 +190,156 @@ def drained_for(
     return _judgement(Verdict.PASS, message, **numbers)
 
 
-def keeps_its_sessions(
-    agent_sessions: Sequence[Mapping[str, object]],
-    panes: Sequence[Pane],
-    started: datetime,
-    phase_start: datetime | None,
-    *,
-    who: str = "v4",
-    phase: str = "gradual",
-) -> Judgement:
-    """Existing sessions continue on ``who`` until restart: agent sessions without any managed
-    pane FAIL (it stopped serving what it holds); managed panes PASS; holding nothing passes
-    only when ``who`` has run since before the phase began (``phase_start``), so nothing was
-    there to continue; after a restart inside the phase, or with the phase's start unknown,
-    whether its sessions continued is not shown (INCONCLUSIVE)."""
-    started = _aware(started, "started")
-    managed_panes = managed(panes)
-    tmux = sorted(sessions_by_name(managed_panes))
-    numbers = {
-        "agent_sessions": len(agent_sessions),
-        "managed_panes": len(managed_panes),
-        "tmux_sessions": tmux,
-        "started_at": started.isoformat(),
-        "phase_start": None if phase_start is None else phase_start.isoformat(),
+# --- sessions as the selector routes them (phase 3) ----------------------------------------
+#
+# Every daemon watches the same tmux server and shows every tmux session (daemon facts 11), so
+# which daemon serves a session is what the selector routes, never what a daemon shows.
+
+
+def _routes_and_switch(
+    selector: RuntimeSelector, phase: str
+) -> tuple[tuple[SessionRoute, ...], datetime] | Judgement:
+    """The selector's session routes and its switch, or INCONCLUSIVE when it does not say how
+    it routes sessions or when it switched."""
+    if selector.sessions is None:
+        message = (
+            "the runtime selector does not say how it routes each session (no sessions): which "
+            "daemon serves which session is not shown (every daemon shows every tmux session)"
+        )
+        return _judgement(Verdict.INCONCLUSIVE, message, routes=None)
+    if selector.changed_at is None:
+        message = (
+            f"{phase} start unknown: the runtime selector does not say when it last changed (no "
+            "changed_at_ms), so which sessions started after the switch is not shown"
+        )
+        return _judgement(Verdict.INCONCLUSIVE, message, routes=len(selector.sessions))
+    return selector.sessions, selector.changed_at
+
+
+def _describe_routes(routes: Sequence[SessionRoute]) -> str:
+    parts = [
+        f"{r.session_name} (started {format_time(r.started_at)}"
+        + (f", routed {format_time(r.routed_at)})" if r.routed_at != r.started_at else ")")
+        for r in routes[:5]
+    ]
+    if len(routes) > 5:
+        parts.append(f"and {len(routes) - 5} more")
+    return ", ".join(parts)
+
+
+def _new_on_v4(routes: Sequence[SessionRoute], switch: datetime) -> list[SessionRoute]:
+    return [r for r in routes if r.daemon == "v4" and r.started_at >= switch]
+
+
+def routed_counts(selector: RuntimeSelector, *, phase: str = "gradual") -> Judgement:
+    """Phase 3 "track v4 vs v5 session counts daily": the sessions the selector routes to each
+    daemon, and how many started since the switch, counted every run (the evidence keeps
+    them); a session routed to v4 that started after the switch FAILs (new sessions go to v5)."""
+    known = _routes_and_switch(selector, phase)
+    if isinstance(known, Judgement):
+        return known
+    routes, switch = known
+    by_daemon = {
+        name: sorted(r.session_name for r in routes if r.daemon == name) for name in ("v4", "v5")
     }
-    if agent_sessions and not managed_panes:
+    new = [r for r in routes if r.started_at >= switch]
+    total = len(routes)
+    numbers: dict[str, object] = {
+        "switch": switch.isoformat(),
+        "v4": len(by_daemon["v4"]),
+        "v5": len(by_daemon["v5"]),
+        "v4_sessions": by_daemon["v4"],
+        "v5_sessions": by_daemon["v5"],
+        "started_since_switch": len(new),
+        "v5_share": None if not total else round(len(by_daemon["v5"]) / total, 3),
+    }
+    counts = (
+        f"v4 {len(by_daemon['v4'])} ({', '.join(by_daemon['v4']) or 'none'}), "
+        f"v5 {len(by_daemon['v5'])} ({', '.join(by_daemon['v5']) or 'none'}); {len(new)} "
+        f"started since the switch to v5 at {format_time(switch)}"
+    )
+    wrong = _new_on_v4(routes, switch)
+    if wrong:
         message = (
-            f"{who} holds {len(agent_sessions)} agent sessions but manages no pane: its "
-            "existing sessions are no longer served"
+            f"{len(wrong)} sessions started after the switch to v5 at {format_time(switch)} are "
+            f"routed to v4: {_describe_routes(wrong)} (sessions routed: {counts})"
         )
-        return _judgement(Verdict.FAIL, message, **numbers)
-    if managed_panes:
+        return _judgement(Verdict.FAIL, message, wrong, **numbers)
+    return _judgement(Verdict.PASS, f"sessions routed: {counts}", **numbers)
+
+
+def new_sessions_on_v5(selector: RuntimeSelector, *, phase: str = "gradual") -> Judgement:
+    """Phase 3 exit "all new sessions running on v5": no session the selector routes to v4
+    started at or after its switch (the phase's start)."""
+    known = _routes_and_switch(selector, phase)
+    if isinstance(known, Judgement):
+        return known
+    routes, switch = known
+    new = [r for r in routes if r.started_at >= switch]
+    wrong = _new_on_v4(routes, switch)
+    numbers = {"switch": switch.isoformat(), "started_since_switch": len(new), "on_v4": len(wrong)}
+    if wrong:
         message = (
-            f"{who} serves {len(agent_sessions)} agent sessions in {len(managed_panes)} managed "
-            f"panes (tmux sessions {', '.join(tmux) or 'none named'})"
+            f"{len(wrong)} of the {len(new)} sessions started since the switch to v5 at "
+            f"{format_time(switch)} are routed to v4: {_describe_routes(wrong)}"
         )
-        return _judgement(Verdict.PASS, message, **numbers)
-    if phase_start is None:
-        message = (
-            f"{who} holds no session, and when the {phase} phase began is unknown (the runtime "
-            "selector has no changed_at_ms): whether its sessions continued is not shown"
-        )
-        return _judgement(Verdict.INCONCLUSIVE, message, **numbers)
-    phase_start = _aware(phase_start, "phase_start")
-    if started > phase_start:
-        message = (
-            f"{who} holds no session, but it restarted at {format_time(started)}, after the "
-            f"{phase} phase began at {format_time(phase_start)}: a restart clears every "
-            "session, so whether its sessions continued is not shown"
-        )
-        return _judgement(Verdict.INCONCLUSIVE, message, **numbers)
+        return _judgement(Verdict.FAIL, message, wrong, **numbers)
     message = (
-        f"{who} holds no session and has run since {format_time(started)}, before the {phase} "
-        f"phase began at {format_time(phase_start)}: none was left on it to continue"
+        f"all {len(new)} sessions started since the switch to v5 at {format_time(switch)} are "
+        "routed to v5"
     )
     return _judgement(Verdict.PASS, message, **numbers)
 
 
-def served_counts(
-    panes: Sequence[Pane], agent_sessions: Sequence[Mapping[str, object]]
-) -> dict[str, int]:
-    """What one daemon serves: tmux sessions with managed panes, managed panes, agent sessions."""
-    served = {n: len(managed(p)) for n, p in sessions_by_name(panes).items() if managed(p)}
-    return {
-        "tmux_sessions": len(served),
-        "managed_panes": sum(served.values()),
-        "agent_sessions": len(agent_sessions),
+def v4_sessions_continue(
+    selector: RuntimeSelector,
+    v4_sessions: Collection[str] | None,
+    *,
+    phase: str = "gradual",
+) -> Judgement:
+    """Phase 3 "existing v4 sessions continue on v4 until restart": no session that started
+    before the switch was moved off v4 since (routed to v5 at or after the switch, later than
+    its start: without a restart), and every session routed to v4 is among the tmux sessions
+    v4 shows (``v4_sessions``; None when v4 is not ready, so its answer proves nothing)."""
+    known = _routes_and_switch(selector, phase)
+    if isinstance(known, Judgement):
+        return known
+    routes, switch = known
+    on_v4 = sorted((r for r in routes if r.daemon == "v4"), key=lambda r: r.session_name)
+    moved = [
+        r
+        for r in routes
+        if r.daemon == "v5"
+        and r.started_at < switch
+        and r.routed_at >= switch
+        and r.routed_at > r.started_at
+    ]
+    numbers: dict[str, object] = {
+        "switch": switch.isoformat(),
+        "on_v4": [r.session_name for r in on_v4],
+        "moved_without_restart": [r.session_name for r in moved],
     }
-
-
-def migration_counts(v4: Mapping[str, int], v5: Mapping[str, int]) -> Judgement:
-    """Phase 3 "track v4 vs v5 session counts": both daemons' counts read, and v5 serving at
-    least one agent session (new sessions go to v5; none on v5 shows no migration at all)."""
-    numbers: dict[str, object] = {"v4": dict(v4), "v5": dict(v5)}
-    total = v4["tmux_sessions"] + v5["tmux_sessions"]
-    share = None if not total else round(v5["tmux_sessions"] / total, 3)
-    numbers["v5_share_of_tmux_sessions"] = share
-
-    def shown(counts: Mapping[str, int]) -> str:
-        return (
-            f"{counts['agent_sessions']} agent sessions, {counts['tmux_sessions']} tmux "
-            f"sessions with {counts['managed_panes']} managed panes"
+    if moved:
+        message = (
+            f"{len(moved)} sessions started before the switch to v5 at {format_time(switch)} "
+            f"were moved to v5 without a restart: {_describe_routes(moved)}; existing v4 "
+            "sessions continue on v4 until restart"
         )
-
-    counts = f"v4 {shown(v4)}; v5 {shown(v5)}"
-    if not v5["agent_sessions"]:
-        return _judgement(
-            Verdict.INCONCLUSIVE,
-            f"v5 serves no agent session: no migration shown ({counts})",
-            **numbers,
-        )
-    ratio = "" if share is None else f", v5 share of tmux sessions {share:.0%}"
-    return _judgement(Verdict.PASS, f"migration counts: {counts}{ratio}", **numbers)
+        return _judgement(Verdict.FAIL, message, moved, **numbers)
+    if v4_sessions is not None:
+        unseen = [r for r in on_v4 if r.session_name not in v4_sessions]
+        if unseen:
+            message = (
+                f"{len(unseen)} sessions routed to v4 are not among the tmux sessions v4 shows: "
+                f"{_describe_routes(unseen)}; v4 does not serve them"
+            )
+            return _judgement(Verdict.FAIL, message, unseen, **numbers)
+    held = f"{len(on_v4)} sessions ({_describe_routes(on_v4)})" if on_v4 else "no session"
+    message = (
+        f"v4 keeps {held} routed to it; none that started before the switch to v5 at "
+        f"{format_time(switch)} was moved without a restart"
+    )
+    return _judgement(Verdict.PASS, message, **numbers)
 
 
 def sessions_served_by(

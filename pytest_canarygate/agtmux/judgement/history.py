@@ -399,74 +399,103 @@ def unresolved_escalates_in_window(
     *,
     max_lag: timedelta = DEFAULT_MAX_LAG,
 ) -> Judgement:
-    """ "No unresolved Escalate alerts in 7 days": no Escalate still unresolved at ``now``, judged
-    on a ledger that covers the window (a restart that lost the ledger is INCONCLUSIVE)."""
+    """ "No unresolved Escalate alerts in 7 days": no Escalate left unresolved at any moment of
+    the window (up to :func:`window_end`), even one resolved since; one resolved before the
+    window began does not count. Judged on a ledger that covers the window (a restart that lost
+    the ledger is INCONCLUSIVE)."""
     now = _aware(now, "now")
     end = window_end(now, coverage)
     found = [
-        e
-        for e in entries
-        if e.severity is Severity.ESCALATE and e.resolved_at is None and e.created_at <= end
+        e for e in entries if e.severity is Severity.ESCALATE and _open_during(e, now - window, end)
     ]
-    what = "unresolved Escalate alerts"
+    what = "Escalate alerts left unresolved"
     return _in_window(found, _describe_alerts(found), what, window, now, coverage, max_lag)
 
 
 # --- supervisor restarts -----------------------------------------------------------------
 
 
-def supervisor_restart_regression(
-    before_count: int,
-    after_count: int,
-    *,
-    tolerance: int = 0,
-    before: str = "before",
-    after: str = "after",
-) -> Judgement:
-    """No regression: restarts ``after`` are at most those ``before`` plus ``tolerance``. The
-    two counts must come from windows of equal length and the same kind of source."""
-    numbers = {"before_count": before_count, "after_count": after_count, "tolerance": tolerance}
-    if after_count > before_count + tolerance:
-        message = f"supervisor restarts regressed: {after_count} {after} vs {before_count} {before}"
-        return _judgement(Verdict.FAIL, message, **numbers)
-    return _judgement(
-        Verdict.PASS,
-        f"supervisor restarts {after_count} {after} vs {before_count} {before}",
-        **numbers,
-    )
+DEFAULT_RESTART_RATE_TOLERANCE_PCT = 25.0
+"""How much faster than the baseline supervisor restarts may come in a phase (percent)."""
 
 
-def restart_regression(
+def restart_rate_regression(
     events: Iterable[TimedEvent],
     now: datetime,
     coverage: Covered | None,
     *,
-    period: timedelta = timedelta(days=7),
-    tolerance: int = 0,
+    phase_start: datetime | None,
+    phase: str = "gradual",
+    tolerance_pct: float = DEFAULT_RESTART_RATE_TOLERANCE_PCT,
     max_lag: timedelta = DEFAULT_MAX_LAG,
+    read_from: datetime | None = None,
 ) -> Judgement:
-    """No regression in supervisor restart counts: restarts in the last ``period`` against the
-    ``period`` before it, on a history that covers both (else INCONCLUSIVE with the span)."""
+    """No regression in supervisor restart counts: the restart rate since ``phase_start`` against
+    a baseline of equal length just before it. A regression is more restarts in the phase than
+    the baseline's plus ``tolerance_pct`` percent plus one (a steady cadence cut by the phase
+    start may put one more restart on either side). The history must cover the baseline and
+    reach now (it counts only from ``read_from`` on, where the reading began), else
+    INCONCLUSIVE with the span; an increase over a covered baseline FAILs even on a history
+    that stops short of now, as later restarts could only add to it."""
     now = _aware(now, "now")
-    events = list(events)
-    middle = now - period
-    tick = timedelta(microseconds=1)
-    before = count_events(events, RESTART_KINDS, middle - period, middle - tick)
-    after = count_events(events, RESTART_KINDS, middle, window_end(now, coverage))
-    span = format_duration(period)
-    judged = supervisor_restart_regression(
-        before,
-        after,
-        tolerance=tolerance,
-        before=f"in the {span} before ({format_time(middle - period)}..{format_time(middle)})",
-        after=f"in the last {span}",
-    )
-    cov = _coverage_of(coverage, 2 * period, now, max_lag)
-    numbers = {**judged.numbers, **cov.numbers}
-    if not cov.covered:
+    if phase_start is None:
         message = (
-            f"restart counts not comparable ({after} in the last {span}, {before} in the "
-            f"{span} before): {cov.message}"
+            f"{phase} start unknown: the runtime selector does not say when it last changed "
+            "(no changed_at_ms), so no baseline before the phase can be chosen"
         )
+        return _judgement(Verdict.INCONCLUSIVE, message, phase_start=None)
+    phase_start = _aware(phase_start, "phase_start")
+    length = now - phase_start
+    if length <= timedelta(0):
+        message = (
+            f"{phase} start {format_time(phase_start)} is not before now ({format_time(now)}): "
+            "no phase to compare yet"
+        )
+        return _judgement(Verdict.INCONCLUSIVE, message, phase_start=phase_start.isoformat())
+    events = list(events)
+    baseline_start = phase_start - length
+    tick = timedelta(microseconds=1)
+    in_phase = count_events(events, RESTART_KINDS, phase_start, window_end(now, coverage))
+    in_baseline = count_events(events, RESTART_KINDS, baseline_start, phase_start - tick)
+    allowed = in_baseline * (1 + tolerance_pct / 100) + 1
+    days = length / timedelta(days=1)
+    span = format_duration(length)
+    covers_from = None if coverage is None else coverage.covers_from
+    if covers_from is not None and read_from is not None:
+        covers_from = max(_aware(covers_from, "covers_from"), _aware(read_from, "read_from"))
+    cov = window_coverage(
+        2 * length,
+        now,
+        covers_from,
+        None if coverage is None else coverage.covers_to,
+        max_lag=max_lag,
+    )
+    numbers = {
+        **cov.numbers,
+        "phase_start": phase_start.isoformat(),
+        "baseline_start": baseline_start.isoformat(),
+        "span_s": length.total_seconds(),
+        "phase_restarts": in_phase,
+        "baseline_restarts": in_baseline,
+        "phase_per_day": round(in_phase / days, 3),
+        "baseline_per_day": round(in_baseline / days, 3),
+        "tolerance_pct": tolerance_pct,
+        "allowed": round(allowed, 3),
+    }
+    counts = (
+        f"{in_phase} in the {phase} phase ({span} since {format_time(phase_start)}, "
+        f"{in_phase / days:.2f}/day) vs {in_baseline} in the {span} before it "
+        f"({format_time(baseline_start)}..{format_time(phase_start)}, {in_baseline / days:.2f}/day)"
+    )
+    limit = f"at most {allowed:g} allowed: the baseline +{tolerance_pct:g}% +1"
+    baseline_covered = covers_from is not None and covers_from <= baseline_start
+    if in_phase > allowed and baseline_covered:
+        return _judgement(
+            Verdict.FAIL, f"supervisor restarts regressed: {counts}; {limit}", **numbers
+        )
+    if not cov.covered:
+        message = f"restart rate not comparable ({counts}): {cov.message}"
         return _judgement(Verdict.INCONCLUSIVE, message, **numbers)
-    return _judgement(judged.verdict, judged.message, **numbers)
+    return _judgement(
+        Verdict.PASS, f"supervisor restarts not regressed: {counts}; {limit}", **numbers
+    )

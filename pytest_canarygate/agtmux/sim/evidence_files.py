@@ -138,6 +138,9 @@ def _write_selector(path: Path, model: OpsModel) -> Path:
     ]
     if selector["v5_canary_sessions"]:
         lines.append(f"v5_canary_sessions = {json.dumps(selector['v5_canary_sessions'])}")
+    for route in selector["sessions"]:
+        lines.append("[[runtime.sessions]]")
+        lines.extend(f"{key} = {json.dumps(value)}" for key, value in route.items())
     _write_text(path, "\n".join(lines) + "\n")
     # When the routing last changed is the file's modification time (a real, observable fact).
     changed_ns = model.selector_changed_ms * 1_000_000

@@ -93,8 +93,10 @@ class OpsModel:
         session_count: int,
         pane_count: int,
         served: frozenset[str],
+        tmux_sessions: tuple[str, ...] = (),
     ) -> None:
         self.spec = spec
+        self.tmux_sessions = tmux_sessions
         self.anchor_ms = anchor_ms
         self.phase = phase
         self.started_ms = started_ms
@@ -222,14 +224,32 @@ class OpsModel:
         return self.anchor_ms - self.spec.selector.changed_ago_ms
 
     def runtime_selector(self) -> dict[str, Any]:
-        """The ``ops.runtime_selector`` result for the phase judged."""
+        """The ``ops.runtime_selector`` result for the phase judged, with its session routes."""
         default_daemon, enabled, canary = self.spec.selector.for_phase(self.phase)
         return {
             "default_daemon": default_daemon,
             "v5_enabled": enabled,
             "v5_canary_sessions": list(canary),
             "changed_at_ms": self.selector_changed_ms,
+            "sessions": self.session_routes(),
         }
+
+    def session_routes(self) -> list[dict[str, Any]]:
+        """How the selector routes each tmux session of the fleet (by session name)."""
+        routes = []
+        for session in self.tmux_sessions:
+            daemon, started, routed = self.spec.selector.route(
+                self.phase, session, self.anchor_ms, self.selector_changed_ms
+            )
+            routes.append(
+                {
+                    "session_name": session,
+                    "daemon": daemon,
+                    "started_at_ms": started,
+                    "routed_at_ms": routed,
+                }
+            )
+        return routes
 
     def log_lines(self, socket_path: str) -> list[LogLine]:
         """The v5 daemon's own log over the history, oldest first: its starts and stops, the
@@ -255,8 +275,9 @@ class OpsModel:
             until = self._hold_down(history, at, hold)
             spans.append((at - _QUIET_MS, until + _QUIET_MS))
             held_until, held_since = (None, None) if hold.recovered else (until, at)
-        restarts = self.spec.restarts
-        if restarts.every_ms:
+        for restarts in (self.spec.restarts, *self.spec.extra_restarts):
+            if not restarts.every_ms:
+                continue
             at = self.anchor_ms - restarts.latest_ms
             while at >= self.anchor_ms - restarts.over_ms and at >= self.covers_from_ms:
                 quiet = any(start <= at <= end for start, end in spans)
@@ -409,6 +430,9 @@ def operations_model(
         session_count=len(v5.sessions),
         pane_count=sum(1 for pane in v5.panes if pane.agent is not None),
         served=frozenset(OPS_METHODS) - v5.unavailable_methods,
+        tmux_sessions=tuple(
+            sorted({pane.tmux.session_name for pane in v5.panes if pane.tmux is not None})
+        ),
     )
 
 

@@ -76,6 +76,7 @@ _SUPERVISOR_KEYS = (
     "startup_order",
     "unready",
     "restarts",
+    "extra_restarts",
     "hold_downs",
     "jitter_applied",
 )
@@ -89,7 +90,12 @@ _SELECTOR_KEYS = (
     "v5_enabled",
     "v5_canary_sessions",
     "changed",
+    "started",
+    "routes",
 )
+_ROUTE_KEYS = ("daemon", "routed")
+DEFAULT_SESSION_STARTED_MS = 30 * DAY_MS
+"""When each tmux session started, unless ``started`` says otherwise: before every phase."""
 DEFAULT_SELECTOR_CHANGED_MS = 10 * DAY_MS
 """When the selector last changed by default: long enough before now for every phase window."""
 _FIXED_SELECTOR_KEYS = ("default_daemon", "v5_enabled", "v5_canary_sessions")
@@ -146,6 +152,38 @@ class SelectorSpec:
     v5_enabled: bool = False
     v5_canary_sessions: tuple[str, ...] = ()
     changed_ago_ms: int = DEFAULT_SELECTOR_CHANGED_MS  # when the routing last changed
+    started_ago_ms: tuple[tuple[str, int], ...] = ()  # tmux session -> when it (re)started
+    # tmux session -> (daemon, routed ago or None: since its start), replacing the derived route
+    routes: tuple[tuple[str, str, int | None], ...] = ()
+
+    def route(
+        self, phase: str | None, session: str, anchor_ms: int, switch_ms: int
+    ) -> tuple[str, int, int]:
+        """(daemon, started_ms, routed_ms) of a tmux session while ``phase`` is judged, the
+        selector having switched to it at ``switch_ms`` (``started`` says when the session
+        started, by default :data:`DEFAULT_SESSION_STARTED_MS` before ``anchor_ms``): alpha
+        routes every session to v4; canary its canary sessions to v5 (from the switch); gradual
+        those started since the switch to v5, the older ones stay where they were (canary
+        sessions on v5, the rest on v4); cutover and rollback restarted every older session at
+        the switch onto v5, v4 respectively. ``routes`` replaces the derived daemon."""
+        started_ago = dict(self.started_ago_ms).get(session, DEFAULT_SESSION_STARTED_MS)
+        started_ms = anchor_ms - started_ago
+        restarted = max(started_ms, switch_ms)
+        if phase == "cutover":
+            daemon, started_ms, routed = "v5", restarted, restarted
+        elif phase == "rollback":
+            daemon, started_ms, routed = "v4", restarted, restarted
+        elif phase == "canary" and session in self.canary_sessions:
+            daemon, routed = "v5", restarted
+        elif phase == "gradual" and (started_ms >= switch_ms or session in self.canary_sessions):
+            daemon, routed = "v5", started_ms
+        else:
+            daemon, routed = "v4", started_ms
+        for name, fixed, routed_ago in self.routes:
+            if name == session:
+                daemon = fixed
+                routed = routed if routed_ago is None else max(started_ms, anchor_ms - routed_ago)
+        return daemon, started_ms, routed
 
     def for_phase(self, phase: str | None) -> tuple[str, bool, tuple[str, ...]]:
         """(default_daemon, v5_enabled, v5_canary_sessions) while ``phase`` is judged; no phase
@@ -194,6 +232,7 @@ class OperationsSpec:
     build: BuildSpec
     archive: ArchiveSpec
     jitter_applied: bool | None = None  # None: the status does not expose it
+    extra_restarts: tuple[RestartSpec, ...] = ()  # further cadences on top of ``restarts``
     slo_degraded_ago_ms: tuple[int, ...] = ()  # degraded latency episodes, ending that long ago
 
 
@@ -236,6 +275,9 @@ def read_operations(node: Node) -> OperationsSpec:
             else supervisor.boolean("jitter_applied", False)
         ),
         slo_degraded_ago_ms=tuple(_subtable(table, "latency", ("degraded",)).durations("degraded")),
+        extra_restarts=tuple(
+            _read_restarts(t) for t in supervisor.tables("extra_restarts", _RESTART_KEYS)
+        ),
     )
 
 
@@ -318,12 +360,29 @@ def _read_selector(table: Table | None) -> SelectorSpec:
     follow = table.boolean("follow_phase", True)
     canary = _names(table.strings("canary_sessions"))
     changed = table.duration("changed", DEFAULT_SELECTOR_CHANGED_MS)
+    started_table = table.table("started", None)
+    started = (
+        ()
+        if started_table is None
+        else tuple((name, started_table.duration(name)) for name in started_table.items)
+    )
+    routes_table = table.table("routes", None)
+    routes = tuple(
+        _read_route(name, Table(node, _ROUTE_KEYS))
+        for name, node in (routes_table.items.items() if routes_table else ())
+    )
     if follow:
         for key in _FIXED_SELECTOR_KEYS:
             node = table.get(key)
             if node is not None:
                 fail(node, "a fixed selector value needs follow_phase = false")
-        return SelectorSpec(follow_phase=True, canary_sessions=canary, changed_ago_ms=changed)
+        return SelectorSpec(
+            follow_phase=True,
+            canary_sessions=canary,
+            changed_ago_ms=changed,
+            started_ago_ms=started,
+            routes=routes,
+        )
     enabled = table.get("v5_enabled")
     if enabled is None:
         table.missing("v5_enabled")
@@ -334,7 +393,16 @@ def _read_selector(table: Table | None) -> SelectorSpec:
         v5_enabled=table.boolean("v5_enabled", False),
         v5_canary_sessions=_names(table.strings("v5_canary_sessions")),
         changed_ago_ms=changed,
+        started_ago_ms=started,
+        routes=routes,
     )
+
+
+def _read_route(session: str, table: Table) -> tuple[str, str, int | None]:
+    """One ``routes.<session>`` entry: the daemon, and since when (default: the session's
+    start)."""
+    routed = table.duration("routed") if table.get("routed") is not None else None
+    return session, table.choice("daemon", _DAEMON_CHOICES), routed
 
 
 def _names(nodes: Sequence[Node]) -> tuple[str, ...]:
