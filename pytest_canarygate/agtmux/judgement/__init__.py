@@ -73,6 +73,7 @@ from pytest_canarygate.agtmux.judgement.snapshots import newest_snapshot_recorde
 from pytest_canarygate.agtmux.judgement.snapshots import periodic_snapshot_fresh
 from pytest_canarygate.agtmux.judgement.snapshots import restore_dry_run
 from pytest_canarygate.agtmux.judgement.snapshots import restore_dry_run_latest
+from pytest_canarygate.agtmux.judgement.snapshots import snapshot_at_current_state
 from pytest_canarygate.agtmux.judgement.supervisor import RUNBOOK_RESTART_POLICY
 from pytest_canarygate.agtmux.judgement.supervisor import RUNBOOK_STARTUP_ORDER
 from pytest_canarygate.agtmux.judgement.supervisor import jitter_matches_contract
@@ -136,6 +137,7 @@ __all__ = [
     "selector_matches_phase",
     "served_counts",
     "sessions_served_by",
+    "snapshot_at_current_state",
     "sources_healthy",
     "startup_order_matches",
     "supervisor_ready",
