@@ -210,6 +210,10 @@ def history(*records: Any, days: float = 30) -> tuple[tuple[Any, ...], int, int]
     return tuple(records), NOW_MS - int(days * DAY), NOW_MS
 
 
+#: Methods read twice in a run (the bracket, and gates needing "<method>*2").
+READ_TWICE = ("daemon.info", "summary_changed", "list_panes", "list_sessions", "state_changed")
+
+
 @dataclass
 class Fleet:
     """Everything a run could observe; tests change one thing and build the observation."""
@@ -381,7 +385,7 @@ class Fleet:
         for name, methods in self.calls.items():
             calls = []
             for method, result in methods.items():
-                readings = 2 if method in ("daemon.info", "summary_changed") else 1
+                readings = 2 if method in READ_TWICE else 1
                 for reading in range(1, readings + 1):
                     error = self.failed_calls.get((name, method))
                     answer = result
@@ -1029,7 +1033,7 @@ CASES: list[tuple[str, str, Change, Verdict, str]] = [
     # empty and flat projections prove nothing
     ("alpha.parity.sessions", "alpha",
      both(calls("v4", "list_sessions", []), calls("v5", "list_sessions", [])),
-     Verdict.INCONCLUSIVE, "0 agent sessions on v4 and 0 on v5, nothing to compare"),
+     Verdict.INCONCLUSIVE, "0 active agent sessions on v4 and 0 on v5, nothing to compare"),
     ("alpha.projection.version-advancing", "alpha", calls("v5", "state_changed", IDLE_LOG),
      Verdict.INCONCLUSIVE, "flat at 120 and no change in the last 24h: not shown advancing"),
     ("alpha.projection.version-advancing", "alpha",

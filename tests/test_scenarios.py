@@ -150,6 +150,8 @@ def up_only(ago: timedelta) -> Callable[[RunClock], str]:
 
 
 DRY_RUN_TOO_OLD = ("FAIL", snapshot_too_old(20 * MINUTE))
+GHOST_DRIFT = "pane outside any tmux session %8: activity_state v4='WaitingInput' v5='Running'"
+V4_NOT_READY = ("INCONCLUSIVE", "parity not judged: v4 INCONCLUSIVE: v4 not ready: latency_status")
 SNAPSHOT_BEHIND = "is 15 versions behind v5's current projection version"
 V4_LEFT = ("FAIL", "v4 still serves")
 
@@ -275,9 +277,29 @@ SCENARIOS: dict[tuple[str, str], Expected] = {
         "alpha.parity.sessions": ("FAIL", "activity_state v4='Running' v5='Error'"),
         "alpha.exit.projection-matches": ("FAIL", "activity_state v4='Running' v5='Error'"),
     },
+    # a pane in no tmux session is compared too; history-only sessions are not
+    ("parity-ghost-drift", "alpha"): {
+        "alpha.parity.panes": ("FAIL", GHOST_DRIFT),
+        "alpha.exit.projection-matches": ("FAIL", GHOST_DRIFT),
+    },
+    # a difference in one of the two readings is a flap, not shown either way
+    ("parity-flapping", "alpha"): {
+        "alpha.parity.panes": (
+            "INCONCLUSIVE",
+            "in session-beta differs in only some of 2 readings",
+        ),
+        "alpha.exit.projection-matches": ("INCONCLUSIVE", "differs in only some of 2 readings"),
+    },
+    # parity is not judged against a daemon that has not ticked yet
+    ("v4-restarted", "alpha"): {
+        "alpha.parity.panes": V4_NOT_READY,
+        "alpha.parity.sessions": V4_NOT_READY,
+        "alpha.parity.signature": V4_NOT_READY,
+        "alpha.exit.projection-matches": V4_NOT_READY,
+    },
     # nothing to compare, nothing advancing
     ("no-agents", "alpha"): {
-        "alpha.parity.sessions": ("INCONCLUSIVE", "0 agent sessions on v4 and 0 on v5"),
+        "alpha.parity.sessions": ("INCONCLUSIVE", "0 active agent sessions on v4 and 0 on v5"),
         "alpha.projection.version-advancing": ("INCONCLUSIVE", "flat at 0 and no change in"),
     },
 }

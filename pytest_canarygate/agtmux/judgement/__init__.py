@@ -24,6 +24,7 @@ from pytest_canarygate.agtmux.judgement.core import enforce
 from pytest_canarygate.agtmux.judgement.core import format_duration
 from pytest_canarygate.agtmux.judgement.core import format_time
 from pytest_canarygate.agtmux.judgement.fleet import Pane
+from pytest_canarygate.agtmux.judgement.fleet import active_session_keys
 from pytest_canarygate.agtmux.judgement.fleet import archive_retained
 from pytest_canarygate.agtmux.judgement.fleet import canary_activity
 from pytest_canarygate.agtmux.judgement.fleet import canary_sessions_on
@@ -31,10 +32,12 @@ from pytest_canarygate.agtmux.judgement.fleet import canary_usage
 from pytest_canarygate.agtmux.judgement.fleet import drained_for
 from pytest_canarygate.agtmux.judgement.fleet import keeps_its_sessions
 from pytest_canarygate.agtmux.judgement.fleet import migration_counts
+from pytest_canarygate.agtmux.judgement.fleet import parity_in_readings
 from pytest_canarygate.agtmux.judgement.fleet import phase_running_for
 from pytest_canarygate.agtmux.judgement.fleet import selector_matches_phase
 from pytest_canarygate.agtmux.judgement.fleet import served_counts
 from pytest_canarygate.agtmux.judgement.fleet import sessions_served_by
+from pytest_canarygate.agtmux.judgement.fleet import split_history
 from pytest_canarygate.agtmux.judgement.fleet import zero_sessions
 from pytest_canarygate.agtmux.judgement.health import ALWAYS_HEALTHY
 from pytest_canarygate.agtmux.judgement.health import LIFECYCLES
@@ -99,6 +102,7 @@ __all__ = [
     "Pane",
     "RestoreDryRun",
     "TimedEvent",
+    "active_session_keys",
     "alerts_at_or_above",
     "archive_retained",
     "backup_snapshot",
@@ -127,6 +131,7 @@ __all__ = [
     "migration_counts",
     "newest_snapshot_recorded",
     "no_events_in_window",
+    "parity_in_readings",
     "periodic_snapshot_fresh",
     "phase_running_for",
     "projection_advancing",
@@ -139,6 +144,7 @@ __all__ = [
     "sessions_served_by",
     "snapshot_at_current_state",
     "sources_healthy",
+    "split_history",
     "startup_order_matches",
     "supervisor_ready",
     "supervisor_restart_regression",
