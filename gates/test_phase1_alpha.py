@@ -7,22 +7,29 @@ not reach back over the whole window is INCONCLUSIVE and says which span it cove
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
+from pytest_canarygate.agtmux.gate_api import NO_TMUX_SESSION
 from pytest_canarygate.agtmux.gate_api import SIGNATURE_FIELDS
 from pytest_canarygate.agtmux.gate_api import AgtmuxSettings
+from pytest_canarygate.agtmux.gate_api import Difference
 from pytest_canarygate.agtmux.gate_api import GateFailed
 from pytest_canarygate.agtmux.gate_api import Inconclusive
 from pytest_canarygate.agtmux.gate_api import ObservedView
 from pytest_canarygate.agtmux.gate_api import ParityConfig
+from pytest_canarygate.agtmux.gate_api import Record
 from pytest_canarygate.agtmux.gate_api import RuntimeSelector
 from pytest_canarygate.agtmux.gate_api import Severity
 from pytest_canarygate.agtmux.gate_api import SupervisorStatus
 from pytest_canarygate.agtmux.gate_api import Unobservable
+from pytest_canarygate.agtmux.gate_api import active_session_keys
 from pytest_canarygate.agtmux.gate_api import agent_session_keys
 from pytest_canarygate.agtmux.gate_api import agent_sessions
 from pytest_canarygate.agtmux.gate_api import alerts_from
+from pytest_canarygate.agtmux.gate_api import attempt
 from pytest_canarygate.agtmux.gate_api import by_key
+from pytest_canarygate.agtmux.gate_api import combine
 from pytest_canarygate.agtmux.gate_api import conclude
 from pytest_canarygate.agtmux.gate_api import daemon_info
 from pytest_canarygate.agtmux.gate_api import daemon_uptime
@@ -35,11 +42,14 @@ from pytest_canarygate.agtmux.gate_api import monitoring_window
 from pytest_canarygate.agtmux.gate_api import one_of
 from pytest_canarygate.agtmux.gate_api import panes
 from pytest_canarygate.agtmux.gate_api import panes_of_session
+from pytest_canarygate.agtmux.gate_api import parity_in_readings
 from pytest_canarygate.agtmux.gate_api import parse_endpoint
 from pytest_canarygate.agtmux.gate_api import projection_advancing
+from pytest_canarygate.agtmux.gate_api import ready
 from pytest_canarygate.agtmux.gate_api import restore_dry_run_now
 from pytest_canarygate.agtmux.gate_api import selector_matches_phase
 from pytest_canarygate.agtmux.gate_api import signature_problems
+from pytest_canarygate.agtmux.gate_api import split_history
 from pytest_canarygate.agtmux.gate_api import state_changes
 from pytest_canarygate.agtmux.gate_api import supervisor_ready
 
@@ -83,54 +93,150 @@ def test_v4_and_v5_serve_on_distinct_sockets(canarygate_observed: ObservedView) 
         )
 
 
+# Parity (P1-S4a..c, P1-X1) is judged on two readings of each daemon taken apart over the run,
+# once both have completed a pipeline tick: a difference in both FAILs, one in a single reading
+# is flapping (INCONCLUSIVE). Panes are compared by pane id, one instance per tmux session and
+# one for the panes no tmux session lists (NO_TMUX_SESSION). Agent sessions kept only as history
+# (bound to no pane tmux lists) are counted, not compared.
+READINGS = (1, 2)
+Panes = dict[str, Record]
+
+
+def _both_ready(observed: ObservedView) -> None:
+    """End the gate unless v4 and v5 have both completed a pipeline tick: before that a
+    daemon's panes and sessions are empty whatever it serves (daemon facts 13)."""
+    judged = combine(
+        "parity not judged",
+        {
+            "v4": attempt(lambda: ready(observed, "v4")),
+            "v5": attempt(lambda: ready(observed, "v5")),
+        },
+    )
+    if not judged.passed:
+        conclude(observed, "readiness", judged)
+
+
+def _scope(session: str) -> str:
+    return "outside any tmux session" if session == NO_TMUX_SESSION else f"in {session}"
+
+
+def _panes_in(observed: ObservedView, name: str, session: str, reading: int) -> Panes:
+    """The panes daemon ``name`` lists in tmux ``session`` (or in none), by pane id."""
+    found = panes(observed.daemon(name), reading)
+    if session == NO_TMUX_SESSION:
+        return {p["pane_id"]: p for p in found if p.get("session_name") is None}
+    return panes_of_session(found, session)
+
+
+def _pane_parity(
+    observed: ObservedView, session: str, parity: ParityConfig, reading: int
+) -> tuple[Panes, Panes, list[Difference]]:
+    """v4's and v5's panes in ``session`` in one reading, and how v5's differ."""
+    v4, v5 = (_panes_in(observed, name, session, reading) for name in ("v4", "v5"))
+    label = (
+        "pane outside any tmux session" if session == NO_TMUX_SESSION else f"session {session} pane"
+    )
+    return v4, v5, diff_projections(v4, v5, parity, label=label)
+
+
+def _session_parity(
+    observed: ObservedView, parity: ParityConfig, reading: int, here: Sequence[Record] | None
+) -> tuple[int, list[Difference], dict[str, list[str]]]:
+    """Agent-session parity in one reading: how many sessions were compared, how v5's differ
+    from v4's, and per daemon the sessions kept only as history. ``here``: only the sessions
+    bound to these panes (None: the whole fleet)."""
+    views = {name: observed.daemon(name) for name in ("v4", "v5")}
+    changes = [c for view in views.values() for c in state_changes(view, reading)]
+    fleet = [p for view in views.values() for p in panes(view, reading)]
+    active = active_session_keys(fleet, changes)
+    scope = fleet if here is None else here
+    compared = active_session_keys(scope, changes)
+    bound = agent_session_keys(scope, changes) if here is not None else None
+    kept: dict[str, dict[str, Record]] = {}
+    history: dict[str, list[str]] = {}
+    for name, view in views.items():
+        sessions = by_key(agent_sessions(view, reading), "session_key")
+        kept[name] = {key: s for key, s in sessions.items() if key in compared}
+        history[name] = [
+            key for key in split_history(sessions, active)[1] if bound is None or key in bound
+        ]
+    differences = diff_projections(kept["v4"], kept["v5"], parity, label="agent session")
+    return len(set(kept["v4"]) | set(kept["v5"])), differences, history
+
+
 @gate("alpha.parity.panes")
 def test_list_panes_parity(
     canarygate_observed: ObservedView, agtmux_tmux_session: str, agtmux_pane_parity: ParityConfig
 ) -> None:
-    v4 = panes_of_session(panes(canarygate_observed.daemon("v4")), agtmux_tmux_session)
-    v5 = panes_of_session(panes(canarygate_observed.daemon("v5")), agtmux_tmux_session)
-    differences = diff_projections(
-        v4, v5, agtmux_pane_parity, label=f"session {agtmux_tmux_session} pane"
+    _both_ready(canarygate_observed)
+    found = [
+        _pane_parity(canarygate_observed, agtmux_tmux_session, agtmux_pane_parity, reading)
+        for reading in READINGS
+    ]
+    compared = len(set(found[-1][0]) | set(found[-1][1]))
+    judged = parity_in_readings(
+        [differences for _, _, differences in found],
+        what=f"list_panes {_scope(agtmux_tmux_session)}",
+        compared=f"{compared} panes by pane id",
     )
-    canarygate_observed.note("pane parity differences", [str(d) for d in differences])
-    if differences:
-        raise GateFailed(
-            failure_message(f"list_panes differs in {agtmux_tmux_session}", differences)
-        )
+    conclude(canarygate_observed, "pane parity", judged)
 
 
 @gate("alpha.parity.sessions")
 def test_list_sessions_parity(
     canarygate_observed: ObservedView, agtmux_session_parity: ParityConfig
 ) -> None:
-    v4 = by_key(agent_sessions(canarygate_observed.daemon("v4")), "session_key")
-    v5 = by_key(agent_sessions(canarygate_observed.daemon("v5")), "session_key")
-    differences = diff_projections(v4, v5, agtmux_session_parity, label="agent session")
-    canarygate_observed.note("session parity differences", [str(d) for d in differences])
-    if differences:
-        raise GateFailed(failure_message("list_sessions differs", differences))
-    if not v4 and not v5:
+    _both_ready(canarygate_observed)
+    found = [
+        _session_parity(canarygate_observed, agtmux_session_parity, reading, None)
+        for reading in READINGS
+    ]
+    compared, _, history = found[-1]
+    judged = parity_in_readings(
+        [differences for _, differences, _ in found],
+        what="list_sessions",
+        compared=f"{compared} active agent sessions by session key",
+        history=history,
+    )
+    if judged.passed and not any(count for count, _, _ in found):
+        kept = sum(len(keys) for keys in history.values())
         raise Inconclusive(
-            "list_sessions parity not shown: 0 agent sessions on v4 and 0 on v5, nothing to "
-            "compare (the list is empty until the first event is projected)"
+            "list_sessions parity not shown: 0 active agent sessions on v4 and 0 on v5, nothing "
+            f"to compare ({kept} kept only as history; the list is empty until the first event "
+            "is projected)"
         )
+    conclude(canarygate_observed, "session parity", judged)
 
 
 @gate("alpha.parity.signature")
 def test_signature_fields_consistent(
     canarygate_observed: ObservedView, agtmux_tmux_session: str
 ) -> None:
-    v4 = panes_of_session(panes(canarygate_observed.daemon("v4")), agtmux_tmux_session)
-    v5 = panes_of_session(panes(canarygate_observed.daemon("v5")), agtmux_tmux_session)
+    _both_ready(canarygate_observed)
     signature = ParityConfig(SIGNATURE_FIELDS, ())
-    differences = diff_projections(v4, v5, signature, label=f"session {agtmux_tmux_session} pane")
-    problems = [
-        f"v5 pane {pid}: {p}" for pid, pane in sorted(v5.items()) for p in signature_problems(pane)
+    found = [
+        _pane_parity(canarygate_observed, agtmux_tmux_session, signature, reading)
+        for reading in READINGS
     ]
-    canarygate_observed.note("signature differences", [str(d) for d in differences] + problems)
-    if differences or problems:
-        headline = f"signature fields disagree in {agtmux_tmux_session}"
-        raise GateFailed(failure_message(headline, [*differences, *problems]))
+    scope = _scope(agtmux_tmux_session)
+    problems = sorted(
+        {
+            f"v5 pane {pid} (reading {reading}): {problem}"
+            for reading, (_, v5, _) in zip(READINGS, found, strict=True)
+            for pid, pane in v5.items()
+            for problem in signature_problems(pane)
+        }
+    )
+    if problems:
+        canarygate_observed.note("signature problems", problems)
+        raise GateFailed(failure_message(f"signature fields malformed on v5 {scope}", problems))
+    compared = len(set(found[-1][0]) | set(found[-1][1]))
+    judged = parity_in_readings(
+        [differences for _, _, differences in found],
+        what=f"signature fields {scope}",
+        compared=f"{compared} panes by pane id",
+    )
+    conclude(canarygate_observed, "signature parity", judged)
 
 
 @gate("alpha.projection.version-advancing")
@@ -170,32 +276,27 @@ def test_v5_projection_matches_v4(
     agtmux_pane_parity: ParityConfig,
     agtmux_session_parity: ParityConfig,
 ) -> None:
-    v4_panes = panes_of_session(panes(canarygate_observed.daemon("v4")), agtmux_tmux_session)
-    v5_panes = panes_of_session(panes(canarygate_observed.daemon("v5")), agtmux_tmux_session)
-    differences = diff_projections(
-        v4_panes, v5_panes, agtmux_pane_parity, label=f"session {agtmux_tmux_session} pane"
-    )
-    # Agent sessions are not tmux sessions; judge the ones bound to this session's panes, also
-    # through the change log: a deterministic pane's title decays to the tmux title.
-    changes = [
-        *state_changes(canarygate_observed.daemon("v4")),
-        *state_changes(canarygate_observed.daemon("v5")),
-    ]
-    keys = agent_session_keys([*v4_panes.values(), *v5_panes.values()], changes)
-    v4_all = by_key(agent_sessions(canarygate_observed.daemon("v4")), "session_key")
-    v5_all = by_key(agent_sessions(canarygate_observed.daemon("v5")), "session_key")
-    v4_sessions = {k: s for k, s in v4_all.items() if k in keys}
-    v5_sessions = {k: s for k, s in v5_all.items() if k in keys}
-    differences += diff_projections(
-        v4_sessions, v5_sessions, agtmux_session_parity, label="agent session"
-    )
-    canarygate_observed.note("projection differences", [str(d) for d in differences])
-    if differences:
-        raise GateFailed(
-            failure_message(
-                f"v5 projection does not match v4 in {agtmux_tmux_session}", differences
-            )
+    _both_ready(canarygate_observed)
+    readings = []
+    for reading in READINGS:
+        v4, v5, differences = _pane_parity(
+            canarygate_observed, agtmux_tmux_session, agtmux_pane_parity, reading
         )
+        # Agent sessions are not tmux sessions; judge the ones bound to these panes, also
+        # through the change log: a deterministic pane's title decays to the tmux title.
+        here = [*v4.values(), *v5.values()]
+        sessions, session_differences, history = _session_parity(
+            canarygate_observed, agtmux_session_parity, reading, here
+        )
+        readings.append((len(set(v4) | set(v5)), sessions, differences + session_differences))
+    panes_compared, sessions_compared, _ = readings[-1]
+    judged = parity_in_readings(
+        [differences for _, _, differences in readings],
+        what=f"v5 projection {_scope(agtmux_tmux_session)}",
+        compared=f"{panes_compared} panes and {sessions_compared} active agent sessions",
+        history=history,
+    )
+    conclude(canarygate_observed, "projection parity", judged)
 
 
 @gate("alpha.selector.routes-to-v4")

@@ -228,9 +228,8 @@ def test_signal_cursor_full_resync(
 def test_v5_snapshot_taken_before_stopping(
     canarygate_observed: ObservedView, agtmux_settings: AgtmuxSettings
 ) -> None:
-    conclude(
-        canarygate_observed, "snapshot", snapshot_recorded(canarygate_observed, agtmux_settings)
-    )
+    judged = snapshot_recorded(canarygate_observed, agtmux_settings, since_selector_change=True)
+    conclude(canarygate_observed, "snapshot", judged)
 
 
 @gate("rollback.procedure.v5-stop-reported")

@@ -60,7 +60,8 @@ def test_needs_merge_keeps_the_most_readings() -> None:
     catalog = load_catalog(CATALOG)
     plan = needs_of(catalog.gates_for("alpha"))
     assert plan["v5"]["summary_changed"] == 2
-    assert plan["v4"]["list_panes"] == 1
+    assert plan["v5"]["state_changed"] == 2  # once for the version gate, twice for parity
+    assert plan["v4"]["latency_status"] == 1
     assert "summary_changed" not in plan["v4"]
 
 

@@ -219,6 +219,10 @@ def history(*records: Any, days: float = 30) -> tuple[tuple[Any, ...], int, int]
     return tuple(records), NOW_MS - int(days * DAY), NOW_MS
 
 
+#: Methods read twice in a run (the bracket, and gates needing "<method>*2").
+READ_TWICE = ("daemon.info", "summary_changed", "list_panes", "list_sessions", "state_changed")
+
+
 @dataclass
 class Fleet:
     """Everything a run could observe; tests change one thing and build the observation."""
@@ -393,7 +397,7 @@ class Fleet:
         for name, methods in self.calls.items():
             calls = []
             for method, result in methods.items():
-                readings = 2 if method in ("daemon.info", "summary_changed") else 1
+                readings = 2 if method in READ_TWICE else 1
                 for reading in range(1, readings + 1):
                     error = self.failed_calls.get((name, method))
                     answer = result
@@ -668,7 +672,9 @@ CASES: list[tuple[str, str, Change, Verdict, str]] = [
            [["poller", {"status": "degraded"}], ["claude_hooks", {"status": "healthy"}]]),
      Verdict.FAIL, "source poller is degraded"),
     ("rollback.rehearsal.v5-snapshot-possible", "rollback", snapshots(periodic(20 * MIN)),
-     Verdict.FAIL, "is too old"),
+     Verdict.FAIL, "restore dry-run FAIL: snapshot snap-9: TooOld"),
+    ("rollback.rehearsal.v5-snapshot-possible", "rollback", snapshots(periodic(MIN, 105)),
+     Verdict.FAIL, "snapshot FAIL: newest snapshot snap-9 (Periodic, version 105"),
     # prerequisites
     ("prereq.startup-order", "alpha", status(startup_order=("Sources", "Daemon", "Gateway", "Ui")),
      Verdict.FAIL, "startup order is Sources -> Daemon -> Gateway -> Ui"),
@@ -730,8 +736,13 @@ CASES: list[tuple[str, str, Change, Verdict, str]] = [
     ("alpha.exit.restore-dry-run", "alpha", snapshots(periodic(MIN, 500)), Verdict.FAIL,
      "VersionAhead"),
     # phase 2
-    ("canary.pre.snapshot-recorded", "canary", snapshots(periodic(20 * MIN)), Verdict.FAIL,
-     "too old: age_ms 1200000 > max_age_ms 600000"),
+    ("canary.pre.snapshot-recorded", "canary", snapshots(periodic(MIN, 105)), Verdict.FAIL,
+     "is 15 versions behind v5's current projection version 120"),
+    ("canary.pre.snapshot-recorded", "canary", snapshots(periodic(MIN, 121)), Verdict.FAIL,
+     "VersionAhead { snapshot_version: 121, current_version: 120 } on v5"),
+    ("canary.pre.snapshot-recorded", "canary", snapshots(periodic(20 * MIN)), Verdict.PASS, ""),
+    ("canary.pre.snapshot-recorded", "canary", snapshots(periodic(11 * 24 * HOUR)), Verdict.FAIL,
+     "no snapshot taken since v5's process started"),
     ("canary.pre.snapshot-recorded", "canary", snapshots(periodic(MIN, snapshot_id="backup-1")),
      Verdict.FAIL, "'backup-1' is not snap-<n>"),
     ("canary.pre.restore-dry-run", "canary", snapshots(periodic(20 * MIN)), Verdict.FAIL,
@@ -936,6 +947,16 @@ CASES: list[tuple[str, str, Change, Verdict, str]] = [
      "method ops.cursor_stats not served"),
     ("rollback.post.v5-snapshot", "rollback", snapshots(), Verdict.FAIL,
      "no snapshot is retained"),
+    ("rollback.post.v5-snapshot", "rollback",
+     both(snapshots(periodic(2 * MIN)), changed_at(NOW_MS - MIN)), Verdict.FAIL,
+     "no snapshot taken since the runtime selector changed to default_daemon='v4'"),
+    ("rollback.post.v5-snapshot", "rollback",
+     both(snapshots(periodic(MIN, 119)), changed_at(NOW_MS - 2 * MIN)), Verdict.FAIL,
+     "is 1 versions behind v5's current projection version 120"),
+    ("rollback.post.v5-snapshot", "rollback",
+     both(snapshots(periodic(MIN)), changed_at(NOW_MS - 2 * MIN)), Verdict.PASS, ""),
+    ("rollback.post.v5-snapshot", "rollback", changed_at(None), Verdict.INCONCLUSIVE,
+     "does not say when it changed"),
     # supervisor contract
     ("contract.startup-order", "gradual", status(startup_order=("Sources", "Gateway", "Daemon")),
      Verdict.FAIL, "contract is Sources -> Gateway -> Daemon -> Ui"),
@@ -1037,7 +1058,7 @@ CASES: list[tuple[str, str, Change, Verdict, str]] = [
     # empty and flat projections prove nothing
     ("alpha.parity.sessions", "alpha",
      both(calls("v4", "list_sessions", []), calls("v5", "list_sessions", [])),
-     Verdict.INCONCLUSIVE, "0 agent sessions on v4 and 0 on v5, nothing to compare"),
+     Verdict.INCONCLUSIVE, "0 active agent sessions on v4 and 0 on v5, nothing to compare"),
     ("alpha.projection.version-advancing", "alpha", calls("v5", "state_changed", IDLE_LOG),
      Verdict.INCONCLUSIVE, "flat at 120 and no change in the last 24h: not shown advancing"),
     ("alpha.projection.version-advancing", "alpha",

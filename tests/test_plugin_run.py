@@ -83,19 +83,14 @@ def test_rpc_calls_do_not_grow_with_gates_or_sessions(
     }
     # what the alpha catalog needs, once each (two readings where declared), plus daemon.info
     # at the start and the end of each daemon's observation
-    assert calls["v4"] == [
-        "daemon.info",
-        "daemon.info",
-        "list_panes",
-        "list_sessions",
-        "state_changed",
-    ]
+    parity = ["list_panes", "list_panes", "list_sessions", "list_sessions"]
+    parity += ["state_changed", "state_changed"]
+    assert calls["v4"] == ["daemon.info", "daemon.info", "latency_status", *parity]
     assert calls["v5"] == [
         "daemon.info",
         "daemon.info",
-        "list_panes",
-        "list_sessions",
-        "state_changed",
+        "latency_status",
+        *parity,
         "summary_changed",
         "summary_changed",
     ]

@@ -96,19 +96,6 @@ def snapshot_too_old(ago: timedelta) -> Callable[[RunClock], str]:
     return fragment
 
 
-def snapshot_not_recorded(ago: timedelta) -> Callable[[RunClock], str]:
-    """The newest snapshot, taken ``ago`` before the anchor, is too old to be the current one."""
-
-    def fragment(clock: RunClock) -> str:
-        age = clock.since(ago)
-        return (
-            f"taken {format_duration(age)} ago) is too old: "
-            f"age_ms {_ms(age)} > max_age_ms {MAX_SNAPSHOT_AGE_MS}"
-        )
-
-    return fragment
-
-
 def log_ends(ago: timedelta) -> Callable[[RunClock], tuple[str, ...]]:
     """The daemon log's last line was written ``ago`` before the anchor; its timestamp carries
     made-up microseconds (under a millisecond), so the span shown may be a unit shorter."""
@@ -163,6 +150,9 @@ def up_only(ago: timedelta) -> Callable[[RunClock], str]:
 
 
 DRY_RUN_TOO_OLD = ("FAIL", snapshot_too_old(20 * MINUTE))
+GHOST_DRIFT = "pane outside any tmux session %8: activity_state v4='WaitingInput' v5='Running'"
+V4_NOT_READY = ("INCONCLUSIVE", "parity not judged: v4 INCONCLUSIVE: v4 not ready: latency_status")
+SNAPSHOT_BEHIND = "is 15 versions behind v5's current projection version"
 V4_LEFT = ("FAIL", "v4 still serves")
 
 SCENARIOS: dict[tuple[str, str], Expected] = {
@@ -228,9 +218,24 @@ SCENARIOS: dict[tuple[str, str], Expected] = {
         "prereq.restore-dry-run": DRY_RUN_TOO_OLD,
         "alpha.exit.restore-dry-run": DRY_RUN_TOO_OLD,
     },
+    # an old snapshot at the current version is still the current state; restoring it is not Ok
     ("snapshot-too-old", "canary"): {
-        "canary.pre.snapshot-recorded": ("FAIL", snapshot_not_recorded(20 * MINUTE)),
         "canary.pre.restore-dry-run": DRY_RUN_TOO_OLD,
+    },
+    ("snapshot-version-ahead", "canary"): {
+        "canary.pre.snapshot-recorded": ("FAIL", "VersionAhead { snapshot_version: "),
+        "canary.pre.restore-dry-run": ("FAIL", "VersionAhead { snapshot_version: "),
+    },
+    # fresh enough for a restore, but the state changed 15 times since
+    ("snapshot-behind", "canary"): {
+        "canary.pre.snapshot-recorded": ("FAIL", SNAPSHOT_BEHIND),
+    },
+    ("snapshot-behind", "rollback"): {
+        "rollback.post.v5-snapshot": ("FAIL", SNAPSHOT_BEHIND),
+    },
+    # the rollback's v5 snapshot must come after routing went back to v4
+    ("snapshot-before-switch", "rollback"): {
+        "rollback.post.v5-snapshot": ("FAIL", "no snapshot taken since the runtime selector"),
     },
     ("selector-wrong", "canary"): {
         "canary.selector.canary-sessions": ("FAIL", "default_daemon must be 'v4'"),
@@ -308,9 +313,29 @@ SCENARIOS: dict[tuple[str, str], Expected] = {
         "alpha.parity.sessions": ("FAIL", "activity_state v4='Running' v5='Error'"),
         "alpha.exit.projection-matches": ("FAIL", "activity_state v4='Running' v5='Error'"),
     },
+    # a pane in no tmux session is compared too; history-only sessions are not
+    ("parity-ghost-drift", "alpha"): {
+        "alpha.parity.panes": ("FAIL", GHOST_DRIFT),
+        "alpha.exit.projection-matches": ("FAIL", GHOST_DRIFT),
+    },
+    # a difference in one of the two readings is a flap, not shown either way
+    ("parity-flapping", "alpha"): {
+        "alpha.parity.panes": (
+            "INCONCLUSIVE",
+            "in session-beta differs in only some of 2 readings",
+        ),
+        "alpha.exit.projection-matches": ("INCONCLUSIVE", "differs in only some of 2 readings"),
+    },
+    # parity is not judged against a daemon that has not ticked yet
+    ("v4-restarted", "alpha"): {
+        "alpha.parity.panes": V4_NOT_READY,
+        "alpha.parity.sessions": V4_NOT_READY,
+        "alpha.parity.signature": V4_NOT_READY,
+        "alpha.exit.projection-matches": V4_NOT_READY,
+    },
     # nothing to compare, nothing advancing
     ("no-agents", "alpha"): {
-        "alpha.parity.sessions": ("INCONCLUSIVE", "0 agent sessions on v4 and 0 on v5"),
+        "alpha.parity.sessions": ("INCONCLUSIVE", "0 active agent sessions on v4 and 0 on v5"),
         "alpha.projection.version-advancing": ("INCONCLUSIVE", "flat at 0 and no change in"),
     },
 }

@@ -44,6 +44,7 @@ from pytest_canarygate.agtmux.gate_support import time_in_phase
 from pytest_canarygate.agtmux.gate_support import v4_drained_for
 from pytest_canarygate.agtmux.judgement import SLO_LOG_KINDS
 from pytest_canarygate.agtmux.judgement import Judgement
+from pytest_canarygate.agtmux.judgement import active_session_keys
 from pytest_canarygate.agtmux.judgement import backup_snapshot
 from pytest_canarygate.agtmux.judgement import build_passes
 from pytest_canarygate.agtmux.judgement import canary_activity
@@ -62,6 +63,7 @@ from pytest_canarygate.agtmux.judgement import latency_log_events
 from pytest_canarygate.agtmux.judgement import latency_slo
 from pytest_canarygate.agtmux.judgement import new_sessions_on_v5
 from pytest_canarygate.agtmux.judgement import no_events_in_window
+from pytest_canarygate.agtmux.judgement import parity_in_readings
 from pytest_canarygate.agtmux.judgement import periodic_snapshot_fresh
 from pytest_canarygate.agtmux.judgement import projection_advancing
 from pytest_canarygate.agtmux.judgement import restart_policy_matches_contract
@@ -69,13 +71,17 @@ from pytest_canarygate.agtmux.judgement import restart_rate_regression
 from pytest_canarygate.agtmux.judgement import routed_counts
 from pytest_canarygate.agtmux.judgement import selector_matches_phase
 from pytest_canarygate.agtmux.judgement import sessions_served_by
+from pytest_canarygate.agtmux.judgement import split_history
 from pytest_canarygate.agtmux.judgement import startup_order_matches
 from pytest_canarygate.agtmux.judgement import supervisor_ready
 from pytest_canarygate.agtmux.judgement import unresolved_escalates_in_window
 from pytest_canarygate.agtmux.judgement import v4_sessions_continue
 from pytest_canarygate.agtmux.judgement import window_coverage
 from pytest_canarygate.agtmux.judgement import window_end
+from pytest_canarygate.agtmux.pack import NO_TMUX_SESSION
 from pytest_canarygate.agtmux.protocol import SIGNATURE_FIELDS
+from pytest_canarygate.agtmux.protocol import Difference
+from pytest_canarygate.agtmux.protocol import Record
 from pytest_canarygate.agtmux.protocol import agent_session_keys
 from pytest_canarygate.agtmux.protocol import agent_sessions
 from pytest_canarygate.agtmux.protocol import by_key
@@ -108,6 +114,7 @@ from pytest_canarygate.endpoints import parse_endpoint
 from pytest_canarygate.observation import DaemonView
 
 __all__ = [
+    "NO_TMUX_SESSION",
     "SIGNATURE_FIELDS",
     "SLO_LOG_KINDS",
     "AgtmuxSettings",
@@ -117,17 +124,20 @@ __all__ = [
     "CursorStats",
     "CustodyView",
     "DaemonView",
+    "Difference",
     "GateFailed",
     "Inconclusive",
     "Judgement",
     "LogEvent",
     "ObservedView",
     "ParityConfig",
+    "Record",
     "RuntimeSelector",
     "Severity",
     "SnapshotMetadata",
     "SupervisorStatus",
     "Unobservable",
+    "active_session_keys",
     "agent_session_keys",
     "agent_sessions",
     "alerts_from",
@@ -176,6 +186,7 @@ __all__ = [
     "one_of",
     "panes",
     "panes_of_session",
+    "parity_in_readings",
     "parse_endpoint",
     "periodic_snapshot_fresh",
     "phase_for",
@@ -195,6 +206,7 @@ __all__ = [
     "signature_problems",
     "snapshot_recorded",
     "soak_from_archive",
+    "split_history",
     "stable_for",
     "startup_order_matches",
     "state_changes",

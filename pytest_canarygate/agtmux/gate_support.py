@@ -28,9 +28,9 @@ from pytest_canarygate.agtmux.judgement import drained_for
 from pytest_canarygate.agtmux.judgement import enforce
 from pytest_canarygate.agtmux.judgement import format_duration
 from pytest_canarygate.agtmux.judgement import hold_downs_in_window
-from pytest_canarygate.agtmux.judgement import newest_snapshot_recorded
 from pytest_canarygate.agtmux.judgement import phase_running_for
 from pytest_canarygate.agtmux.judgement import restore_dry_run_latest
+from pytest_canarygate.agtmux.judgement import snapshot_at_current_state
 from pytest_canarygate.agtmux.judgement import sources_healthy
 from pytest_canarygate.agtmux.judgement import uptime_at_least
 from pytest_canarygate.agtmux.judgement import zero_sessions
@@ -420,11 +420,31 @@ def from_history(observed: ObservedView, headline: str, judge: History) -> Judge
     )
 
 
-def snapshot_recorded(observed: ObservedView, settings: AgtmuxSettings) -> Judgement:
-    """The newest snapshot is ``snap-<n>`` metadata no older than the configured max age."""
+def snapshot_recorded(
+    observed: ObservedView, settings: AgtmuxSettings, *, since_selector_change: bool = False
+) -> Judgement:
+    """A v5 snapshot at the current state: the newest one taken since v5's process started is
+    ``snap-<n>`` metadata holding v5's live projection version. ``since_selector_change``: it
+    must also be taken since the runtime selector last changed (post-rollback: after routing
+    went back to v4); a selector that does not say when is INCONCLUSIVE."""
+    v5 = observed.daemon("v5")
     snapshots = evidence_of(observed, "snapshots", SnapshotMetadata).records
-    return newest_snapshot_recorded(
-        snapshots, datetime_to_ms(observed.now), settings.thresholds.snapshot_max_age_ms
+    current = projection_version(v5)
+    since_ms = datetime_to_ms(observed.now - daemon_uptime(v5, observed.now))
+    since = "v5's process started (its daemon.info nonce)"
+    if since_selector_change:
+        selector = one_of(observed, "runtime_selector", RuntimeSelector)
+        if selector.changed_at_ms is None:
+            return Judgement(
+                verdict=Verdict.INCONCLUSIVE,
+                message="the runtime selector does not say when it changed (no changed_at_ms): "
+                "whether a v5 snapshot was taken after routing went back to v4 is not shown",
+            )
+        if selector.changed_at_ms >= since_ms:
+            since_ms = selector.changed_at_ms
+            since = f"the runtime selector changed to default_daemon={selector.default_daemon!r}"
+    return snapshot_at_current_state(
+        snapshots, current, datetime_to_ms(observed.now), since_ms=since_ms, since=since
     )
 
 

@@ -97,9 +97,16 @@ def daemon_info_pid(result: Any) -> int | None:
     return pid if isinstance(pid, int) and not isinstance(pid, bool) else None
 
 
+#: The per-session gates' instance for the panes no tmux session lists (ghosts: managed panes
+#: that left tmux, daemon facts 2.1). tmux turns ":" in a session name into "_", so no real
+#: session is called this.
+NO_TMUX_SESSION = "(no tmux session: ghost panes)"
+
+
 def active_tmux_sessions(observation: Observation) -> list[str] | None:
-    """tmux session names seen in the first ``list_panes`` reading of any daemon; None if no
-    daemon's panes could be read at all."""
+    """tmux session names seen in the first ``list_panes`` reading of any daemon, and
+    :data:`NO_TMUX_SESSION` when a pane of no session was seen; None if no daemon's panes
+    could be read at all."""
     names: set[str] = set()
     readable = False
     for daemon in observation.daemons.values():
@@ -108,8 +115,10 @@ def active_tmux_sessions(observation: Observation) -> list[str] | None:
                 continue
             readable = True
             for pane in call.result:
-                if isinstance(pane, dict) and isinstance(pane.get("session_name"), str):
-                    names.add(pane["session_name"])
+                if not isinstance(pane, dict):
+                    continue
+                name = pane.get("session_name")
+                names.add(name if isinstance(name, str) else NO_TMUX_SESSION)
     return sorted(names) if readable else None
 
 

@@ -43,11 +43,13 @@ def _records(
     method: str,
     key: str,
     problem: Callable[[Record], str | None] | None = None,
+    reading: int = 1,
 ) -> list[Record]:
-    """The answer of ``method``: a list of objects, each with a string ``key`` that no other
-    has (two records with one identity contradict each other: which would a gate believe?),
-    and nothing ``problem`` finds wrong; else :class:`Unobservable` naming the element."""
-    result = view.result(method)
+    """The answer of ``method`` (reading number ``reading``): a list of objects, each with a
+    string ``key`` that no other has (two records with one identity contradict each other:
+    which would a gate believe?), and nothing ``problem`` finds wrong; else
+    :class:`Unobservable` naming the element."""
+    result = view.result(method, reading)
     where = f"{view.name} {view.endpoint} {method}"
     if not isinstance(result, list):
         raise Unobservable(
@@ -130,18 +132,18 @@ def _short(value: object) -> str:
     return text if len(text) <= 60 else text[:60] + "..."
 
 
-def panes(view: DaemonView) -> list[Record]:
+def panes(view: DaemonView, reading: int = 1) -> list[Record]:
     """The daemon's ``list_panes`` answer, shape-checked: every pane has a string ``pane_id``
     no other pane has, a known ``presence`` and a ``session_name`` (string or null); else
     :class:`Unobservable` naming the pane."""
-    return _records(view, "list_panes", "pane_id", _pane_problem)
+    return _records(view, "list_panes", "pane_id", _pane_problem, reading)
 
 
-def agent_sessions(view: DaemonView) -> list[Record]:
+def agent_sessions(view: DaemonView, reading: int = 1) -> list[Record]:
     """The daemon's ``list_sessions`` answer (agent sessions, not tmux sessions), shape-checked:
     every session has a string ``session_key`` no other session has; else
     :class:`Unobservable` naming the key."""
-    return _records(view, "list_sessions", "session_key")
+    return _records(view, "list_sessions", "session_key", None, reading)
 
 
 @dataclass(frozen=True)
@@ -155,9 +157,9 @@ class Change:
     pane_id: str | None = None
 
 
-def state_changes(view: DaemonView) -> list[Change]:
+def state_changes(view: DaemonView, reading: int = 1) -> list[Change]:
     """The daemon's change log (``state_changed`` since version 0, never trimmed), shape-checked."""
-    result = view.result("state_changed")
+    result = view.result("state_changed", reading)
     where = f"{view.name} {view.endpoint} state_changed: malformed answer"
     entries = result.get("changes") if isinstance(result, dict) else None
     if not isinstance(entries, list):

@@ -15,7 +15,7 @@ be carried out now, judged without changing anything.
 - step 3, v4's sources ``Active``: the rollback gates' judgement,
   :func:`~pytest_canarygate.agtmux.gate_support.daemon_sources` for v4.
 - :func:`v5_snapshot_possible` (Post-Rollback 1, a v5 snapshot before stopping): v5 answers, its
-  newest snapshot is within the max age and the restore dry-run on it is Ok.
+  newest snapshot holds its current projection version and the restore dry-run on it is Ok.
 """
 
 from __future__ import annotations
@@ -275,8 +275,9 @@ def v4_takes_canary_back(observed: ObservedView) -> Judgement:
 
 
 def v5_snapshot_possible(observed: ObservedView, settings: AgtmuxSettings) -> Judgement:
-    """v5 answers, its newest snapshot is ``snap-<n>`` metadata within the max age and the
-    restore dry-run recomputed on it is Ok (the snapshot gates' judgements)."""
+    """v5 answers, its newest snapshot is ``snap-<n>`` metadata at v5's current projection
+    version and the restore dry-run recomputed on it (within the max age) is Ok (the snapshot
+    gates' judgements)."""
     return combine(
         "a v5 snapshot not shown possible",
         {

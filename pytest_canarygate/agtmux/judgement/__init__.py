@@ -24,16 +24,19 @@ from pytest_canarygate.agtmux.judgement.core import enforce
 from pytest_canarygate.agtmux.judgement.core import format_duration
 from pytest_canarygate.agtmux.judgement.core import format_time
 from pytest_canarygate.agtmux.judgement.fleet import Pane
+from pytest_canarygate.agtmux.judgement.fleet import active_session_keys
 from pytest_canarygate.agtmux.judgement.fleet import archive_retained
 from pytest_canarygate.agtmux.judgement.fleet import canary_activity
 from pytest_canarygate.agtmux.judgement.fleet import canary_sessions_on
 from pytest_canarygate.agtmux.judgement.fleet import canary_usage
 from pytest_canarygate.agtmux.judgement.fleet import drained_for
 from pytest_canarygate.agtmux.judgement.fleet import new_sessions_on_v5
+from pytest_canarygate.agtmux.judgement.fleet import parity_in_readings
 from pytest_canarygate.agtmux.judgement.fleet import phase_running_for
 from pytest_canarygate.agtmux.judgement.fleet import routed_counts
 from pytest_canarygate.agtmux.judgement.fleet import selector_matches_phase
 from pytest_canarygate.agtmux.judgement.fleet import sessions_served_by
+from pytest_canarygate.agtmux.judgement.fleet import split_history
 from pytest_canarygate.agtmux.judgement.fleet import v4_sessions_continue
 from pytest_canarygate.agtmux.judgement.fleet import zero_sessions
 from pytest_canarygate.agtmux.judgement.health import ALWAYS_HEALTHY
@@ -72,6 +75,7 @@ from pytest_canarygate.agtmux.judgement.snapshots import newest_snapshot_recorde
 from pytest_canarygate.agtmux.judgement.snapshots import periodic_snapshot_fresh
 from pytest_canarygate.agtmux.judgement.snapshots import restore_dry_run
 from pytest_canarygate.agtmux.judgement.snapshots import restore_dry_run_latest
+from pytest_canarygate.agtmux.judgement.snapshots import snapshot_at_current_state
 from pytest_canarygate.agtmux.judgement.supervisor import RUNBOOK_RESTART_POLICY
 from pytest_canarygate.agtmux.judgement.supervisor import RUNBOOK_STARTUP_ORDER
 from pytest_canarygate.agtmux.judgement.supervisor import jitter_matches_contract
@@ -97,6 +101,7 @@ __all__ = [
     "Pane",
     "RestoreDryRun",
     "TimedEvent",
+    "active_session_keys",
     "alerts_at_or_above",
     "archive_retained",
     "backup_snapshot",
@@ -124,6 +129,7 @@ __all__ = [
     "new_sessions_on_v5",
     "newest_snapshot_recorded",
     "no_events_in_window",
+    "parity_in_readings",
     "periodic_snapshot_fresh",
     "phase_running_for",
     "projection_advancing",
@@ -134,7 +140,9 @@ __all__ = [
     "routed_counts",
     "selector_matches_phase",
     "sessions_served_by",
+    "snapshot_at_current_state",
     "sources_healthy",
+    "split_history",
     "startup_order_matches",
     "supervisor_ready",
     "unresolved_escalates_in_window",

@@ -19,7 +19,9 @@ from pytest_canarygate.agtmux.judgement.core import _judgement
 from pytest_canarygate.agtmux.judgement.core import format_duration
 from pytest_canarygate.agtmux.judgement.core import format_time
 from pytest_canarygate.agtmux.protocol import Change
+from pytest_canarygate.agtmux.protocol import Difference
 from pytest_canarygate.agtmux.protocol import agent_session_keys
+from pytest_canarygate.agtmux.protocol import failure_message
 from pytest_canarygate.agtmux.protocol import managed
 from pytest_canarygate.agtmux.protocol import sessions_by_name
 from pytest_canarygate.agtmux.records import ArchiveManifest
@@ -510,3 +512,83 @@ def archive_retained(
         f"until {format_time(m.retain_until)} (>= {format_duration(retention)})"
     )
     return _judgement(Verdict.PASS, message, (m,), **numbers)
+
+
+# --- v4 / v5 parity over two readings (P1-S4a, P1-S4b, P1-S4c, P1-X1) --------------------
+
+
+def active_session_keys(live_panes: Iterable[Pane], changes: Iterable[Change]) -> set[str]:
+    """The agent sessions in use: those bound (:func:`agent_session_keys`) to a managed pane
+    that tmux still lists (a string ``session_name``). ``list_sessions`` never drops a session
+    (daemon facts 2.2), so one bound to no such pane (its pane left tmux, or it never had one)
+    is kept only as history."""
+    live = [dict(p) for p in live_panes if isinstance(p.get("session_name"), str)]
+    return agent_session_keys(live, changes)
+
+
+def split_history(
+    sessions: Mapping[str, Mapping[str, object]], active: Collection[str]
+) -> tuple[dict[str, Mapping[str, object]], list[str]]:
+    """``sessions`` (by key) split into the active ones and the keys kept only as history."""
+    kept = {key: s for key, s in sessions.items() if key in active}
+    return kept, sorted(key for key in sessions if key not in active)
+
+
+def parity_in_readings(
+    readings: Sequence[Sequence[Difference]],
+    *,
+    what: str,
+    compared: str,
+    history: Mapping[str, Sequence[str]] | None = None,
+) -> Judgement:
+    """v4 and v5 agree on ``what`` in every reading: a difference (the same record and field)
+    found in every reading FAILs; one found in some readings only is flapping, so whether the
+    projections differ is not shown (INCONCLUSIVE); none PASSes. ``compared`` says what was
+    compared; ``history``: per daemon, the sessions it keeps only as history, not compared
+    but counted."""
+    if len(readings) < 2:
+        raise ValueError("parity is judged over at least two readings")
+    seen = [{(d.where, d.field): d for d in found} for found in readings]
+    everywhere = set.intersection(*(set(found) for found in seen))
+    persistent = [d for key, d in seen[-1].items() if key in everywhere]
+    flapping = [
+        f"reading {index}: {d}"
+        for index, found in enumerate(seen, start=1)
+        for key, d in found.items()
+        if key not in everywhere
+    ]
+    history = history or {}
+    counted = sum(len(keys) for keys in history.values())
+    kept = (
+        f"; {counted} sessions kept only as history not compared ("
+        + ", ".join(f"{len(keys)} on {name}" for name, keys in history.items())
+        + ")"
+        if counted
+        else ""
+    )
+    numbers = {
+        "readings": len(readings),
+        "differences_in_every_reading": len(persistent),
+        "differences_in_some_readings": len(flapping),
+        "history_only_sessions": {name: list(keys) for name, keys in history.items()},
+    }
+    n = len(readings)
+    if persistent:
+        also = (
+            [f"also {len(flapping)} differences in only some readings (flapping)", *flapping]
+            if flapping
+            else []
+        )
+        headline = f"{what} differs in all {n} readings"
+        return _judgement(
+            Verdict.FAIL, failure_message(headline, [*persistent, *also]), persistent, **numbers
+        )
+    if flapping:
+        headline = (
+            f"{what} differs in only some of {n} readings (flapping): whether v4 and v5 "
+            "disagree is not shown"
+        )
+        return _judgement(Verdict.INCONCLUSIVE, failure_message(headline, flapping), **numbers)
+    return _judgement(
+        Verdict.PASS, f"{what}: v4 and v5 agree in all {n} readings ({compared}{kept})", **numbers
+    )

@@ -145,6 +145,70 @@ def newest_snapshot_recorded(
     return _judgement(Verdict.PASS, f"snapshot {shown} recorded", (newest,), **numbers)
 
 
+def snapshot_at_current_state(
+    snapshots: Sequence[SnapshotMetadata],
+    current_version: int,
+    now_ms: int,
+    *,
+    since_ms: int,
+    since: str,
+    who: str = "v5",
+) -> Judgement:
+    """A snapshot was taken at the current state: the newest snapshot taken at or after
+    ``since_ms`` (at least the start of ``who``'s current process, whose projection versions
+    start again at 0, daemon facts 0.5) has ``snap-<n>`` metadata and holds ``who``'s current
+    projection version. The version rises with every state change (daemon facts 2.4), so an
+    equal version means nothing changed since it was taken, however long ago; a version
+    behind means the state changed since (FAIL), one ahead is VersionAhead (FAIL). ``since``
+    says in words what ``since_ms`` is."""
+    after = [s for s in snapshots if s.created_at_ms >= since_ms]
+    numbers: dict[str, object] = {
+        "snapshots": len(snapshots),
+        "since_ms": since_ms,
+        "taken_since": len(after),
+        "current_version": current_version,
+    }
+    if not snapshots:
+        return _judgement(Verdict.FAIL, "no snapshot is retained", **numbers)
+    if not after:
+        newest = max(snapshots, key=lambda s: (s.created_at_ms, s.snapshot_id))
+        message = (
+            f"no snapshot taken since {since} ({_iso(since_ms)}): the newest of "
+            f"{len(snapshots)} retained is {_describe_snapshot(newest, now_ms)}, taken "
+            f"{_iso(newest.created_at_ms)}, before it"
+        )
+        return _judgement(Verdict.FAIL, message, (newest,), **numbers)
+    newest = max(after, key=lambda s: (s.created_at_ms, s.snapshot_id))
+    shown = _describe_snapshot(newest, now_ms)
+    behind = current_version - newest.projection_version
+    numbers.update(
+        snapshot_id=newest.snapshot_id,
+        snapshot_version=newest.projection_version,
+        versions_behind=behind,
+    )
+    if not SNAPSHOT_ID.fullmatch(newest.snapshot_id):
+        message = f"newest snapshot id {newest.snapshot_id!r} is not snap-<n> metadata"
+        return _judgement(Verdict.FAIL, message, (newest,), **numbers)
+    if behind < 0:
+        message = (
+            f"newest snapshot {shown}: VersionAhead {{ snapshot_version: "
+            f"{newest.projection_version}, current_version: {current_version} }} on {who}: "
+            "it is not a snapshot of the current state"
+        )
+        return _judgement(Verdict.FAIL, message, (newest,), **numbers)
+    if behind > 0:
+        message = (
+            f"newest snapshot {shown} is {behind} versions behind {who}'s current projection "
+            f"version {current_version}: the state changed {behind} times since it was taken"
+        )
+        return _judgement(Verdict.FAIL, message, (newest,), **numbers)
+    message = (
+        f"snapshot {shown} holds {who}'s current projection version {current_version} "
+        f"(taken since {since})"
+    )
+    return _judgement(Verdict.PASS, message, (newest,), **numbers)
+
+
 def periodic_snapshot_fresh(
     snapshots: Sequence[SnapshotMetadata], now_ms: int, interval_ms: int = 300_000
 ) -> Judgement:

@@ -6,7 +6,8 @@ recorded daemon samples (daemon facts sections 1 and 2): sorted compact keys, -3
 only, no answer at all for malformed JSON. :mod:`.daemon` serves it on a Unix socket.
 
 * ``list_panes``: the managed panes, sorted by pane_id as a string, then the unmanaged ones in
-  tmux order; ``list_sessions``: the sessions, sorted by session_key;
+  tmux order (a flapping pane, ``pane_flaps``, switches state at each answer);
+  ``list_sessions``: the sessions, sorted by session_key;
 * ``state_changed`` and ``summary_changed``: the change log after ``since_version``;
 * ``latency_status`` and ``list_source_health``: what the scenario says;
 * ``list_source_registry``, ``source.hello`` and ``source.heartbeat``: a real source registry,
@@ -262,6 +263,7 @@ class SimDaemon:
         self._changes: list[_Change] = []
         self._pending: deque[_Event] = deque()
         self._registry: dict[str, _Registration] = {}
+        self._list_panes_answers = 0
         self._methods: dict[str, _Handler] = {
             "list_panes": self._list_panes,
             "list_sessions": self._list_sessions,
@@ -510,6 +512,8 @@ class SimDaemon:
 
     def _list_panes(self, params: Mapping[str, Any], now_ns: int) -> list[dict[str, object]]:
         tick = self._tick_at(now_ns)
+        self._list_panes_answers += 1
+        self._flap(tick)
         managed = [self._managed_pane(p, tick) for p in self._managed()]
         unmanaged = [
             {
@@ -552,6 +556,17 @@ class SimDaemon:
             "git_branch": None,
             "updated_at": format_tick(tick if pane.live else pane.updated_ns),
         }
+
+    def _flap(self, tick: int) -> None:
+        """Flapping panes (``pane_flaps``) take their flapped state for odd-numbered
+        ``list_panes`` answers and their own for the others, each switch a logged change."""
+        odd = self._list_panes_answers % 2 == 1
+        for pane_id, flapped in self.spec.pane_flaps.items():
+            pane = self._panes.get(pane_id)
+            if pane is None or pane.scenario_agent is None or pane.fresh_until_ns is not None:
+                continue  # ingested evidence speaks for the pane now
+            agent = flapped if odd else pane.scenario_agent
+            self._set_agent(pane, agent, agent.session_key, tick)
 
     def _list_sessions(self, params: Mapping[str, Any], now_ns: int) -> list[dict[str, object]]:
         tick = self._tick_at(now_ns)

@@ -15,6 +15,7 @@ import sys
 from collections.abc import Mapping
 from collections.abc import Sequence
 from dataclasses import dataclass
+from dataclasses import field
 from dataclasses import replace
 from importlib import resources
 from pathlib import Path
@@ -254,13 +255,15 @@ class DaemonSpec:
     poll_interval_ms: int
     uptime_ms: int = 0  # how long before the fleet's start the daemon started (0: at it)
     drained_phases: frozenset[str] = frozenset()  # phases in which it serves no session
+    # pane_id -> the agent state served on every odd-numbered list_panes answer (pane_flaps)
+    pane_flaps: Mapping[str, AgentInfo] = field(default_factory=lambda: MappingProxyType({}))
 
     def drained(self) -> DaemonSpec:
         """This daemon once every session has left it: tmux panes all unmanaged, no session."""
         panes = tuple(
             replace(p, agent=None, last_change_ms=None) for p in self.panes if p.tmux is not None
         )
-        return replace(self, panes=panes, sessions=())
+        return replace(self, panes=panes, sessions=(), pane_flaps=MappingProxyType({}))
 
 
 @dataclass(frozen=True)
@@ -410,6 +413,7 @@ _DAEMON_KEYS = (
     "unavailable_methods",
     "remove_panes",
     "pane_overrides",
+    "pane_flaps",
     "session_overrides",
     "freshness_ms",
     "poll_interval_ms",
@@ -634,6 +638,15 @@ def _build_daemon(
     panes = tuple(
         _read_pane(Table(node, _PANE_KEYS)) for pid, node in merged.items() if pid not in removed
     )
+    flaps: dict[str, AgentInfo] = {}
+    for flap in table.tables("pane_flaps", ("pane_id", *_AGENT_KEYS)):
+        pane_id = flap.string("pane_id")
+        served = next((p for p in panes if p.pane_id == pane_id), None)
+        if served is None or served.agent is None or pane_id in flaps:
+            fail(flap.require("pane_id"), "not a managed pane this daemon serves, or listed twice")
+        flapped = _read_pane(Table(_merge(merged[pane_id], flap.node), _PANE_KEYS))
+        assert flapped.agent is not None
+        flaps[pane_id] = flapped.agent
     health = dict(DEFAULT_SOURCE_HEALTH)
     health_table = table.table("source_health", SOURCE_KINDS)
     if health_table is not None:
@@ -670,6 +683,7 @@ def _build_daemon(
         drained_phases=frozenset(
             str(node.value) for node in table.strings("drained_phases", PHASES)
         ),
+        pane_flaps=MappingProxyType(flaps),
     )
 
 
