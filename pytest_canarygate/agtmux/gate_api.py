@@ -12,6 +12,10 @@ from pytest_canarygate import Inconclusive
 from pytest_canarygate import ObservedView
 from pytest_canarygate import Unobservable
 from pytest_canarygate import gate
+from pytest_canarygate.agtmux.decommission import v4_binary_retained
+from pytest_canarygate.agtmux.decommission import v4_decommissioned
+from pytest_canarygate.agtmux.decommission import v4_sessions_gone
+from pytest_canarygate.agtmux.decommission import v5_only_for
 from pytest_canarygate.agtmux.gate_support import alerts_from
 from pytest_canarygate.agtmux.gate_support import archive_judgement
 from pytest_canarygate.agtmux.gate_support import attempt
@@ -202,8 +206,12 @@ __all__ = [
     "supervisor_ready",
     "time_in_phase",
     "unresolved_escalates_in_window",
+    "v4_binary_retained",
+    "v4_decommissioned",
     "v4_drained_for",
+    "v4_sessions_gone",
     "v4_takes_canary_back",
+    "v5_only_for",
     "v5_snapshot_possible",
     "window_coverage",
     "window_end",

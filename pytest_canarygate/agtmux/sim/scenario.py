@@ -254,6 +254,7 @@ class DaemonSpec:
     poll_interval_ms: int
     uptime_ms: int = 0  # how long before the fleet's start the daemon started (0: at it)
     drained_phases: frozenset[str] = frozenset()  # phases in which it serves no session
+    stopped_phases: frozenset[str] = frozenset()  # phases in which it is not running at all
 
     def drained(self) -> DaemonSpec:
         """This daemon once every session has left it: tmux panes all unmanaged, no session."""
@@ -415,6 +416,7 @@ _DAEMON_KEYS = (
     "poll_interval_ms",
     "uptime",
     "drained_phases",
+    "stopped_phases",
 )
 _REGISTRY_KEYS = (
     "source_id",
@@ -669,6 +671,9 @@ def _build_daemon(
         uptime_ms=table.duration("uptime", 0),
         drained_phases=frozenset(
             str(node.value) for node in table.strings("drained_phases", PHASES)
+        ),
+        stopped_phases=frozenset(
+            str(node.value) for node in table.strings("stopped_phases", PHASES)
         ),
     )
 
