@@ -232,6 +232,22 @@ SCENARIOS: dict[tuple[str, str], Expected] = {
     ("selector-wrong", "rollback"): {
         "rollback.selector.back-to-v4": ("FAIL", "v5_enabled must be false"),
     },
+    # after the rollback: every session v5 served on v4, its panes managed, as v5 served them
+    ("rollback-session-missing", "rollback"): {
+        "rollback.sessions.served-by-v4": ("FAIL", "session session-beta is not on v4"),
+        "rollback.v4.list-panes": ("FAIL", "pane %4 (session-beta): not in v4 list_panes"),
+    },
+    ("rollback-v4-unmanaged", "rollback"): {
+        "rollback.sessions.served-by-v4": (
+            "FAIL",
+            "session session-alpha: v4 does not manage panes %1 that v5 manages",
+        ),
+        "rollback.v4.list-panes": ("FAIL", "pane %1 (session-alpha): presence v5='managed'"),
+    },
+    ("v4-restarted", "rollback"): {
+        "rollback.sessions.served-by-v4": ("INCONCLUSIVE", "the sessions on v4 not judged: v4"),
+        "rollback.v4.list-panes": ("INCONCLUSIVE", "v4 list_panes not judged: v4"),
+    },
     ("v4-sessions-remaining", "cutover"): {
         "cutover.migrate.v4-sessions-restarted": V4_LEFT,
         "cutover.verify.zero-v4-sessions": V4_LEFT,

@@ -79,7 +79,10 @@ from pytest_canarygate.agtmux.judgement import supervisor_ready
 from pytest_canarygate.agtmux.judgement import unresolved_escalates_in_window
 from pytest_canarygate.agtmux.judgement import window_coverage
 from pytest_canarygate.agtmux.judgement import window_end
+from pytest_canarygate.agtmux.judgement.fleet import panes_as_served
+from pytest_canarygate.agtmux.judgement.fleet import sessions_back_on
 from pytest_canarygate.agtmux.protocol import SIGNATURE_FIELDS
+from pytest_canarygate.agtmux.protocol import Record
 from pytest_canarygate.agtmux.protocol import agent_session_keys
 from pytest_canarygate.agtmux.protocol import agent_sessions
 from pytest_canarygate.agtmux.protocol import by_key
@@ -110,6 +113,7 @@ from pytest_canarygate.agtmux.settings import ParityConfig
 from pytest_canarygate.custody import CustodyView
 from pytest_canarygate.endpoints import parse_endpoint
 from pytest_canarygate.observation import DaemonView
+from pytest_canarygate.verdicts import Verdict
 
 __all__ = [
     "SIGNATURE_FIELDS",
@@ -127,11 +131,13 @@ __all__ = [
     "LogEvent",
     "ObservedView",
     "ParityConfig",
+    "Record",
     "RuntimeSelector",
     "Severity",
     "SnapshotMetadata",
     "SupervisorStatus",
     "Unobservable",
+    "Verdict",
     "agent_session_keys",
     "agent_sessions",
     "alerts_from",
@@ -180,6 +186,7 @@ __all__ = [
     "no_v4_sessions",
     "one_of",
     "panes",
+    "panes_as_served",
     "panes_of_session",
     "parse_endpoint",
     "periodic_snapshot_fresh",
@@ -195,6 +202,7 @@ __all__ = [
     "selector_switchable",
     "selector_writable",
     "served_counts",
+    "sessions_back_on",
     "sessions_of",
     "sessions_served_by",
     "signature_problems",

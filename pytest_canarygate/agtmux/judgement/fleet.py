@@ -635,3 +635,112 @@ def archive_past_decommission(
         f"{format_time(decommissioned_by)})"
     )
     return _judgement(Verdict.PASS, message, (m,), **numbers)
+
+
+# --- rollback: v5's sessions back on v4 ---------------------------------------------------
+
+#: The fields of a pane that say what it is and where (daemon facts 2.1): after a rollback v4
+#: must serve each pane v5 served with these unchanged. Activity, evidence and titles follow
+#: each daemon's own ticks and sources, so they are not compared.
+ROLLBACK_PANE_FIELDS = ("presence", "provider", "session_id", "session_name", "window_id")
+
+
+def _served_sessions(panes: Sequence[Pane]) -> dict[str, list[Pane]]:
+    """The named tmux sessions in which a daemon manages panes: name -> its managed panes."""
+    return {name: managed(ps) for name, ps in sessions_by_name(panes).items() if managed(ps)}
+
+
+def sessions_back_on(
+    source: Sequence[Pane], target: Sequence[Pane], *, src: str = "v5", dst: str = "v4"
+) -> Judgement:
+    """RB-2: every tmux session ``src`` served (manages panes in) is on ``dst``, and every
+    pane ``src`` manages there is managed by ``dst`` too (by pane id)."""
+    served = _served_sessions(source)
+    on_target = sessions_by_name(target)
+    by_id = {str(p.get("pane_id")): p for p in target}
+    problems = []
+    for name, session_panes in sorted(served.items()):
+        if name not in on_target:
+            problems.append(
+                f"session {name} is not on {dst} ({src} manages {len(session_panes)} panes in it)"
+            )
+            continue
+        missing = [str(p["pane_id"]) for p in session_panes if str(p["pane_id"]) not in by_id]
+        unmanaged = [
+            str(p["pane_id"])
+            for p in session_panes
+            if str(p["pane_id"]) in by_id and by_id[str(p["pane_id"])].get("presence") != "managed"
+        ]
+        if unmanaged:
+            problems.append(
+                f"session {name}: {dst} does not manage panes {', '.join(unmanaged)} that {src} "
+                "manages"
+            )
+        if missing:
+            problems.append(f"session {name}: panes {', '.join(missing)} are not on {dst}")
+    numbers = {
+        f"{src}_sessions": sorted(served),
+        f"{dst}_sessions": sorted(on_target),
+        "problems": len(problems),
+    }
+    if problems:
+        return _judgement(
+            Verdict.FAIL,
+            f"{len(problems)} problem(s) in the {len(served)} sessions {src} served, not served "
+            f"by {dst}: " + "; ".join(problems),
+            **numbers,
+        )
+    if not served:
+        return _judgement(
+            Verdict.INCONCLUSIVE,
+            f"{src} manages no pane in any named tmux session: what was on it is not shown",
+            **numbers,
+        )
+    shown = ", ".join(f"{n} ({len(ps)} panes)" for n, ps in sorted(served.items()))
+    return _judgement(
+        Verdict.PASS,
+        f"every session {src} served is served by {dst} with its panes managed: {shown}",
+        **numbers,
+    )
+
+
+def panes_as_served(
+    source: Sequence[Pane], target: Sequence[Pane], *, src: str = "v5", dst: str = "v4"
+) -> Judgement:
+    """RB-3a "list_panes returns expected data": for every pane ``src`` manages in a named
+    tmux session, ``dst`` lists the same pane id with the same :data:`ROLLBACK_PANE_FIELDS`."""
+    expected = [p for ps in _served_sessions(source).values() for p in ps]
+    by_id = {str(p.get("pane_id")): p for p in target}
+    problems = []
+    for pane in sorted(expected, key=lambda p: str(p["pane_id"])):
+        pane_id = str(pane["pane_id"])
+        where = f"pane {pane_id} ({pane.get('session_name')})"
+        found = by_id.get(pane_id)
+        if found is None:
+            problems.append(f"{where}: not in {dst} list_panes")
+            continue
+        for name in ROLLBACK_PANE_FIELDS:
+            if found.get(name) != pane.get(name):
+                problems.append(
+                    f"{where}: {name} {src}={pane.get(name)!r} {dst}={found.get(name)!r}"
+                )
+    numbers = {"expected_panes": len(expected), "problems": len(problems)}
+    if problems:
+        return _judgement(
+            Verdict.FAIL,
+            f"{dst} list_panes differs from what {src} served at the rollback in "
+            f"{len(problems)} place(s): " + "; ".join(problems),
+            **numbers,
+        )
+    if not expected:
+        return _judgement(
+            Verdict.INCONCLUSIVE,
+            f"{src} manages no pane in any named tmux session: no expected data to compare",
+            **numbers,
+        )
+    return _judgement(
+        Verdict.PASS,
+        f"{dst} list_panes serves all {len(expected)} panes {src} managed, same "
+        f"{', '.join(ROLLBACK_PANE_FIELDS)}",
+        **numbers,
+    )
