@@ -196,6 +196,8 @@ def v4_binary_retained(
     first_stopped = first_seen_stopped(sightings, last.at if last else None)
     if last is None:
         seen = "no archived run of this phase saw v4 running"
+    elif last.version is None:
+        seen = f"the last archived run that saw it running, {last.bundle}, read no version"
     else:
         seen = f"recorded by {last.bundle} at {last.at.isoformat()}"
     return archive_past_decommission(
