@@ -458,7 +458,7 @@ class FleetPool:
             if cached_phase == phase and time.monotonic() - born < self.max_age:
                 return fleet
             fleet.stop()
-        fleet = start_fleet("healthy", phase=phase)
+        fleet = start_fleet("healthy", phase=phase, stopped=())  # v4 runs, even at cutover
         self.local.cached = (phase, time.monotonic(), fleet)
         with self.lock:
             self.fleets.append(fleet)

@@ -12,6 +12,7 @@ gate; user reports and the incident report are human attestations (pending).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 
 from pytest_canarygate.agtmux.gate_api import SLO_LOG_KINDS
@@ -19,14 +20,15 @@ from pytest_canarygate.agtmux.gate_api import AgtmuxSettings
 from pytest_canarygate.agtmux.gate_api import AlertEntry
 from pytest_canarygate.agtmux.gate_api import CursorStats
 from pytest_canarygate.agtmux.gate_api import CustodyView
-from pytest_canarygate.agtmux.gate_api import GateFailed
 from pytest_canarygate.agtmux.gate_api import Inconclusive
 from pytest_canarygate.agtmux.gate_api import Judgement
 from pytest_canarygate.agtmux.gate_api import LogEvent
 from pytest_canarygate.agtmux.gate_api import ObservedView
+from pytest_canarygate.agtmux.gate_api import Record
 from pytest_canarygate.agtmux.gate_api import RuntimeSelector
 from pytest_canarygate.agtmux.gate_api import SupervisorStatus
 from pytest_canarygate.agtmux.gate_api import Unobservable
+from pytest_canarygate.agtmux.gate_api import Verdict
 from pytest_canarygate.agtmux.gate_api import attempt
 from pytest_canarygate.agtmux.gate_api import combine
 from pytest_canarygate.agtmux.gate_api import conclude
@@ -51,8 +53,10 @@ from pytest_canarygate.agtmux.gate_api import monitoring_window
 from pytest_canarygate.agtmux.gate_api import no_events_in_window
 from pytest_canarygate.agtmux.gate_api import one_of
 from pytest_canarygate.agtmux.gate_api import panes
+from pytest_canarygate.agtmux.gate_api import panes_as_served
+from pytest_canarygate.agtmux.gate_api import ready
 from pytest_canarygate.agtmux.gate_api import selector_matches_phase
-from pytest_canarygate.agtmux.gate_api import sessions_served_by
+from pytest_canarygate.agtmux.gate_api import sessions_back_on
 from pytest_canarygate.agtmux.gate_api import signature_problems
 from pytest_canarygate.agtmux.gate_api import snapshot_recorded
 from pytest_canarygate.agtmux.gate_api import window_coverage
@@ -65,23 +69,47 @@ def test_runtime_selector_switched_back_to_v4(canarygate_observed: ObservedView)
     conclude(canarygate_observed, "selector", selector_matches_phase(selector, "rollback"))
 
 
+def _v4_serving_what_v5_served(
+    observed: ObservedView, what: str, judge: Callable[[list[Record], list[Record]], Judgement]
+) -> Judgement:
+    """``judge(v5 panes, v4 panes)`` once v4 is ready: before its first tick its answers are
+    empty whatever it serves (daemon facts 13), so comparing them would prove nothing."""
+    readiness = attempt(lambda: ready(observed, "v4"))
+    if not readiness.passed:
+        return Judgement(
+            verdict=readiness.verdict,
+            message=f"{what} not judged: {readiness.message} (its answers before its first tick "
+            "are empty whatever it serves)",
+        )
+    return judge(panes(observed.daemon("v5")), panes(observed.daemon("v4")))
+
+
 @gate("rollback.sessions.served-by-v4")
 def test_affected_sessions_reconnected_to_v4(canarygate_observed: ObservedView) -> None:
-    judged = sessions_served_by(
-        panes(canarygate_observed.daemon("v5")), panes(canarygate_observed.daemon("v4"))
+    judged = _v4_serving_what_v5_served(
+        canarygate_observed, "the sessions on v4", lambda v5, v4: sessions_back_on(v5, v4)
     )
     conclude(canarygate_observed, "sessions", judged)
 
 
 @gate("rollback.v4.list-panes")
 def test_v4_list_panes_returns_expected_data(canarygate_observed: ObservedView) -> None:
-    v4_panes = panes(canarygate_observed.daemon("v4"))
-    problems = [f"v4 pane {p['pane_id']}: {x}" for p in v4_panes for x in signature_problems(p)]
-    canarygate_observed.note("v4 list_panes problems", problems)
-    if not v4_panes:
-        raise GateFailed("v4 list_panes returned no pane: it is not serving the fleet")
-    if problems:
-        raise GateFailed(failure_message("v4 list_panes returned malformed panes", problems))
+    def judge(v5: list[Record], v4: list[Record]) -> Judgement:
+        problems = [f"v4 pane {p['pane_id']}: {x}" for p in v4 for x in signature_problems(p)]
+        canarygate_observed.note("v4 list_panes problems", problems)
+        well_formed = Judgement(
+            verdict=Verdict.FAIL if problems else Verdict.PASS,
+            message=failure_message("v4 list_panes returned malformed panes", problems)
+            if problems
+            else f"all {len(v4)} v4 panes well-formed",
+        )
+        return combine(
+            "v4 list_panes does not return the expected data",
+            {"as v5 served": panes_as_served(v5, v4), "well-formed": well_formed},
+        )
+
+    judged = _v4_serving_what_v5_served(canarygate_observed, "v4 list_panes", judge)
+    conclude(canarygate_observed, "list_panes", judged)
 
 
 @gate("rollback.v4.sources-active")

@@ -53,6 +53,11 @@ Params: TypeAlias = Mapping[str, Any] | list[Any] | None
 
 EXCERPT_CHARS = 200
 """How much of a bad reply an error message quotes."""
+#: How a connect that found nothing listening begins its reason: no socket file at the path, or
+#: a socket file nobody accepts on. Both say the daemon is not running there (read-only: the
+#: connect changes nothing), unlike a timeout or a refused peer.
+NO_SOCKET = "no socket at"
+NOT_LISTENING = "connection refused at"
 
 _CHUNK = 64 * 1024
 _SEND_FLAGS = getattr(socket, "MSG_NOSIGNAL", 0)
@@ -256,13 +261,13 @@ class RpcClient:
                 self._connect_timed_out(method)
             except FileNotFoundError:
                 sock.close()
-                raise TransportError(self.endpoint.uri, method, f"no socket at {path}") from None
+                raise TransportError(self.endpoint.uri, method, f"{NO_SOCKET} {path}") from None
             except ConnectionRefusedError:
                 sock.close()
                 raise TransportError(
                     self.endpoint.uri,
                     method,
-                    f"connection refused at {path} (a stale socket file: no daemon is listening)",
+                    f"{NOT_LISTENING} {path} (a stale socket file: no daemon is listening)",
                 ) from None
             except OSError as exc:
                 sock.close()

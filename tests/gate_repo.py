@@ -119,6 +119,12 @@ NO_ARCHIVE_INCONCLUSIVE = frozenset(
         "cutover.checklist.gradual-signed",
         "cutover.checklist.on-call-briefed",
         "cutover.checklist.restore-evidence-retained",
+        # v4 decommissioned at cutover: its sessions when it stopped and its version are known
+        # only from the archived runs that saw it running
+        "cutover.migrate.v4-sessions-restarted",
+        "cutover.verify.zero-v4-sessions",
+        "cutover.exit.zero-v4-sessions",
+        "cutover.exit.v4-binary-retained",
         "rollback.post.incident-evidence",
     }
 )

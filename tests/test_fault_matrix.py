@@ -120,7 +120,7 @@ def relayed_fleet() -> Iterator[Any]:
         faults: Mapping[str, Mapping[str, FaultSpec]] | None = None,
         endpoint_faults: Mapping[str, str] | None = None,
     ) -> Relayed:
-        fleet = start_fleet("healthy", phase=phase)
+        fleet = start_fleet("healthy", phase=phase, stopped=())  # v4 runs, even at cutover
         started.append(fleet)
         relays = {}
         for name in ("v4", "v5"):

@@ -240,6 +240,9 @@ class Fleet:
     failed_second: dict[tuple[str, str], str] = field(default_factory=dict)
     #: what the archive held (custody.json); None: a healthy chain (:func:`healthy_custody`)
     custody: Custody | None = None
+    #: daemons not running (decommissioned): no socket at their endpoint; setting one of
+    #: their answers (:func:`calls`, :func:`started`) starts them again
+    stopped: set[str] = field(default_factory=set)
 
     @classmethod
     def healthy(cls, phase: str = "alpha") -> Fleet:
@@ -274,6 +277,8 @@ class Fleet:
                 "list_source_registry": [{"source_id": "ext-hooks", "lifecycle": "active"}],
             }
         fleet.calls["v4"]["daemon.info"]["pid"] = 4020
+        if phase == "cutover":  # drained, then decommissioned (runbook Phase 4 step 4)
+            fleet.stopped.add("v4")
         fleet.evidence = {
             "snapshots": (
                 (
@@ -337,10 +342,11 @@ class Fleet:
                         "agtmux-v4",
                         "ab" * 32,
                         NOW_MS - 2 * DAY,
-                        NOW_MS + 28 * DAY,
+                        NOW_MS + 31 * DAY,  # 30 days past a decommission as late as now
                         True,
                         "ab" * 32,
                         4096,
+                        "0.0.4",
                     ),
                 ),
                 None,
@@ -400,6 +406,9 @@ class Fleet:
                 readings = 2 if method in READ_TWICE else 1
                 for reading in range(1, readings + 1):
                     error = self.failed_calls.get((name, method))
+                    if name in self.stopped:
+                        path = ENDPOINTS[name].removeprefix("unix://")
+                        error = f"{ENDPOINTS[name]} {method}: no socket at {path}"
                     answer = result
                     if method == "daemon.info" and reading == 2 and self.restarted_mid_run:
                         answer = {**result, "nonce": f"9-{int(NOW.timestamp()) * 10**9}"}
@@ -417,7 +426,11 @@ class Fleet:
                             1.0,
                             result=None if error else answer,
                             error=error,
-                            error_kind="not-served" if error else None,
+                            error_kind=(
+                                ("transport" if name in self.stopped else "not-served")
+                                if error
+                                else None
+                            ),
                         )
                     )
             daemons[name] = DaemonObservation(name, ENDPOINTS[name], calls)
@@ -474,7 +487,7 @@ def healthy_custody(phase: str) -> Custody:
             "digest": "d" * 64,
         }
 
-    return Custody(
+    custody = Custody(
         phase=phase,
         requires=CATALOG.requires.get(phase),
         relies_on=[
@@ -515,6 +528,10 @@ def healthy_custody(phase: str) -> Custody:
         # the canary exactly as long as the runbook's 48h (its alert window stays 48h)
         soak=healthy_soak(timedelta(hours=48) if phase == "canary" else timedelta(days=8)),
     )
+    if phase == "cutover":  # every archived run saw v4 running, ready and empty
+        for run in custody.soak["runs"]:
+            run["facts"] = {"v4": {"state": "answering", "empty": True, "version": "0.0.4"}}
+    return custody
 
 
 def healthy_soak(
@@ -587,12 +604,27 @@ Change = Callable[[Fleet], object]
 
 
 def calls(daemon: str, method: str, result: Any) -> Change:
-    return lambda f: f.calls[daemon].__setitem__(method, result)
+    """The daemon answers ``method`` with ``result`` (a stopped daemon runs again)."""
+    return lambda f: (f.stopped.discard(daemon), f.calls[daemon].__setitem__(method, result))
 
 
 def started(daemon: str, ago: timedelta) -> Change:
     start_ns = int((NOW - ago).timestamp()) * 10**9
-    return lambda f: f.calls[daemon]["daemon.info"].__setitem__("nonce", f"77-{start_ns}")
+    return lambda f: (
+        f.stopped.discard(daemon),
+        f.calls[daemon]["daemon.info"].__setitem__("nonce", f"77-{start_ns}"),
+    )
+
+
+def v4_sighted(fact: dict[str, Any] | None) -> Change:
+    """Every archived run of the phase saw v4 as ``fact`` says (None: recorded nothing)."""
+
+    def change(f: Fleet) -> None:
+        f.custody = healthy_custody(f.phase)
+        for run in f.custody.soak["runs"]:
+            run["facts"] = {} if fact is None else {"v4": fact}
+
+    return change
 
 
 def snapshots(*snaps: SnapshotMetadata) -> Change:
@@ -861,6 +893,29 @@ CASES: list[tuple[str, str, Change, Verdict, str]] = [
         for gate_id in ("cutover.migrate.v4-sessions-restarted",
                         "cutover.verify.zero-v4-sessions", "cutover.exit.zero-v4-sessions")
     ],
+    # v4 decommissioned: zero sessions only after the last run that saw it running found it empty
+    *[
+        (gate_id, "cutover", v4_sighted(None), Verdict.INCONCLUSIVE,
+         "but no archived run of the cutover phase observed it running")
+        for gate_id in ("cutover.migrate.v4-sessions-restarted",
+                        "cutover.verify.zero-v4-sessions", "cutover.exit.zero-v4-sessions")
+    ],
+    ("cutover.exit.zero-v4-sessions", "cutover",
+     v4_sighted({"state": "answering", "empty": False, "version": "0.0.4"}), Verdict.INCONCLUSIVE,
+     "v4 is decommissioned (unix:///run/cg/v4/agtmuxd.sock daemon.info: no socket at"),
+    ("cutover.decommission.v4-binary-archived", "cutover", calls("v4", "list_panes", []),
+     Verdict.FAIL, "v4 is not decommissioned: it still answers (unix:///run/cg/v4/agtmuxd.sock: "
+     "daemon.info pid 4020, version 0.0.4)"),
+    ("cutover.exit.v4-binary-retained", "cutover", lambda f: f.one("archive_manifest",
+                                                                   version="0.0.3"),
+     Verdict.FAIL, "is version 0.0.3, but the v4 that ran was 0.0.4 (recorded by run-47"),
+    ("cutover.exit.v4-binary-retained", "cutover",
+     lambda f: f.one("archive_manifest", retain_until_ms=NOW_MS + 29 * DAY), Verdict.FAIL,
+     "less than 30d past the decommission (after 2026-11-26T08:00Z, when v4 was last seen"),
+    ("cutover.exit.v4-binary-retained", "cutover", v4_sighted(None), Verdict.INCONCLUSIVE,
+     "the version of the v4 that ran is not recorded"),
+    ("cutover.exit.v4-binary-retained", "cutover", calls("v4", "list_panes", []),
+     Verdict.INCONCLUSIVE, "v4 is not decommissioned yet, so 30d past its decommission"),
     ("cutover.final-snapshot", "cutover", snapshots(periodic(20 * MIN)), Verdict.FAIL, "TooOld"),
     ("cutover.decommission.v4-binary-archived", "cutover",
      lambda f: f.one("archive_manifest", present=False, actual_sha256=None), Verdict.FAIL,
@@ -888,11 +943,18 @@ CASES: list[tuple[str, str, Change, Verdict, str]] = [
      lambda f: f.one("runtime_selector", v5_enabled=True), Verdict.FAIL,
      "selector wrong for rollback"),
     ("rollback.sessions.served-by-v4", "rollback", calls("v4", "list_panes", STALE_V4),
-     Verdict.FAIL, "1 of 3 sessions seen on v5 not served by v4: session session-gamma is not"),
+     Verdict.FAIL, "session session-gamma is not on v4 (v5 manages 1 panes in it)"),
     ("rollback.sessions.served-by-v4", "rollback", calls("v4", "list_panes", UNMANAGED),
-     Verdict.FAIL, "session session-alpha: v5 manages 1 panes, v4 none"),
+     Verdict.FAIL, "session session-alpha: v4 does not manage panes %1 that v5 manages"),
+    ("rollback.sessions.served-by-v4", "rollback", calls("v4", "latency_status", NOT_STARTED),
+     Verdict.INCONCLUSIVE, "the sessions on v4 not judged: v4 not ready"),
     ("rollback.v4.list-panes", "rollback", calls("v4", "list_panes", []), Verdict.FAIL,
-     "v4 list_panes returned no pane"),
+     "v4 list_panes differs from what v5 served at the rollback in 3 place(s): pane %1 "
+     "(session-alpha): not in v4 list_panes"),
+    ("rollback.v4.list-panes", "rollback", calls("v4", "list_panes", STALE_V4), Verdict.FAIL,
+     "pane %4 (session-gamma): session_name v5='session-gamma' v4=None"),
+    ("rollback.v4.list-panes", "rollback", calls("v4", "latency_status", NOT_STARTED),
+     Verdict.INCONCLUSIVE, "v4 list_panes not judged: v4 not ready"),
     ("rollback.v4.list-panes", "rollback",
      calls("v4", "list_panes", [pane("%1", "s", signature_confidence=2.0)]), Verdict.FAIL,
      "v4 pane %1: signature_confidence 2.0 outside 0.0-1.0"),

@@ -265,8 +265,9 @@ def test_v4_binary_archive(canary: SimFleet) -> None:
     manifest = json.loads(manifest_path.read_text())
     binary = (manifest_path.parent / manifest["binary"]).read_bytes()
     assert manifest["sha256"] == hashlib.sha256(binary).hexdigest()
-    assert manifest["retain_until_ms"] - manifest["archived_at_ms"] == 30 * DAY_MS
+    assert manifest["retain_until_ms"] - manifest["archived_at_ms"] == 32 * DAY_MS
     assert manifest["archived_at_ms"] == canary.anchor_ms - DAY_MS
+    assert manifest["version"] == "0.0.4"  # the v4 daemon's, unless the scenario says otherwise
     if "archive" in INTERFACES:  # the provider kind, where it exists
         provider: Any = make_provider("archive", canary.evidence["archive"])
         assert provider.archive_manifest().one().intact
@@ -553,7 +554,7 @@ def test_selector_follows_the_phase(phase: str | None, selector: tuple[Any, ...]
 
 
 def test_cutover_drains_v4() -> None:
-    with start_fleet("healthy", phase="cutover") as fleet:
+    with start_fleet("healthy", phase="cutover", stopped=()) as fleet:
         v4, v5 = fleet.socket_path("v4"), fleet.socket_path("v5")
         assert result(v4, "list_sessions") == []
         panes = result(v4, "list_panes")

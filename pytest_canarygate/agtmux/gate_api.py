@@ -12,6 +12,10 @@ from pytest_canarygate import Inconclusive
 from pytest_canarygate import ObservedView
 from pytest_canarygate import Unobservable
 from pytest_canarygate import gate
+from pytest_canarygate.agtmux.decommission import v4_binary_retained
+from pytest_canarygate.agtmux.decommission import v4_decommissioned
+from pytest_canarygate.agtmux.decommission import v4_sessions_gone
+from pytest_canarygate.agtmux.decommission import v5_only_for
 from pytest_canarygate.agtmux.gate_support import alerts_from
 from pytest_canarygate.agtmux.gate_support import archive_judgement
 from pytest_canarygate.agtmux.gate_support import attempt
@@ -78,6 +82,8 @@ from pytest_canarygate.agtmux.judgement import unresolved_escalates_in_window
 from pytest_canarygate.agtmux.judgement import v4_sessions_continue
 from pytest_canarygate.agtmux.judgement import window_coverage
 from pytest_canarygate.agtmux.judgement import window_end
+from pytest_canarygate.agtmux.judgement.fleet import panes_as_served
+from pytest_canarygate.agtmux.judgement.fleet import sessions_back_on
 from pytest_canarygate.agtmux.pack import NO_TMUX_SESSION
 from pytest_canarygate.agtmux.protocol import SIGNATURE_FIELDS
 from pytest_canarygate.agtmux.protocol import Difference
@@ -112,6 +118,7 @@ from pytest_canarygate.agtmux.settings import ParityConfig
 from pytest_canarygate.custody import CustodyView
 from pytest_canarygate.endpoints import parse_endpoint
 from pytest_canarygate.observation import DaemonView
+from pytest_canarygate.verdicts import Verdict
 
 __all__ = [
     "NO_TMUX_SESSION",
@@ -137,6 +144,7 @@ __all__ = [
     "SnapshotMetadata",
     "SupervisorStatus",
     "Unobservable",
+    "Verdict",
     "active_session_keys",
     "agent_session_keys",
     "agent_sessions",
@@ -185,6 +193,7 @@ __all__ = [
     "no_v4_sessions",
     "one_of",
     "panes",
+    "panes_as_served",
     "panes_of_session",
     "parity_in_readings",
     "parse_endpoint",
@@ -201,6 +210,7 @@ __all__ = [
     "selector_matches_phase",
     "selector_switchable",
     "selector_writable",
+    "sessions_back_on",
     "sessions_of",
     "sessions_served_by",
     "signature_problems",
@@ -213,9 +223,13 @@ __all__ = [
     "supervisor_ready",
     "time_in_phase",
     "unresolved_escalates_in_window",
+    "v4_binary_retained",
+    "v4_decommissioned",
     "v4_drained_for",
     "v4_sessions_continue",
+    "v4_sessions_gone",
     "v4_takes_canary_back",
+    "v5_only_for",
     "v5_snapshot_possible",
     "window_coverage",
     "window_end",

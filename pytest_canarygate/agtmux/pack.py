@@ -136,7 +136,9 @@ def _check_scenario(scenario: str) -> None:
 
 def run_facts(observation: Any) -> dict[str, Any]:
     """The canary sessions the runtime selector named in this run (None: not read), kept in
-    the statement so that the canary's expansion can be judged from the archive."""
+    the statement so that the canary's expansion can be judged from the archive; and what the
+    run saw of v4 (running and empty, stopped, its version), so that cutover can be judged
+    once v4 is decommissioned."""
     reading = observation.evidence.get("runtime_selector")
     sessions = None
     if reading is not None and reading.ok:
@@ -146,7 +148,10 @@ def run_facts(observation: Any) -> dict[str, Any]:
             found = ()
         if len(found) == 1 and isinstance(found[0], records.RuntimeSelector):
             sessions = sorted(found[0].v5_canary_sessions)
-    return {"canary_sessions": sessions}
+    from pytest_canarygate.agtmux.decommission import FACTS_KEY
+    from pytest_canarygate.agtmux.decommission import run_facts_v4
+
+    return {"canary_sessions": sessions, FACTS_KEY: run_facts_v4(observation)}
 
 
 def title_values(pack_settings: Any) -> dict[str, str]:

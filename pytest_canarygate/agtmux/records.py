@@ -788,6 +788,9 @@ class ArchiveManifest:
     present: bool = False
     actual_sha256: str | None = None
     size_bytes: int | None = None
+    #: the archived binary's version (``daemon.info`` version of the v4 it ran as); None when
+    #: the manifest does not say (older manifests)
+    version: str | None = None
 
     @property
     def archived_at(self) -> datetime:
@@ -806,8 +809,9 @@ class ArchiveManifest:
 
 
 def parse_archive_manifest(value: object, key: str = "") -> ArchiveManifest:
-    """Validate a manifest ``{binary, sha256, archived_at_ms, retain_until_ms}``; ``binary`` is
-    a plain file name (it must sit beside the manifest), ``sha256`` 64 hex digits."""
+    """Validate a manifest ``{binary, sha256, archived_at_ms, retain_until_ms}`` and the optional
+    ``version``; ``binary`` is a plain file name (it must sit beside the manifest), ``sha256`` 64
+    hex digits, ``version`` a non-empty string."""
     f = _Fields(value, key)
     binary = f.text("binary")
     if not binary or "/" in binary or "\\" in binary or binary in (".", ".."):
@@ -820,7 +824,10 @@ def parse_archive_manifest(value: object, key: str = "") -> ArchiveManifest:
         sha256=digest,
         archived_at_ms=f.integer("archived_at_ms"),
         retain_until_ms=f.integer("retain_until_ms"),
+        version=f.opt_text("version"),
     )
+    if manifest.version is not None and not manifest.version.strip():
+        raise _bad(_join(key, "version"), "a non-empty version", manifest.version)
     if manifest.retain_until_ms < manifest.archived_at_ms:
         raise RecordError(_join(key, "retain_until_ms"), "earlier than archived_at_ms")
     return manifest

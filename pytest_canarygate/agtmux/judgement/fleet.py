@@ -10,6 +10,7 @@ from collections.abc import Collection
 from collections.abc import Iterable
 from collections.abc import Mapping
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from datetime import timedelta
 
@@ -591,4 +592,296 @@ def parity_in_readings(
         return _judgement(Verdict.INCONCLUSIVE, failure_message(headline, flapping), **numbers)
     return _judgement(
         Verdict.PASS, f"{what}: v4 and v5 agree in all {n} readings ({compared}{kept})", **numbers
+    )
+
+
+# --- v4 decommissioned (Phase 4) ----------------------------------------------------------
+
+#: What one observation found at a daemon's endpoint: it answered, nothing runs there (no
+#: socket, or a socket nobody listens on), or it could not be told (a timeout, an untrusted
+#: socket, a broken answer).
+ANSWERING, STOPPED, UNREADABLE = "answering", "stopped", "unreadable"
+DAEMON_STATES = (ANSWERING, STOPPED, UNREADABLE)
+
+
+@dataclass(frozen=True)
+class Sighting:
+    """What one archived run of the phase saw of v4 (its statement's ``facts``): ``state``
+    one of :data:`DAEMON_STATES`; ``empty`` True when it was ready with no agent session and
+    no managed pane (None: not judged); its ``daemon.info`` version when it answered."""
+
+    bundle: str
+    at: datetime
+    state: str
+    empty: bool | None = None
+    version: str | None = None
+
+
+def daemon_stopped(state: str, detail: str, *, who: str = "v4") -> Judgement:
+    """``who`` is stopped: nothing runs at its endpoint (``state`` :data:`STOPPED`); one that
+    answered FAILs (it is not decommissioned); one that could not be told is UNOBSERVABLE.
+    ``detail`` says what the observation found there."""
+    numbers = {"state": state}
+    if state == STOPPED:
+        return _judgement(Verdict.PASS, f"{who} is stopped: {detail}", **numbers)
+    if state == ANSWERING:
+        return _judgement(
+            Verdict.FAIL, f"{who} is not decommissioned: it still answers ({detail})", **numbers
+        )
+    return _judgement(
+        Verdict.UNOBSERVABLE,
+        f"whether {who} is stopped cannot be told (neither no socket nor a refused connection "
+        f"at its endpoint): {detail}",
+        **numbers,
+    )
+
+
+def last_seen_running(sightings: Sequence[Sighting]) -> Sighting | None:
+    """The newest sighting in which the daemon was not found stopped (None: never so seen)."""
+    running = [s for s in sightings if s.state != STOPPED]
+    return max(running, key=lambda s: s.at) if running else None
+
+
+def first_seen_stopped(sightings: Sequence[Sighting], after: datetime | None) -> Sighting | None:
+    """The oldest sighting of the daemon stopped after ``after`` (any, when None)."""
+    stopped = [s for s in sightings if s.state == STOPPED and (after is None or s.at > after)]
+    return min(stopped, key=lambda s: s.at) if stopped else None
+
+
+def zero_sessions_decommissioned(
+    detail: str, sightings: Sequence[Sighting], *, who: str = "v4", phase: str = "cutover"
+) -> Judgement:
+    """Zero ``who`` sessions because ``who`` is decommissioned (``detail``: what its endpoint
+    showed now), after the last observation of it running showed it empty. That observation
+    is the newest archived run of the phase that did not find it stopped; it must have found
+    it answering, ready and empty. None, or one that found sessions or could not read it,
+    leaves the sessions it held when it stopped unknown: INCONCLUSIVE."""
+    last = last_seen_running(sightings)
+    numbers: dict[str, object] = {"sightings": len(sightings)}
+    if last is not None:
+        numbers |= {"last_running_bundle": last.bundle, "last_running_at": last.at.isoformat()}
+    gone = f"{who} is decommissioned ({detail})"
+    remedy = (
+        f"start {who} again and run the {phase} gates once to observe it empty, or waive the "
+        "gate with the reason"
+    )
+    if last is None:
+        message = (
+            f"{gone}, but no archived run of the {phase} phase observed it running: whether it "
+            f"held sessions when it stopped is not shown ({remedy})"
+        )
+        return _judgement(Verdict.INCONCLUSIVE, message, **numbers)
+    when = f"{last.bundle}, at {format_time(last.at)}"
+    if last.state == ANSWERING and last.empty is True:
+        message = (
+            f"zero {who} sessions: {gone}; the last observation of it running ({when}) showed "
+            "it ready with no agent session and no managed pane"
+        )
+        return _judgement(Verdict.PASS, message, **numbers)
+    seen = (
+        "could not read it"
+        if last.state != ANSWERING
+        else "found it serving sessions"
+        if last.empty is False
+        else "did not judge its sessions"
+    )
+    message = (
+        f"{gone}, but the last observation of it running ({when}) {seen}: whether its sessions "
+        f"were migrated before it stopped is not shown ({remedy})"
+    )
+    return _judgement(Verdict.INCONCLUSIVE, message, **numbers)
+
+
+def archive_past_decommission(
+    manifest: ArchiveManifest,
+    *,
+    ran_version: str | None,
+    ran_seen: str,
+    decommissioned_after: datetime | None,
+    decommissioned_by: datetime | None,
+    now: datetime,
+    retention: timedelta = timedelta(days=30),
+) -> Judgement:
+    """P4-X3: the archived v4 binary is present and intact, of the version the v4 that ran
+    reported (``ran_version``, seen as ``ran_seen`` says), and retained ``retention`` past
+    the decommission. The decommission happened after ``decommissioned_after`` (the last
+    observation of v4 running; None: unknown) and by ``decommissioned_by`` (the first that
+    found it stopped; None: v4 still runs). Retention ending before ``retention`` past the
+    earliest possible moment FAILs; past the latest, PASSes; in between, or with v4 still
+    running, INCONCLUSIVE."""
+    now = _aware(now, "now")
+    m = manifest
+    need = format_duration(retention)
+    numbers = {
+        "binary": m.binary,
+        "version": m.version,
+        "ran_version": ran_version,
+        "retain_until_ms": m.retain_until_ms,
+        "decommissioned_after": None
+        if decommissioned_after is None
+        else decommissioned_after.isoformat(),
+        "decommissioned_by": None if decommissioned_by is None else decommissioned_by.isoformat(),
+        "retention_s": retention.total_seconds(),
+    }
+    failed, unknown = [], []
+    if not m.present:
+        failed.append(f"binary {m.binary} is not beside its manifest (deleted?)")
+    elif m.actual_sha256 != m.sha256:
+        failed.append(
+            f"binary {m.binary} sha256 {m.actual_sha256} differs from the manifest's {m.sha256}"
+        )
+    if m.version is None:
+        unknown.append(f'the manifest of {m.binary} does not say its version (add "version")')
+    elif ran_version is None:
+        unknown.append(f"the version of the v4 that ran is not recorded ({ran_seen})")
+    elif m.version != ran_version:
+        failed.append(
+            f"binary {m.binary} is version {m.version}, but the v4 that ran was {ran_version} "
+            f"({ran_seen})"
+        )
+    until = format_time(m.retain_until)
+    if m.retain_until < now:
+        failed.append(f"retention ended {until}, before now")
+    elif decommissioned_by is None:
+        unknown.append(
+            f"v4 is not decommissioned yet, so {need} past its decommission is not fixed "
+            f"(retained until {until})"
+        )
+    elif decommissioned_after is not None and m.retain_until < decommissioned_after + retention:
+        failed.append(
+            f"retained until {until}, less than {need} past the decommission (after "
+            f"{format_time(decommissioned_after)}, when v4 was last seen running)"
+        )
+    elif m.retain_until < decommissioned_by + retention:
+        since = (
+            "" if decommissioned_after is None else f"after {format_time(decommissioned_after)} "
+        )
+        unknown.append(
+            f"retained until {until}: {need} past the decommission is shown only if v4 stopped "
+            f"{since}before {format_time(m.retain_until - retention)}, and it was first seen "
+            f"stopped at {format_time(decommissioned_by)}"
+        )
+    if failed:
+        return _judgement(
+            Verdict.FAIL, "v4 binary archive: " + "; ".join(failed + unknown), (m,), **numbers
+        )
+    if unknown:
+        return _judgement(
+            Verdict.INCONCLUSIVE, "v4 binary archive: " + "; ".join(unknown), (m,), **numbers
+        )
+    assert decommissioned_by is not None
+    message = (
+        f"v4 binary {m.binary} version {m.version} (the v4 that ran: {ran_seen}) intact, "
+        f"retained until {until}, >= {need} past the decommission (v4 first seen stopped "
+        f"{format_time(decommissioned_by)})"
+    )
+    return _judgement(Verdict.PASS, message, (m,), **numbers)
+
+
+# --- rollback: v5's sessions back on v4 ---------------------------------------------------
+
+#: The fields of a pane that say what it is and where (daemon facts 2.1): after a rollback v4
+#: must serve each pane v5 served with these unchanged. Activity, evidence and titles follow
+#: each daemon's own ticks and sources, so they are not compared.
+ROLLBACK_PANE_FIELDS = ("presence", "provider", "session_id", "session_name", "window_id")
+
+
+def _served_sessions(panes: Sequence[Pane]) -> dict[str, list[Pane]]:
+    """The named tmux sessions in which a daemon manages panes: name -> its managed panes."""
+    return {name: managed(ps) for name, ps in sessions_by_name(panes).items() if managed(ps)}
+
+
+def sessions_back_on(
+    source: Sequence[Pane], target: Sequence[Pane], *, src: str = "v5", dst: str = "v4"
+) -> Judgement:
+    """RB-2: every tmux session ``src`` served (manages panes in) is on ``dst``, and every
+    pane ``src`` manages there is managed by ``dst`` too (by pane id)."""
+    served = _served_sessions(source)
+    on_target = sessions_by_name(target)
+    by_id = {str(p.get("pane_id")): p for p in target}
+    problems = []
+    for name, session_panes in sorted(served.items()):
+        if name not in on_target:
+            problems.append(
+                f"session {name} is not on {dst} ({src} manages {len(session_panes)} panes in it)"
+            )
+            continue
+        missing = [str(p["pane_id"]) for p in session_panes if str(p["pane_id"]) not in by_id]
+        unmanaged = [
+            str(p["pane_id"])
+            for p in session_panes
+            if str(p["pane_id"]) in by_id and by_id[str(p["pane_id"])].get("presence") != "managed"
+        ]
+        if unmanaged:
+            problems.append(
+                f"session {name}: {dst} does not manage panes {', '.join(unmanaged)} that {src} "
+                "manages"
+            )
+        if missing:
+            problems.append(f"session {name}: panes {', '.join(missing)} are not on {dst}")
+    numbers = {
+        f"{src}_sessions": sorted(served),
+        f"{dst}_sessions": sorted(on_target),
+        "problems": len(problems),
+    }
+    if problems:
+        return _judgement(
+            Verdict.FAIL,
+            f"{len(problems)} problem(s) in the {len(served)} sessions {src} served, not served "
+            f"by {dst}: " + "; ".join(problems),
+            **numbers,
+        )
+    if not served:
+        return _judgement(
+            Verdict.INCONCLUSIVE,
+            f"{src} manages no pane in any named tmux session: what was on it is not shown",
+            **numbers,
+        )
+    shown = ", ".join(f"{n} ({len(ps)} panes)" for n, ps in sorted(served.items()))
+    return _judgement(
+        Verdict.PASS,
+        f"every session {src} served is served by {dst} with its panes managed: {shown}",
+        **numbers,
+    )
+
+
+def panes_as_served(
+    source: Sequence[Pane], target: Sequence[Pane], *, src: str = "v5", dst: str = "v4"
+) -> Judgement:
+    """RB-3a "list_panes returns expected data": for every pane ``src`` manages in a named
+    tmux session, ``dst`` lists the same pane id with the same :data:`ROLLBACK_PANE_FIELDS`."""
+    expected = [p for ps in _served_sessions(source).values() for p in ps]
+    by_id = {str(p.get("pane_id")): p for p in target}
+    problems = []
+    for pane in sorted(expected, key=lambda p: str(p["pane_id"])):
+        pane_id = str(pane["pane_id"])
+        where = f"pane {pane_id} ({pane.get('session_name')})"
+        found = by_id.get(pane_id)
+        if found is None:
+            problems.append(f"{where}: not in {dst} list_panes")
+            continue
+        for name in ROLLBACK_PANE_FIELDS:
+            if found.get(name) != pane.get(name):
+                problems.append(
+                    f"{where}: {name} {src}={pane.get(name)!r} {dst}={found.get(name)!r}"
+                )
+    numbers = {"expected_panes": len(expected), "problems": len(problems)}
+    if problems:
+        return _judgement(
+            Verdict.FAIL,
+            f"{dst} list_panes differs from what {src} served at the rollback in "
+            f"{len(problems)} place(s): " + "; ".join(problems),
+            **numbers,
+        )
+    if not expected:
+        return _judgement(
+            Verdict.INCONCLUSIVE,
+            f"{src} manages no pane in any named tmux session: no expected data to compare",
+            **numbers,
+        )
+    return _judgement(
+        Verdict.PASS,
+        f"{dst} list_panes serves all {len(expected)} panes {src} managed, same "
+        f"{', '.join(ROLLBACK_PANE_FIELDS)}",
+        **numbers,
     )

@@ -197,6 +197,7 @@ def _write_archive(directory: Path, model: OpsModel, v4_version: str) -> Path:
         "sha256": hashlib.sha256(data).hexdigest(),
         "archived_at_ms": archived_at,
         "retain_until_ms": archived_at + model.spec.archive.retention_ms,
+        "version": model.spec.archive.version or v4_version,
     }
     _write_json(directory / MANIFEST, manifest)
     return directory / MANIFEST

@@ -122,6 +122,9 @@ class SimFleet:
         default_factory=list, init=False, repr=False, compare=False
     )
     _stopped: bool = field(default=False, init=False, repr=False, compare=False)
+    _stopped_names: list[str] = field(  # daemons left stopped (no process, no socket)
+        default_factory=list, init=False, repr=False, compare=False
+    )
 
     def socket_path(self, name: str) -> Path:
         """The socket path of daemon ``name``."""
@@ -153,6 +156,8 @@ class SimFleet:
             if _is_socket(path) and not _is_served(path):  # a SIGKILLed daemon leaves it behind
                 path.unlink(missing_ok=True)
             (self.socket_dir / name / LOG_NAME).unlink(missing_ok=True)
+            (self.socket_dir / name / SIMULATOR_MARKER).unlink(missing_ok=True)
+        for name in self._stopped_names:
             (self.socket_dir / name / SIMULATOR_MARKER).unlink(missing_ok=True)
         if self._http is not None:
             (self.socket_dir / HTTP_LOG_NAME).unlink(missing_ok=True)
@@ -186,6 +191,15 @@ class SimFleet:
         self._procs[name] = proc
         self.pids[name] = proc.pid
         self.endpoints[name] = f"unix://{sock}"
+
+    def _leave_stopped(self, name: str) -> None:
+        """Daemon ``name`` is not running (decommissioned): its folder and the simulator's
+        marker are there, its socket is not, so whoever reads its endpoint finds no socket."""
+        directory = self.socket_dir / name
+        self._created.extend(_make_dirs(directory))
+        (directory / SIMULATOR_MARKER).write_text("simulated agtmux daemon: never a sign-off\n")
+        self.endpoints[name] = f"unix://{directory / SOCKET_NAME}"
+        self._stopped_names.append(name)
 
     def _publish(
         self, model: OpsModel, scenario: Scenario, child_args: Sequence[str], timeout: float
@@ -279,6 +293,7 @@ def start_fleet(
     ready_timeout: float = 10.0,
     phase: str | None = None,
     anchor_ms: int | None = None,
+    stopped: Sequence[str] | None = None,
 ) -> SimFleet:
     """Start one simulated daemon per name in ``daemons`` and wait until each answers; with
     the v5 daemon, publish its deployment's operations evidence (:attr:`SimFleet.evidence`).
@@ -290,6 +305,8 @@ def start_fleet(
     phase those of alpha. All scenario history (operations evidence, a daemon's ``uptime``) is
     placed before ``anchor_ms`` (epoch ms): by default the moment this is called, or the value of
     the environment variable ``CANARYGATE_SIM_ANCHOR_MS`` when set, so that a test can pin it.
+    ``stopped`` names the daemons left not running (no process, no socket at their endpoint:
+    decommissioned); by default those whose ``stopped_phases`` hold ``phase``.
     Raises ConfigError for a bad scenario, daemon name, phase, anchor or socket path,
     SimulatorError if a child dies or is not ready within ``ready_timeout`` seconds; whatever was
     started is stopped again before raising.
@@ -302,6 +319,11 @@ def start_fleet(
         raise ConfigError("start_fleet: no daemons to start")
     for name in names:
         loaded.daemon(name)
+    if stopped is None:
+        stopped = [n for n in names if phase in loaded.daemon(n).stopped_phases]
+    for name in stopped:
+        if name not in names:
+            raise ConfigError(f"start_fleet: cannot leave {name!r} stopped: not in {names}")
     if anchor_ms is None:
         anchor_ms = anchor_ms_now()
     elif anchor_ms < 0:
@@ -332,7 +354,10 @@ def start_fleet(
             )
         created.extend(_make_dirs(base))
         for name in names:
-            fleet._spawn(name, child_args)
+            if name in stopped:
+                fleet._leave_stopped(name)
+            else:
+                fleet._spawn(name, child_args)
         fleet._wait_daemons(ready_timeout)
         if model is not None:
             fleet._publish(model, loaded, child_args, ready_timeout)

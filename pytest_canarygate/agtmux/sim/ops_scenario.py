@@ -211,6 +211,7 @@ class ArchiveSpec:
 
     archived_ago_ms: int
     retention_ms: int
+    version: str | None = None  # the manifest's version; None: the v4 daemon's version
 
 
 @dataclass(frozen=True)
@@ -268,7 +269,7 @@ def read_operations(node: Node) -> OperationsSpec:
         ),
         selector=_read_selector(table.table("selector", _SELECTOR_KEYS)),
         build=_read_build(table.table("build", ("tests", "failing"))),
-        archive=_read_archive(table.table("archive", ("archived", "retention"))),
+        archive=_read_archive(table.table("archive", ("archived", "retention", "version"))),
         jitter_applied=(
             None
             if supervisor.get("jitter_applied") is None
@@ -431,4 +432,5 @@ def _read_archive(table: Table | None) -> ArchiveSpec:
     return ArchiveSpec(
         archived_ago_ms=table.duration("archived", DAY_MS),
         retention_ms=table.duration("retention", 30 * DAY_MS),
+        version=table.optional_string("version"),
     )

@@ -257,6 +257,7 @@ class DaemonSpec:
     drained_phases: frozenset[str] = frozenset()  # phases in which it serves no session
     # pane_id -> the agent state served on every odd-numbered list_panes answer (pane_flaps)
     pane_flaps: Mapping[str, AgentInfo] = field(default_factory=lambda: MappingProxyType({}))
+    stopped_phases: frozenset[str] = frozenset()  # phases in which it is not running at all
 
     def drained(self) -> DaemonSpec:
         """This daemon once every session has left it: tmux panes all unmanaged, no session."""
@@ -419,6 +420,7 @@ _DAEMON_KEYS = (
     "poll_interval_ms",
     "uptime",
     "drained_phases",
+    "stopped_phases",
 )
 _REGISTRY_KEYS = (
     "source_id",
@@ -684,6 +686,9 @@ def _build_daemon(
             str(node.value) for node in table.strings("drained_phases", PHASES)
         ),
         pane_flaps=MappingProxyType(flaps),
+        stopped_phases=frozenset(
+            str(node.value) for node in table.strings("stopped_phases", PHASES)
+        ),
     )
 
 
