@@ -40,6 +40,7 @@ from pytest_canarygate.agtmux.gate_api import projection_advancing
 from pytest_canarygate.agtmux.gate_api import restore_dry_run_now
 from pytest_canarygate.agtmux.gate_api import selector_matches_phase
 from pytest_canarygate.agtmux.gate_api import signature_problems
+from pytest_canarygate.agtmux.gate_api import startup_order_shown
 from pytest_canarygate.agtmux.gate_api import state_changes
 from pytest_canarygate.agtmux.gate_api import supervisor_ready
 
@@ -209,7 +210,12 @@ def test_supervisor_ready_in_startup_order(
     canarygate_observed: ObservedView, agtmux_settings: AgtmuxSettings
 ) -> None:
     status = one_of(canarygate_observed, "supervisor_status", SupervisorStatus)
-    judged = supervisor_ready(status, now=canarygate_observed.now, max_lag=max_lag(agtmux_settings))
+    judged = supervisor_ready(
+        status,
+        now=canarygate_observed.now,
+        max_lag=max_lag(agtmux_settings),
+        startup=startup_order_shown(canarygate_observed),
+    )
     conclude(canarygate_observed, "supervisor", judged)
 
 

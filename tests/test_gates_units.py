@@ -201,6 +201,15 @@ def event(at_ms: int, kind: str, **extra: Any) -> SupervisorEvent:
     return SupervisorEvent(at_ms, kind, "codex_app_server", **{**defaults, **extra})
 
 
+def startup(at_ms: int, order: tuple[str, ...] = ("Sources", "Gateway", "Daemon", "Ui")) -> Any:
+    """The supervisor starting its stages in ``order``, each 40 ms after the previous."""
+    return tuple(
+        SupervisorEvent(at_ms + 40 * i + offset, kind, stage=stage)
+        for i, stage in enumerate(order)
+        for offset, kind in ((0, "stage_started"), (39, "stage_ready"))
+    )
+
+
 def log(at_ms: int, kind: str = "other", **values: int) -> LogEvent:
     at = datetime.fromtimestamp(at_ms / 1000, tz=timezone.utc)
     return LogEvent(at, "INFO", "agtmux::poll_loop", kind, kind, 1, MappingProxyType(values))
@@ -291,11 +300,12 @@ class Fleet:
                 NOW_MS,
             ),
             "supervisor_events": history(
+                *startup(NOW_MS - 10 * DAY - HOUR),
                 event(NOW_MS - 10 * DAY, "failure"),
-                event(NOW_MS - 10 * DAY, "restart"),
+                event(NOW_MS - 10 * DAY, "restart", after_ms=1150),
                 event(NOW_MS - 10 * DAY + 2000, "success"),
                 event(NOW_MS - 3 * DAY, "failure"),
-                event(NOW_MS - 3 * DAY, "restart"),
+                event(NOW_MS - 3 * DAY, "restart", after_ms=880),
                 event(NOW_MS - 3 * DAY + 1000, "success"),
             ),
             "alert_entries": history(
@@ -658,10 +668,14 @@ CASES: list[tuple[str, str, Change, Verdict, str]] = [
     ("rollback.rehearsal.v5-snapshot-possible", "rollback", snapshots(periodic(20 * MIN)),
      Verdict.FAIL, "is too old"),
     # prerequisites
-    ("prereq.startup-order", "alpha", status(startup_order=("Sources", "Daemon", "Gateway", "Ui")),
-     Verdict.FAIL, "startup order is Sources -> Daemon -> Gateway -> Ui"),
-    ("prereq.startup-order", "alpha", lambda f: f.unserved("supervisor_status"),
-     Verdict.UNOBSERVABLE, "method ops.supervisor_status not served"),
+    ("prereq.startup-order", "alpha",
+     lambda f: f.add("supervisor_events", *startup(NOW_MS - DAY, ("Sources", "Daemon", "Gateway"))),
+     Verdict.FAIL, "Daemon started at 2026-11-25T12:00:00Z out of order (Sources -> Daemon)"),
+    # the declared order is not evidence: a status saying the right order does not pass it
+    ("prereq.startup-order", "alpha", lambda f: f.records("supervisor_events", days=10),
+     Verdict.INCONCLUSIVE, "no startup (Sources stage_started) in the v5 supervisor events"),
+    ("prereq.startup-order", "alpha", lambda f: f.unserved("supervisor_events"),
+     Verdict.UNOBSERVABLE, "method ops.supervisor_events not served"),
     ("prereq.snapshot-infrastructure", "alpha", snapshots(periodic(11 * MIN)),
      Verdict.FAIL, "older than two intervals (10m)"),
     ("prereq.snapshot-infrastructure", "alpha", snapshots(), Verdict.FAIL, "no Periodic snapshot"),
@@ -912,8 +926,9 @@ CASES: list[tuple[str, str, Change, Verdict, str]] = [
     ("rollback.post.v5-snapshot", "rollback", snapshots(), Verdict.FAIL,
      "no snapshot is retained"),
     # supervisor contract
-    ("contract.startup-order", "gradual", status(startup_order=("Sources", "Gateway", "Daemon")),
-     Verdict.FAIL, "contract is Sources -> Gateway -> Daemon -> Ui"),
+    ("contract.startup-order", "gradual",
+     lambda f: f.add("supervisor_events", *startup(NOW_MS - DAY, ("Sources", "Gateway", "Daemon"))),
+     Verdict.INCONCLUSIVE, "has not finished: Ui not ready"),
     ("contract.backoff-initial", "alpha", policy(initial_backoff_ms=2000), Verdict.FAIL,
      "initial_backoff_ms 2000 (contract 1000)"),
     ("contract.backoff-multiplier", "canary", policy(multiplier=1.5), Verdict.FAIL,
@@ -923,12 +938,25 @@ CASES: list[tuple[str, str, Change, Verdict, str]] = [
     ("contract.jitter", "alpha", policy(jitter_pct=0.0), Verdict.FAIL,
      "jitter_pct 0.0 (contract 0.2)"),
     ("contract.jitter", "alpha", status(jitter_applied=False), Verdict.FAIL,
-     "the runtime does not apply it"),
+     "the supervisor reports jitter_applied = false"),
+    ("contract.jitter", "alpha", both(status(jitter_applied=False),
+                                      lambda f: f.unserved("supervisor_events")),
+     Verdict.FAIL, "the runtime does not apply it"),
     ("contract.jitter", "alpha", status(jitter_applied=True), Verdict.PASS, ""),
+    ("contract.jitter", "alpha",
+     lambda f: f.add("supervisor_events", event(NOW_MS - DAY, "restart", attempt=2, after_ms=5000)),
+     Verdict.FAIL, "after 5000 ms (schedule 4000 ms, allowed 3200..4800)"),
     ("contract.failure-budget", "alpha", policy(budget_window_ms=60_000), Verdict.FAIL,
      "budget_window_ms 60000 (contract 600000)"),
+    ("contract.failure-budget", "alpha",
+     lambda f: f.add("supervisor_events", *(event(NOW_MS - DAY + i, "failure") for i in range(3)),
+                     event(NOW_MS - DAY + 2, "hold_down")),
+     Verdict.FAIL, "entered at the 3rd failure within 10m (contract: the 5th)"),
     ("contract.hold-down", "alpha", policy(holddown_ms=60_000), Verdict.FAIL,
      "holddown_ms 60000 (contract 300000)"),
+    ("contract.hold-down", "alpha",
+     lambda f: f.add("supervisor_events", event(NOW_MS - DAY, "hold_down", until_ms=NOW_MS - DAY)),
+     Verdict.FAIL, "lasted 0 ms (until_ms - at_ms), contract 300000 ms"),
     # canary gate checklist
     ("cutover.checklist.restore-evidence-retained", "cutover", snapshots(), Verdict.FAIL,
      "no snapshot is retained"),
@@ -1051,8 +1079,9 @@ CASES: list[tuple[str, str, Change, Verdict, str]] = [
     ("alpha.supervisor.ready", "alpha", status(as_of_ms=NOW_MS - DAY), Verdict.INCONCLUSIVE,
      "supervisor Ready as of 2026-11-25T12:00Z, 24h before now"),
     # jitter "applied by runtime" and shutdown snapshots "enabled" need positive evidence
-    ("contract.jitter", "canary", status(jitter_applied=None), Verdict.INCONCLUSIVE,
-     "application by the runtime is not observable"),
+    ("contract.jitter", "canary",
+     both(status(jitter_applied=None), lambda f: f.records("supervisor_events", days=10)),
+     Verdict.INCONCLUSIVE, "application by the runtime is not observable"),
     ("prereq.snapshot-infrastructure", "alpha", snapshots(periodic(MIN)), Verdict.INCONCLUSIVE,
      "no Shutdown snapshot among 1 retained"),
     # sources: always-healthy kinds and an empty registry prove nothing; duplicates are garbage

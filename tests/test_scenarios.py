@@ -163,6 +163,8 @@ def up_only(ago: timedelta) -> Callable[[RunClock], str]:
 
 
 DRY_RUN_TOO_OLD = ("FAIL", snapshot_too_old(20 * MINUTE))
+STARTUP_DAEMON_EARLY = "out of order (Sources -> Daemon)"
+STARTUP_NOT_SHOWN = "no startup (Sources stage_started) in the v5 supervisor events since"
 V4_LEFT = ("FAIL", "v4 still serves")
 
 SCENARIOS: dict[tuple[str, str], Expected] = {
@@ -238,6 +240,35 @@ SCENARIOS: dict[tuple[str, str], Expected] = {
     },
     ("build-failing", "alpha"): {
         "prereq.build-passes": ("FAIL", "697 passed, 3 failed"),
+    },
+    # the startup order is what the supervisor's stage events show, not what it declares
+    ("startup-out-of-order", "alpha"): {
+        "prereq.startup-order": ("FAIL", STARTUP_DAEMON_EARLY),
+        "contract.startup-order": ("FAIL", STARTUP_DAEMON_EARLY),
+        "alpha.supervisor.ready": ("FAIL", STARTUP_DAEMON_EARLY),
+    },
+    ("startup-before-ready", "alpha"): {
+        "prereq.startup-order": ("FAIL", "before Sources was ready"),
+        "contract.startup-order": ("FAIL", "before Sources was ready"),
+        "alpha.supervisor.ready": ("FAIL", "before Sources was ready"),
+    },
+    ("startup-not-retained", "alpha"): {
+        "prereq.startup-order": ("INCONCLUSIVE", STARTUP_NOT_SHOWN),
+        "contract.startup-order": ("INCONCLUSIVE", STARTUP_NOT_SHOWN),
+        "alpha.supervisor.ready": ("INCONCLUSIVE", STARTUP_NOT_SHOWN),
+    },
+    # jitter, failure budget and hold-down from what the supervisor did, not what it declares
+    ("restart-delays-unjittered", "alpha"): {
+        "contract.jitter": ("FAIL", "exactly on the backoff schedule: the runtime applies no"),
+    },
+    ("restart-delays-wide", "alpha"): {
+        "contract.jitter": ("FAIL", "4 of 6 v5 supervisor restart delays since"),
+    },
+    ("holddown-early", "alpha"): {
+        "contract.failure-budget": ("FAIL", "entered at the 3rd failure within 10m"),
+    },
+    ("holddown-short", "alpha"): {
+        "contract.hold-down": ("FAIL", "lasted 60000 ms (until_ms - at_ms), contract 300000 ms"),
     },
     # managed panes never go away: a canary whose agents went idle days ago shows no use
     ("canary-idle", "canary"): {

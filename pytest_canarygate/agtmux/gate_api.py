@@ -40,6 +40,8 @@ from pytest_canarygate.agtmux.gate_support import sessions_of
 from pytest_canarygate.agtmux.gate_support import snapshot_recorded
 from pytest_canarygate.agtmux.gate_support import soak_from_archive
 from pytest_canarygate.agtmux.gate_support import stable_for
+from pytest_canarygate.agtmux.gate_support import startup_order_shown
+from pytest_canarygate.agtmux.gate_support import supervisor_history
 from pytest_canarygate.agtmux.gate_support import time_in_phase
 from pytest_canarygate.agtmux.gate_support import v4_drained_for
 from pytest_canarygate.agtmux.judgement import SLO_LOG_KINDS
@@ -53,9 +55,12 @@ from pytest_canarygate.agtmux.judgement import cas_conflicts
 from pytest_canarygate.agtmux.judgement import cursor_full_resyncs
 from pytest_canarygate.agtmux.judgement import cursor_streaks
 from pytest_canarygate.agtmux.judgement import escalate_persisting
+from pytest_canarygate.agtmux.judgement import failure_budget_from_events
 from pytest_canarygate.agtmux.judgement import format_duration
+from pytest_canarygate.agtmux.judgement import hold_down_from_events
 from pytest_canarygate.agtmux.judgement import hold_down_not_recovered
 from pytest_canarygate.agtmux.judgement import hold_down_state
+from pytest_canarygate.agtmux.judgement import jitter_from_events
 from pytest_canarygate.agtmux.judgement import jitter_matches_contract
 from pytest_canarygate.agtmux.judgement import keeps_its_sessions
 from pytest_canarygate.agtmux.judgement import latency_breach_signal
@@ -93,6 +98,7 @@ from pytest_canarygate.agtmux.providers import LogEvent
 from pytest_canarygate.agtmux.providers import RuntimeSelector
 from pytest_canarygate.agtmux.providers import Severity
 from pytest_canarygate.agtmux.providers import SnapshotMetadata
+from pytest_canarygate.agtmux.providers import SupervisorEvent
 from pytest_canarygate.agtmux.providers import SupervisorStatus
 from pytest_canarygate.agtmux.records import datetime_to_ms
 from pytest_canarygate.agtmux.rehearsal import canary_panes_served
@@ -126,6 +132,7 @@ __all__ = [
     "RuntimeSelector",
     "Severity",
     "SnapshotMetadata",
+    "SupervisorEvent",
     "SupervisorStatus",
     "Unobservable",
     "agent_session_keys",
@@ -156,14 +163,17 @@ __all__ = [
     "escalate_persisting",
     "evidence_of",
     "evidence_part",
+    "failure_budget_from_events",
     "failure_message",
     "format_duration",
     "from_history",
     "gate",
     "history_part",
+    "hold_down_from_events",
     "hold_down_not_recovered",
     "hold_down_state",
     "hold_downs",
+    "jitter_from_events",
     "jitter_matches_contract",
     "keeps_its_sessions",
     "latency_breach_signal",
@@ -198,7 +208,9 @@ __all__ = [
     "soak_from_archive",
     "stable_for",
     "startup_order_matches",
+    "startup_order_shown",
     "state_changes",
+    "supervisor_history",
     "supervisor_ready",
     "time_in_phase",
     "unresolved_escalates_in_window",

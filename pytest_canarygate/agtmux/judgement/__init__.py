@@ -75,9 +75,14 @@ from pytest_canarygate.agtmux.judgement.snapshots import restore_dry_run
 from pytest_canarygate.agtmux.judgement.snapshots import restore_dry_run_latest
 from pytest_canarygate.agtmux.judgement.supervisor import RUNBOOK_RESTART_POLICY
 from pytest_canarygate.agtmux.judgement.supervisor import RUNBOOK_STARTUP_ORDER
+from pytest_canarygate.agtmux.judgement.supervisor import failure_budget_from_events
+from pytest_canarygate.agtmux.judgement.supervisor import hold_down_from_events
+from pytest_canarygate.agtmux.judgement.supervisor import jitter_from_events
 from pytest_canarygate.agtmux.judgement.supervisor import jitter_matches_contract
 from pytest_canarygate.agtmux.judgement.supervisor import restart_policy_matches_contract
+from pytest_canarygate.agtmux.judgement.supervisor import scheduled_backoff_ms
 from pytest_canarygate.agtmux.judgement.supervisor import startup_order_matches
+from pytest_canarygate.agtmux.judgement.supervisor import startup_sequence
 from pytest_canarygate.agtmux.judgement.supervisor import supervisor_ready
 
 __all__ = [
@@ -113,11 +118,14 @@ __all__ = [
     "drained_for",
     "enforce",
     "escalate_persisting",
+    "failure_budget_from_events",
     "format_duration",
     "format_time",
+    "hold_down_from_events",
     "hold_down_not_recovered",
     "hold_down_state",
     "hold_downs_in_window",
+    "jitter_from_events",
     "jitter_matches_contract",
     "keeps_its_sessions",
     "latency_breach_signal",
@@ -133,11 +141,13 @@ __all__ = [
     "restart_regression",
     "restore_dry_run",
     "restore_dry_run_latest",
+    "scheduled_backoff_ms",
     "selector_matches_phase",
     "served_counts",
     "sessions_served_by",
     "sources_healthy",
     "startup_order_matches",
+    "startup_sequence",
     "supervisor_ready",
     "supervisor_restart_regression",
     "unresolved_escalates_in_window",

@@ -34,6 +34,7 @@ __all__ = [
     "RestartSpec",
     "SelectorSpec",
     "SnapshotSpec",
+    "StartupSpec",
     "read_operations",
 ]
 
@@ -78,9 +79,12 @@ _SUPERVISOR_KEYS = (
     "restarts",
     "hold_downs",
     "jitter_applied",
+    "delay_jitter",
+    "startup",
 )
 _RESTART_KEYS = ("every", "latest", "over")
-_HOLD_DOWN_KEYS = ("ago", "recovered")
+_HOLD_DOWN_KEYS = ("ago", "recovered", "failures", "lasts")
+_STARTUP_KEYS = ("order", "early", "retained")
 _ALERT_KEYS = ("severity", "source", "message", "created", "resolved", "resolve_policy")
 _SELECTOR_KEYS = (
     "follow_phase",
@@ -117,10 +121,23 @@ class RestartSpec:
 
 @dataclass(frozen=True)
 class HoldDownSpec:
-    """A hold-down (failure budget exhausted) ``ago_ms`` before now, and whether it recovered."""
+    """A hold-down (failure budget exhausted) ``ago_ms`` before now, and whether it recovered;
+    entered at the ``failures``-th failure and lasting ``lasts_ms`` (None: as the policy says)."""
 
     ago_ms: int
     recovered: bool
+    failures: int | None = None
+    lasts_ms: int | None = None
+
+
+@dataclass(frozen=True)
+class StartupSpec:
+    """The supervisor's start of its stages when v5 started: in ``order``, each after the
+    previous was ready except ``early`` (started before it), the events ``retained`` or not."""
+
+    order: tuple[str, ...] = STARTUP_ORDER
+    early: str | None = None
+    retained: bool = True
 
 
 @dataclass(frozen=True)
@@ -194,6 +211,10 @@ class OperationsSpec:
     build: BuildSpec
     archive: ArchiveSpec
     jitter_applied: bool | None = None  # None: the status does not expose it
+    # how far the runtime moves each restart delay off the schedule, as a fraction (None: the
+    # policy's jitter_pct when jitter_applied is true, else none)
+    delay_jitter: float | None = None
+    startup: StartupSpec = StartupSpec()
     slo_degraded_ago_ms: tuple[int, ...] = ()  # degraded latency episodes, ending that long ago
 
 
@@ -217,8 +238,7 @@ def read_operations(node: Node) -> OperationsSpec:
         unready=_read_unready(supervisor, startup_order),
         restarts=_read_restarts(supervisor.table("restarts", _RESTART_KEYS)),
         hold_downs=tuple(
-            HoldDownSpec(t.duration("ago"), t.boolean("recovered", False))
-            for t in supervisor.tables("hold_downs", _HOLD_DOWN_KEYS)
+            _read_hold_down(t) for t in supervisor.tables("hold_downs", _HOLD_DOWN_KEYS)
         ),
         alerts=tuple(_read_alert(name, t) for name, t in alerts.items()),
         full_resyncs_ago_ms=tuple(
@@ -236,6 +256,34 @@ def read_operations(node: Node) -> OperationsSpec:
             else supervisor.boolean("jitter_applied", False)
         ),
         slo_degraded_ago_ms=tuple(_subtable(table, "latency", ("degraded",)).durations("degraded")),
+        delay_jitter=supervisor.number("delay_jitter", 0.0, 1.0),
+        startup=_read_startup(supervisor.table("startup", _STARTUP_KEYS)),
+    )
+
+
+def _read_hold_down(table: Table) -> HoldDownSpec:
+    lasts = table.get("lasts")
+    return HoldDownSpec(
+        ago_ms=table.duration("ago"),
+        recovered=table.boolean("recovered", False),
+        failures=table.integer("failures", 0, minimum=1, maximum=100) or None,
+        lasts_ms=table.duration("lasts") if lasts is not None else None,
+    )
+
+
+def _read_startup(table: Table | None) -> StartupSpec:
+    if table is None:
+        return StartupSpec()
+    order = _names(table.strings("order", STARTUP_ORDER)) or STARTUP_ORDER
+    if sorted(order) != sorted(STARTUP_ORDER):
+        fail(table.require("order"), f"expected each of {', '.join(STARTUP_ORDER)} once")
+    early = table.get("early")
+    if early is not None and (early.value not in order or early.value == order[0]):
+        fail(early, "expected a stage of the order other than the first")
+    return StartupSpec(
+        order=order,
+        early=None if early is None else str(early.value),
+        retained=table.boolean("retained", True),
     )
 
 
