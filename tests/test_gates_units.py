@@ -46,6 +46,7 @@ from pytest_canarygate.agtmux.providers import SupervisorState
 from pytest_canarygate.agtmux.providers import SupervisorStatus
 from pytest_canarygate.agtmux.providers import Timeouts
 from pytest_canarygate.agtmux.providers import make_provider
+from pytest_canarygate.agtmux.records import BuildCheck
 from pytest_canarygate.agtmux.records import datetime_to_ms
 from pytest_canarygate.agtmux.runbook import PHASES
 from pytest_canarygate.agtmux.settings import AgtmuxSettings
@@ -201,6 +202,19 @@ def event(at_ms: int, kind: str, **extra: Any) -> SupervisorEvent:
     return SupervisorEvent(at_ms, kind, "codex_app_server", **{**defaults, **extra})
 
 
+HEALTHY_BUILD = BuildResult(
+    700,
+    0,
+    0,
+    2,
+    (),
+    version="0.1.0",
+    started_at_ms=NOW_MS - DAY,
+    checks=(BuildCheck("clippy", "passed"), BuildCheck("fmt", "passed")),
+    crates=tuple(f"agtmux-crate-{n}" for n in range(6)),
+)
+
+
 def startup(at_ms: int, order: tuple[str, ...] = ("Sources", "Gateway", "Daemon", "Ui")) -> Any:
     """The supervisor starting its stages in ``order``, each 40 ms after the previous."""
     return tuple(
@@ -324,7 +338,7 @@ class Fleet:
             ),
             "runtime_selector": ((SELECTORS[phase],), None, None),
             "log_events": history(log(NOW_MS - 10 * DAY), log(NOW_MS - 1000), days=10),
-            "build_result": ((BuildResult(700, 0, 0, 2, ()),), None, None),
+            "build_result": ((HEALTHY_BUILD,), None, None),
             "archive_manifest": (
                 (
                     ArchiveManifest(
@@ -1106,10 +1120,21 @@ CASES: list[tuple[str, str, Change, Verdict, str]] = [
      coverage("alert_entries", alert(7, Severity.ESCALATE, NOW_MS + 20_000, None),
               start_ms=NOW_MS - 30 * DAY, end_ms=NOW_MS + 30_000),
      Verdict.FAIL, "1 unresolved Escalate alerts"),
-    # the v5 build is not v4's
+    # v5 reports the release (the build evidence's version), newer than v4's
     ("prereq.v5-deployed", "alpha",
      lambda f: f.calls["v5"]["daemon.info"].__setitem__("version", "0.0.4"), Verdict.FAIL,
-     "v5 daemon.info reports version 0.0.4, the same as v4"),
+     "v5 daemon.info reports 0.0.4, not the release 0.1.0 ([release] v5_version unset"),
+    ("prereq.v5-deployed", "alpha",
+     both(lambda f: f.calls["v5"]["daemon.info"].__setitem__("version", "0.0.4"),
+          lambda f: f.one("build_result", version="0.0.4")), Verdict.FAIL,
+     "v5 daemon.info reports 0.0.4, the same release as v4's 0.0.4: a downgrade"),
+    ("prereq.v5-deployed", "alpha", lambda f: f.one("build_result", version=None),
+     Verdict.INCONCLUSIVE, "there is no release to compare it with"),
+    ("prereq.v5-deployed", "alpha", lambda f: f.unserved("build_result"),
+     Verdict.UNOBSERVABLE, "no provider configured for 'build' evidence"),
+    ("prereq.build-passes", "alpha",
+     lambda f: f.one("build_result", started_at_ms=NOW_MS - 11 * DAY),
+     Verdict.FAIL, "the build ran at 2026-11-15T12:00Z, 24h before v5 was deployed"),
     # migration counts: both read, v5 serving
     ("gradual.migration-rate", "gradual", calls("v5", "list_sessions", []),
      Verdict.INCONCLUSIVE, "v5 serves no agent session: no migration shown"),

@@ -241,6 +241,28 @@ SCENARIOS: dict[tuple[str, str], Expected] = {
     ("build-failing", "alpha"): {
         "prereq.build-passes": ("FAIL", "697 passed, 3 failed"),
     },
+    # v5 must report the release (here the build evidence's version), newer than v4's
+    ("v5-downgraded", "alpha"): {
+        "prereq.v5-deployed": ("FAIL", "reports 0.0.3, older than v4's 0.0.4: a downgrade"),
+    },
+    ("v5-unexpected-version", "alpha"): {
+        "prereq.v5-deployed": ("FAIL", "reports 0.1.1, not the release 0.1.0"),
+        "prereq.build-passes": ("FAIL", "the build evidence is for 0.1.0, v5 daemon.info reports"),
+    },
+    # the build evidence must be a full `just verify` of the deployed v5
+    ("build-other-version", "alpha"): {
+        "prereq.build-passes": ("FAIL", "the build evidence is for 0.1.0-rc.1, v5 daemon.info"),
+        "prereq.v5-deployed": ("FAIL", "reports 0.1.0, not the release 0.1.0-rc.1"),
+    },
+    ("build-no-clippy", "alpha"): {
+        "prereq.build-passes": ("FAIL", "the build evidence has no clippy result"),
+    },
+    ("build-five-crates", "alpha"): {
+        "prereq.build-passes": ("FAIL", "5 crates with a passing test (agtmux-core-v5, "),
+    },
+    ("build-before-deploy", "alpha"): {
+        "prereq.build-passes": ("FAIL", "24h before v5 was deployed (started "),
+    },
     # the startup order is what the supervisor's stage events show, not what it declares
     ("startup-out-of-order", "alpha"): {
         "prereq.startup-order": ("FAIL", STARTUP_DAEMON_EARLY),

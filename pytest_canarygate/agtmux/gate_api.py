@@ -48,6 +48,7 @@ from pytest_canarygate.agtmux.judgement import SLO_LOG_KINDS
 from pytest_canarygate.agtmux.judgement import Judgement
 from pytest_canarygate.agtmux.judgement import backup_snapshot
 from pytest_canarygate.agtmux.judgement import build_passes
+from pytest_canarygate.agtmux.judgement import build_verified
 from pytest_canarygate.agtmux.judgement import canary_activity
 from pytest_canarygate.agtmux.judgement import canary_sessions_on
 from pytest_canarygate.agtmux.judgement import canary_usage
@@ -78,6 +79,7 @@ from pytest_canarygate.agtmux.judgement import sessions_served_by
 from pytest_canarygate.agtmux.judgement import startup_order_matches
 from pytest_canarygate.agtmux.judgement import supervisor_ready
 from pytest_canarygate.agtmux.judgement import unresolved_escalates_in_window
+from pytest_canarygate.agtmux.judgement import v5_release
 from pytest_canarygate.agtmux.judgement import window_coverage
 from pytest_canarygate.agtmux.judgement import window_end
 from pytest_canarygate.agtmux.protocol import SIGNATURE_FIELDS
@@ -142,6 +144,7 @@ __all__ = [
     "attempt",
     "backup_snapshot",
     "build_passes",
+    "build_verified",
     "by_key",
     "canary_activity",
     "canary_expansion",
@@ -216,6 +219,7 @@ __all__ = [
     "unresolved_escalates_in_window",
     "v4_drained_for",
     "v4_takes_canary_back",
+    "v5_release",
     "v5_snapshot_possible",
     "window_coverage",
     "window_end",

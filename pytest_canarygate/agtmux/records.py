@@ -35,6 +35,7 @@ __all__ = [
     "AlertLedger",
     "ArchiveManifest",
     "BindingStats",
+    "BuildCheck",
     "BuildResult",
     "CursorStats",
     "DependencyGate",
@@ -737,14 +738,31 @@ class LogEvent:
 
 
 @dataclass(frozen=True)
+class BuildCheck:
+    """A ``just verify`` step other than the tests (``fmt``, ``clippy``) and its outcome:
+    "passed", "failed" (a failure or error) or "skipped"."""
+
+    name: str
+    outcome: str
+
+
+@dataclass(frozen=True)
 class BuildResult:
-    """Totals of a JUnit XML report and the names of the tests that failed or errored."""
+    """Totals of a JUnit XML report and the names of the tests that failed or errored; what
+    the report says it is for (``version``, ``commit``), when the run started
+    (``started_at_ms``), its non-test checks and the crates with a passing test
+    (docs/operations-contract.md, "JUnit XML of the v5 build"). Unknown: None or empty."""
 
     tests: int
     failures: int
     errors: int
     skipped: int
     failing: tuple[str, ...]
+    version: str | None = None
+    commit: str | None = None
+    started_at_ms: int | None = None
+    checks: tuple[BuildCheck, ...] = ()
+    crates: tuple[str, ...] = ()
 
     @property
     def passed(self) -> int:

@@ -9,7 +9,8 @@ bound is an aware datetime (naive ones raise ValueError: that is a programming e
 One module per concern: :mod:`.core` (the Judgement types, formats, :func:`enforce`),
 :mod:`.history` (windows of events and alerts, hold-downs, restart counts), :mod:`.snapshots`,
 :mod:`.supervisor` (the contract), :mod:`.health` (latency, sources, cursor and CAS counters,
-uptime, build) and :mod:`.fleet` (selector, sessions across daemons, the v4 archive). Import
+uptime, build), :mod:`.release` (v5's version, the build evidence against the deployment) and
+:mod:`.fleet` (selector, sessions across daemons, the v4 archive). Import
 from this package; the names below are its public API.
 """
 
@@ -67,6 +68,9 @@ from pytest_canarygate.agtmux.judgement.history import supervisor_restart_regres
 from pytest_canarygate.agtmux.judgement.history import unresolved_escalates_in_window
 from pytest_canarygate.agtmux.judgement.history import window_coverage
 from pytest_canarygate.agtmux.judgement.history import window_end
+from pytest_canarygate.agtmux.judgement.release import VERIFY_CHECKS
+from pytest_canarygate.agtmux.judgement.release import build_verified
+from pytest_canarygate.agtmux.judgement.release import v5_release
 from pytest_canarygate.agtmux.judgement.snapshots import SNAPSHOT_ID
 from pytest_canarygate.agtmux.judgement.snapshots import backup_snapshot
 from pytest_canarygate.agtmux.judgement.snapshots import newest_snapshot_recorded
@@ -97,6 +101,7 @@ __all__ = [
     "SLO_LOG_KINDS",
     "SNAPSHOT_ID",
     "SOURCE_STATUSES",
+    "VERIFY_CHECKS",
     "Coverage",
     "Covered",
     "Judgement",
@@ -107,6 +112,7 @@ __all__ = [
     "archive_retained",
     "backup_snapshot",
     "build_passes",
+    "build_verified",
     "canary_activity",
     "canary_sessions_on",
     "canary_usage",
@@ -152,6 +158,7 @@ __all__ = [
     "supervisor_restart_regression",
     "unresolved_escalates_in_window",
     "uptime_at_least",
+    "v5_release",
     "window_coverage",
     "window_end",
     "zero_sessions",

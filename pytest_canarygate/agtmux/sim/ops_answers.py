@@ -24,6 +24,7 @@ from pytest_canarygate.agtmux.providers.ops import SNAPSHOT_LIST
 from pytest_canarygate.agtmux.providers.ops import SUPERVISOR_EVENTS
 from pytest_canarygate.agtmux.providers.ops import SUPERVISOR_STATUS
 from pytest_canarygate.agtmux.sim.clock import NS_PER_MS
+from pytest_canarygate.agtmux.sim.ops_scenario import DAY_MS
 from pytest_canarygate.agtmux.sim.ops_scenario import STARTUP_ORDER
 from pytest_canarygate.agtmux.sim.ops_scenario import HoldDownSpec
 from pytest_canarygate.agtmux.sim.ops_scenario import OperationsSpec
@@ -101,8 +102,10 @@ class OpsModel:
         session_count: int,
         pane_count: int,
         served: frozenset[str],
+        v5_version: str = "0.1.0",
     ) -> None:
         self.spec = spec
+        self.v5_version = v5_version
         self.anchor_ms = anchor_ms
         self.phase = phase
         self.started_ms = started_ms
@@ -253,6 +256,15 @@ class OpsModel:
             "v5_canary_sessions": list(canary),
             "changed_at_ms": self.selector_changed_ms,
         }
+
+    @property
+    def build_started_ms(self) -> int:
+        """When the build's ``just verify`` run started: as the scenario says, else a day ago
+        or when v5 started, whichever is later."""
+        ago = self.spec.build.ago_ms
+        if ago is not None:
+            return self.anchor_ms - ago
+        return min(self.anchor_ms, max(self.started_ms, self.anchor_ms - DAY_MS))
 
     def log_lines(self, socket_path: str) -> list[LogLine]:
         """The v5 daemon's own log over the history, oldest first: its starts and stops, the
@@ -455,6 +467,7 @@ def operations_model(
         session_count=len(v5.sessions),
         pane_count=sum(1 for pane in v5.panes if pane.agent is not None),
         served=frozenset(OPS_METHODS) - v5.unavailable_methods,
+        v5_version=v5.version,
     )
 
 

@@ -176,12 +176,24 @@ class SelectorSpec:
         return "v4", False, ()  # alpha, rollback
 
 
+BUILD_CHECKS = ("fmt", "clippy")
+"""``just verify``'s steps besides the tests."""
+BUILD_CRATES = 6
+
+
 @dataclass(frozen=True)
 class BuildSpec:
-    """The v5 build's JUnit report: ``tests`` cases, ``failing`` of them failed (by name)."""
+    """The v5 build's JUnit report: ``tests`` cases over ``crates`` crates, ``failing`` of
+    them failed (by name), the ``checks`` it carries, the ``version`` it names (None: the v5
+    daemon's) and when it ran (``ago_ms`` before now; None: a day ago, or when v5 started if
+    that is later)."""
 
     tests: int
     failing: tuple[str, ...]
+    version: str | None = None
+    ago_ms: int | None = None
+    crates: int = BUILD_CRATES
+    checks: tuple[str, ...] = BUILD_CHECKS
 
 
 @dataclass(frozen=True)
@@ -248,7 +260,9 @@ def read_operations(node: Node) -> OperationsSpec:
             _subtable(table, "binding", ("cas_conflicts",)).durations("cas_conflicts")
         ),
         selector=_read_selector(table.table("selector", _SELECTOR_KEYS)),
-        build=_read_build(table.table("build", ("tests", "failing"))),
+        build=_read_build(
+            table.table("build", ("tests", "failing", "version", "ago", "crates", "checks"))
+        ),
         archive=_read_archive(table.table("archive", ("archived", "retention"))),
         jitter_applied=(
             None
@@ -392,6 +406,8 @@ def _names(nodes: Sequence[Node]) -> tuple[str, ...]:
 def _read_build(table: Table | None) -> BuildSpec:
     if table is None:
         return BuildSpec(700, ())
+    ago = table.get("ago")
+    checks = table.get("checks")
     tests = table.integer("tests", 700, minimum=0, maximum=100_000)
     failing = table.strings("failing")
     for node in failing:
@@ -402,7 +418,16 @@ def _read_build(table: Table | None) -> BuildSpec:
     names = _names(failing)
     if len(set(names)) != len(names):
         fail(table.require("failing"), "a test is named twice")
-    return BuildSpec(tests, names)
+    return BuildSpec(
+        tests,
+        names,
+        version=table.optional_string("version"),
+        ago_ms=table.duration("ago") if ago is not None else None,
+        crates=table.integer("crates", BUILD_CRATES, minimum=1, maximum=BUILD_CRATES),
+        checks=_names(table.strings("checks", BUILD_CHECKS))
+        if checks is not None
+        else BUILD_CHECKS,
+    )
 
 
 def _read_archive(table: Table | None) -> ArchiveSpec:
