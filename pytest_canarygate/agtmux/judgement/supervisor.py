@@ -412,7 +412,8 @@ def failure_budget_from_events(
                     f"v5 supervisor hold-down{_of(event)} at {_at(event.at_ms)} entered at the "
                     f"{_ordinal(count)} failure within {span} (contract: the {_ordinal(budget)})"
                 )
-            judged_holds += count == budget or not incomplete
+            if count == budget or not incomplete:
+                judged_holds += 1
             held_until = event.until_ms if event.until_ms is not None else event.at_ms
         elif event.kind == "restart" and held_until is None and count >= budget:
             problems.append(
