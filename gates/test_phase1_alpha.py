@@ -1,6 +1,6 @@
 """Phase 1, internal alpha: v5 runs beside v4 in shadow and must project the same fleet.
 
-Runbook: "Phase 1: Internal Alpha (v4 + v5 parallel)" and the prerequisite that v5 is deployed.
+Runbook: "Phase 1: Internal Alpha (v4 + v5 parallel)".
 The 24h monitoring gates judge timestamped history (windows.alpha_monitor_h): a history that does
 not reach back over the whole window is INCONCLUSIVE and says which span it covered.
 """
@@ -50,28 +50,13 @@ from pytest_canarygate.agtmux.gate_api import restore_dry_run_now
 from pytest_canarygate.agtmux.gate_api import selector_matches_phase
 from pytest_canarygate.agtmux.gate_api import signature_problems
 from pytest_canarygate.agtmux.gate_api import split_history
+from pytest_canarygate.agtmux.gate_api import startup_order_shown
 from pytest_canarygate.agtmux.gate_api import state_changes
 from pytest_canarygate.agtmux.gate_api import supervisor_ready
 
 
 def _daemon_info(canarygate_observed: ObservedView, name: str) -> dict[str, object]:
     return daemon_info(canarygate_observed.daemon(name))
-
-
-@gate("prereq.v5-deployed")
-def test_v5_daemon_is_deployed_and_reports_its_version(canarygate_observed: ObservedView) -> None:
-    versions = {}
-    for name in ("v4", "v5"):
-        version = _daemon_info(canarygate_observed, name).get("version")
-        if not isinstance(version, str) or not version:
-            raise GateFailed(f"{name} daemon.info has no version string (got {version!r})")
-        versions[name] = version
-    canarygate_observed.note("versions", versions)
-    if versions["v5"] == versions["v4"]:
-        raise GateFailed(
-            f"v5 daemon.info reports version {versions['v5']}, the same as v4: the v5 build is "
-            "not what answers on the v5 socket"
-        )
 
 
 @gate("alpha.deploy.distinct-sockets")
@@ -310,7 +295,12 @@ def test_supervisor_ready_in_startup_order(
     canarygate_observed: ObservedView, agtmux_settings: AgtmuxSettings
 ) -> None:
     status = one_of(canarygate_observed, "supervisor_status", SupervisorStatus)
-    judged = supervisor_ready(status, now=canarygate_observed.now, max_lag=max_lag(agtmux_settings))
+    judged = supervisor_ready(
+        status,
+        now=canarygate_observed.now,
+        max_lag=max_lag(agtmux_settings),
+        startup=startup_order_shown(canarygate_observed),
+    )
     conclude(canarygate_observed, "supervisor", judged)
 
 

@@ -2,6 +2,9 @@
 
 Runbook: "Prerequisites". The restore dry-run is recomputed here from the snapshot metadata, the
 live v5 projection version and the observation's clock; the daemon's own verdict is never taken.
+v5 is deployed when it reports the release ([release] v5_version, else the version the build
+evidence names), newer than v4's; the build evidence must be for that version and the
+deployment, with fmt, clippy, the crates and the tests (docs/operations-contract.md).
 """
 
 from __future__ import annotations
@@ -13,10 +16,11 @@ from pytest_canarygate.agtmux.gate_api import BuildResult
 from pytest_canarygate.agtmux.gate_api import CustodyView
 from pytest_canarygate.agtmux.gate_api import ObservedView
 from pytest_canarygate.agtmux.gate_api import SnapshotMetadata
-from pytest_canarygate.agtmux.gate_api import SupervisorStatus
 from pytest_canarygate.agtmux.gate_api import backup_snapshot
-from pytest_canarygate.agtmux.gate_api import build_passes
+from pytest_canarygate.agtmux.gate_api import build_verified
 from pytest_canarygate.agtmux.gate_api import conclude
+from pytest_canarygate.agtmux.gate_api import daemon_info
+from pytest_canarygate.agtmux.gate_api import daemon_uptime
 from pytest_canarygate.agtmux.gate_api import datetime_to_ms
 from pytest_canarygate.agtmux.gate_api import evidence_of
 from pytest_canarygate.agtmux.gate_api import gate
@@ -24,13 +28,30 @@ from pytest_canarygate.agtmux.gate_api import one_of
 from pytest_canarygate.agtmux.gate_api import periodic_snapshot_fresh
 from pytest_canarygate.agtmux.gate_api import projection_version
 from pytest_canarygate.agtmux.gate_api import restore_dry_run_now
-from pytest_canarygate.agtmux.gate_api import startup_order_matches
+from pytest_canarygate.agtmux.gate_api import startup_order_shown
+from pytest_canarygate.agtmux.gate_api import v5_release
+
+
+@gate("prereq.v5-deployed")
+def test_v5_daemon_is_deployed_at_the_release(
+    canarygate_observed: ObservedView, agtmux_settings: AgtmuxSettings
+) -> None:
+    versions = {
+        name: daemon_info(canarygate_observed.daemon(name)).get("version") for name in ("v4", "v5")
+    }
+    canarygate_observed.note("versions", versions)
+    release, release_from = agtmux_settings.release.v5_version, "[release] v5_version"
+    if release is None:
+        build = one_of(canarygate_observed, "build_result", BuildResult)
+        release = build.version
+        release_from = "[release] v5_version unset, so the build evidence's agtmux.version"
+    judged = v5_release(versions["v4"], versions["v5"], release, release_from=release_from)
+    conclude(canarygate_observed, "release", judged)
 
 
 @gate("prereq.startup-order")
 def test_supervisor_startup_order_verified(canarygate_observed: ObservedView) -> None:
-    status = one_of(canarygate_observed, "supervisor_status", SupervisorStatus)
-    conclude(canarygate_observed, "startup order", startup_order_matches(status.startup_order))
+    conclude(canarygate_observed, "startup order", startup_order_shown(canarygate_observed))
 
 
 @gate("prereq.snapshot-infrastructure")
@@ -59,7 +80,15 @@ def test_v5_build_passes_its_tests(
     canarygate_observed: ObservedView, agtmux_settings: AgtmuxSettings
 ) -> None:
     build = one_of(canarygate_observed, "build_result", BuildResult)
-    judged = build_passes(build, agtmux_settings.thresholds.min_build_tests)
+    v5 = canarygate_observed.daemon("v5")
+    started = canarygate_observed.now - daemon_uptime(v5, canarygate_observed.now)
+    judged = build_verified(
+        build,
+        deployed_version=daemon_info(v5).get("version"),
+        deployed_at_ms=datetime_to_ms(started),
+        min_tests=agtmux_settings.thresholds.min_build_tests,
+        min_crates=agtmux_settings.thresholds.min_build_crates,
+    )
     conclude(canarygate_observed, "build", judged)
 
 

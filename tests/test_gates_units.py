@@ -46,6 +46,7 @@ from pytest_canarygate.agtmux.providers import SupervisorState
 from pytest_canarygate.agtmux.providers import SupervisorStatus
 from pytest_canarygate.agtmux.providers import Timeouts
 from pytest_canarygate.agtmux.providers import make_provider
+from pytest_canarygate.agtmux.records import BuildCheck
 from pytest_canarygate.agtmux.records import SessionRoute
 from pytest_canarygate.agtmux.records import datetime_to_ms
 from pytest_canarygate.agtmux.runbook import PHASES
@@ -210,6 +211,28 @@ def event(at_ms: int, kind: str, **extra: Any) -> SupervisorEvent:
     return SupervisorEvent(at_ms, kind, "codex_app_server", **{**defaults, **extra})
 
 
+HEALTHY_BUILD = BuildResult(
+    700,
+    0,
+    0,
+    2,
+    (),
+    version="0.1.0",
+    started_at_ms=NOW_MS - DAY,
+    checks=(BuildCheck("clippy", "passed"), BuildCheck("fmt", "passed")),
+    crates=tuple(f"agtmux-crate-{n}" for n in range(6)),
+)
+
+
+def startup(at_ms: int, order: tuple[str, ...] = ("Sources", "Gateway", "Daemon", "Ui")) -> Any:
+    """The supervisor starting its stages in ``order``, each 40 ms after the previous."""
+    return tuple(
+        SupervisorEvent(at_ms + 40 * i + offset, kind, stage=stage)
+        for i, stage in enumerate(order)
+        for offset, kind in ((0, "stage_started"), (39, "stage_ready"))
+    )
+
+
 def log(at_ms: int, kind: str = "other", **values: int) -> LogEvent:
     at = datetime.fromtimestamp(at_ms / 1000, tz=timezone.utc)
     return LogEvent(at, "INFO", "agtmux::poll_loop", kind, kind, 1, MappingProxyType(values))
@@ -312,11 +335,12 @@ class Fleet:
                 event(NOW_MS - 15 * DAY, "failure"),
                 event(NOW_MS - 15 * DAY, "restart"),
                 event(NOW_MS - 15 * DAY + 1000, "success"),
+                *startup(NOW_MS - 10 * DAY - HOUR),
                 event(NOW_MS - 10 * DAY, "failure"),
-                event(NOW_MS - 10 * DAY, "restart"),
+                event(NOW_MS - 10 * DAY, "restart", after_ms=1150),
                 event(NOW_MS - 10 * DAY + 2000, "success"),
                 event(NOW_MS - 3 * DAY, "failure"),
-                event(NOW_MS - 3 * DAY, "restart"),
+                event(NOW_MS - 3 * DAY, "restart", after_ms=880),
                 event(NOW_MS - 3 * DAY + 1000, "success"),
             ),
             "alert_entries": history(
@@ -335,7 +359,7 @@ class Fleet:
             ),
             "runtime_selector": ((SELECTORS[phase],), None, None),
             "log_events": history(log(NOW_MS - 10 * DAY), log(NOW_MS - 1000), days=10),
-            "build_result": ((BuildResult(700, 0, 0, 2, ()),), None, None),
+            "build_result": ((HEALTHY_BUILD,), None, None),
             "archive_manifest": (
                 (
                     ArchiveManifest(
@@ -708,10 +732,14 @@ CASES: list[tuple[str, str, Change, Verdict, str]] = [
     ("rollback.rehearsal.v5-snapshot-possible", "rollback", snapshots(periodic(MIN, 105)),
      Verdict.FAIL, "snapshot FAIL: newest snapshot snap-9 (Periodic, version 105"),
     # prerequisites
-    ("prereq.startup-order", "alpha", status(startup_order=("Sources", "Daemon", "Gateway", "Ui")),
-     Verdict.FAIL, "startup order is Sources -> Daemon -> Gateway -> Ui"),
-    ("prereq.startup-order", "alpha", lambda f: f.unserved("supervisor_status"),
-     Verdict.UNOBSERVABLE, "method ops.supervisor_status not served"),
+    ("prereq.startup-order", "alpha",
+     lambda f: f.add("supervisor_events", *startup(NOW_MS - DAY, ("Sources", "Daemon", "Gateway"))),
+     Verdict.FAIL, "Daemon started at 2026-11-25T12:00:00Z out of order (Sources -> Daemon)"),
+    # the declared order is not evidence: a status saying the right order does not pass it
+    ("prereq.startup-order", "alpha", lambda f: f.records("supervisor_events", days=10),
+     Verdict.INCONCLUSIVE, "no startup (Sources stage_started) in the v5 supervisor events"),
+    ("prereq.startup-order", "alpha", lambda f: f.unserved("supervisor_events"),
+     Verdict.UNOBSERVABLE, "method ops.supervisor_events not served"),
     ("prereq.snapshot-infrastructure", "alpha", snapshots(periodic(11 * MIN)),
      Verdict.FAIL, "older than two intervals (10m)"),
     ("prereq.snapshot-infrastructure", "alpha", snapshots(), Verdict.FAIL, "no Periodic snapshot"),
@@ -1020,8 +1048,9 @@ CASES: list[tuple[str, str, Change, Verdict, str]] = [
     ("rollback.post.v5-snapshot", "rollback", changed_at(None), Verdict.INCONCLUSIVE,
      "does not say when it changed"),
     # supervisor contract
-    ("contract.startup-order", "gradual", status(startup_order=("Sources", "Gateway", "Daemon")),
-     Verdict.FAIL, "contract is Sources -> Gateway -> Daemon -> Ui"),
+    ("contract.startup-order", "gradual",
+     lambda f: f.add("supervisor_events", *startup(NOW_MS - DAY, ("Sources", "Gateway", "Daemon"))),
+     Verdict.INCONCLUSIVE, "has not finished: Ui not ready"),
     ("contract.backoff-initial", "alpha", policy(initial_backoff_ms=2000), Verdict.FAIL,
      "initial_backoff_ms 2000 (contract 1000)"),
     ("contract.backoff-multiplier", "canary", policy(multiplier=1.5), Verdict.FAIL,
@@ -1031,12 +1060,25 @@ CASES: list[tuple[str, str, Change, Verdict, str]] = [
     ("contract.jitter", "alpha", policy(jitter_pct=0.0), Verdict.FAIL,
      "jitter_pct 0.0 (contract 0.2)"),
     ("contract.jitter", "alpha", status(jitter_applied=False), Verdict.FAIL,
-     "the runtime does not apply it"),
+     "the supervisor reports jitter_applied = false"),
+    ("contract.jitter", "alpha", both(status(jitter_applied=False),
+                                      lambda f: f.unserved("supervisor_events")),
+     Verdict.FAIL, "the runtime does not apply it"),
     ("contract.jitter", "alpha", status(jitter_applied=True), Verdict.PASS, ""),
+    ("contract.jitter", "alpha",
+     lambda f: f.add("supervisor_events", event(NOW_MS - DAY, "restart", attempt=2, after_ms=5000)),
+     Verdict.FAIL, "after 5000 ms (schedule 4000 ms, allowed 3200..4800)"),
     ("contract.failure-budget", "alpha", policy(budget_window_ms=60_000), Verdict.FAIL,
      "budget_window_ms 60000 (contract 600000)"),
+    ("contract.failure-budget", "alpha",
+     lambda f: f.add("supervisor_events", *(event(NOW_MS - DAY + i, "failure") for i in range(3)),
+                     event(NOW_MS - DAY + 2, "hold_down")),
+     Verdict.FAIL, "entered at the 3rd failure within 10m (contract: the 5th)"),
     ("contract.hold-down", "alpha", policy(holddown_ms=60_000), Verdict.FAIL,
      "holddown_ms 60000 (contract 300000)"),
+    ("contract.hold-down", "alpha",
+     lambda f: f.add("supervisor_events", event(NOW_MS - DAY, "hold_down", until_ms=NOW_MS - DAY)),
+     Verdict.FAIL, "lasted 0 ms (until_ms - at_ms), contract 300000 ms"),
     # canary gate checklist
     ("cutover.checklist.restore-evidence-retained", "cutover", snapshots(), Verdict.FAIL,
      "no snapshot is retained"),
@@ -1158,8 +1200,9 @@ CASES: list[tuple[str, str, Change, Verdict, str]] = [
     ("alpha.supervisor.ready", "alpha", status(as_of_ms=NOW_MS - DAY), Verdict.INCONCLUSIVE,
      "supervisor Ready as of 2026-11-25T12:00Z, 24h before now"),
     # jitter "applied by runtime" and shutdown snapshots "enabled" need positive evidence
-    ("contract.jitter", "canary", status(jitter_applied=None), Verdict.INCONCLUSIVE,
-     "application by the runtime is not observable"),
+    ("contract.jitter", "canary",
+     both(status(jitter_applied=None), lambda f: f.records("supervisor_events", days=10)),
+     Verdict.INCONCLUSIVE, "application by the runtime is not observable"),
     ("prereq.snapshot-infrastructure", "alpha", snapshots(periodic(MIN)), Verdict.INCONCLUSIVE,
      "no Shutdown snapshot among 1 retained"),
     # sources: always-healthy kinds and an empty registry prove nothing; duplicates are garbage
@@ -1184,10 +1227,21 @@ CASES: list[tuple[str, str, Change, Verdict, str]] = [
      coverage("alert_entries", alert(7, Severity.ESCALATE, NOW_MS + 20_000, None),
               start_ms=NOW_MS - 30 * DAY, end_ms=NOW_MS + 30_000),
      Verdict.FAIL, "1 Escalate alerts left unresolved"),
-    # the v5 build is not v4's
+    # v5 reports the release (the build evidence's version), newer than v4's
     ("prereq.v5-deployed", "alpha",
      lambda f: f.calls["v5"]["daemon.info"].__setitem__("version", "0.0.4"), Verdict.FAIL,
-     "v5 daemon.info reports version 0.0.4, the same as v4"),
+     "v5 daemon.info reports 0.0.4, not the release 0.1.0 ([release] v5_version unset"),
+    ("prereq.v5-deployed", "alpha",
+     both(lambda f: f.calls["v5"]["daemon.info"].__setitem__("version", "0.0.4"),
+          lambda f: f.one("build_result", version="0.0.4")), Verdict.FAIL,
+     "v5 daemon.info reports 0.0.4, the same release as v4's 0.0.4: a downgrade"),
+    ("prereq.v5-deployed", "alpha", lambda f: f.one("build_result", version=None),
+     Verdict.INCONCLUSIVE, "there is no release to compare it with"),
+    ("prereq.v5-deployed", "alpha", lambda f: f.unserved("build_result"),
+     Verdict.UNOBSERVABLE, "no provider configured for 'build' evidence"),
+    ("prereq.build-passes", "alpha",
+     lambda f: f.one("build_result", started_at_ms=NOW_MS - 11 * DAY),
+     Verdict.FAIL, "the build ran at 2026-11-15T12:00Z, 24h before v5 was deployed"),
     # migration counts: both read, v5 serving
     ("gradual.migration-rate", "gradual", changed_at(None), Verdict.INCONCLUSIVE,
      "gradual start unknown"),

@@ -153,6 +153,8 @@ DRY_RUN_TOO_OLD = ("FAIL", snapshot_too_old(20 * MINUTE))
 GHOST_DRIFT = "pane outside any tmux session %8: activity_state v4='WaitingInput' v5='Running'"
 V4_NOT_READY = ("INCONCLUSIVE", "parity not judged: v4 INCONCLUSIVE: v4 not ready: latency_status")
 SNAPSHOT_BEHIND = "is 15 versions behind v5's current projection version"
+STARTUP_DAEMON_EARLY = "out of order (Sources -> Daemon)"
+STARTUP_NOT_SHOWN = "no startup (Sources stage_started) in the v5 supervisor events since"
 V4_LEFT = ("FAIL", "v4 still serves")
 V4_ANSWERS = ("FAIL", "v4 is not decommissioned: it still answers (unix://")
 V4_NOT_DECOMMISSIONED = ("INCONCLUSIVE", "v4 is not decommissioned yet, so 30d past its")
@@ -281,6 +283,57 @@ SCENARIOS: dict[tuple[str, str], Expected] = {
     },
     ("build-failing", "alpha"): {
         "prereq.build-passes": ("FAIL", "697 passed, 3 failed"),
+    },
+    # v5 must report the release (here the build evidence's version), newer than v4's
+    ("v5-downgraded", "alpha"): {
+        "prereq.v5-deployed": ("FAIL", "reports 0.0.3, older than v4's 0.0.4: a downgrade"),
+    },
+    ("v5-unexpected-version", "alpha"): {
+        "prereq.v5-deployed": ("FAIL", "reports 0.1.1, not the release 0.1.0"),
+        "prereq.build-passes": ("FAIL", "the build evidence is for 0.1.0, v5 daemon.info reports"),
+    },
+    # the build evidence must be a full `just verify` of the deployed v5
+    ("build-other-version", "alpha"): {
+        "prereq.build-passes": ("FAIL", "the build evidence is for 0.1.0-rc.1, v5 daemon.info"),
+        "prereq.v5-deployed": ("FAIL", "reports 0.1.0, not the release 0.1.0-rc.1"),
+    },
+    ("build-no-clippy", "alpha"): {
+        "prereq.build-passes": ("FAIL", "the build evidence has no clippy result"),
+    },
+    ("build-five-crates", "alpha"): {
+        "prereq.build-passes": ("FAIL", "5 crates with a passing test (agtmux-core-v5, "),
+    },
+    ("build-before-deploy", "alpha"): {
+        "prereq.build-passes": ("FAIL", "24h before v5 was deployed (started "),
+    },
+    # the startup order is what the supervisor's stage events show, not what it declares
+    ("startup-out-of-order", "alpha"): {
+        "prereq.startup-order": ("FAIL", STARTUP_DAEMON_EARLY),
+        "contract.startup-order": ("FAIL", STARTUP_DAEMON_EARLY),
+        "alpha.supervisor.ready": ("FAIL", STARTUP_DAEMON_EARLY),
+    },
+    ("startup-before-ready", "alpha"): {
+        "prereq.startup-order": ("FAIL", "before Sources was ready"),
+        "contract.startup-order": ("FAIL", "before Sources was ready"),
+        "alpha.supervisor.ready": ("FAIL", "before Sources was ready"),
+    },
+    ("startup-not-retained", "alpha"): {
+        "prereq.startup-order": ("INCONCLUSIVE", STARTUP_NOT_SHOWN),
+        "contract.startup-order": ("INCONCLUSIVE", STARTUP_NOT_SHOWN),
+        "alpha.supervisor.ready": ("INCONCLUSIVE", STARTUP_NOT_SHOWN),
+    },
+    # jitter, failure budget and hold-down from what the supervisor did, not what it declares
+    ("restart-delays-unjittered", "alpha"): {
+        "contract.jitter": ("FAIL", "exactly on the backoff schedule: the runtime applies no"),
+    },
+    ("restart-delays-wide", "alpha"): {
+        "contract.jitter": ("FAIL", "4 of 6 v5 supervisor restart delays since"),
+    },
+    ("holddown-early", "alpha"): {
+        "contract.failure-budget": ("FAIL", "entered at the 3rd failure within 10m"),
+    },
+    ("holddown-short", "alpha"): {
+        "contract.hold-down": ("FAIL", "lasted 60000 ms (until_ms - at_ms), contract 300000 ms"),
     },
     # managed panes never go away: a canary whose agents went idle days ago shows no use
     ("canary-idle", "canary"): {

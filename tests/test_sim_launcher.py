@@ -299,7 +299,9 @@ def test_built_in_scenarios_all_load() -> None:
         scenario = load_scenario(name)
         assert scenario.description
         assert scenario.daemon("v4").version == "0.0.4"
-        assert scenario.daemon("v5").version == "0.1.0"
+        # only the scenarios about v5's version deploy another one
+        v5_version = {"v5-downgraded": "0.0.3", "v5-unexpected-version": "0.1.1"}
+        assert scenario.daemon("v5").version == v5_version.get(name, "0.1.0")
 
 
 @pytest.fixture(scope="module")

@@ -34,6 +34,7 @@ from pytest_canarygate.agtmux.sim.clock import ANCHOR_ENV
 from pytest_canarygate.agtmux.sim.clock import NS_PER_MS
 from pytest_canarygate.agtmux.sim.clock import format_tick
 from pytest_canarygate.agtmux.sim.ops_answers import operations_model
+from pytest_canarygate.agtmux.sim.ops_scenario import STARTUP_ORDER
 from pytest_canarygate.errors import ConfigError
 from pytest_canarygate.errors import NotServed
 
@@ -177,10 +178,19 @@ def test_supervisor_restarts_are_steady_over_the_history(canary: SimFleet) -> No
     phase = sum(1 for at in restarts if switch <= at <= now)
     baseline = sum(1 for at in restarts if switch - timedelta(days=10) <= at < switch)
     assert (baseline, phase) == (4, 5)
-    assert {e.kind for e in evidence.records} == {"failure", "restart", "success"}
+    assert {e.kind for e in evidence.records} == {
+        "failure",
+        "restart",
+        "success",
+        "stage_started",
+        "stage_ready",
+    }
     since = now - timedelta(days=3)
     later = make_provider("supervisor", canary.evidence["supervisor"]).supervisor_events(since)
-    assert later.records == tuple(e for e in evidence.records if e.at >= since)
+    # the stage events of v5's start (10 days ago) come whatever since says
+    startup = tuple(e for e in evidence.records if e.stage is not None)
+    assert [e.stage for e in startup if e.kind == "stage_started"] == list(STARTUP_ORDER)
+    assert later.records == startup + tuple(e for e in evidence.records if e.at >= since)
 
 
 def test_alert_ledger_over_http(canary: SimFleet) -> None:

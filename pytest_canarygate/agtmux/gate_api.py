@@ -44,6 +44,8 @@ from pytest_canarygate.agtmux.gate_support import sessions_of
 from pytest_canarygate.agtmux.gate_support import snapshot_recorded
 from pytest_canarygate.agtmux.gate_support import soak_from_archive
 from pytest_canarygate.agtmux.gate_support import stable_for
+from pytest_canarygate.agtmux.gate_support import startup_order_shown
+from pytest_canarygate.agtmux.gate_support import supervisor_history
 from pytest_canarygate.agtmux.gate_support import time_in_phase
 from pytest_canarygate.agtmux.gate_support import v4_drained_for
 from pytest_canarygate.agtmux.judgement import SLO_LOG_KINDS
@@ -51,6 +53,7 @@ from pytest_canarygate.agtmux.judgement import Judgement
 from pytest_canarygate.agtmux.judgement import active_session_keys
 from pytest_canarygate.agtmux.judgement import backup_snapshot
 from pytest_canarygate.agtmux.judgement import build_passes
+from pytest_canarygate.agtmux.judgement import build_verified
 from pytest_canarygate.agtmux.judgement import canary_activity
 from pytest_canarygate.agtmux.judgement import canary_sessions_on
 from pytest_canarygate.agtmux.judgement import canary_usage
@@ -58,9 +61,12 @@ from pytest_canarygate.agtmux.judgement import cas_conflicts
 from pytest_canarygate.agtmux.judgement import cursor_full_resyncs
 from pytest_canarygate.agtmux.judgement import cursor_streaks
 from pytest_canarygate.agtmux.judgement import escalate_persisting
+from pytest_canarygate.agtmux.judgement import failure_budget_from_events
 from pytest_canarygate.agtmux.judgement import format_duration
+from pytest_canarygate.agtmux.judgement import hold_down_from_events
 from pytest_canarygate.agtmux.judgement import hold_down_not_recovered
 from pytest_canarygate.agtmux.judgement import hold_down_state
+from pytest_canarygate.agtmux.judgement import jitter_from_events
 from pytest_canarygate.agtmux.judgement import jitter_matches_contract
 from pytest_canarygate.agtmux.judgement import latency_breach_signal
 from pytest_canarygate.agtmux.judgement import latency_log_events
@@ -80,6 +86,7 @@ from pytest_canarygate.agtmux.judgement import startup_order_matches
 from pytest_canarygate.agtmux.judgement import supervisor_ready
 from pytest_canarygate.agtmux.judgement import unresolved_escalates_in_window
 from pytest_canarygate.agtmux.judgement import v4_sessions_continue
+from pytest_canarygate.agtmux.judgement import v5_release
 from pytest_canarygate.agtmux.judgement import window_coverage
 from pytest_canarygate.agtmux.judgement import window_end
 from pytest_canarygate.agtmux.judgement.fleet import panes_as_served
@@ -105,6 +112,7 @@ from pytest_canarygate.agtmux.providers import LogEvent
 from pytest_canarygate.agtmux.providers import RuntimeSelector
 from pytest_canarygate.agtmux.providers import Severity
 from pytest_canarygate.agtmux.providers import SnapshotMetadata
+from pytest_canarygate.agtmux.providers import SupervisorEvent
 from pytest_canarygate.agtmux.providers import SupervisorStatus
 from pytest_canarygate.agtmux.records import datetime_to_ms
 from pytest_canarygate.agtmux.rehearsal import canary_panes_served
@@ -142,6 +150,7 @@ __all__ = [
     "RuntimeSelector",
     "Severity",
     "SnapshotMetadata",
+    "SupervisorEvent",
     "SupervisorStatus",
     "Unobservable",
     "Verdict",
@@ -153,6 +162,7 @@ __all__ = [
     "attempt",
     "backup_snapshot",
     "build_passes",
+    "build_verified",
     "by_key",
     "canary_activity",
     "canary_expansion",
@@ -174,14 +184,17 @@ __all__ = [
     "escalate_persisting",
     "evidence_of",
     "evidence_part",
+    "failure_budget_from_events",
     "failure_message",
     "format_duration",
     "from_history",
     "gate",
     "history_part",
+    "hold_down_from_events",
     "hold_down_not_recovered",
     "hold_down_state",
     "hold_downs",
+    "jitter_from_events",
     "jitter_matches_contract",
     "latency_breach_signal",
     "latency_log_events",
@@ -219,7 +232,9 @@ __all__ = [
     "split_history",
     "stable_for",
     "startup_order_matches",
+    "startup_order_shown",
     "state_changes",
+    "supervisor_history",
     "supervisor_ready",
     "time_in_phase",
     "unresolved_escalates_in_window",
@@ -230,6 +245,7 @@ __all__ = [
     "v4_sessions_gone",
     "v4_takes_canary_back",
     "v5_only_for",
+    "v5_release",
     "v5_snapshot_possible",
     "window_coverage",
     "window_end",

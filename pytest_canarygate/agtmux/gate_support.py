@@ -32,6 +32,7 @@ from pytest_canarygate.agtmux.judgement import phase_running_for
 from pytest_canarygate.agtmux.judgement import restore_dry_run_latest
 from pytest_canarygate.agtmux.judgement import snapshot_at_current_state
 from pytest_canarygate.agtmux.judgement import sources_healthy
+from pytest_canarygate.agtmux.judgement import startup_sequence
 from pytest_canarygate.agtmux.judgement import uptime_at_least
 from pytest_canarygate.agtmux.judgement import zero_sessions
 from pytest_canarygate.agtmux.protocol import Record
@@ -458,6 +459,27 @@ def hold_downs(observed: ObservedView, settings: AgtmuxSettings, window: timedel
             events, window, observed.now, coverage, max_lag=lag
         ),
     )
+
+
+def supervisor_history(
+    observed: ObservedView,
+) -> tuple[tuple[SupervisorEvent, ...] | None, int | None]:
+    """The supervisor's events and from when they are complete (epoch ms); (None, None) when
+    the deployment keeps no event history (not configured, not served). A broken history is
+    Unobservable: it may hold what the gate looks for."""
+    if evidence_absent(observed, "supervisor_events"):
+        return None, None
+    events = evidence_of(observed, "supervisor_events", SupervisorEvent)
+    covers_from = datetime_to_ms(events.covers_from) if events.covers_from else None
+    return events.records, covers_from
+
+
+def startup_order_shown(observed: ObservedView) -> Judgement:
+    """The startup order as the supervisor's stage events show it (:func:`startup_sequence`);
+    without an event history the order is not observable."""
+    events = evidence_of(observed, "supervisor_events", SupervisorEvent)
+    covers_from = datetime_to_ms(events.covers_from) if events.covers_from else None
+    return startup_sequence(events.records, covers_from_ms=covers_from)
 
 
 def monitoring_window(settings: AgtmuxSettings) -> timedelta:

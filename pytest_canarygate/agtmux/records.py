@@ -35,6 +35,7 @@ __all__ = [
     "AlertLedger",
     "ArchiveManifest",
     "BindingStats",
+    "BuildCheck",
     "BuildResult",
     "CursorStats",
     "DependencyGate",
@@ -50,6 +51,7 @@ __all__ = [
     "SupervisorStatus",
     "check_distinct",
     "datetime_to_ms",
+    "kept_since",
     "ms_to_datetime",
     "parse_alert_entry",
     "parse_archive_manifest",
@@ -69,7 +71,18 @@ T = TypeVar("T")
 
 SNAPSHOT_TRIGGERS = ("Periodic", "Shutdown", "Manual")
 RESOLVE_POLICIES = ("AutoResolve", "ManualAck")
-SUPERVISOR_EVENT_KINDS = ("failure", "restart", "hold_down", "success")
+SUPERVISOR_EVENT_KINDS = (
+    "failure",
+    "restart",
+    "hold_down",
+    "success",
+    "stage_started",
+    "stage_ready",
+)
+#: The supervisor events about its startup stages; they carry a ``stage``.
+STAGE_EVENT_KINDS = ("stage_started", "stage_ready")
+#: ``ComponentStage`` serde names, in ``startup_order()`` (daemon facts 5.5).
+COMPONENT_STAGES = ("Sources", "Gateway", "Daemon", "Ui")
 DAEMON_NAMES = ("v4", "v5")
 
 MAX_INTEGER = 253_402_300_799_999
@@ -351,7 +364,8 @@ class SupervisorStatus:
 
 @dataclass(frozen=True)
 class SupervisorEvent:
-    """One supervisor transition: failure, restart (scheduled), hold_down or success."""
+    """One supervisor transition: failure, restart (scheduled), hold_down or success of the
+    supervised child, or a startup stage started or ready (``stage``)."""
 
     at_ms: int
     kind: str
@@ -359,6 +373,7 @@ class SupervisorEvent:
     attempt: int | None = None
     after_ms: int | None = None
     until_ms: int | None = None
+    stage: str | None = None
 
     @property
     def at(self) -> datetime:
@@ -438,6 +453,23 @@ def parse_supervisor_event(value: object, key: str = "") -> SupervisorEvent:
         attempt=f.integer("attempt") if kind == "restart" else f.opt_integer("attempt"),
         after_ms=f.integer("after_ms") if kind == "restart" else f.opt_integer("after_ms"),
         until_ms=f.integer("until_ms") if kind == "hold_down" else f.opt_integer("until_ms"),
+        stage=f.text("stage", choices=COMPONENT_STAGES) if kind in STAGE_EVENT_KINDS else None,
+    )
+
+
+def kept_since(events: Sequence[SupervisorEvent], since_ms: int) -> tuple[SupervisorEvent, ...]:
+    """The events at or after ``since_ms``, and whatever ``since_ms`` says the stage events of
+    the latest startup (from the last ``stage_started`` of the first stage): they describe the
+    running process however long ago it started (docs/operations-contract.md)."""
+    starts = [
+        e.at_ms for e in events if e.kind == "stage_started" and e.stage == COMPONENT_STAGES[0]
+    ]
+    startup = max(starts, default=None)
+    return tuple(
+        e
+        for e in events
+        if e.at_ms >= since_ms
+        or (startup is not None and e.kind in STAGE_EVENT_KINDS and e.at_ms >= startup)
     )
 
 
@@ -756,14 +788,31 @@ class LogEvent:
 
 
 @dataclass(frozen=True)
+class BuildCheck:
+    """A ``just verify`` step other than the tests (``fmt``, ``clippy``) and its outcome:
+    "passed", "failed" (a failure or error) or "skipped"."""
+
+    name: str
+    outcome: str
+
+
+@dataclass(frozen=True)
 class BuildResult:
-    """Totals of a JUnit XML report and the names of the tests that failed or errored."""
+    """Totals of a JUnit XML report and the names of the tests that failed or errored; what
+    the report says it is for (``version``, ``commit``), when the run started
+    (``started_at_ms``), its non-test checks and the crates with a passing test
+    (docs/operations-contract.md, "JUnit XML of the v5 build"). Unknown: None or empty."""
 
     tests: int
     failures: int
     errors: int
     skipped: int
     failing: tuple[str, ...]
+    version: str | None = None
+    commit: str | None = None
+    started_at_ms: int | None = None
+    checks: tuple[BuildCheck, ...] = ()
+    crates: tuple[str, ...] = ()
 
     @property
     def passed(self) -> int:

@@ -1,5 +1,6 @@
-"""The agtmux pack's own config tables: ``[sources]``, ``[parity.*]``, ``[windows]`` and
-``[thresholds]``, read into a frozen :class:`AgtmuxSettings` (``config.pack_settings``).
+"""The agtmux pack's own config tables: ``[sources]``, ``[parity.*]``, ``[windows]``,
+``[thresholds]`` and ``[release]``, read into a frozen :class:`AgtmuxSettings`
+(``config.pack_settings``).
 
 Every mistake raises a ConfigError naming the file and the key, like the engine's tables.
 """
@@ -9,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
+from pytest_canarygate.agtmux.versions import parse_version
 from pytest_canarygate.config import AT_LEAST
 from pytest_canarygate.config import AT_MOST
 from pytest_canarygate.config import TableReader
@@ -16,7 +18,7 @@ from pytest_canarygate.config import bounded
 from pytest_canarygate.errors import ConfigError
 
 #: The tables this module reads.
-TABLES = ("sources", "parity", "windows", "thresholds")
+TABLES = ("sources", "parity", "windows", "thresholds", "release")
 
 DEFAULT_PANE_FIELDS = (
     "pane_id",
@@ -97,6 +99,8 @@ class Thresholds:
     )
     #: "456+ tests": at most ten million.
     min_build_tests: int = bounded(456, maximum=10_000_000, unit="tests", runbook=AT_LEAST)
+    #: "All 6 crates pass": crates with a passing test in the build evidence, at most 1000.
+    min_build_crates: int = bounded(6, maximum=1000, unit="crates", runbook=AT_LEAST)
     #: "Escalate persists > 5 min": at most a day.
     escalate_persist_min: float = bounded(5.0, maximum=1440, unit="minutes", runbook=AT_MOST)
     #: How stale a history's end may be and still reach "now": at most a day.
@@ -104,6 +108,14 @@ class Thresholds:
     #: "No regression in supervisor restart counts": how much faster than the baseline before
     #: the phase restarts may come, in percent (not a runbook number), plus one restart.
     restart_rate_tolerance_pct: float = bounded(25.0, maximum=1000, unit="percent")
+
+
+@dataclass(frozen=True)
+class Release:
+    """What is being deployed (config ``[release]``): ``v5_version`` is the version the v5
+    daemon must report (``daemon.info.version``); None: the version the build evidence names."""
+
+    v5_version: str | None = None
 
 
 @dataclass(frozen=True)
@@ -118,6 +130,19 @@ class AgtmuxSettings:
     session_parity: ParityConfig = ParityConfig(DEFAULT_SESSION_FIELDS, DEFAULT_SESSION_IGNORE)
     windows: Windows = Windows()
     thresholds: Thresholds = Thresholds()
+    release: Release = Release()
+
+
+def _release(reader: TableReader) -> Release:
+    reader.reject_unknown(("v5_version",))
+    if reader.table.get("v5_version") is None:
+        return Release()
+    version = reader.string("v5_version")
+    if parse_version(version) is None:
+        raise reader.error(
+            "v5_version", version, "a version as daemon.info reports it, MAJOR.MINOR.PATCH"
+        )
+    return Release(version)
 
 
 def _parity(reader: TableReader, fields: tuple[str, ...], ignore: tuple[str, ...]) -> ParityConfig:
@@ -154,6 +179,7 @@ def parse_settings(top: TableReader) -> AgtmuxSettings:
         ),
         windows=top.sub("windows").numbers(Windows),
         thresholds=top.sub("thresholds").numbers(Thresholds),
+        release=_release(top.sub("release")),
     )
 
 

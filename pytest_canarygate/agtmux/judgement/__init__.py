@@ -9,7 +9,8 @@ bound is an aware datetime (naive ones raise ValueError: that is a programming e
 One module per concern: :mod:`.core` (the Judgement types, formats, :func:`enforce`),
 :mod:`.history` (windows of events and alerts, hold-downs, restart counts), :mod:`.snapshots`,
 :mod:`.supervisor` (the contract), :mod:`.health` (latency, sources, cursor and CAS counters,
-uptime, build) and :mod:`.fleet` (selector, sessions across daemons, the v4 archive). Import
+uptime, build), :mod:`.release` (v5's version, the build evidence against the deployment) and
+:mod:`.fleet` (selector, sessions across daemons, the v4 archive). Import
 from this package; the names below are its public API.
 """
 
@@ -69,6 +70,9 @@ from pytest_canarygate.agtmux.judgement.history import restart_rate_regression
 from pytest_canarygate.agtmux.judgement.history import unresolved_escalates_in_window
 from pytest_canarygate.agtmux.judgement.history import window_coverage
 from pytest_canarygate.agtmux.judgement.history import window_end
+from pytest_canarygate.agtmux.judgement.release import VERIFY_CHECKS
+from pytest_canarygate.agtmux.judgement.release import build_verified
+from pytest_canarygate.agtmux.judgement.release import v5_release
 from pytest_canarygate.agtmux.judgement.snapshots import SNAPSHOT_ID
 from pytest_canarygate.agtmux.judgement.snapshots import backup_snapshot
 from pytest_canarygate.agtmux.judgement.snapshots import newest_snapshot_recorded
@@ -78,9 +82,14 @@ from pytest_canarygate.agtmux.judgement.snapshots import restore_dry_run_latest
 from pytest_canarygate.agtmux.judgement.snapshots import snapshot_at_current_state
 from pytest_canarygate.agtmux.judgement.supervisor import RUNBOOK_RESTART_POLICY
 from pytest_canarygate.agtmux.judgement.supervisor import RUNBOOK_STARTUP_ORDER
+from pytest_canarygate.agtmux.judgement.supervisor import failure_budget_from_events
+from pytest_canarygate.agtmux.judgement.supervisor import hold_down_from_events
+from pytest_canarygate.agtmux.judgement.supervisor import jitter_from_events
 from pytest_canarygate.agtmux.judgement.supervisor import jitter_matches_contract
 from pytest_canarygate.agtmux.judgement.supervisor import restart_policy_matches_contract
+from pytest_canarygate.agtmux.judgement.supervisor import scheduled_backoff_ms
 from pytest_canarygate.agtmux.judgement.supervisor import startup_order_matches
+from pytest_canarygate.agtmux.judgement.supervisor import startup_sequence
 from pytest_canarygate.agtmux.judgement.supervisor import supervisor_ready
 
 __all__ = [
@@ -95,6 +104,7 @@ __all__ = [
     "SLO_LOG_KINDS",
     "SNAPSHOT_ID",
     "SOURCE_STATUSES",
+    "VERIFY_CHECKS",
     "Coverage",
     "Covered",
     "Judgement",
@@ -106,6 +116,7 @@ __all__ = [
     "archive_retained",
     "backup_snapshot",
     "build_passes",
+    "build_verified",
     "canary_activity",
     "canary_sessions_on",
     "canary_usage",
@@ -117,11 +128,14 @@ __all__ = [
     "drained_for",
     "enforce",
     "escalate_persisting",
+    "failure_budget_from_events",
     "format_duration",
     "format_time",
+    "hold_down_from_events",
     "hold_down_not_recovered",
     "hold_down_state",
     "hold_downs_in_window",
+    "jitter_from_events",
     "jitter_matches_contract",
     "latency_breach_signal",
     "latency_log_events",
@@ -138,16 +152,19 @@ __all__ = [
     "restore_dry_run",
     "restore_dry_run_latest",
     "routed_counts",
+    "scheduled_backoff_ms",
     "selector_matches_phase",
     "sessions_served_by",
     "snapshot_at_current_state",
     "sources_healthy",
     "split_history",
     "startup_order_matches",
+    "startup_sequence",
     "supervisor_ready",
     "unresolved_escalates_in_window",
     "uptime_at_least",
     "v4_sessions_continue",
+    "v5_release",
     "window_coverage",
     "window_end",
     "zero_sessions",

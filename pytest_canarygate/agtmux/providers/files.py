@@ -57,6 +57,7 @@ from pytest_canarygate.agtmux.records import SupervisorEvent
 from pytest_canarygate.agtmux.records import SupervisorStatus
 from pytest_canarygate.agtmux.records import check_distinct
 from pytest_canarygate.agtmux.records import datetime_to_ms
+from pytest_canarygate.agtmux.records import kept_since
 from pytest_canarygate.agtmux.records import ms_to_datetime
 from pytest_canarygate.agtmux.records import parse_archive_manifest
 from pytest_canarygate.agtmux.records import parse_binding_stats
@@ -314,8 +315,7 @@ class SupervisorDirectory(FileProvider, SupervisorProvider):
         events, text, start, end = self._read_history(
             path, parse_supervisor_event, lambda e: e.at_ms
         )
-        floor = _since_ms(since)
-        kept = tuple(e for e in events if e.at_ms >= floor)
+        kept = kept_since(events, _since_ms(since))
         return Evidence(kept, self._source(path), text, start, end)
 
 

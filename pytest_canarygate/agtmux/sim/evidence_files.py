@@ -20,6 +20,9 @@ from typing import Any
 
 from pytest_canarygate.agtmux.providers.files import SUPERVISOR_EVENTS_FILE
 from pytest_canarygate.agtmux.providers.files import SUPERVISOR_STATUS_FILE
+from pytest_canarygate.agtmux.providers.junit import COMMIT_PROPERTY
+from pytest_canarygate.agtmux.providers.junit import VERIFY_SUITE
+from pytest_canarygate.agtmux.providers.junit import VERSION_PROPERTY
 from pytest_canarygate.agtmux.providers.ops import ALERT_LEDGER
 from pytest_canarygate.agtmux.providers.ops import BINDING_STATS
 from pytest_canarygate.agtmux.providers.ops import CURSOR_STATS
@@ -44,7 +47,10 @@ _TEST_MODULES = (
     ("agtmux-daemon-v5", ("projection", "snapshot", "supervisor", "alert_routing")),
     ("agtmux-gateway", ("latency_window", "cursor_hardening", "trust_guard")),
     ("agtmux-runtime", ("poll_loop", "server", "codex_client")),
+    ("agtmux-protocol", ("codec", "rpc")),
+    ("agtmux-cli", ("args", "output")),
 )
+BUILD_COMMIT = "5e1f0c2a9d7b"
 
 
 def write_evidence(
@@ -88,7 +94,7 @@ def write_evidence(
         _write_text(log, "".join(render_log_line(line) for line in model.log_lines(socket_path)))
         written["daemon_log"] = log
     junit = directory / "junit.xml"
-    _write_bytes(junit, _junit(model.spec.build))
+    _write_bytes(junit, _junit(model))
     written["build"] = junit
     written["archive"] = _write_archive(directory / ARCHIVE_DIR, model, v4_version)
     return written
@@ -148,14 +154,24 @@ def _write_selector(path: Path, model: OpsModel) -> Path:
     return path
 
 
-def _junit(build: BuildSpec) -> bytes:
-    """A nextest-style JUnit report: ``build.tests`` cases, the ``failing`` ones failed."""
+def _junit(model: OpsModel) -> bytes:
+    """A nextest-style JUnit report as the operations contract reads it: ``build.tests``
+    cases over ``build.crates`` crates, the ``failing`` ones failed, the ``just-verify`` checks,
+    the version and commit as properties and the run's start as the root's timestamp."""
+    build: BuildSpec = model.spec.build
+    crates = _TEST_MODULES[: build.crates]
     cases = [(crate, name, True) for crate, _, name in (n.partition("::") for n in build.failing)]
     taken = set(build.failing)
     number = 0
-    while len(cases) < build.tests:
-        crate, modules = _TEST_MODULES[number % len(_TEST_MODULES)]
-        module = modules[number // len(_TEST_MODULES) % len(modules)]
+    while len(cases) < build.tests + len(build.checks):
+        if number < len(build.checks):
+            check = build.checks[number]
+            number += 1
+            if f"{VERIFY_SUITE}::{check}" not in taken:
+                cases.append((VERIFY_SUITE, check, False))
+            continue
+        crate, modules = crates[number % len(crates)]
+        module = modules[number // len(crates) % len(modules)]
         name = f"{module}::tests::case_{number:03d}"
         if f"{crate}::{name}" not in taken:
             cases.append((crate, name, False))
@@ -169,7 +185,12 @@ def _junit(build: BuildSpec) -> bytes:
         tests=str(len(cases)),
         failures=str(len(build.failing)),
         errors="0",
+        timestamp=format_log_time(model.build_started_ms * 1000),
     )
+    properties = ET.SubElement(root, "properties")
+    version = build.version if build.version is not None else model.v5_version
+    ET.SubElement(properties, "property", name=VERSION_PROPERTY, value=version)
+    ET.SubElement(properties, "property", name=COMMIT_PROPERTY, value=BUILD_COMMIT)
     for crate, members in sorted(suites.items()):
         failures = sum(1 for _, failed in members if failed)
         suite = ET.SubElement(

@@ -24,6 +24,8 @@ from pytest_canarygate.agtmux.providers.ops import SNAPSHOT_LIST
 from pytest_canarygate.agtmux.providers.ops import SUPERVISOR_EVENTS
 from pytest_canarygate.agtmux.providers.ops import SUPERVISOR_STATUS
 from pytest_canarygate.agtmux.sim.clock import NS_PER_MS
+from pytest_canarygate.agtmux.sim.ops_scenario import DAY_MS
+from pytest_canarygate.agtmux.sim.ops_scenario import STARTUP_ORDER
 from pytest_canarygate.agtmux.sim.ops_scenario import HoldDownSpec
 from pytest_canarygate.agtmux.sim.ops_scenario import OperationsSpec
 from pytest_canarygate.agtmux.sim.projection import SimDaemon
@@ -42,6 +44,10 @@ _QUIET_MS = 60_000  # steady restarts keep this far away from a hold-down
 _SLO_TICK_MS = 20  # missed ticks fire back to back after a slow one (daemon facts 7.4)
 _SLO_DEGRADED_TICKS = 10  # ERROR lines of one degraded episode, one per tick
 _SLO_P95_MS = 3224
+_STAGE_READY_MS = 40  # how long each startup stage takes to become ready
+# How far each restart delay lands off the schedule, in units of the delay jitter: a fixed,
+# varied pattern (the simulator is deterministic), each within one unit.
+_JITTER_PATTERN = (0.7, -0.45, 0.9, -0.85, 0.3, -0.15, 0.55, -0.6)
 
 
 @dataclass(frozen=True)
@@ -63,6 +69,9 @@ class _History:
 
     def event(self, at_ms: int, kind: str, **extra: int) -> None:
         self.events.append({"at_ms": at_ms, "kind": kind, "process": PROCESS, **extra})
+
+    def stage(self, at_ms: int, kind: str, stage: str) -> None:
+        self.events.append({"at_ms": at_ms, "kind": kind, "stage": stage})
 
     def line(self, at_ms: int, level: str, message: str, target: str = _POLL_LOOP) -> None:
         # Real timestamps have microseconds: made up here, stable, in order within a millisecond.
@@ -94,9 +103,11 @@ class OpsModel:
         pane_count: int,
         served: frozenset[str],
         tmux_sessions: tuple[str, ...] = (),
+        v5_version: str = "0.1.0",
     ) -> None:
         self.spec = spec
         self.tmux_sessions = tmux_sessions
+        self.v5_version = v5_version
         self.anchor_ms = anchor_ms
         self.phase = phase
         self.started_ms = started_ms
@@ -114,6 +125,8 @@ class OpsModel:
             for s in sorted(spec.snapshots, key=lambda s: (-s.ago_ms, s.snapshot_id))
         ]
         history = _History()
+        self._restarts_scheduled = 0
+        self._startup_history(history)
         self.hold_down_until = self._supervisor_history(history)
         self._cursor_history(history)
         self._latency_history(history)
@@ -168,8 +181,21 @@ class OpsModel:
         return status
 
     def supervisor_events(self, since_ms: int | None, now_ms: int) -> dict[str, Any]:
-        """The ``ops.supervisor_events`` result: events at or after ``since_ms``."""
-        events = [e for e in self.events if since_ms is None or e["at_ms"] >= since_ms]
+        """The ``ops.supervisor_events`` result: events at or after ``since_ms``, and the stage
+        events of the latest startup whenever it was."""
+        starts = [
+            e["at_ms"]
+            for e in self.events
+            if e["kind"] == "stage_started" and e["stage"] == STARTUP_ORDER[0]
+        ]
+        startup = max(starts, default=None)
+        events = [
+            e
+            for e in self.events
+            if since_ms is None
+            or e["at_ms"] >= since_ms
+            or (startup is not None and "stage" in e and e["at_ms"] >= startup)
+        ]
         return {"events": events, "covers_from_ms": self.covers_from_ms, "as_of_ms": now_ms}
 
     def alert_ledger(self, since_ms: int | None, now_ms: int) -> dict[str, Any]:
@@ -251,6 +277,15 @@ class OpsModel:
             )
         return routes
 
+    @property
+    def build_started_ms(self) -> int:
+        """When the build's ``just verify`` run started: as the scenario says, else a day ago
+        or when v5 started, whichever is later."""
+        ago = self.spec.build.ago_ms
+        if ago is not None:
+            return self.anchor_ms - ago
+        return min(self.anchor_ms, max(self.started_ms, self.anchor_ms - DAY_MS))
+
     def log_lines(self, socket_path: str) -> list[LogLine]:
         """The v5 daemon's own log over the history, oldest first: its starts and stops, the
         supervised child's restarts and hold-downs, cursor recoveries."""
@@ -264,6 +299,31 @@ class OpsModel:
         return sorted([*self._lines, *starts.lines], key=lambda line: line.at_us)
 
     # -- history --
+
+    def _startup_history(self, history: _History) -> None:
+        """The supervisor starting its stages when the v5 daemon started (if the history
+        reaches back that far and the scenario keeps the events)."""
+        startup = self.spec.startup
+        if not startup.retained or self.started_ms < self.covers_from_ms:
+            return
+        at, previous_start = self.started_ms, self.started_ms
+        for stage in startup.order:
+            start = previous_start + 10 if stage == startup.early else at
+            history.stage(start, "stage_started", stage)
+            history.stage(start + _STAGE_READY_MS, "stage_ready", stage)
+            at, previous_start = start + _STAGE_READY_MS + 1, start
+
+    def _delay(self, attempt: int) -> int:
+        """The delay the runtime schedules for ``attempt``: the policy's backoff, moved off
+        it by the delay jitter (by default the policy's, when the runtime applies it)."""
+        policy = self.spec.policy
+        nominal = min(policy.initial_backoff_ms * policy.multiplier**attempt, policy.max_backoff_ms)
+        jitter = self.spec.delay_jitter
+        if jitter is None:
+            jitter = policy.jitter_pct if self.spec.jitter_applied else 0.0
+        factor = _JITTER_PATTERN[self._restarts_scheduled % len(_JITTER_PATTERN)]
+        self._restarts_scheduled += 1
+        return round(nominal * (1 + factor * jitter))
 
     def _supervisor_history(self, history: _History) -> int | None:
         """Generate the supervised child's events; return ``until_ms`` if it is in HoldDown."""
@@ -287,7 +347,7 @@ class OpsModel:
         return held_until
 
     def _restart(self, history: _History, at: int) -> None:
-        after = self.spec.policy.initial_backoff_ms
+        after = self._delay(0)
         history.event(at, "failure")
         history.event(at, "restart", attempt=0, after_ms=after)
         history.event(at + after + _SPAWN_MS, "success")
@@ -297,11 +357,8 @@ class OpsModel:
     def _hold_down(self, history: _History, at: int, hold: HoldDownSpec) -> int:
         """Failures back to back until the budget is exhausted at ``at``; return ``until_ms``."""
         policy = self.spec.policy
-        budget = max(1, policy.failure_budget)
-        delays = [
-            min(int(policy.initial_backoff_ms * policy.multiplier**i), policy.max_backoff_ms)
-            for i in range(budget - 1)
-        ]
+        budget = hold.failures or max(1, policy.failure_budget)
+        delays = [self._delay(i) for i in range(budget - 1)]
         failed = at - sum(delays) - _SPAWN_MS * len(delays)
         for attempt, delay in enumerate(delays):
             history.line(failed - _SPAWN_MS, "INFO", _EXITED)
@@ -309,14 +366,15 @@ class OpsModel:
             history.event(failed, "restart", attempt=attempt, after_ms=delay)
             history.line(failed, "INFO", f"codex app-server: reconnect failed, retry in {delay}ms")
             failed += delay + _SPAWN_MS
-        until = at + policy.holddown_ms
+        lasts = policy.holddown_ms if hold.lasts_ms is None else hold.lasts_ms
+        until = at + lasts
         history.line(at - _SPAWN_MS, "INFO", _EXITED)
         history.event(at, "failure")
         history.event(at, "hold_down", until_ms=until)
         history.line(
             at,
             "WARN",
-            f"codex app-server: failure budget exhausted, hold-down {policy.holddown_ms // 1000}s",
+            f"codex app-server: failure budget exhausted, hold-down {lasts // 1000}s",
         )
         if hold.recovered:
             history.line(until + 100, "INFO", _EXITED)
@@ -433,6 +491,7 @@ def operations_model(
         tmux_sessions=tuple(
             sorted({pane.tmux.session_name for pane in v5.panes if pane.tmux is not None})
         ),
+        v5_version=v5.version,
     )
 
 

@@ -34,6 +34,7 @@ __all__ = [
     "RestartSpec",
     "SelectorSpec",
     "SnapshotSpec",
+    "StartupSpec",
     "read_operations",
 ]
 
@@ -79,9 +80,12 @@ _SUPERVISOR_KEYS = (
     "extra_restarts",
     "hold_downs",
     "jitter_applied",
+    "delay_jitter",
+    "startup",
 )
 _RESTART_KEYS = ("every", "latest", "over")
-_HOLD_DOWN_KEYS = ("ago", "recovered")
+_HOLD_DOWN_KEYS = ("ago", "recovered", "failures", "lasts")
+_STARTUP_KEYS = ("order", "early", "retained")
 _ALERT_KEYS = ("severity", "source", "message", "created", "resolved", "resolve_policy")
 _SELECTOR_KEYS = (
     "follow_phase",
@@ -123,10 +127,23 @@ class RestartSpec:
 
 @dataclass(frozen=True)
 class HoldDownSpec:
-    """A hold-down (failure budget exhausted) ``ago_ms`` before now, and whether it recovered."""
+    """A hold-down (failure budget exhausted) ``ago_ms`` before now, and whether it recovered;
+    entered at the ``failures``-th failure and lasting ``lasts_ms`` (None: as the policy says)."""
 
     ago_ms: int
     recovered: bool
+    failures: int | None = None
+    lasts_ms: int | None = None
+
+
+@dataclass(frozen=True)
+class StartupSpec:
+    """The supervisor's start of its stages when v5 started: in ``order``, each after the
+    previous was ready except ``early`` (started before it), the events ``retained`` or not."""
+
+    order: tuple[str, ...] = STARTUP_ORDER
+    early: str | None = None
+    retained: bool = True
 
 
 @dataclass(frozen=True)
@@ -197,12 +214,24 @@ class SelectorSpec:
         return "v4", False, ()  # alpha, rollback
 
 
+BUILD_CHECKS = ("fmt", "clippy")
+"""``just verify``'s steps besides the tests."""
+BUILD_CRATES = 6
+
+
 @dataclass(frozen=True)
 class BuildSpec:
-    """The v5 build's JUnit report: ``tests`` cases, ``failing`` of them failed (by name)."""
+    """The v5 build's JUnit report: ``tests`` cases over ``crates`` crates, ``failing`` of
+    them failed (by name), the ``checks`` it carries, the ``version`` it names (None: the v5
+    daemon's) and when it ran (``ago_ms`` before now; None: a day ago, or when v5 started if
+    that is later)."""
 
     tests: int
     failing: tuple[str, ...]
+    version: str | None = None
+    ago_ms: int | None = None
+    crates: int = BUILD_CRATES
+    checks: tuple[str, ...] = BUILD_CHECKS
 
 
 @dataclass(frozen=True)
@@ -234,6 +263,10 @@ class OperationsSpec:
     archive: ArchiveSpec
     jitter_applied: bool | None = None  # None: the status does not expose it
     extra_restarts: tuple[RestartSpec, ...] = ()  # further cadences on top of ``restarts``
+    # how far the runtime moves each restart delay off the schedule, as a fraction (None: the
+    # policy's jitter_pct when jitter_applied is true, else none)
+    delay_jitter: float | None = None
+    startup: StartupSpec = StartupSpec()
     slo_degraded_ago_ms: tuple[int, ...] = ()  # degraded latency episodes, ending that long ago
 
 
@@ -257,8 +290,7 @@ def read_operations(node: Node) -> OperationsSpec:
         unready=_read_unready(supervisor, startup_order),
         restarts=_read_restarts(supervisor.table("restarts", _RESTART_KEYS)),
         hold_downs=tuple(
-            HoldDownSpec(t.duration("ago"), t.boolean("recovered", False))
-            for t in supervisor.tables("hold_downs", _HOLD_DOWN_KEYS)
+            _read_hold_down(t) for t in supervisor.tables("hold_downs", _HOLD_DOWN_KEYS)
         ),
         alerts=tuple(_read_alert(name, t) for name, t in alerts.items()),
         full_resyncs_ago_ms=tuple(
@@ -268,7 +300,9 @@ def read_operations(node: Node) -> OperationsSpec:
             _subtable(table, "binding", ("cas_conflicts",)).durations("cas_conflicts")
         ),
         selector=_read_selector(table.table("selector", _SELECTOR_KEYS)),
-        build=_read_build(table.table("build", ("tests", "failing"))),
+        build=_read_build(
+            table.table("build", ("tests", "failing", "version", "ago", "crates", "checks"))
+        ),
         archive=_read_archive(table.table("archive", ("archived", "retention", "version"))),
         jitter_applied=(
             None
@@ -279,6 +313,34 @@ def read_operations(node: Node) -> OperationsSpec:
         extra_restarts=tuple(
             _read_restarts(t) for t in supervisor.tables("extra_restarts", _RESTART_KEYS)
         ),
+        delay_jitter=supervisor.number("delay_jitter", 0.0, 1.0),
+        startup=_read_startup(supervisor.table("startup", _STARTUP_KEYS)),
+    )
+
+
+def _read_hold_down(table: Table) -> HoldDownSpec:
+    lasts = table.get("lasts")
+    return HoldDownSpec(
+        ago_ms=table.duration("ago"),
+        recovered=table.boolean("recovered", False),
+        failures=table.integer("failures", 0, minimum=1, maximum=100) or None,
+        lasts_ms=table.duration("lasts") if lasts is not None else None,
+    )
+
+
+def _read_startup(table: Table | None) -> StartupSpec:
+    if table is None:
+        return StartupSpec()
+    order = _names(table.strings("order", STARTUP_ORDER)) or STARTUP_ORDER
+    if sorted(order) != sorted(STARTUP_ORDER):
+        fail(table.require("order"), f"expected each of {', '.join(STARTUP_ORDER)} once")
+    early = table.get("early")
+    if early is not None and (early.value not in order or early.value == order[0]):
+        fail(early, "expected a stage of the order other than the first")
+    return StartupSpec(
+        order=order,
+        early=None if early is None else str(early.value),
+        retained=table.boolean("retained", True),
     )
 
 
@@ -413,6 +475,8 @@ def _names(nodes: Sequence[Node]) -> tuple[str, ...]:
 def _read_build(table: Table | None) -> BuildSpec:
     if table is None:
         return BuildSpec(700, ())
+    ago = table.get("ago")
+    checks = table.get("checks")
     tests = table.integer("tests", 700, minimum=0, maximum=100_000)
     failing = table.strings("failing")
     for node in failing:
@@ -423,7 +487,16 @@ def _read_build(table: Table | None) -> BuildSpec:
     names = _names(failing)
     if len(set(names)) != len(names):
         fail(table.require("failing"), "a test is named twice")
-    return BuildSpec(tests, names)
+    return BuildSpec(
+        tests,
+        names,
+        version=table.optional_string("version"),
+        ago_ms=table.duration("ago") if ago is not None else None,
+        crates=table.integer("crates", BUILD_CRATES, minimum=1, maximum=BUILD_CRATES),
+        checks=_names(table.strings("checks", BUILD_CHECKS))
+        if checks is not None
+        else BUILD_CHECKS,
+    )
 
 
 def _read_archive(table: Table | None) -> ArchiveSpec:
