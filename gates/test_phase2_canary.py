@@ -47,6 +47,7 @@ from pytest_canarygate.agtmux.gate_api import restore_dry_run_now
 from pytest_canarygate.agtmux.gate_api import selector_matches_phase
 from pytest_canarygate.agtmux.gate_api import sessions_of
 from pytest_canarygate.agtmux.gate_api import snapshot_recorded
+from pytest_canarygate.agtmux.gate_api import sources_stayed_active
 from pytest_canarygate.agtmux.gate_api import stable_for
 from pytest_canarygate.agtmux.gate_api import state_changes
 from pytest_canarygate.agtmux.gate_api import time_in_phase
@@ -54,6 +55,16 @@ from pytest_canarygate.agtmux.gate_api import time_in_phase
 
 def _canary_window(settings: AgtmuxSettings) -> timedelta:
     return timedelta(hours=settings.windows.canary_duration_h)
+
+
+def _v5_monitor_window(observed: ObservedView, settings: AgtmuxSettings) -> timedelta:
+    """What a v5 monitoring gate that also runs in later phases looks back over: the canary
+    window, the gradual window in gradual, the v5-only stable window in cutover."""
+    windows = settings.windows
+    return {
+        "gradual": timedelta(days=windows.gradual_days),
+        "cutover": timedelta(days=windows.cutover_stable_days),
+    }.get(observed.observation.phase, _canary_window(settings))
 
 
 @gate("canary.pre.snapshot-recorded")
@@ -89,12 +100,33 @@ def test_v5_enabled_for_canary_sessions(canarygate_observed: ObservedView) -> No
 
 
 @gate("canary.monitor.source-health")
-def test_canary_sources_all_active(
+def test_v5_sources_stay_active(
     canarygate_observed: ObservedView, agtmux_settings: AgtmuxSettings
 ) -> None:
-    conclude(
-        canarygate_observed, "sources", daemon_sources(canarygate_observed, agtmux_settings, "v5")
+    """Now (registry and source health) AND over the window (the daemon log's source
+    transitions): a source that went stale and came back is no source that stayed active."""
+    window = _v5_monitor_window(canarygate_observed, agtmux_settings)
+    span = format_duration(window)
+
+    def transitions() -> Judgement:
+        log = evidence_of(canarygate_observed, "log_events", LogEvent)
+        return sources_stayed_active(
+            log.records, window, canarygate_observed.now, log, max_lag=max_lag(agtmux_settings)
+        )
+
+    judged = combine(
+        f"v5 sources not shown active over the last {span}",
+        {
+            "now": attempt(lambda: daemon_sources(canarygate_observed, agtmux_settings, "v5")),
+            "daemon log": history_part(
+                canarygate_observed,
+                "log_events",
+                transitions,
+                what=f"source transitions over the last {span}",
+            ),
+        },
     )
+    conclude(canarygate_observed, "sources", judged)
 
 
 @gate("canary.monitor.latency")

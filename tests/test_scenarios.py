@@ -178,6 +178,8 @@ SCENARIOS: dict[tuple[str, str], Expected] = {
         # cannot show the latency over the window (a quiet log proves less than a ledger)
         "canary.monitor.latency": ("INCONCLUSIVE", log_ends(2 * HOUR)),
         "signal.latency-breaches": ("INCONCLUSIVE", log_ends(2 * HOUR)),
+        # the same log cannot show that no source went stale in the last 2h either
+        "canary.monitor.source-health": ("INCONCLUSIVE", log_ends(2 * HOUR)),
     },
     ("escalate-alert", "canary"): {
         "canary.monitor.latency": ("FAIL", "alert-4 Escalate from supervisor"),
@@ -199,8 +201,16 @@ SCENARIOS: dict[tuple[str, str], Expected] = {
         "canary.monitor.latency": ("FAIL", "latency SLO degraded: rolling p95 3224 ms > 3000 ms"),
         "signal.latency-breaches": ("FAIL", "status degraded, 10 consecutive breaching"),
     },
+    # stale now: the registry says so, and the daemon logged the transition a minute ago
     ("stale-source", "canary"): {
         "canary.monitor.source-health": ("FAIL", "registered source ext-poller is stale"),
+    },
+    # active now, stale for a while 5h ago: only the daemon log's transition shows it
+    ("source-flapped", "canary"): {
+        "canary.monitor.source-health": ("FAIL", "ext-claude-hooks at "),
+    },
+    ("source-flapped", "gradual"): {
+        "canary.monitor.source-health": ("FAIL", "went stale in the last 7d"),
     },
     ("cas-conflict", "canary"): {
         "canary.monitor.cas-conflicts": ("FAIL", "2 CAS conflicts since"),

@@ -70,6 +70,7 @@ from pytest_canarygate.agtmux.judgement import restart_regression
 from pytest_canarygate.agtmux.judgement import selector_matches_phase
 from pytest_canarygate.agtmux.judgement import served_counts
 from pytest_canarygate.agtmux.judgement import sessions_served_by
+from pytest_canarygate.agtmux.judgement import sources_stayed_active
 from pytest_canarygate.agtmux.judgement import startup_order_matches
 from pytest_canarygate.agtmux.judgement import supervisor_ready
 from pytest_canarygate.agtmux.judgement import unresolved_escalates_in_window
@@ -196,6 +197,7 @@ __all__ = [
     "signature_problems",
     "snapshot_recorded",
     "soak_from_archive",
+    "sources_stayed_active",
     "stable_for",
     "startup_order_matches",
     "state_changes",

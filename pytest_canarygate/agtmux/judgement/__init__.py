@@ -50,6 +50,7 @@ from pytest_canarygate.agtmux.judgement.health import latency_log_events
 from pytest_canarygate.agtmux.judgement.health import latency_slo
 from pytest_canarygate.agtmux.judgement.health import projection_advancing
 from pytest_canarygate.agtmux.judgement.health import sources_healthy
+from pytest_canarygate.agtmux.judgement.health import sources_stayed_active
 from pytest_canarygate.agtmux.judgement.health import uptime_at_least
 from pytest_canarygate.agtmux.judgement.history import DEFAULT_MAX_LAG
 from pytest_canarygate.agtmux.judgement.history import HOLD_DOWN_KINDS
@@ -137,6 +138,7 @@ __all__ = [
     "served_counts",
     "sessions_served_by",
     "sources_healthy",
+    "sources_stayed_active",
     "startup_order_matches",
     "supervisor_ready",
     "supervisor_restart_regression",

@@ -357,6 +357,66 @@ def sources_healthy(
     return _judgement(Verdict.PASS, f"{who} sources: {healthy}; {registry}", **numbers)
 
 
+SOURCE_TRANSITION_KINDS = frozenset({"source_stale"})
+"""Daemon log kinds of a registered source leaving "active": WARN "source stale: <id>", logged
+at the tick its heartbeat passed 30 s (daemon facts 2.9). The way back (a hello) and "revoked"
+(unreachable) log nothing (daemon facts 9.3)."""
+
+
+def sources_stayed_active(
+    events: Iterable[LogEvent],
+    window: timedelta,
+    now: datetime,
+    coverage: Covered | None,
+    *,
+    who: str = "v5",
+    max_lag: timedelta = DEFAULT_MAX_LAG,
+) -> Judgement:
+    """ "All sources Active (no Stale/Revoked)" over ``window``, not at one instant: FAIL for a
+    source transition line (:data:`SOURCE_TRANSITION_KINDS`) in the window (up to
+    :func:`window_end`), naming each source and when it went stale, whatever the registry says
+    now (a hello makes a stale source active again); none on a log that does not cover the
+    window is INCONCLUSIVE; PASS otherwise."""
+    now = _aware(now, "now")
+    start, end = now - window, window_end(now, coverage)
+    found = [e for e in events if e.kind in SOURCE_TRANSITION_KINDS and start <= e.at <= end]
+    cov = (
+        window_coverage(window, now, None, None, max_lag=max_lag)
+        if coverage is None
+        else window_coverage(window, now, coverage.covers_from, coverage.covers_to, max_lag=max_lag)
+    )
+    span = format_duration(window)
+    by_source: dict[str, list[datetime]] = {}
+    for event in found:
+        by_source.setdefault(str(event.values.get("source_id", "?")), []).append(event.at)
+    numbers = {
+        **cov.numbers,
+        "found": len(found),
+        "stale": {sid: [at.isoformat() for at in ats] for sid, ats in by_source.items()},
+    }
+    if found:
+        shown = "; ".join(
+            f"{sid} at {format_time(ats[0])}"
+            + (
+                f" and {len(ats) - 1} more times, the last at {format_time(ats[-1])}"
+                if ats[1:]
+                else ""
+            )
+            for sid, ats in sorted(by_source.items())
+        )
+        message = (
+            f'{who} sources went stale in the last {span} (daemon log WARN "source stale"): '
+            f"{shown}; a source must stay active for the whole window, whatever the registry "
+            "says now"
+        )
+        return _judgement(Verdict.FAIL, message, found[:20], **numbers)
+    if not cov.covered:
+        message = f"no {who} source seen going stale, but the daemon log {cov.message}"
+        return _judgement(Verdict.INCONCLUSIVE, message, **numbers)
+    message = f"no {who} source went stale in the last {span} ({cov.message})"
+    return _judgement(Verdict.PASS, message, **numbers)
+
+
 # --- cursor and binding counters ---------------------------------------------------------
 
 

@@ -28,6 +28,8 @@ from pytest_canarygate.agtmux.sim.ops_scenario import HoldDownSpec
 from pytest_canarygate.agtmux.sim.ops_scenario import OperationsSpec
 from pytest_canarygate.agtmux.sim.projection import SimDaemon
 from pytest_canarygate.agtmux.sim.scenario import OPS_DAEMON
+from pytest_canarygate.agtmux.sim.scenario import REGISTRY_STALE_MS
+from pytest_canarygate.agtmux.sim.scenario import DaemonSpec
 from pytest_canarygate.agtmux.sim.scenario import Scenario
 
 __all__ = ["PROCESS", "LogLine", "OpsModel", "attach_operations", "operations_model"]
@@ -79,7 +81,8 @@ class OpsModel:
 
     ``served`` are the ``ops.*`` methods the deployment serves (the others are not served by
     any transport); ``started_ms`` is when the v5 daemon started, ``projection_version``,
-    ``session_count`` and ``pane_count`` what it holds now.
+    ``session_count`` and ``pane_count`` what it holds now; ``stale_sources_at_ms`` when each
+    registered source went stale (its WARN "source stale" line, daemon facts 2.9).
     """
 
     def __init__(
@@ -93,6 +96,7 @@ class OpsModel:
         session_count: int,
         pane_count: int,
         served: frozenset[str],
+        stale_sources_at_ms: tuple[tuple[str, int], ...] = (),
     ) -> None:
         self.spec = spec
         self.anchor_ms = anchor_ms
@@ -115,6 +119,9 @@ class OpsModel:
         self.hold_down_until = self._supervisor_history(history)
         self._cursor_history(history)
         self._latency_history(history)
+        for source_id, at_ms in stale_sources_at_ms:
+            if at_ms >= self.covers_from_ms:
+                history.line(at_ms, "WARN", f"source stale: {source_id}")
         self.events = history.sorted_events()
         self._lines = history.lines
         self.alert_records = self._alert_records()
@@ -409,7 +416,22 @@ def operations_model(
         session_count=len(v5.sessions),
         pane_count=sum(1 for pane in v5.panes if pane.agent is not None),
         served=frozenset(OPS_METHODS) - v5.unavailable_methods,
+        stale_sources_at_ms=_stale_sources_at(spec, v5, anchor_ms),
     )
+
+
+def _stale_sources_at(
+    spec: OperationsSpec, v5: DaemonSpec, anchor_ms: int
+) -> tuple[tuple[str, int], ...]:
+    """(source_id, when it went stale) for the scenario's past stale episodes and for each
+    registry entry stale now: at the tick its heartbeat passed the stale limit."""
+    past = [(source_id, anchor_ms - ago) for source_id, ago in spec.stale_sources]
+    now_stale = [
+        (entry.source_id, anchor_ms - max(entry.heartbeat_age_ms - REGISTRY_STALE_MS, 1))
+        for entry in v5.registry
+        if entry.lifecycle == "stale"
+    ]
+    return tuple(sorted([*past, *now_stale], key=lambda pair: pair[1]))
 
 
 def attach_operations(

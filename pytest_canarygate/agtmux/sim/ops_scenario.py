@@ -66,6 +66,7 @@ _OPERATIONS_KEYS = (
     "cursor",
     "binding",
     "latency",
+    "sources",
     "selector",
     "build",
     "archive",
@@ -195,6 +196,8 @@ class OperationsSpec:
     archive: ArchiveSpec
     jitter_applied: bool | None = None  # None: the status does not expose it
     slo_degraded_ago_ms: tuple[int, ...] = ()  # degraded latency episodes, ending that long ago
+    # registered sources that went stale (and came back with a hello): (source_id, ago_ms)
+    stale_sources: tuple[tuple[str, int], ...] = ()
 
 
 def read_operations(node: Node) -> OperationsSpec:
@@ -236,6 +239,10 @@ def read_operations(node: Node) -> OperationsSpec:
             else supervisor.boolean("jitter_applied", False)
         ),
         slo_degraded_ago_ms=tuple(_subtable(table, "latency", ("degraded",)).durations("degraded")),
+        stale_sources=tuple(
+            (t.string("source_id"), t.duration("ago"))
+            for t in _subtable(table, "sources", ("stale",)).tables("stale", ("source_id", "ago"))
+        ),
     )
 
 

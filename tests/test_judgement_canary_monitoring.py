@@ -1,0 +1,111 @@
+"""The canary's monitoring judgements over a window, and the rollback signals, on real daemon log
+lines: sources that went stale and came back, p95 breach lines, latency alerts only, breach runs
+measured in SLO evaluation windows, FullResyncs inside the look-back on a canary, hold-downs
+shown by the log alone, and every canary session in use."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from datetime import timedelta
+from datetime import timezone
+
+import pytest
+
+from pytest_canarygate.agtmux.judgement import sources_stayed_active
+from pytest_canarygate.agtmux.providers.daemon_log import parse_log
+from pytest_canarygate.agtmux.records import LogEvent
+from pytest_canarygate.verdicts import Verdict
+
+NOW = datetime(2026, 11, 25, 12, 0, tzinfo=timezone.utc)
+HOUR = timedelta(hours=1)
+CANARY = timedelta(hours=48)
+
+
+@dataclass(frozen=True)
+class Span:
+    covers_from: datetime | None
+    covers_to: datetime | None
+
+
+WHOLE = Span(NOW - 30 * 24 * HOUR, NOW - timedelta(minutes=1))
+
+
+def stamp(at: datetime) -> str:
+    return at.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def log(*lines: tuple[datetime, str, str]) -> list[LogEvent]:
+    """Events parsed from real daemon log lines (level, message) at the given times."""
+    text = [
+        f"{stamp(at)} {level:>5} agtmux::poll_loop: {message}\n" for at, level, message in lines
+    ]
+    events, _, _ = parse_log(text)
+    return events
+
+
+# --- P2-S2a: sources stayed active over the window ---------------------------------------
+
+
+def test_a_source_stale_hours_ago_and_active_now_fails() -> None:
+    events = log(
+        (NOW - 5 * HOUR, "WARN", "source stale: ext-claude-hooks"),
+        (NOW - 2 * HOUR, "INFO", "codex app-server reconnected"),
+    )
+    judged = sources_stayed_active(events, CANARY, NOW, WHOLE)
+    assert judged.verdict is Verdict.FAIL
+    assert "ext-claude-hooks at 2026-11-25T07:00Z" in judged.message
+    assert "last 48h" in judged.message
+
+
+def test_repeated_stale_lines_are_counted_per_source() -> None:
+    events = log(
+        (NOW - 30 * HOUR, "WARN", "source stale: relay-a"),
+        (NOW - 20 * HOUR, "WARN", "source stale: relay-b"),
+        (NOW - 3 * HOUR, "WARN", "source stale: relay-a"),
+    )
+    judged = sources_stayed_active(events, CANARY, NOW, WHOLE)
+    assert judged.verdict is Verdict.FAIL
+    assert "relay-a at 2026-11-24T06:00Z and 1 more times, the last at 2026-11-25T09:00Z" in (
+        judged.message
+    )
+    assert "relay-b at 2026-11-24T16:00Z" in judged.message
+    assert judged.numbers["found"] == 3
+
+
+def test_a_stale_line_before_the_window_does_not_count() -> None:
+    events = log((NOW - 49 * HOUR, "WARN", "source stale: ext-claude-hooks"))
+    judged = sources_stayed_active(events, CANARY, NOW, WHOLE)
+    assert judged.verdict is Verdict.PASS
+    assert "no v5 source went stale in the last 48h" in judged.message
+
+
+def test_a_stale_line_after_now_inside_the_log_still_counts() -> None:
+    later = NOW + timedelta(seconds=5)
+    events = log((later, "WARN", "source stale: ext-claude-hooks"))
+    judged = sources_stayed_active(events, CANARY, NOW, Span(WHOLE.covers_from, later))
+    assert judged.verdict is Verdict.FAIL
+
+
+@pytest.mark.parametrize(
+    ("span", "fragment"),
+    [
+        (Span(NOW - 10 * HOUR, NOW), "it starts after the window start"),
+        (Span(NOW - 30 * 24 * HOUR, NOW - 2 * HOUR), "it ends 2h before now"),
+        (Span(None, None), "does not say from when"),
+    ],
+)
+def test_no_stale_line_on_a_log_not_covering_the_window_is_inconclusive(
+    span: Span, fragment: str
+) -> None:
+    judged = sources_stayed_active([], CANARY, NOW, span)
+    assert judged.verdict is Verdict.INCONCLUSIVE
+    assert fragment in judged.message
+
+
+def test_lines_that_only_look_like_a_stale_source_do_not_count() -> None:
+    events = log(
+        (NOW - HOUR, "INFO", "source.hello: ext-claude-hooks active"),
+        (NOW - HOUR, "WARN", "poll tick failed: source stale: maybe"),
+    )
+    assert sources_stayed_active(events, CANARY, NOW, WHOLE).verdict is Verdict.PASS
