@@ -14,7 +14,10 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from pytest_canarygate.agtmux.gate_api import LATENCY_ALERT_SOURCES
+from pytest_canarygate.agtmux.gate_api import SLO_LOG_KINDS
 from pytest_canarygate.agtmux.gate_api import AgtmuxSettings
+from pytest_canarygate.agtmux.gate_api import AlertEntry
 from pytest_canarygate.agtmux.gate_api import BindingStats
 from pytest_canarygate.agtmux.gate_api import CursorStats
 from pytest_canarygate.agtmux.gate_api import CustodyView
@@ -24,6 +27,7 @@ from pytest_canarygate.agtmux.gate_api import ObservedView
 from pytest_canarygate.agtmux.gate_api import RuntimeSelector
 from pytest_canarygate.agtmux.gate_api import Severity
 from pytest_canarygate.agtmux.gate_api import alerts_from
+from pytest_canarygate.agtmux.gate_api import alerts_from_sources
 from pytest_canarygate.agtmux.gate_api import attempt
 from pytest_canarygate.agtmux.gate_api import canary_activity
 from pytest_canarygate.agtmux.gate_api import canary_sessions_on
@@ -133,37 +137,53 @@ def test_v5_sources_stay_active(
 def test_canary_latency_within_slo(
     canarygate_observed: ObservedView, agtmux_settings: AgtmuxSettings
 ) -> None:
+    """The current evaluation AND every p95 breach the daemon logged in the window (WARN "SLO
+    breach" as well as ERROR "SLO DEGRADED") AND the latency alerts: an alert from another
+    source (the supervisor's Escalate) is judged by the gate of its own item."""
     threshold = agtmux_settings.thresholds.latency_p95_ms
     window = _canary_window(agtmux_settings)
+    span = format_duration(window)
+    lag = max_lag(agtmux_settings)
 
-    def degraded_in_log() -> Judgement:
+    def breaches_in_log() -> Judgement:
         log = evidence_of(canarygate_observed, "log_events", LogEvent)
         return latency_log_events(
             log.records,
             window,
             canarygate_observed.now,
             log,
-            kinds={"slo_degraded"},
-            max_lag=max_lag(agtmux_settings),
+            kinds=SLO_LOG_KINDS,
+            above_ms=threshold,
+            max_lag=lag,
+        )
+
+    def latency_alerts() -> Judgement:
+        entries = evidence_of(canarygate_observed, "alert_entries", AlertEntry)
+        return alerts_from_sources(
+            entries.records,
+            Severity.DEGRADED,
+            LATENCY_ALERT_SOURCES,
+            window,
+            canarygate_observed.now,
+            entries,
+            max_lag=lag,
         )
 
     judged = combine(
-        "v5 latency SLO not shown met",
+        f"v5 latency SLO not shown met over the last {span}",
         {
-            "latency_status": attempt(
+            "latency_status now": attempt(
                 lambda: latency_slo(
                     canarygate_observed.daemon("v5").result("latency_status"), threshold
                 )
             ),
-            "daemon log": history_part(
+            "daemon log p95 breaches": history_part(
                 canarygate_observed,
                 "log_events",
-                degraded_in_log,
-                what=f"latency over the last {format_duration(window)}",
+                breaches_in_log,
+                what=f"latency over the last {span}",
             ),
-            "alerts >= Degraded": attempt(
-                lambda: alerts_from(canarygate_observed, agtmux_settings, Severity.DEGRADED, window)
-            ),
+            "latency alerts": attempt(latency_alerts),
         },
     )
     conclude(canarygate_observed, "latency", judged)

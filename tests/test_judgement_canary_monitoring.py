@@ -12,9 +12,16 @@ from datetime import timezone
 
 import pytest
 
+from pytest_canarygate.agtmux.judgement import LATENCY_ALERT_SOURCES
+from pytest_canarygate.agtmux.judgement import SLO_LOG_KINDS
+from pytest_canarygate.agtmux.judgement import alerts_from_sources
+from pytest_canarygate.agtmux.judgement import latency_log_events
 from pytest_canarygate.agtmux.judgement import sources_stayed_active
 from pytest_canarygate.agtmux.providers.daemon_log import parse_log
+from pytest_canarygate.agtmux.records import AlertEntry
 from pytest_canarygate.agtmux.records import LogEvent
+from pytest_canarygate.agtmux.records import Severity
+from pytest_canarygate.agtmux.records import datetime_to_ms
 from pytest_canarygate.verdicts import Verdict
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=timezone.utc)
@@ -109,3 +116,85 @@ def test_lines_that_only_look_like_a_stale_source_do_not_count() -> None:
         (NOW - HOUR, "WARN", "poll tick failed: source stale: maybe"),
     )
     assert sources_stayed_active(events, CANARY, NOW, WHOLE).verdict is Verdict.PASS
+
+
+# --- P2-S2b: p95 breach lines and latency alerts only ------------------------------------
+
+
+def breach(at: datetime, consecutive: int, p95: int = 3224) -> tuple[datetime, str, str]:
+    level, what = ("WARN", "SLO breach") if consecutive < 3 else ("ERROR", "SLO DEGRADED")
+    return at, level, f"{what}: p95={p95}ms, consecutive={consecutive}"
+
+
+def test_breach_lines_without_degraded_fail_the_latency_monitor() -> None:
+    events = log(breach(NOW - HOUR, 1), breach(NOW - HOUR + timedelta(milliseconds=20), 2))
+    judged = latency_log_events(events, CANARY, NOW, WHOLE, kinds=SLO_LOG_KINDS, above_ms=3000)
+    assert judged.verdict is Verdict.FAIL
+    assert judged.message.startswith("2 SLO log lines (slo_breach, slo_degraded) with p95 > 3000")
+    assert "worst p95 3224 ms" in judged.message
+
+
+def test_breach_lines_under_a_looser_configured_threshold_do_not_count() -> None:
+    events = log(breach(NOW - HOUR, 1, p95=3224), breach(NOW - HOUR, 2, p95=3500))
+    judged = latency_log_events(events, CANARY, NOW, WHOLE, kinds=SLO_LOG_KINDS, above_ms=3400)
+    assert judged.verdict is Verdict.FAIL
+    assert judged.numbers["found"] == 1
+    calm = latency_log_events(events, CANARY, NOW, WHOLE, kinds=SLO_LOG_KINDS, above_ms=4000)
+    assert calm.verdict is Verdict.PASS
+
+
+def test_no_breach_line_on_a_log_ending_hours_ago_is_inconclusive() -> None:
+    judged = latency_log_events(
+        [], CANARY, NOW, Span(WHOLE.covers_from, NOW - 2 * HOUR), kinds=SLO_LOG_KINDS
+    )
+    assert judged.verdict is Verdict.INCONCLUSIVE
+    assert "it ends 2h before now" in judged.message
+
+
+def alert(
+    severity: Severity, source: str, created: timedelta, resolved: timedelta | None = None
+) -> AlertEntry:
+    return AlertEntry(
+        alert_id="alert-7",
+        severity=severity,
+        source=source,
+        message="...",
+        created_at_ms=datetime_to_ms(NOW - created),
+        resolved_at_ms=None if resolved is None else datetime_to_ms(NOW - resolved),
+        resolve_policy="AutoResolve",
+    )
+
+
+def test_a_supervisor_escalate_is_no_latency_alert() -> None:
+    entries = [alert(Severity.ESCALATE, "supervisor", 20 * timedelta(minutes=1))]
+    judged = alerts_from_sources(
+        entries, Severity.DEGRADED, LATENCY_ALERT_SOURCES, CANARY, NOW, WHOLE
+    )
+    assert judged.verdict is Verdict.PASS
+    assert "no latency_window alerts at or above Degraded in the last 48h" in judged.message
+    assert judged.numbers["other_sources"] == 1
+
+
+def test_a_resolved_degraded_latency_alert_in_the_window_fails() -> None:
+    entries = [
+        alert(Severity.DEGRADED, "latency_window", 3 * HOUR, 2 * HOUR),
+        alert(Severity.WARN, "latency_window", HOUR),
+    ]
+    judged = alerts_from_sources(
+        entries, Severity.DEGRADED, LATENCY_ALERT_SOURCES, CANARY, NOW, WHOLE
+    )
+    assert judged.verdict is Verdict.FAIL
+    assert judged.message.startswith("1 latency_window alerts at or above Degraded")
+    assert "alert-7 Degraded from latency_window" in judged.message
+
+
+def test_a_latency_alert_resolved_before_the_window_does_not_count() -> None:
+    entries = [alert(Severity.ESCALATE, "latency_window", 60 * HOUR, 50 * HOUR)]
+    judged = alerts_from_sources(
+        entries, Severity.DEGRADED, LATENCY_ALERT_SOURCES, CANARY, NOW, WHOLE
+    )
+    assert judged.verdict is Verdict.PASS
+    short = alerts_from_sources(
+        entries, Severity.DEGRADED, LATENCY_ALERT_SOURCES, CANARY, NOW, Span(NOW - HOUR, NOW)
+    )
+    assert short.verdict is Verdict.INCONCLUSIVE

@@ -181,8 +181,8 @@ SCENARIOS: dict[tuple[str, str], Expected] = {
         # the same log cannot show that no source went stale in the last 2h either
         "canary.monitor.source-health": ("INCONCLUSIVE", log_ends(2 * HOUR)),
     },
+    # a supervisor Escalate is no latency alert: the latency monitor leaves it to its own gates
     ("escalate-alert", "canary"): {
-        "canary.monitor.latency": ("FAIL", "alert-4 Escalate from supervisor"),
         "canary.exit.stable-48h": ("FAIL", "alert-4 Escalate from supervisor"),
         "canary.exit.no-degraded-alerts": ("FAIL", "at or above Degraded in the last 48h: alert-4"),
         "signal.escalate-persisting": ("FAIL", "1 Escalate alerts persisted longer than 5m"),
@@ -192,10 +192,18 @@ SCENARIOS: dict[tuple[str, str], Expected] = {
         "signal.escalate-persisting": ("FAIL", "1 Escalate alerts persisted longer than 5m"),
         "cutover.checklist.no-unresolved-escalate": ("FAIL", "1 unresolved Escalate alerts"),
     },
+    # a source_health alert is no latency alert (the canary exit's "no alert >= Degraded" has it)
     ("degraded-alert", "canary"): {
-        "canary.monitor.latency": ("FAIL", "alert-4 Degraded from source_health"),
         "canary.exit.stable-48h": ("FAIL", "alert-4 Degraded from source_health"),
         "canary.exit.no-degraded-alerts": ("FAIL", "(resolved"),
+    },
+    ("latency-alert", "canary"): {
+        "canary.monitor.latency": (
+            "FAIL",
+            "latency alerts FAIL: 1 latency_window alerts at or above Degraded in the last 48h",
+        ),
+        "canary.exit.stable-48h": ("FAIL", "alert-4 Degraded from latency_window"),
+        "canary.exit.no-degraded-alerts": ("FAIL", "alert-4 Degraded from latency_window"),
     },
     ("latency-degraded", "canary"): {
         "canary.monitor.latency": ("FAIL", "latency SLO degraded: rolling p95 3224 ms > 3000 ms"),
@@ -263,8 +271,13 @@ SCENARIOS: dict[tuple[str, str], Expected] = {
     },
     # healthy now, degraded an hour ago: only the daemon log still shows it
     ("latency-flapped", "canary"): {
-        "canary.monitor.latency": ("FAIL", "daemon log FAIL: 10 SLO log lines (slo_degraded)"),
+        # the two WARN breach lines count as well as the ten SLO DEGRADED ones
+        "canary.monitor.latency": ("FAIL", "daemon log p95 breaches FAIL: 12 SLO log lines"),
         "signal.latency-breaches": ("FAIL", "daemon log FAIL: 10 SLO log lines"),
+    },
+    # two WARN breach lines and no SLO DEGRADED: the p95 left the threshold in the window
+    ("latency-breach-lines", "canary"): {
+        "canary.monitor.latency": ("FAIL", "daemon log p95 breaches FAIL: 2 SLO log lines"),
     },
     # a v4 that restarted and never ticked holds nothing, which proves nothing
     ("v4-restarted", "gradual"): {

@@ -42,8 +42,10 @@ from pytest_canarygate.agtmux.gate_support import soak_from_archive
 from pytest_canarygate.agtmux.gate_support import stable_for
 from pytest_canarygate.agtmux.gate_support import time_in_phase
 from pytest_canarygate.agtmux.gate_support import v4_drained_for
+from pytest_canarygate.agtmux.judgement import LATENCY_ALERT_SOURCES
 from pytest_canarygate.agtmux.judgement import SLO_LOG_KINDS
 from pytest_canarygate.agtmux.judgement import Judgement
+from pytest_canarygate.agtmux.judgement import alerts_from_sources
 from pytest_canarygate.agtmux.judgement import backup_snapshot
 from pytest_canarygate.agtmux.judgement import build_passes
 from pytest_canarygate.agtmux.judgement import canary_activity
@@ -109,6 +111,7 @@ from pytest_canarygate.endpoints import parse_endpoint
 from pytest_canarygate.observation import DaemonView
 
 __all__ = [
+    "LATENCY_ALERT_SOURCES",
     "SIGNATURE_FIELDS",
     "SLO_LOG_KINDS",
     "AgtmuxSettings",
@@ -132,6 +135,7 @@ __all__ = [
     "agent_session_keys",
     "agent_sessions",
     "alerts_from",
+    "alerts_from_sources",
     "archive_judgement",
     "attempt",
     "backup_snapshot",

@@ -54,9 +54,11 @@ from pytest_canarygate.agtmux.judgement.health import sources_stayed_active
 from pytest_canarygate.agtmux.judgement.health import uptime_at_least
 from pytest_canarygate.agtmux.judgement.history import DEFAULT_MAX_LAG
 from pytest_canarygate.agtmux.judgement.history import HOLD_DOWN_KINDS
+from pytest_canarygate.agtmux.judgement.history import LATENCY_ALERT_SOURCES
 from pytest_canarygate.agtmux.judgement.history import RECOVERY_KINDS
 from pytest_canarygate.agtmux.judgement.history import RESTART_KINDS
 from pytest_canarygate.agtmux.judgement.history import alerts_at_or_above
+from pytest_canarygate.agtmux.judgement.history import alerts_from_sources
 from pytest_canarygate.agtmux.judgement.history import count_events
 from pytest_canarygate.agtmux.judgement.history import escalate_persisting
 from pytest_canarygate.agtmux.judgement.history import hold_down_not_recovered
@@ -85,6 +87,7 @@ __all__ = [
     "ALWAYS_HEALTHY",
     "DEFAULT_MAX_LAG",
     "HOLD_DOWN_KINDS",
+    "LATENCY_ALERT_SOURCES",
     "LIFECYCLES",
     "RECOVERY_KINDS",
     "RESTART_KINDS",
@@ -100,6 +103,7 @@ __all__ = [
     "RestoreDryRun",
     "TimedEvent",
     "alerts_at_or_above",
+    "alerts_from_sources",
     "archive_retained",
     "backup_snapshot",
     "build_passes",

@@ -185,12 +185,14 @@ def latency_log_events(
     *,
     kinds: Collection[str] = SLO_LOG_KINDS,
     min_consecutive: int = 0,
+    above_ms: int | None = None,
     max_lag: timedelta = DEFAULT_MAX_LAG,
 ) -> Judgement:
     """The latency SLO as the daemon's log tells it over ``window``: FAIL for a line of
-    ``kinds`` in the window whose ``consecutive`` count is at least ``min_consecutive`` (the
-    daemon logs one per breaching tick, so a breach that lasted milliseconds still shows);
-    INCONCLUSIVE for none on a log that does not cover the window; PASS otherwise."""
+    ``kinds`` in the window whose ``consecutive`` count is at least ``min_consecutive`` and,
+    with ``above_ms``, whose p95 is above it (the daemon logs one per breaching tick, so a
+    breach that lasted milliseconds still shows); INCONCLUSIVE for none on a log that does not
+    cover the window; PASS otherwise."""
     now = _aware(now, "now")
     start, end = now - window, window_end(now, coverage)
     cov = (
@@ -201,11 +203,16 @@ def latency_log_events(
     found = [
         e
         for e in events
-        if e.kind in kinds and start <= e.at <= end and _consecutive(e) >= min_consecutive
+        if e.kind in kinds
+        and start <= e.at <= end
+        and _consecutive(e) >= min_consecutive
+        and (above_ms is None or _p95(e) > above_ms)
     ]
     shown = f"SLO log lines ({', '.join(sorted(kinds))})"
     if min_consecutive > 0:
         shown += f" with consecutive >= {min_consecutive}"
+    if above_ms is not None:
+        shown += f" with p95 > {above_ms} ms"
     numbers = {**cov.numbers, "found": len(found), "min_consecutive": min_consecutive}
     required = format_duration(window)
     if found:
@@ -221,6 +228,11 @@ def latency_log_events(
         return _judgement(Verdict.INCONCLUSIVE, message, **numbers)
     message = f"no {shown} in the last {required} ({cov.message})"
     return _judgement(Verdict.PASS, message, **numbers)
+
+
+def _p95(event: LogEvent) -> int:
+    value = event.values.get("p95_ms")
+    return value if isinstance(value, int) else 0
 
 
 def _consecutive(event: LogEvent) -> int:

@@ -357,6 +357,35 @@ def alerts_at_or_above(
     return _in_window(found, _describe_alerts(found), what, window, now, coverage, max_lag)
 
 
+LATENCY_ALERT_SOURCES = ("latency_window",)
+"""Alert sources of the latency SLO (daemon facts 6.2); "supervisor" and "source_health" alerts
+belong to the gates of their own items."""
+
+
+def alerts_from_sources(
+    entries: Iterable[AlertEntry],
+    min_severity: Severity,
+    sources: Collection[str],
+    window: timedelta,
+    now: datetime,
+    coverage: Covered | None,
+    *,
+    max_lag: timedelta = DEFAULT_MAX_LAG,
+) -> Judgement:
+    """No alert from one of ``sources`` of ``min_severity`` or above created or still open
+    inside the window (up to :func:`window_end`); alerts from other sources are not looked at
+    (their count is kept in the numbers)."""
+    now = _aware(now, "now")
+    end = window_end(now, coverage)
+    entries = list(entries)
+    mine = [e for e in entries if e.source in sources]
+    found = [e for e in mine if e.severity >= min_severity and _open_during(e, now - window, end)]
+    what = f"{'/'.join(sorted(sources))} alerts at or above {min_severity.label}"
+    judged = _in_window(found, _describe_alerts(found), what, window, now, coverage, max_lag)
+    numbers = {**judged.numbers, "other_sources": len(entries) - len(mine)}
+    return _judgement(judged.verdict, judged.message, judged.findings, **numbers)
+
+
 def escalate_persisting(
     entries: Iterable[AlertEntry],
     longer_than: timedelta = timedelta(minutes=5),

@@ -44,6 +44,7 @@ _QUIET_MS = 60_000  # steady restarts keep this far away from a hold-down
 _SLO_TICK_MS = 20  # missed ticks fire back to back after a slow one (daemon facts 7.4)
 _SLO_DEGRADED_TICKS = 10  # ERROR lines of one degraded episode, one per tick
 _SLO_P95_MS = 3224
+_SUSTAINED_TICK_MS = 1_000  # a sustained breach logs one line per tick at the default poll
 
 
 @dataclass(frozen=True)
@@ -330,12 +331,31 @@ class OpsModel:
 
     def _latency_history(self, history: _History) -> None:
         """The log lines of each degraded latency episode (daemon facts 7.4): two WARN "SLO
-        breach" lines, then one ERROR "SLO DEGRADED" per tick, the last one ``ago`` before now."""
+        breach" lines, then one ERROR "SLO DEGRADED" per tick, the last one ``ago`` before now;
+        of each brief breach (the two WARN lines, then healthy again); and of each sustained
+        breach, one line per 1 s tick for as long as it lasted."""
         for ago in self.spec.slo_degraded_ago_ms:
             end = self.anchor_ms - ago
             ticks = 2 + _SLO_DEGRADED_TICKS
             for consecutive in range(1, ticks + 1):
                 at = end - (ticks - consecutive) * _SLO_TICK_MS
+                level, what = (
+                    ("WARN", "SLO breach") if consecutive < 3 else ("ERROR", "SLO DEGRADED")
+                )
+                history.line(at, level, f"{what}: p95={_SLO_P95_MS}ms, consecutive={consecutive}")
+
+        for ago in self.spec.slo_breached_ago_ms:
+            end = self.anchor_ms - ago
+            for consecutive in (1, 2):
+                at = end - (2 - consecutive) * _SLO_TICK_MS
+                history.line(
+                    at, "WARN", f"SLO breach: p95={_SLO_P95_MS}ms, consecutive={consecutive}"
+                )
+        for ago, lasting in self.spec.slo_sustained:
+            end = self.anchor_ms - ago
+            ticks = lasting // _SUSTAINED_TICK_MS + 1
+            for consecutive in range(1, ticks + 1):
+                at = end - (ticks - consecutive) * _SUSTAINED_TICK_MS
                 level, what = (
                     ("WARN", "SLO breach") if consecutive < 3 else ("ERROR", "SLO DEGRADED")
                 )
