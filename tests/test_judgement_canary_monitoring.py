@@ -15,11 +15,14 @@ import pytest
 from pytest_canarygate.agtmux.judgement import LATENCY_ALERT_SOURCES
 from pytest_canarygate.agtmux.judgement import SLO_LOG_KINDS
 from pytest_canarygate.agtmux.judgement import alerts_from_sources
+from pytest_canarygate.agtmux.judgement import canary_sessions_in_use
 from pytest_canarygate.agtmux.judgement import latency_log_events
 from pytest_canarygate.agtmux.judgement import sources_stayed_active
+from pytest_canarygate.agtmux.protocol import Change
 from pytest_canarygate.agtmux.providers.daemon_log import parse_log
 from pytest_canarygate.agtmux.records import AlertEntry
 from pytest_canarygate.agtmux.records import LogEvent
+from pytest_canarygate.agtmux.records import RuntimeSelector
 from pytest_canarygate.agtmux.records import Severity
 from pytest_canarygate.agtmux.records import datetime_to_ms
 from pytest_canarygate.verdicts import Verdict
@@ -198,3 +201,72 @@ def test_a_latency_alert_resolved_before_the_window_does_not_count() -> None:
         entries, Severity.DEGRADED, LATENCY_ALERT_SOURCES, CANARY, NOW, Span(NOW - HOUR, NOW)
     )
     assert short.verdict is Verdict.INCONCLUSIVE
+
+
+# --- P2-S3: every canary session in use ---------------------------------------------------
+
+SELECTOR = RuntimeSelector("v4", True, ("session-alpha", "session-beta"), None)
+
+
+def pane(pane_id: str, session: str, presence: str = "managed", **extra: object) -> dict:
+    return {"pane_id": pane_id, "presence": presence, "session_name": session, **extra}
+
+
+PANES = [
+    pane("%1", "session-alpha"),
+    pane("%4", "session-beta"),
+    pane("%5", "session-beta"),
+    pane("%6", "session-beta", presence="unmanaged"),
+    pane("%9", "session-gamma"),
+]
+
+
+def change(version: int, ago: timedelta, pane_id: str | None, key: str = "k") -> Change:
+    return Change(version=version, session_key=key, at=NOW - ago, pane_id=pane_id)
+
+
+def test_every_canary_session_changed_in_the_window_passes() -> None:
+    changes = [change(1, 3 * HOUR, "%1"), change(2, HOUR, "%5")]
+    judged = canary_sessions_in_use(SELECTOR, PANES, changes, CANARY, now=NOW)
+    assert judged.verdict is Verdict.PASS
+    assert "session-alpha 1 (latest 2026-11-25T09:00Z), session-beta 1" in judged.message
+
+
+def test_one_idle_canary_session_is_named_even_when_another_is_busy() -> None:
+    changes = [change(1, 72 * HOUR, "%5"), *(change(v, HOUR, "%1") for v in range(2, 9))]
+    judged = canary_sessions_in_use(SELECTOR, PANES, changes, CANARY, now=NOW)
+    assert judged.verdict is Verdict.INCONCLUSIVE
+    assert "1 of 2 canary sessions idle on v5" in judged.message
+    assert "session-beta (2 managed panes, last at 2026-11-22T12:00Z)" in judged.message
+    assert "session-alpha" not in judged.message.split("idle on v5")[1]
+
+
+def test_a_change_of_a_non_canary_or_unmanaged_pane_shows_no_canary_use() -> None:
+    changes = [change(1, HOUR, "%1"), change(2, HOUR, "%9"), change(3, HOUR, "%6")]
+    judged = canary_sessions_in_use(SELECTOR, PANES, changes, CANARY, now=NOW)
+    assert judged.verdict is Verdict.INCONCLUSIVE
+    assert "session-beta (2 managed panes, never)" in judged.message
+
+
+def test_a_session_level_change_of_a_bound_agent_session_counts() -> None:
+    changes = [
+        change(1, 80 * HOUR, "%4", key="claude-beta"),
+        change(2, HOUR, None, key="claude-beta"),
+        change(3, HOUR, "%1"),
+    ]
+    judged = canary_sessions_in_use(SELECTOR, PANES, changes, CANARY, now=NOW)
+    assert judged.verdict is Verdict.PASS
+
+
+def test_a_canary_session_missing_from_v5_is_idle() -> None:
+    selector = RuntimeSelector("v4", True, ("session-alpha", "session-delta"), None)
+    judged = canary_sessions_in_use(selector, PANES, [change(1, HOUR, "%1")], CANARY, now=NOW)
+    assert judged.verdict is Verdict.INCONCLUSIVE
+    assert "session-delta (no managed pane on v5)" in judged.message
+
+
+def test_no_canary_session_named_shows_no_usage() -> None:
+    selector = RuntimeSelector("v5", True, (), None)
+    judged = canary_sessions_in_use(selector, PANES, [change(1, HOUR, "%1")], CANARY, now=NOW)
+    assert judged.verdict is Verdict.INCONCLUSIVE
+    assert "no active usage" in judged.message

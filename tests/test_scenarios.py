@@ -258,8 +258,16 @@ SCENARIOS: dict[tuple[str, str], Expected] = {
         "prereq.build-passes": ("FAIL", "697 passed, 3 failed"),
     },
     # managed panes never go away: a canary whose agents went idle days ago shows no use
+    # (every idle canary session is named)
     ("canary-idle", "canary"): {
-        "canary.duration.active-48h": ("INCONCLUSIVE", "no activity in canary sessions since"),
+        "canary.duration.active-48h": ("INCONCLUSIVE", "2 of 2 canary sessions idle on v5"),
+    },
+    # one canary session in use does not show the other one used
+    ("one-canary-idle", "canary"): {
+        "canary.duration.active-48h": (
+            "INCONCLUSIVE",
+            "(the last 48h): session-beta (2 managed panes, last at ",
+        ),
     },
     # a phase counts from the selector's last change, not from v5's start
     ("selector-just-changed", "canary"): {

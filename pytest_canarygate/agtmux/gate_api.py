@@ -49,6 +49,7 @@ from pytest_canarygate.agtmux.judgement import alerts_from_sources
 from pytest_canarygate.agtmux.judgement import backup_snapshot
 from pytest_canarygate.agtmux.judgement import build_passes
 from pytest_canarygate.agtmux.judgement import canary_activity
+from pytest_canarygate.agtmux.judgement import canary_sessions_in_use
 from pytest_canarygate.agtmux.judgement import canary_sessions_on
 from pytest_canarygate.agtmux.judgement import canary_usage
 from pytest_canarygate.agtmux.judgement import cas_conflicts
@@ -144,6 +145,7 @@ __all__ = [
     "canary_activity",
     "canary_expansion",
     "canary_panes_served",
+    "canary_sessions_in_use",
     "canary_sessions_on",
     "canary_usage",
     "cas_conflicts",

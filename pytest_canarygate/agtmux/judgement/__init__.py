@@ -59,6 +59,7 @@ from pytest_canarygate.agtmux.judgement.history import RECOVERY_KINDS
 from pytest_canarygate.agtmux.judgement.history import RESTART_KINDS
 from pytest_canarygate.agtmux.judgement.history import alerts_at_or_above
 from pytest_canarygate.agtmux.judgement.history import alerts_from_sources
+from pytest_canarygate.agtmux.judgement.history import canary_sessions_in_use
 from pytest_canarygate.agtmux.judgement.history import count_events
 from pytest_canarygate.agtmux.judgement.history import escalate_persisting
 from pytest_canarygate.agtmux.judgement.history import hold_down_not_recovered
@@ -108,6 +109,7 @@ __all__ = [
     "backup_snapshot",
     "build_passes",
     "canary_activity",
+    "canary_sessions_in_use",
     "canary_sessions_on",
     "canary_usage",
     "cas_conflicts",

@@ -23,8 +23,14 @@ from pytest_canarygate.agtmux.judgement.core import _judgement
 from pytest_canarygate.agtmux.judgement.core import format_duration
 from pytest_canarygate.agtmux.judgement.core import format_time
 from pytest_canarygate.agtmux.judgement.supervisor import RUNBOOK_RESTART_POLICY
+from pytest_canarygate.agtmux.protocol import Change
+from pytest_canarygate.agtmux.protocol import Record
+from pytest_canarygate.agtmux.protocol import agent_session_keys
+from pytest_canarygate.agtmux.protocol import managed
+from pytest_canarygate.agtmux.protocol import sessions_by_name
 from pytest_canarygate.agtmux.records import AlertEntry
 from pytest_canarygate.agtmux.records import LogEvent
+from pytest_canarygate.agtmux.records import RuntimeSelector
 from pytest_canarygate.agtmux.records import Severity
 from pytest_canarygate.agtmux.records import SupervisorEvent
 from pytest_canarygate.agtmux.records import SupervisorStatus
@@ -439,6 +445,74 @@ def unresolved_escalates_in_window(
     ]
     what = "unresolved Escalate alerts"
     return _in_window(found, _describe_alerts(found), what, window, now, coverage, max_lag)
+
+
+# --- canary usage ------------------------------------------------------------------------
+
+
+def canary_sessions_in_use(
+    selector: RuntimeSelector,
+    panes: Sequence[Record],
+    changes: Iterable[Change],
+    window: timedelta,
+    *,
+    now: datetime,
+    who: str = "v5",
+) -> Judgement:
+    """ "Canary duration with active usage", for each canary session the selector names: a
+    ``state_changed`` entry of one of its managed panes, or of the agent session bound to one,
+    stamped inside ``window``. Managed panes are never removed (daemon facts 2.1), so their
+    presence proves no use. Any idle session (or none named) is INCONCLUSIVE, naming each idle
+    session and when it was last used."""
+    now = _aware(now, "now")
+    start = now - window
+    span = format_duration(window)
+    changes = list(changes)
+    tmux_sessions = sessions_by_name(panes)
+    used: dict[str, list[Change]] = {}
+    idle: list[str] = []
+    for name in selector.v5_canary_sessions:
+        session_panes = [dict(p) for p in managed(tmux_sessions.get(name, ()))]
+        pane_ids = {str(p["pane_id"]) for p in session_panes}
+        keys = agent_session_keys(session_panes, changes)
+        mine = [
+            c for c in changes if c.pane_id in pane_ids or (not c.pane_id and c.session_key in keys)
+        ]
+        recent = [c for c in mine if c.at >= start]
+        if recent:
+            used[name] = recent
+            continue
+        if not session_panes:
+            idle.append(f"{name} (no managed pane on {who})")
+            continue
+        latest = max((c.at for c in mine), default=None)
+        last = "never" if latest is None else f"last at {format_time(latest)}"
+        idle.append(f"{name} ({len(session_panes)} managed panes, {last})")
+    numbers = {
+        "canary_sessions": list(selector.v5_canary_sessions),
+        "changes_in_window": {name: len(found) for name, found in used.items()},
+        "idle": idle,
+        "window_s": window.total_seconds(),
+    }
+    if not selector.v5_canary_sessions:
+        return _judgement(
+            Verdict.INCONCLUSIVE,
+            "the selector names no canary session: no active usage to show",
+            **numbers,
+        )
+    if idle:
+        message = (
+            f"{len(idle)} of {len(selector.v5_canary_sessions)} canary sessions idle on {who}: "
+            f"no state_changed entry for them since {format_time(start)} (the last {span}): "
+            + "; ".join(idle)
+        )
+        return _judgement(Verdict.INCONCLUSIVE, message, **numbers)
+    shown = ", ".join(
+        f"{name} {len(found)} (latest {format_time(max(c.at for c in found))})"
+        for name, found in used.items()
+    )
+    message = f"every canary session in use on {who} in the last {span}: state changes {shown}"
+    return _judgement(Verdict.PASS, message, [f[-1] for f in used.values()], **numbers)
 
 
 # --- supervisor restarts -----------------------------------------------------------------
