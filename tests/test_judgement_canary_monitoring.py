@@ -13,14 +13,24 @@ from datetime import timezone
 import pytest
 
 from pytest_canarygate.agtmux.judgement import LATENCY_ALERT_SOURCES
+from pytest_canarygate.agtmux.judgement import SLO_EVALUATION_WINDOW
 from pytest_canarygate.agtmux.judgement import SLO_LOG_KINDS
 from pytest_canarygate.agtmux.judgement import alerts_from_sources
+from pytest_canarygate.agtmux.judgement import breach_in_progress
+from pytest_canarygate.agtmux.judgement import breach_runs
 from pytest_canarygate.agtmux.judgement import canary_sessions_in_use
+from pytest_canarygate.agtmux.judgement import full_resync_counters_on_canary
+from pytest_canarygate.agtmux.judgement import full_resyncs_on_canary
+from pytest_canarygate.agtmux.judgement import hold_down_not_recovered
+from pytest_canarygate.agtmux.judgement import hold_down_proxy
 from pytest_canarygate.agtmux.judgement import latency_log_events
+from pytest_canarygate.agtmux.judgement import on_canary
 from pytest_canarygate.agtmux.judgement import sources_stayed_active
+from pytest_canarygate.agtmux.judgement import sustained_breaches
 from pytest_canarygate.agtmux.protocol import Change
 from pytest_canarygate.agtmux.providers.daemon_log import parse_log
 from pytest_canarygate.agtmux.records import AlertEntry
+from pytest_canarygate.agtmux.records import CursorStats
 from pytest_canarygate.agtmux.records import LogEvent
 from pytest_canarygate.agtmux.records import RuntimeSelector
 from pytest_canarygate.agtmux.records import Severity
@@ -270,3 +280,247 @@ def test_no_canary_session_named_shows_no_usage() -> None:
     judged = canary_sessions_in_use(selector, PANES, [change(1, HOUR, "%1")], CANARY, now=NOW)
     assert judged.verdict is Verdict.INCONCLUSIVE
     assert "no active usage" in judged.message
+
+
+# --- SIG-3: breaches measured in 10-minute SLO windows -----------------------------------
+
+DAY = timedelta(hours=24)
+SECOND = timedelta(seconds=1)
+
+
+def sustained(end: datetime, lasting: timedelta, step: timedelta = SECOND) -> list:
+    """One SLO line per tick from ``end - lasting`` to ``end``, the counter never reset."""
+    ticks = lasting // step + 1
+    return [breach(end - (ticks - n) * step, n) for n in range(1, ticks + 1)]
+
+
+def test_a_sub_second_flap_an_hour_ago_does_not_fire() -> None:
+    events = log(*sustained(NOW - HOUR, timedelta(milliseconds=220), timedelta(milliseconds=20)))
+    judged = sustained_breaches(events, DAY, NOW, WHOLE)
+    assert judged.verdict is Verdict.PASS
+    assert "1 shorter breaches in the look-back" in judged.message
+    assert "1 windows, 12 breaching evaluations logged" in judged.message
+
+
+@pytest.mark.parametrize(
+    ("lasting", "verdict", "windows"),
+    [
+        (timedelta(minutes=29, seconds=59), Verdict.PASS, 3),
+        (timedelta(minutes=30), Verdict.FAIL, 4),
+        (timedelta(minutes=35), Verdict.FAIL, 4),
+    ],
+)
+def test_more_than_3_windows_means_at_least_4(
+    lasting: timedelta, verdict: Verdict, windows: int
+) -> None:
+    events = log(*sustained(NOW - HOUR, lasting, timedelta(seconds=20)))
+    (run,) = breach_runs(events)
+    assert run.windows(SLO_EVALUATION_WINDOW) == windows
+    judged = sustained_breaches(events, DAY, NOW, WHOLE)
+    assert judged.verdict is verdict
+    if verdict is Verdict.FAIL:
+        assert f"sustained over {windows} consecutive 10m SLO windows (more than 3)" in (
+            judged.message
+        )
+
+
+def test_many_short_breaches_are_no_sustained_one() -> None:
+    lines = []
+    for start in range(0, 60, 5):  # a 2-tick breach every 5 minutes for an hour
+        at = NOW - 2 * HOUR + timedelta(minutes=start)
+        lines += [breach(at, 1), breach(at + SECOND, 2)]
+    events = log(*lines)
+    assert len(breach_runs(events)) == 12
+    assert sustained_breaches(events, DAY, NOW, WHOLE).verdict is Verdict.PASS
+
+
+def test_a_restart_resets_the_run() -> None:
+    before = sustained(NOW - 2 * HOUR - timedelta(minutes=20), timedelta(minutes=20), 10 * SECOND)
+    after = sustained(NOW - 2 * HOUR + timedelta(minutes=20), timedelta(minutes=20), 10 * SECOND)
+    events = log(*before, *after)  # the counter starts again at 1: two runs of 20 minutes
+    assert [r.windows() for r in breach_runs(events)] == [3, 3]
+    assert sustained_breaches(events, DAY, NOW, WHOLE).verdict is Verdict.PASS
+
+
+def test_a_run_that_started_before_the_look_back_counts_whole() -> None:
+    events = log(*sustained(NOW - DAY + timedelta(minutes=5), timedelta(minutes=40), 30 * SECOND))
+    assert sustained_breaches(events, DAY, NOW, WHOLE).verdict is Verdict.FAIL
+
+
+def test_a_run_that_ended_before_the_look_back_does_not_count() -> None:
+    events = log(*sustained(NOW - DAY - HOUR, timedelta(minutes=40), 30 * SECOND))
+    assert sustained_breaches(events, DAY, NOW, WHOLE).verdict is Verdict.PASS
+
+
+def test_the_configured_number_of_windows_is_used() -> None:
+    events = log(*sustained(NOW - HOUR, timedelta(minutes=20), 30 * SECOND))
+    assert sustained_breaches(events, DAY, NOW, WHOLE, more_than=2).verdict is Verdict.FAIL
+    assert sustained_breaches(events, DAY, NOW, WHOLE, more_than=3).verdict is Verdict.PASS
+
+
+def test_no_sustained_breach_on_a_short_log_is_inconclusive() -> None:
+    judged = sustained_breaches([], DAY, NOW, Span(NOW - HOUR, NOW))
+    assert judged.verdict is Verdict.INCONCLUSIVE
+
+
+@pytest.mark.parametrize(
+    ("answer", "verdict"),
+    [
+        (
+            {"status": "healthy", "p95_ms": 36, "consecutive_breaches": 0, "sample_count": 205},
+            "PASS",
+        ),
+        (
+            {"status": "degraded", "p95_ms": 3224, "consecutive_breaches": 90, "sample_count": 213},
+            "INCONCLUSIVE",
+        ),
+        (
+            {"status": "breached", "p95_ms": 3224, "consecutive_breaches": 2, "sample_count": 213},
+            "INCONCLUSIVE",
+        ),
+        (
+            {
+                "status": "insufficient_data",
+                "p95_ms": None,
+                "consecutive_breaches": 0,
+                "sample_count": 9,
+            },
+            "INCONCLUSIVE",
+        ),
+        (
+            {"status": "degraded", "p95_ms": 3224, "consecutive_breaches": "90", "sample_count": 1},
+            "UNOBSERVABLE",
+        ),
+    ],
+)
+def test_a_breach_under_way_now_is_not_yet_the_signal(answer: dict, verdict: str) -> None:
+    assert breach_in_progress(answer).verdict.value == verdict
+
+
+# --- SIG-4: a FullResync inside the look-back, on the canary -----------------------------
+
+
+def selector(
+    default: str, enabled: bool, canary: tuple[str, ...], changed: timedelta | None
+) -> RuntimeSelector:
+    changed_ms = None if changed is None else datetime_to_ms(NOW - changed)
+    return RuntimeSelector(default, enabled, canary, changed_ms)
+
+
+CANARY_ROUTING = selector("v4", True, ("session-alpha",), 10 * DAY)
+RESYNC = "cursor recovery: full resync (streak exceeded)"
+
+
+def test_a_full_resync_20_days_ago_advises_nothing() -> None:
+    events = log((NOW - 20 * DAY, "ERROR", RESYNC))
+    judged = full_resyncs_on_canary(events, CANARY_ROUTING, DAY, NOW, WHOLE)
+    assert judged.verdict is Verdict.PASS
+
+
+def test_a_full_resync_on_the_canary_in_the_look_back_fires() -> None:
+    events = log((NOW - HOUR, "ERROR", RESYNC))
+    judged = full_resyncs_on_canary(events, CANARY_ROUTING, DAY, NOW, WHOLE)
+    assert judged.verdict is Verdict.FAIL
+    assert judged.message.startswith("1 cursor FullResyncs on the canary in the last 24h, at")
+
+
+def test_a_full_resync_after_the_switch_back_to_v4_is_on_no_canary() -> None:
+    rolled_back = selector("v4", False, (), 3 * HOUR)
+    events = log((NOW - HOUR, "ERROR", RESYNC))
+    judged = full_resyncs_on_canary(events, rolled_back, DAY, NOW, WHOLE)
+    assert judged.verdict is Verdict.PASS
+    assert "1 while v5 served no session" in judged.message
+    before = full_resyncs_on_canary(
+        log((NOW - 5 * HOUR, "ERROR", RESYNC)), rolled_back, DAY, NOW, WHOLE
+    )
+    assert before.verdict is Verdict.FAIL  # v5 served the canary until the switch back
+
+
+def test_a_full_resync_before_the_canary_routing_began_is_not_shown() -> None:
+    young = selector("v4", True, ("session-alpha",), 2 * HOUR)
+    judged = full_resyncs_on_canary(log((NOW - 5 * HOUR, "ERROR", RESYNC)), young, DAY, NOW, WHOLE)
+    assert judged.verdict is Verdict.INCONCLUSIVE
+    assert "whether v5 served a canary session then is not shown" in judged.message
+    assert on_canary(NOW - HOUR, young) is True
+    assert on_canary(NOW - HOUR, selector("v5", True, (), None)) is None
+
+
+def stats(count: int, counted_from: timedelta) -> CursorStats:
+    return CursorStats(
+        fetched=100,
+        committed=100,
+        invalid_streak=0,
+        max_invalid_streak=3 if count else 0,
+        retry_count=2 * count,
+        full_resync_count=count,
+        last_advanced_at_ms=datetime_to_ms(NOW - SECOND),
+        covers_from_ms=datetime_to_ms(NOW - counted_from),
+        as_of_ms=datetime_to_ms(NOW),
+    )
+
+
+def test_counters_that_cannot_place_a_resync_do_not_fire() -> None:
+    judged = full_resync_counters_on_canary(stats(1, 30 * DAY), CANARY_ROUTING, window=DAY, now=NOW)
+    assert judged.verdict is Verdict.INCONCLUSIVE
+    assert "the counters cannot say when" in judged.message
+
+
+def test_counters_counted_inside_the_look_back_on_the_canary_fire() -> None:
+    judged = full_resync_counters_on_canary(stats(2, 5 * HOUR), CANARY_ROUTING, window=DAY, now=NOW)
+    assert judged.verdict is Verdict.FAIL
+    rolled_back = selector("v4", False, (), 3 * HOUR)
+    off = full_resync_counters_on_canary(stats(2, 5 * HOUR), rolled_back, window=DAY, now=NOW)
+    assert off.verdict is Verdict.INCONCLUSIVE
+
+
+def test_zero_counted_over_the_look_back_passes() -> None:
+    judged = full_resync_counters_on_canary(stats(0, 30 * DAY), CANARY_ROUTING, window=DAY, now=NOW)
+    assert judged.verdict is Verdict.PASS
+
+
+# --- SIG-1: the log's supervisor lines and the codex_appserver proxy ---------------------
+
+HOLD = "codex app-server: failure budget exhausted, hold-down 300s"
+
+
+def test_the_log_alone_shows_a_hold_down_that_recovered() -> None:
+    events = log(
+        (NOW - 2 * HOUR, "WARN", HOLD),
+        (NOW - 2 * HOUR + timedelta(minutes=5, seconds=1), "INFO", "codex app-server reconnected"),
+    )
+    judged = hold_down_not_recovered(events, DAY, NOW, WHOLE)
+    assert judged.verdict is Verdict.PASS
+
+
+def test_the_log_alone_shows_a_hold_down_that_never_recovered() -> None:
+    events = log(
+        (NOW - 2 * HOUR, "WARN", HOLD),
+        (NOW - HOUR, "DEBUG", "codex app-server: hold-down active, 12s remaining"),
+    )
+    judged = hold_down_not_recovered(events, DAY, NOW, WHOLE)
+    assert judged.verdict is Verdict.FAIL
+
+
+@pytest.mark.parametrize(
+    ("status", "verdict"),
+    [("healthy", "PASS"), ("degraded", "INCONCLUSIVE"), ("down", "INCONCLUSIVE")],
+)
+def test_the_codex_appserver_proxy(status: str, verdict: str) -> None:
+    health = [["claude_hooks", {"status": "healthy"}], ["codex_appserver", {"status": status}]]
+    assert hold_down_proxy(health).verdict.value == verdict
+
+
+@pytest.mark.parametrize(
+    "health",
+    [
+        [],
+        [["codex_appserver", {"status": "healthy"}], ["codex_appserver", {"status": "down"}]],
+        [["codex_appserver", {"status": "Healthy"}]],
+        [["codex_appserver", "healthy"]],
+        {"codex_appserver": "healthy"},
+    ],
+)
+def test_a_proxy_answer_that_does_not_show_codex_appserver_once_is_unobservable(
+    health: object,
+) -> None:
+    assert hold_down_proxy(health).verdict is Verdict.UNOBSERVABLE

@@ -205,9 +205,19 @@ SCENARIOS: dict[tuple[str, str], Expected] = {
         "canary.exit.stable-48h": ("FAIL", "alert-4 Degraded from latency_window"),
         "canary.exit.no-degraded-alerts": ("FAIL", "alert-4 Degraded from latency_window"),
     },
+    # degraded now for 10 ticks (a fraction of a second in the log): a breach under way, not
+    # yet one over more than 3 SLO windows
     ("latency-degraded", "canary"): {
         "canary.monitor.latency": ("FAIL", "latency SLO degraded: rolling p95 3224 ms > 3000 ms"),
-        "signal.latency-breaches": ("FAIL", "status degraded, 10 consecutive breaching"),
+        "signal.latency-breaches": ("INCONCLUSIVE", "p95 breach in progress: status degraded"),
+    },
+    # 35 minutes unbroken: four 10-minute SLO windows, the signal fires
+    ("latency-sustained", "canary"): {
+        "canary.monitor.latency": ("FAIL", "daemon log p95 breaches FAIL: 2101 SLO log lines"),
+        "signal.latency-breaches": (
+            "FAIL",
+            "p95 breach sustained over 4 consecutive 10m SLO windows (more than 3)",
+        ),
     },
     # stale now: the registry says so, and the daemon logged the transition a minute ago
     ("stale-source", "canary"): {
@@ -225,8 +235,14 @@ SCENARIOS: dict[tuple[str, str], Expected] = {
     },
     ("invalid-cursor", "canary"): {
         "canary.monitor.cursor": ("FAIL", "invalid_cursor streak reached 3"),
-        "signal.cursor-full-resync": ("FAIL", "cursor FullResync triggered 1 times"),
+        # the counters cannot say when; the daemon log places it an hour ago, on the canary
+        "signal.cursor-full-resync": ("FAIL", "1 cursor FullResyncs on the canary in the last 24h"),
     },
+    # 20 days ago is outside the look-back: the signal advises nothing (the gradual phase has no
+    # cursor monitor, whose counters count it too)
+    ("fullresync-old", "gradual"): {},
+    # after the rollback v5 serves no session: its FullResync an hour ago is on no canary
+    ("fullresync-non-canary", "rollback"): {},
     ("snapshot-version-ahead", "alpha"): {
         "prereq.restore-dry-run": ("FAIL", "VersionAhead { snapshot_version: "),
         "alpha.exit.restore-dry-run": ("FAIL", "VersionAhead { snapshot_version: "),
@@ -281,7 +297,7 @@ SCENARIOS: dict[tuple[str, str], Expected] = {
     ("latency-flapped", "canary"): {
         # the two WARN breach lines count as well as the ten SLO DEGRADED ones
         "canary.monitor.latency": ("FAIL", "daemon log p95 breaches FAIL: 12 SLO log lines"),
-        "signal.latency-breaches": ("FAIL", "daemon log FAIL: 10 SLO log lines"),
+        # a breach of 220 ms an hour ago spans one SLO window: no rollback signal
     },
     # two WARN breach lines and no SLO DEGRADED: the p95 left the threshold in the window
     ("latency-breach-lines", "canary"): {
@@ -334,6 +350,21 @@ def stock_expected(phase: str) -> Expected:
     return expected
 
 
+def supervisor_log_only() -> Expected:
+    """holddown-log-only: the supervisor ops evidence is not served; the gates that need its
+    status say so, the canary's stability finds the hold-down in the log, and the rollback
+    signal sees it recovered in the log, with codex_appserver healthy now."""
+    expected: Expected = {
+        spec.id: ("UNOBSERVABLE", "method ops.supervisor_status not served by unix://")
+        for spec in CATALOG.gates_for("canary")
+        if "supervisor_status" in accessors_of(spec.id)
+        and spec.id != "signal.hold-down-not-recovered"
+    }
+    expected["canary.exit.stable-48h"] = ("FAIL", "1 supervisor HoldDown events in the last 48h")
+    return expected
+
+
+SCENARIOS[("holddown-log-only", "canary")] = supervisor_log_only()
 SCENARIOS[("stock-daemon", "alpha")] = stock_expected("alpha")
 SCENARIOS[("stock-daemon", "canary")] = stock_expected("canary")
 #: A few runs under xdist too: the verdicts must not depend on it.

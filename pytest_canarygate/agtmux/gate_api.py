@@ -22,6 +22,7 @@ from pytest_canarygate.agtmux.gate_support import daemon_info
 from pytest_canarygate.agtmux.gate_support import daemon_sources
 from pytest_canarygate.agtmux.gate_support import daemon_uptime
 from pytest_canarygate.agtmux.gate_support import either
+from pytest_canarygate.agtmux.gate_support import evidence_absent
 from pytest_canarygate.agtmux.gate_support import evidence_of
 from pytest_canarygate.agtmux.gate_support import evidence_part
 from pytest_canarygate.agtmux.gate_support import from_history
@@ -47,6 +48,7 @@ from pytest_canarygate.agtmux.judgement import SLO_LOG_KINDS
 from pytest_canarygate.agtmux.judgement import Judgement
 from pytest_canarygate.agtmux.judgement import alerts_from_sources
 from pytest_canarygate.agtmux.judgement import backup_snapshot
+from pytest_canarygate.agtmux.judgement import breach_in_progress
 from pytest_canarygate.agtmux.judgement import build_passes
 from pytest_canarygate.agtmux.judgement import canary_activity
 from pytest_canarygate.agtmux.judgement import canary_sessions_in_use
@@ -57,7 +59,10 @@ from pytest_canarygate.agtmux.judgement import cursor_full_resyncs
 from pytest_canarygate.agtmux.judgement import cursor_streaks
 from pytest_canarygate.agtmux.judgement import escalate_persisting
 from pytest_canarygate.agtmux.judgement import format_duration
+from pytest_canarygate.agtmux.judgement import full_resync_counters_on_canary
+from pytest_canarygate.agtmux.judgement import full_resyncs_on_canary
 from pytest_canarygate.agtmux.judgement import hold_down_not_recovered
+from pytest_canarygate.agtmux.judgement import hold_down_proxy
 from pytest_canarygate.agtmux.judgement import hold_down_state
 from pytest_canarygate.agtmux.judgement import jitter_matches_contract
 from pytest_canarygate.agtmux.judgement import keeps_its_sessions
@@ -76,6 +81,7 @@ from pytest_canarygate.agtmux.judgement import sessions_served_by
 from pytest_canarygate.agtmux.judgement import sources_stayed_active
 from pytest_canarygate.agtmux.judgement import startup_order_matches
 from pytest_canarygate.agtmux.judgement import supervisor_ready
+from pytest_canarygate.agtmux.judgement import sustained_breaches
 from pytest_canarygate.agtmux.judgement import unresolved_escalates_in_window
 from pytest_canarygate.agtmux.judgement import window_coverage
 from pytest_canarygate.agtmux.judgement import window_end
@@ -140,6 +146,7 @@ __all__ = [
     "archive_judgement",
     "attempt",
     "backup_snapshot",
+    "breach_in_progress",
     "build_passes",
     "by_key",
     "canary_activity",
@@ -161,14 +168,18 @@ __all__ = [
     "diff_projections",
     "either",
     "escalate_persisting",
+    "evidence_absent",
     "evidence_of",
     "evidence_part",
     "failure_message",
     "format_duration",
     "from_history",
+    "full_resync_counters_on_canary",
+    "full_resyncs_on_canary",
     "gate",
     "history_part",
     "hold_down_not_recovered",
+    "hold_down_proxy",
     "hold_down_state",
     "hold_downs",
     "jitter_matches_contract",
@@ -208,6 +219,7 @@ __all__ = [
     "startup_order_matches",
     "state_changes",
     "supervisor_ready",
+    "sustained_breaches",
     "time_in_phase",
     "unresolved_escalates_in_window",
     "v4_drained_for",

@@ -38,19 +38,24 @@ from pytest_canarygate.agtmux.judgement.fleet import sessions_served_by
 from pytest_canarygate.agtmux.judgement.fleet import zero_sessions
 from pytest_canarygate.agtmux.judgement.health import ALWAYS_HEALTHY
 from pytest_canarygate.agtmux.judgement.health import LIFECYCLES
+from pytest_canarygate.agtmux.judgement.health import SLO_EVALUATION_WINDOW
 from pytest_canarygate.agtmux.judgement.health import SLO_LOG_KINDS
 from pytest_canarygate.agtmux.judgement.health import SOURCE_STATUSES
+from pytest_canarygate.agtmux.judgement.health import breach_in_progress
+from pytest_canarygate.agtmux.judgement.health import breach_runs
 from pytest_canarygate.agtmux.judgement.health import build_passes
 from pytest_canarygate.agtmux.judgement.health import cas_conflicts
 from pytest_canarygate.agtmux.judgement.health import cursor_full_resyncs
 from pytest_canarygate.agtmux.judgement.health import cursor_streaks
 from pytest_canarygate.agtmux.judgement.health import daemon_ready
+from pytest_canarygate.agtmux.judgement.health import full_resync_counters_on_canary
 from pytest_canarygate.agtmux.judgement.health import latency_breach_signal
 from pytest_canarygate.agtmux.judgement.health import latency_log_events
 from pytest_canarygate.agtmux.judgement.health import latency_slo
 from pytest_canarygate.agtmux.judgement.health import projection_advancing
 from pytest_canarygate.agtmux.judgement.health import sources_healthy
 from pytest_canarygate.agtmux.judgement.health import sources_stayed_active
+from pytest_canarygate.agtmux.judgement.health import sustained_breaches
 from pytest_canarygate.agtmux.judgement.health import uptime_at_least
 from pytest_canarygate.agtmux.judgement.history import DEFAULT_MAX_LAG
 from pytest_canarygate.agtmux.judgement.history import HOLD_DOWN_KINDS
@@ -62,11 +67,15 @@ from pytest_canarygate.agtmux.judgement.history import alerts_from_sources
 from pytest_canarygate.agtmux.judgement.history import canary_sessions_in_use
 from pytest_canarygate.agtmux.judgement.history import count_events
 from pytest_canarygate.agtmux.judgement.history import escalate_persisting
+from pytest_canarygate.agtmux.judgement.history import full_resyncs_on_canary
 from pytest_canarygate.agtmux.judgement.history import hold_down_not_recovered
+from pytest_canarygate.agtmux.judgement.history import hold_down_proxy
 from pytest_canarygate.agtmux.judgement.history import hold_down_state
 from pytest_canarygate.agtmux.judgement.history import hold_downs_in_window
 from pytest_canarygate.agtmux.judgement.history import no_events_in_window
+from pytest_canarygate.agtmux.judgement.history import on_canary
 from pytest_canarygate.agtmux.judgement.history import restart_regression
+from pytest_canarygate.agtmux.judgement.history import selector_serves_canary
 from pytest_canarygate.agtmux.judgement.history import supervisor_restart_regression
 from pytest_canarygate.agtmux.judgement.history import unresolved_escalates_in_window
 from pytest_canarygate.agtmux.judgement.history import window_coverage
@@ -94,6 +103,7 @@ __all__ = [
     "RESTART_KINDS",
     "RUNBOOK_RESTART_POLICY",
     "RUNBOOK_STARTUP_ORDER",
+    "SLO_EVALUATION_WINDOW",
     "SLO_LOG_KINDS",
     "SNAPSHOT_ID",
     "SOURCE_STATUSES",
@@ -107,6 +117,8 @@ __all__ = [
     "alerts_from_sources",
     "archive_retained",
     "backup_snapshot",
+    "breach_in_progress",
+    "breach_runs",
     "build_passes",
     "canary_activity",
     "canary_sessions_in_use",
@@ -122,7 +134,10 @@ __all__ = [
     "escalate_persisting",
     "format_duration",
     "format_time",
+    "full_resync_counters_on_canary",
+    "full_resyncs_on_canary",
     "hold_down_not_recovered",
+    "hold_down_proxy",
     "hold_down_state",
     "hold_downs_in_window",
     "jitter_matches_contract",
@@ -133,6 +148,7 @@ __all__ = [
     "migration_counts",
     "newest_snapshot_recorded",
     "no_events_in_window",
+    "on_canary",
     "periodic_snapshot_fresh",
     "phase_running_for",
     "projection_advancing",
@@ -141,6 +157,7 @@ __all__ = [
     "restore_dry_run",
     "restore_dry_run_latest",
     "selector_matches_phase",
+    "selector_serves_canary",
     "served_counts",
     "sessions_served_by",
     "sources_healthy",
@@ -148,6 +165,7 @@ __all__ = [
     "startup_order_matches",
     "supervisor_ready",
     "supervisor_restart_regression",
+    "sustained_breaches",
     "unresolved_escalates_in_window",
     "uptime_at_least",
     "window_coverage",
