@@ -5,8 +5,10 @@ cursor are daemon-wide evidence (agtmux keeps none of them per tmux session), so
 once for the v5 daemon that serves every canary session; the gates about the canary sessions
 themselves (selector, presence, usage) name each session. The canary's duration counts from the
 later of v5's start and the runtime selector's last change, and its usage from the change log of
-the canary panes (managed panes are never removed, so their presence proves no use). The latency
-is the current evaluation AND the daemon log's SLO lines over the window. Checklist items 3 and
+each canary session's panes (managed panes are never removed, so their presence proves no use).
+Source health and latency are judged now AND over the window from the daemon log (source
+transitions, p95 breach lines); source health again in the gradual and cutover phases over their
+windows. Checklist items 3 and
 4 and the users' confirmation are chain-of-custody and sign-off items (pending in the catalog).
 """
 

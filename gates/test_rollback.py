@@ -26,6 +26,7 @@ from pytest_canarygate.agtmux.gate_api import ObservedView
 from pytest_canarygate.agtmux.gate_api import RuntimeSelector
 from pytest_canarygate.agtmux.gate_api import SupervisorStatus
 from pytest_canarygate.agtmux.gate_api import Unobservable
+from pytest_canarygate.agtmux.gate_api import Verdict
 from pytest_canarygate.agtmux.gate_api import attempt
 from pytest_canarygate.agtmux.gate_api import breach_in_progress
 from pytest_canarygate.agtmux.gate_api import combine
@@ -114,26 +115,30 @@ def test_signal_supervisor_hold_down_recovers(
             log.records, window, canarygate_observed.now, log, max_lag=lag
         )
 
+    try:
+        proxy = hold_down_proxy(canarygate_observed.daemon("v5").result("list_source_health"))
+        answered = True
+    except Unobservable as exc:  # v5 not answering (stopped after a rollback): no proxy
+        proxy, answered = Judgement(verdict=Verdict.UNOBSERVABLE, message=str(exc)), False
     if not evidence_absent(canarygate_observed, "supervisor_status"):
         state = evidence_part(canarygate_observed, "supervisor_status", from_status)
     elif not evidence_absent(canarygate_observed, "log_events"):
         state = evidence_part(canarygate_observed, "log_events", from_log)
     else:
-        v5 = canarygate_observed.daemon("v5")
-        state = attempt(lambda: hold_down_proxy(v5.result("list_source_health")))
-    judged = combine(
-        "rollback signal: supervisor HoldDown without recovery",
-        {
-            "history": from_history(
-                canarygate_observed,
-                "HoldDown recovery not shown",
-                lambda events, coverage: hold_down_not_recovered(
-                    events, window, canarygate_observed.now, coverage, max_lag=lag
-                ),
+        state = proxy
+    parts = {
+        "history": from_history(
+            canarygate_observed,
+            "HoldDown recovery not shown",
+            lambda events, coverage: hold_down_not_recovered(
+                events, window, canarygate_observed.now, coverage, max_lag=lag
             ),
-            "state now": state,
-        },
-    )
+        ),
+        "state now": state,
+    }
+    if answered and proxy.verdict is Verdict.UNOBSERVABLE:  # an answer that contradicts itself
+        parts["codex_appserver health"] = proxy
+    judged = combine("rollback signal: supervisor HoldDown without recovery", parts)
     conclude(canarygate_observed, "hold-down signal", judged)
 
 

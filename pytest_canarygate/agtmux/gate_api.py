@@ -11,6 +11,7 @@ from pytest_canarygate import GateFailed
 from pytest_canarygate import Inconclusive
 from pytest_canarygate import ObservedView
 from pytest_canarygate import Unobservable
+from pytest_canarygate import Verdict
 from pytest_canarygate import gate
 from pytest_canarygate.agtmux.gate_support import alerts_from
 from pytest_canarygate.agtmux.gate_support import archive_judgement
@@ -139,6 +140,7 @@ __all__ = [
     "SnapshotMetadata",
     "SupervisorStatus",
     "Unobservable",
+    "Verdict",
     "agent_session_keys",
     "agent_sessions",
     "alerts_from",
