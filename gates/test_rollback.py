@@ -212,35 +212,40 @@ def test_signal_cursor_full_resync(
 ) -> None:
     """A FullResync counts inside the look-back and while v5 served canary sessions (the
     runtime selector's routing since its last change); the counters cannot say when theirs
-    happened, the daemon log can."""
+    happened, the daemon log can. Without the routing nothing is placed on or off the canary."""
     window, lag = monitoring_window(agtmux_settings), max_lag(agtmux_settings)
 
-    def selector() -> RuntimeSelector:
+    def routing() -> RuntimeSelector:
         return one_of(canarygate_observed, "runtime_selector", RuntimeSelector)
 
     def from_log() -> Judgement:
         log = evidence_of(canarygate_observed, "log_events", LogEvent)
         return full_resyncs_on_canary(
-            log.records, selector(), window, canarygate_observed.now, log, max_lag=lag
+            log.records, routing(), window, canarygate_observed.now, log, max_lag=lag
         )
 
-    judged = either(
-        "rollback signal: cursor FullResync on the canary",
-        {
-            "cursor stats": evidence_part(
-                canarygate_observed,
-                "cursor_stats",
-                lambda: full_resync_counters_on_canary(
-                    one_of(canarygate_observed, "cursor_stats", CursorStats),
-                    selector(),
-                    window=window,
-                    now=canarygate_observed.now,
-                    max_lag=lag,
-                ),
+    def routing_read() -> Judgement:
+        routing()  # raises if it cannot be read, naming the selector's endpoint
+        return Judgement(verdict=Verdict.PASS, message="runtime selector read")
+
+    parts = {
+        "cursor stats": evidence_part(
+            canarygate_observed,
+            "cursor_stats",
+            lambda: full_resync_counters_on_canary(
+                one_of(canarygate_observed, "cursor_stats", CursorStats),
+                routing(),
+                window=window,
+                now=canarygate_observed.now,
+                max_lag=lag,
             ),
-            "daemon log": evidence_part(canarygate_observed, "log_events", from_log),
-        },
-    )
+        ),
+        "daemon log": evidence_part(canarygate_observed, "log_events", from_log),
+    }
+    selector_read = evidence_part(canarygate_observed, "runtime_selector", routing_read)
+    if selector_read.verdict is Verdict.UNOBSERVABLE:
+        parts["runtime selector"] = selector_read
+    judged = either("rollback signal: cursor FullResync on the canary", parts)
     conclude(canarygate_observed, "full resync signal", judged)
 
 
