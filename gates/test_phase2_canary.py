@@ -5,8 +5,10 @@ cursor are daemon-wide evidence (agtmux keeps none of them per tmux session), so
 once for the v5 daemon that serves every canary session; the gates about the canary sessions
 themselves (selector, presence, usage) name each session. The canary's duration counts from the
 later of v5's start and the runtime selector's last change, and its usage from the change log of
-the canary panes (managed panes are never removed, so their presence proves no use). The latency
-is the current evaluation AND the daemon log's SLO lines over the window. Checklist items 3 and
+each canary session's panes (managed panes are never removed, so their presence proves no use).
+Source health and latency are judged now AND over the window from the daemon log (source
+transitions, p95 breach lines); source health again in the gradual and cutover phases over their
+windows. Checklist items 3 and
 4 and the users' confirmation are chain-of-custody and sign-off items (pending in the catalog).
 """
 
@@ -14,7 +16,10 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from pytest_canarygate.agtmux.gate_api import LATENCY_ALERT_SOURCES
+from pytest_canarygate.agtmux.gate_api import SLO_LOG_KINDS
 from pytest_canarygate.agtmux.gate_api import AgtmuxSettings
+from pytest_canarygate.agtmux.gate_api import AlertEntry
 from pytest_canarygate.agtmux.gate_api import BindingStats
 from pytest_canarygate.agtmux.gate_api import CursorStats
 from pytest_canarygate.agtmux.gate_api import CustodyView
@@ -24,10 +29,10 @@ from pytest_canarygate.agtmux.gate_api import ObservedView
 from pytest_canarygate.agtmux.gate_api import RuntimeSelector
 from pytest_canarygate.agtmux.gate_api import Severity
 from pytest_canarygate.agtmux.gate_api import alerts_from
+from pytest_canarygate.agtmux.gate_api import alerts_from_sources
 from pytest_canarygate.agtmux.gate_api import attempt
-from pytest_canarygate.agtmux.gate_api import canary_activity
+from pytest_canarygate.agtmux.gate_api import canary_sessions_in_use
 from pytest_canarygate.agtmux.gate_api import canary_sessions_on
-from pytest_canarygate.agtmux.gate_api import canary_usage
 from pytest_canarygate.agtmux.gate_api import cas_conflicts
 from pytest_canarygate.agtmux.gate_api import combine
 from pytest_canarygate.agtmux.gate_api import conclude
@@ -47,6 +52,7 @@ from pytest_canarygate.agtmux.gate_api import restore_dry_run_now
 from pytest_canarygate.agtmux.gate_api import selector_matches_phase
 from pytest_canarygate.agtmux.gate_api import sessions_of
 from pytest_canarygate.agtmux.gate_api import snapshot_recorded
+from pytest_canarygate.agtmux.gate_api import sources_stayed_active
 from pytest_canarygate.agtmux.gate_api import stable_for
 from pytest_canarygate.agtmux.gate_api import state_changes
 from pytest_canarygate.agtmux.gate_api import time_in_phase
@@ -54,6 +60,16 @@ from pytest_canarygate.agtmux.gate_api import time_in_phase
 
 def _canary_window(settings: AgtmuxSettings) -> timedelta:
     return timedelta(hours=settings.windows.canary_duration_h)
+
+
+def _v5_monitor_window(observed: ObservedView, settings: AgtmuxSettings) -> timedelta:
+    """What a v5 monitoring gate that also runs in later phases looks back over: the canary
+    window, the gradual window in gradual, the v5-only stable window in cutover."""
+    windows = settings.windows
+    return {
+        "gradual": timedelta(days=windows.gradual_days),
+        "cutover": timedelta(days=windows.cutover_stable_days),
+    }.get(observed.observation.phase, _canary_window(settings))
 
 
 @gate("canary.pre.snapshot-recorded")
@@ -89,49 +105,86 @@ def test_v5_enabled_for_canary_sessions(canarygate_observed: ObservedView) -> No
 
 
 @gate("canary.monitor.source-health")
-def test_canary_sources_all_active(
+def test_v5_sources_stay_active(
     canarygate_observed: ObservedView, agtmux_settings: AgtmuxSettings
 ) -> None:
-    conclude(
-        canarygate_observed, "sources", daemon_sources(canarygate_observed, agtmux_settings, "v5")
+    """Now (registry and source health) AND over the window (the daemon log's source
+    transitions): a source that went stale and came back is no source that stayed active."""
+    window = _v5_monitor_window(canarygate_observed, agtmux_settings)
+    span = format_duration(window)
+
+    def transitions() -> Judgement:
+        log = evidence_of(canarygate_observed, "log_events", LogEvent)
+        return sources_stayed_active(
+            log.records, window, canarygate_observed.now, log, max_lag=max_lag(agtmux_settings)
+        )
+
+    judged = combine(
+        f"v5 sources not shown active over the last {span}",
+        {
+            "now": attempt(lambda: daemon_sources(canarygate_observed, agtmux_settings, "v5")),
+            "daemon log": history_part(
+                canarygate_observed,
+                "log_events",
+                transitions,
+                what=f"source transitions over the last {span}",
+            ),
+        },
     )
+    conclude(canarygate_observed, "sources", judged)
 
 
 @gate("canary.monitor.latency")
 def test_canary_latency_within_slo(
     canarygate_observed: ObservedView, agtmux_settings: AgtmuxSettings
 ) -> None:
+    """The current evaluation AND every p95 breach the daemon logged in the window (WARN "SLO
+    breach" as well as ERROR "SLO DEGRADED") AND the latency alerts: an alert from another
+    source (the supervisor's Escalate) is judged by the gate of its own item."""
     threshold = agtmux_settings.thresholds.latency_p95_ms
     window = _canary_window(agtmux_settings)
+    span = format_duration(window)
+    lag = max_lag(agtmux_settings)
 
-    def degraded_in_log() -> Judgement:
+    def breaches_in_log() -> Judgement:
         log = evidence_of(canarygate_observed, "log_events", LogEvent)
         return latency_log_events(
             log.records,
             window,
             canarygate_observed.now,
             log,
-            kinds={"slo_degraded"},
-            max_lag=max_lag(agtmux_settings),
+            kinds=SLO_LOG_KINDS,
+            above_ms=threshold,
+            max_lag=lag,
+        )
+
+    def latency_alerts() -> Judgement:
+        entries = evidence_of(canarygate_observed, "alert_entries", AlertEntry)
+        return alerts_from_sources(
+            entries.records,
+            Severity.DEGRADED,
+            LATENCY_ALERT_SOURCES,
+            window,
+            canarygate_observed.now,
+            entries,
+            max_lag=lag,
         )
 
     judged = combine(
-        "v5 latency SLO not shown met",
+        f"v5 latency SLO not shown met over the last {span}",
         {
-            "latency_status": attempt(
+            "latency_status now": attempt(
                 lambda: latency_slo(
                     canarygate_observed.daemon("v5").result("latency_status"), threshold
                 )
             ),
-            "daemon log": history_part(
+            "daemon log p95 breaches": history_part(
                 canarygate_observed,
                 "log_events",
-                degraded_in_log,
-                what=f"latency over the last {format_duration(window)}",
+                breaches_in_log,
+                what=f"latency over the last {span}",
             ),
-            "alerts >= Degraded": attempt(
-                lambda: alerts_from(canarygate_observed, agtmux_settings, Severity.DEGRADED, window)
-            ),
+            "latency alerts": attempt(latency_alerts),
         },
     )
     conclude(canarygate_observed, "latency", judged)
@@ -172,16 +225,11 @@ def test_canary_ran_48h_with_active_usage(
     window = _canary_window(agtmux_settings)
     v5 = canarygate_observed.daemon("v5")
     judged = combine(
-        "canary duration with active usage not shown",
+        f"canary not shown running {format_duration(window)} with every canary session in use",
         {
             "phase": attempt(lambda: phase_for(canarygate_observed, window, "canary")),
-            "usage": attempt(
-                lambda: canary_usage(
-                    one_of(canarygate_observed, "runtime_selector", RuntimeSelector), panes(v5)
-                )
-            ),
-            "activity": attempt(
-                lambda: canary_activity(
+            "every canary session in use": attempt(
+                lambda: canary_sessions_in_use(
                     one_of(canarygate_observed, "runtime_selector", RuntimeSelector),
                     panes(v5),
                     state_changes(v5),

@@ -15,7 +15,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import timedelta
 
-from pytest_canarygate.agtmux.gate_api import SLO_LOG_KINDS
 from pytest_canarygate.agtmux.gate_api import AgtmuxSettings
 from pytest_canarygate.agtmux.gate_api import AlertEntry
 from pytest_canarygate.agtmux.gate_api import CursorStats
@@ -30,27 +29,28 @@ from pytest_canarygate.agtmux.gate_api import SupervisorStatus
 from pytest_canarygate.agtmux.gate_api import Unobservable
 from pytest_canarygate.agtmux.gate_api import Verdict
 from pytest_canarygate.agtmux.gate_api import attempt
+from pytest_canarygate.agtmux.gate_api import breach_in_progress
 from pytest_canarygate.agtmux.gate_api import combine
 from pytest_canarygate.agtmux.gate_api import conclude
-from pytest_canarygate.agtmux.gate_api import cursor_full_resyncs
 from pytest_canarygate.agtmux.gate_api import daemon_info
 from pytest_canarygate.agtmux.gate_api import daemon_sources
 from pytest_canarygate.agtmux.gate_api import either
 from pytest_canarygate.agtmux.gate_api import escalate_persisting
+from pytest_canarygate.agtmux.gate_api import evidence_absent
 from pytest_canarygate.agtmux.gate_api import evidence_of
 from pytest_canarygate.agtmux.gate_api import evidence_part
 from pytest_canarygate.agtmux.gate_api import failure_message
 from pytest_canarygate.agtmux.gate_api import format_duration
 from pytest_canarygate.agtmux.gate_api import from_history
+from pytest_canarygate.agtmux.gate_api import full_resync_counters_on_canary
+from pytest_canarygate.agtmux.gate_api import full_resyncs_on_canary
 from pytest_canarygate.agtmux.gate_api import gate
 from pytest_canarygate.agtmux.gate_api import history_part
 from pytest_canarygate.agtmux.gate_api import hold_down_not_recovered
+from pytest_canarygate.agtmux.gate_api import hold_down_proxy
 from pytest_canarygate.agtmux.gate_api import hold_down_state
-from pytest_canarygate.agtmux.gate_api import latency_breach_signal
-from pytest_canarygate.agtmux.gate_api import latency_log_events
 from pytest_canarygate.agtmux.gate_api import max_lag
 from pytest_canarygate.agtmux.gate_api import monitoring_window
-from pytest_canarygate.agtmux.gate_api import no_events_in_window
 from pytest_canarygate.agtmux.gate_api import one_of
 from pytest_canarygate.agtmux.gate_api import panes
 from pytest_canarygate.agtmux.gate_api import panes_as_served
@@ -59,6 +59,7 @@ from pytest_canarygate.agtmux.gate_api import selector_matches_phase
 from pytest_canarygate.agtmux.gate_api import sessions_back_on
 from pytest_canarygate.agtmux.gate_api import signature_problems
 from pytest_canarygate.agtmux.gate_api import snapshot_recorded
+from pytest_canarygate.agtmux.gate_api import sustained_breaches
 from pytest_canarygate.agtmux.gate_api import window_coverage
 from pytest_canarygate.agtmux.gate_api import window_end
 
@@ -125,26 +126,46 @@ def test_v4_source_health_active(
 def test_signal_supervisor_hold_down_recovers(
     canarygate_observed: ObservedView, agtmux_settings: AgtmuxSettings
 ) -> None:
+    """The history (supervisor events, or the daemon log's supervisor lines: the real daemon's
+    only record of its supervisor) AND the state now, from the most direct source served: the
+    supervisor status, else the same log lines reaching now, else the proxy the daemon facts
+    name (codex_appserver healthy: the supervised client is alive)."""
     window, lag = monitoring_window(agtmux_settings), max_lag(agtmux_settings)
-    judged = combine(
-        "rollback signal: supervisor HoldDown without recovery",
-        {
-            "history": from_history(
-                canarygate_observed,
-                "HoldDown recovery not shown",
-                lambda events, coverage: hold_down_not_recovered(
-                    events, window, canarygate_observed.now, coverage, max_lag=lag
-                ),
+
+    def from_status() -> Judgement:
+        status = one_of(canarygate_observed, "supervisor_status", SupervisorStatus)
+        return hold_down_state(status, canarygate_observed.now, max_lag=lag)
+
+    def from_log() -> Judgement:
+        log = evidence_of(canarygate_observed, "log_events", LogEvent)
+        return hold_down_not_recovered(
+            log.records, window, canarygate_observed.now, log, max_lag=lag
+        )
+
+    try:
+        proxy = hold_down_proxy(canarygate_observed.daemon("v5").result("list_source_health"))
+        answered = True
+    except Unobservable as exc:  # v5 not answering (stopped after a rollback): no proxy
+        proxy, answered = Judgement(verdict=Verdict.UNOBSERVABLE, message=str(exc)), False
+    if not evidence_absent(canarygate_observed, "supervisor_status"):
+        state = evidence_part(canarygate_observed, "supervisor_status", from_status)
+    elif not evidence_absent(canarygate_observed, "log_events"):
+        state = evidence_part(canarygate_observed, "log_events", from_log)
+    else:
+        state = proxy
+    parts = {
+        "history": from_history(
+            canarygate_observed,
+            "HoldDown recovery not shown",
+            lambda events, coverage: hold_down_not_recovered(
+                events, window, canarygate_observed.now, coverage, max_lag=lag
             ),
-            "state": attempt(
-                lambda: hold_down_state(
-                    one_of(canarygate_observed, "supervisor_status", SupervisorStatus),
-                    canarygate_observed.now,
-                    max_lag=lag,
-                )
-            ),
-        },
-    )
+        ),
+        "state now": state,
+    }
+    if answered and proxy.verdict is Verdict.UNOBSERVABLE:  # an answer that contradicts itself
+        parts["codex_appserver health"] = proxy
+    judged = combine("rollback signal: supervisor HoldDown without recovery", parts)
     conclude(canarygate_observed, "hold-down signal", judged)
 
 
@@ -181,27 +202,24 @@ def test_signal_escalate_does_not_persist(
 def test_signal_latency_breach_streak(
     canarygate_observed: ObservedView, agtmux_settings: AgtmuxSettings
 ) -> None:
+    """Windows are the SLO's 10-minute evaluation windows, not poll ticks: the daemon log shows
+    how long each unbroken breach lasted; the current evaluation only whether one is under
+    way."""
     window, lag = monitoring_window(agtmux_settings), max_lag(agtmux_settings)
-    breach_windows = agtmux_settings.thresholds.breach_windows
+    more_than = agtmux_settings.thresholds.breach_windows
 
     def from_log() -> Judgement:
         log = evidence_of(canarygate_observed, "log_events", LogEvent)
-        return latency_log_events(
-            log.records,
-            window,
-            canarygate_observed.now,
-            log,
-            kinds=SLO_LOG_KINDS,
-            min_consecutive=breach_windows,
-            max_lag=lag,
+        return sustained_breaches(
+            log.records, window, canarygate_observed.now, log, more_than=more_than, max_lag=lag
         )
 
     judged = combine(
         "rollback signal: latency p95 breach",
         {
-            "latency_status": attempt(
-                lambda: latency_breach_signal(
-                    canarygate_observed.daemon("v5").result("latency_status"), breach_windows
+            "latency_status now": attempt(
+                lambda: breach_in_progress(
+                    canarygate_observed.daemon("v5").result("latency_status"), more_than
                 )
             ),
             "daemon log": history_part(
@@ -219,36 +237,42 @@ def test_signal_latency_breach_streak(
 def test_signal_cursor_full_resync(
     canarygate_observed: ObservedView, agtmux_settings: AgtmuxSettings
 ) -> None:
+    """A FullResync counts inside the look-back and while v5 served canary sessions (the
+    runtime selector's routing since its last change); the counters cannot say when theirs
+    happened, the daemon log can. Without the routing nothing is placed on or off the canary."""
     window, lag = monitoring_window(agtmux_settings), max_lag(agtmux_settings)
+
+    def routing() -> RuntimeSelector:
+        return one_of(canarygate_observed, "runtime_selector", RuntimeSelector)
 
     def from_log() -> Judgement:
         log = evidence_of(canarygate_observed, "log_events", LogEvent)
-        return no_events_in_window(
-            log.records,
-            {"full_resync"},
-            window,
-            canarygate_observed.now,
-            log,
-            what="cursor full resyncs",
-            max_lag=lag,
+        return full_resyncs_on_canary(
+            log.records, routing(), window, canarygate_observed.now, log, max_lag=lag
         )
 
-    judged = either(
-        "rollback signal: cursor FullResync",
-        {
-            "cursor stats": evidence_part(
-                canarygate_observed,
-                "cursor_stats",
-                lambda: cursor_full_resyncs(
-                    one_of(canarygate_observed, "cursor_stats", CursorStats),
-                    window=window,
-                    now=canarygate_observed.now,
-                    max_lag=lag,
-                ),
+    def routing_read() -> Judgement:
+        routing()  # raises if it cannot be read, naming the selector's endpoint
+        return Judgement(verdict=Verdict.PASS, message="runtime selector read")
+
+    parts = {
+        "cursor stats": evidence_part(
+            canarygate_observed,
+            "cursor_stats",
+            lambda: full_resync_counters_on_canary(
+                one_of(canarygate_observed, "cursor_stats", CursorStats),
+                routing(),
+                window=window,
+                now=canarygate_observed.now,
+                max_lag=lag,
             ),
-            "daemon log": evidence_part(canarygate_observed, "log_events", from_log),
-        },
-    )
+        ),
+        "daemon log": evidence_part(canarygate_observed, "log_events", from_log),
+    }
+    selector_read = evidence_part(canarygate_observed, "runtime_selector", routing_read)
+    if selector_read.verdict is Verdict.UNOBSERVABLE:
+        parts["runtime selector"] = selector_read
+    judged = either("rollback signal: cursor FullResync on the canary", parts)
     conclude(canarygate_observed, "full resync signal", judged)
 
 

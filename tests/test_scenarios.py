@@ -172,9 +172,11 @@ SCENARIOS: dict[tuple[str, str], Expected] = {
         # cannot show the latency over the window (a quiet log proves less than a ledger)
         "canary.monitor.latency": ("INCONCLUSIVE", log_ends(2 * HOUR)),
         "signal.latency-breaches": ("INCONCLUSIVE", log_ends(2 * HOUR)),
+        # the same log cannot show that no source went stale in the last 2h either
+        "canary.monitor.source-health": ("INCONCLUSIVE", log_ends(2 * HOUR)),
     },
+    # a supervisor Escalate is no latency alert: the latency monitor leaves it to its own gates
     ("escalate-alert", "canary"): {
-        "canary.monitor.latency": ("FAIL", "alert-4 Escalate from supervisor"),
         "canary.exit.stable-48h": ("FAIL", "alert-4 Escalate from supervisor"),
         "canary.exit.no-degraded-alerts": ("FAIL", "at or above Degraded in the last 48h: alert-4"),
         "signal.escalate-persisting": ("FAIL", "1 Escalate alerts persisted longer than 5m"),
@@ -194,25 +196,57 @@ SCENARIOS: dict[tuple[str, str], Expected] = {
     },
     # resolved before the checklist's 7-day window began: it does not count
     ("escalate-resolved-before-window", "cutover"): {},
+    # a source_health alert is no latency alert (the canary exit's "no alert >= Degraded" has it)
     ("degraded-alert", "canary"): {
-        "canary.monitor.latency": ("FAIL", "alert-4 Degraded from source_health"),
         "canary.exit.stable-48h": ("FAIL", "alert-4 Degraded from source_health"),
         "canary.exit.no-degraded-alerts": ("FAIL", "(resolved"),
     },
+    ("latency-alert", "canary"): {
+        "canary.monitor.latency": (
+            "FAIL",
+            "latency alerts FAIL: 1 latency_window alerts at or above Degraded in the last 48h",
+        ),
+        "canary.exit.stable-48h": ("FAIL", "alert-4 Degraded from latency_window"),
+        "canary.exit.no-degraded-alerts": ("FAIL", "alert-4 Degraded from latency_window"),
+    },
+    # degraded now for 10 ticks (a fraction of a second in the log): a breach under way, not
+    # yet one over more than 3 SLO windows
     ("latency-degraded", "canary"): {
         "canary.monitor.latency": ("FAIL", "latency SLO degraded: rolling p95 3224 ms > 3000 ms"),
-        "signal.latency-breaches": ("FAIL", "status degraded, 10 consecutive breaching"),
+        "signal.latency-breaches": ("INCONCLUSIVE", "p95 breach in progress: status degraded"),
     },
+    # 35 minutes unbroken: four 10-minute SLO windows, the signal fires
+    ("latency-sustained", "canary"): {
+        "canary.monitor.latency": ("FAIL", "daemon log p95 breaches FAIL: 2101 SLO log lines"),
+        "signal.latency-breaches": (
+            "FAIL",
+            "p95 breach sustained over 4 consecutive 10m SLO windows (more than 3)",
+        ),
+    },
+    # stale now: the registry says so, and the daemon logged the transition a minute ago
     ("stale-source", "canary"): {
         "canary.monitor.source-health": ("FAIL", "registered source ext-poller is stale"),
+    },
+    # active now, stale for a while 5h ago: only the daemon log's transition shows it
+    ("source-flapped", "canary"): {
+        "canary.monitor.source-health": ("FAIL", "ext-claude-hooks at "),
+    },
+    ("source-flapped", "gradual"): {
+        "canary.monitor.source-health": ("FAIL", "went stale in the last 7d"),
     },
     ("cas-conflict", "canary"): {
         "canary.monitor.cas-conflicts": ("FAIL", "2 CAS conflicts since"),
     },
     ("invalid-cursor", "canary"): {
         "canary.monitor.cursor": ("FAIL", "invalid_cursor streak reached 3"),
-        "signal.cursor-full-resync": ("FAIL", "cursor FullResync triggered 1 times"),
+        # the counters cannot say when; the daemon log places it an hour ago, on the canary
+        "signal.cursor-full-resync": ("FAIL", "1 cursor FullResyncs on the canary in the last 24h"),
     },
+    # 20 days ago is outside the look-back: the signal advises nothing (the gradual phase has no
+    # cursor monitor, whose counters count it too)
+    ("fullresync-old", "gradual"): {},
+    # after the rollback v5 serves no session: its FullResync an hour ago is on no canary
+    ("fullresync-non-canary", "rollback"): {},
     ("snapshot-version-ahead", "alpha"): {
         "prereq.restore-dry-run": ("FAIL", "VersionAhead { snapshot_version: "),
         "alpha.exit.restore-dry-run": ("FAIL", "VersionAhead { snapshot_version: "),
@@ -336,8 +370,16 @@ SCENARIOS: dict[tuple[str, str], Expected] = {
         "contract.hold-down": ("FAIL", "lasted 60000 ms (until_ms - at_ms), contract 300000 ms"),
     },
     # managed panes never go away: a canary whose agents went idle days ago shows no use
+    # (every idle canary session is named)
     ("canary-idle", "canary"): {
-        "canary.duration.active-48h": ("INCONCLUSIVE", "no activity in canary sessions since"),
+        "canary.duration.active-48h": ("INCONCLUSIVE", "2 of 2 canary sessions idle on v5"),
+    },
+    # one canary session in use does not show the other one used
+    ("one-canary-idle", "canary"): {
+        "canary.duration.active-48h": (
+            "INCONCLUSIVE",
+            "(the last 48h): session-beta (2 managed panes, last at ",
+        ),
     },
     # a phase counts from the selector's last change, not from v5's start
     ("selector-just-changed", "canary"): {
@@ -375,8 +417,13 @@ SCENARIOS: dict[tuple[str, str], Expected] = {
     },
     # healthy now, degraded an hour ago: only the daemon log still shows it
     ("latency-flapped", "canary"): {
-        "canary.monitor.latency": ("FAIL", "daemon log FAIL: 10 SLO log lines (slo_degraded)"),
-        "signal.latency-breaches": ("FAIL", "daemon log FAIL: 10 SLO log lines"),
+        # the two WARN breach lines count as well as the ten SLO DEGRADED ones
+        "canary.monitor.latency": ("FAIL", "daemon log p95 breaches FAIL: 12 SLO log lines"),
+        # a breach of 220 ms an hour ago spans one SLO window: no rollback signal
+    },
+    # two WARN breach lines and no SLO DEGRADED: the p95 left the threshold in the window
+    ("latency-breach-lines", "canary"): {
+        "canary.monitor.latency": ("FAIL", "daemon log p95 breaches FAIL: 2 SLO log lines"),
     },
     # a v4 that restarted and never ticked shows nothing, which proves nothing
     ("v4-restarted", "gradual"): {
@@ -447,6 +494,21 @@ def stock_expected(phase: str) -> Expected:
     return expected
 
 
+def supervisor_log_only() -> Expected:
+    """holddown-log-only: the supervisor ops evidence is not served; the gates that need its
+    status say so, the canary's stability finds the hold-down in the log, and the rollback
+    signal sees it recovered in the log, with codex_appserver healthy now."""
+    expected: Expected = {
+        spec.id: ("UNOBSERVABLE", "method ops.supervisor_status not served by unix://")
+        for spec in CATALOG.gates_for("canary")
+        if "supervisor_status" in accessors_of(spec.id)
+        and spec.id != "signal.hold-down-not-recovered"
+    }
+    expected["canary.exit.stable-48h"] = ("FAIL", "1 supervisor HoldDown events in the last 48h")
+    return expected
+
+
+SCENARIOS[("holddown-log-only", "canary")] = supervisor_log_only()
 SCENARIOS[("stock-daemon", "alpha")] = stock_expected("alpha")
 SCENARIOS[("stock-daemon", "canary")] = stock_expected("canary")
 #: A few runs under xdist too: the verdicts must not depend on it.

@@ -11,6 +11,7 @@ from pytest_canarygate import GateFailed
 from pytest_canarygate import Inconclusive
 from pytest_canarygate import ObservedView
 from pytest_canarygate import Unobservable
+from pytest_canarygate import Verdict
 from pytest_canarygate import gate
 from pytest_canarygate.agtmux.decommission import v4_binary_retained
 from pytest_canarygate.agtmux.decommission import v4_decommissioned
@@ -26,6 +27,7 @@ from pytest_canarygate.agtmux.gate_support import daemon_info
 from pytest_canarygate.agtmux.gate_support import daemon_sources
 from pytest_canarygate.agtmux.gate_support import daemon_uptime
 from pytest_canarygate.agtmux.gate_support import either
+from pytest_canarygate.agtmux.gate_support import evidence_absent
 from pytest_canarygate.agtmux.gate_support import evidence_of
 from pytest_canarygate.agtmux.gate_support import evidence_part
 from pytest_canarygate.agtmux.gate_support import from_history
@@ -48,13 +50,17 @@ from pytest_canarygate.agtmux.gate_support import startup_order_shown
 from pytest_canarygate.agtmux.gate_support import supervisor_history
 from pytest_canarygate.agtmux.gate_support import time_in_phase
 from pytest_canarygate.agtmux.gate_support import v4_drained_for
+from pytest_canarygate.agtmux.judgement import LATENCY_ALERT_SOURCES
 from pytest_canarygate.agtmux.judgement import SLO_LOG_KINDS
 from pytest_canarygate.agtmux.judgement import Judgement
 from pytest_canarygate.agtmux.judgement import active_session_keys
+from pytest_canarygate.agtmux.judgement import alerts_from_sources
 from pytest_canarygate.agtmux.judgement import backup_snapshot
+from pytest_canarygate.agtmux.judgement import breach_in_progress
 from pytest_canarygate.agtmux.judgement import build_passes
 from pytest_canarygate.agtmux.judgement import build_verified
 from pytest_canarygate.agtmux.judgement import canary_activity
+from pytest_canarygate.agtmux.judgement import canary_sessions_in_use
 from pytest_canarygate.agtmux.judgement import canary_sessions_on
 from pytest_canarygate.agtmux.judgement import canary_usage
 from pytest_canarygate.agtmux.judgement import cas_conflicts
@@ -63,8 +69,11 @@ from pytest_canarygate.agtmux.judgement import cursor_streaks
 from pytest_canarygate.agtmux.judgement import escalate_persisting
 from pytest_canarygate.agtmux.judgement import failure_budget_from_events
 from pytest_canarygate.agtmux.judgement import format_duration
+from pytest_canarygate.agtmux.judgement import full_resync_counters_on_canary
+from pytest_canarygate.agtmux.judgement import full_resyncs_on_canary
 from pytest_canarygate.agtmux.judgement import hold_down_from_events
 from pytest_canarygate.agtmux.judgement import hold_down_not_recovered
+from pytest_canarygate.agtmux.judgement import hold_down_proxy
 from pytest_canarygate.agtmux.judgement import hold_down_state
 from pytest_canarygate.agtmux.judgement import jitter_from_events
 from pytest_canarygate.agtmux.judgement import jitter_matches_contract
@@ -81,9 +90,11 @@ from pytest_canarygate.agtmux.judgement import restart_rate_regression
 from pytest_canarygate.agtmux.judgement import routed_counts
 from pytest_canarygate.agtmux.judgement import selector_matches_phase
 from pytest_canarygate.agtmux.judgement import sessions_served_by
+from pytest_canarygate.agtmux.judgement import sources_stayed_active
 from pytest_canarygate.agtmux.judgement import split_history
 from pytest_canarygate.agtmux.judgement import startup_order_matches
 from pytest_canarygate.agtmux.judgement import supervisor_ready
+from pytest_canarygate.agtmux.judgement import sustained_breaches
 from pytest_canarygate.agtmux.judgement import unresolved_escalates_in_window
 from pytest_canarygate.agtmux.judgement import v4_sessions_continue
 from pytest_canarygate.agtmux.judgement import v5_release
@@ -126,9 +137,9 @@ from pytest_canarygate.agtmux.settings import ParityConfig
 from pytest_canarygate.custody import CustodyView
 from pytest_canarygate.endpoints import parse_endpoint
 from pytest_canarygate.observation import DaemonView
-from pytest_canarygate.verdicts import Verdict
 
 __all__ = [
+    "LATENCY_ALERT_SOURCES",
     "NO_TMUX_SESSION",
     "SIGNATURE_FIELDS",
     "SLO_LOG_KINDS",
@@ -158,15 +169,18 @@ __all__ = [
     "agent_session_keys",
     "agent_sessions",
     "alerts_from",
+    "alerts_from_sources",
     "archive_judgement",
     "attempt",
     "backup_snapshot",
+    "breach_in_progress",
     "build_passes",
     "build_verified",
     "by_key",
     "canary_activity",
     "canary_expansion",
     "canary_panes_served",
+    "canary_sessions_in_use",
     "canary_sessions_on",
     "canary_usage",
     "cas_conflicts",
@@ -182,16 +196,20 @@ __all__ = [
     "diff_projections",
     "either",
     "escalate_persisting",
+    "evidence_absent",
     "evidence_of",
     "evidence_part",
     "failure_budget_from_events",
     "failure_message",
     "format_duration",
     "from_history",
+    "full_resync_counters_on_canary",
+    "full_resyncs_on_canary",
     "gate",
     "history_part",
     "hold_down_from_events",
     "hold_down_not_recovered",
+    "hold_down_proxy",
     "hold_down_state",
     "hold_downs",
     "jitter_from_events",
@@ -229,6 +247,7 @@ __all__ = [
     "signature_problems",
     "snapshot_recorded",
     "soak_from_archive",
+    "sources_stayed_active",
     "split_history",
     "stable_for",
     "startup_order_matches",
@@ -236,6 +255,7 @@ __all__ = [
     "state_changes",
     "supervisor_history",
     "supervisor_ready",
+    "sustained_breaches",
     "time_in_phase",
     "unresolved_escalates_in_window",
     "v4_binary_retained",

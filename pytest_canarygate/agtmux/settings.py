@@ -87,7 +87,8 @@ class Thresholds:
 
     #: The SLO's p95 boundary: at most a minute.
     latency_p95_ms: int = bounded(3000, maximum=60_000, unit="milliseconds", runbook=AT_MOST)
-    #: Consecutive breaching evaluations (poll ticks) that fire the signal: at most 10,000.
+    #: "p95 breach > N consecutive windows": the signal fires on an unbroken breach spanning
+    #: more than this many 10-minute SLO evaluation windows (not poll ticks): at most 10,000.
     breach_windows: int = bounded(3, maximum=10_000, unit="evaluations", runbook=AT_MOST)
     #: RestoreDryRun's max snapshot age: at most a week.
     snapshot_max_age_ms: int = bounded(

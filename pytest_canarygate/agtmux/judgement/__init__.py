@@ -42,31 +42,44 @@ from pytest_canarygate.agtmux.judgement.fleet import v4_sessions_continue
 from pytest_canarygate.agtmux.judgement.fleet import zero_sessions
 from pytest_canarygate.agtmux.judgement.health import ALWAYS_HEALTHY
 from pytest_canarygate.agtmux.judgement.health import LIFECYCLES
+from pytest_canarygate.agtmux.judgement.health import SLO_EVALUATION_WINDOW
 from pytest_canarygate.agtmux.judgement.health import SLO_LOG_KINDS
 from pytest_canarygate.agtmux.judgement.health import SOURCE_STATUSES
+from pytest_canarygate.agtmux.judgement.health import breach_in_progress
+from pytest_canarygate.agtmux.judgement.health import breach_runs
 from pytest_canarygate.agtmux.judgement.health import build_passes
 from pytest_canarygate.agtmux.judgement.health import cas_conflicts
 from pytest_canarygate.agtmux.judgement.health import cursor_full_resyncs
 from pytest_canarygate.agtmux.judgement.health import cursor_streaks
 from pytest_canarygate.agtmux.judgement.health import daemon_ready
+from pytest_canarygate.agtmux.judgement.health import full_resync_counters_on_canary
 from pytest_canarygate.agtmux.judgement.health import latency_breach_signal
 from pytest_canarygate.agtmux.judgement.health import latency_log_events
 from pytest_canarygate.agtmux.judgement.health import latency_slo
 from pytest_canarygate.agtmux.judgement.health import projection_advancing
 from pytest_canarygate.agtmux.judgement.health import sources_healthy
+from pytest_canarygate.agtmux.judgement.health import sources_stayed_active
+from pytest_canarygate.agtmux.judgement.health import sustained_breaches
 from pytest_canarygate.agtmux.judgement.health import uptime_at_least
 from pytest_canarygate.agtmux.judgement.history import DEFAULT_MAX_LAG
 from pytest_canarygate.agtmux.judgement.history import HOLD_DOWN_KINDS
+from pytest_canarygate.agtmux.judgement.history import LATENCY_ALERT_SOURCES
 from pytest_canarygate.agtmux.judgement.history import RECOVERY_KINDS
 from pytest_canarygate.agtmux.judgement.history import RESTART_KINDS
 from pytest_canarygate.agtmux.judgement.history import alerts_at_or_above
+from pytest_canarygate.agtmux.judgement.history import alerts_from_sources
+from pytest_canarygate.agtmux.judgement.history import canary_sessions_in_use
 from pytest_canarygate.agtmux.judgement.history import count_events
 from pytest_canarygate.agtmux.judgement.history import escalate_persisting
+from pytest_canarygate.agtmux.judgement.history import full_resyncs_on_canary
 from pytest_canarygate.agtmux.judgement.history import hold_down_not_recovered
+from pytest_canarygate.agtmux.judgement.history import hold_down_proxy
 from pytest_canarygate.agtmux.judgement.history import hold_down_state
 from pytest_canarygate.agtmux.judgement.history import hold_downs_in_window
 from pytest_canarygate.agtmux.judgement.history import no_events_in_window
+from pytest_canarygate.agtmux.judgement.history import on_canary
 from pytest_canarygate.agtmux.judgement.history import restart_rate_regression
+from pytest_canarygate.agtmux.judgement.history import selector_serves_canary
 from pytest_canarygate.agtmux.judgement.history import unresolved_escalates_in_window
 from pytest_canarygate.agtmux.judgement.history import window_coverage
 from pytest_canarygate.agtmux.judgement.history import window_end
@@ -96,11 +109,13 @@ __all__ = [
     "ALWAYS_HEALTHY",
     "DEFAULT_MAX_LAG",
     "HOLD_DOWN_KINDS",
+    "LATENCY_ALERT_SOURCES",
     "LIFECYCLES",
     "RECOVERY_KINDS",
     "RESTART_KINDS",
     "RUNBOOK_RESTART_POLICY",
     "RUNBOOK_STARTUP_ORDER",
+    "SLO_EVALUATION_WINDOW",
     "SLO_LOG_KINDS",
     "SNAPSHOT_ID",
     "SOURCE_STATUSES",
@@ -113,11 +128,15 @@ __all__ = [
     "TimedEvent",
     "active_session_keys",
     "alerts_at_or_above",
+    "alerts_from_sources",
     "archive_retained",
     "backup_snapshot",
+    "breach_in_progress",
+    "breach_runs",
     "build_passes",
     "build_verified",
     "canary_activity",
+    "canary_sessions_in_use",
     "canary_sessions_on",
     "canary_usage",
     "cas_conflicts",
@@ -131,8 +150,11 @@ __all__ = [
     "failure_budget_from_events",
     "format_duration",
     "format_time",
+    "full_resync_counters_on_canary",
+    "full_resyncs_on_canary",
     "hold_down_from_events",
     "hold_down_not_recovered",
+    "hold_down_proxy",
     "hold_down_state",
     "hold_downs_in_window",
     "jitter_from_events",
@@ -143,6 +165,7 @@ __all__ = [
     "new_sessions_on_v5",
     "newest_snapshot_recorded",
     "no_events_in_window",
+    "on_canary",
     "parity_in_readings",
     "periodic_snapshot_fresh",
     "phase_running_for",
@@ -154,13 +177,16 @@ __all__ = [
     "routed_counts",
     "scheduled_backoff_ms",
     "selector_matches_phase",
+    "selector_serves_canary",
     "sessions_served_by",
     "snapshot_at_current_state",
     "sources_healthy",
+    "sources_stayed_active",
     "split_history",
     "startup_order_matches",
     "startup_sequence",
     "supervisor_ready",
+    "sustained_breaches",
     "unresolved_escalates_in_window",
     "uptime_at_least",
     "v4_sessions_continue",

@@ -23,6 +23,7 @@ from pytest_canarygate.agtmux.judgement.core import _judgement
 from pytest_canarygate.agtmux.judgement.core import format_duration
 from pytest_canarygate.agtmux.judgement.core import format_time
 from pytest_canarygate.agtmux.judgement.history import DEFAULT_MAX_LAG
+from pytest_canarygate.agtmux.judgement.history import selector_serves_canary
 from pytest_canarygate.agtmux.judgement.history import window_coverage
 from pytest_canarygate.agtmux.judgement.history import window_end
 from pytest_canarygate.agtmux.protocol import Change
@@ -30,6 +31,7 @@ from pytest_canarygate.agtmux.records import BindingStats
 from pytest_canarygate.agtmux.records import BuildResult
 from pytest_canarygate.agtmux.records import CursorStats
 from pytest_canarygate.agtmux.records import LogEvent
+from pytest_canarygate.agtmux.records import RuntimeSelector
 from pytest_canarygate.agtmux.records import ms_to_datetime
 from pytest_canarygate.verdicts import Verdict
 
@@ -185,12 +187,14 @@ def latency_log_events(
     *,
     kinds: Collection[str] = SLO_LOG_KINDS,
     min_consecutive: int = 0,
+    above_ms: int | None = None,
     max_lag: timedelta = DEFAULT_MAX_LAG,
 ) -> Judgement:
     """The latency SLO as the daemon's log tells it over ``window``: FAIL for a line of
-    ``kinds`` in the window whose ``consecutive`` count is at least ``min_consecutive`` (the
-    daemon logs one per breaching tick, so a breach that lasted milliseconds still shows);
-    INCONCLUSIVE for none on a log that does not cover the window; PASS otherwise."""
+    ``kinds`` in the window whose ``consecutive`` count is at least ``min_consecutive`` and,
+    with ``above_ms``, whose p95 is above it (the daemon logs one per breaching tick, so a
+    breach that lasted milliseconds still shows); INCONCLUSIVE for none on a log that does not
+    cover the window; PASS otherwise."""
     now = _aware(now, "now")
     start, end = now - window, window_end(now, coverage)
     cov = (
@@ -201,11 +205,16 @@ def latency_log_events(
     found = [
         e
         for e in events
-        if e.kind in kinds and start <= e.at <= end and _consecutive(e) >= min_consecutive
+        if e.kind in kinds
+        and start <= e.at <= end
+        and _consecutive(e) >= min_consecutive
+        and (above_ms is None or _p95(e) > above_ms)
     ]
     shown = f"SLO log lines ({', '.join(sorted(kinds))})"
     if min_consecutive > 0:
         shown += f" with consecutive >= {min_consecutive}"
+    if above_ms is not None:
+        shown += f" with p95 > {above_ms} ms"
     numbers = {**cov.numbers, "found": len(found), "min_consecutive": min_consecutive}
     required = format_duration(window)
     if found:
@@ -223,9 +232,152 @@ def latency_log_events(
     return _judgement(Verdict.PASS, message, **numbers)
 
 
+def _p95(event: LogEvent) -> int:
+    value = event.values.get("p95_ms")
+    return value if isinstance(value, int) else 0
+
+
 def _consecutive(event: LogEvent) -> int:
     value = event.values.get("consecutive")
     return value if isinstance(value, int) else 0
+
+
+SLO_EVALUATION_WINDOW = timedelta(milliseconds=600_000)
+"""The latency SLO's window: the p95 of the last 10 minutes of samples (daemon facts 7.2)."""
+
+
+@dataclass(frozen=True)
+class BreachRun:
+    """One unbroken p95 breach as the daemon logged it: SLO lines whose ``consecutive`` count
+    kept rising (the counter resets on a healthy evaluation and on a restart, daemon facts
+    7.4), from the first breaching evaluation to the last."""
+
+    first: LogEvent
+    last: LogEvent
+    lines: int
+    worst_p95_ms: int
+
+    @property
+    def lasted(self) -> timedelta:
+        """From the first breaching evaluation to the last."""
+        return self.last.at - self.first.at
+
+    def windows(self, evaluation_window: timedelta = SLO_EVALUATION_WINDOW) -> int:
+        """How many consecutive, disjoint evaluation windows ended in a breaching evaluation:
+        one at the first line, one more per whole window it lasted."""
+        return 1 + self.lasted // evaluation_window
+
+
+def breach_runs(events: Iterable[LogEvent]) -> list[BreachRun]:
+    """The SLO log lines (:data:`SLO_LOG_KINDS`) grouped into unbroken breaches, oldest first:
+    a line whose ``consecutive`` is not above the line before starts a new one."""
+    runs: list[BreachRun] = []
+    lines = sorted((e for e in events if e.kind in SLO_LOG_KINDS), key=lambda e: (e.at, e.line))
+    for event in lines:
+        last = runs[-1] if runs else None
+        if last is not None and _consecutive(event) > _consecutive(last.last):
+            runs[-1] = BreachRun(
+                last.first, event, last.lines + 1, max(last.worst_p95_ms, _p95(event))
+            )
+        else:
+            runs.append(BreachRun(event, event, 1, _p95(event)))
+    return runs
+
+
+def _describe_run(run: BreachRun, evaluation_window: timedelta) -> str:
+    return (
+        f"{format_time(run.first.at)} to {format_time(run.last.at)} "
+        f"({format_duration(run.lasted)}, {run.windows(evaluation_window)} windows, "
+        f"{run.lines} breaching evaluations logged, consecutive {_consecutive(run.first)}.."
+        f"{_consecutive(run.last)}, worst p95 {run.worst_p95_ms} ms)"
+    )
+
+
+def sustained_breaches(
+    events: Iterable[LogEvent],
+    window: timedelta,
+    now: datetime,
+    coverage: Covered | None,
+    *,
+    more_than: int = 3,
+    evaluation_window: timedelta = SLO_EVALUATION_WINDOW,
+    max_lag: timedelta = DEFAULT_MAX_LAG,
+) -> Judgement:
+    """Rollback signal "latency p95 breach > 3 consecutive windows" from the daemon log: the
+    windows are the SLO's evaluation windows (10 minutes, daemon facts 7.2), not poll ticks, so
+    the signal fires for an unbroken breach (:func:`breach_runs`) that ended in the look-back
+    ``window`` and spanned more than ``more_than`` of them (at least ``more_than`` whole windows
+    from its first breaching evaluation to its last: 30 minutes by default). A flap of a few
+    ticks is no such breach. None on a log that does not cover the look-back is INCONCLUSIVE."""
+    now = _aware(now, "now")
+    start, end = now - window, window_end(now, coverage)
+    cov = (
+        window_coverage(window, now, None, None, max_lag=max_lag)
+        if coverage is None
+        else window_coverage(window, now, coverage.covers_from, coverage.covers_to, max_lag=max_lag)
+    )
+    runs = [r for r in breach_runs(events) if start <= r.last.at <= end]
+    fired = [r for r in runs if r.windows(evaluation_window) > more_than]
+    each = format_duration(evaluation_window)
+    numbers = {
+        **cov.numbers,
+        "breaches": len(runs),
+        "fired": len(fired),
+        "more_than_windows": more_than,
+        "evaluation_window_s": evaluation_window.total_seconds(),
+    }
+    if fired:
+        longest = max(fired, key=lambda r: r.lasted)
+        message = (
+            f"p95 breach sustained over {longest.windows(evaluation_window)} consecutive {each} "
+            f"SLO windows (more than {more_than}) in the last {format_duration(window)}: "
+            f"{_describe_run(longest, evaluation_window)}"
+            + (f", and {len(fired) - 1} more such breaches" if len(fired) > 1 else "")
+            + ": rollback, investigate"
+        )
+        return _judgement(Verdict.FAIL, message, [r.last for r in fired][:20], **numbers)
+    shown = f"no p95 breach over more than {more_than} consecutive {each} SLO windows"
+    if runs:
+        longest = max(runs, key=lambda r: r.lasted)
+        shown += (
+            f" ({len(runs)} shorter breaches in the look-back, the longest "
+            f"{_describe_run(longest, evaluation_window)})"
+        )
+    if not cov.covered:
+        return _judgement(
+            Verdict.INCONCLUSIVE, f"{shown}, but the daemon log {cov.message}", **numbers
+        )
+    message = f"{shown} in the last {format_duration(window)} ({cov.message})"
+    return _judgement(Verdict.PASS, message, **numbers)
+
+
+def breach_in_progress(latency_status_result: object, more_than: int = 3) -> Judgement:
+    """The current evaluation against the same signal: "breached" or "degraded" now is a
+    breach in progress whose length the tick count cannot tell (missed ticks fire back to back,
+    daemon facts 7.4), so INCONCLUSIVE until the log shows it end or last more than
+    ``more_than`` windows; "healthy" PASSES; no evaluation yet is INCONCLUSIVE; an answer
+    :func:`decode_latency_status` refuses is UNOBSERVABLE."""
+    decoded = decode_latency_status(latency_status_result)
+    if isinstance(decoded, str):
+        return _judgement(Verdict.UNOBSERVABLE, decoded)
+    base = latency_slo(latency_status_result)
+    numbers = {**base.numbers, "more_than_windows": more_than}
+    if decoded.status in ("breached", "degraded"):
+        message = (
+            f"p95 breach in progress: status {decoded.status}, p95 {decoded.p95_ms} ms, "
+            f"{decoded.consecutive_breaches} consecutive breaching evaluations; it fires the "
+            f"signal once it spans more than {more_than} SLO windows (the daemon log tells)"
+        )
+        return _judgement(Verdict.INCONCLUSIVE, message, **numbers)
+    if decoded.status in _NO_P95:
+        return _judgement(
+            Verdict.INCONCLUSIVE, f"latency signal not checkable now: {base.message}", **numbers
+        )
+    return _judgement(
+        Verdict.PASS,
+        f"no p95 breach in progress: status healthy, p95 {decoded.p95_ms} ms",
+        **numbers,
+    )
 
 
 def daemon_ready(latency_status_result: object, *, who: str = "v4") -> Judgement:
@@ -357,6 +509,66 @@ def sources_healthy(
     return _judgement(Verdict.PASS, f"{who} sources: {healthy}; {registry}", **numbers)
 
 
+SOURCE_TRANSITION_KINDS = frozenset({"source_stale"})
+"""Daemon log kinds of a registered source leaving "active": WARN "source stale: <id>", logged
+at the tick its heartbeat passed 30 s (daemon facts 2.9). The way back (a hello) and "revoked"
+(unreachable) log nothing (daemon facts 9.3)."""
+
+
+def sources_stayed_active(
+    events: Iterable[LogEvent],
+    window: timedelta,
+    now: datetime,
+    coverage: Covered | None,
+    *,
+    who: str = "v5",
+    max_lag: timedelta = DEFAULT_MAX_LAG,
+) -> Judgement:
+    """ "All sources Active (no Stale/Revoked)" over ``window``, not at one instant: FAIL for a
+    source transition line (:data:`SOURCE_TRANSITION_KINDS`) in the window (up to
+    :func:`window_end`), naming each source and when it went stale, whatever the registry says
+    now (a hello makes a stale source active again); none on a log that does not cover the
+    window is INCONCLUSIVE; PASS otherwise."""
+    now = _aware(now, "now")
+    start, end = now - window, window_end(now, coverage)
+    found = [e for e in events if e.kind in SOURCE_TRANSITION_KINDS and start <= e.at <= end]
+    cov = (
+        window_coverage(window, now, None, None, max_lag=max_lag)
+        if coverage is None
+        else window_coverage(window, now, coverage.covers_from, coverage.covers_to, max_lag=max_lag)
+    )
+    span = format_duration(window)
+    by_source: dict[str, list[datetime]] = {}
+    for event in found:
+        by_source.setdefault(str(event.values.get("source_id", "?")), []).append(event.at)
+    numbers = {
+        **cov.numbers,
+        "found": len(found),
+        "stale": {sid: [at.isoformat() for at in ats] for sid, ats in by_source.items()},
+    }
+    if found:
+        shown = "; ".join(
+            f"{sid} at {format_time(ats[0])}"
+            + (
+                f" and {len(ats) - 1} more times, the last at {format_time(ats[-1])}"
+                if ats[1:]
+                else ""
+            )
+            for sid, ats in sorted(by_source.items())
+        )
+        message = (
+            f'{who} sources went stale in the last {span} (daemon log WARN "source stale"): '
+            f"{shown}; a source must stay active for the whole window, whatever the registry "
+            "says now"
+        )
+        return _judgement(Verdict.FAIL, message, found[:20], **numbers)
+    if not cov.covered:
+        message = f"no {who} source seen going stale, but the daemon log {cov.message}"
+        return _judgement(Verdict.INCONCLUSIVE, message, **numbers)
+    message = f"no {who} source went stale in the last {span} ({cov.message})"
+    return _judgement(Verdict.PASS, message, **numbers)
+
+
 # --- cursor and binding counters ---------------------------------------------------------
 
 
@@ -467,6 +679,52 @@ def cursor_full_resyncs(
         "(cursor stats)"
     )
     return _judgement(Verdict.PASS, message, (stats,), **numbers)
+
+
+def full_resync_counters_on_canary(
+    stats: CursorStats,
+    selector: RuntimeSelector,
+    *,
+    window: timedelta,
+    now: datetime,
+    max_lag: timedelta = DEFAULT_MAX_LAG,
+) -> Judgement:
+    """Rollback signal "cursor FullResync triggered on canary" from the cursor counters, which
+    cannot say when a resync happened: a count FAILs only when everything they counted lies in
+    the look-back ``window`` while v5 served the canary (counted since after the window start
+    and the selector's change to the routing it has now, which serves the canary); any other
+    count is INCONCLUSIVE (the daemon log can place it). Zero is judged as by
+    :func:`cursor_full_resyncs`."""
+    if not stats.full_resync_count:
+        return cursor_full_resyncs(stats, window=window, now=now, max_lag=max_lag)
+    now = _aware(now, "now")
+    counted_from = ms_to_datetime(stats.covers_from_ms)
+    numbers: dict[str, object] = {
+        "full_resync_count": stats.full_resync_count,
+        "covers_from_ms": stats.covers_from_ms,
+        "as_of_ms": stats.as_of_ms,
+    }
+    changed = selector.changed_at
+    inside = (
+        counted_from >= now - window
+        and selector_serves_canary(selector)
+        and changed is not None
+        and changed <= counted_from
+    )
+    if inside:
+        message = (
+            f"cursor FullResync triggered {stats.full_resync_count} times on the canary since "
+            f"{format_time(counted_from)}, inside the last {format_duration(window)}: "
+            "investigate, consider rollback"
+        )
+        return _judgement(Verdict.FAIL, message, (stats,), **numbers)
+    message = (
+        f"{stats.full_resync_count} cursor FullResyncs counted since "
+        f"{format_time(counted_from)}: the counters cannot say when, so whether one fell in the "
+        f"last {format_duration(window)} while v5 served the canary is not shown (the daemon "
+        "log can place them)"
+    )
+    return _judgement(Verdict.INCONCLUSIVE, message, (stats,), **numbers)
 
 
 def cas_conflicts(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from collections.abc import Iterable
+from collections.abc import Mapping
 from collections.abc import Sequence
 from datetime import datetime
 from datetime import timedelta
@@ -23,8 +24,14 @@ from pytest_canarygate.agtmux.judgement.core import _judgement
 from pytest_canarygate.agtmux.judgement.core import format_duration
 from pytest_canarygate.agtmux.judgement.core import format_time
 from pytest_canarygate.agtmux.judgement.supervisor import RUNBOOK_RESTART_POLICY
+from pytest_canarygate.agtmux.protocol import Change
+from pytest_canarygate.agtmux.protocol import Record
+from pytest_canarygate.agtmux.protocol import agent_session_keys
+from pytest_canarygate.agtmux.protocol import managed
+from pytest_canarygate.agtmux.protocol import sessions_by_name
 from pytest_canarygate.agtmux.records import AlertEntry
 from pytest_canarygate.agtmux.records import LogEvent
+from pytest_canarygate.agtmux.records import RuntimeSelector
 from pytest_canarygate.agtmux.records import Severity
 from pytest_canarygate.agtmux.records import SupervisorEvent
 from pytest_canarygate.agtmux.records import SupervisorStatus
@@ -306,6 +313,41 @@ def hold_down_state(
     )
 
 
+def hold_down_proxy(health_result: object, *, who: str = "v5") -> Judgement:
+    """The supervisor's state from the proxy the daemon facts name (5.4, 12): codex_appserver
+    "healthy" in ``list_source_health`` means the supervised codex app-server client was alive
+    at the last tick, so the supervisor is not holding it down (PASS); "degraded" or "down"
+    means the client is down now (a hold-down, a restart in progress, or no codex at all):
+    INCONCLUSIVE; an answer that does not show it is UNOBSERVABLE."""
+    statuses = [
+        entry[1].get("status")
+        for entry in (health_result if isinstance(health_result, list) else ())
+        if isinstance(entry, list | tuple)
+        and len(entry) == 2
+        and entry[0] == "codex_appserver"
+        and isinstance(entry[1], Mapping)
+    ]
+    if len(statuses) != 1 or statuses[0] not in ("healthy", "degraded", "down"):
+        return _judgement(
+            Verdict.UNOBSERVABLE,
+            f"{who} list_source_health does not show codex_appserver once with a status: "
+            f"{health_result!r:.120}",
+        )
+    status = statuses[0]
+    if status == "healthy":
+        return _judgement(
+            Verdict.PASS,
+            f"{who} codex_appserver healthy: the supervised codex app-server client is alive, "
+            "not held down",
+            codex_appserver=status,
+        )
+    message = (
+        f"{who} codex_appserver {status}: the codex app-server client is down now (a hold-down, "
+        "a restart in progress, or no codex), which alone does not tell"
+    )
+    return _judgement(Verdict.INCONCLUSIVE, message, codex_appserver=status)
+
+
 def _hold_down_until(event: TimedEvent) -> datetime:
     if isinstance(event, SupervisorEvent) and event.until_ms is not None:
         return ms_to_datetime(event.until_ms)
@@ -355,6 +397,35 @@ def alerts_at_or_above(
     found = [e for e in entries if e.severity >= floor and _open_during(e, now - window, end)]
     what = f"alerts at or above {floor.label}"
     return _in_window(found, _describe_alerts(found), what, window, now, coverage, max_lag)
+
+
+LATENCY_ALERT_SOURCES = ("latency_window",)
+"""Alert sources of the latency SLO (daemon facts 6.2); "supervisor" and "source_health" alerts
+belong to the gates of their own items."""
+
+
+def alerts_from_sources(
+    entries: Iterable[AlertEntry],
+    min_severity: Severity,
+    sources: Collection[str],
+    window: timedelta,
+    now: datetime,
+    coverage: Covered | None,
+    *,
+    max_lag: timedelta = DEFAULT_MAX_LAG,
+) -> Judgement:
+    """No alert from one of ``sources`` of ``min_severity`` or above created or still open
+    inside the window (up to :func:`window_end`); alerts from other sources are not looked at
+    (their count is kept in the numbers)."""
+    now = _aware(now, "now")
+    end = window_end(now, coverage)
+    entries = list(entries)
+    mine = [e for e in entries if e.source in sources]
+    found = [e for e in mine if e.severity >= min_severity and _open_during(e, now - window, end)]
+    what = f"{'/'.join(sorted(sources))} alerts at or above {min_severity.label}"
+    judged = _in_window(found, _describe_alerts(found), what, window, now, coverage, max_lag)
+    numbers = {**judged.numbers, "other_sources": len(entries) - len(mine)}
+    return _judgement(judged.verdict, judged.message, judged.findings, **numbers)
 
 
 def escalate_persisting(
@@ -410,6 +481,150 @@ def unresolved_escalates_in_window(
     ]
     what = "Escalate alerts left unresolved"
     return _in_window(found, _describe_alerts(found), what, window, now, coverage, max_lag)
+
+
+# --- cursor FullResync on the canary -----------------------------------------------------
+
+
+def selector_serves_canary(selector: RuntimeSelector) -> bool:
+    """The runtime selector routes canary sessions to v5 (some named, or v5 the default)."""
+    return selector.v5_enabled and (
+        selector.default_daemon == "v5" or bool(selector.v5_canary_sessions)
+    )
+
+
+def on_canary(at: datetime, selector: RuntimeSelector) -> bool | None:
+    """Whether v5 served canary sessions at ``at``, as far as the selector shows: since its last
+    change it routes as it does now; before it, a selector now serving the canary may have
+    served none yet (None: not shown), and one now serving none served the canary until it was
+    switched back (the runbook's rollback). Without a change time nothing is shown."""
+    changed = selector.changed_at
+    if changed is None:
+        return None
+    serving = selector_serves_canary(selector)
+    if at >= changed:
+        return serving
+    return None if serving else True
+
+
+def full_resyncs_on_canary(
+    events: Iterable[TimedEvent],
+    selector: RuntimeSelector,
+    window: timedelta,
+    now: datetime,
+    coverage: Covered | None,
+    *,
+    max_lag: timedelta = DEFAULT_MAX_LAG,
+) -> Judgement:
+    """Rollback signal "cursor FullResync triggered on canary": FAIL for a ``full_resync`` in
+    the look-back ``window`` (up to :func:`window_end`) while v5 served canary sessions
+    (:func:`on_canary`); one there whose routing the selector does not show is INCONCLUSIVE;
+    one while v5 served no session does not count. None on a history that does not cover the
+    look-back is INCONCLUSIVE."""
+    now = _aware(now, "now")
+    start, end = now - window, window_end(now, coverage)
+    found = [e for e in events if e.kind == "full_resync" and start <= e.at <= end]
+    on = [e for e in found if on_canary(e.at, selector) is True]
+    unknown = [e for e in found if on_canary(e.at, selector) is None]
+    off = [e for e in found if on_canary(e.at, selector) is False]
+    cov = _coverage_of(coverage, window, now, max_lag)
+    span = format_duration(window)
+    changed = selector.changed_at
+    since = "an unknown time" if changed is None else format_time(changed)
+    numbers = {**cov.numbers, "on_canary": len(on), "not_shown": len(unknown), "off": len(off)}
+    if on:
+        message = (
+            f"{len(on)} cursor FullResyncs on the canary in the last {span}, at "
+            + ", ".join(format_time(e.at) for e in on[:5])
+            + f" (the runtime selector routes as now since {since}): investigate, consider "
+            "rollback"
+        )
+        return _judgement(Verdict.FAIL, message, on[:20], **numbers)
+    if unknown:
+        message = (
+            f"cursor FullResync at {format_time(unknown[-1].at)}, before the runtime "
+            f"selector's last change at {since}: whether v5 served a canary session then is "
+            "not shown"
+        )
+        return _judgement(Verdict.INCONCLUSIVE, message, unknown[:20], **numbers)
+    ignored = (
+        f"; {len(off)} while v5 served no session (the selector moved to v4 at {since})"
+        if off
+        else ""
+    )
+    if not cov.covered:
+        message = f"no cursor FullResync seen on the canary{ignored}, but {cov.message}"
+        return _judgement(Verdict.INCONCLUSIVE, message, **numbers)
+    message = f"no cursor FullResync on the canary in the last {span}{ignored} ({cov.message})"
+    return _judgement(Verdict.PASS, message, **numbers)
+
+
+# --- canary usage ------------------------------------------------------------------------
+
+
+def canary_sessions_in_use(
+    selector: RuntimeSelector,
+    panes: Sequence[Record],
+    changes: Iterable[Change],
+    window: timedelta,
+    *,
+    now: datetime,
+    who: str = "v5",
+) -> Judgement:
+    """ "Canary duration with active usage", for each canary session the selector names: a
+    ``state_changed`` entry of one of its managed panes, or of the agent session bound to one,
+    stamped inside ``window``. Managed panes are never removed (daemon facts 2.1), so their
+    presence proves no use. Any idle session (or none named) is INCONCLUSIVE, naming each idle
+    session and when it was last used."""
+    now = _aware(now, "now")
+    start = now - window
+    span = format_duration(window)
+    changes = list(changes)
+    tmux_sessions = sessions_by_name(panes)
+    used: dict[str, list[Change]] = {}
+    idle: list[str] = []
+    for name in selector.v5_canary_sessions:
+        session_panes = [dict(p) for p in managed(tmux_sessions.get(name, ()))]
+        pane_ids = {str(p["pane_id"]) for p in session_panes}
+        keys = agent_session_keys(session_panes, changes)
+        mine = [
+            c for c in changes if c.pane_id in pane_ids or (not c.pane_id and c.session_key in keys)
+        ]
+        recent = [c for c in mine if c.at >= start]
+        if recent:
+            used[name] = recent
+            continue
+        if not session_panes:
+            idle.append(f"{name} (no managed pane on {who})")
+            continue
+        latest = max((c.at for c in mine), default=None)
+        last = "never" if latest is None else f"last at {format_time(latest)}"
+        idle.append(f"{name} ({len(session_panes)} managed panes, {last})")
+    numbers = {
+        "canary_sessions": list(selector.v5_canary_sessions),
+        "changes_in_window": {name: len(found) for name, found in used.items()},
+        "idle": idle,
+        "window_s": window.total_seconds(),
+    }
+    if not selector.v5_canary_sessions:
+        return _judgement(
+            Verdict.INCONCLUSIVE,
+            "the selector names no canary session: no active usage to show",
+            **numbers,
+        )
+    if idle:
+        message = (
+            f"{len(idle)} of {len(selector.v5_canary_sessions)} canary sessions idle on {who}: "
+            f"no state_changed entry for them since {format_time(start)} (the last {span}): "
+            + "; ".join(idle)
+        )
+        return _judgement(Verdict.INCONCLUSIVE, message, **numbers)
+    shown = ", ".join(
+        f"{name} {len(found)} (latest {format_time(max(c.at for c in found))})"
+        for name, found in used.items()
+    )
+    message = f"every canary session in use on {who} in the last {span}: state changes {shown}"
+    return _judgement(Verdict.PASS, message, [f[-1] for f in used.values()], **numbers)
 
 
 # --- supervisor restarts -----------------------------------------------------------------

@@ -30,6 +30,8 @@ from pytest_canarygate.agtmux.sim.ops_scenario import HoldDownSpec
 from pytest_canarygate.agtmux.sim.ops_scenario import OperationsSpec
 from pytest_canarygate.agtmux.sim.projection import SimDaemon
 from pytest_canarygate.agtmux.sim.scenario import OPS_DAEMON
+from pytest_canarygate.agtmux.sim.scenario import REGISTRY_STALE_MS
+from pytest_canarygate.agtmux.sim.scenario import DaemonSpec
 from pytest_canarygate.agtmux.sim.scenario import Scenario
 
 __all__ = ["PROCESS", "LogLine", "OpsModel", "attach_operations", "operations_model"]
@@ -48,6 +50,7 @@ _STAGE_READY_MS = 40  # how long each startup stage takes to become ready
 # How far each restart delay lands off the schedule, in units of the delay jitter: a fixed,
 # varied pattern (the simulator is deterministic), each within one unit.
 _JITTER_PATTERN = (0.7, -0.45, 0.9, -0.85, 0.3, -0.15, 0.55, -0.6)
+_SUSTAINED_TICK_MS = 1_000  # a sustained breach logs one line per tick at the default poll
 
 
 @dataclass(frozen=True)
@@ -88,7 +91,8 @@ class OpsModel:
 
     ``served`` are the ``ops.*`` methods the deployment serves (the others are not served by
     any transport); ``started_ms`` is when the v5 daemon started, ``projection_version``,
-    ``session_count`` and ``pane_count`` what it holds now.
+    ``session_count`` and ``pane_count`` what it holds now; ``stale_sources_at_ms`` when each
+    registered source went stale (its WARN "source stale" line, daemon facts 2.9).
     """
 
     def __init__(
@@ -104,6 +108,7 @@ class OpsModel:
         served: frozenset[str],
         tmux_sessions: tuple[str, ...] = (),
         v5_version: str = "0.1.0",
+        stale_sources_at_ms: tuple[tuple[str, int], ...] = (),
     ) -> None:
         self.spec = spec
         self.tmux_sessions = tmux_sessions
@@ -130,6 +135,9 @@ class OpsModel:
         self.hold_down_until = self._supervisor_history(history)
         self._cursor_history(history)
         self._latency_history(history)
+        for source_id, at_ms in stale_sources_at_ms:
+            if at_ms >= self.covers_from_ms:
+                history.line(at_ms, "WARN", f"source stale: {source_id}")
         self.events = history.sorted_events()
         self._lines = history.lines
         self.alert_records = self._alert_records()
@@ -402,12 +410,31 @@ class OpsModel:
 
     def _latency_history(self, history: _History) -> None:
         """The log lines of each degraded latency episode (daemon facts 7.4): two WARN "SLO
-        breach" lines, then one ERROR "SLO DEGRADED" per tick, the last one ``ago`` before now."""
+        breach" lines, then one ERROR "SLO DEGRADED" per tick, the last one ``ago`` before now;
+        of each brief breach (the two WARN lines, then healthy again); and of each sustained
+        breach, one line per 1 s tick for as long as it lasted."""
         for ago in self.spec.slo_degraded_ago_ms:
             end = self.anchor_ms - ago
             ticks = 2 + _SLO_DEGRADED_TICKS
             for consecutive in range(1, ticks + 1):
                 at = end - (ticks - consecutive) * _SLO_TICK_MS
+                level, what = (
+                    ("WARN", "SLO breach") if consecutive < 3 else ("ERROR", "SLO DEGRADED")
+                )
+                history.line(at, level, f"{what}: p95={_SLO_P95_MS}ms, consecutive={consecutive}")
+
+        for ago in self.spec.slo_breached_ago_ms:
+            end = self.anchor_ms - ago
+            for consecutive in (1, 2):
+                at = end - (2 - consecutive) * _SLO_TICK_MS
+                history.line(
+                    at, "WARN", f"SLO breach: p95={_SLO_P95_MS}ms, consecutive={consecutive}"
+                )
+        for ago, lasting in self.spec.slo_sustained:
+            end = self.anchor_ms - ago
+            ticks = lasting // _SUSTAINED_TICK_MS + 1
+            for consecutive in range(1, ticks + 1):
+                at = end - (ticks - consecutive) * _SUSTAINED_TICK_MS
                 level, what = (
                     ("WARN", "SLO breach") if consecutive < 3 else ("ERROR", "SLO DEGRADED")
                 )
@@ -492,7 +519,22 @@ def operations_model(
             sorted({pane.tmux.session_name for pane in v5.panes if pane.tmux is not None})
         ),
         v5_version=v5.version,
+        stale_sources_at_ms=_stale_sources_at(spec, v5, anchor_ms),
     )
+
+
+def _stale_sources_at(
+    spec: OperationsSpec, v5: DaemonSpec, anchor_ms: int
+) -> tuple[tuple[str, int], ...]:
+    """(source_id, when it went stale) for the scenario's past stale episodes and for each
+    registry entry stale now: at the tick its heartbeat passed the stale limit."""
+    past = [(source_id, anchor_ms - ago) for source_id, ago in spec.stale_sources]
+    now_stale = [
+        (entry.source_id, anchor_ms - max(entry.heartbeat_age_ms - REGISTRY_STALE_MS, 1))
+        for entry in v5.registry
+        if entry.lifecycle == "stale"
+    ]
+    return tuple(sorted([*past, *now_stale], key=lambda pair: pair[1]))
 
 
 def attach_operations(

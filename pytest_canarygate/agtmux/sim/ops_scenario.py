@@ -67,6 +67,7 @@ _OPERATIONS_KEYS = (
     "cursor",
     "binding",
     "latency",
+    "sources",
     "selector",
     "build",
     "archive",
@@ -268,6 +269,11 @@ class OperationsSpec:
     delay_jitter: float | None = None
     startup: StartupSpec = StartupSpec()
     slo_degraded_ago_ms: tuple[int, ...] = ()  # degraded latency episodes, ending that long ago
+    slo_breached_ago_ms: tuple[int, ...] = ()  # brief breaches (WARN lines only), that long ago
+    # sustained breaches: (ago_ms, lasting_ms), one breach line per tick for lasting_ms
+    slo_sustained: tuple[tuple[int, int], ...] = ()
+    # registered sources that went stale (and came back with a hello): (source_id, ago_ms)
+    stale_sources: tuple[tuple[str, int], ...] = ()
 
 
 def read_operations(node: Node) -> OperationsSpec:
@@ -281,6 +287,7 @@ def read_operations(node: Node) -> OperationsSpec:
     )
     snapshots = table.named_tables("snapshots", _SNAPSHOT_KEYS, pattern=_SNAPSHOT_ID)
     alerts = table.named_tables("alerts", _ALERT_KEYS, pattern=_ALERT_ID)
+    latency = _subtable(table, "latency", ("degraded", "breached", "sustained"))
     return OperationsSpec(
         history_ms=table.duration("history", 30 * DAY_MS),
         daemon_log=table.boolean("daemon_log", True),
@@ -309,7 +316,16 @@ def read_operations(node: Node) -> OperationsSpec:
             if supervisor.get("jitter_applied") is None
             else supervisor.boolean("jitter_applied", False)
         ),
-        slo_degraded_ago_ms=tuple(_subtable(table, "latency", ("degraded",)).durations("degraded")),
+        slo_degraded_ago_ms=tuple(latency.durations("degraded")),
+        slo_breached_ago_ms=tuple(latency.durations("breached")),
+        slo_sustained=tuple(
+            (t.duration("ago"), t.duration("lasting"))
+            for t in latency.tables("sustained", ("ago", "lasting"))
+        ),
+        stale_sources=tuple(
+            (t.string("source_id"), t.duration("ago"))
+            for t in _subtable(table, "sources", ("stale",)).tables("stale", ("source_id", "ago"))
+        ),
         extra_restarts=tuple(
             _read_restarts(t) for t in supervisor.tables("extra_restarts", _RESTART_KEYS)
         ),
