@@ -676,6 +676,7 @@ def test_every_gate_reading_a_contradicting_answer_is_unobservable(
     for phase in PHASES:
         fleet = Fleet.healthy(phase)
         fault(fleet)
+        fleet.stopped.discard(daemon)  # the contradiction is in an answer: the daemon runs
         for spec in CATALOG.gates_for(phase):
             if not any(n.daemon == daemon and n.method == method for n in spec.needs):
                 continue
@@ -708,6 +709,7 @@ def test_a_pane_of_unknown_shape_is_not_skipped(broken: dict[str, Any], fragment
     fleet = Fleet.healthy("cutover")
     bad = {**pane("%9", "session-alpha"), **broken}
     fleet.calls["v4"]["list_panes"] = [{k: v for k, v in bad.items() if v is not ...}]
+    fleet.stopped.discard("v4")  # v4 still runs and answers with that pane
     verdict, message, _ = judge("cutover.verify.zero-v4-sessions", fleet)
     assert verdict is Verdict.UNOBSERVABLE, message
     assert f"element 0 (pane_id %9): {fragment}" in message
