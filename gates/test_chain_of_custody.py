@@ -171,7 +171,7 @@ def _soak(observed: ObservedView, custody: CustodyView, window: timedelta, what:
 
 
 @gate("canary.duration.archive-48h")
-def test_canary_soaked_48h_in_the_archive(
+def test_canary_soaked_its_window_in_the_archive(
     canarygate_observed: ObservedView,
     canarygate_custody: CustodyView,
     agtmux_settings: AgtmuxSettings,
@@ -181,7 +181,7 @@ def test_canary_soaked_48h_in_the_archive(
 
 
 @gate("canary.exit.archive-stable-48h")
-def test_canary_stable_48h_in_the_archive(
+def test_canary_stable_its_window_in_the_archive(
     canarygate_observed: ObservedView,
     canarygate_custody: CustodyView,
     agtmux_settings: AgtmuxSettings,
@@ -191,7 +191,7 @@ def test_canary_stable_48h_in_the_archive(
 
 
 @gate("gradual.exit.archive-7d")
-def test_gradual_soaked_7_days_in_the_archive(
+def test_gradual_soaked_its_window_in_the_archive(
     canarygate_observed: ObservedView,
     canarygate_custody: CustodyView,
     agtmux_settings: AgtmuxSettings,
@@ -201,7 +201,7 @@ def test_gradual_soaked_7_days_in_the_archive(
 
 
 @gate("cutover.exit.archive-7d")
-def test_v5_only_soaked_7_days_in_the_archive(
+def test_v5_only_soaked_its_window_in_the_archive(
     canarygate_observed: ObservedView,
     canarygate_custody: CustodyView,
     agtmux_settings: AgtmuxSettings,

@@ -46,7 +46,6 @@ from pytest_canarygate.agtmux.gate_api import parity_in_readings
 from pytest_canarygate.agtmux.gate_api import parse_endpoint
 from pytest_canarygate.agtmux.gate_api import projection_advancing
 from pytest_canarygate.agtmux.gate_api import ready
-from pytest_canarygate.agtmux.gate_api import restore_dry_run_now
 from pytest_canarygate.agtmux.gate_api import selector_matches_phase
 from pytest_canarygate.agtmux.gate_api import signature_problems
 from pytest_canarygate.agtmux.gate_api import split_history
@@ -330,15 +329,4 @@ def test_zero_hold_down_events_in_the_window(
     window = monitoring_window(agtmux_settings)
     conclude(
         canarygate_observed, "hold-downs", hold_downs(canarygate_observed, agtmux_settings, window)
-    )
-
-
-@gate("alpha.exit.restore-dry-run")
-def test_snapshot_dry_run_passes_at_current_version(
-    canarygate_observed: ObservedView, agtmux_settings: AgtmuxSettings
-) -> None:
-    conclude(
-        canarygate_observed,
-        "restore dry-run",
-        restore_dry_run_now(canarygate_observed, agtmux_settings),
     )

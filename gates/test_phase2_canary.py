@@ -48,7 +48,6 @@ from pytest_canarygate.agtmux.gate_api import max_lag
 from pytest_canarygate.agtmux.gate_api import one_of
 from pytest_canarygate.agtmux.gate_api import panes
 from pytest_canarygate.agtmux.gate_api import phase_for
-from pytest_canarygate.agtmux.gate_api import restore_dry_run_now
 from pytest_canarygate.agtmux.gate_api import selector_matches_phase
 from pytest_canarygate.agtmux.gate_api import sessions_of
 from pytest_canarygate.agtmux.gate_api import snapshot_recorded
@@ -78,17 +77,6 @@ def test_snapshot_taken_at_current_state(
 ) -> None:
     conclude(
         canarygate_observed, "snapshot", snapshot_recorded(canarygate_observed, agtmux_settings)
-    )
-
-
-@gate("canary.pre.restore-dry-run")
-def test_restore_dry_run_passes(
-    canarygate_observed: ObservedView, agtmux_settings: AgtmuxSettings
-) -> None:
-    conclude(
-        canarygate_observed,
-        "restore dry-run",
-        restore_dry_run_now(canarygate_observed, agtmux_settings),
     )
 
 
@@ -219,7 +207,7 @@ def test_canary_cursor_no_invalid_streak_and_advancing(
 
 
 @gate("canary.duration.active-48h")
-def test_canary_ran_48h_with_active_usage(
+def test_canary_ran_its_window_with_active_usage(
     canarygate_observed: ObservedView, agtmux_settings: AgtmuxSettings
 ) -> None:
     window = _canary_window(agtmux_settings)
@@ -250,7 +238,7 @@ def test_every_canary_session_managed_on_v5(canarygate_observed: ObservedView) -
 
 
 @gate("canary.exit.stable-48h")
-def test_canary_stable_48h(
+def test_canary_stable_for_its_window(
     canarygate_observed: ObservedView, agtmux_settings: AgtmuxSettings
 ) -> None:
     window = _canary_window(agtmux_settings)

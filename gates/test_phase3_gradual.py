@@ -80,7 +80,7 @@ def test_v4_daemon_kept_running_as_rollback_target(canarygate_observed: Observed
 
 
 @gate("gradual.exit.v5-default-7d")
-def test_new_sessions_on_v5_for_7_days(
+def test_new_sessions_on_v5_for_the_gradual_window(
     canarygate_observed: ObservedView, agtmux_settings: AgtmuxSettings
 ) -> None:
     window = timedelta(days=agtmux_settings.windows.gradual_days)

@@ -28,7 +28,6 @@ from pytest_canarygate.agtmux.gate_api import attempt
 from pytest_canarygate.agtmux.gate_api import combine
 from pytest_canarygate.agtmux.gate_api import conclude
 from pytest_canarygate.agtmux.gate_api import gate
-from pytest_canarygate.agtmux.gate_api import restore_dry_run_now
 from pytest_canarygate.agtmux.gate_api import stable_for
 from pytest_canarygate.agtmux.gate_api import v4_binary_retained
 from pytest_canarygate.agtmux.gate_api import v4_decommissioned
@@ -54,17 +53,6 @@ def test_verify_zero_v4_sessions_remaining(
     _zero_v4_sessions(canarygate_observed, canarygate_custody)
 
 
-@gate("cutover.final-snapshot")
-def test_final_snapshot_taken_before_decommissioning(
-    canarygate_observed: ObservedView, agtmux_settings: AgtmuxSettings
-) -> None:
-    conclude(
-        canarygate_observed,
-        "final snapshot",
-        restore_dry_run_now(canarygate_observed, agtmux_settings),
-    )
-
-
 @gate("cutover.decommission.v4-binary-archived")
 def test_v4_decommissioned_and_binary_kept(
     canarygate_observed: ObservedView, agtmux_settings: AgtmuxSettings
@@ -84,7 +72,7 @@ def test_zero_active_v4_sessions(
 
 
 @gate("cutover.exit.v5-only-stable-7d")
-def test_v5_only_operation_stable_7_days(
+def test_v5_only_operation_stable_for_its_window(
     canarygate_observed: ObservedView, agtmux_settings: AgtmuxSettings
 ) -> None:
     window = timedelta(days=agtmux_settings.windows.cutover_stable_days)

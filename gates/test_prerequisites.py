@@ -49,8 +49,9 @@ def test_v5_daemon_is_deployed_at_the_release(
     conclude(canarygate_observed, "release", judged)
 
 
-@gate("prereq.startup-order")
+@gate("prereq.startup-order", "contract.startup-order")
 def test_supervisor_startup_order_verified(canarygate_observed: ObservedView) -> None:
+    """PRE-2 and the contract's SC-1 ask the same: the startup order the supervisor showed."""
     conclude(canarygate_observed, "startup order", startup_order_shown(canarygate_observed))
 
 
@@ -64,10 +65,18 @@ def test_snapshot_infrastructure_operational(
     conclude(canarygate_observed, "periodic snapshots", judged)
 
 
-@gate("prereq.restore-dry-run")
-def test_restore_dry_run_passing(
+@gate(
+    "prereq.restore-dry-run",
+    "alpha.exit.restore-dry-run",
+    "canary.pre.restore-dry-run",
+    "cutover.final-snapshot",
+)
+def test_restore_dry_run_passes_on_the_newest_snapshot(
     canarygate_observed: ObservedView, agtmux_settings: AgtmuxSettings
 ) -> None:
+    """One check the runbook asks for four times: before alpha (PRE-4), at its exit (P1-X3),
+    before canary (P2-C2) and as the final snapshot before decommissioning v4 (P4-S3). Each
+    phase runs it under its own gate and item."""
     conclude(
         canarygate_observed,
         "restore dry-run",

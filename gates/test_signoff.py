@@ -44,7 +44,7 @@ def test_restore_dry_run_evidence_retained(
 
 
 @gate("cutover.checklist.no-unresolved-escalate")
-def test_no_unresolved_escalate_in_7_days(
+def test_no_unresolved_escalate_in_the_escalate_window(
     canarygate_observed: ObservedView, agtmux_settings: AgtmuxSettings
 ) -> None:
     entries = evidence_of(canarygate_observed, "alert_entries", AlertEntry)

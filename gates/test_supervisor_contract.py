@@ -27,7 +27,6 @@ from pytest_canarygate.agtmux.gate_api import hold_down_from_events
 from pytest_canarygate.agtmux.gate_api import jitter_from_events
 from pytest_canarygate.agtmux.gate_api import one_of
 from pytest_canarygate.agtmux.gate_api import restart_policy_matches_contract
-from pytest_canarygate.agtmux.gate_api import startup_order_shown
 from pytest_canarygate.agtmux.gate_api import supervisor_history
 
 FromEvents = Callable[..., Judgement]
@@ -50,11 +49,6 @@ def _from_events(canarygate_observed: ObservedView, name: str, judge: FromEvents
     events, covers_from_ms = supervisor_history(canarygate_observed)
     judged = judge(_status(canarygate_observed), events, covers_from_ms=covers_from_ms)
     conclude(canarygate_observed, name, judged)
-
-
-@gate("contract.startup-order")
-def test_startup_order_sources_gateway_daemon_ui(canarygate_observed: ObservedView) -> None:
-    conclude(canarygate_observed, "startup order", startup_order_shown(canarygate_observed))
 
 
 @gate("contract.backoff-initial")

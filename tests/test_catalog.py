@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import ast
 import json
+import re
 from pathlib import Path
 
 import pytest
 
+from pytest_canarygate.agtmux.pack import title_values
 from pytest_canarygate.agtmux.runbook import PHASES
+from pytest_canarygate.agtmux.settings import AgtmuxSettings
+from pytest_canarygate.agtmux.settings import Windows
 from pytest_canarygate.catalog import load_catalog
 from pytest_canarygate.catalog import needs_of
+from pytest_canarygate.catalog import render_title
 from pytest_canarygate.cli import main
 from pytest_canarygate.errors import ConfigError
 
@@ -257,3 +262,33 @@ def test_decision_phase_must_be_a_phase(
         load_catalog(path)
     assert str(path) in str(info.value)
     assert expected in str(info.value)
+
+
+#: A window the runbook fixes, not one the config sets: "add 2-3 more sessions per day".
+FIXED_WINDOW_TITLES = {"canary.expand.pace"}
+WINDOW_NUMBER = re.compile(r"\b(\d+ ?h|\d+ ?d|\d+ days?|\d+-day|\d+ hours?)\b")
+
+
+def test_no_gate_title_writes_a_configurable_window_as_a_number() -> None:
+    """Titles name the configured windows through placeholders ({canary_duration}), so a run
+    with longer windows never shows the runbook's default in its titles."""
+    catalog = load_catalog(CATALOG)
+    written = {
+        g.id: g.title
+        for g in catalog.gates.values()
+        if g.id not in FIXED_WINDOW_TITLES and WINDOW_NUMBER.search(g.title)
+    }
+    assert written == {}
+
+
+def test_gate_titles_show_the_configured_windows() -> None:
+    catalog = load_catalog(CATALOG)
+    windows = Windows(canary_duration_h=60.0, gradual_days=9.0, archive_retention_days=45.0)
+    values = title_values(AgtmuxSettings(windows=windows))
+    titles = {g.id: render_title(g, values) for g in catalog.gates.values()}
+    assert titles["canary.exit.stable-48h"].startswith("canary phase running 60h, ")
+    assert titles["gradual.exit.archive-7d"].startswith("9d of passing archived runs")
+    assert "retained 45d past the decommission" in titles["cutover.exit.v4-binary-retained"]
+    defaults = {g.id: render_title(g, title_values(None)) for g in catalog.gates.values()}
+    assert defaults["canary.exit.stable-48h"].startswith("canary phase running 48h, ")
+    assert not any("{" in t for t in (*titles.values(), *defaults.values()))
