@@ -23,6 +23,7 @@ from pytest_canarygate.agtmux.judgement.core import _judgement
 from pytest_canarygate.agtmux.judgement.core import format_duration
 from pytest_canarygate.agtmux.judgement.core import format_time
 from pytest_canarygate.agtmux.judgement.history import DEFAULT_MAX_LAG
+from pytest_canarygate.agtmux.judgement.history import coverage_of
 from pytest_canarygate.agtmux.judgement.history import selector_serves_canary
 from pytest_canarygate.agtmux.judgement.history import window_coverage
 from pytest_canarygate.agtmux.judgement.history import window_end
@@ -197,11 +198,7 @@ def latency_log_events(
     cover the window; PASS otherwise."""
     now = _aware(now, "now")
     start, end = now - window, window_end(now, coverage)
-    cov = (
-        window_coverage(window, now, None, None, max_lag=max_lag)
-        if coverage is None
-        else window_coverage(window, now, coverage.covers_from, coverage.covers_to, max_lag=max_lag)
-    )
+    cov = coverage_of(coverage, window, now, max_lag)
     found = [
         e
         for e in events
@@ -311,11 +308,7 @@ def sustained_breaches(
     ticks is no such breach. None on a log that does not cover the look-back is INCONCLUSIVE."""
     now = _aware(now, "now")
     start, end = now - window, window_end(now, coverage)
-    cov = (
-        window_coverage(window, now, None, None, max_lag=max_lag)
-        if coverage is None
-        else window_coverage(window, now, coverage.covers_from, coverage.covers_to, max_lag=max_lag)
-    )
+    cov = coverage_of(coverage, window, now, max_lag)
     runs = [r for r in breach_runs(events) if start <= r.last.at <= end]
     fired = [r for r in runs if r.windows(evaluation_window) > more_than]
     each = format_duration(evaluation_window)
@@ -532,11 +525,7 @@ def sources_stayed_active(
     now = _aware(now, "now")
     start, end = now - window, window_end(now, coverage)
     found = [e for e in events if e.kind in SOURCE_TRANSITION_KINDS and start <= e.at <= end]
-    cov = (
-        window_coverage(window, now, None, None, max_lag=max_lag)
-        if coverage is None
-        else window_coverage(window, now, coverage.covers_from, coverage.covers_to, max_lag=max_lag)
-    )
+    cov = coverage_of(coverage, window, now, max_lag)
     span = format_duration(window)
     by_source: dict[str, list[datetime]] = {}
     for event in found:

@@ -117,9 +117,10 @@ def window_end(now: datetime, coverage: Covered | None) -> datetime:
     return now if end is None else max(now, _aware(end, "covers_to"))
 
 
-def _coverage_of(
+def coverage_of(
     coverage: Covered | None, window: timedelta, now: datetime, max_lag: timedelta
 ) -> Coverage:
+    """How much of ``window`` before ``now`` a history's coverage (None: unknown) shows."""
     if coverage is None:
         return window_coverage(window, now, None, None, max_lag=max_lag)
     return window_coverage(window, now, coverage.covers_from, coverage.covers_to, max_lag=max_lag)
@@ -134,7 +135,7 @@ def _in_window(
     coverage: Covered | None,
     max_lag: timedelta,
 ) -> Judgement:
-    cov = _coverage_of(coverage, window, now, max_lag)
+    cov = coverage_of(coverage, window, now, max_lag)
     numbers = {**cov.numbers, "found": len(found)}
     required = format_duration(window)
     if found:
@@ -220,7 +221,7 @@ def hold_down_not_recovered(
     end = window_end(now, coverage)
     ordered = sorted((e for e in events if e.at <= end), key=lambda e: e.at)
     holds = [e for e in ordered if e.kind in HOLD_DOWN_KINDS and e.at >= now - window]
-    cov = _coverage_of(coverage, window, now, max_lag)
+    cov = coverage_of(coverage, window, now, max_lag)
     if not holds:
         verdict = Verdict.PASS if cov.covered else Verdict.INCONCLUSIVE
         return _judgement(verdict, f"no HoldDown in the window ({cov.message})", **cov.numbers)
@@ -527,7 +528,7 @@ def full_resyncs_on_canary(
     on = [e for e in found if on_canary(e.at, selector) is True]
     unknown = [e for e in found if on_canary(e.at, selector) is None]
     off = [e for e in found if on_canary(e.at, selector) is False]
-    cov = _coverage_of(coverage, window, now, max_lag)
+    cov = coverage_of(coverage, window, now, max_lag)
     span = format_duration(window)
     changed = selector.changed_at
     since = "an unknown time" if changed is None else format_time(changed)
