@@ -70,9 +70,17 @@ def enabled(config: pytest.Config) -> bool:
 
 
 def label_item(
-    item: pytest.Item, gate: GateSpec, *, migration_id: str, phase: str, catalog: Catalog
+    item: pytest.Item,
+    gate: GateSpec,
+    *,
+    migration_id: str,
+    phase: str,
+    catalog: Catalog,
+    runbook_url: str | None = None,
 ) -> None:
-    """Put the gate's labels and runbook link on its test item."""
+    """Put the gate's labels and runbook link on its test item (to ``runbook_url`` when the
+    config publishes the runbook there, else to the catalog's document path)."""
+    link = f"{runbook_url}#{gate.item.anchor}" if runbook_url else catalog.link(gate.item)
     label = pytest.mark.allure_label
     marks = [
         label(migration_id, label_type="epic"),
@@ -91,9 +99,7 @@ def label_item(
         label(f"phase:{phase}", label_type="tag"),
         label(f"stage:{gate.stage}", label_type="tag"),
         label(item.nodeid, label_type=NODEID_LABEL),
-        pytest.mark.allure_link(
-            catalog.link(gate.item), link_type="link", name=f"runbook {gate.item.id}"
-        ),
+        pytest.mark.allure_link(link, link_type="link", name=f"runbook {gate.item.id}"),
     ]
     for mark in marks:
         item.add_marker(mark)

@@ -115,6 +115,9 @@ class CanarygateConfig:
     clock_skew_s: float = 30.0
     catalog_path: Path | None = None
     reports_dir: Path | None = None
+    #: ``[reports] runbook_url``: where the runbook document is published; gate pages link to
+    #: ``<runbook_url>#<item anchor>`` (else to the catalog's relative document path)
+    runbook_url: str | None = None
     evidence: Mapping[str, str] = field(default_factory=dict)
     pack_settings: Any = None
     #: ``[chain]``: the keys whose bundles count as links, soak gaps, waivable failures
@@ -364,7 +367,7 @@ def parse_config(
     catalog = top.sub("catalog")
     catalog.reject_unknown(("path",))
     reports = top.sub("reports")
-    reports.reject_unknown(("dir",))
+    reports.reject_unknown(("dir", "runbook_url"))
 
     return CanarygateConfig(
         path=None,
@@ -377,12 +380,31 @@ def parse_config(
         clock_skew_s=observation.positive_float("clock_skew_s", DEFAULT_CLOCK_SKEW_S, 3600.0),
         catalog_path=_path(catalog, "path", base_dir),
         reports_dir=_path(reports, "dir", base_dir),
+        runbook_url=_runbook_url(reports),
         evidence=_evidence(top.sub("evidence"), pack),
         pack_settings=pack.parse_settings(top) if pack.parse_settings else None,
         chain=parse_chain_table(data.get("chain"), base_dir, source),
         signers=parse_signers(data.get("signers", []), base_dir, source),
         raw=data,
     )
+
+
+def _runbook_url(reports: TableReader) -> str | None:
+    if reports.table.get("runbook_url") is None:
+        return None
+    url = reports.string("runbook_url")
+    if (
+        not url.startswith(("https://", "http://"))
+        or "#" in url
+        or any(c.isspace() or ord(c) < 0x20 for c in url)
+    ):
+        raise reports.error(
+            "runbook_url",
+            url,
+            "an http(s) URL of the runbook document, without a #fragment (each gate page adds "
+            "its item's anchor)",
+        )
+    return url
 
 
 def read_toml(path: Path) -> tuple[bytes, dict[str, Any]]:

@@ -410,6 +410,7 @@ class GateSession:
                     migration_id=self.migration_id,
                     phase=self.phase,
                     catalog=self.catalog,
+                    runbook_url=self.settings.runbook_url if self.settings else None,
                 )
             selected.append(item)
         items[:] = selected

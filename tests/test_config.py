@@ -53,6 +53,21 @@ def test_example_paths_resolve_against_the_file(tmp_path: Path) -> None:
     assert config.reports_dir == (tmp_path / "out").resolve()
 
 
+def test_a_published_runbook_url_is_kept_for_the_gate_links(tmp_path: Path) -> None:
+    url = "https://git.example.org/ops/runbook/migration.md"
+    config = load_config(write(tmp_path, VALID + f'[reports]\nrunbook_url = "{url}"\n'), PACK)
+    assert config.runbook_url == url
+    assert load_config(write(tmp_path, VALID), PACK).runbook_url is None
+
+
+@pytest.mark.parametrize(
+    "url", ["docs/runbook.md", "file:///etc/passwd", "https://x.org/r.md#top", "https://x.org/a b"]
+)
+def test_a_runbook_url_that_is_no_http_document_url_is_refused(tmp_path: Path, url: str) -> None:
+    with pytest.raises(ConfigError, match=r"reports.runbook_url = .*an http\(s\) URL"):
+        load_config(write(tmp_path, VALID + f'[reports]\nrunbook_url = "{url}"\n'), PACK)
+
+
 def test_star_compares_every_field_not_ignored(tmp_path: Path) -> None:
     text = VALID + '[parity.panes]\nfields = "*"\nignore = ["updated_at"]\n'
     parity = load_config(write(tmp_path, text), PACK).pack_settings.pane_parity

@@ -120,15 +120,23 @@ def test_gate_refuses_no_id_a_repeated_or_an_empty_one(ids: tuple[str, ...]) -> 
         gate(*ids)
 
 
-def test_allure_titles_show_the_configured_window(pytester: pytest.Pytester) -> None:
+def test_allure_titles_show_the_configured_window_and_links_the_published_runbook(
+    pytester: pytest.Pytester,
+) -> None:
     write_gates(pytester, CATALOG, MODULE)
-    (pytester.path / "canarygate.toml").write_text(SIM_CONFIG + "[windows]\nalpha_monitor_h = 36\n")
+    (pytester.path / "canarygate.toml").write_text(
+        SIM_CONFIG
+        + "[windows]\nalpha_monitor_h = 36\n"
+        + '[reports]\nrunbook_url = "https://git.example.org/runbook.md"\n'
+    )
     pytester.runpytest_subprocess("--phase=alpha", "--canarygate-sim=healthy")
     run_dir, _ = only_run(pytester.path)
-    names = {
-        json.loads(p.read_text())["name"]
-        for p in (run_dir / "allure-results").glob("*-result.json")
-    }
+    results = [
+        json.loads(p.read_text()) for p in (run_dir / "allure-results").glob("*-result.json")
+    ]
+    names = {r["name"] for r in results}
+    links = {link["url"] for r in results for link in r["links"]}
+    assert links == {"https://git.example.org/runbook.md#s"}  # the items' section "S"
     assert names == {
         "shared.before: v5 answers before alpha",
         "shared.after: v5 answers after 36h of alpha",
