@@ -44,6 +44,7 @@ from pytest_canarygate.cli import EXIT_MALFORMED
 from pytest_canarygate.cli import EXIT_OK
 from pytest_canarygate.cli import EXIT_USAGE
 from pytest_canarygate.errors import CanarygateError
+from pytest_canarygate.errors import ConfigError
 from pytest_canarygate.signing import ENVELOPE_NAME
 from pytest_canarygate.textsafe import visible
 from pytest_canarygate.verify import VerifyResult
@@ -216,9 +217,11 @@ def render_html(
     trusted_keys: Mapping[str, Any],
     allure: Path | None = None,
     environ: Mapping[str, str] | None = None,
+    signer_names: Mapping[str, str] | None = None,
 ) -> Path:
     """Verify the bundle against ``trusted_keys``, then render it to ``output`` (default
     :func:`default_output`), a single HTML file opening on the verdict. Returns its path.
+    ``signer_names`` (key id -> name, from the config's ``[[signers]]``) names who signed.
 
     Raises :class:`BundleRefusedError`, :class:`OutputRefusedError`, :class:`AllureNotFound` or
     :class:`HtmlReportError`; on any failure nothing is written.
@@ -253,7 +256,8 @@ def render_html(
             f"({'; '.join(problems)}); Allure {executable} did not honour "
             "ALLURE_NO_ANALYTICS=true"
         )
-    _write_beside(target, with_verdict(rendered, verified, heading))
+    named = dict(signer_names or {})
+    _write_beside(target, with_verdict(rendered, verified, heading, named))
     return target
 
 
@@ -293,10 +297,15 @@ def report_heading(verified: VerifyResult) -> str:
     return " ".join(visible(str(p)) for p in parts if p)
 
 
-def with_verdict(rendered: str, verified: VerifyResult, heading: str) -> str:
+def with_verdict(
+    rendered: str,
+    verified: VerifyResult,
+    heading: str,
+    signer_names: Mapping[str, str] | None = None,
+) -> str:
     """Allure's page with our title and, first in its body, the verdict: promotable or not and
     why, who signed, and SIMULATED or an ephemeral key in large letters."""
-    banner = verdict_banner(verified)
+    banner = verdict_banner(verified, signer_names)
     titled, count = re.subn(
         r"<title>.*?</title>",
         f"<title>{html.escape(heading)}</title>",
@@ -312,8 +321,9 @@ def with_verdict(rendered: str, verified: VerifyResult, heading: str) -> str:
     return titled[: body.end()] + banner + titled[body.end() :]
 
 
-def verdict_banner(verified: VerifyResult) -> str:
-    """The verdict as static, escaped HTML (no script, nothing loaded)."""
+def verdict_banner(verified: VerifyResult, signer_names: Mapping[str, str] | None = None) -> str:
+    """The verdict as static, escaped HTML (no script, nothing loaded); the signer by key id,
+    and by name where ``signer_names`` has it."""
     summary = summarize(verified)
     esc = html.escape
     warnings = []
@@ -341,10 +351,9 @@ def verdict_banner(verified: VerifyResult) -> str:
         lines.append("<ul>")
         lines += [f"<li>{esc(str(r))}</li>" for r in reasons or ["the statement does not say"]]
         lines.append("</ul>")
-    signer = summary["signer"]
-    who = esc(str(signer["keyid"]))
-    if signer.get("name"):
-        who = f"{esc(str(signer['name']))} (key {who})"
+    keyid = str(summary["signer"]["keyid"])
+    name = (signer_names or {}).get(keyid)
+    who = f"{esc(name)} (key {esc(keyid)})" if name else f"key {esc(keyid)}"
     runbook = _runbook_link(verified)
     counts = ", ".join(f"{n} {esc(str(v))}" for v, n in summary["gate_counts"].items())
     lines.append(
@@ -407,6 +416,20 @@ def _run_allure(
         )
 
 
+def signer_names(config: Path | None) -> dict[str, str]:
+    """Key id -> name of the ``[[signers]]`` of ``config`` (default ``./canarygate.toml``,
+    when there is one); a named config that cannot be read is a ConfigError."""
+    from pytest_canarygate.attestation import parse_signers
+    from pytest_canarygate.config import read_toml
+
+    path = config if config is not None else Path("canarygate.toml")
+    if config is None and not path.is_file():
+        return {}
+    _, data = read_toml(path)
+    signers = parse_signers(data.get("signers"), path.parent, str(path))
+    return {s.keyid: s.name for s in signers}
+
+
 def _run_html(args: argparse.Namespace) -> int:
     shown = visible(args.bundle)
     if not os.path.isdir(args.bundle):
@@ -417,17 +440,19 @@ def _run_html(args: argparse.Namespace) -> int:
     if isinstance(trusted, int):
         return trusted
     try:
+        names = signer_names(Path(args.config) if args.config else None)
         target = render_html(
             Path(args.bundle),
             Path(args.output) if args.output else None,
             trusted_keys=trusted,
             allure=Path(args.allure) if args.allure else None,
+            signer_names=names,
         )
     except CanarygateError as exc:
         print(f"canarygate html: error: {visible(str(exc))}", file=sys.stderr)
         if isinstance(exc, NotABundleError):
             return EXIT_MALFORMED
-        return EXIT_USAGE if isinstance(exc, OutputRefusedError) else EXIT_FAILED
+        return EXIT_USAGE if isinstance(exc, (OutputRefusedError, ConfigError)) else EXIT_FAILED
     print(f"HTML report: {visible(str(target))}")
     print("(derived from the verified bundle; the bundle itself is the evidence)")
     return EXIT_OK
@@ -459,4 +484,10 @@ def add_subcommand(subparsers: Any) -> None:
         "--output", metavar="FILE", help="The HTML file to write (default: BUNDLE.html beside it)"
     )
     parser.add_argument("--allure", metavar="PATH", help="The Allure 3 executable to run")
+    parser.add_argument(
+        "--config",
+        metavar="PATH",
+        help="Config whose [[signers]] name the signing keys (default: ./canarygate.toml when "
+        "there is one)",
+    )
     parser.set_defaults(func=_run_html)

@@ -113,7 +113,7 @@ def test_a_verified_bundle_is_rendered_beside_it_opening_on_the_verdict(
     assert "NOT PROMOTABLE" in banner
     assert "gate alpha.parity.panes FAIL: pane %5 differs" in banner
     assert "SIMULATED" in banner
-    assert keys.keyid in banner
+    assert f"signed by key {keys.keyid}" in banner
     title = re.search(r"<title>(.*?)</title>", html, re.DOTALL)
     assert title is not None
     assert title.group(1) == f"{make_predicate(bundle)['migration_id']} canary 2025-01-01T00:05:00Z"
@@ -382,3 +382,26 @@ def test_the_report_links_to_the_signed_runbook_text_inside_the_bundle(
     hrefs = re.findall(r'href="([^"]+)"', target.read_text())
     assert hrefs == [f"{bundle.name}/runbook/{runbook.name}"]
     assert (target.parent / hrefs[0]).is_file()
+
+
+def test_the_verdict_names_the_signer_the_config_names(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    keys = KeyPair(tmp_path / "keys")
+    bundle = _fake_bundle(tmp_path, keys)
+    fake = _fake_allure(tmp_path, "<html><body></body></html>")
+    config = tmp_path / "canarygate.toml"
+    config.write_text(
+        f'[[signers]]\nname = "ci-signer"\nkey = "{keys.public_path}"\nitems = ["*"]\n'
+    )
+    args = ["html", str(bundle), "--key", str(keys.public_path), "--allure", str(fake)]
+
+    assert main([*args, "--config", str(config)]) == 0
+    html = default_output(bundle).read_text()
+    assert f"signed by ci-signer (key {keys.keyid})" in html
+
+    broken = tmp_path / "broken.toml"
+    broken.write_text('[[signers]]\nname = "x"\n')
+    assert main([*args, "--config", str(broken), "--output", str(tmp_path / "b.html")]) == 2
+    assert "signers[0]" in capsys.readouterr().err
+    assert not (tmp_path / "b.html").exists()
