@@ -376,7 +376,14 @@ def _merge(base: Node, over: Node) -> Node:
 # Top-level keys of a scenario file. A new section is added here: name the key, parse it in
 # _build and give the result a field on Scenario (or on DaemonSpec via _DAEMON_KEYS).
 _TOP_LEVEL = ("description", "extends", "fleet", "defaults", "daemons", "operations")
-_FLEET_KEYS = ("panes", "sessions")
+_FLEET_KEYS = ("panes", "sessions", "generate")
+_GENERATE_KEYS = ("sessions", "panes_per_session", "canary_sessions")
+MAX_GENERATED_PANES = 100_000
+"""Upper bound of ``sessions * panes_per_session`` in ``[fleet.generate]``."""
+# Settings that name the panes, tmux sessions or agent sessions of a listed fleet: a file that
+# generates its fleet drops the ones it inherits (they would name panes that no longer exist).
+_FLEET_BOUND_DAEMON_KEYS = ("remove_panes", "pane_overrides", "pane_flaps", "session_overrides")
+_FLEET_BOUND_SELECTOR_KEYS = ("canary_sessions", "v5_canary_sessions", "started", "routes")
 _TMUX_KEYS = (
     "session_id",
     "session_name",
@@ -621,24 +628,26 @@ def _read_registration(table: Table) -> Registration:
 
 
 def _build_daemon(
-    name: str, table: Table, fleet_panes: Mapping[str, Node], fleet_sessions: Sequence[Table]
+    name: str, table: Table, fleet_panes: Mapping[str, _FleetPane], fleet_sessions: Sequence[Table]
 ) -> DaemonSpec:
-    known_panes = ", ".join(fleet_panes) or "none"
+    known_panes = _some(fleet_panes)
     removed: set[str] = set()
     for node in table.strings("remove_panes"):
         if node.value not in fleet_panes:
             fail(node, f"no such pane in [fleet] (known: {known_panes})")
         removed.add(str(node.value))
-    merged = dict(fleet_panes)
+    merged: dict[str, _FleetPane] = dict(fleet_panes)
     for override in table.tables("pane_overrides", _PANE_KEYS):
         pane_id = override.string("pane_id")
         if pane_id not in fleet_panes:
             fail(override.require("pane_id"), f"no such pane in [fleet] (known: {known_panes})")
         if pane_id in removed:
             fail(override.require("pane_id"), "this pane is also listed in remove_panes")
-        merged[pane_id] = _merge(merged[pane_id], override.node)
+        merged[pane_id] = _merge(_node_of(merged[pane_id]), override.node)
     panes = tuple(
-        _read_pane(Table(node, _PANE_KEYS)) for pid, node in merged.items() if pid not in removed
+        _read_pane(Table(entry, _PANE_KEYS)) if isinstance(entry, Node) else entry.spec
+        for pid, entry in merged.items()
+        if pid not in removed
     )
     flaps: dict[str, AgentInfo] = {}
     for flap in table.tables("pane_flaps", ("pane_id", *_AGENT_KEYS)):
@@ -646,7 +655,7 @@ def _build_daemon(
         served = next((p for p in panes if p.pane_id == pane_id), None)
         if served is None or served.agent is None or pane_id in flaps:
             fail(flap.require("pane_id"), "not a managed pane this daemon serves, or listed twice")
-        flapped = _read_pane(Table(_merge(merged[pane_id], flap.node), _PANE_KEYS))
+        flapped = _read_pane(Table(_merge(_node_of(merged[pane_id]), flap.node), _PANE_KEYS))
         assert flapped.agent is not None
         flaps[pane_id] = flapped.agent
     health = dict(DEFAULT_SOURCE_HEALTH)
@@ -692,8 +701,112 @@ def _build_daemon(
     )
 
 
-def _fleet_panes(tables: Sequence[Table]) -> dict[str, Node]:
-    panes: dict[str, Node] = {}
+@dataclass(frozen=True)
+class _GeneratedPane:
+    """A pane of ``[fleet.generate]``: its spec, and the keys an override is merged onto."""
+
+    spec: PaneSpec
+    raw: Mapping[str, object]
+    file: str
+
+    def node(self) -> Node:
+        return annotate(dict(self.raw), f"fleet.generate.panes[{self.spec.pane_id}]", self.file)
+
+
+_FleetPane = Node | _GeneratedPane
+
+
+def _node_of(entry: _FleetPane) -> Node:
+    return entry if isinstance(entry, Node) else entry.node()
+
+
+def generated_session_name(index: int) -> str:
+    """The tmux session name of the ``index``-th session of a generated fleet."""
+    return f"session-{index:04d}"
+
+
+def _generated_change_ms(session: int) -> int:
+    """How long ago the agent of generated session ``session`` last changed state: spread
+    from 1 minute to 12 hours, so every session shows activity in any window of 12h or more."""
+    return ((session * 37) % 720 + 1) * 60_000
+
+
+def _generated_fleet(table: Table) -> tuple[dict[str, _FleetPane], tuple[str, ...]]:
+    """The panes of ``[fleet.generate]`` in tmux order, and its canary session names."""
+    sessions = table.integer("sessions", None, minimum=1, maximum=MAX_GENERATED_PANES)
+    per_session = table.integer("panes_per_session", None, minimum=1, maximum=MAX_GENERATED_PANES)
+    if sessions * per_session > MAX_GENERATED_PANES:
+        fail(
+            table.node,
+            f"{sessions} sessions x {per_session} panes = {sessions * per_session} panes: "
+            f"expected at most {MAX_GENERATED_PANES} panes",
+        )
+    canary = table.integer("canary_sessions", min(2, sessions), minimum=0, maximum=sessions)
+    file = table.node.file
+    template = _read_agent(
+        Table(annotate(dict(_GENERATED_AGENT), "fleet.generate", file), _PANE_KEYS), "%0"
+    )
+    panes: dict[str, _FleetPane] = {}
+    for session in range(sessions):
+        name = generated_session_name(session)
+        for index in range(per_session):
+            pane_id = f"%{len(panes)}"
+            managed = index % 2 == 1
+            raw: dict[str, object] = {
+                "pane_id": pane_id,
+                "session_id": f"${session}",
+                "session_name": name,
+                "window_id": f"@{session}",
+                "window_name": "work",
+                "current_cmd": "claude" if managed else "bash",
+                "current_path": "/home/operator/work",
+                "title": "Claude Code" if managed else "devbox",
+            }
+            agent, last_change = None, None
+            if managed:
+                raw.update(_GENERATED_AGENT)
+                agent = replace(template, session_key=f"poller-{pane_id}")
+                if index == 1:  # the session's first agent was active lately
+                    last_change = _generated_change_ms(session)
+                    raw["last_change"] = f"{last_change // 60_000}m"
+            tmux = TmuxInfo(**{k: str(raw[k]) for k in _TMUX_KEYS})
+            spec = PaneSpec(pane_id, tmux, agent, last_change)
+            panes[pane_id] = _GeneratedPane(spec, MappingProxyType(raw), file)
+    return panes, tuple(generated_session_name(s) for s in range(canary))
+
+
+_GENERATED_AGENT = MappingProxyType({"provider": "claude", "activity_state": "Idle"})
+
+
+def _with_canary_sessions(operations: Node | None, names: Sequence[str]) -> Node | None:
+    """``[operations]`` whose selector names ``names`` as its canary sessions unless it names
+    its own (a generated fleet's sessions are not the ones an extended scenario names)."""
+    if operations is None or not isinstance(operations.value, dict):
+        return operations
+    selector = operations.value.get("selector")
+    if selector is None or not isinstance(selector.value, dict):
+        return operations
+    if "canary_sessions" in selector.value:
+        return operations
+    path = f"{selector.path}.canary_sessions"
+    listed = Node(
+        [Node(name, f"{path}[{i}]", selector.file) for i, name in enumerate(names)],
+        path,
+        selector.file,
+    )
+    selector = Node({**selector.value, "canary_sessions": listed}, selector.path, selector.file)
+    return Node({**operations.value, "selector": selector}, operations.path, operations.file)
+
+
+def _some(names: Sequence[str] | Mapping[str, object], shown: int = 12) -> str:
+    """Up to ``shown`` of ``names`` for an error message ("none" when empty)."""
+    listed = list(names)
+    more = f", ... ({len(listed)} in all)" if len(listed) > shown else ""
+    return ", ".join(listed[:shown]) + more if listed else "none"
+
+
+def _fleet_panes(tables: Sequence[Table]) -> dict[str, _FleetPane]:
+    panes: dict[str, _FleetPane] = {}
     for table in tables:
         pane_id = table.string("pane_id", pattern=_PANE_ID)
         if pane_id in panes:
@@ -705,7 +818,18 @@ def _fleet_panes(tables: Sequence[Table]) -> dict[str, Node]:
 def _build(name: str, source: _Source) -> Scenario:
     root = Table(_load_tree(source, ()), _TOP_LEVEL)
     fleet = Table(root.require("fleet"), _FLEET_KEYS)
-    fleet_panes = _fleet_panes(fleet.tables("panes", _PANE_KEYS))
+    generate = fleet.table("generate", _GENERATE_KEYS)
+    operations_node = root.get("operations")
+    if generate is None:
+        fleet_panes = _fleet_panes(fleet.tables("panes", _PANE_KEYS))
+    else:
+        listed = fleet.get("panes")
+        if listed is not None:
+            fail(
+                listed, "not together with [fleet.generate]: a generated fleet has no listed panes"
+            )
+        fleet_panes, canary = _generated_fleet(generate)
+        operations_node = _with_canary_sessions(operations_node, canary)
     fleet_sessions = fleet.tables("sessions", _SESSION_KEYS)
     defaults = root.get("defaults")
     if defaults is not None:
@@ -717,7 +841,6 @@ def _build(name: str, source: _Source) -> Scenario:
             if not _DAEMON_NAME.fullmatch(daemon_name):
                 fail(node, "daemon names are lower-case letters, digits, - and _ (like v4, v5)")
             declared[daemon_name] = node
-    operations_node = root.get("operations")
     operations = None if operations_node is None else read_operations(operations_node)
     specs: dict[str, DaemonSpec] = {}
     for daemon_name in dict.fromkeys(("v4", "v5", *sorted(declared))):
@@ -787,7 +910,55 @@ def _load_tree(source: _Source, chain: tuple[str, ...]) -> Node:
         fail(extends, "circular extends: " + " -> ".join((*chain, source.label, base_source.label)))
     base = _load_tree(base_source, (*chain, source.label))
     own = Node({k: v for k, v in table.items.items() if k != "extends"}, "", source.label)
-    return Node(_merge(base, own).value, "", source.label)
+    return Node(_merge(_inherited(base, own), own).value, "", source.label)
+
+
+def _inherited(base: Node, own: Node) -> Node:
+    """What ``own`` keeps of the scenario it extends: a file that generates its fleet
+    (``[fleet.generate]``) replaces the whole inherited ``[fleet]`` and drops the inherited
+    settings that name its panes or sessions (pane and session overrides, flaps, removals, the
+    selector's sessions); a file that lists ``[[fleet.panes]]`` drops an inherited generator."""
+    own_fleet = _child(own, "fleet")
+    if own_fleet is None or not isinstance(base.value, dict):
+        return base
+    if _child(own_fleet, "generate") is not None:
+        items = {k: v for k, v in base.value.items() if k != "fleet"}
+        for key in ("defaults", "daemons"):
+            layer = items.get(key)
+            if layer is None or not isinstance(layer.value, dict):
+                continue
+            if key == "defaults":
+                items[key] = _without(layer, _FLEET_BOUND_DAEMON_KEYS)
+            else:
+                daemons = {
+                    name: _without(daemon, _FLEET_BOUND_DAEMON_KEYS)
+                    for name, daemon in layer.value.items()
+                }
+                items[key] = Node(daemons, layer.path, layer.file)
+        operations = items.get("operations")
+        selector = None if operations is None else _child(operations, "selector")
+        if operations is not None and selector is not None:
+            stripped = _without(selector, _FLEET_BOUND_SELECTOR_KEYS)
+            items["operations"] = Node(
+                {**operations.value, "selector": stripped}, operations.path, operations.file
+            )
+        return Node(items, base.path, base.file)
+    base_fleet = _child(base, "fleet")
+    if _child(own_fleet, "panes") is not None and base_fleet is not None:
+        return Node(
+            {**base.value, "fleet": _without(base_fleet, ("generate",))}, base.path, base.file
+        )
+    return base
+
+
+def _child(node: Node, key: str) -> Node | None:
+    return node.value.get(key) if isinstance(node.value, dict) else None
+
+
+def _without(node: Node, keys: Sequence[str]) -> Node:
+    if not isinstance(node.value, dict):
+        return node
+    return Node({k: v for k, v in node.value.items() if k not in keys}, node.path, node.file)
 
 
 def _extended_source(node: Node, source: _Source) -> _Source:
