@@ -646,19 +646,26 @@ def test_jitter_applied_is_the_scenarios_claim(canary: SimFleet) -> None:
     assert stock is None  # no [operations]: nothing is claimed at all
 
 
+_STATE_CHANGED = {"id": 1, "method": "state_changed"}
+
+
 def test_change_log_dates_the_first_projection_at_the_start_and_later_changes_after() -> None:
     from pytest_canarygate.agtmux.sim.projection import SimDaemon
 
     now_ns = 1_800_000_000_000 * 1_000_000
     spec = load_scenario("healthy").daemon("v5", "canary")
-    log: Any = SimDaemon(spec, pid=1, start_ns=now_ns)._state_changed({}, now_ns)["changes"]
+    log: Any = SimDaemon(spec, pid=1, start_ns=now_ns).respond(_STATE_CHANGED, now_ns)["result"][
+        "changes"
+    ]
     started = datetime.fromtimestamp(now_ns / 1e9 - 10 * 86_400, tz=timezone.utc)
     seeded = {e["timestamp"] for e in log[: 2 * 6]}  # each managed pane and its session
     assert seeded == {started.strftime("%Y-%m-%dT%H:%M:%S.000000000Z")}
     recent = [(e.get("pane_id"), e["timestamp"]) for e in log[2 * 6 :]]
     assert [pane for pane, _ in recent] == [None, "%7", None, "%1", None, "%5"]  # 25m, 3m, 40s
     idle = load_scenario("canary-idle").daemon("v5", "canary")
-    changed: Any = SimDaemon(idle, pid=1, start_ns=now_ns)._state_changed({}, now_ns)["changes"]
+    changed: Any = SimDaemon(idle, pid=1, start_ns=now_ns).respond(_STATE_CHANGED, now_ns)[
+        "result"
+    ]["changes"]
     assert [e.get("pane_id") for e in changed[2 * 6 :]] == [None, "%1", None, "%5", None, "%7"]
 
 

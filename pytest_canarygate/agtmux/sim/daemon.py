@@ -172,6 +172,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     model = SimDaemon(spec, pid=os.getpid(), start_ns=wall_ns(), anchor_ns=anchor_ms * NS_PER_MS)
     model.log = log
     attach_operations(model, scenario, phase=args.phase, anchor_ms=anchor_ms)
+    model.warm()  # a big fleet's answers are encoded before the socket is served
     socket_path = Path(os.path.abspath(args.socket))
     try:
         server, identity = _open_server(socket_path, model)

@@ -240,6 +240,24 @@ def _pane_state(agent: AgentInfo) -> tuple[object, ...]:
 
 _Handler = Callable[[Mapping[str, Any], int], object]
 
+# Answers that only change with the projection are encoded once per state; the current tick,
+# which live panes and sessions carry, is spliced in per answer where this placeholder stands
+# (a JSON key can only be followed by an unquoted value where it really is a key).
+_TICK_HOLE: Final = -1
+_TICK_KEYS: Final = (b'"updated_at":-1', b'"deterministic_last_seen":-1')
+_CACHED_ANSWERS: Final = 16
+
+
+@dataclass(frozen=True)
+class _Raw:
+    """A result already encoded as compact, key-sorted JSON."""
+
+    data: bytes
+
+
+def _encode(value: object) -> bytes:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
 
 class SimDaemon:
     """The in-memory state of one simulated daemon and its answers to the eleven methods."""
@@ -264,6 +282,9 @@ class SimDaemon:
         self._pending: deque[_Event] = deque()
         self._registry: dict[str, _Registration] = {}
         self._list_panes_answers = 0
+        self._generation = 0  # bumped whenever panes, sessions or the change log may change
+        self._answers: dict[tuple[object, ...], bytes] = {}
+        self._answers_generation = 0
         self._methods: dict[str, _Handler] = {
             "list_panes": self._list_panes,
             "list_sessions": self._list_sessions,
@@ -296,14 +317,36 @@ class SimDaemon:
             request = json.loads(line.decode("utf-8"), parse_constant=_reject_constant)
         except (ValueError, RecursionError):  # JSONDecodeError and UnicodeDecodeError included
             return None
-        response = self.respond(request, wall_ns() if now_ns is None else now_ns)
-        return (
-            json.dumps(response, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
-            + b"\n"
-        )
+        response = self._respond(request, wall_ns() if now_ns is None else now_ns)
+        result = response.get("result")
+        if isinstance(result, _Raw):  # keys sorted: id, jsonrpc, result
+            return (
+                b"".join(
+                    (b'{"id":', _encode(response["id"]), b',"jsonrpc":"2.0","result":', result.data)
+                )
+                + b"}\n"
+            )
+        return _encode(response) + b"\n"
 
     def respond(self, request: object, now_ns: int) -> dict[str, object]:
         """The JSON-RPC response object for a parsed request."""
+        response = self._respond(request, now_ns)
+        result = response.get("result")
+        if isinstance(result, _Raw):
+            response["result"] = json.loads(result.data)
+        return response
+
+    def warm(self, now_ns: int | None = None) -> None:
+        """Encode the answers that only change with the projection now, before any request."""
+        now_ns = wall_ns() if now_ns is None else now_ns
+        with self._lock:
+            self._advance(now_ns)
+            self._panes_answer()
+            self._sessions_answer()
+            self._state_changed_answer(0)
+            self._summary_answer(0)
+
+    def _respond(self, request: object, now_ns: int) -> dict[str, object]:
         if not isinstance(request, dict):  # a batch, or a bare value
             return _error(None, METHOD_NOT_FOUND, "method not found")
         request_id = request.get("id")
@@ -355,6 +398,7 @@ class SimDaemon:
         ]
 
     def _run_tick(self, tick: int) -> None:
+        self._generation += 1
         seen: set[tuple[str, str, str]] = set()
         while self._pending and self._pending[0].apply_tick_ns <= tick:
             event = self._pending.popleft()
@@ -510,11 +554,33 @@ class SimDaemon:
 
     # -- read methods --
 
-    def _list_panes(self, params: Mapping[str, Any], now_ns: int) -> list[dict[str, object]]:
-        tick = self._tick_at(now_ns)
+    def _cached(self, key: tuple[object, ...], build: Callable[[], object]) -> bytes:
+        """The encoded answer ``key`` of the current projection state, built once per state."""
+        if self._answers_generation != self._generation or len(self._answers) >= _CACHED_ANSWERS:
+            self._answers.clear()
+            self._answers_generation = self._generation
+        data = self._answers.get(key)
+        if data is None:
+            data = self._answers[key] = _encode(build())
+        return data
+
+    def _with_tick(self, data: bytes, now_ns: int) -> _Raw:
+        """``data`` with the current tick where live panes and sessions carry it."""
+        tick = b":" + _encode(format_tick(self._tick_at(now_ns)))
+        for key in _TICK_KEYS:  # b'"<key>":-1' -> b'"<key>":"<tick>"'
+            data = data.replace(key, key[:-3] + tick)
+        return _Raw(data)
+
+    def _list_panes(self, params: Mapping[str, Any], now_ns: int) -> _Raw:
         self._list_panes_answers += 1
-        self._flap(tick)
-        managed = [self._managed_pane(p, tick) for p in self._managed()]
+        self._flap(self._tick_at(now_ns))
+        return self._with_tick(self._panes_answer(), now_ns)
+
+    def _panes_answer(self) -> bytes:
+        return self._cached(("list_panes",), self._panes_now)
+
+    def _panes_now(self) -> list[dict[str, object]]:
+        managed = [self._managed_pane(p) for p in self._managed()]
         unmanaged = [
             {
                 "pane_id": p.pane_id,
@@ -529,7 +595,7 @@ class SimDaemon:
         ]
         return managed + unmanaged
 
-    def _managed_pane(self, pane: _Pane, tick: int) -> dict[str, object]:
+    def _managed_pane(self, pane: _Pane) -> dict[str, object]:
         agent = pane.agent
         assert agent is not None
         tmux_title = pane.tmux.title if pane.tmux else ""
@@ -554,13 +620,15 @@ class SimDaemon:
             "title_quality": quality,
             **_tmux_fields(pane.tmux),
             "git_branch": None,
-            "updated_at": format_tick(tick if pane.live else pane.updated_ns),
+            "updated_at": _TICK_HOLE if pane.live else format_tick(pane.updated_ns),
         }
 
     def _flap(self, tick: int) -> None:
         """Flapping panes (``pane_flaps``) take their flapped state for odd-numbered
         ``list_panes`` answers and their own for the others, each switch a logged change."""
         odd = self._list_panes_answers % 2 == 1
+        if self.spec.pane_flaps:
+            self._generation += 1
         for pane_id, flapped in self.spec.pane_flaps.items():
             pane = self._panes.get(pane_id)
             if pane is None or pane.scenario_agent is None or pane.fresh_until_ns is not None:
@@ -568,21 +636,24 @@ class SimDaemon:
             agent = flapped if odd else pane.scenario_agent
             self._set_agent(pane, agent, agent.session_key, tick)
 
-    def _list_sessions(self, params: Mapping[str, Any], now_ns: int) -> list[dict[str, object]]:
-        tick = self._tick_at(now_ns)
+    def _list_sessions(self, params: Mapping[str, Any], now_ns: int) -> _Raw:
+        return self._with_tick(self._sessions_answer(), now_ns)
+
+    def _sessions_answer(self) -> bytes:
+        return self._cached(("list_sessions",), self._sessions_now)
+
+    def _sessions_now(self) -> list[dict[str, object]]:
         return [
             {
                 "session_key": s.session_key,
                 "presence": "managed",
                 "evidence_mode": s.evidence_mode,
-                "deterministic_last_seen": format_tick(tick)
-                if s.last_seen == LIVE
-                else s.last_seen,
+                "deterministic_last_seen": _TICK_HOLE if s.last_seen == LIVE else s.last_seen,
                 "winner_tier": s.winner_tier,
                 "activity_state": s.activity_state,
                 "activity_source": s.activity_source,
                 "representative_pane_instance_id": None,
-                "updated_at": format_tick(tick if s.live else s.updated_ns),
+                "updated_at": _TICK_HOLE if s.live else format_tick(s.updated_ns),
             }
             for s in sorted(self._sessions.values(), key=lambda s: s.session_key)
         ]
@@ -594,12 +665,16 @@ class SimDaemon:
             for kind, status in self.spec.source_health
         ]
 
-    def _state_changed(self, params: Mapping[str, Any], now_ns: int) -> dict[str, object]:
-        since = _since_version(params)
-        return {
-            "changes": [self._change(c) for c in self._changes if c.version > since],
-            "version": len(self._changes),
-        }
+    def _state_changed(self, params: Mapping[str, Any], now_ns: int) -> _Raw:
+        return _Raw(self._state_changed_answer(_since_version(params)))
+
+    def _state_changed_answer(self, since: int) -> bytes:
+        def build() -> dict[str, object]:
+            # versions are 1, 2, ...: the entries after ``since`` are a slice of the log
+            newer = self._changes[min(since, len(self._changes)) :]
+            return {"changes": [self._change(c) for c in newer], "version": len(self._changes)}
+
+        return self._cached(("state_changed", since), build)
 
     def _change(self, change: _Change) -> dict[str, object]:
         entry: dict[str, object] = {
@@ -629,9 +704,14 @@ class SimDaemon:
             }
         return entry
 
-    def _summary_changed(self, params: Mapping[str, Any], now_ns: int) -> dict[str, object]:
-        since = _since_version(params)
-        newer = [c for c in self._changes if c.version > since]
+    def _summary_changed(self, params: Mapping[str, Any], now_ns: int) -> _Raw:
+        return _Raw(self._summary_answer(_since_version(params)))
+
+    def _summary_answer(self, since: int) -> bytes:
+        return self._cached(("summary_changed", since), lambda: self._summary_now(since))
+
+    def _summary_now(self, since: int) -> dict[str, object]:
+        newer = self._changes[min(since, len(self._changes)) :]
         pane_changes = sum(1 for c in newer if c.pane_id is not None)
         managed = self._managed()
         total = sum(1 for p in self._panes.values() if p.tmux is not None)
