@@ -150,7 +150,7 @@ def _session_parity(
         for name, sessions in index.sessions.items()
     }
     history = {
-        name: list(keys) if bound is None else sorted(bound.intersection(keys))
+        name: list(keys) if bound is None else index.history_of(name, bound)
         for name, keys in index.history.items()
     }
     differences = diff_projections(kept["v4"], kept["v5"], parity, label="agent session")

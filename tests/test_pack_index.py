@@ -313,11 +313,7 @@ def test_the_session_index_gives_what_the_whole_fleet_scan_gave(
     for name in ("v4", "v5"):
         kept = {key: s for key, s in found.sessions[name].items() if key in compared}
         assert kept == old_kept[name]
-        history = (
-            found.history[name]
-            if bound is None
-            else sorted(bound.intersection(found.history[name]))
-        )
+        history = found.history[name] if bound is None else found.history_of(name, bound)
         assert list(history) == old_history[name]
 
 

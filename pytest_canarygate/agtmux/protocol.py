@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from datetime import timezone
+from functools import cached_property
 from typing import Any
 from typing import TypeVar
 
@@ -355,6 +356,15 @@ class SessionIndex:
     #: daemon -> the keys of the sessions it keeps only as history, sorted
     history: Mapping[str, Sequence[str]]
     changes: ChangesByPane
+
+    def history_of(self, name: str, keys: Iterable[str]) -> list[str]:
+        """Which of ``keys`` daemon ``name`` keeps only as history, sorted."""
+        kept = self._history_sets[name]
+        return sorted(key for key in set(keys) if key in kept)
+
+    @cached_property
+    def _history_sets(self) -> dict[str, frozenset[str]]:
+        return {name: frozenset(keys) for name, keys in self.history.items()}
 
 
 def session_index(views: Mapping[str, DaemonView], reading: int = 1) -> SessionIndex:
