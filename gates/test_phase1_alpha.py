@@ -13,6 +13,7 @@ from pathlib import Path
 from pytest_canarygate.agtmux.gate_api import NO_TMUX_SESSION
 from pytest_canarygate.agtmux.gate_api import SIGNATURE_FIELDS
 from pytest_canarygate.agtmux.gate_api import AgtmuxSettings
+from pytest_canarygate.agtmux.gate_api import Change
 from pytest_canarygate.agtmux.gate_api import Difference
 from pytest_canarygate.agtmux.gate_api import GateFailed
 from pytest_canarygate.agtmux.gate_api import Inconclusive
@@ -23,12 +24,9 @@ from pytest_canarygate.agtmux.gate_api import RuntimeSelector
 from pytest_canarygate.agtmux.gate_api import Severity
 from pytest_canarygate.agtmux.gate_api import SupervisorStatus
 from pytest_canarygate.agtmux.gate_api import Unobservable
-from pytest_canarygate.agtmux.gate_api import active_session_keys
-from pytest_canarygate.agtmux.gate_api import agent_session_keys
-from pytest_canarygate.agtmux.gate_api import agent_sessions
+from pytest_canarygate.agtmux.gate_api import agent_session_keys_indexed
 from pytest_canarygate.agtmux.gate_api import alerts_from
 from pytest_canarygate.agtmux.gate_api import attempt
-from pytest_canarygate.agtmux.gate_api import by_key
 from pytest_canarygate.agtmux.gate_api import combine
 from pytest_canarygate.agtmux.gate_api import conclude
 from pytest_canarygate.agtmux.gate_api import daemon_info
@@ -37,18 +35,18 @@ from pytest_canarygate.agtmux.gate_api import diff_projections
 from pytest_canarygate.agtmux.gate_api import failure_message
 from pytest_canarygate.agtmux.gate_api import gate
 from pytest_canarygate.agtmux.gate_api import hold_downs
+from pytest_canarygate.agtmux.gate_api import live_panes
 from pytest_canarygate.agtmux.gate_api import max_lag
 from pytest_canarygate.agtmux.gate_api import monitoring_window
 from pytest_canarygate.agtmux.gate_api import one_of
-from pytest_canarygate.agtmux.gate_api import panes
-from pytest_canarygate.agtmux.gate_api import panes_of_session
+from pytest_canarygate.agtmux.gate_api import pane_index
 from pytest_canarygate.agtmux.gate_api import parity_in_readings
 from pytest_canarygate.agtmux.gate_api import parse_endpoint
 from pytest_canarygate.agtmux.gate_api import projection_advancing
 from pytest_canarygate.agtmux.gate_api import ready
 from pytest_canarygate.agtmux.gate_api import selector_matches_phase
+from pytest_canarygate.agtmux.gate_api import session_index
 from pytest_canarygate.agtmux.gate_api import signature_problems
-from pytest_canarygate.agtmux.gate_api import split_history
 from pytest_canarygate.agtmux.gate_api import startup_order_shown
 from pytest_canarygate.agtmux.gate_api import state_changes
 from pytest_canarygate.agtmux.gate_api import supervisor_ready
@@ -106,10 +104,8 @@ def _scope(session: str) -> str:
 
 def _panes_in(observed: ObservedView, name: str, session: str, reading: int) -> Panes:
     """The panes daemon ``name`` lists in tmux ``session`` (or in none), by pane id."""
-    found = panes(observed.daemon(name), reading)
-    if session == NO_TMUX_SESSION:
-        return {p["pane_id"]: p for p in found if p.get("session_name") is None}
-    return panes_of_session(found, session)
+    found = pane_index(observed.daemon(name), reading)
+    return found.of_session(None if session == NO_TMUX_SESSION else session)
 
 
 def _pane_parity(
@@ -123,29 +119,58 @@ def _pane_parity(
     return v4, v5, diff_projections(v4, v5, parity, label=label)
 
 
+def _note_panes(observed: ObservedView, found: Sequence[tuple[Panes, Panes, object]]) -> None:
+    """Keep the panes this gate judged, as v4 and v5 listed them in each reading."""
+    observed.note(
+        "panes judged",
+        {
+            f"reading {reading}": {"v4": list(v4.values()), "v5": list(v5.values())}
+            for reading, (v4, v5, _) in zip(READINGS, found, strict=True)
+        },
+    )
+
+
 def _session_parity(
     observed: ObservedView, parity: ParityConfig, reading: int, here: Sequence[Record] | None
-) -> tuple[int, list[Difference], dict[str, list[str]]]:
+) -> tuple[int, list[Difference], dict[str, list[str]], dict[str, object]]:
     """Agent-session parity in one reading: how many sessions were compared, how v5's differ
-    from v4's, and per daemon the sessions kept only as history. ``here``: only the sessions
-    bound to these panes (None: the whole fleet)."""
+    from v4's, per daemon the sessions kept only as history, and what was judged (the
+    sessions compared, the change-log entries of ``here``). ``here``: only the sessions bound
+    to these panes (None: the whole fleet)."""
     views = {name: observed.daemon(name) for name in ("v4", "v5")}
-    changes = [c for view in views.values() for c in state_changes(view, reading)]
-    fleet = [p for view in views.values() for p in panes(view, reading)]
-    active = active_session_keys(fleet, changes)
-    scope = fleet if here is None else here
-    compared = active_session_keys(scope, changes)
-    bound = agent_session_keys(scope, changes) if here is not None else None
-    kept: dict[str, dict[str, Record]] = {}
-    history: dict[str, list[str]] = {}
-    for name, view in views.items():
-        sessions = by_key(agent_sessions(view, reading), "session_key")
-        kept[name] = {key: s for key, s in sessions.items() if key in compared}
-        history[name] = [
-            key for key in split_history(sessions, active)[1] if bound is None or key in bound
-        ]
+    index = session_index(views, reading)
+    if here is None:
+        compared: set[str] | frozenset[str] = index.active
+        bound = None
+    else:
+        compared = agent_session_keys_indexed(live_panes(here), index.changes)
+        bound = agent_session_keys_indexed(here, index.changes)
+    kept = {
+        name: {key: sessions[key] for key in sorted(compared) if key in sessions}
+        for name, sessions in index.sessions.items()
+    }
+    history = {
+        name: list(keys) if bound is None else index.history_of(name, bound)
+        for name, keys in index.history.items()
+    }
     differences = diff_projections(kept["v4"], kept["v5"], parity, label="agent session")
-    return len(set(kept["v4"]) | set(kept["v5"])), differences, history
+    judged: dict[str, object] = {"agent sessions": {n: list(s.values()) for n, s in kept.items()}}
+    if here is not None:
+        judged["change log"] = {
+            pane_id: _log_of_pane(index.changes.get(pane_id, ()))
+            for pane_id in sorted({str(p["pane_id"]) for p in here})
+        }
+    return len(set(kept["v4"]) | set(kept["v5"])), differences, history, judged
+
+
+def _log_of_pane(changes: Sequence[Change]) -> dict[str, object]:
+    """What v4's and v5's change logs hold of one pane: its entries counted, the session keys
+    they bind, and the latest few as the daemon gave them."""
+    return {
+        "entries": len(changes),
+        "session_keys": sorted({c.session_key for c in changes if c.session_key}),
+        "latest": [c.to_json() for c in changes[-3:]],
+    }
 
 
 @gate("alpha.parity.panes")
@@ -157,6 +182,7 @@ def test_list_panes_parity(
         _pane_parity(canarygate_observed, agtmux_tmux_session, agtmux_pane_parity, reading)
         for reading in READINGS
     ]
+    _note_panes(canarygate_observed, found)
     compared = len(set(found[-1][0]) | set(found[-1][1]))
     judged = parity_in_readings(
         [differences for _, _, differences in found],
@@ -175,14 +201,14 @@ def test_list_sessions_parity(
         _session_parity(canarygate_observed, agtmux_session_parity, reading, None)
         for reading in READINGS
     ]
-    compared, _, history = found[-1]
+    compared, _, history, _ = found[-1]
     judged = parity_in_readings(
-        [differences for _, differences, _ in found],
+        [differences for _, differences, _, _ in found],
         what="list_sessions",
         compared=f"{compared} active agent sessions by session key",
         history=history,
     )
-    if judged.passed and not any(count for count, _, _ in found):
+    if judged.passed and not any(count for count, _, _, _ in found):
         kept = sum(len(keys) for keys in history.values())
         raise Inconclusive(
             "list_sessions parity not shown: 0 active agent sessions on v4 and 0 on v5, nothing "
@@ -202,6 +228,7 @@ def test_signature_fields_consistent(
         _pane_parity(canarygate_observed, agtmux_tmux_session, signature, reading)
         for reading in READINGS
     ]
+    _note_panes(canarygate_observed, found)
     scope = _scope(agtmux_tmux_session)
     problems = sorted(
         {
@@ -262,6 +289,7 @@ def test_v5_projection_matches_v4(
 ) -> None:
     _both_ready(canarygate_observed)
     readings = []
+    noted: dict[str, object] = {}
     for reading in READINGS:
         v4, v5, differences = _pane_parity(
             canarygate_observed, agtmux_tmux_session, agtmux_pane_parity, reading
@@ -269,10 +297,15 @@ def test_v5_projection_matches_v4(
         # Agent sessions are not tmux sessions; judge the ones bound to these panes, also
         # through the change log: a deterministic pane's title decays to the tmux title.
         here = [*v4.values(), *v5.values()]
-        sessions, session_differences, history = _session_parity(
+        sessions, session_differences, history, judged_sessions = _session_parity(
             canarygate_observed, agtmux_session_parity, reading, here
         )
+        noted[f"reading {reading}"] = {
+            "panes": {"v4": list(v4.values()), "v5": list(v5.values())},
+            **judged_sessions,
+        }
         readings.append((len(set(v4) | set(v5)), sessions, differences + session_differences))
+    canarygate_observed.note("projection judged", noted)
     panes_compared, sessions_compared, _ = readings[-1]
     judged = parity_in_readings(
         [differences for _, _, differences in readings],

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import time
+import weakref
 from collections.abc import Callable
 from collections.abc import Iterable
 from collections.abc import Mapping
@@ -25,6 +26,7 @@ from datetime import datetime
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
+from typing import ClassVar
 
 from pytest_canarygate import clock
 from pytest_canarygate.clock import refuse_future
@@ -518,6 +520,10 @@ class DaemonView:
 class ObservedView:
     """The observation as one gate sees it; everything it reads becomes its evidence."""
 
+    #: id(reading) -> {(decode, timestamps, latest allowed): (evidence, why it is refused)}
+    _decoded: ClassVar[dict[int, dict[Any, tuple[Any, str | None]]]] = {}
+    _held: ClassVar[list[EvidenceReading]] = []
+
     def __init__(
         self,
         observation: Observation,
@@ -558,11 +564,34 @@ class ObservedView:
         self.evidence_log.record_reading(reading)
         if not reading.ok:
             raise Unobservable(f"{reading.kind} evidence: {reading.error}")
+        # Decoded and checked once per reading and process; a future timestamp fails every
+        # gate that reads it, each with a fresh exception.
+        latest = self.observation.latest_allowed
+        key = (self._decode, self._timestamps, latest)
+        slot = ObservedView._decoded.get(id(reading))
+        if slot is None:
+            slot = ObservedView._decoded[id(reading)] = {}
+            try:
+                weakref.finalize(reading, ObservedView._decoded.pop, id(reading), None)
+            except TypeError:  # no weak reference: held, so that its id is never reused
+                ObservedView._held.append(reading)
+        if key not in slot:
+            slot[key] = self._checked(reading, latest)
+        evidence, future = slot[key]
+        if future is not None:
+            raise Unobservable(future)
+        return evidence
+
+    def _checked(self, reading: EvidenceReading, latest: datetime) -> tuple[Any, str | None]:
+        """The reading decoded, and why it is refused if it is dated in the future."""
         evidence = self._decode(reading.evidence)
         where = f"{reading.kind} evidence from {reading.uri}"
-        for path, when in self._timestamps(evidence):
-            refuse_future(when, self.observation.latest_allowed, f"{where}: {path}")
-        return evidence
+        try:
+            for path, when in self._timestamps(evidence):
+                refuse_future(when, latest, f"{where}: {path}")
+        except Unobservable as exc:
+            return None, str(exc)
+        return evidence, None
 
     def note(self, name: str, value: Any) -> None:
         """Keep a computed value (a diff, a count) as evidence beside the raw answers."""

@@ -104,15 +104,20 @@ from pytest_canarygate.agtmux.judgement.fleet import panes_as_served
 from pytest_canarygate.agtmux.judgement.fleet import sessions_back_on
 from pytest_canarygate.agtmux.pack import NO_TMUX_SESSION
 from pytest_canarygate.agtmux.protocol import SIGNATURE_FIELDS
+from pytest_canarygate.agtmux.protocol import Change
 from pytest_canarygate.agtmux.protocol import Difference
 from pytest_canarygate.agtmux.protocol import Record
 from pytest_canarygate.agtmux.protocol import agent_session_keys
+from pytest_canarygate.agtmux.protocol import agent_session_keys_indexed
 from pytest_canarygate.agtmux.protocol import agent_sessions
 from pytest_canarygate.agtmux.protocol import by_key
 from pytest_canarygate.agtmux.protocol import diff_projections
 from pytest_canarygate.agtmux.protocol import failure_message
+from pytest_canarygate.agtmux.protocol import live_panes
+from pytest_canarygate.agtmux.protocol import pane_index
 from pytest_canarygate.agtmux.protocol import panes
 from pytest_canarygate.agtmux.protocol import panes_of_session
+from pytest_canarygate.agtmux.protocol import session_index
 from pytest_canarygate.agtmux.protocol import signature_problems
 from pytest_canarygate.agtmux.protocol import state_changes
 from pytest_canarygate.agtmux.providers import AlertEntry
@@ -147,6 +152,7 @@ __all__ = [
     "AlertEntry",
     "BindingStats",
     "BuildResult",
+    "Change",
     "CursorStats",
     "CustodyView",
     "DaemonView",
@@ -167,6 +173,7 @@ __all__ = [
     "Verdict",
     "active_session_keys",
     "agent_session_keys",
+    "agent_session_keys_indexed",
     "agent_sessions",
     "alerts_from",
     "alerts_from_sources",
@@ -217,12 +224,14 @@ __all__ = [
     "latency_breach_signal",
     "latency_log_events",
     "latency_slo",
+    "live_panes",
     "max_lag",
     "monitoring_window",
     "new_sessions_on_v5",
     "no_events_in_window",
     "no_v4_sessions",
     "one_of",
+    "pane_index",
     "panes",
     "panes_as_served",
     "panes_of_session",
@@ -241,6 +250,7 @@ __all__ = [
     "selector_matches_phase",
     "selector_switchable",
     "selector_writable",
+    "session_index",
     "sessions_back_on",
     "sessions_of",
     "sessions_served_by",

@@ -11,14 +11,18 @@ import reprlib
 from collections.abc import Callable
 from collections.abc import Iterable
 from collections.abc import Mapping
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from datetime import timezone
+from functools import cached_property
 from typing import Any
 from typing import TypeVar
 
+from pytest_canarygate.agtmux.memo import derived
 from pytest_canarygate.agtmux.providers.daemon_log import parse_timestamp
 from pytest_canarygate.agtmux.settings import ParityConfig
+from pytest_canarygate.observation import CallRecord
 from pytest_canarygate.observation import DaemonView
 from pytest_canarygate.verdicts import Unobservable
 
@@ -48,8 +52,37 @@ def _records(
     """The answer of ``method`` (reading number ``reading``): a list of objects, each with a
     string ``key`` that no other has (two records with one identity contradict each other:
     which would a gate believe?), and nothing ``problem`` finds wrong; else
-    :class:`Unobservable` naming the element."""
-    result = view.result(method, reading)
+    :class:`Unobservable` naming the element. Checked once per answer and process."""
+    record = _answered(view, method, reading)
+    return derived(
+        record,
+        ("records", key, problem, *_judged_by(view)),
+        lambda: _checked_records(view, method, key, problem, record.result),
+    )
+
+
+def _answered(view: DaemonView, method: str, reading: int) -> CallRecord:
+    """The record of the call (kept as this gate's evidence), or :class:`Unobservable` if it
+    failed (as :meth:`DaemonView.result`)."""
+    record = view.call(method, reading)
+    if not record.ok:
+        raise Unobservable(f"{view.name}: {record.error}")
+    return record
+
+
+def _judged_by(view: DaemonView) -> tuple[object, ...]:
+    """What a check of an answer depends on besides the answer: who is named in its messages
+    and the latest time it may carry."""
+    return (view.name, view.endpoint, view.latest_allowed)
+
+
+def _checked_records(
+    view: DaemonView,
+    method: str,
+    key: str,
+    problem: Callable[[Record], str | None] | None,
+    result: Any,
+) -> list[Record]:
     where = f"{view.name} {view.endpoint} {method}"
     if not isinstance(result, list):
         raise Unobservable(
@@ -139,6 +172,32 @@ def panes(view: DaemonView, reading: int = 1) -> list[Record]:
     return _records(view, "list_panes", "pane_id", _pane_problem, reading)
 
 
+@dataclass(frozen=True)
+class PaneIndex:
+    """One shape-checked ``list_panes`` answer, its panes by tmux session."""
+
+    panes: Sequence[Record]
+    #: session name (None: the panes no tmux session lists) -> pane id -> pane, in answer order
+    by_session: Mapping[str | None, Mapping[str, Record]]
+
+    def of_session(self, name: str | None) -> dict[str, Record]:
+        """The panes tmux lists in session ``name`` (None: in no session), by pane id."""
+        return dict(self.by_session.get(name, {}))
+
+
+def pane_index(view: DaemonView, reading: int = 1) -> PaneIndex:
+    """:func:`panes`, indexed by tmux session once per answer and process."""
+    found = panes(view, reading)
+    return derived(view.call("list_panes", reading), ("pane-index",), lambda: _index_panes(found))
+
+
+def _index_panes(found: Sequence[Record]) -> PaneIndex:
+    by_session: dict[str | None, dict[str, Record]] = {}
+    for pane in found:
+        by_session.setdefault(pane.get("session_name"), {})[pane["pane_id"]] = pane
+    return PaneIndex(found, by_session)
+
+
 def agent_sessions(view: DaemonView, reading: int = 1) -> list[Record]:
     """The daemon's ``list_sessions`` answer (agent sessions, not tmux sessions), shape-checked:
     every session has a string ``session_key`` no other session has; else
@@ -156,10 +215,28 @@ class Change:
     at: datetime
     pane_id: str | None = None
 
+    def to_json(self) -> dict[str, Any]:
+        """The entry as the daemon gave it (a gate's evidence)."""
+        found: dict[str, Any] = {
+            "version": self.version,
+            "session_key": self.session_key,
+            "timestamp": self.at.isoformat(),
+        }
+        if self.pane_id is not None:
+            found["pane_id"] = self.pane_id
+        return found
+
 
 def state_changes(view: DaemonView, reading: int = 1) -> list[Change]:
-    """The daemon's change log (``state_changed`` since version 0, never trimmed), shape-checked."""
-    result = view.result("state_changed", reading)
+    """The daemon's change log (``state_changed`` since version 0, never trimmed), shape-checked
+    once per answer and process."""
+    record = _answered(view, "state_changed", reading)
+    return derived(
+        record, ("changes", *_judged_by(view)), lambda: _checked_changes(view, record.result)
+    )
+
+
+def _checked_changes(view: DaemonView, result: Any) -> list[Change]:
     where = f"{view.name} {view.endpoint} state_changed: malformed answer"
     entries = result.get("changes") if isinstance(result, dict) else None
     if not isinstance(entries, list):
@@ -189,6 +266,18 @@ def state_changes(view: DaemonView, reading: int = 1) -> list[Change]:
         view.not_in_future(at, f"state_changed change {index} (version {version})")
         changes.append(Change(version, key, at, pane_id))
     return changes
+
+
+ChangesByPane = Mapping[str, Sequence[Change]]
+
+
+def changes_by_pane(changes: Iterable[Change]) -> dict[str, list[Change]]:
+    """The pane-level entries of a change log by pane id, in log order."""
+    found: dict[str, list[Change]] = {}
+    for change in changes:
+        if change.pane_id is not None:
+            found.setdefault(change.pane_id, []).append(change)
+    return found
 
 
 def by_key(records: Iterable[Record], key: str) -> dict[str, Record]:
@@ -222,6 +311,21 @@ def agent_session_keys(session_panes: Iterable[Record], changes: Iterable[Change
     non-empty session key a ``state_changed`` entry of one of these panes carries: a title
     decays to the tmux title about 3 s after the last deterministic event, the change log
     keeps the binding (daemon facts 2.4)."""
+    keys, pane_ids = _bound_by_panes(session_panes)
+    keys.update(c.session_key for c in changes if c.pane_id in pane_ids and c.session_key)
+    return keys
+
+
+def agent_session_keys_indexed(session_panes: Iterable[Record], changes: ChangesByPane) -> set[str]:
+    """:func:`agent_session_keys` with the change log indexed by pane (:func:`changes_by_pane`):
+    reads only the entries of these panes."""
+    keys, pane_ids = _bound_by_panes(session_panes)
+    for pane_id in pane_ids:
+        keys.update(c.session_key for c in changes.get(pane_id, ()) if c.session_key)
+    return keys
+
+
+def _bound_by_panes(session_panes: Iterable[Record]) -> tuple[set[str], set[str]]:
     keys: set[str] = set()
     pane_ids: set[str] = set()
     for pane in session_panes:
@@ -231,8 +335,66 @@ def agent_session_keys(session_panes: Iterable[Record], changes: Iterable[Change
         keys.add(f"poller-{pane['pane_id']}")
         if pane.get("title_quality") == "DeterministicBinding" and pane.get("title"):
             keys.add(str(pane["title"]))
-    keys.update(c.session_key for c in changes if c.pane_id in pane_ids and c.session_key)
-    return keys
+    return keys, pane_ids
+
+
+def live_panes(some_panes: Iterable[P]) -> list[P]:
+    """The panes tmux still lists (a string ``session_name``)."""
+    return [p for p in some_panes if isinstance(p.get("session_name"), str)]
+
+
+@dataclass(frozen=True)
+class SessionIndex:
+    """One reading of both daemons' agent sessions, indexed for parity judged per tmux
+    session: the sessions in use across the fleet, each daemon's sessions by key and the keys
+    it keeps only as history, and the change log of both daemons by pane."""
+
+    #: agent sessions bound to a managed pane tmux still lists, on either daemon
+    active: frozenset[str]
+    #: daemon -> session key -> session
+    sessions: Mapping[str, Mapping[str, Record]]
+    #: daemon -> the keys of the sessions it keeps only as history, sorted
+    history: Mapping[str, Sequence[str]]
+    changes: ChangesByPane
+
+    def history_of(self, name: str, keys: Iterable[str]) -> list[str]:
+        """Which of ``keys`` daemon ``name`` keeps only as history, sorted."""
+        kept = self._history_sets[name]
+        return sorted(key for key in set(keys) if key in kept)
+
+    @cached_property
+    def _history_sets(self) -> dict[str, frozenset[str]]:
+        return {name: frozenset(keys) for name, keys in self.history.items()}
+
+
+def session_index(views: Mapping[str, DaemonView], reading: int = 1) -> SessionIndex:
+    """The :class:`SessionIndex` of ``views`` in one reading, built once per process from
+    their ``state_changed``, ``list_panes`` and ``list_sessions`` answers (read in that order,
+    each kept as the gate's evidence; the first one unusable is :class:`Unobservable`)."""
+    logs = [state_changes(view, reading) for view in views.values()]
+    fleet = [panes(view, reading) for view in views.values()]
+    answers = {name: agent_sessions(view, reading) for name, view in views.items()}
+    records = [
+        view.call(method, reading)
+        for method in ("state_changed", "list_panes", "list_sessions")
+        for view in views.values()
+    ]
+
+    def build() -> SessionIndex:
+        changes: dict[str, list[Change]] = {}
+        for log in logs:
+            for pane_id, found in changes_by_pane(log).items():
+                changes.setdefault(pane_id, []).extend(found)
+        live = live_panes(p for found in fleet for p in found)
+        active = frozenset(agent_session_keys_indexed(live, changes))
+        sessions = {name: by_key(found, "session_key") for name, found in answers.items()}
+        history = {
+            name: sorted(key for key in found if key not in active)
+            for name, found in sessions.items()
+        }
+        return SessionIndex(active, sessions, history, changes)
+
+    return derived(records[0], ("session-index", tuple(views)), build, also=tuple(records[1:]))
 
 
 @dataclass(frozen=True)
