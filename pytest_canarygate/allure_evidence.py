@@ -131,61 +131,65 @@ def mark_waived(waiver: dict[str, Any], verdict: str) -> None:
     allure.dynamic.parameter("waiver", waiver["text"])
 
 
-#: Answers larger than this are attached as a locator into the bundle's observation.json (which
-#: holds them verbatim and is signed) instead of once more per gate: a 500-pane fleet would
-#: otherwise write hundreds of megabytes of copies.
-MAX_INLINE_BYTES = 64 * 1024
-_ATTACHMENT_TEXT: dict[tuple[str, str, str, int, str], str] = {}
+#: Answers larger than this (as compact JSON) are attached as a locator into the bundle's
+#: observation (which holds them verbatim and is signed) instead of once more per gate, so a
+#: gate's attachment stays a few KB however large the fleet.
+MAX_INLINE_BYTES = 2 * 1024
+#: The one attachment of a gate: what it read and what it computed.
+ATTACHMENT_NAME = "evidence"
+_ENCODER = json.JSONEncoder(separators=(",", ":"), sort_keys=True, default=str)
+_RECORD_TEXT: dict[tuple[str, str, str, int, str], str] = {}
 
 
-def _attachment_text(kind: str, owner: str, what: str, number: int, record: Any) -> str:
-    """The attachment for one observed answer, serialized once per process."""
-    from dataclasses import asdict
+def _record_text(kind: str, owner: str, what: str, number: int, record: Any) -> str:
+    """One observed record as JSON text, or its locator when large; made once per process."""
+    from pytest_canarygate.observation import OBSERVATION_FILE
 
     # started_at keeps two runs in one process (pytester, in-process) from sharing an entry
     key = (kind, owner, what, number, record.started_at)
-    if key not in _ATTACHMENT_TEXT:
-        text = json.dumps(asdict(record), indent=1, sort_keys=True, default=str)
+    if key not in _RECORD_TEXT:
+        text = _ENCODER.encode(record.to_json())
         if len(text) > MAX_INLINE_BYTES:
-            text = json.dumps(
+            text = _ENCODER.encode(
                 {
-                    "in_bundle": "observation/observation.json",
+                    "in_bundle": OBSERVATION_FILE.as_posix(),
                     "locate": {"section": kind, "owner": owner, "what": what, "reading": number},
                     "ok": record.ok,
                     "error": record.error,
                     "bytes": len(text),
-                    "why": f"answers over {MAX_INLINE_BYTES} bytes are kept once, in the "
+                    "why": f"records over {MAX_INLINE_BYTES} bytes are kept once, in the "
                     "observation, not copied into every gate",
-                },
-                indent=1,
-                sort_keys=True,
+                }
             )
-        _ATTACHMENT_TEXT[key] = text
-    return _ATTACHMENT_TEXT[key]
+        _RECORD_TEXT[key] = text
+    return _RECORD_TEXT[key]
+
+
+def evidence_text(evidence: GateEvidence) -> str:
+    """The gate's attachment: ``{"calls": [...], "readings": [...], "notes": [...]}``, each
+    record inline or as a locator into the observation; notes as ``{"name", "value"}``."""
+    calls = ",".join(
+        _record_text("daemons", c.daemon, c.method, c.reading, c) for c in evidence.calls
+    )
+    readings = ",".join(
+        _record_text("evidence", r.kind, r.accessor, 1, r) for r in evidence.readings
+    )
+    notes = _ENCODER.encode([{"name": name, "value": value} for name, value in evidence.notes])
+    return f'{{"calls":[{calls}],"notes":{notes},"readings":[{readings}]}}'
 
 
 def attach_evidence(evidence: GateEvidence) -> None:
-    """Attach what the gate read and computed to its Allure result."""
+    """Attach what the gate read and computed to its Allure result, as one JSON attachment
+    (none when it read and computed nothing)."""
+    if not (evidence.calls or evidence.readings or evidence.notes):
+        return
     import allure
 
-    for call in evidence.calls:
-        allure.attach(
-            _attachment_text("daemons", call.daemon, call.method, call.reading, call),
-            name=f"{call.daemon} {call.method} (reading {call.reading})",
-            attachment_type=allure.attachment_type.JSON,
-        )
-    for reading in evidence.readings:
-        allure.attach(
-            _attachment_text("evidence", reading.kind, reading.accessor, 1, reading),
-            name=f"{reading.kind} evidence ({reading.accessor}) from {reading.uri}",
-            attachment_type=allure.attachment_type.JSON,
-        )
-    for name, value in evidence.notes:
-        allure.attach(
-            json.dumps(value, indent=1, sort_keys=True, default=str),
-            name=name,
-            attachment_type=allure.attachment_type.JSON,
-        )
+    allure.attach(
+        evidence_text(evidence),
+        name=ATTACHMENT_NAME,
+        attachment_type=allure.attachment_type.JSON,
+    )
 
 
 def write_run_files(

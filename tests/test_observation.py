@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import socket
 import tempfile
 import threading
+from collections.abc import Callable
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,9 +22,13 @@ from pytest_canarygate.agtmux.protocol import diff_projections
 from pytest_canarygate.agtmux.protocol import panes
 from pytest_canarygate.agtmux.protocol import signature_problems
 from pytest_canarygate.agtmux.settings import ParityConfig
+from pytest_canarygate.observation import LEGACY_OBSERVATION_FILE
+from pytest_canarygate.observation import OBSERVATION_FILE
+from pytest_canarygate.observation import CurrentGateEvidence
 from pytest_canarygate.observation import GateEvidence
 from pytest_canarygate.observation import Observation
 from pytest_canarygate.observation import ObservedView
+from pytest_canarygate.observation import observation_path
 from pytest_canarygate.observation import observe
 from pytest_canarygate.verdicts import Unobservable
 
@@ -171,6 +177,91 @@ def test_round_trip_through_disk_and_evidence_recording(
     evidence = GateEvidence()
     ObservedView(loaded, evidence).daemon("v5").result("list_panes")
     assert [c.method for c in evidence.calls] == ["list_panes"]
+
+
+def test_written_compressed_deterministic_and_each_answer_once(
+    daemon: CountingDaemon, tmp_path: Path
+) -> None:
+    obs = run_observe({"v5": daemon.endpoint}, {"v5": {"list_panes": 1, "daemon.info": 1}})
+    path = obs.write(tmp_path / "a")
+    assert path == tmp_path / "a" / OBSERVATION_FILE
+    assert path.name == "observation.json.gz"
+    # gzip with no name and no time in its header: the same observation, the same bytes
+    assert path.read_bytes() == obs.write(tmp_path / "b").read_bytes()
+    assert path.read_bytes()[4:8] == b"\0\0\0\0"
+    assert not list(path.parent.glob("*.tmp"))
+    data = json.loads(gzip.decompress(path.read_bytes()))
+    assert data["schema"] == "canarygate/observation/v2"
+    [call] = [c for c in data["daemons"]["v5"]["calls"] if c["method"] == "list_panes"]
+    assert call["result"] == sample("list_panes")
+    assert "result" not in call["response"]  # kept once, put back on load
+    loaded = Observation.load(path)
+    [record] = loaded.daemons["v5"].readings("list_panes")
+    assert record.response is not None
+    assert record.response["result"] == record.result == sample("list_panes")
+    assert record.response["jsonrpc"] == "2.0"
+
+
+def test_an_observation_written_before_v2_still_loads(
+    daemon: CountingDaemon, tmp_path: Path
+) -> None:
+    """Bundles archived before v2 hold plain observation.json, each answer twice."""
+    obs = run_observe({"v5": daemon.endpoint}, {"v5": {"list_panes": 1}})
+    v1 = obs.to_json()
+    v1["schema"] = "canarygate/observation/v1"
+    for call in v1["daemons"]["v5"]["calls"]:
+        call["response"] = {**call["response"], "result": call["result"]}
+    legacy = tmp_path / LEGACY_OBSERVATION_FILE
+    legacy.parent.mkdir()
+    legacy.write_text(json.dumps(v1, indent=1, sort_keys=True) + "\n")
+    assert observation_path(tmp_path) == legacy
+    loaded = Observation.load_run(tmp_path)
+    assert loaded.to_json() == obs.to_json()
+    [record] = loaded.daemons["v5"].readings("list_panes")
+    assert record.response == obs.daemons["v5"].readings("list_panes")[0].response
+    # once both exist, the current file is the observation
+    obs.write(tmp_path)
+    assert observation_path(tmp_path) == tmp_path / OBSERVATION_FILE
+
+
+@pytest.mark.parametrize(
+    "spoil",
+    [
+        lambda data: data[:-9],  # truncated
+        lambda data: data[:-8] + bytes([data[-8] ^ 1]) + data[-7:],  # CRC no longer matches
+        lambda data: data[:20] + bytes([data[20] ^ 0xFF]) + data[21:],  # a flipped byte
+        lambda data: gzip.compress(b'{"schema": "something/else"}', mtime=0),
+        lambda data: b"not gzip at all",
+    ],
+    ids=["truncated", "crc", "flipped", "other-schema", "not-gzip"],
+)
+def test_a_spoiled_compressed_observation_is_refused(
+    daemon: CountingDaemon, tmp_path: Path, spoil: Callable[[bytes], bytes]
+) -> None:
+    obs = run_observe({"v5": daemon.endpoint}, {"v5": {"list_panes": 1}})
+    path = obs.write(tmp_path)
+    path.write_bytes(spoil(path.read_bytes()))
+    with pytest.raises(ValueError, match="observation"):
+        Observation.load(path)
+
+
+def test_evidence_is_recorded_into_the_gate_running_now(daemon: CountingDaemon) -> None:
+    obs = run_observe({"v5": daemon.endpoint}, {"v5": {"list_panes": 1, "daemon.info": 1}})
+    current = CurrentGateEvidence()
+    view = ObservedView(obs, current)  # one view for every gate of the run
+    first, second = GateEvidence(), GateEvidence()
+    current.switch(first)
+    view.daemon("v5").result("list_panes")
+    view.daemon("v5").result("list_panes")
+    view.note("count", 1)
+    current.switch(second)
+    view.daemon("v5").result("daemon.info")
+    current.switch(None)
+    view.daemon("v5").result("list_panes")  # between gates: nobody's evidence
+    assert [c.method for c in first.calls] == ["list_panes"]
+    assert first.notes == [("count", 1)]
+    assert [c.method for c in second.calls] == ["daemon.info"]
+    assert second.notes == []
 
 
 def test_diff_names_missing_records_and_fields() -> None:
