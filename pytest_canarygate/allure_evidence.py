@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import platform
+import weakref
 from pathlib import Path
 from typing import TYPE_CHECKING
 from typing import Any
@@ -16,6 +17,8 @@ import pytest
 if TYPE_CHECKING:
     from pytest_canarygate.catalog import Catalog
     from pytest_canarygate.catalog import GateSpec
+    from pytest_canarygate.observation import CallRecord
+    from pytest_canarygate.observation import EvidenceReading
     from pytest_canarygate.observation import GateEvidence
     from pytest_canarygate.observation import Observation
 
@@ -131,51 +134,69 @@ def mark_waived(waiver: dict[str, Any], verdict: str) -> None:
     allure.dynamic.parameter("waiver", waiver["text"])
 
 
-#: Answers larger than this (as compact JSON) are attached as a locator into the bundle's
-#: observation (which holds them verbatim and is signed) instead of once more per gate, so a
-#: gate's attachment stays a few KB however large the fleet.
-MAX_INLINE_BYTES = 2 * 1024
+#: An answer larger than this (as compact JSON) is not copied into the gate's attachment: the
+#: entry names it (daemon, method, reading; or provider accessor) and its size, and the bundle's
+#: observation holds it verbatim, signed. A gate's attachment stays a few KB however large the
+#: fleet.
+MAX_INLINE_BYTES = 1024
 #: The one attachment of a gate: what it read and what it computed.
 ATTACHMENT_NAME = "evidence"
 _ENCODER = json.JSONEncoder(separators=(",", ":"), sort_keys=True, default=str)
-_RECORD_TEXT: dict[tuple[str, str, str, int, str], str] = {}
+_ENTRY_TEXT: dict[int, tuple[weakref.ref[Any], str]] = {}
 
 
-def _record_text(kind: str, owner: str, what: str, number: int, record: Any) -> str:
-    """One observed record as JSON text, or its locator when large; made once per process."""
-    from pytest_canarygate.observation import OBSERVATION_FILE
+def _entry_text(record: Any, keys: dict[str, Any], value_name: str, value: Any) -> str:
+    """One observed record as the attachment lists it: ``keys`` (what locates it in the
+    observation), then its error, or its value inline, or only the value's size."""
+    entry = dict(keys, started_at=record.started_at, ok=record.ok)
+    if not record.ok:
+        entry.update(error=record.error, error_kind=record.error_kind)
+    else:
+        text = _ENCODER.encode(value)
+        if len(text) <= MAX_INLINE_BYTES:
+            return _ENCODER.encode(entry)[:-1] + f',"{value_name}":{text}}}'
+        entry[f"{value_name}_bytes"] = len(text)
+    return _ENCODER.encode(entry)
 
-    # started_at keeps two runs in one process (pytester, in-process) from sharing an entry
-    key = (kind, owner, what, number, record.started_at)
-    if key not in _RECORD_TEXT:
-        text = _ENCODER.encode(record.to_json())
-        if len(text) > MAX_INLINE_BYTES:
-            text = _ENCODER.encode(
-                {
-                    "in_bundle": OBSERVATION_FILE.as_posix(),
-                    "locate": {"section": kind, "owner": owner, "what": what, "reading": number},
-                    "ok": record.ok,
-                    "error": record.error,
-                    "bytes": len(text),
-                    "why": f"records over {MAX_INLINE_BYTES} bytes are kept once, in the "
-                    "observation, not copied into every gate",
-                }
-            )
-        _RECORD_TEXT[key] = text
-    return _RECORD_TEXT[key]
+
+def _cached(record: Any) -> str | None:
+    cached = _ENTRY_TEXT.get(id(record))
+    return cached[1] if cached is not None and cached[0]() is record else None
+
+
+def _call_text(call: CallRecord) -> str:
+    """A daemon answer's entry, made once per record per process (many gates read it)."""
+    text = _cached(call)
+    if text is None:
+        keys = {"daemon": call.daemon, "method": call.method, "reading": call.reading}
+        text = _entry_text(call, {**keys, "params": call.params}, "result", call.result)
+        _ENTRY_TEXT[id(call)] = (weakref.ref(call), text)
+    return text
+
+
+def _reading_text(reading: EvidenceReading) -> str:
+    """A provider reading's entry, made once per record per process."""
+    text = _cached(reading)
+    if text is None:
+        keys = {"accessor": reading.accessor, "kind": reading.kind, "uri": reading.uri}
+        text = _entry_text(reading, keys, "evidence", reading.evidence)
+        _ENTRY_TEXT[id(reading)] = (weakref.ref(reading), text)
+    return text
 
 
 def evidence_text(evidence: GateEvidence) -> str:
-    """The gate's attachment: ``{"calls": [...], "readings": [...], "notes": [...]}``, each
-    record inline or as a locator into the observation; notes as ``{"name", "value"}``."""
-    calls = ",".join(
-        _record_text("daemons", c.daemon, c.method, c.reading, c) for c in evidence.calls
-    )
-    readings = ",".join(
-        _record_text("evidence", r.kind, r.accessor, 1, r) for r in evidence.readings
-    )
+    """The gate's attachment, JSON: ``calls`` (daemon answers) and ``readings`` (provider
+    evidence), each inline or, when larger than ``inline_limit``, by size only (the
+    ``observation`` file of the bundle holds it), then ``notes`` (``{"name", "value"}``)."""
+    from pytest_canarygate.observation import OBSERVATION_FILE
+
+    calls = ",".join(_call_text(c) for c in evidence.calls)
+    readings = ",".join(_reading_text(r) for r in evidence.readings)
     notes = _ENCODER.encode([{"name": name, "value": value} for name, value in evidence.notes])
-    return f'{{"calls":[{calls}],"notes":{notes},"readings":[{readings}]}}'
+    head = _ENCODER.encode(
+        {"inline_limit": MAX_INLINE_BYTES, "observation": OBSERVATION_FILE.as_posix()}
+    )
+    return f'{{"calls":[{calls}],{head[1:-1]},"notes":{notes},"readings":[{readings}]}}'
 
 
 def attach_evidence(evidence: GateEvidence) -> None:

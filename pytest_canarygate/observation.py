@@ -200,10 +200,20 @@ class DaemonObservation:
     name: str
     endpoint: str
     calls: list[CallRecord] = field(default_factory=list)
+    _by_method: dict[str, list[CallRecord]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
+    _indexed: tuple[int, int] = field(default=(0, -1), init=False, repr=False, compare=False)
 
     def readings(self, method: str) -> list[CallRecord]:
         """All readings of ``method``, oldest first."""
-        return [c for c in self.calls if c.method == method]
+        if self._indexed != (id(self.calls), len(self.calls)):
+            # every gate asks; the calls are only ever appended to (while observing)
+            index: dict[str, list[CallRecord]] = {}
+            for call in self.calls:
+                index.setdefault(call.method, []).append(call)
+            self._by_method, self._indexed = index, (id(self.calls), len(self.calls))
+        return list(self._by_method.get(method, ()))
 
 
 @dataclass
@@ -640,7 +650,10 @@ class DaemonView:
     def not_in_future(self, when: datetime, what: str) -> datetime:
         """``when``, or :class:`Unobservable` naming ``what`` if it lies past the run's clock
         plus the allowed skew (an answer dated in the future proves nothing)."""
-        refuse_future(when, self.latest_allowed, f"{self.name} {self.endpoint} {what}")
+        latest = self.latest_allowed
+        if latest is not None and when.tzinfo is not None and when > latest:
+            # the message is only made for a timestamp that is refused (called per timestamp)
+            refuse_future(when, latest, f"{self.name} {self.endpoint} {what}")
         return when
 
     def call(self, method: str, reading: int = 1) -> CallRecord:

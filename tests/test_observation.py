@@ -22,9 +22,12 @@ from pytest_canarygate.agtmux.protocol import diff_projections
 from pytest_canarygate.agtmux.protocol import panes
 from pytest_canarygate.agtmux.protocol import signature_problems
 from pytest_canarygate.agtmux.settings import ParityConfig
+from pytest_canarygate.allure_evidence import evidence_text
 from pytest_canarygate.observation import LEGACY_OBSERVATION_FILE
 from pytest_canarygate.observation import OBSERVATION_FILE
+from pytest_canarygate.observation import CallRecord
 from pytest_canarygate.observation import CurrentGateEvidence
+from pytest_canarygate.observation import EvidenceReading
 from pytest_canarygate.observation import GateEvidence
 from pytest_canarygate.observation import Observation
 from pytest_canarygate.observation import ObservedView
@@ -316,3 +319,33 @@ def test_problems_name_each_cause_once(daemon: CountingDaemon) -> None:
     assert problems[0].startswith(f"v4: {daemon.endpoint} ops.snapshot_list: error -32601")
     assert problems[1] == f"v5: {dead} daemon.info: no socket at {gone}/agtmuxd.sock"
     assert len(problems) == 2  # v5's other methods failed for the same reason: not repeated
+
+
+def test_a_gates_attachment_lists_small_answers_and_sizes_large_ones() -> None:
+    big = [{"pane_id": f"%{n}", "title": "x" * 40} for n in range(200)]
+    evidence = GateEvidence()
+    evidence.record(CallRecord("v4", "unix:///a", "daemon.info", 1, None, "t1", 1.0, {"pid": 7}))
+    evidence.record(CallRecord("v4", "unix:///a", "list_panes", 2, None, "t2", 1.0, big))
+    evidence.record(
+        CallRecord("v5", "unix:///b", "list_panes", 1, None, "t3", 0.0, None, "no socket", "x")
+    )
+    evidence.record_reading(EvidenceReading("build", "build", "file:///b", "t4", 1.0, {"ok": 1}))
+    evidence.notes.append(("differences", ["%3"]))
+    text = evidence_text(evidence)
+    assert evidence_text(evidence) == text  # made once per record, the same every time
+    data = json.loads(text)
+    info, panes_, down = data["calls"]
+    assert info["result"] == {"pid": 7}
+    assert "result" not in panes_
+    assert panes_["result_bytes"] == len(json.dumps(big, separators=(",", ":")))
+    assert panes_["result_bytes"] > data["inline_limit"]
+    assert (panes_["daemon"], panes_["method"], panes_["reading"]) == ("v4", "list_panes", 2)
+    assert (down["ok"], down["error"]) == (False, "no socket")
+    assert data["readings"][0]["evidence"] == {"ok": 1}
+    assert data["notes"] == [{"name": "differences", "value": ["%3"]}]
+    assert data["observation"] == OBSERVATION_FILE.as_posix()
+    assert len(text) < 2048  # however large the answers
+    # a record made later with other content is never served an earlier record's text
+    other = GateEvidence()
+    other.record(CallRecord("v4", "unix:///a", "daemon.info", 1, None, "t1", 1.0, {"pid": 8}))
+    assert json.loads(evidence_text(other))["calls"][0]["result"] == {"pid": 8}
