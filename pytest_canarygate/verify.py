@@ -55,7 +55,7 @@ from pytest_canarygate.signing import ENVELOPE_NAME
 from pytest_canarygate.signing import PAYLOAD_TYPE
 from pytest_canarygate.signing import PREDICATE_TYPE
 from pytest_canarygate.signing import STATEMENT_TYPE
-from pytest_canarygate.signing import file_sha256
+from pytest_canarygate.signing import files_sha256
 from pytest_canarygate.signing import predicate_problems
 from pytest_canarygate.signing import read_regular_file
 from pytest_canarygate.signing import scan_bundle
@@ -375,16 +375,20 @@ def _check_subjects(bundle: Path, subjects: Any, findings: _Findings) -> None:
     if listed is None:
         return
     present = set(scan.files)
+    try:
+        digests = files_sha256(bundle, (n for n in listed if n in present and n not in refused))
+    except OSError as exc:  # the bundle folder itself cannot be opened
+        findings.broken(f"{bundle}: cannot be read ({exc.strerror or exc})")
+        return
     for name, expected in listed.items():
         if name in refused:
             continue
         if name not in present:
             findings.tampered(f"{name}: listed in the statement but missing")
             continue
-        try:
-            actual = file_sha256(bundle / name)
-        except OSError as exc:
-            findings.broken(f"{name}: cannot be read ({exc.strerror or exc})")
+        actual = digests[name]
+        if isinstance(actual, OSError):
+            findings.broken(f"{name}: cannot be read ({actual.strerror or actual})")
             continue
         if actual != expected:
             findings.tampered(f"{name}: sha256 mismatch (bundle was modified after signing)")
