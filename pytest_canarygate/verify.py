@@ -29,6 +29,7 @@ import argparse
 import copy
 import json
 import os
+import re
 import stat
 import sys
 from collections import Counter
@@ -85,7 +86,7 @@ REPORTS_DIR = "reports"
 SIMULATED_WARNING = "SIMULATED — never sign-off for a real migration"
 EPHEMERAL_WARNING = "EPHEMERAL KEY — signed with a throwaway key, never sign-off"
 _PROMOTING = frozenset(v.value for v in Verdict if v.allows_promotion)
-_HEX = frozenset("0123456789abcdef")
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 class Status(str, Enum):
@@ -340,7 +341,7 @@ def _subject_map(subjects: Any, findings: _Findings) -> dict[str, str] | None:
         if not isinstance(name, str) or not _is_subject_name(name):
             findings.broken(f"statement: subject[{index}] name {name!r} is not a bundle file path")
             usable = False
-        elif not (isinstance(sha256, str) and len(sha256) == 64 and set(sha256) <= _HEX):
+        elif not (isinstance(sha256, str) and _SHA256.fullmatch(sha256)):
             findings.broken(f"statement: subject {name!r} has no valid sha256 digest")
             usable = False
         elif name in listed:
