@@ -21,6 +21,8 @@ import time
 from datetime import datetime
 from pathlib import Path
 
+from pytest_canarygate.observation import Observation
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -81,7 +83,7 @@ def run(sessions: int, panes: int, dist: list[str]) -> dict[str, float]:
         peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
         [run_json] = list((work / "reports").glob("*/*/*/run.json"))
         run_data = json.loads(run_json.read_text())
-        observation = json.loads((run_json.parent / "observation" / "observation.json").read_text())
+        observation = Observation.load_run(run_json.parent).to_json()
         calls = sum(len(d["calls"]) for d in observation["daemons"].values())
         reads = len(observation.get("evidence", {}))
         observed_s = (

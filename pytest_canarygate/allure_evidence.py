@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import platform
+import weakref
 from pathlib import Path
 from typing import TYPE_CHECKING
 from typing import Any
@@ -16,6 +17,8 @@ import pytest
 if TYPE_CHECKING:
     from pytest_canarygate.catalog import Catalog
     from pytest_canarygate.catalog import GateSpec
+    from pytest_canarygate.observation import CallRecord
+    from pytest_canarygate.observation import EvidenceReading
     from pytest_canarygate.observation import GateEvidence
     from pytest_canarygate.observation import Observation
 
@@ -131,61 +134,83 @@ def mark_waived(waiver: dict[str, Any], verdict: str) -> None:
     allure.dynamic.parameter("waiver", waiver["text"])
 
 
-#: Answers larger than this are attached as a locator into the bundle's observation.json (which
-#: holds them verbatim and is signed) instead of once more per gate: a 500-pane fleet would
-#: otherwise write hundreds of megabytes of copies.
-MAX_INLINE_BYTES = 64 * 1024
-_ATTACHMENT_TEXT: dict[tuple[str, str, str, int, str], str] = {}
+#: An answer larger than this (as compact JSON) is not copied into the gate's attachment: the
+#: entry names it (daemon, method, reading; or provider accessor) and its size, and the bundle's
+#: observation holds it verbatim, signed. A gate's attachment stays a few KB however large the
+#: fleet.
+MAX_INLINE_BYTES = 1024
+#: The one attachment of a gate: what it read and what it computed.
+ATTACHMENT_NAME = "evidence"
+_ENCODER = json.JSONEncoder(separators=(",", ":"), sort_keys=True, default=str)
+_ENTRY_TEXT: dict[int, tuple[weakref.ref[Any], str]] = {}
 
 
-def _attachment_text(kind: str, owner: str, what: str, number: int, record: Any) -> str:
-    """The attachment for one observed answer, serialized once per process."""
-    from dataclasses import asdict
+def _entry_text(record: Any, keys: dict[str, Any], value_name: str, value: Any) -> str:
+    """One observed record as the attachment lists it: ``keys`` (what locates it in the
+    observation), then its error, or its value inline, or only the value's size."""
+    entry = dict(keys, started_at=record.started_at, ok=record.ok)
+    if not record.ok:
+        entry.update(error=record.error, error_kind=record.error_kind)
+    else:
+        text = _ENCODER.encode(value)
+        if len(text) <= MAX_INLINE_BYTES:
+            return _ENCODER.encode(entry)[:-1] + f',"{value_name}":{text}}}'
+        entry[f"{value_name}_bytes"] = len(text)
+    return _ENCODER.encode(entry)
 
-    # started_at keeps two runs in one process (pytester, in-process) from sharing an entry
-    key = (kind, owner, what, number, record.started_at)
-    if key not in _ATTACHMENT_TEXT:
-        text = json.dumps(asdict(record), indent=1, sort_keys=True, default=str)
-        if len(text) > MAX_INLINE_BYTES:
-            text = json.dumps(
-                {
-                    "in_bundle": "observation/observation.json",
-                    "locate": {"section": kind, "owner": owner, "what": what, "reading": number},
-                    "ok": record.ok,
-                    "error": record.error,
-                    "bytes": len(text),
-                    "why": f"answers over {MAX_INLINE_BYTES} bytes are kept once, in the "
-                    "observation, not copied into every gate",
-                },
-                indent=1,
-                sort_keys=True,
-            )
-        _ATTACHMENT_TEXT[key] = text
-    return _ATTACHMENT_TEXT[key]
+
+def _cached(record: Any) -> str | None:
+    cached = _ENTRY_TEXT.get(id(record))
+    return cached[1] if cached is not None and cached[0]() is record else None
+
+
+def _call_text(call: CallRecord) -> str:
+    """A daemon answer's entry, made once per record per process (many gates read it)."""
+    text = _cached(call)
+    if text is None:
+        keys = {"daemon": call.daemon, "method": call.method, "reading": call.reading}
+        text = _entry_text(call, {**keys, "params": call.params}, "result", call.result)
+        _ENTRY_TEXT[id(call)] = (weakref.ref(call), text)
+    return text
+
+
+def _reading_text(reading: EvidenceReading) -> str:
+    """A provider reading's entry, made once per record per process."""
+    text = _cached(reading)
+    if text is None:
+        keys = {"accessor": reading.accessor, "kind": reading.kind, "uri": reading.uri}
+        text = _entry_text(reading, keys, "evidence", reading.evidence)
+        _ENTRY_TEXT[id(reading)] = (weakref.ref(reading), text)
+    return text
+
+
+def evidence_text(evidence: GateEvidence) -> str:
+    """The gate's attachment, JSON: ``calls`` (daemon answers) and ``readings`` (provider
+    evidence), each inline or, when larger than ``inline_limit``, by size only (the
+    ``observation`` file of the bundle holds it), then ``notes`` (``{"name", "value"}``)."""
+    from pytest_canarygate.observation import OBSERVATION_FILE
+
+    calls = ",".join(_call_text(c) for c in evidence.calls)
+    readings = ",".join(_reading_text(r) for r in evidence.readings)
+    notes = _ENCODER.encode([{"name": name, "value": value} for name, value in evidence.notes])
+    head = _ENCODER.encode(
+        {"inline_limit": MAX_INLINE_BYTES, "observation": OBSERVATION_FILE.as_posix()}
+    )
+    return f'{{"calls":[{calls}],{head[1:-1]},"notes":{notes},"readings":[{readings}]}}'
 
 
 def attach_evidence(evidence: GateEvidence) -> None:
-    """Attach what the gate read and computed to its Allure result."""
+    """Attach what the gate read and computed to its Allure result, as one JSON attachment
+    (none when it read and computed nothing)."""
+    if not (evidence.calls or evidence.readings or evidence.notes):
+        return
     import allure
 
-    for call in evidence.calls:
-        allure.attach(
-            _attachment_text("daemons", call.daemon, call.method, call.reading, call),
-            name=f"{call.daemon} {call.method} (reading {call.reading})",
-            attachment_type=allure.attachment_type.JSON,
-        )
-    for reading in evidence.readings:
-        allure.attach(
-            _attachment_text("evidence", reading.kind, reading.accessor, 1, reading),
-            name=f"{reading.kind} evidence ({reading.accessor}) from {reading.uri}",
-            attachment_type=allure.attachment_type.JSON,
-        )
-    for name, value in evidence.notes:
-        allure.attach(
-            json.dumps(value, indent=1, sort_keys=True, default=str),
-            name=name,
-            attachment_type=allure.attachment_type.JSON,
-        )
+    allure.attach(
+        evidence_text(evidence),
+        name=ATTACHMENT_NAME,
+        attachment_type=allure.attachment_type.JSON,
+    )
 
 
 def write_run_files(

@@ -27,6 +27,8 @@ from typing import Any
 from securesystemslib.dsse import Envelope
 from securesystemslib.signer import Signer
 
+from pytest_canarygate.observation import LEGACY_OBSERVATION_FILE
+from pytest_canarygate.observation import OBSERVATION_FILE
 from pytest_canarygate.results import GateResult
 from pytest_canarygate.results import RunOutcome
 from pytest_canarygate.signing import PAYLOAD_TYPE
@@ -46,8 +48,9 @@ __all__ = [
 JUNIT_FILE = "junit.xml"
 TEST_RESULT_FILE = "test-result.dsse.json"
 TEST_RESULT_PREDICATE = "https://in-toto.io/attestation/test-result/v0.1"
-#: Files of the bundle a test-result statement names: what was tested, and with what.
-_SUBJECT_FILES = ("observation/observation.json", JUNIT_FILE)
+#: Files of the bundle a test-result statement names: what was tested, and with what (the
+#: observation under whichever name this version writes it).
+_SUBJECT_FILES = (OBSERVATION_FILE.as_posix(), LEGACY_OBSERVATION_FILE.as_posix(), JUNIT_FILE)
 _CONFIG_FILE = "canarygate.toml"
 _CANNOT_JUDGE = (Verdict.UNOBSERVABLE, Verdict.INCONCLUSIVE)
 # XML 1.0 allows no other control characters, even escaped.

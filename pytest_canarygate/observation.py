@@ -2,7 +2,7 @@
 
 The controller reads each method the selected gates need, once per daemon (a method needing
 ``n`` readings is read ``n`` times spread over ``interval_s``), writes the result to the run's
-``observation/observation.json`` and hands the file to the xdist workers. Gates never talk to a
+``observation/observation.json.gz`` and hands the file to the xdist workers. Gates never talk to a
 daemon themselves, so the number of calls does not grow with the number of gates or sessions.
 
 A call that failed is kept with its error; a gate asking for it gets :class:`Unobservable`
@@ -11,15 +11,16 @@ naming the endpoint, the method and why.
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import time
 import weakref
+import zlib
 from collections.abc import Callable
 from collections.abc import Iterable
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict
 from dataclasses import dataclass
 from dataclasses import field
 from datetime import datetime
@@ -42,8 +43,16 @@ from pytest_canarygate.errors import UntrustedEndpointError
 from pytest_canarygate.pack import EvidenceAccessor
 from pytest_canarygate.verdicts import Unobservable
 
-SCHEMA = "canarygate/observation/v1"
-OBSERVATION_FILE = Path("observation") / "observation.json"
+SCHEMA = "canarygate/observation/v2"
+#: Schemas :meth:`Observation.load` reads: v1 (``observation.json``, each answer twice: as
+#: ``result`` and inside ``response``) is what bundles archived before v2 hold.
+_SCHEMA_V1 = "canarygate/observation/v1"
+#: The observation in a run folder: compact JSON, gzip-compressed without a name or a time in
+#: its header, so the same observation always makes the same bytes.
+OBSERVATION_FILE = Path("observation") / "observation.json.gz"
+#: Where bundles written before v2 keep it (plain JSON, schema v1).
+LEGACY_OBSERVATION_FILE = Path("observation") / "observation.json"
+_COMPRESSLEVEL = 1
 
 #: A file a pack's simulator leaves beside each socket. A run whose daemons carry it judged
 #: the simulator, whatever the config says, and can never be signed as a live run.
@@ -80,6 +89,36 @@ class CallRecord:
         """True when the daemon answered with a result."""
         return self.error is None
 
+    def to_json(self) -> dict[str, Any]:
+        """The record as written (schema v2): ``response`` without its ``result`` member, which
+        is the record's own ``result`` (put back on load). Values are shared, not copied."""
+        response = self.response
+        if response is not None and "result" in response:
+            response = {k: v for k, v in response.items() if k != "result"}
+        return {
+            "daemon": self.daemon,
+            "endpoint": self.endpoint,
+            "method": self.method,
+            "reading": self.reading,
+            "params": self.params,
+            "started_at": self.started_at,
+            "elapsed_ms": self.elapsed_ms,
+            "result": self.result,
+            "error": self.error,
+            "error_kind": self.error_kind,
+            "response": response,
+            "peer_pid": self.peer_pid,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any], *, response_has_result: bool) -> CallRecord:
+        """A record as read back; with ``response_has_result`` (schema v1) the response is
+        kept as written, else the record's result is put back into it."""
+        response = data.get("response")
+        if not response_has_result and response is not None and data.get("error") is None:
+            response = {**response, "result": data.get("result")}
+        return cls(**{**data, "response": response})
+
 
 @dataclass(frozen=True)
 class EvidenceReading:
@@ -98,6 +137,19 @@ class EvidenceReading:
     def ok(self) -> bool:
         """True when the provider answered."""
         return self.error is None
+
+    def to_json(self) -> dict[str, Any]:
+        """The reading as written (values shared, not copied)."""
+        return {
+            "accessor": self.accessor,
+            "kind": self.kind,
+            "uri": self.uri,
+            "started_at": self.started_at,
+            "elapsed_ms": self.elapsed_ms,
+            "evidence": self.evidence,
+            "error": self.error,
+            "error_kind": self.error_kind,
+        }
 
 
 EVIDENCE_NEED = "evidence"
@@ -150,10 +202,20 @@ class DaemonObservation:
     name: str
     endpoint: str
     calls: list[CallRecord] = field(default_factory=list)
+    _by_method: dict[str, list[CallRecord]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
+    _indexed: tuple[int, int] = field(default=(0, -1), init=False, repr=False, compare=False)
 
     def readings(self, method: str) -> list[CallRecord]:
         """All readings of ``method``, oldest first."""
-        return [c for c in self.calls if c.method == method]
+        if self._indexed != (id(self.calls), len(self.calls)):
+            # every gate asks; the calls are only ever appended to (while observing)
+            index: dict[str, list[CallRecord]] = {}
+            for call in self.calls:
+                index.setdefault(call.method, []).append(call)
+            self._by_method, self._indexed = index, (id(self.calls), len(self.calls))
+        return list(self._by_method.get(method, ()))
 
 
 @dataclass
@@ -180,7 +242,7 @@ class Observation:
         return self.now + timedelta(seconds=self.clock_skew_s)
 
     def to_json(self) -> dict[str, Any]:
-        """A JSON-ready dict (the on-disk form)."""
+        """A JSON-ready dict (the on-disk form); it shares the answers, it does not copy them."""
         return {
             "schema": SCHEMA,
             "phase": self.phase,
@@ -189,29 +251,70 @@ class Observation:
             "finished_at": self.finished_at,
             "clock_skew_s": self.clock_skew_s,
             "daemons": {
-                name: {"endpoint": d.endpoint, "calls": [asdict(c) for c in d.calls]}
+                name: {"endpoint": d.endpoint, "calls": [c.to_json() for c in d.calls]}
                 for name, d in self.daemons.items()
             },
-            "evidence": {name: asdict(r) for name, r in self.evidence.items()},
+            "evidence": {name: r.to_json() for name, r in self.evidence.items()},
         }
 
     def write(self, run_dir: Path) -> Path:
-        """Write to ``run_dir/observation/observation.json`` and return the path."""
+        """Write to ``run_dir/observation/observation.json.gz`` (temporary file, then rename)
+        and return the path. Streamed: one record is encoded at a time."""
         path = run_dir / OBSERVATION_FILE
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self.to_json(), indent=1, sort_keys=True) + "\n")
+        tmp = path.with_name(path.name + ".tmp")
+        with (
+            open(tmp, "wb") as raw,
+            gzip.GzipFile(
+                filename="", mode="wb", fileobj=raw, compresslevel=_COMPRESSLEVEL, mtime=0
+            ) as out,
+        ):
+            for chunk in self._encode():
+                out.write(chunk.encode("utf-8"))
         os.replace(tmp, path)
         return path
 
+    def _encode(self) -> Iterable[str]:
+        """The compact, key-sorted JSON text of :meth:`to_json`, piece by piece."""
+        head = {
+            "clock_skew_s": self.clock_skew_s,
+            "finished_at": self.finished_at,
+            "phase": self.phase,
+            "schema": SCHEMA,
+            "started_at": self.started_at,
+            "target": self.target,
+        }
+        yield '{"daemons":{'
+        for i, name in enumerate(sorted(self.daemons)):
+            daemon = self.daemons[name]
+            yield f'{"," if i else ""}{_dump(name)}:{{"calls":['
+            for j, call in enumerate(daemon.calls):
+                yield ("," if j else "") + _dump(call.to_json())
+            yield f'],"endpoint":{_dump(daemon.endpoint)}}}'
+        yield '},"evidence":{'
+        for i, name in enumerate(sorted(self.evidence)):
+            yield f"{',' if i else ''}{_dump(name)}:{_dump(self.evidence[name].to_json())}"
+        yield "}," + _dump(head)[1:] + "\n"
+
     @classmethod
     def load(cls, path: Path) -> Observation:
-        """Read an observation written by :meth:`write`."""
-        data = json.loads(path.read_text())
-        if data.get("schema") != SCHEMA:
+        """Read an observation written by :meth:`write` (``.json.gz``), or by an earlier
+        version (plain ``.json``, schema v1)."""
+        try:
+            raw = path.read_bytes()
+            text = gzip.decompress(raw) if path.name.endswith(".gz") else raw
+            data = json.loads(text)
+        except (OSError, EOFError, zlib.error, ValueError) as exc:
+            raise ValueError(f"{path}: not a readable observation ({exc})") from None
+        if not isinstance(data, dict) or data.get("schema") not in (SCHEMA, _SCHEMA_V1):
             raise ValueError(f"{path}: not a {SCHEMA} file")
+        v1 = data["schema"] == _SCHEMA_V1
         daemons = {
-            name: DaemonObservation(name, d["endpoint"], [CallRecord(**c) for c in d["calls"]])
+            name: DaemonObservation(
+                name,
+                d["endpoint"],
+                [CallRecord.from_json(c, response_has_result=v1) for c in d["calls"]],
+            )
             for name, d in data["daemons"].items()
         }
         evidence = {
@@ -226,6 +329,11 @@ class Observation:
             evidence,
             float(data.get("clock_skew_s", 30.0)),
         )
+
+    @classmethod
+    def load_run(cls, run_dir: Path) -> Observation:
+        """The observation of a run folder or bundle, in whichever format it was written."""
+        return cls.load(observation_path(run_dir))
 
     def peers(self, reported_pid: Callable[[Any], int | None]) -> list[dict[str, Any]]:
         """Per daemon: the pids the kernel says served its socket, beside the pid the daemon
@@ -266,6 +374,24 @@ class Observation:
             if not r.ok and not (r.uri in down and r.error_kind in _UNREACHABLE)
         ]
         return list(dict.fromkeys(lines))
+
+
+def observation_path(run_dir: Path) -> Path:
+    """The observation file of a run folder or bundle: ``observation.json.gz``, or the plain
+    ``observation.json`` of a bundle written before it (when only that one exists)."""
+    current = run_dir / OBSERVATION_FILE
+    legacy = run_dir / LEGACY_OBSERVATION_FILE
+    return legacy if not current.exists() and legacy.exists() else current
+
+
+_ENCODER = json.JSONEncoder(
+    separators=(",", ":"), sort_keys=True, ensure_ascii=True, allow_nan=False
+)
+
+
+def _dump(value: Any) -> str:
+    # one-shot encode: the C encoder (JSONEncoder.iterencode would use the pure-Python one)
+    return _ENCODER.encode(value)
 
 
 def simulated_endpoints(endpoints: Mapping[str, str]) -> list[str]:
@@ -466,13 +592,45 @@ class GateEvidence:
 
     def record(self, call: CallRecord) -> None:
         """Keep a daemon answer the gate read."""
-        if call not in self.calls:
+        # by identity: comparing records would compare their (possibly huge) answers
+        if not any(kept is call for kept in self.calls):
             self.calls.append(call)
 
     def record_reading(self, reading: EvidenceReading) -> None:
         """Keep a provider reading the gate read."""
-        if reading not in self.readings:
+        if not any(kept is reading for kept in self.readings):
             self.readings.append(reading)
+
+
+class CurrentGateEvidence(GateEvidence):
+    """The evidence log of whichever gate runs now in this process, for views shared by all
+    gates of a run (one view, not one per gate). :meth:`switch` hands it the next gate's log;
+    between gates it records into a log nobody reads."""
+
+    def __init__(self) -> None:
+        self._current = GateEvidence()
+
+    def switch(self, log: GateEvidence | None) -> None:
+        """Record into ``log`` from now on (a fresh, unread log when None)."""
+        self._current = log if log is not None else GateEvidence()
+
+    @property
+    def calls(self) -> list[CallRecord]:  # type: ignore[override]
+        return self._current.calls
+
+    @property
+    def readings(self) -> list[EvidenceReading]:  # type: ignore[override]
+        return self._current.readings
+
+    @property
+    def notes(self) -> list[tuple[str, Any]]:  # type: ignore[override]
+        return self._current.notes
+
+    def record(self, call: CallRecord) -> None:
+        self._current.record(call)
+
+    def record_reading(self, reading: EvidenceReading) -> None:
+        self._current.record_reading(reading)
 
 
 class DaemonView:
@@ -494,7 +652,10 @@ class DaemonView:
     def not_in_future(self, when: datetime, what: str) -> datetime:
         """``when``, or :class:`Unobservable` naming ``what`` if it lies past the run's clock
         plus the allowed skew (an answer dated in the future proves nothing)."""
-        refuse_future(when, self.latest_allowed, f"{self.name} {self.endpoint} {what}")
+        latest = self.latest_allowed
+        if latest is not None and when.tzinfo is not None and when > latest:
+            # the message is only made for a timestamp that is refused (called per timestamp)
+            refuse_future(when, latest, f"{self.name} {self.endpoint} {what}")
         return when
 
     def call(self, method: str, reading: int = 1) -> CallRecord:

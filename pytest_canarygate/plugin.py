@@ -15,9 +15,7 @@ from pytest_canarygate.config import CanarygateConfig
 from pytest_canarygate.custody import CustodyView
 from pytest_canarygate.gate import GATE_ID_FIXTURE
 from pytest_canarygate.gate import GATE_MARK
-from pytest_canarygate.observation import GateEvidence
 from pytest_canarygate.observation import ObservedView
-from pytest_canarygate.session import EVIDENCE_KEY
 from pytest_canarygate.session import SESSION_KEY
 from pytest_canarygate.session import WORKER_INPUT_KEY
 from pytest_canarygate.session import GateSession
@@ -168,16 +166,22 @@ def _session(request: pytest.FixtureRequest) -> GateSession:
     return session
 
 
-@pytest.fixture
+# The run-wide fixtures are session-scoped: their values do not depend on the gate, and a
+# function-scoped fixture costs a setup, a teardown and an Allure container file per gate.
+
+
+@pytest.fixture(scope="session")
 def canarygate_observed(request: pytest.FixtureRequest) -> ObservedView:
-    """The run's frozen observation of the live daemons; what a gate reads is its evidence."""
+    """The run's frozen observation of the live daemons; what a gate reads is its evidence
+    (recorded into the evidence log of the gate running at the time)."""
     session = _session(request)
     assert session.observation is not None
-    evidence = request.node.stash.setdefault(EVIDENCE_KEY, GateEvidence())
-    return ObservedView(session.observation, evidence, session.pack.decode, session.pack.timestamps)
+    return ObservedView(
+        session.observation, session.current_evidence, session.pack.decode, session.pack.timestamps
+    )
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def canarygate_settings(request: pytest.FixtureRequest) -> CanarygateConfig:
     """The run's validated config: endpoints, timeouts, evidence URIs and the pack's settings
     (``pack_settings``)."""
@@ -187,7 +191,7 @@ def canarygate_settings(request: pytest.FixtureRequest) -> CanarygateConfig:
     return settings
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def canarygate_custody(request: pytest.FixtureRequest) -> CustodyView:
     """The chain of custody the run found before any gate ran: the earlier phase's bundle it
     relies on, and the migration's valid sign-offs, waivers and user reports."""

@@ -44,7 +44,7 @@ from pytest_canarygate.gate import GATE_ID_FIXTURE
 from pytest_canarygate.gate import GATE_MARK
 from pytest_canarygate.gate import gate_ids
 from pytest_canarygate.observation import EVIDENCE_NEED
-from pytest_canarygate.observation import OBSERVATION_FILE
+from pytest_canarygate.observation import CurrentGateEvidence
 from pytest_canarygate.observation import GateEvidence
 from pytest_canarygate.observation import Observation
 from pytest_canarygate.observation import observe
@@ -120,6 +120,8 @@ class GateSession:
         self.custody_digest: str | None = None
         #: nodeids of the gates that should report (collected, after phase filtering)
         self.expected: set[str] = set()
+        #: the evidence log of the gate running now, behind the run's one ``ObservedView``
+        self.current_evidence = CurrentGateEvidence()
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -188,7 +190,7 @@ class GateSession:
             run_dir=run_dir,
             is_worker=True,
         )
-        session.observation = Observation.load(run_dir / OBSERVATION_FILE)
+        session.observation = Observation.load_run(run_dir)
         session.custody = Custody.load(run_dir)
         return session
 
@@ -294,9 +296,11 @@ class GateSession:
             progress(f"relies on the {link['phase']} bundle {link['bundle']}")
         for problem in self.custody.problems:
             progress(problem)
-        self.config.hook.pytest_canarygate_observation_ready(
-            config=self.config, observation=copy.deepcopy(self.observation)
-        )
+        if self.config.hook.pytest_canarygate_observation_ready.get_hookimpls():
+            # a copy, so a hook cannot change what the gates judge (none made without a hook)
+            self.config.hook.pytest_canarygate_observation_ready(
+                config=self.config, observation=copy.deepcopy(self.observation)
+            )
         self._write_run_file(target)
         if allure_evidence.enabled(self.config):
             allure_evidence.write_run_files(
@@ -416,9 +420,16 @@ class GateSession:
         items[:] = selected
 
     # ------------------------------------------------------------------ running a gate
+    @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_setup(self, item: pytest.Item) -> None:
+        # Before any fixture: what the gate reads from here on is its own evidence.
+        self.current_evidence.switch(item.stash.setdefault(EVIDENCE_KEY, GateEvidence()))
         if item.stash.get(NOT_A_GATE_KEY, False):
             pytest.fail(stray_test_message(item.nodeid), pytrace=False)
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_runtest_teardown(self, item: pytest.Item) -> None:
+        self.current_evidence.switch(None)
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_call(self, item: pytest.Item) -> Generator[None, None, None]:

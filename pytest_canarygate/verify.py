@@ -29,6 +29,7 @@ import argparse
 import copy
 import json
 import os
+import re
 import stat
 import sys
 from collections import Counter
@@ -55,7 +56,7 @@ from pytest_canarygate.signing import ENVELOPE_NAME
 from pytest_canarygate.signing import PAYLOAD_TYPE
 from pytest_canarygate.signing import PREDICATE_TYPE
 from pytest_canarygate.signing import STATEMENT_TYPE
-from pytest_canarygate.signing import file_sha256
+from pytest_canarygate.signing import files_sha256
 from pytest_canarygate.signing import predicate_problems
 from pytest_canarygate.signing import read_regular_file
 from pytest_canarygate.signing import scan_bundle
@@ -85,7 +86,7 @@ REPORTS_DIR = "reports"
 SIMULATED_WARNING = "SIMULATED — never sign-off for a real migration"
 EPHEMERAL_WARNING = "EPHEMERAL KEY — signed with a throwaway key, never sign-off"
 _PROMOTING = frozenset(v.value for v in Verdict if v.allows_promotion)
-_HEX = frozenset("0123456789abcdef")
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 class Status(str, Enum):
@@ -340,7 +341,7 @@ def _subject_map(subjects: Any, findings: _Findings) -> dict[str, str] | None:
         if not isinstance(name, str) or not _is_subject_name(name):
             findings.broken(f"statement: subject[{index}] name {name!r} is not a bundle file path")
             usable = False
-        elif not (isinstance(sha256, str) and len(sha256) == 64 and set(sha256) <= _HEX):
+        elif not (isinstance(sha256, str) and _SHA256.fullmatch(sha256)):
             findings.broken(f"statement: subject {name!r} has no valid sha256 digest")
             usable = False
         elif name in listed:
@@ -375,16 +376,20 @@ def _check_subjects(bundle: Path, subjects: Any, findings: _Findings) -> None:
     if listed is None:
         return
     present = set(scan.files)
+    try:
+        digests = files_sha256(bundle, (n for n in listed if n in present and n not in refused))
+    except OSError as exc:  # the bundle folder itself cannot be opened
+        findings.broken(f"{bundle}: cannot be read ({exc.strerror or exc})")
+        return
     for name, expected in listed.items():
         if name in refused:
             continue
         if name not in present:
             findings.tampered(f"{name}: listed in the statement but missing")
             continue
-        try:
-            actual = file_sha256(bundle / name)
-        except OSError as exc:
-            findings.broken(f"{name}: cannot be read ({exc.strerror or exc})")
+        actual = digests[name]
+        if isinstance(actual, OSError):
+            findings.broken(f"{name}: cannot be read ({actual.strerror or actual})")
             continue
         if actual != expected:
             findings.tampered(f"{name}: sha256 mismatch (bundle was modified after signing)")

@@ -21,7 +21,7 @@ DEFAULT_FILES: Mapping[str, bytes] = {
     "allure-results/0b1c-result.json": b'{"name": "test_gate_alpha", "status": "passed"}\n',
     "allure-results/9f2e-attachment.json": b'{"panes": 3}\n',
     "allure-results/environment.properties": b"scenario=healthy\n",
-    "observation/observation.json": b'{"daemons": {"v4": {}, "v5": {}}}\n',
+    "observation/observation.json.gz": b'{"daemons": {"v4": {}, "v5": {}}}\n',
     "run.json": b'{"phase": "canary"}\n',
 }
 

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from pytest_canarygate.agtmux.providers import ops
+from pytest_canarygate.observation import Observation
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -77,7 +78,7 @@ def only_run(root: Path) -> tuple[Path, dict[str, Any]]:
 
 def observation(run_dir: Path) -> dict[str, Any]:
     """The observation a run took."""
-    data: dict[str, Any] = json.loads((run_dir / "observation" / "observation.json").read_text())
+    data: dict[str, Any] = Observation.load_run(run_dir).to_json()
     return data
 
 

@@ -37,7 +37,7 @@ def test_xdist_run_yields_one_complete_verifiable_bundle(pytester: pytest.Pytest
     # one result file per gate instance, all of them covered by the signature
     assert len(results) == len(run["gates"])
     assert {f"allure-results/{name}" for name in results} <= subjects
-    assert "observation/observation.json" in subjects
+    assert "observation/observation.json.gz" in subjects
     assert "run.json" in subjects
     predicate = statement["predicate"]
     assert predicate["scope"] == "complete"
@@ -54,7 +54,7 @@ def test_one_changed_byte_fails_verify_naming_the_file(pytester: pytest.Pytester
         "--phase=alpha", "--canarygate-sim=healthy", "--canarygate-key", str(key)
     )
     bundle, _ = only_run(pytester.path)
-    target = bundle / "observation" / "observation.json"
+    target = bundle / "observation" / "observation.json.gz"
     data = bytearray(target.read_bytes())
     data[10] ^= 1
     target.write_bytes(bytes(data))
@@ -68,7 +68,7 @@ def test_one_changed_byte_fails_verify_naming_the_file(pytester: pytest.Pytester
         str(key.with_name("signing.key.pub.json")),
     )
     assert result.ret == 1
-    result.stdout.fnmatch_lines(["*observation/observation.json: sha256 mismatch*"])
+    result.stdout.fnmatch_lines(["*observation/observation.json.gz: sha256 mismatch*"])
 
 
 CRASH_CATALOG = one_item_catalog(("crash.gate", "v5:daemon.info"), ("fine.gate", "v5:daemon.info"))

@@ -140,4 +140,4 @@ def test_a_run_leaves_junit_and_a_signed_test_result_inside_its_bundle(
     named = {s["name"]: s["digest"]["sha256"] for s in result_statement["subject"]}
     junit_digest = hashlib.sha256((bundle / JUNIT_FILE).read_bytes()).hexdigest()
     assert named[JUNIT_FILE] == junit_digest == subjects[JUNIT_FILE]
-    assert "observation/observation.json" in named
+    assert "observation/observation.json.gz" in named

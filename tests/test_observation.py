@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import socket
 import tempfile
 import threading
+from collections.abc import Callable
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,9 +22,16 @@ from pytest_canarygate.agtmux.protocol import diff_projections
 from pytest_canarygate.agtmux.protocol import panes
 from pytest_canarygate.agtmux.protocol import signature_problems
 from pytest_canarygate.agtmux.settings import ParityConfig
+from pytest_canarygate.allure_evidence import evidence_text
+from pytest_canarygate.observation import LEGACY_OBSERVATION_FILE
+from pytest_canarygate.observation import OBSERVATION_FILE
+from pytest_canarygate.observation import CallRecord
+from pytest_canarygate.observation import CurrentGateEvidence
+from pytest_canarygate.observation import EvidenceReading
 from pytest_canarygate.observation import GateEvidence
 from pytest_canarygate.observation import Observation
 from pytest_canarygate.observation import ObservedView
+from pytest_canarygate.observation import observation_path
 from pytest_canarygate.observation import observe
 from pytest_canarygate.verdicts import Unobservable
 
@@ -173,6 +182,91 @@ def test_round_trip_through_disk_and_evidence_recording(
     assert [c.method for c in evidence.calls] == ["list_panes"]
 
 
+def test_written_compressed_deterministic_and_each_answer_once(
+    daemon: CountingDaemon, tmp_path: Path
+) -> None:
+    obs = run_observe({"v5": daemon.endpoint}, {"v5": {"list_panes": 1, "daemon.info": 1}})
+    path = obs.write(tmp_path / "a")
+    assert path == tmp_path / "a" / OBSERVATION_FILE
+    assert path.name == "observation.json.gz"
+    # gzip with no name and no time in its header: the same observation, the same bytes
+    assert path.read_bytes() == obs.write(tmp_path / "b").read_bytes()
+    assert path.read_bytes()[4:8] == b"\0\0\0\0"
+    assert not list(path.parent.glob("*.tmp"))
+    data = json.loads(gzip.decompress(path.read_bytes()))
+    assert data["schema"] == "canarygate/observation/v2"
+    [call] = [c for c in data["daemons"]["v5"]["calls"] if c["method"] == "list_panes"]
+    assert call["result"] == sample("list_panes")
+    assert "result" not in call["response"]  # kept once, put back on load
+    loaded = Observation.load(path)
+    [record] = loaded.daemons["v5"].readings("list_panes")
+    assert record.response is not None
+    assert record.response["result"] == record.result == sample("list_panes")
+    assert record.response["jsonrpc"] == "2.0"
+
+
+def test_an_observation_written_before_v2_still_loads(
+    daemon: CountingDaemon, tmp_path: Path
+) -> None:
+    """Bundles archived before v2 hold plain observation.json, each answer twice."""
+    obs = run_observe({"v5": daemon.endpoint}, {"v5": {"list_panes": 1}})
+    v1 = obs.to_json()
+    v1["schema"] = "canarygate/observation/v1"
+    for call in v1["daemons"]["v5"]["calls"]:
+        call["response"] = {**call["response"], "result": call["result"]}
+    legacy = tmp_path / LEGACY_OBSERVATION_FILE
+    legacy.parent.mkdir()
+    legacy.write_text(json.dumps(v1, indent=1, sort_keys=True) + "\n")
+    assert observation_path(tmp_path) == legacy
+    loaded = Observation.load_run(tmp_path)
+    assert loaded.to_json() == obs.to_json()
+    [record] = loaded.daemons["v5"].readings("list_panes")
+    assert record.response == obs.daemons["v5"].readings("list_panes")[0].response
+    # once both exist, the current file is the observation
+    obs.write(tmp_path)
+    assert observation_path(tmp_path) == tmp_path / OBSERVATION_FILE
+
+
+@pytest.mark.parametrize(
+    "spoil",
+    [
+        lambda data: data[:-9],  # truncated
+        lambda data: data[:-8] + bytes([data[-8] ^ 1]) + data[-7:],  # CRC no longer matches
+        lambda data: data[:20] + bytes([data[20] ^ 0xFF]) + data[21:],  # a flipped byte
+        lambda data: gzip.compress(b'{"schema": "something/else"}', mtime=0),
+        lambda data: b"not gzip at all",
+    ],
+    ids=["truncated", "crc", "flipped", "other-schema", "not-gzip"],
+)
+def test_a_spoiled_compressed_observation_is_refused(
+    daemon: CountingDaemon, tmp_path: Path, spoil: Callable[[bytes], bytes]
+) -> None:
+    obs = run_observe({"v5": daemon.endpoint}, {"v5": {"list_panes": 1}})
+    path = obs.write(tmp_path)
+    path.write_bytes(spoil(path.read_bytes()))
+    with pytest.raises(ValueError, match="observation"):
+        Observation.load(path)
+
+
+def test_evidence_is_recorded_into_the_gate_running_now(daemon: CountingDaemon) -> None:
+    obs = run_observe({"v5": daemon.endpoint}, {"v5": {"list_panes": 1, "daemon.info": 1}})
+    current = CurrentGateEvidence()
+    view = ObservedView(obs, current)  # one view for every gate of the run
+    first, second = GateEvidence(), GateEvidence()
+    current.switch(first)
+    view.daemon("v5").result("list_panes")
+    view.daemon("v5").result("list_panes")
+    view.note("count", 1)
+    current.switch(second)
+    view.daemon("v5").result("daemon.info")
+    current.switch(None)
+    view.daemon("v5").result("list_panes")  # between gates: nobody's evidence
+    assert [c.method for c in first.calls] == ["list_panes"]
+    assert first.notes == [("count", 1)]
+    assert [c.method for c in second.calls] == ["daemon.info"]
+    assert second.notes == []
+
+
 def test_diff_names_missing_records_and_fields() -> None:
     parity = ParityConfig(("evidence_mode", "presence"), ())
     v4 = {"%4": {"evidence_mode": "heuristic", "presence": "managed"}, "%9": {"presence": "x"}}
@@ -225,3 +319,33 @@ def test_problems_name_each_cause_once(daemon: CountingDaemon) -> None:
     assert problems[0].startswith(f"v4: {daemon.endpoint} ops.snapshot_list: error -32601")
     assert problems[1] == f"v5: {dead} daemon.info: no socket at {gone}/agtmuxd.sock"
     assert len(problems) == 2  # v5's other methods failed for the same reason: not repeated
+
+
+def test_a_gates_attachment_lists_small_answers_and_sizes_large_ones() -> None:
+    big = [{"pane_id": f"%{n}", "title": "x" * 40} for n in range(200)]
+    evidence = GateEvidence()
+    evidence.record(CallRecord("v4", "unix:///a", "daemon.info", 1, None, "t1", 1.0, {"pid": 7}))
+    evidence.record(CallRecord("v4", "unix:///a", "list_panes", 2, None, "t2", 1.0, big))
+    evidence.record(
+        CallRecord("v5", "unix:///b", "list_panes", 1, None, "t3", 0.0, None, "no socket", "x")
+    )
+    evidence.record_reading(EvidenceReading("build", "build", "file:///b", "t4", 1.0, {"ok": 1}))
+    evidence.notes.append(("differences", ["%3"]))
+    text = evidence_text(evidence)
+    assert evidence_text(evidence) == text  # made once per record, the same every time
+    data = json.loads(text)
+    info, panes_, down = data["calls"]
+    assert info["result"] == {"pid": 7}
+    assert "result" not in panes_
+    assert panes_["result_bytes"] == len(json.dumps(big, separators=(",", ":")))
+    assert panes_["result_bytes"] > data["inline_limit"]
+    assert (panes_["daemon"], panes_["method"], panes_["reading"]) == ("v4", "list_panes", 2)
+    assert (down["ok"], down["error"]) == (False, "no socket")
+    assert data["readings"][0]["evidence"] == {"ok": 1}
+    assert data["notes"] == [{"name": "differences", "value": ["%3"]}]
+    assert data["observation"] == OBSERVATION_FILE.as_posix()
+    assert len(text) < 2048  # however large the answers
+    # a record made later with other content is never served an earlier record's text
+    other = GateEvidence()
+    other.record(CallRecord("v4", "unix:///a", "daemon.info", 1, None, "t1", 1.0, {"pid": 8}))
+    assert json.loads(evidence_text(other))["calls"][0]["result"] == {"pid": 8}

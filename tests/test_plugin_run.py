@@ -126,6 +126,7 @@ def test_allure_results_carry_labels_and_evidence(pytester: pytest.Pytester) -> 
     results = [json.loads(p.read_text()) for p in results_dir.glob("*-result.json")]
     assert results
     by_tag = {}
+    located: set[tuple[str, str, int]] = set()
     for result in results:
         labels = {(label["name"], label["value"]) for label in result["labels"]}
         assert ("feature", "alpha") in labels
@@ -134,7 +135,35 @@ def test_allure_results_carry_labels_and_evidence(pytester: pytest.Pytester) -> 
         [gate_id] = [v for n, v in labels if n == "tag" and v in GATE_IDS]
         by_tag.setdefault(gate_id, []).append(result)
         assert any(link["url"].startswith("docs/runbook/") for link in result["links"])
-        assert result.get("attachments"), result["name"]
+        # one attachment per gate: what it read (large answers as locators) and computed
+        [attachment] = result.get("attachments", [])
+        assert (attachment["name"], attachment["type"]) == ("evidence", "application/json")
+        evidence = json.loads((results_dir / attachment["source"]).read_text())
+        assert set(evidence) == {"calls", "readings", "notes", "inline_limit", "observation"}
+        assert evidence["observation"] == "observation/observation.json.gz"
+        for call in evidence["calls"]:
+            if "result_bytes" in call:
+                assert "result" not in call
+                assert call["result_bytes"] > evidence["inline_limit"]
+                located.add((call["daemon"], call["method"], call["reading"]))
+            else:
+                assert (
+                    not call["ok"] or len(json.dumps(call["result"], separators=(",", ":"))) <= 1024
+                )
+    # each answer left out of an attachment is in the signed observation
+    observed = observation(run_dir)
+    for daemon, method, reading in located:
+        assert [
+            c
+            for c in observed["daemons"][daemon]["calls"]
+            if (c["method"], c["reading"]) == (method, reading) and c["result"] is not None
+        ]
+    assert located, "the simulated fleet has answers too large to copy into every gate"
+    # the run-wide fixtures are set up once per process, not once per gate
+    containers = [json.loads(p.read_text()) for p in results_dir.glob("*-container.json")]
+    set_up = [b["name"] for c in containers for b in c.get("befores", [])]
+    for fixture in ("canarygate_observed", "canarygate_custody", "agtmux_settings"):
+        assert set_up.count(fixture) <= 1, fixture
     exit_gate = by_tag["alpha.exit.projection-matches"][0]
     labels = dict((label["name"], label["value"]) for label in exit_gate["labels"])
     assert labels["severity"] == "blocker"

@@ -283,7 +283,7 @@ def _repayload_unsigned(bundle: Path, statement: dict[str, Any]) -> None:
 
 
 #: A listed file in a subfolder, in every bundle the engine writes.
-IN_SUBFOLDER = "observation/observation.json"
+IN_SUBFOLDER = "observation/observation.json.gz"
 
 
 def change_a_byte(bundle: Path, keys: Keys) -> None:
@@ -498,7 +498,7 @@ def test_the_hand_sealed_bundle_is_accepted_by_both(sealed: Sealed) -> None:
         "allure-results/0b1c-result.json",
         "allure-results/9f2e-attachment.json",
         "allure-results/environment.properties",
-        "observation/observation.json",
+        "observation/observation.json.gz",
         "run.json",
     }
     assert engine_verify(sealed.bundle, sealed.keys.engine_keys()).ok
@@ -535,7 +535,7 @@ def test_the_problem_names_the_file_at_fault(sealed: Sealed) -> None:
     problems = {(p.reason, p.where) for p in _spec_verify(sealed.bundle, sealed.keys).problems}
     assert problems == {
         (R.SPECIAL_FILE, "observation/pipe"),
-        (R.DIGEST_MISMATCH, "observation/observation.json"),
+        (R.DIGEST_MISMATCH, "observation/observation.json.gz"),
     }
 
 

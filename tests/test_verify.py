@@ -98,10 +98,10 @@ def test_an_extra_file_fails(sealed: Path, keys: KeyPair) -> None:
 
 
 def test_a_missing_file_fails(sealed: Path, keys: KeyPair) -> None:
-    (sealed / "observation" / "observation.json").unlink()
+    (sealed / "observation" / "observation.json.gz").unlink()
     _invalid(
         verify_bundle(sealed, keys.trusted),
-        "observation/observation.json: listed in the statement but missing",
+        "observation/observation.json.gz: listed in the statement but missing",
     )
 
 

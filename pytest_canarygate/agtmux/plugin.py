@@ -46,7 +46,7 @@ def agtmux_tmux_session(request: pytest.FixtureRequest) -> str:
     return parameter_value(request)
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def agtmux_settings(canarygate_settings: CanarygateConfig) -> AgtmuxSettings:
     """The run's agtmux windows, thresholds, expected sources and parity fields."""
     found = canarygate_settings.pack_settings
@@ -55,13 +55,13 @@ def agtmux_settings(canarygate_settings: CanarygateConfig) -> AgtmuxSettings:
     return found
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def agtmux_pane_parity(agtmux_settings: AgtmuxSettings) -> ParityConfig:
     """Which pane fields the parity gates compare (config ``[parity.panes]``)."""
     return agtmux_settings.pane_parity
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def agtmux_session_parity(agtmux_settings: AgtmuxSettings) -> ParityConfig:
     """Which agent-session fields the parity gates compare (config ``[parity.sessions]``)."""
     return agtmux_settings.session_parity
