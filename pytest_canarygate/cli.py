@@ -21,6 +21,8 @@ import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from pytest_canarygate import progress
+
 if TYPE_CHECKING:
     from _typeshed import SupportsWrite
 
@@ -36,6 +38,7 @@ __all__ = [
     "SUBCOMMAND_MODULES",
     "build_parser",
     "main",
+    "progress_stage",
     "subcommand_modules",
 ]
 
@@ -150,6 +153,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_BROKEN_PIPE
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
+
+
+def progress_stage(label: str) -> progress.Stage:
+    """A :class:`~pytest_canarygate.progress.Stage` whose line goes to the standard error, so
+    that the standard output holds only the command's result (``--json`` stays parseable)."""
+    return progress.Stage(label, _write_stderr, threshold_s=progress.DEFAULT_THRESHOLD_S)
+
+
+def _write_stderr(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
 
 
 def _dispatch(argv: Sequence[str] | None) -> int:
