@@ -98,7 +98,7 @@ class Run:
     problem: str = ""
     tail: str = ""
     wall_s: float = 0.0
-    peak_kib: int = 0
+    peak_kib: int | None = None
     gates: int = 0
     verdict: str = ""
     counts: dict[str, int] = field(default_factory=dict)
@@ -121,9 +121,9 @@ class Run:
         return 1000 * self.wall_s / self.gates if self.gates else None
 
     @property
-    def peak_mb(self) -> float:
-        """Peak resident memory in MB (10^6 bytes)."""
-        return self.peak_kib * 1024 / MB
+    def peak_mb(self) -> float | None:
+        """Peak resident memory in MB (10^6 bytes), None when not measured."""
+        return None if self.peak_kib is None else self.peak_kib * 1024 / MB
 
     @property
     def bundle_kb_per_gate(self) -> float | None:
@@ -209,8 +209,8 @@ def child_env() -> dict[str, str]:
 
 def run_measured(
     argv: Sequence[str], cwd: Path, timeout_s: float
-) -> tuple[int | None, float, int, str]:
-    """Run ``argv``; return (exit status or None on timeout, wall s, peak KiB, output).
+) -> tuple[int | None, float, int | None, str]:
+    """Run ``argv``; return (exit status or None on timeout, wall s, peak KiB or None, output).
 
     The peak is the ``ru_maxrss`` of the child and the descendants it reaped (their largest
     single process), as GNU time reports it (see :data:`PEAK_HOW`)."""
@@ -235,7 +235,7 @@ def run_measured(
         returncode = None
     else:
         returncode, usage = status
-    peak_kib = usage.ru_maxrss
+    peak_kib: int | None = usage.ru_maxrss
     if TIME_BIN:
         peak_kib = peak_from_time(peak_path.read_text() if peak_path.exists() else "")
         peak_path.unlink(missing_ok=True)
@@ -244,11 +244,11 @@ def run_measured(
     return returncode, wall, peak_kib, output
 
 
-def peak_from_time(text: str) -> int:
+def peak_from_time(text: str) -> int | None:
     """The ``%M`` figure (KiB) GNU time wrote: its last line (a line naming a non-zero exit
-    status may come first); 0 when there is none."""
+    status may come first); None when there is none."""
     lines = text.strip().splitlines()
-    return int(lines[-1]) if lines and lines[-1].isdigit() else 0
+    return int(lines[-1]) if lines and lines[-1].isdigit() else None
 
 
 def _wait(
@@ -382,7 +382,7 @@ def read_run_file(run: Run, bundle: Path) -> None:
     """Gate instances, verdict and counts from the bundle's ``run.json``."""
     data = json.loads((bundle / "run.json").read_text())
     run.gates = len(data.get("gates") or [])
-    run.verdict = str(data.get("verdict"))
+    run.verdict = visible(str(data.get("verdict")))
     run.counts = {str(k): int(v) for k, v in (data.get("counts") or {}).items()}
 
 
@@ -420,8 +420,9 @@ def read_observation(run: Run, bundle: Path) -> None:
         for name, calls in per_daemon.items()
     }
     if call_seconds:
-        run.slowest_daemon = max(call_seconds, key=lambda name: call_seconds[name])
-        run.slowest_daemon_s = call_seconds[run.slowest_daemon]
+        slowest = max(call_seconds, key=lambda name: call_seconds[name])
+        run.slowest_daemon = visible(str(slowest))
+        run.slowest_daemon_s = call_seconds[slowest]
 
 
 def seconds_between(started: Any, finished: Any) -> float | None:
@@ -626,7 +627,10 @@ def memory_target(runs: Sequence[Run]) -> Target:
     name = "peak memory (largest process of a run)"
     if not runs:
         return Target(name, f"<= {MAX_PEAK_MB:.0f} MB", "-", None)
-    worst = max(runs, key=lambda r: r.peak_kib)
+    unmeasured = [r.name for r in runs if r.peak_kib is None]
+    if unmeasured:
+        return Target(name, f"<= {MAX_PEAK_MB:.0f} MB", f"no figure for {unmeasured}", None)
+    worst = max(runs, key=lambda r: r.peak_kib or 0)
     figure = f"{fmt(worst.peak_mb, 1)} MB ({worst.name})"
     return Target(name, f"<= {MAX_PEAK_MB:.0f} MB", figure, at_most(worst.peak_mb, MAX_PEAK_MB))
 

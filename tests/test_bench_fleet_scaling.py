@@ -223,6 +223,7 @@ def test_the_memory_target_takes_the_heaviest_run(fs: ModuleType) -> None:
     assert fs.memory_target([light]).status == "met"
     assert fs.memory_target([light, heavy]).status == "MISSED"
     assert fs.memory_target([]).status == "NOT MEASURED"
+    assert fs.memory_target([light, gate_run(fs, peak_kib=None)]).status == "NOT MEASURED"
 
 
 def test_the_bundle_target(fs: ModuleType) -> None:
@@ -256,9 +257,11 @@ def test_the_report_shows_a_run_that_did_not_complete_and_its_escaped_tail(
     [
         ("51234\n", 51234),
         ("Command exited with non-zero status 1\n88000\n", 88000),
-        ("Command terminated by signal 9\n", 0),
-        ("", 0),
+        ("Command terminated by signal 9\n", None),
+        ("", None),
     ],
 )
-def test_the_peak_is_the_last_line_gnu_time_wrote(fs: ModuleType, text: str, kib: int) -> None:
+def test_the_peak_is_the_last_line_gnu_time_wrote(
+    fs: ModuleType, text: str, kib: int | None
+) -> None:
     assert fs.peak_from_time(text) == kib
