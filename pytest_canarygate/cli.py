@@ -110,8 +110,9 @@ class _Parser(argparse.ArgumentParser):
         (sys.stdout if file is None else file).write(self.format_help())
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """Build the top-level parser with every subcommand.
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """Build the top-level parser with every subcommand, or with ``only`` that one (the others'
+    modules not even imported: ``canarygate verify`` starts without loading the simulator).
 
     A subcommand whose module cannot be imported is added as a placeholder that accepts any
     arguments and, when run, reports the missing module (exit 1), so the failure is never
@@ -126,6 +127,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for command, module_name in subcommand_modules().items():
+        if only is not None and command != only:
+            continue
         try:
             module = importlib.import_module(module_name)
         except ImportError as exc:
@@ -166,7 +169,9 @@ def _write_stderr(line: str) -> None:
 
 
 def _dispatch(argv: Sequence[str] | None) -> int:
-    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    named = argv[0] if argv and argv[0] in subcommand_modules() else None
+    parser = build_parser(named)
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help(sys.stderr)
