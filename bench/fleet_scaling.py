@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
 import gzip
 import json
 import os
@@ -71,6 +72,8 @@ MAX_BUNDLE_MB = 15.0
 BUNDLE_TARGET_GATES = 3_000
 _SEALED_LINE = re.compile(r"canarygate: sealed .* in ([0-9]+(?:\.[0-9]+)?) s\b")
 _TAIL_CHARS = 3000
+#: Seconds a run is given to stop on SIGINT (and stop its simulator) before SIGTERM.
+STOP_GRACE_S = 60.0
 #: GNU time, which reports the peak of a child started from its own small process. Without
 #: it, wait4's figure includes this script's memory: a child's ru_maxrss counts the memory it
 #: had before exec, a copy of its parent's.
@@ -254,17 +257,39 @@ def peak_from_time(text: str) -> int | None:
 def _wait(
     process: subprocess.Popen[bytes], timeout_s: float
 ) -> tuple[int, resource.struct_rusage] | None:
-    """Reap ``process`` within ``timeout_s``; on timeout kill its process group, return None."""
+    """Reap ``process`` within ``timeout_s``; past it, stop its process group and return None.
+    Interrupted (Ctrl-C reaches this script only: the run has a session of its own), stop the
+    run before giving up."""
     deadline = time.monotonic() + timeout_s
-    while True:
-        pid, status, usage = os.wait4(process.pid, os.WNOHANG)
-        if pid:
-            process.returncode = os.waitstatus_to_exitcode(status)
-            return process.returncode, usage
-        if time.monotonic() > deadline:
-            os.killpg(process.pid, signal.SIGKILL)
-            return None
-        time.sleep(0.02)
+    try:
+        while time.monotonic() <= deadline:
+            pid, status, usage = os.wait4(process.pid, os.WNOHANG)
+            if pid:
+                process.returncode = os.waitstatus_to_exitcode(status)
+                return process.returncode, usage
+            time.sleep(0.02)
+    except KeyboardInterrupt:
+        stop(process)
+        raise
+    stop(process)
+    return None
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    """Stop a run's process group: SIGINT first, so that pytest stops the simulator it started,
+    then SIGTERM, then SIGKILL. The caller reaps it."""
+    for sig, grace_s in ((signal.SIGINT, STOP_GRACE_S), (signal.SIGTERM, 10.0)):
+        try:
+            os.killpg(process.pid, sig)
+        except ProcessLookupError:
+            return
+        deadline = time.monotonic() + grace_s
+        while time.monotonic() < deadline:
+            if os.waitid(os.P_PID, process.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT):
+                return
+            time.sleep(0.1)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
 
 
 def tail(output: str) -> str:
@@ -807,6 +832,9 @@ def measure_all(args: argparse.Namespace, root: Path) -> Results:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run every measurement, print the report; 0 when every run completed, else 1."""
     args = parse_args(argv)
+    # A shell starting this script in the background ignores SIGINT, and an ignored signal stays
+    # ignored across exec: a handler here gives the runs back the default, so SIGINT stops them.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     root = Path(tempfile.mkdtemp(prefix="cg-fleet-"))
     try:
         results = measure_all(args, root)
