@@ -117,6 +117,8 @@ class Run:
     bundle: str = ""
     bundle_bytes: int | None = None
     bundle_files: int | None = None
+    #: bytes per top-level entry of the bundle (``allure-results``, ``observation``, ...)
+    bundle_parts: dict[str, int] = field(default_factory=dict)
 
     @property
     def per_gate_ms(self) -> float | None:
@@ -388,6 +390,7 @@ def measure_gates(
         read_run_file(run, bundle)
         read_observation(run, bundle)
         run.bundle_bytes, run.bundle_files = bundle_size(bundle)
+        run.bundle_parts = bundle_parts(bundle)
         run.seal_s = sealed_seconds(output)
         if run.seal_s is not None:
             run.seal_source = "the run's progress line"
@@ -463,6 +466,16 @@ def bundle_size(bundle: Path) -> tuple[int, int]:
     """Total bytes and number of files in ``bundle``."""
     sizes = [path.lstat().st_size for path in bundle.rglob("*") if path.is_file()]
     return sum(sizes), len(sizes)
+
+
+def bundle_parts(bundle: Path) -> dict[str, int]:
+    """Bytes under each top-level entry of ``bundle``, largest first."""
+    parts: dict[str, int] = {}
+    for path in bundle.rglob("*"):
+        if path.is_file():
+            top = path.relative_to(bundle).parts[0]
+            parts[top] = parts.get(top, 0) + path.lstat().st_size
+    return dict(sorted(parts.items(), key=lambda item: -item[1]))
 
 
 def sealed_seconds(output: str) -> float | None:
@@ -760,6 +773,12 @@ def report(results: Results, found: Sequence[Target]) -> str:
         "",
         *target_lines(found),
     ]
+    biggest = max(results.full_fleet(), key=lambda r: r.bundle_bytes or 0, default=None)
+    if biggest is not None and biggest.bundle_parts:
+        parts = ", ".join(
+            f"{visible(name)} {size / MB:,.2f} MB" for name, size in biggest.bundle_parts.items()
+        )
+        lines += ["", f"largest bundle ({biggest.name}) by entry: {parts}"]
     for run in results.all_runs():
         if not run.completed:
             lines += ["", f"{run.name} did not complete: {visible(run.problem)}", run.tail]

@@ -265,3 +265,13 @@ def test_the_peak_is_the_last_line_gnu_time_wrote(
     fs: ModuleType, text: str, kib: int | None
 ) -> None:
     assert fs.peak_from_time(text) == kib
+
+
+def test_the_bundle_is_sized_whole_and_by_top_level_entry(fs: ModuleType, tmp_path: Path) -> None:
+    (tmp_path / "allure-results").mkdir()
+    (tmp_path / "allure-results" / "a.json").write_bytes(b"x" * 300)
+    (tmp_path / "allure-results" / "b.json").write_bytes(b"x" * 200)
+    (tmp_path / "run.json").write_bytes(b"x" * 100)
+    (tmp_path / "empty").mkdir()
+    assert fs.bundle_size(tmp_path) == (600, 3)
+    assert list(fs.bundle_parts(tmp_path).items()) == [("allure-results", 500), ("run.json", 100)]
