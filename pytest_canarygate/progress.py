@@ -33,7 +33,7 @@ def format_bytes(size: int) -> str:
     value = float(size)
     for unit in ("kB", "MB", "GB"):
         value /= 1000
-        if value < 1000 or unit == "GB":
+        if round(value, 1) < 1000 or unit == "GB":  # 999,960 B is 1.0 MB, not 1000.0 kB
             return f"{value:.1f} {unit}"
     raise AssertionError("unreachable")  # pragma: no cover
 

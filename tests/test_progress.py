@@ -137,6 +137,7 @@ def test_untrusted_text_in_a_label_is_escaped(clock: FakeClock, hostile: str) ->
         (4_100, "4.1 kB"),
         (12_345_678, "12.3 MB"),
         (999_949_999, "999.9 MB"),
+        (999_960, "1.0 MB"),
         (3_200_000_000, "3.2 GB"),
         (5_000_000_000_000, "5000.0 GB"),
     ],
