@@ -21,6 +21,8 @@ import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from pytest_canarygate import progress
+
 if TYPE_CHECKING:
     from _typeshed import SupportsWrite
 
@@ -36,6 +38,7 @@ __all__ = [
     "SUBCOMMAND_MODULES",
     "build_parser",
     "main",
+    "progress_stage",
     "subcommand_modules",
 ]
 
@@ -107,8 +110,9 @@ class _Parser(argparse.ArgumentParser):
         (sys.stdout if file is None else file).write(self.format_help())
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """Build the top-level parser with every subcommand.
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """Build the top-level parser with every subcommand, or with ``only`` that one (the others'
+    modules not even imported: ``canarygate verify`` starts without loading the simulator).
 
     A subcommand whose module cannot be imported is added as a placeholder that accepts any
     arguments and, when run, reports the missing module (exit 1), so the failure is never
@@ -123,6 +127,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for command, module_name in subcommand_modules().items():
+        if only is not None and command != only:
+            continue
         try:
             module = importlib.import_module(module_name)
         except ImportError as exc:
@@ -152,8 +158,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_INTERRUPTED
 
 
+def progress_stage(label: str) -> progress.Stage:
+    """A :class:`~pytest_canarygate.progress.Stage` whose line goes to the standard error, so
+    that the standard output holds only the command's result (``--json`` stays parseable)."""
+    return progress.Stage(label, _write_stderr, threshold_s=progress.DEFAULT_THRESHOLD_S)
+
+
+def _write_stderr(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
 def _dispatch(argv: Sequence[str] | None) -> int:
-    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    named = argv[0] if argv and argv[0] in subcommand_modules() else None
+    parser = build_parser(named)
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help(sys.stderr)

@@ -613,12 +613,16 @@ def _run_verify(args: argparse.Namespace) -> int:
     trusted = load_keys(args)
     if isinstance(trusted, int):
         return trusted
+    stage = cli.progress_stage("verified")
     result = verify_bundle(
         Path(args.bundle),
         trusted,
         expected_phase=args.phase,
         expected_migration=args.migration,
     )
+    subjects = (result.statement or {}).get("subject")
+    stage.label = "verified" if result.ok else "checked"
+    stage.done(count=len(subjects) if isinstance(subjects, list) else None, what="files")
     refused = promotion_problems(result) if args.require_promotable and result.ok else []
     if args.json:
         document = result_to_json(result, require_promotable=args.require_promotable)

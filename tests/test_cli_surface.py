@@ -376,3 +376,34 @@ def test_a_module_missing_when_the_command_runs_is_named(
     err = capsys.readouterr().err
     assert err.startswith("canarygate keygen: error: module 'nacl' is missing")
     assert len(err.splitlines()) == 1
+
+
+def test_a_subcommand_imports_only_its_own_module(tmp_path: Path) -> None:
+    """``canarygate verify`` loads neither the simulator nor the report renderer: its start
+    costs the verifier only."""
+    pair = KeyPair(tmp_path / "keys")
+    bundle = make_bundle(tmp_path)
+    seal_bundle(bundle, make_predicate(bundle), pair.signer)
+    needed = {"pytest_canarygate.verify", "pytest_canarygate.keys"}  # verify loads keys
+    others = sorted(set(cli.subcommand_modules().values()) - needed)
+    assert "pytest_canarygate.agtmux.sim.cli" in others
+    code = (
+        "import json, sys\n"
+        "from pytest_canarygate.cli import main\n"
+        "code = main(sys.argv[2:])\n"
+        "print(json.dumps([m for m in json.loads(sys.argv[1]) if m in sys.modules]))\n"
+        "sys.exit(code)\n"
+    )
+
+    def loaded_by(*argv: str) -> tuple[int, list[str]]:
+        proc = subprocess.run(
+            [sys.executable, "-c", code, json.dumps(others), *argv],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=TIMEOUT,
+        )
+        return proc.returncode, json.loads(proc.stdout.splitlines()[-1])
+
+    assert loaded_by("verify", str(bundle), "--key", str(pair.public_path)) == (EXIT_OK, [])
+    assert loaded_by() == (EXIT_USAGE, others)  # no subcommand: the listing names them all
