@@ -19,6 +19,7 @@ from pytest_canarygate.observation import GateEvidence
 from pytest_canarygate.observation import ObservedView
 from pytest_canarygate.session import EVIDENCE_KEY
 from pytest_canarygate.session import SESSION_KEY
+from pytest_canarygate.session import TARGET_FIXTURE
 from pytest_canarygate.session import WORKER_INPUT_KEY
 from pytest_canarygate.session import GateSession
 from pytest_canarygate.verdicts import Unobservable
@@ -172,9 +173,26 @@ def _session(request: pytest.FixtureRequest) -> GateSession:
 def canarygate_observed(request: pytest.FixtureRequest) -> ObservedView:
     """The run's frozen observation of the live daemons; what a gate reads is its evidence."""
     session = _session(request)
-    assert session.observation is not None
+    observation = session.observation
+    assert observation is not None
+    if observation.targets:
+        # A [[targets]] run: the gate judges its own target's daemons, under their plain names.
+        callspec = getattr(request.node, "callspec", None)
+        target = callspec.params.get(TARGET_FIXTURE) if callspec is not None else None
+        if target not in observation.targets:
+            raise Unobservable(f"this gate instance names no target of the run ({target!r})")
+        observation = observation.for_target(target)
     evidence = request.node.stash.setdefault(EVIDENCE_KEY, GateEvidence())
-    return ObservedView(session.observation, evidence, session.pack.decode, session.pack.timestamps)
+    return ObservedView(observation, evidence, session.pack.decode, session.pack.timestamps)
+
+
+@pytest.fixture(name=TARGET_FIXTURE)
+def canarygate_target(request: pytest.FixtureRequest) -> str:
+    """The ``[[targets]]`` entry this gate instance judges (a run with targets only)."""
+    target = getattr(request, "param", None)
+    if not isinstance(target, str):
+        raise Unobservable("no target given to this gate: the config names no [[targets]]")
+    return target
 
 
 @pytest.fixture
