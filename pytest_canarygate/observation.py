@@ -364,10 +364,14 @@ def _observe_daemon(
     from pytest_canarygate.rpc import RpcClient
 
     observed = DaemonObservation(name, endpoint)
-    client = RpcClient(
-        connect_to if connect_to is not None else endpoint,
-        connect_timeout=connect_timeout,
-        read_timeout=read_timeout,
+    client = (
+        RpcClient(
+            connect_to if connect_to is not None else endpoint,
+            connect_timeout=connect_timeout,
+            read_timeout=read_timeout,
+        )
+        if refused is None
+        else None
     )
 
     def call(method: str, reading: int) -> None:
@@ -375,7 +379,8 @@ def _observe_daemon(
         started, t0 = utc_now(), time.perf_counter()
         outcome: dict[str, Any]
         try:
-            if refused is not None:  # found before any call (ssh, the remote trust check)
+            if client is None:  # refused before any call (ssh, the remote trust check)
+                assert refused is not None
                 raise refused
             exchange = client.exchange(method, params)
             outcome = {
