@@ -5,7 +5,12 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import shutil
+import signal
+import socket
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -51,7 +56,11 @@ def hosts() -> Iterator[dict[str, SimFleet]]:
 
 
 def fleet_config(
-    sshd: Sshd, hosts: dict[str, SimFleet], *, paths: dict[str, Any] | None = None
+    sshd: Sshd,
+    hosts: dict[str, SimFleet],
+    *,
+    paths: dict[Any, Path] | None = None,
+    read_s: float = 10,
 ) -> str:
     """Two targets reached over ssh; the fleet-wide evidence is host-a's (read locally)."""
     text = '[migration]\nid = "fleet-ssh"\n'
@@ -61,7 +70,8 @@ def fleet_config(
             path = (paths or {}).get((name, daemon), fleet.socket_path(daemon))
             text += f'[targets.daemons.{daemon}]\nendpoint = "{sshd.uri(path)}"\n'
     text += f'[ssh]\nconfig_file = "{sshd.client_config}"\n'
-    text += "[timeouts]\nconnect_s = 15\nread_s = 10\n[observation]\nversion_interval_s = 0.05\n"
+    text += f"[timeouts]\nconnect_s = 15\nread_s = {read_s}\n"
+    text += "[observation]\nversion_interval_s = 0.05\n"
     evidence = evidence_uris(hosts["host-a"].evidence, hosts["host-a"].endpoints["v5"])
     text += "[evidence]\n" + "".join(f'{kind} = "{uri}"\n' for kind, uri in evidence.items())
     return text
@@ -179,3 +189,40 @@ def test_a_wrong_remote_path_makes_only_that_daemon_unobservable(
     assert {g["verdict"] for g in named} == {"UNOBSERVABLE"}, gates["host-b"]
     assert all("target host-b" in g["message"] for g in named)
     assert run["fleet"]["targets"]["host-b"]["verdict"] == "fail"
+
+
+def test_ctrl_c_during_the_observation_leaves_no_ssh_process(
+    pytester: pytest.Pytester, sshd: Sshd, hosts: dict[str, SimFleet]
+) -> None:
+    """A daemon that takes the request and never answers holds the observation; Ctrl-C then
+    stops the run, and every ssh child with it."""
+    folder = short_dir()
+    folder.chmod(0o700)
+    hung = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    hung.bind(str(folder / "d.sock"))
+    hung.listen(8)
+    hung.settimeout(60)
+    config = fleet_config(sshd, hosts, paths={("host-b", "v5"): folder / "d.sock"}, read_s=120)
+    make_gate_repo(pytester, config=config)
+    run = subprocess.Popen(
+        [sys.executable, "-m", "pytest", "--phase=alpha", "-p", "no:cacheprovider"],
+        cwd=pytester.path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        env=dict(os.environ),
+    )
+    try:
+        conn, _ = hung.accept()  # a request came through the forward and waits
+        assert ssh_processes(str(sshd.client_config)), "no ssh forward runs"
+        run.send_signal(signal.SIGINT)
+        out, _ = run.communicate(timeout=60)
+        conn.close()
+    finally:
+        if run.poll() is None:
+            run.kill()
+            run.wait()
+        hung.close()
+        shutil.rmtree(folder, ignore_errors=True)
+    assert run.returncode == pytest.ExitCode.INTERRUPTED, out.decode()[-2000:]
+    assert ssh_processes(str(sshd.client_config)) == []
+    assert not list(pytester.path.glob("reports/*/*/*-running")), "a run left looking in progress"
