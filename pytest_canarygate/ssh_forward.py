@@ -37,6 +37,7 @@ from pytest_canarygate.errors import EndpointError
 from pytest_canarygate.errors import ProtocolError
 from pytest_canarygate.errors import TransportError
 from pytest_canarygate.observation import SIMULATOR_MARKER
+from pytest_canarygate.rpc import NO_SOCKET
 from pytest_canarygate.textsafe import visible
 from pytest_canarygate.trust import check_directory_stat
 from pytest_canarygate.trust import check_socket_stat
@@ -46,6 +47,7 @@ __all__ = ["Forward", "Forwards", "RemoteCheck", "check_remote", "ssh_argv"]
 #: The ssh client; tests may point it elsewhere.
 SSH = "ssh"
 _STDERR_CHARS = 300
+_ENOENT = "No such file or directory"
 
 
 def ssh_argv(destination: Endpoint, settings: SshConfig, connect_timeout: float) -> list[str]:
@@ -98,9 +100,10 @@ def _remote_script(paths: Mapping[str, str]) -> str:
     for path in paths.values():
         sock, folder = shlex.quote(path), shlex.quote(os.path.dirname(path) or "/")
         marker = shlex.quote(os.path.join(os.path.dirname(path), SIMULATOR_MARKER))
+        # stat's own message on failure (LC_ALL=C): only ENOENT means "no socket there"
         lines += [
-            f"stat -c '%f %u' -- {sock} 2>/dev/null || echo missing",
-            f"stat -L -c '%f %u' -- {folder} 2>/dev/null || echo missing",
+            f"stat -c '%f %u' -- {sock} 2>&1 | head -n 1",
+            f"stat -L -c '%f %u' -- {folder} 2>&1 | head -n 1",
             f"if test -e {marker}; then echo simulated; else echo live; fi",
         ]
     return "; ".join(lines)
@@ -168,17 +171,23 @@ def check_remote(
         sock_line, dir_line, marker = lines[1 + 3 * index : 4 + 3 * index]
         folder = os.path.dirname(ep.path)
         try:
-            if sock_line.strip() == "missing":
-                raise TransportError(ep.uri, None, f"no socket at {ep.path} {where}")
             sock_st = _parse_stat(sock_line)
+            if sock_st is None and sock_line.rstrip().endswith(_ENOENT):
+                raise TransportError(ep.uri, None, f"{NO_SOCKET} {ep.path} {where}")
             if sock_st is None:
-                raise ProtocolError(ep.uri, None, f"cannot read the remote stat of {ep.path}")
+                raise TransportError(
+                    ep.uri, None, f"cannot inspect {ep.path} {where}: {_excerpt(sock_line)}"
+                )
             check_socket_stat(
                 f"{ep.path} ({where})", sock_st, endpoint=ep.uri, method=None, uids=uids
             )
-            dir_st = None if dir_line.strip() == "missing" else _parse_stat(dir_line)
+            dir_st = _parse_stat(dir_line)
             if dir_st is None:
-                raise TransportError(ep.uri, None, f"cannot inspect directory {folder} {where}")
+                raise TransportError(
+                    ep.uri,
+                    None,
+                    f"cannot inspect directory {folder} {where}: {_excerpt(dir_line)}",
+                )
             check_directory_stat(
                 f"{folder} ({where})", dir_st, endpoint=ep.uri, method=None, uids=uids
             )

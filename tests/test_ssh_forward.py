@@ -156,3 +156,16 @@ def test_a_forward_that_cannot_connect_fails_within_its_timeout_and_cleans_up(
     with pytest.raises(TransportError, match="ssh forwarding exited 255"):
         forward.open()
     assert ssh_processes(str(sshd.client_config)) == []
+
+
+def test_a_remote_path_that_cannot_be_inspected_is_not_called_missing(
+    sshd: Sshd, folder: Path
+) -> None:
+    """Only "No such file" means no socket (a stopped daemon); any other failure of the remote
+    stat is a failure to look, never evidence that the daemon is gone."""
+    (folder / "file").write_text("a regular file, not a folder")
+    error = _check(sshd, folder / "file" / "d.sock")["errors"]["v5"]  # type: ignore[index]
+    assert isinstance(error, TransportError)
+    assert "no socket at" not in str(error)
+    assert f"cannot inspect {folder / 'file' / 'd.sock'} on 127.0.0.1: stat:" in str(error)
+    assert "Not a directory" in str(error)
