@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import ssh_helpers
 from sim_helpers import short_dir
 from ssh_helpers import Sshd
 from ssh_helpers import ssh_processes
@@ -169,3 +170,15 @@ def test_a_remote_path_that_cannot_be_inspected_is_not_called_missing(
     assert "no socket at" not in str(error)
     assert f"cannot inspect {folder / 'file' / 'd.sock'} on 127.0.0.1: stat:" in str(error)
     assert "Not a directory" in str(error)
+
+
+def test_without_sshd_the_ssh_tests_skip_naming_the_package_unless_required(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setattr(ssh_helpers, "SSHD", tmp_path / "no-sshd")
+    monkeypatch.delenv("CANARYGATE_REQUIRE_SSHD", raising=False)
+    with pytest.raises(pytest.skip.Exception, match="install the openssh-server package"):
+        ssh_helpers.require_sshd()
+    monkeypatch.setenv("CANARYGATE_REQUIRE_SSHD", "1")
+    with pytest.raises(pytest.fail.Exception, match="openssh-server"):
+        ssh_helpers.require_sshd()

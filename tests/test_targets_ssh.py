@@ -120,6 +120,9 @@ def test_two_hosts_over_ssh_are_judged_each_and_as_a_fleet(
         assert peer["relayed"] is False, peer
         assert peer["peer_pids"] == [peer["forwarded_by"]["ssh_pid"]]
         assert peer["endpoint"].startswith("ssh://")
+    for name in TARGETS:  # one ssh process per host, forwarding both of its daemons
+        pids = {peers[f"{name}/{d}"]["forwarded_by"]["ssh_pid"] for d in ("v4", "v5")}
+        assert len(pids) == 1, peers
     # the simulator's marker was found on the remote side: never a live sign-off
     assert run["target"]["kind"] == "simulated"
     fleet = run["fleet"]
