@@ -343,7 +343,12 @@ def _ssh(reader: TableReader, base_dir: Path) -> SshConfig:
             raise reader.error(
                 "options", option, "ssh -o values written Key=value on one line (e.g. Port=22)"
             )
-    return SshConfig(config_file=_path(reader, "config_file", base_dir), options=options)
+    config_file = _path(reader, "config_file", base_dir)
+    if config_file is not None and not config_file.is_file():
+        raise reader.error(
+            "config_file", reader.table["config_file"], f"an ssh client config file ({config_file})"
+        )
+    return SshConfig(config_file=config_file, options=options)
 
 
 def _evidence(reader: TableReader, pack: Pack) -> dict[str, str]:

@@ -38,17 +38,20 @@ def _target(
 HEAD = '[migration]\nid = "m"\n'
 
 
-def test_targets_are_read_in_order_with_their_own_daemons() -> None:
+def test_targets_are_read_in_order_with_their_own_daemons(tmp_path: Path) -> None:
+    (tmp_path / "ssh").mkdir()
+    (tmp_path / "ssh" / "config").write_text("Host *\n")
     config = _parse(
         HEAD
         + _target("build-01")
         + _target("build-02", v5="ssh://h2:2222/run/v5/d.sock")
-        + '[ssh]\nconfig_file = "ssh/config"\noptions = ["ServerAliveInterval=5"]\n'
+        + '[ssh]\nconfig_file = "ssh/config"\noptions = ["ServerAliveInterval=5"]\n',
+        tmp_path,
     )
     assert [t.name for t in config.targets] == ["build-01", "build-02"]
     assert config.targets[1].daemons["v5"].endpoint == "ssh://h2:2222/run/v5/d.sock"
     assert config.daemons == {}
-    assert config.ssh == SshConfig(Path("/etc/cg/ssh/config"), ("ServerAliveInterval=5",))
+    assert config.ssh == SshConfig(tmp_path / "ssh" / "config", ("ServerAliveInterval=5",))
 
 
 def test_without_targets_the_config_is_as_before() -> None:
@@ -83,6 +86,7 @@ def test_without_targets_the_config_is_as_before() -> None:
         ),
         (_target("a", v4="http://127.0.0.1/x"), "targets[0].daemons.v4.endpoint"),
         (_target("a") + "[ssh]\nport = 22\n", "unknown key 'ssh.port'"),
+        (_target("a") + '[ssh]\nconfig_file = "nowhere"\n', "ssh.config_file = 'nowhere'"),
         (
             _target("a") + '[ssh]\noptions = ["-oProxyCommand=sh"]\n',
             "ssh.options = '-oProxyCommand=sh'",
