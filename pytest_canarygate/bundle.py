@@ -60,6 +60,7 @@ def build_predicate(
     """The statement's predicate: what was judged, against what, with which verdicts."""
     from pytest_canarygate import __version__
 
+    fleet = outcome.fleet_json()
     return {
         "phase": outcome.phase,
         # the --canarygate-stage the run was narrowed to (None: the whole phase); "rehearsal"
@@ -90,6 +91,8 @@ def build_predicate(
         "chain_problems": outcome.chain_problems,
         "loosened": outcome.loosened,
         "decision": outcome.decision.as_json() if outcome.decision else None,
+        # [[targets]] runs only: the verdict per target and for the fleet (the worst)
+        **({"fleet": fleet} if fleet is not None else {}),
     }
 
 

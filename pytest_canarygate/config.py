@@ -28,6 +28,10 @@ T = TypeVar("T")
 
 CONFIG_FILENAME = "canarygate.toml"
 MIGRATION_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+#: A ``[[targets]]`` name: it becomes part of test ids, xdist groups and messages.
+TARGET_NAME_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$")
+#: An ``[ssh] options`` entry, as ``ssh -o`` takes it: ``Key=value`` on one line.
+SSH_OPTION_RE = re.compile(r"^[A-Za-z][A-Za-z0-9]*=[^\x00-\x1f\x7f]*$")
 
 #: Default for ``[observation] clock_skew_s``.
 DEFAULT_CLOCK_SKEW_S = 30.0
@@ -99,6 +103,24 @@ class DaemonConfig:
 
 
 @dataclass(frozen=True)
+class TargetConfig:
+    """One ``[[targets]]`` entry: a host group with its own daemons."""
+
+    name: str
+    daemons: Mapping[str, DaemonConfig]
+
+
+@dataclass(frozen=True)
+class SshConfig:
+    """The ``[ssh]`` table: how ``ssh://`` endpoints are reached (passed to every ``ssh``)."""
+
+    #: ``ssh -F``: an ssh client config file (None: the operator's own ~/.ssh/config)
+    config_file: Path | None = None
+    #: ``ssh -o`` values, in order (``Key=value``)
+    options: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class CanarygateConfig:
     """The validated configuration of one run: the engine's tables, and the pack's settings
     (``pack_settings``, whatever the pack's parser built from its own tables)."""
@@ -127,6 +149,10 @@ class CanarygateConfig:
     signers: tuple[Any, ...] = ()
     digest: str = ""
     raw: Mapping[str, Any] = field(default_factory=dict)
+    #: ``[[targets]]``: host groups, each with its own daemons (empty: ``daemons`` is the one
+    #: implicit target and ``daemons`` is empty when targets are given)
+    targets: tuple[TargetConfig, ...] = ()
+    ssh: SshConfig = field(default_factory=SshConfig)
 
     def evidence_uri(self, kind: str) -> str | None:
         """Where to read ``kind`` of evidence: the ``[evidence]`` entry, else the socket of the
@@ -253,7 +279,7 @@ class TableReader:
         return cls(**values)
 
 
-def _endpoint(reader: TableReader, name: str, example: str) -> str:
+def _endpoint(reader: TableReader, name: str, example: str, *, ssh: bool = False) -> str:
     from pytest_canarygate.endpoints import parse_endpoint
 
     raw = reader.string(name)
@@ -261,9 +287,68 @@ def _endpoint(reader: TableReader, name: str, example: str) -> str:
         endpoint = parse_endpoint(raw, strict=True)
     except ConfigError as exc:
         raise ConfigError(f"{reader.source}: {reader.key(name)}: {exc}") from None
-    if endpoint.scheme != "unix":
-        raise reader.error(name, raw, f"{example} (daemons speak JSON-RPC over their Unix socket)")
+    if endpoint.scheme == "ssh" and not ssh:
+        raise reader.error(
+            name, raw, f"{example} (ssh:// endpoints belong to a [[targets]] entry's daemons)"
+        )
+    if endpoint.scheme not in ("unix", "ssh"):
+        forms = f"{example} or ssh://[user@]host[:port]/absolute/path" if ssh else example
+        raise reader.error(name, raw, f"{forms} (daemons speak JSON-RPC over their Unix socket)")
     return endpoint.uri
+
+
+def _daemons(table: TableReader, pack: Pack, *, ssh: bool) -> dict[str, DaemonConfig]:
+    """A ``[daemons]`` table (or a target's): one endpoint per daemon the pack names."""
+    table.reject_unknown(pack.daemons)
+    daemons: dict[str, DaemonConfig] = {}
+    for name in pack.daemons:
+        if name not in table.table:
+            raise ConfigError(f"{table.source}: missing table [{table.key(name)}] with an endpoint")
+        daemon = table.sub(name)
+        daemon.reject_unknown(("endpoint",))
+        daemons[name] = DaemonConfig(
+            name, _endpoint(daemon, "endpoint", pack.endpoint_example, ssh=ssh)
+        )
+    return daemons
+
+
+def _targets(data: Mapping[str, Any], source: str, pack: Pack) -> tuple[TargetConfig, ...]:
+    """``[[targets]]``: a non-empty array of tables, each a unique safe ``name`` and daemons."""
+    value = data["targets"]
+    if not isinstance(value, list) or not value or not all(isinstance(t, Mapping) for t in value):
+        raise ConfigError(
+            f"{source}: targets = {value!r}: expected a non-empty array of [[targets]] tables"
+        )
+    targets: list[TargetConfig] = []
+    for index, raw in enumerate(value):
+        reader = TableReader(source, raw, f"targets[{index}]")
+        reader.reject_unknown(("name", "daemons"))
+        name = reader.string("name")
+        if not TARGET_NAME_RE.match(name):
+            raise reader.error(
+                "name", name, "lower-case letters, digits and '-', at most 64 (it names tests)"
+            )
+        if any(t.name == name for t in targets):
+            raise reader.error("name", name, "a name no other [[targets]] entry has")
+        daemons = _daemons(reader.sub("daemons", required=True), pack, ssh=True)
+        targets.append(TargetConfig(name, daemons))
+    return tuple(targets)
+
+
+def _ssh(reader: TableReader, base_dir: Path) -> SshConfig:
+    reader.reject_unknown(("config_file", "options"))
+    options = reader.strings("options", (), star=None) or ()
+    for option in options:
+        if not SSH_OPTION_RE.match(option):
+            raise reader.error(
+                "options", option, "ssh -o values written Key=value on one line (e.g. Port=22)"
+            )
+    config_file = _path(reader, "config_file", base_dir)
+    if config_file is not None and not config_file.is_file():
+        raise reader.error(
+            "config_file", reader.table["config_file"], f"an ssh client config file ({config_file})"
+        )
+    return SshConfig(config_file=config_file, options=options)
 
 
 def _evidence(reader: TableReader, pack: Pack) -> dict[str, str]:
@@ -317,6 +402,8 @@ ENGINE_TABLES = (
     "evidence",
     "chain",
     "signers",
+    "targets",
+    "ssh",
 )
 
 
@@ -350,15 +437,18 @@ def parse_config(
     if migration.string("pack", pack.name) != pack.name:
         raise migration.error("pack", migration.table["pack"], f"{pack.name!r}")
 
-    daemons_table = top.sub("daemons", required=True)
-    daemons_table.reject_unknown(pack.daemons)
+    targets: tuple[TargetConfig, ...] = ()
     daemons: dict[str, DaemonConfig] = {}
-    for name in pack.daemons:
-        if name not in daemons_table.table:
-            raise ConfigError(f"{source}: missing table [daemons.{name}] with an endpoint")
-        daemon = daemons_table.sub(name)
-        daemon.reject_unknown(("endpoint",))
-        daemons[name] = DaemonConfig(name, _endpoint(daemon, "endpoint", pack.endpoint_example))
+    if "targets" in data:
+        if "daemons" in data:
+            raise ConfigError(
+                f"{source}: both [daemons] and [[targets]] are given; keep one: [daemons] for "
+                "one host, or each host's daemons under its [[targets]] entry "
+                "([targets.daemons.<name>])"
+            )
+        targets = _targets(data, source, pack)
+    else:
+        daemons = _daemons(top.sub("daemons", required=True), pack, ssh=False)
 
     timeouts = top.sub("timeouts")
     timeouts.reject_unknown(("connect_s", "read_s"))
@@ -386,6 +476,8 @@ def parse_config(
         chain=parse_chain_table(data.get("chain"), base_dir, source),
         signers=parse_signers(data.get("signers", []), base_dir, source),
         raw=data,
+        targets=targets,
+        ssh=_ssh(top.sub("ssh"), base_dir),
     )
 
 
@@ -467,6 +559,7 @@ def with_endpoints(
     return _replace(
         config,
         daemons=daemons,
+        targets=(),
         evidence=dict(evidence) if evidence is not None else config.evidence,
     )
 

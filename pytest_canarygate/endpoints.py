@@ -4,7 +4,10 @@ Accepted forms:
 
 - ``unix:///abs/path/to.sock`` (also ``unix:/abs/path/to.sock``): a daemon's JSON-RPC socket;
 - ``http://host[:port]/path`` and ``https://...``: an HTTP endpoint;
-- ``file:///abs/path`` (also ``file:/abs/path``, ``file://localhost/abs/path``): a local file.
+- ``file:///abs/path`` (also ``file:/abs/path``, ``file://localhost/abs/path``): a local file;
+- ``ssh://[user@]host[:port]/abs/path/to.sock``: a daemon's socket on another machine, reached
+  through the system's OpenSSH client (:mod:`pytest_canarygate.ssh_forward`). Host, user and
+  path are held to a narrow alphabet, since each becomes part of an ``ssh`` command line.
 
 Only ``unix`` endpoints are spoken to by :class:`~pytest_canarygate.rpc.RpcClient`; the other
 schemes are parsed here so every provider shares one notion of "endpoint". A config file's URIs
@@ -16,6 +19,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 import sys
 from dataclasses import dataclass
 from typing import NoReturn
@@ -26,10 +30,18 @@ from pytest_canarygate.errors import ConfigError
 
 __all__ = ["ACCEPTED_FORMS", "SCHEMES", "UNIX_PATH_MAX", "Endpoint", "parse_endpoint"]
 
-SCHEMES = ("unix", "http", "https", "file")
+SCHEMES = ("unix", "http", "https", "file", "ssh")
 ACCEPTED_FORMS = (
-    "unix:///absolute/path/to.sock, http(s)://host[:port]/path or file:///absolute/path"
+    "unix:///absolute/path/to.sock, ssh://[user@]host[:port]/absolute/path/to.sock, "
+    "http(s)://host[:port]/path or file:///absolute/path"
 )
+
+# A leading '-' would turn a host or user into an ssh option; the rest keeps them inert.
+_SSH_HOST = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]{0,252}[A-Za-z0-9])?")
+_SSH_HOST_V6 = re.compile(r"\[[0-9A-Fa-f:.]{2,45}\]")
+_SSH_USER = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,31}")
+# ':' would split an ``-L local:remote`` forward; a shell word needs no quoting with these.
+_SSH_PATH = re.compile(r"/[A-Za-z0-9._/+@-]+")
 
 # sun_path is 108 bytes on Linux and 104 on macOS/BSD, and must keep room for the NUL.
 UNIX_PATH_MAX = (104 if sys.platform == "darwin" or "bsd" in sys.platform else 108) - 1
@@ -41,13 +53,17 @@ class Endpoint:
 
     ``path`` is the socket path (unix), the URL path (http/https, "/" when empty) or the file
     path (file). ``netloc`` is the ``host[:port]`` of http/https URIs and empty otherwise.
-    ``uri`` is the text as given; it is what error messages name.
+    ``uri`` is the text as given; it is what error messages name. ``ssh`` endpoints also carry
+    ``host`` (without IPv6 brackets), ``user`` and ``port`` (None: ssh's own default).
     """
 
     scheme: str
     path: str
     uri: str
     netloc: str = ""
+    host: str = ""
+    user: str | None = None
+    port: int | None = None
 
     def __str__(self) -> str:
         return self.uri
@@ -75,6 +91,8 @@ def parse_endpoint(uri: str, *, strict: bool = False) -> Endpoint:
         return Endpoint("file", _file_path(uri, rest), uri)
     if scheme in ("http", "https"):
         return _http(uri, scheme)
+    if scheme == "ssh":
+        return _ssh(uri, rest)
     _reject(uri, f"unknown scheme {scheme!r}")
 
 
@@ -91,7 +109,9 @@ def _refuse_secrets(uri: str) -> None:
     found = []
     if sep and rest.startswith("//"):
         authority, slash, path = rest[2:].partition("/")
-        if "@" in authority:
+        userinfo = authority.rsplit("@", 1)[0] if "@" in authority else ""
+        if "@" in authority and (scheme.lower() != "ssh" or ":" in userinfo or "@" in userinfo):
+            # ssh://user@host names an account, not a secret; a password never goes in a URI
             found.append("credentials")
             host = authority.rsplit("@", 1)[-1]
             base = f"{scheme}://<credentials>@{host}{slash}{path}"
@@ -140,6 +160,64 @@ def _unix_path(uri: str, rest: str) -> str:
             f"socket path is {size} bytes, longer than the AF_UNIX limit of {UNIX_PATH_MAX}",
         )
     return path
+
+
+def _ssh(uri: str, rest: str) -> Endpoint:
+    """``ssh://[user@]host[:port]/abs/path``: strict, since each part reaches ssh's argv."""
+    if "?" in uri or "#" in uri:
+        _reject(uri.split("?")[0].split("#")[0] + "?<...>", "no query or fragment in ssh:// URIs")
+    if not rest.startswith("//"):
+        _reject(uri, "ssh endpoints are written ssh://[user@]host[:port]/absolute/path")
+    authority, slash, tail = rest[2:].partition("/")
+    path = slash + tail
+    user: str | None = None
+    if "@" in authority:
+        user, _, authority = authority.rpartition("@")
+        if ":" in user:
+            _reject(
+                f"ssh://<credentials>@{authority}{path}",
+                "a password in a URI ends up in the evidence bundle and the logs; use ssh "
+                "keys or an agent",
+            )
+        if not _SSH_USER.fullmatch(user):
+            _reject(uri, f"user {user!r} is not a plain account name (letters, digits, . _ -)")
+    port: int | None = None
+    host = authority
+    if authority.startswith("["):
+        host, _, after = authority.partition("]")
+        host += "]"
+        port_text = after[1:] if after.startswith(":") else None
+        if after and port_text is None:
+            _reject(uri, f"cannot read host {authority!r}")
+        if not _SSH_HOST_V6.fullmatch(host):
+            _reject(uri, f"host {host!r} is not an IPv6 address")
+        host = host[1:-1]
+    else:
+        host, colon, port_text_or = authority.partition(":")
+        port_text = port_text_or if colon else None
+        if not _SSH_HOST.fullmatch(host):
+            _reject(
+                uri,
+                f"host {host!r} is not a host name or address (letters, digits, '.', '-', "
+                "not starting with '-')",
+            )
+    if port_text is not None:
+        if not port_text.isascii() or not port_text.isdigit() or not 0 < int(port_text) < 65536:
+            _reject(uri, f"port {port_text!r} is not a number from 1 to 65535")
+        port = int(port_text)
+    if not path or path == "/":
+        _reject(uri, "no socket path after the host")
+    if not _SSH_PATH.fullmatch(path) or "//" in path or "/../" in path + "/":
+        _reject(
+            uri,
+            f"socket path {path!r} must be absolute and plain (letters, digits, . _ / + @ -; "
+            "no '..')",
+        )
+    if path.endswith("/"):
+        _reject(uri, f"socket path {path!r} names a directory, not a socket")
+    if len(os.fsencode(path)) > UNIX_PATH_MAX:
+        _reject(uri, f"socket path is longer than the AF_UNIX limit of {UNIX_PATH_MAX}")
+    return Endpoint("ssh", path, uri, netloc=authority, host=host, user=user, port=port)
 
 
 def _file_path(uri: str, rest: str) -> str:

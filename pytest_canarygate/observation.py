@@ -23,6 +23,7 @@ from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from dataclasses import field
+from dataclasses import replace
 from datetime import datetime
 from datetime import timedelta
 from pathlib import Path
@@ -230,6 +231,38 @@ class Observation:
     evidence: dict[str, EvidenceReading] = field(default_factory=dict)
     #: How far past ``now`` a timestamp may lie (``[observation] clock_skew_s``).
     clock_skew_s: float = 30.0
+    #: ``[[targets]]`` runs: per target, ``daemons`` (plain name to the key in ``daemons``,
+    #: ``"<target>/<name>"``), ``forwarded`` (plain name to the ssh child's pid and the remote
+    #: uid) and ``simulated`` (daemons whose remote folder holds the simulator's marker).
+    #: Empty for a run without targets.
+    targets: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def target_names(self) -> list[str]:
+        """The configured targets, in config order (empty: one implicit target)."""
+        return list(self.targets)
+
+    def for_target(self, name: str) -> Observation:
+        """Target ``name``'s view: its daemons under their plain names, the fleet-wide
+        evidence and clock; what a gate of that target judges."""
+        cache: dict[str, Observation] = self.__dict__.setdefault("_target_views", {})
+        if name not in cache:
+            keys = self.targets[name]["daemons"]
+            daemons = {
+                plain: DaemonObservation(plain, self.daemons[key].endpoint, self.daemons[key].calls)
+                for plain, key in keys.items()
+                if key in self.daemons
+            }
+            cache[name] = Observation(
+                self.phase,
+                self.target,
+                self.started_at,
+                self.finished_at,
+                daemons,
+                self.evidence,
+                self.clock_skew_s,
+            )
+        return cache[name]
 
     @property
     def now(self) -> datetime:
@@ -255,6 +288,7 @@ class Observation:
                 for name, d in self.daemons.items()
             },
             "evidence": {name: r.to_json() for name, r in self.evidence.items()},
+            **({"targets": self.targets} if self.targets else {}),
         }
 
     def write(self, run_dir: Path) -> Path:
@@ -328,6 +362,7 @@ class Observation:
             daemons,
             evidence,
             float(data.get("clock_skew_s", 30.0)),
+            dict(data.get("targets", {})),
         )
 
     @classmethod
@@ -338,21 +373,35 @@ class Observation:
     def peers(self, reported_pid: Callable[[Any], int | None]) -> list[dict[str, Any]]:
         """Per daemon: the pids the kernel says served its socket, beside the pid the daemon
         reports in its first answer (``reported_pid`` reads it); ``relayed`` when they differ,
-        i.e. a relay or proxy answered in front of the daemon."""
+        i.e. a relay or proxy answered in front of the daemon.
+
+        A daemon of a target reached over ssh is served locally by our own ssh child
+        (``forwarded_by``): there ``relayed`` means any other process served its socket."""
+        forwarded = {
+            f"{target}/{plain}": via
+            for target, info in self.targets.items()
+            for plain, via in info.get("forwarded", {}).items()
+        }
         found = []
-        for daemon in self.daemons.values():
+        for key, daemon in self.daemons.items():
             served = sorted({c.peer_pid for c in daemon.calls if c.peer_pid is not None})
             first = next((c for c in daemon.calls if c.ok), None)
             reported = reported_pid(first.result) if first is not None else None
-            found.append(
-                {
-                    "daemon": daemon.name,
-                    "endpoint": daemon.endpoint,
-                    "peer_pids": served,
-                    "reported_pid": reported,
-                    "relayed": reported is not None and any(p != reported for p in served),
-                }
-            )
+            via = forwarded.get(key)
+            if via is not None:
+                relayed = any(p != via["ssh_pid"] for p in served)
+            else:
+                relayed = reported is not None and any(p != reported for p in served)
+            peer: dict[str, Any] = {
+                "daemon": key,
+                "endpoint": daemon.endpoint,
+                "peer_pids": served,
+                "reported_pid": reported,
+                "relayed": relayed,
+            }
+            if via is not None:
+                peer["forwarded_by"] = {"ssh_pid": via["ssh_pid"], "remote_uid": via["remote_uid"]}
+            found.append(peer)
         return found
 
     def problems(self) -> list[str]:
@@ -437,17 +486,30 @@ def _observe_daemon(
     connect_timeout: float,
     read_timeout: float,
     interval_s: float,
+    connect_to: Any = None,
+    refused: EndpointError | None = None,
 ) -> DaemonObservation:
     from pytest_canarygate.rpc import RpcClient
 
     observed = DaemonObservation(name, endpoint)
-    client = RpcClient(endpoint, connect_timeout=connect_timeout, read_timeout=read_timeout)
+    client = (
+        RpcClient(
+            connect_to if connect_to is not None else endpoint,
+            connect_timeout=connect_timeout,
+            read_timeout=read_timeout,
+        )
+        if refused is None
+        else None
+    )
 
     def call(method: str, reading: int) -> None:
         params = _params(method_params, method)
         started, t0 = utc_now(), time.perf_counter()
         outcome: dict[str, Any]
         try:
+            if client is None:  # refused before any call (ssh, the remote trust check)
+                assert refused is not None
+                raise refused
             exchange = client.exchange(method, params)
             outcome = {
                 "result": exchange.response.get("result"),
@@ -523,31 +585,44 @@ def observe(
     since: datetime | None = None,
     config_where: str = "the config",
     progress: Progress | None = None,
+    targets: Mapping[str, Mapping[str, str]] | None = None,
+    ssh: Any = None,
 ) -> Observation:
     """Read every daemon in ``plan`` (``{daemon: {method: readings}}``) and every provider
     accessor in ``evidence_plan`` (``{name: (accessor, uri or None)}``), all concurrently.
 
+    With ``targets`` (``{target: {daemon: endpoint}}``, ``endpoints`` then unused) each
+    target's daemons are read instead, kept as ``"<target>/<daemon>"``, ``ssh://`` endpoints
+    through :mod:`pytest_canarygate.ssh_forward` (``ssh``: the config's ``SshConfig``);
+    at most :data:`MAX_WORKERS` targets and evidence kinds at once.
+
     ``bracket_method`` is read first and last on every daemon; ``method_params`` are the
     params sent with each method; ``encode`` makes provider evidence JSON-ready."""
     started = utc_now()
-    names = [n for n in plan if n in endpoints]
     evidence_plan = evidence_plan or {}
     since = since or clock.wall_now()
-    workers = max(1, min(8, len(names) + len(evidence_plan)))
-    with ThreadPoolExecutor(max_workers=workers) as pool:
+    daemon_args: dict[str, Any] = {
+        "method_params": method_params or {},
+        "bracket_method": bracket_method,
+        "connect_timeout": connect_timeout,
+        "read_timeout": read_timeout,
+        "interval_s": interval_s,
+    }
+    names = [n for n in plan if n in endpoints] if targets is None else []
+    jobs = len(names) + len(targets or {})
+    workers = max(1, min(MAX_WORKERS, jobs + len(evidence_plan)))
+    from pytest_canarygate.ssh_forward import Forwards
+
+    forwards = Forwards()
+    pool = ThreadPoolExecutor(max_workers=workers)
+    try:
         futures = {
-            name: pool.submit(
-                _observe_daemon,
-                name,
-                endpoints[name],
-                plan[name],
-                method_params=method_params or {},
-                bracket_method=bracket_method,
-                connect_timeout=connect_timeout,
-                read_timeout=read_timeout,
-                interval_s=interval_s,
-            )
+            name: pool.submit(_observe_daemon, name, endpoints[name], plan[name], **daemon_args)
             for name in names
+        }
+        target_futures = {
+            tname: pool.submit(_observe_target, tname, tendpoints, plan, daemon_args, ssh, forwards)
+            for tname, tendpoints in (targets or {}).items()
         }
         reads = {
             name: pool.submit(
@@ -563,19 +638,122 @@ def observe(
             for name, (accessor, uri) in evidence_plan.items()
         }
         daemons = {name: future.result() for name, future in futures.items()}
+        target_info: dict[str, dict[str, Any]] = {}
+        for tname, tfuture in target_futures.items():
+            observed, info = tfuture.result()
+            daemons.update({f"{tname}/{plain}": d for plain, d in observed.items()})
+            target_info[tname] = info
         evidence = {accessor: future.result() for accessor, future in reads.items()}
+    except BaseException:
+        # Ctrl-C or a bug: stop every ssh child now, so no thread waits on a dead forward.
+        forwards.close_all()
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    finally:
+        pool.shutdown(wait=True)
+        forwards.close_all()
     if progress:
-        for daemon in daemons.values():
+        for key, daemon in daemons.items():
             failed = [c for c in daemon.calls if not c.ok]
             state = "ok" if not failed else f"{len(failed)} failed: {failed[0].error}"
-            progress(
-                f"observed {daemon.name} at {daemon.endpoint}: {len(daemon.calls)} calls, {state}"
-            )
+            progress(f"observed {key} at {daemon.endpoint}: {len(daemon.calls)} calls, {state}")
         if evidence:
             missing = [r for r in evidence.values() if not r.ok]
             state = "ok" if not missing else f"{len(missing)} unavailable ({missing[0].error})"
             progress(f"read {len(evidence)} kinds of operations evidence: {state}")
-    return Observation(phase, target, started, utc_now(), daemons, evidence, clock_skew_s)
+    return Observation(
+        phase, target, started, utc_now(), daemons, evidence, clock_skew_s, target_info
+    )
+
+
+#: Targets, daemons and evidence kinds observed at once, at most.
+MAX_WORKERS = 8
+
+
+def _observe_target(
+    tname: str,
+    endpoints: Mapping[str, str],
+    plan: Mapping[str, Mapping[str, int]],
+    daemon_args: Mapping[str, Any],
+    ssh: Any,
+    forwards: Any,
+) -> tuple[dict[str, DaemonObservation], dict[str, Any]]:
+    """Observe one target's daemons: ``ssh://`` ones checked on their host and forwarded (one
+    ssh per host), all read concurrently; every error names the target."""
+    from pytest_canarygate.config import SshConfig
+    from pytest_canarygate.endpoints import Endpoint
+    from pytest_canarygate.endpoints import parse_endpoint
+    from pytest_canarygate.ssh_forward import Forward
+    from pytest_canarygate.ssh_forward import check_remote
+
+    ssh = ssh if ssh is not None else SshConfig()
+    names = [n for n in plan if n in endpoints]
+    parsed = {name: parse_endpoint(endpoints[name]) for name in names}
+    info: dict[str, Any] = {
+        "daemons": {name: f"{tname}/{name}" for name in endpoints},
+        "forwarded": {},
+        "simulated": [],
+    }
+    connect_to: dict[str, Any] = {}
+    refused: dict[str, EndpointError] = {}
+    hosts: dict[tuple[str | None, str, int | None], dict[str, Endpoint]] = {}
+    for name, ep in parsed.items():
+        if ep.scheme == "ssh":
+            hosts.setdefault((ep.user, ep.host, ep.port), {})[name] = ep
+    timeouts = {
+        "connect_timeout": daemon_args["connect_timeout"],
+        "read_timeout": daemon_args["read_timeout"],
+    }
+    opened: list[Forward] = []
+    try:
+        for group in hosts.values():
+            destination = next(iter(group.values()))
+            checked = check_remote(destination, group, ssh, **timeouts)
+            refused.update(checked.errors)
+            info["simulated"] += sorted(checked.simulated)
+            trusted = {name: ep.path for name, ep in group.items() if name not in checked.errors}
+            if not trusted:
+                continue
+            forward = forwards.add(
+                Forward(destination, trusted, ssh, connect_timeout=timeouts["connect_timeout"])
+            )
+            opened.append(forward)
+            try:
+                local = forward.open()
+            except EndpointError as exc:
+                for name in trusted:
+                    refused[name] = type(exc)(group[name].uri, None, exc.reason)
+                continue
+            for name, path in local.items():
+                # Messages name the configured ssh:// endpoint; the client connects locally.
+                connect_to[name] = Endpoint("unix", path, group[name].uri)
+                info["forwarded"][name] = {
+                    "ssh_pid": forward.pid,
+                    "remote_uid": checked.remote_uid,
+                }
+        with ThreadPoolExecutor(max_workers=max(1, len(names))) as pool:
+            futures = {
+                name: pool.submit(
+                    _observe_daemon,
+                    name,
+                    endpoints[name],
+                    plan[name],
+                    **daemon_args,
+                    connect_to=connect_to.get(name),
+                    refused=refused.get(name),
+                )
+                for name in names
+            }
+            observed = {name: future.result() for name, future in futures.items()}
+    finally:
+        for forward in opened:
+            forward.close()
+    for daemon in observed.values():
+        daemon.calls = [
+            replace(c, error=f"target {tname}: {c.error}") if c.error is not None else c
+            for c in daemon.calls
+        ]
+    return observed, info
 
 
 def _no_maker(kind: str, uri: str) -> Any:

@@ -17,6 +17,7 @@ from pytest_canarygate.gate import GATE_ID_FIXTURE
 from pytest_canarygate.gate import GATE_MARK
 from pytest_canarygate.observation import ObservedView
 from pytest_canarygate.session import SESSION_KEY
+from pytest_canarygate.session import TARGET_FIXTURE
 from pytest_canarygate.session import WORKER_INPUT_KEY
 from pytest_canarygate.session import GateSession
 from pytest_canarygate.verdicts import Unobservable
@@ -176,9 +177,24 @@ def canarygate_observed(request: pytest.FixtureRequest) -> ObservedView:
     (recorded into the evidence log of the gate running at the time)."""
     session = _session(request)
     assert session.observation is not None
-    return ObservedView(
-        session.observation, session.current_evidence, session.pack.decode, session.pack.timestamps
+    view = ObservedView(
+        session.current_observation or session.observation,
+        session.current_evidence,
+        session.pack.decode,
+        session.pack.timestamps,
     )
+    # In a [[targets]] run the session points this one view at each gate's own target.
+    session.shared_views.append(view)
+    return view
+
+
+@pytest.fixture(name=TARGET_FIXTURE)
+def canarygate_target(request: pytest.FixtureRequest) -> str:
+    """The ``[[targets]]`` entry this gate instance judges (a run with targets only)."""
+    target = getattr(request, "param", None)
+    if not isinstance(target, str):
+        raise Unobservable("no target given to this gate: the config names no [[targets]]")
+    return target
 
 
 @pytest.fixture(scope="session")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 from dataclasses import field
+from dataclasses import replace
 from enum import Enum
 from typing import Any
 
@@ -49,10 +50,12 @@ class GateResult:
     verdict: Verdict
     message: str = ""
     param: str | None = None
+    #: the ``[[targets]]`` entry this instance judged (None: a run without targets)
+    target: str | None = None
 
     def as_json(self) -> dict[str, Any]:
         """JSON-ready form, for run.json and the signed statement."""
-        return {
+        found = {
             "nodeid": self.nodeid,
             "gate": self.gate,
             "item": self.item,
@@ -60,6 +63,9 @@ class GateResult:
             "message": self.message,
             "param": self.param,
         }
+        if self.target is not None:
+            found["target"] = self.target
+        return found
 
 
 @dataclass
@@ -89,6 +95,42 @@ class RunOutcome:
     #: the rollback decision of a run of the catalog's decision phase
     #: (``decision.RollbackDecision``), else None
     decision: Any = None
+    #: the ``[[targets]]`` judged, in config order (empty: one implicit target)
+    targets: list[str] = field(default_factory=list)
+
+    def for_target(self, target: str) -> RunOutcome:
+        """The run as target ``target`` alone adds up: its gate instances, the run-wide
+        conditions (signed, live, complete, ...) and the relays among its own daemons."""
+        return replace(
+            self,
+            results=[r for r in self.results if r.target == target],
+            relayed=[d for d in self.relayed if d.startswith(f"{target}/")],
+            targets=[],
+        )
+
+    def target_verdicts(self) -> dict[str, dict[str, Any]]:
+        """Per target: its verdict, whether it alone would be promotable, why not, counts."""
+        verdicts = {}
+        for target in self.targets:
+            alone = self.for_target(target)
+            verdicts[target] = {
+                "verdict": alone.verdict.value,
+                "promotable": alone.promotable,
+                "not_promotable_because": alone.not_promotable_because,
+                "counts": dict(alone.counts),
+            }
+        return verdicts
+
+    def fleet_json(self) -> dict[str, Any] | None:
+        """The fleet's verdict (the worst of its targets', as the run's own) and every
+        target's, for run.json and the statement; None for a run without targets."""
+        if not self.targets:
+            return None
+        return {
+            "verdict": self.verdict.value,
+            "promotable": self.promotable,
+            "targets": self.target_verdicts(),
+        }
 
     @property
     def counts(self) -> Counter[str]:
@@ -101,6 +143,12 @@ class RunOutcome:
         return [r for r in self.results if not r.verdict.allows_promotion]
 
     @property
+    def unjudged_targets(self) -> list[str]:
+        """Targets not one gate instance judged (a fleet is judged whole or not at all)."""
+        judged = {r.target for r in self.results}
+        return [t for t in self.targets if t not in judged]
+
+    @property
     def scope(self) -> str:
         """``complete`` when every gate of the phase ran unfiltered, else ``partial``."""
         return "partial" if self.partial_reasons or self.missing_gates else "complete"
@@ -110,7 +158,7 @@ class RunOutcome:
         """The run's one-word verdict; it also ends the bundle's folder name."""
         if not self.results:
             return RunVerdict.EMPTY
-        if self.incomplete:
+        if self.incomplete or self.unjudged_targets:
             return RunVerdict.INCOMPLETE
         if self.blocking:
             return RunVerdict.FAIL
@@ -127,6 +175,7 @@ class RunOutcome:
         verdict = self.verdict
         if verdict is RunVerdict.EMPTY:
             reasons.append("no gate ran")
+        reasons += [f"no gate of target {t} ran" for t in self.unjudged_targets]
         for problem in self.incomplete:
             reasons.append(f"the bundle is incomplete ({problem})")
         if self.blocking:
@@ -169,7 +218,8 @@ _REASON_MESSAGE_CHARS = 200
 
 
 def _instance(result: GateResult) -> str:
-    return f"{result.gate}[{result.param}]" if result.param else result.gate
+    params = "/".join(p for p in (result.target, result.param) if p)
+    return f"{result.gate}[{params}]" if params else result.gate
 
 
 def _first_line(result: GateResult) -> str:

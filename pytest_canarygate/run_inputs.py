@@ -161,7 +161,8 @@ def load_catalog(config: pytest.Config, pack: Pack, settings: CanarygateConfig |
         for p in paths
     ]
     catalog = load_catalogs([path, *extra])
-    configured = set(settings.daemons) if settings else set(pack.daemons)
+    # every [[targets]] entry defines each daemon the pack names
+    configured = set(settings.daemons) if settings and not settings.targets else set(pack.daemons)
     for gate in catalog.gates.values():
         accessors = {n.method for n in gate.needs if n.daemon == EVIDENCE_NEED}
         strange = sorted(accessors - set(pack.accessors))

@@ -47,9 +47,11 @@ from pytest_canarygate.observation import EVIDENCE_NEED
 from pytest_canarygate.observation import CurrentGateEvidence
 from pytest_canarygate.observation import GateEvidence
 from pytest_canarygate.observation import Observation
+from pytest_canarygate.observation import ObservedView
 from pytest_canarygate.observation import observe
 from pytest_canarygate.observation import simulated_endpoints
 from pytest_canarygate.observation import utc_now
+from pytest_canarygate.pack import GateParameter
 from pytest_canarygate.pack import Pack
 from pytest_canarygate.pack import SimulatedFleet
 from pytest_canarygate.provider import Timeouts
@@ -59,6 +61,7 @@ from pytest_canarygate.results import PendingItem
 from pytest_canarygate.results import RunOutcome
 from pytest_canarygate.results import RunVerdict
 from pytest_canarygate.selection import narrowing_options
+from pytest_canarygate.verdicts import Unobservable
 from pytest_canarygate.verdicts import Verdict
 from pytest_canarygate.verdicts import skip_reason
 from pytest_canarygate.verdicts import verdict_of
@@ -73,6 +76,29 @@ WORKER_INPUT_KEY = "canarygate_run_dir"
 RUN_FILE = "run.json"
 CONFIG_COPY = "canarygate.toml"
 RUNBOOK_DIR = "runbook"
+#: The fixture every gate instance of a ``[[targets]]`` run is parametrized with: its target.
+TARGET_FIXTURE = "canarygate_target"
+
+
+def _parameter_values(
+    parameter: GateParameter, observation: Observation | None, target: str | None = None
+) -> tuple[list[Any], list[str]]:
+    """The values (and ids) of a pack parameter as ``observation`` has them; one
+    :class:`NoParameter` when it has none. For a target, the reason names it and what could
+    not be observed there."""
+    found = parameter.values(observation) if observation else None
+    unobservable, empty = parameter.unobservable, parameter.empty
+    if target is not None:
+        problems = observation.problems() if observation else []
+        cause = f" ({problems[0]})" if problems else ""
+        unobservable, empty = f"target {target}: {unobservable}{cause}", f"target {target}: {empty}"
+    if found is None:
+        return [NoParameter(Verdict.UNOBSERVABLE, unobservable)], [
+            f"{parameter.fixture}-unobservable"
+        ]
+    if not found:
+        return [NoParameter(Verdict.INCONCLUSIVE, empty)], ["none"]
+    return list(found), list(found)
 
 
 @dataclass(frozen=True)
@@ -122,6 +148,10 @@ class GateSession:
         self.expected: set[str] = set()
         #: the evidence log of the gate running now, behind the run's one ``ObservedView``
         self.current_evidence = CurrentGateEvidence()
+        #: the observation the gate running now judges: its own target's in a [[targets]] run
+        self.current_observation: Observation | None = None
+        #: the run's shared ``ObservedView`` objects, pointed at each gate's target in turn
+        self.shared_views: list[ObservedView] = []
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -195,6 +225,11 @@ class GateSession:
         return session
 
     @property
+    def targets(self) -> list[str]:
+        """The run's ``[[targets]]`` names (empty: one implicit target)."""
+        return self.observation.target_names if self.observation is not None else []
+
+    @property
     def migration_id(self) -> str:
         return self.settings.migration_id if self.settings else "simulated"
 
@@ -242,7 +277,16 @@ class GateSession:
             target = {"kind": "simulated", "scenario": self.scenario}
         assert settings is not None
         endpoints = {name: d.endpoint for name, d in settings.daemons.items()}
-        marked = simulated_endpoints(endpoints)
+        targets = {
+            t.name: {name: d.endpoint for name, d in t.daemons.items()} for t in settings.targets
+        }
+        if targets:
+            endpoints = {
+                f"{tname}/{name}": uri for tname, ds in targets.items() for name, uri in ds.items()
+            }
+        marked = simulated_endpoints(
+            {name: uri for name, uri in endpoints.items() if uri.startswith("unix:")}
+        )
         if marked and target["kind"] == "live":
             progress(f"daemon(s) {', '.join(marked)} are the bundled simulator: target SIMULATED")
             target = {"kind": "simulated", "scenario": "unknown (found the simulator's marker)"}
@@ -277,7 +321,21 @@ class GateSession:
             since=settings.history_since(clock.wall_now()),
             config_where=settings.where,
             progress=progress,
+            targets=targets or None,
+            ssh=settings.ssh,
         )
+        remote_marked = [
+            f"{tname}/{name}"
+            for tname, info in self.observation.targets.items()
+            for name in info.get("simulated", [])
+        ]
+        if remote_marked and target["kind"] == "live":
+            progress(
+                f"daemon(s) {', '.join(remote_marked)} are the bundled simulator: target SIMULATED"
+            )
+            target = {"kind": "simulated", "scenario": "unknown (found the simulator's marker)"}
+            self.scenario = target["scenario"]
+            self.observation.target = target
         self.observation.write(self.run_dir)
         try:
             self.custody = gather_custody(
@@ -338,19 +396,43 @@ class GateSession:
             # Checked with the other @gate mistakes when collection ends (a usage error).
             judged = list(gate_ids(mark))
             metafunc.parametrize(GATE_ID_FIXTURE, judged, ids=judged, indirect=True)
+        if self.observation is not None and self.observation.targets:
+            if mark is not None:  # a stray test fails once, not once per target
+                self._parametrize_targets(metafunc, self.observation)
+            return
         for parameter in self.pack.parameters:
             if parameter.fixture not in metafunc.fixturenames:
                 continue
-            found = parameter.values(self.observation) if self.observation else None
-            values: list[str | NoParameter]
-            if found is None:
-                values = [NoParameter(Verdict.UNOBSERVABLE, parameter.unobservable)]
-                ids = [f"{parameter.fixture}-unobservable"]
-            elif not found:
-                values, ids = [NoParameter(Verdict.INCONCLUSIVE, parameter.empty)], ["none"]
-            else:
-                values, ids = list(found), list(found)
+            values, ids = _parameter_values(parameter, self.observation)
             metafunc.parametrize(parameter.fixture, values, ids=ids, indirect=True)
+
+    def _parametrize_targets(self, metafunc: pytest.Metafunc, observation: Observation) -> None:
+        """One instance per target and, within it, per value of the pack's parameters as that
+        target's observation has them: one ``parametrize`` over tuples, since the values differ
+        per target. Each instance joins its target's xdist group (``--dist loadgroup``)."""
+        if TARGET_FIXTURE not in metafunc.fixturenames:
+            # Every gate judges one target, whether or not it asks which.
+            metafunc.fixturenames.append(TARGET_FIXTURE)
+        parameters = [p for p in self.pack.parameters if p.fixture in metafunc.fixturenames]
+        grouped = self.config.pluginmanager.hasplugin("xdist")
+        rows = []
+        for tname in observation.target_names:
+            view = observation.for_target(tname)
+            combos: list[tuple[tuple[Any, ...], tuple[str, ...]]] = [((), ())]
+            for parameter in parameters:
+                values, ids = _parameter_values(parameter, view, tname)
+                combos = [
+                    ((*vs, v), (*is_, i))
+                    for vs, is_ in combos
+                    for v, i in zip(values, ids, strict=True)
+                ]
+            marks = [pytest.mark.xdist_group(tname)] if grouped else []
+            rows += [
+                pytest.param(tname, *vs, id="-".join((tname, *is_)), marks=marks)
+                for vs, is_ in combos
+            ]
+        argnames = [TARGET_FIXTURE, *(p.fixture for p in parameters)]
+        metafunc.parametrize(argnames, rows, indirect=True)
 
     def title_of(self, gate: GateSpec) -> str:
         """The gate's title with the configured windows in it; a placeholder the pack does
@@ -426,6 +508,14 @@ class GateSession:
         self.current_evidence.switch(item.stash.setdefault(EVIDENCE_KEY, GateEvidence()))
         if item.stash.get(NOT_A_GATE_KEY, False):
             pytest.fail(stray_test_message(item.nodeid), pytrace=False)
+        if self.observation is not None and self.observation.targets:
+            callspec = getattr(item, "callspec", None)
+            target = callspec.params.get(TARGET_FIXTURE) if callspec is not None else None
+            if target not in self.observation.targets:
+                raise Unobservable(f"this gate instance names no target of the run ({target!r})")
+            self.current_observation = self.observation.for_target(target)
+            for view in self.shared_views:
+                view.observation = self.current_observation
 
     @pytest.hookimpl(trylast=True)
     def pytest_runtest_teardown(self, item: pytest.Item) -> None:
@@ -504,6 +594,7 @@ class GateSession:
             report.outcome = "passed"
             report.longrepr = None
         callspec = getattr(item, "callspec", None)
+        target = callspec.params.get(TARGET_FIXTURE) if callspec is not None else None
         param = next(
             (
                 callspec.params[p.fixture]
@@ -527,6 +618,7 @@ class GateSession:
                     "verdict": verdict.value,
                     "message": message,
                     "param": param if isinstance(param, str) else None,
+                    **({"target": target} if isinstance(target, str) else {}),
                 },
             )
         )
@@ -561,6 +653,7 @@ class GateSession:
                     Verdict.FAIL,
                     "no verdict: " + (first[0] if first else "the gate's process died"),
                     previous.param if previous else None,
+                    previous.target if previous else _target_in(report.nodeid, self.targets),
                 )
         for key, value in report.user_properties:
             if key == REPORT_PROPERTY and isinstance(value, dict):
@@ -573,6 +666,7 @@ class GateSession:
                         Verdict(value["verdict"]),
                         value["message"],
                         value["param"],
+                        value.get("target"),
                     )
 
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
@@ -598,7 +692,7 @@ class GateSession:
 
     def _build_outcome(self) -> RunOutcome:
         """Every verdict collected, with what the run left out or could not finish."""
-        outcome = RunOutcome(self.phase, list(self.results.values()))
+        outcome = RunOutcome(self.phase, list(self.results.values()), targets=self.targets)
         ran = {r.gate for r in outcome.results}
         outcome.missing_gates = [
             g.id for g in self.catalog.gates_for(self.phase, self.stage) if g.id not in ran
@@ -657,6 +751,7 @@ class GateSession:
             relies_on=outcome.relies_on,
             chain_problems=outcome.chain_problems,
             decision=outcome.decision.as_json() if outcome.decision else None,
+            **({"fleet": outcome.fleet_json()} if outcome.targets else {}),
         )
 
     def _name_and_seal(self, outcome: RunOutcome) -> None:
@@ -764,6 +859,12 @@ def require_promotable(config: pytest.Config) -> bool:
     return (
         bool(option) if option is not None else bool(config.getini("canarygate_require_promotable"))
     )
+
+
+def _target_in(nodeid: str, targets: list[str]) -> str | None:
+    """The target a gate instance's id names (its parameters start with it), if any."""
+    params = nodeid.partition("[")[2]
+    return next((t for t in targets if params == f"{t}]" or params.startswith(f"{t}-")), None)
 
 
 def _display_path(path: Path) -> str:

@@ -61,6 +61,7 @@ def summary_lines(
     tally = "  ".join(f"{v} {counts[v]}" for v in VERDICT_ORDER if counts[v])
     scope = outcome.scope
     lines.append((f"gates: {len(outcome.results)} run ({scope} phase)  {tally}", {}))
+    lines += _target_lines(outcome)
     for reason in outcome.partial_reasons:
         lines.append((f"  partial selection: {reason}", {"yellow": True}))
     if outcome.missing_gates:
@@ -92,7 +93,8 @@ def summary_lines(
         heading = "not passing:" if decision is not None else "blocking promotion:"
         lines.append((heading, {"red": True, "bold": True}))
         for result in sorted(blocking, key=_catalog_order(outcome))[:MAX_BLOCKING_LINES]:
-            label = f"{result.gate}[{result.param}]" if result.param else result.gate
+            params = "/".join(p for p in (result.target, result.param) if p)
+            label = f"{result.gate}[{params}]" if params else result.gate
             head = f"  {result.verdict.value:<12} {result.item:<7} {label}  "
             lines.append(
                 (head + _first_line(result.message, max(20, width - len(head))), {"red": True})
@@ -133,13 +135,44 @@ def summary_lines(
     return lines
 
 
-def _catalog_order(outcome: RunOutcome) -> Callable[[GateResult], tuple[int, str]]:
+#: Targets listed one per line, at most (the rest are counted: the summary fits one screen).
+MAX_TARGET_LINES = 8
+
+
+def _target_lines(outcome: RunOutcome) -> list[Line]:
+    """Per target of a ``[[targets]]`` run: its verdict and counts, failing targets first."""
+    if not outcome.targets:
+        return []
+    verdicts = outcome.target_verdicts()
+    ranked = sorted(verdicts.items(), key=lambda kv: (kv[1]["verdict"] == "pass", kv[0]))
+    passing = sum(1 for v in verdicts.values() if v["verdict"] == "pass")
+    lines: list[Line] = [
+        (f"targets: {len(verdicts)}  ({passing} pass, {len(verdicts) - passing} not)", {})
+    ]
+    for name, found in ranked[:MAX_TARGET_LINES]:
+        counts = found["counts"]
+        tally = "  ".join(f"{v} {counts[v]}" for v in VERDICT_ORDER if counts.get(v))
+        good = found["verdict"] == "pass"
+        lines.append(
+            (
+                f"  target {name:<20} {found['verdict'].upper():<10} {tally}",
+                {"green": True} if good else {"red": True},
+            )
+        )
+    if len(ranked) > MAX_TARGET_LINES:
+        rest = ranked[MAX_TARGET_LINES:]
+        failing = sum(1 for _, v in rest if v["verdict"] != "pass")
+        lines.append((f"  ... and {len(rest)} more targets ({failing} not passing)", {}))
+    return lines
+
+
+def _catalog_order(outcome: RunOutcome) -> Callable[[GateResult], tuple[int, str, str]]:
     """Sort key: the order gates first appear in the run's results sorted by nodeid, which
     follows the gate modules; stable whatever order xdist workers reported in."""
     first_seen: dict[str, int] = {}
     for result in sorted(outcome.results, key=lambda r: r.nodeid):
         first_seen.setdefault(result.gate, len(first_seen))
-    return lambda r: (first_seen.get(r.gate, 0), r.param or "")
+    return lambda r: (first_seen.get(r.gate, 0), r.target or "", r.param or "")
 
 
 def _verdict_line(outcome: RunOutcome) -> Line:

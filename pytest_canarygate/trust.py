@@ -43,7 +43,9 @@ __all__ = [
     "FileRefused",
     "TrustedFile",
     "TrustedPath",
+    "check_directory_stat",
     "check_file_trust",
+    "check_socket_stat",
     "check_socket_trust",
     "open_trusted",
     "read_regular_file",
@@ -77,23 +79,14 @@ def check_socket_trust(
             endpoint, method, f"cannot inspect {path}: {exc.strerror or exc}"
         ) from None
 
-    if stat.S_ISLNK(st.st_mode):
-        target = _readlink(path)
-        raise UntrustedEndpointError(
-            endpoint,
-            method,
-            f"{_REFUSE}: {path} is a symbolic link (to {target}), not a socket; "
-            "give the socket's real path",
-        )
-    if not stat.S_ISSOCK(st.st_mode):
-        raise UntrustedEndpointError(
-            endpoint,
-            method,
-            f"{_REFUSE}: {path} is not a socket (it is a {_kind(st.st_mode)}, "
-            f"mode {_mode(st.st_mode)})",
-        )
-    _check_owner_and_mode(endpoint, method, f"socket {path}", st, uid, "a 0600 socket")
-
+    check_socket_stat(
+        path,
+        st,
+        endpoint=endpoint,
+        method=method,
+        uids=(uid,),
+        link_target=_readlink(path) if stat.S_ISLNK(st.st_mode) else None,
+    )
     parent = path.parent
     try:
         # The parent is followed if it is a symlink: what counts is the directory that really
@@ -103,7 +96,49 @@ def check_socket_trust(
         raise TransportError(
             endpoint, method, f"cannot inspect directory {parent}: {exc.strerror or exc}"
         ) from None
-    _check_owner_and_mode(endpoint, method, f"directory {parent}", pst, uid, "a 0700 directory")
+    check_directory_stat(parent, pst, endpoint=endpoint, method=method, uids=(uid,))
+
+
+def check_socket_stat(
+    path: Path | str,
+    st: os.stat_result,
+    *,
+    endpoint: str,
+    method: str | None,
+    uids: tuple[int, ...],
+    link_target: str | None = None,
+) -> None:
+    """The rules for a socket's own ``lstat``, wherever it was taken (here, or on a remote
+    host over ssh): a socket, not a symbolic link, owned by one of ``uids``, writable by no
+    group or others."""
+    if stat.S_ISLNK(st.st_mode):
+        raise UntrustedEndpointError(
+            endpoint,
+            method,
+            f"{_REFUSE}: {path} is a symbolic link (to {link_target or 'somewhere'}), not a "
+            "socket; give the socket's real path",
+        )
+    if not stat.S_ISSOCK(st.st_mode):
+        raise UntrustedEndpointError(
+            endpoint,
+            method,
+            f"{_REFUSE}: {path} is not a socket (it is a {_kind(st.st_mode)}, "
+            f"mode {_mode(st.st_mode)})",
+        )
+    _check_owner_and_mode(endpoint, method, f"socket {path}", st, uids, "a 0600 socket")
+
+
+def check_directory_stat(
+    path: Path | str,
+    st: os.stat_result,
+    *,
+    endpoint: str,
+    method: str | None,
+    uids: tuple[int, ...],
+) -> None:
+    """The rules for the ``stat`` of the directory holding a socket: owned by one of ``uids``,
+    writable by no group or others (whoever can write it can swap the socket)."""
+    _check_owner_and_mode(endpoint, method, f"directory {path}", st, uids, "a 0700 directory")
 
 
 def _check_owner_and_mode(
@@ -111,11 +146,12 @@ def _check_owner_and_mode(
     method: str | None,
     what: str,
     st: os.stat_result,
-    uid: int,
+    uids: tuple[int, ...],
     expected: str,
 ) -> None:
-    expectation = f"expected {expected} owned by uid {uid}"
-    if st.st_uid != uid:
+    owners = " or ".join(f"uid {u}" for u in uids)
+    expectation = f"expected {expected} owned by {owners}"
+    if st.st_uid not in uids:
         raise UntrustedEndpointError(
             endpoint,
             method,
