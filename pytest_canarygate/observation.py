@@ -318,6 +318,8 @@ class Observation:
             "started_at": self.started_at,
             "target": self.target,
         }
+        if self.targets:
+            head["targets"] = self.targets
         yield '{"daemons":{'
         for i, name in enumerate(sorted(self.daemons)):
             daemon = self.daemons[name]

@@ -349,3 +349,17 @@ def test_a_gates_attachment_lists_small_answers_and_sizes_large_ones() -> None:
     other = GateEvidence()
     other.record(CallRecord("v4", "unix:///a", "daemon.info", 1, None, "t1", 1.0, {"pid": 8}))
     assert json.loads(evidence_text(other))["calls"][0]["result"] == {"pid": 8}
+
+
+def test_targets_survive_the_round_trip_through_disk(
+    daemon: CountingDaemon, tmp_path: Path
+) -> None:
+    # xdist workers judge the file the controller wrote: without its targets they would judge
+    # every gate of a [[targets]] run once, against no daemon at all.
+    obs = run_observe({"v5": daemon.endpoint}, {"v5": {"list_panes": 1}})
+    obs.daemons = {"host-a/v5": obs.daemons["v5"]}
+    obs.targets = {"host-a": {"daemons": {"v5": "host-a/v5"}}}
+    loaded = Observation.load(obs.write(tmp_path))
+    assert loaded.targets == obs.targets
+    assert loaded.target_names == ["host-a"]
+    assert "list_panes" in [c.method for c in loaded.for_target("host-a").daemons["v5"].calls]
