@@ -103,3 +103,14 @@ def write_ephemeral_public_key(bundle: Path, public_key: dict[str, Any]) -> Path
     tmp.write_text(json.dumps(public_key, indent=1, sort_keys=True) + "\n")
     os.replace(tmp, path)
     return path
+
+
+def size_of(folder: Path) -> tuple[int, int]:
+    """The number of regular files under ``folder`` and their total size in bytes."""
+    files = size = 0
+    for root, _dirs, names in os.walk(folder):
+        for name in names:
+            info = os.lstat(os.path.join(root, name))
+            files += 1
+            size += info.st_size
+    return files, size

@@ -658,7 +658,11 @@ def observe(
         for key, daemon in daemons.items():
             failed = [c for c in daemon.calls if not c.ok]
             state = "ok" if not failed else f"{len(failed)} failed: {failed[0].error}"
-            progress(f"observed {key} at {daemon.endpoint}: {len(daemon.calls)} calls, {state}")
+            busy_s = sum(c.elapsed_ms for c in daemon.calls) / 1000
+            progress(
+                f"observed {key} at {daemon.endpoint}: {len(daemon.calls)} calls "
+                f"({busy_s:.1f} s answering), {state}"
+            )
         if evidence:
             missing = [r for r in evidence.values() if not r.ok]
             state = "ok" if not missing else f"{len(missing)} unavailable ({missing[0].error})"

@@ -21,6 +21,7 @@ import pytest
 from pytest_canarygate import allure_evidence
 from pytest_canarygate import bundle
 from pytest_canarygate import clock
+from pytest_canarygate import progress
 from pytest_canarygate import run_inputs
 from pytest_canarygate.catalog import Catalog
 from pytest_canarygate.catalog import GateSpec
@@ -148,6 +149,8 @@ class GateSession:
         self.expected: set[str] = set()
         #: the evidence log of the gate running now, behind the run's one ``ObservedView``
         self.current_evidence = CurrentGateEvidence()
+        #: from the end of the observation to the last verdict (controller only)
+        self.judging: progress.Stage | None = None
         #: the observation the gate running now judges: its own target's in a [[targets]] run
         self.current_observation: Observation | None = None
         #: the run's shared ``ObservedView`` objects, pointed at each gate's target in turn
@@ -252,17 +255,25 @@ class GateSession:
             self.stop_simulator()
             raise
 
-    def _start_and_observe(self) -> None:
+    def _write_line(self, line: str) -> None:
         reporter = self.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            if reporter._tw.width_of_current_line:  # not after a row of progress dots
+                reporter._tw.line()
+            reporter.write_line(line)
 
-        def progress(message: str) -> None:
-            if reporter is not None:
-                reporter.write_line(f"canarygate: {message}")
+    def _stage(self, label: str) -> progress.Stage:
+        """A stage of the run that prints its line only when it took a while."""
+        return progress.Stage(label, self._write_line, threshold_s=progress.DEFAULT_THRESHOLD_S)
+
+    def _start_and_observe(self) -> None:
+        def say(message: str) -> None:
+            self._write_line(f"canarygate: {message}")
 
         settings = self.settings
         target: dict[str, Any] = {"kind": "live", "scenario": None}
         if self.scenario and self.pack.simulator is not None:
-            progress(f"starting the simulated fleet (scenario {self.scenario})")
+            say(f"starting the simulated fleet (scenario {self.scenario})")
             try:
                 self.fleet = self.pack.simulator(self.scenario, self.phase)
             except CanarygateError as exc:
@@ -288,7 +299,7 @@ class GateSession:
             {name: uri for name, uri in endpoints.items() if uri.startswith("unix:")}
         )
         if marked and target["kind"] == "live":
-            progress(f"daemon(s) {', '.join(marked)} are the bundled simulator: target SIMULATED")
+            say(f"daemon(s) {', '.join(marked)} are the bundled simulator: target SIMULATED")
             target = {"kind": "simulated", "scenario": "unknown (found the simulator's marker)"}
             self.scenario = target["scenario"]
         plan = needs_of(self.catalog.gates_for(self.phase, self.stage))
@@ -320,7 +331,7 @@ class GateSession:
             clock_skew_s=settings.clock_skew_s,
             since=settings.history_since(clock.wall_now()),
             config_where=settings.where,
-            progress=progress,
+            progress=say,
             targets=targets or None,
             ssh=settings.ssh,
         )
@@ -330,9 +341,7 @@ class GateSession:
             for name in info.get("simulated", [])
         ]
         if remote_marked and target["kind"] == "live":
-            progress(
-                f"daemon(s) {', '.join(remote_marked)} are the bundled simulator: target SIMULATED"
-            )
+            say(f"daemon(s) {', '.join(remote_marked)} are the bundled simulator: target SIMULATED")
             target = {"kind": "simulated", "scenario": "unknown (found the simulator's marker)"}
             self.scenario = target["scenario"]
             self.observation.target = target
@@ -351,9 +360,9 @@ class GateSession:
         self.custody_digest = self.custody.write(self.run_dir)
         if self.custody.relies_on:
             link = self.custody.relies_on[0]
-            progress(f"relies on the {link['phase']} bundle {link['bundle']}")
+            say(f"relies on the {link['phase']} bundle {link['bundle']}")
         for problem in self.custody.problems:
-            progress(problem)
+            say(problem)
         if self.config.hook.pytest_canarygate_observation_ready.get_hookimpls():
             # a copy, so a hook cannot change what the gates judge (none made without a hook)
             self.config.hook.pytest_canarygate_observation_ready(
@@ -368,6 +377,8 @@ class GateSession:
                 phase=self.phase,
                 run_name=self.run_dir.name,
             )
+        # Collection and every gate, timed until the verdicts are in (a line when over 1 s).
+        self.judging = self._stage("judged")
 
     def _write_run_file(self, target: dict[str, Any], **extra: Any) -> None:
         settings = self.settings
@@ -673,6 +684,8 @@ class GateSession:
         if self.is_worker:
             return
         outcome = self.outcome = self._build_outcome()
+        if self.judging is not None:
+            self.judging.done(count=len(outcome.results), what="gate instances")
         self._write_final_run_file(outcome)
         self._name_and_seal(outcome)
         self.config.hook.pytest_canarygate_run_finished(
@@ -760,8 +773,11 @@ class GateSession:
         final = bundle.final_name(self.run_dir, outcome.verdict.value)
         os.replace(self.run_dir, final)
         self.run_dir = self.bundle = final
+        sealing = self._stage("sealed")
         try:
             self._seal(outcome)
+            files, size = bundle.size_of(final)
+            sealing.done(count=files, what="files", size_bytes=size)
         except (CanarygateError, OSError) as exc:
             unsealed = final.with_name(final.name.rsplit("-", 1)[0] + "-unsealed")
             os.replace(final, unsealed)

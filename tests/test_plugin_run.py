@@ -250,3 +250,25 @@ def test_rollback_phase_advises_or_not(
     _, run = only_run(pytester.path)
     assert run["decision"]["exit_code"] == code
     assert run["decision"]["decision"] == verdict_line.split(":")[0].split(" among")[0]
+
+
+@XDIST
+def test_long_stages_print_one_progress_line_each_with_counts(
+    pytester: pytest.Pytester, dist: list[str]
+) -> None:
+    make_gate_repo(pytester)
+    # Every stage counts as long, so each prints its line (the threshold is a second).
+    pytester.makeconftest(
+        "import pytest_canarygate.progress as progress\nprogress.DEFAULT_THRESHOLD_S = 0.0\n"
+    )
+    result = pytester.runpytest_subprocess("--phase=alpha", "--canarygate-sim=healthy", *dist)
+    run_dir, run = only_run(pytester.path)
+    files = sum(1 for p in run_dir.rglob("*") if p.is_file())
+    result.stdout.fnmatch_lines(
+        [
+            "canarygate: observed v5 at unix://*: * calls (* s answering), ok",
+            f"canarygate: judged {len(run['gates'])} gate instances in * s",
+            f"canarygate: sealed {files:,} files (*B) in * s",
+        ]
+    )
+    assert result.ret == 0
