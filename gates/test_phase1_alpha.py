@@ -119,15 +119,38 @@ def _pane_parity(
     return v4, v5, diff_projections(v4, v5, parity, label=label)
 
 
-def _note_panes(observed: ObservedView, found: Sequence[tuple[Panes, Panes, object]]) -> None:
-    """Keep the panes this gate judged, as v4 and v5 listed them in each reading."""
-    observed.note(
-        "panes judged",
-        {
-            f"reading {reading}": {"v4": list(v4.values()), "v5": list(v5.values())}
-            for reading, (v4, v5, _) in zip(READINGS, found, strict=True)
-        },
-    )
+def _judged(v4: Panes, v5: Panes, parity: ParityConfig) -> dict[str, object]:
+    """The records compared, by key, with only the fields compared; one entry for both
+    daemons where they agree on those fields (None: the daemon does not list it)."""
+    shown: dict[str, object] = {}
+    for key in sorted(set(v4) | set(v5)):
+        left, right = v4.get(key), v5.get(key)
+        names = parity.compared(set(left or {}) | set(right or {}))
+        sides = [
+            None if found is None else {n: found[n] for n in names if n in found}
+            for found in (left, right)
+        ]
+        shown[key] = (
+            {"v4 and v5": sides[0]}
+            if sides[0] == sides[1]
+            else dict(zip(("v4", "v5"), sides, strict=True))
+        )
+    return shown
+
+
+def _by_reading(found: Sequence[object]) -> dict[str, object]:
+    """What was judged in each reading; a later one equal to the first is not repeated."""
+    return {
+        f"reading {reading}": judged if reading == 1 or judged != found[0] else "as in reading 1"
+        for reading, judged in zip(READINGS, found, strict=True)
+    }
+
+
+def _note_panes(
+    observed: ObservedView, found: Sequence[tuple[Panes, Panes, object]], parity: ParityConfig
+) -> None:
+    """Keep the panes this gate judged (the fields compared), as v4 and v5 listed them."""
+    observed.note("panes judged", _by_reading([_judged(v4, v5, parity) for v4, v5, _ in found]))
 
 
 def _session_parity(
@@ -154,7 +177,7 @@ def _session_parity(
         for name, keys in index.history.items()
     }
     differences = diff_projections(kept["v4"], kept["v5"], parity, label="agent session")
-    judged: dict[str, object] = {"agent sessions": {n: list(s.values()) for n, s in kept.items()}}
+    judged: dict[str, object] = {"agent sessions": _judged(kept["v4"], kept["v5"], parity)}
     if here is not None:
         judged["change log"] = {
             pane_id: _log_of_pane(index.changes.get(pane_id, ()))
@@ -182,7 +205,7 @@ def test_list_panes_parity(
         _pane_parity(canarygate_observed, agtmux_tmux_session, agtmux_pane_parity, reading)
         for reading in READINGS
     ]
-    _note_panes(canarygate_observed, found)
+    _note_panes(canarygate_observed, found, agtmux_pane_parity)
     compared = len(set(found[-1][0]) | set(found[-1][1]))
     judged = parity_in_readings(
         [differences for _, _, differences in found],
@@ -228,7 +251,7 @@ def test_signature_fields_consistent(
         _pane_parity(canarygate_observed, agtmux_tmux_session, signature, reading)
         for reading in READINGS
     ]
-    _note_panes(canarygate_observed, found)
+    _note_panes(canarygate_observed, found, signature)
     scope = _scope(agtmux_tmux_session)
     problems = sorted(
         {
@@ -289,7 +312,7 @@ def test_v5_projection_matches_v4(
 ) -> None:
     _both_ready(canarygate_observed)
     readings = []
-    noted: dict[str, object] = {}
+    noted: list[object] = []
     for reading in READINGS:
         v4, v5, differences = _pane_parity(
             canarygate_observed, agtmux_tmux_session, agtmux_pane_parity, reading
@@ -300,12 +323,9 @@ def test_v5_projection_matches_v4(
         sessions, session_differences, history, judged_sessions = _session_parity(
             canarygate_observed, agtmux_session_parity, reading, here
         )
-        noted[f"reading {reading}"] = {
-            "panes": {"v4": list(v4.values()), "v5": list(v5.values())},
-            **judged_sessions,
-        }
+        noted.append({"panes": _judged(v4, v5, agtmux_pane_parity), **judged_sessions})
         readings.append((len(set(v4) | set(v5)), sessions, differences + session_differences))
-    canarygate_observed.note("projection judged", noted)
+    canarygate_observed.note("projection judged", _by_reading(noted))
     panes_compared, sessions_compared, _ = readings[-1]
     judged = parity_in_readings(
         [differences for _, _, differences in readings],

@@ -392,6 +392,11 @@ def test_a_future_dated_change_fails_every_gate_that_reads_the_change_log() -> N
         assert "evidence from the future proves nothing" in message
 
 
+def compared_fields(found: Record) -> Record:
+    parity = AgtmuxSettings().pane_parity
+    return {name: found[name] for name in parity.compared(set(found)) if name in found}
+
+
 def test_each_gate_notes_only_its_own_session() -> None:
     fleet = Fleet.healthy()
     [(_, _, alpha), (_, _, beta)] = judge_all(
@@ -401,9 +406,12 @@ def test_each_gate_notes_only_its_own_session() -> None:
             ("alpha.exit.projection-matches", "session-beta"),
         ],
     )
-    noted = dict(alpha.notes)["projection judged"]["reading 1"]
-    assert [p["pane_id"] for p in noted["panes"]["v5"]] == ["%1", "%2"]
-    assert {s["session_key"] for s in noted["agent sessions"]["v5"]} == {"poller-%1"}
+    judged = dict(alpha.notes)["projection judged"]
+    assert judged["reading 2"] == "as in reading 1"
+    noted = judged["reading 1"]
+    assert list(noted["panes"]) == ["%1", "%2"]
+    assert noted["panes"]["%1"] == {"v4 and v5": compared_fields(pane("%1", "session-alpha"))}
+    assert list(noted["agent sessions"]) == ["poller-%1"]
     log = noted["change log"]  # v4's and v5's entries of these panes
     assert set(log) == {"%1", "%2"}
     assert (log["%1"]["entries"], log["%1"]["session_keys"]) == (4, ["poller-%1"])
@@ -411,7 +419,21 @@ def test_each_gate_notes_only_its_own_session() -> None:
     assert all(c["pane_id"] == "%1" for c in log["%1"]["latest"])
     assert log["%2"] == {"entries": 0, "session_keys": [], "latest": []}
     other = dict(beta.notes)["projection judged"]["reading 1"]
-    assert [p["pane_id"] for p in other["panes"]["v4"]] == ["%3"]
+    assert list(other["panes"]) == ["%3"]
+
+
+def test_a_pane_that_differs_is_noted_for_each_daemon_and_reading() -> None:
+    fleet = Fleet.healthy()
+    drifted = [p if p["pane_id"] != "%1" else {**p, "provider": "codex"} for p in FLEET_PANES]
+    fleet.second[("v5", "list_panes")] = drifted
+    [(verdict, _, evidence)] = judge_all(fleet, [("alpha.parity.panes", "session-alpha")])
+    assert verdict is Verdict.INCONCLUSIVE  # flapping: in reading 2 only
+    judged = dict(evidence.notes)["panes judged"]
+    assert judged["reading 1"]["%1"] == {"v4 and v5": compared_fields(pane("%1", "session-alpha"))}
+    assert judged["reading 2"]["%1"]["v4"]["provider"] == "claude"
+    assert judged["reading 2"]["%1"]["v5"]["provider"] == "codex"
+    assert judged["reading 2"]["%2"] == judged["reading 1"]["%2"]
+    assert len(str(evidence.notes)) < 5_000
 
 
 # --- provider evidence: decoded and checked once per reading ------------------------------
