@@ -24,8 +24,6 @@ The runs use the code of this checkout (it is put first on the children's ``PYTH
 
     umask 022 && .venv/bin/python bench/fleet_scaling.py
     .venv/bin/python bench/fleet_scaling.py --sessions 30 --small-sessions 3 --phases alpha
-
-``--explicit-panes`` writes every pane into the scenario instead of ``[fleet.generate]``.
 """
 
 from __future__ import annotations
@@ -165,31 +163,6 @@ def generated_scenario(sessions: int, panes_per_session: int) -> str:
         f"sessions = {sessions}\n"
         f"panes_per_session = {panes_per_session}\n"
     )
-
-
-def explicit_scenario(sessions: int, panes_per_session: int) -> str:
-    """The healthy scenario with every pane written out, half of each session's managed."""
-    lines = ['description = "benchmark fleet"', 'extends = "healthy"', ""]
-    pane = 0
-    for s in range(sessions):
-        for p in range(panes_per_session):
-            lines += [
-                "[[fleet.panes]]",
-                f'pane_id = "%{pane}"',
-                f'session_id = "${s}"',
-                f'session_name = "session-{s:04d}"',
-                f'window_id = "@{s}"',
-                'window_name = "work"',
-                f'current_cmd = "{"claude" if p % 2 else "bash"}"',
-                'current_path = "/home/operator/work"',
-                'title = "bench"',
-            ]
-            if p % 2:
-                lines += ['provider = "claude"', 'activity_state = "Idle"']
-            lines.append("")
-            pane += 1
-    lines += ["[defaults]", 'latency = { status = "healthy", p95_ms = 40, sample_count = 240 }']
-    return "\n".join(lines) + "\n"
 
 
 def floor_module(tests: int) -> str:
@@ -341,7 +314,6 @@ def measure_gates(
     workers: int,
     work: Path,
     *,
-    explicit_panes: bool,
     timeout_s: float,
 ) -> Run:
     """(b) or (c): a phase judged over a simulated fleet, then its bundle verified."""
@@ -359,8 +331,7 @@ def measure_gates(
     shutil.copytree(ROOT / "gates", work / "gates", ignore=shutil.ignore_patterns("__pycache__"))
     (work / "pyproject.toml").write_text('[tool.pytest.ini_options]\ntestpaths = ["gates"]\n')
     scenario = work / "fleet.toml"
-    write = explicit_scenario if explicit_panes else generated_scenario
-    scenario.write_text(write(sessions, panes_per_session))
+    scenario.write_text(generated_scenario(sessions, panes_per_session))
     argv = [
         sys.executable,
         "-m",
@@ -805,11 +776,6 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--keep", action="store_true", help="keep the temporary folders")
     parser.add_argument("--json", metavar="FILE", help="write every figure as JSON to FILE")
     parser.add_argument(
-        "--explicit-panes",
-        action="store_true",
-        help="write each pane into the scenario instead of [fleet.generate]",
-    )
-    parser.add_argument(
         "--timeout", type=float, default=1800.0, help="seconds before a run is killed"
     )
     args = parser.parse_args(argv)
@@ -826,7 +792,7 @@ def note(message: str) -> None:
 def measure_all(args: argparse.Namespace, root: Path) -> Results:
     """Run (b), (c), (a) and the smaller fleet for every phase."""
     results = Results(workers=args.workers)
-    options = {"explicit_panes": args.explicit_panes, "timeout_s": args.timeout}
+    options = {"timeout_s": args.timeout}
     pps = args.panes_per_session
     for phase in args.phases:
         for workers, group in ((0, results.serial), (args.workers, results.parallel)):

@@ -68,15 +68,6 @@ def test_the_generated_scenario_is_toml_naming_the_fleet(fs: ModuleType) -> None
     assert document["fleet"]["generate"] == {"sessions": 1000, "panes_per_session": 10}
 
 
-def test_the_explicit_scenario_writes_every_pane(fs: ModuleType) -> None:
-    document = tomllib.loads(fs.explicit_scenario(3, 4))
-    panes = document["fleet"]["panes"]
-    assert len(panes) == 12
-    assert len({p["pane_id"] for p in panes}) == 12
-    assert len({p["session_id"] for p in panes}) == 3
-    assert sum(1 for p in panes if p.get("provider") == "claude") == 6
-
-
 def test_the_floor_module_holds_one_test_parametrized_n_times(fs: ModuleType) -> None:
     namespace: dict[str, Any] = {}
     exec(compile(fs.floor_module(7), "test_floor.py", "exec"), namespace)
