@@ -88,8 +88,10 @@ def _parameter_values(
     :class:`NoParameter` when it has none. For a target, the reason names it and what could
     not be observed there."""
     found = parameter.values(observation) if observation else None
+    if found:
+        return list(found), list(found)
     unobservable, empty = parameter.unobservable, parameter.empty
-    if target is not None:
+    if target is not None:  # only for a missing value: problems() reads every call
         problems = observation.problems() if observation else []
         cause = f" ({problems[0]})" if problems else ""
         unobservable, empty = f"target {target}: {unobservable}{cause}", f"target {target}: {empty}"
@@ -97,9 +99,7 @@ def _parameter_values(
         return [NoParameter(Verdict.UNOBSERVABLE, unobservable)], [
             f"{parameter.fixture}-unobservable"
         ]
-    if not found:
-        return [NoParameter(Verdict.INCONCLUSIVE, empty)], ["none"]
-    return list(found), list(found)
+    return [NoParameter(Verdict.INCONCLUSIVE, empty)], ["none"]
 
 
 @dataclass(frozen=True)
