@@ -1,6 +1,5 @@
-"""Allure integration: labels on every gate, evidence attachments, and the run-level files.
-
-Everything here is a no-op when allure-pytest is disabled (``-p no:allure_pytest``).
+"""Allure integration: what a gate's evidence attachment holds, the categories, and the
+run-level files (the results themselves: ``allure_results``).
 """
 
 from __future__ import annotations
@@ -15,14 +14,11 @@ from typing import Any
 import pytest
 
 if TYPE_CHECKING:
-    from pytest_canarygate.catalog import Catalog
-    from pytest_canarygate.catalog import GateSpec
     from pytest_canarygate.observation import CallRecord
     from pytest_canarygate.observation import EvidenceReading
     from pytest_canarygate.observation import GateEvidence
     from pytest_canarygate.observation import Observation
 
-from pytest_canarygate.bundle import NODEID_LABEL
 
 ALLURE_PLUGIN = "allure_pytest"
 RESULTS_DIR = "allure-results"
@@ -70,68 +66,6 @@ CATEGORIES = [
 def enabled(config: pytest.Config) -> bool:
     """True when allure-pytest is active in this process."""
     return config.pluginmanager.hasplugin(ALLURE_PLUGIN)
-
-
-def label_item(
-    item: pytest.Item,
-    gate: GateSpec,
-    *,
-    migration_id: str,
-    phase: str,
-    catalog: Catalog,
-    runbook_url: str | None = None,
-) -> None:
-    """Put the gate's labels and runbook link on its test item (to ``runbook_url`` when the
-    config publishes the runbook there, else to the catalog's document path)."""
-    link = f"{runbook_url}#{gate.item.anchor}" if runbook_url else catalog.link(gate.item)
-    label = pytest.mark.allure_label
-    marks = [
-        label(migration_id, label_type="epic"),
-        label(phase, label_type="feature"),
-        label(f"{gate.item.id}: {gate.item.text}", label_type="story"),
-        label(gate.id, label_type="tag"),
-        label(gate.severity, label_type="severity"),
-        label(gate.item.id, label_type="runbook_item"),
-        label(gate.stage, label_type="stage"),
-        label(phase, label_type="phase"),
-        # Allure 2 shows neither custom labels nor stories by default: suites and tags it does
-        label(phase, label_type="parentSuite"),
-        label(gate.stage, label_type="suite"),
-        label(f"{gate.item.id}: {gate.item.text}", label_type="subSuite"),
-        label(f"item:{gate.item.id}", label_type="tag"),
-        label(f"phase:{phase}", label_type="tag"),
-        label(f"stage:{gate.stage}", label_type="tag"),
-        label(item.nodeid, label_type=NODEID_LABEL),
-        pytest.mark.allure_link(link, link_type="link", name=f"runbook {gate.item.id}"),
-    ]
-    for mark in marks:
-        item.add_marker(mark)
-
-
-def describe_gate(gate: GateSpec, title: str) -> None:
-    """Title the gate's result, name what it reads as Allure parameters (daemon, source) and
-    quote its item."""
-    import allure
-
-    allure.dynamic.title(f"{gate.id}: {title}")
-    daemons = sorted({n.daemon for n in gate.needs if n.daemon != "evidence"})
-    sources = sorted({n.method for n in gate.needs if n.daemon == "evidence"})
-    if daemons:
-        allure.dynamic.parameter("daemon", ", ".join(daemons))
-    if sources:
-        allure.dynamic.parameter("source", ", ".join(sources))
-    allure.dynamic.description(f"{gate.item.id} ({gate.item.section}): {gate.item.text}")
-
-
-def mark_waived(waiver: dict[str, Any], verdict: str) -> None:
-    """Show a waived gate as such: a WAIVED tag, who waived it until when and why, and the
-    verdict it would have had."""
-    import allure
-
-    allure.dynamic.tag("WAIVED")
-    allure.dynamic.parameter("waived by", f"{waiver['by']} until {waiver['until']}")
-    allure.dynamic.parameter("own verdict", verdict)
-    allure.dynamic.parameter("waiver", waiver["text"])
 
 
 #: An answer larger than this (as compact JSON) is not copied into the gate's attachment: the
@@ -197,20 +131,6 @@ def evidence_text(evidence: GateEvidence) -> str:
         {"inline_limit": MAX_INLINE_BYTES, "observation": OBSERVATION_FILE.as_posix()}
     )
     return f'{{"calls":[{calls}],{head[1:-1]},"notes":{notes},"readings":[{readings}]}}'
-
-
-def attach_evidence(evidence: GateEvidence) -> None:
-    """Attach what the gate read and computed to its Allure result, as one JSON attachment
-    (none when it read and computed nothing)."""
-    if not (evidence.calls or evidence.readings or evidence.notes):
-        return
-    import allure
-
-    allure.attach(
-        evidence_text(evidence),
-        name=ATTACHMENT_NAME,
-        attachment_type=allure.attachment_type.JSON,
-    )
 
 
 def write_run_files(

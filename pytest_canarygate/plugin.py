@@ -119,7 +119,7 @@ def pytest_configure(config: pytest.Config) -> None:
         session = GateSession.for_controller(config, phase)
     else:
         return
-    _point_allure_at(config, session.results_dir)
+    _keep_allure_listener_off(config)
     config.stash[SESSION_KEY] = session
     config.pluginmanager.register(session, "canarygate-session")
     if config.pluginmanager.hasplugin("xdist") and workerinput is None:
@@ -127,12 +127,12 @@ def pytest_configure(config: pytest.Config) -> None:
     config.add_cleanup(session.stop_simulator)
 
 
-def _point_allure_at(config: pytest.Config, results_dir: Path) -> None:
-    # allure-pytest reads these in its own pytest_configure, which runs after ours (tryfirst).
-    # Cleaning is never delegated to it: a restarted xdist worker would wipe finished results.
+def _keep_allure_listener_off(config: pytest.Config) -> None:
+    # The session writes each gate's Allure result into the bundle itself (allure_results.py);
+    # allure-pytest's own listener, which its pytest_configure registers after ours (tryfirst)
+    # only when it has a results folder, stays off, so nothing is written twice.
     if hasattr(config.option, "allure_report_dir"):
-        config.option.allure_report_dir = str(results_dir)
-        config.option.clean_alluredir = False
+        config.option.allure_report_dir = None
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

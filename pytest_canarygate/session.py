@@ -8,6 +8,8 @@ run's folder. On an xdist worker it only loads the observation the controller wr
 from __future__ import annotations
 
 import copy
+import functools
+import gc
 import json
 import os
 import shutil
@@ -23,6 +25,8 @@ from pytest_canarygate import bundle
 from pytest_canarygate import clock
 from pytest_canarygate import progress
 from pytest_canarygate import run_inputs
+from pytest_canarygate.allure_results import AllureResults
+from pytest_canarygate.allure_results import ItemResult
 from pytest_canarygate.catalog import Catalog
 from pytest_canarygate.catalog import GateSpec
 from pytest_canarygate.catalog import load_catalogs
@@ -73,6 +77,9 @@ NOT_A_GATE_KEY = pytest.StashKey[bool]()
 #: What a stray test (collected in a phase run, without @gate) is recorded as, gate and item.
 NOT_A_GATE = "(not a gate)"
 EVIDENCE_KEY = pytest.StashKey[GateEvidence]()
+ALLURE_RESULT_KEY = pytest.StashKey[ItemResult]()
+#: A waived gate instance: the waiver and the verdict it would have had.
+WAIVED_KEY = pytest.StashKey[tuple[dict[str, Any], str]]()
 WORKER_INPUT_KEY = "canarygate_run_dir"
 RUN_FILE = "run.json"
 CONFIG_COPY = "canarygate.toml"
@@ -239,6 +246,20 @@ class GateSession:
     @property
     def results_dir(self) -> Path:
         return self.run_dir / allure_evidence.RESULTS_DIR
+
+    @functools.cached_property
+    def allure(self) -> AllureResults | None:
+        """What writes each gate's Allure result (None when allure-pytest is disabled)."""
+        if not allure_evidence.enabled(self.config):
+            return None
+        return AllureResults(
+            self.results_dir,
+            migration_id=self.migration_id,
+            phase=self.phase,
+            catalog=self.catalog,
+            runbook_url=self.settings.runbook_url if self.settings else None,
+            attach_capture=getattr(self.config.option, "attach_capture", True),
+        )
 
     # ------------------------------------------------------------------ controller: observe
     @pytest.hookimpl(tryfirst=True)
@@ -500,17 +521,16 @@ class GateSession:
             item.stash[GATE_KEY] = gate
             if not self.is_worker:
                 self.expected.add(item.nodeid)
-            if allure_evidence.enabled(config):
-                allure_evidence.label_item(
-                    item,
-                    gate,
-                    migration_id=self.migration_id,
-                    phase=self.phase,
-                    catalog=self.catalog,
-                    runbook_url=self.settings.runbook_url if self.settings else None,
-                )
             selected.append(item)
         items[:] = selected
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        # The observation, its decoded answers and the collected gates live until the run
+        # ends. Kept out of the cyclic collector's sight, the full collections that judging
+        # thousands of gates triggers stay cheap (they would rescan all of it each time).
+        gc.freeze()
+        self.config.add_cleanup(gc.unfreeze)
 
     # ------------------------------------------------------------------ running a gate
     @pytest.hookimpl(tryfirst=True)
@@ -533,27 +553,20 @@ class GateSession:
         self.current_evidence.switch(None)
 
     @pytest.hookimpl(wrapper=True)
-    def pytest_runtest_call(self, item: pytest.Item) -> Generator[None, None, None]:
-        gate = item.stash.get(GATE_KEY, None)
-        if gate is not None and allure_evidence.enabled(self.config):
-            allure_evidence.describe_gate(gate, self.title_of(gate))
-        try:
-            return (yield)
-        except Exception as exc:
-            waiver = self._waiver(gate.id, verdict_of(exc)[0]) if gate is not None else None
-            if waiver is not None and allure_evidence.enabled(self.config):
-                allure_evidence.mark_waived(waiver, verdict_of(exc)[0].value)
-            raise
-        finally:
-            evidence = item.stash.get(EVIDENCE_KEY, None)
-            if evidence is not None and allure_evidence.enabled(self.config):
-                allure_evidence.attach_evidence(evidence)
-
-    @pytest.hookimpl(wrapper=True)
     def pytest_runtest_makereport(
         self, item: pytest.Item, call: pytest.CallInfo[None]
     ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
         report = yield
+        self._record_verdict(item, call, report)
+        writer = self.allure
+        if writer is not None:
+            self._record_allure(writer, item, call, report)
+        return report
+
+    def _record_verdict(
+        self, item: pytest.Item, call: pytest.CallInfo[None], report: pytest.TestReport
+    ) -> None:
+        """Put the gate's verdict on ``report`` (a user property the controller collects)."""
         gate = item.stash.get(GATE_KEY, None)
         if gate is None:
             if item.stash.get(NOT_A_GATE_KEY, False) and report.when == "setup":
@@ -570,7 +583,7 @@ class GateSession:
                         },
                     )
                 )
-            return report
+            return
         verdict: Verdict | None = None
         message = ""
         if report.skipped or hasattr(report, "wasxfail"):
@@ -584,7 +597,7 @@ class GateSession:
         elif report.when == "call" and report.passed:
             verdict = Verdict.PASS
         if verdict is None:
-            return report
+            return
         waiver = self._waiver(gate.id, verdict)
         if waiver is None and self.observation is not None and self.settings is not None:
             misses = waiver_misses(
@@ -601,6 +614,7 @@ class GateSession:
                 f"WAIVED by {waiver['by']} until {waiver['until']}: {waiver['text']} "
                 f"(its own verdict: {verdict.value}: {message or 'passed'})"
             )
+            item.stash[WAIVED_KEY] = (waiver, verdict.value)
             verdict = Verdict.WAIVED
             report.outcome = "passed"
             report.longrepr = None
@@ -633,7 +647,35 @@ class GateSession:
                 },
             )
         )
-        return report
+
+    def _record_allure(
+        self,
+        writer: AllureResults,
+        item: pytest.Item,
+        call: pytest.CallInfo[None],
+        report: pytest.TestReport,
+    ) -> None:
+        """Fold ``report`` into the item's Allure result; write it after the teardown."""
+        result = item.stash.setdefault(ALLURE_RESULT_KEY, ItemResult())
+        result.update(report, call)
+        if report.when != "teardown":
+            return
+        gate = item.stash.get(GATE_KEY, None)
+        waiver, own_verdict = item.stash.get(WAIVED_KEY, (None, None))
+        writer.write(
+            item,
+            result,
+            gate=gate,
+            title=self.title_of(gate) if gate is not None else None,
+            evidence=item.stash.get(EVIDENCE_KEY, None),
+            waiver=waiver,
+            own_verdict=own_verdict,
+            captured={
+                "log": report.caplog,
+                "stdout": report.capstdout,
+                "stderr": report.capstderr,
+            },
+        )
 
     def _waiver(self, gate_id: str, verdict: Verdict) -> dict[str, Any] | None:
         if self.observation is None or self.settings is None or self.settings.chain is None:

@@ -13,6 +13,7 @@ from gate_repo import process_alive
 from gate_repo import sim_pids
 
 from pytest_canarygate.agtmux.runbook import CATALOG
+from pytest_canarygate.bundle import NODEID_LABEL
 from pytest_canarygate.catalog import load_catalog
 
 GATE_IDS = set(load_catalog(CATALOG).gates)
@@ -159,11 +160,14 @@ def test_allure_results_carry_labels_and_evidence(pytester: pytest.Pytester) -> 
             if (c["method"], c["reading"]) == (method, reading) and c["result"] is not None
         ]
     assert located, "the simulated fleet has answers too large to copy into every gate"
-    # the run-wide fixtures are set up once per process, not once per gate
-    containers = [json.loads(p.read_text()) for p in results_dir.glob("*-container.json")]
-    set_up = [b["name"] for c in containers for b in c.get("befores", [])]
-    for fixture in ("canarygate_observed", "canarygate_custody", "agtmux_settings"):
-        assert set_up.count(fixture) <= 1, fixture
+    # one result per gate instance, and no fixture containers (their set-up is not evidence)
+    nodeids = [
+        label["value"] for r in results for label in r["labels"] if label["name"] == NODEID_LABEL
+    ]
+    assert len(nodeids) == len(set(nodeids)) == len(results)
+    judged = json.loads((run_dir / "run.json").read_text())["gates"]
+    assert set(nodeids) == {gate["nodeid"] for gate in judged}
+    assert not list(results_dir.glob("*-container.json"))
     exit_gate = by_tag["alpha.exit.projection-matches"][0]
     labels = dict((label["name"], label["value"]) for label in exit_gate["labels"])
     assert labels["severity"] == "blocker"

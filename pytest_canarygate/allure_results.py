@@ -1,0 +1,239 @@
+"""The Allure results of a phase run: one ``<uuid>-result.json`` per gate instance, written by
+the engine, with the gate's labels, its parameters, its status and one ``evidence`` attachment.
+
+allure-pytest's own listener is not pointed at the bundle. It records every fixture of every
+test: a container file per parametrized fixture, and, per test, a scan of each run-wide
+fixture's list of children, which grows with the run. With the pure-Python JSON encoder on top,
+at thousands of gate instances that cost more than judging them. The files written here follow
+the same Allure result schema (allure-python-commons' model, the fields allure-pytest fills),
+so Allure 2 and 3 render them as before; the set-up of the run-wide fixtures, which is not
+evidence, is left out. Everything here is a no-op when allure-pytest is disabled
+(``-p no:allure_pytest``): the bundle then records that it holds no gate results.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import socket
+import threading
+import uuid
+from dataclasses import dataclass
+from dataclasses import field
+from pathlib import Path
+from typing import TYPE_CHECKING
+from typing import Any
+
+import pytest
+
+from pytest_canarygate.allure_evidence import ATTACHMENT_NAME
+from pytest_canarygate.allure_evidence import evidence_text
+from pytest_canarygate.bundle import NODEID_LABEL
+
+if TYPE_CHECKING:
+    from pytest_canarygate.catalog import Catalog
+    from pytest_canarygate.catalog import GateSpec
+    from pytest_canarygate.observation import GateEvidence
+
+__all__ = ["AllureResults", "ItemResult"]
+
+_PASSED, _FAILED, _BROKEN, _SKIPPED = "passed", "failed", "broken", "skipped"
+#: Exceptions Allure counts as a failed check rather than a broken test (allure-pytest's rule).
+_FAILURES: tuple[type[BaseException], ...] = (AssertionError, pytest.fail.Exception)
+_ENCODE = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str).encode
+
+
+def _md5(*parts: object) -> str:
+    digest = hashlib.md5(usedforsecurity=False)
+    for part in parts:
+        digest.update((part if isinstance(part, str) else repr(part)).encode("utf-8"))
+    return digest.hexdigest()
+
+
+@dataclass
+class ItemResult:
+    """One test item's Allure result, filled in as its setup, call and teardown report."""
+
+    start_ms: int = 0
+    stop_ms: int = 0
+    status: str | None = None
+    details: dict[str, str] | None = None
+    parameters: list[dict[str, str]] = field(default_factory=list)
+    labels: list[dict[str, str]] = field(default_factory=list)
+
+    def update(self, report: pytest.TestReport, call: pytest.CallInfo[Any]) -> None:
+        """Fold one phase's report in, the way allure-pytest does: setup sets the status,
+        call refines a pass, teardown only a failure; an exception that is not a failed check
+        makes the result broken."""
+        if report.when == "setup":
+            self.start_ms = int(call.start * 1000)
+        self.stop_ms = int(call.stop * 1000)
+        status = _PASSED if report.passed else _SKIPPED if report.skipped else _FAILED
+        details = None
+        if call.excinfo is not None:
+            details = {"message": call.excinfo.exconly(), "trace": report.longreprtext}
+            if status != _SKIPPED and not isinstance(call.excinfo.value, _FAILURES):
+                status = _BROKEN
+        if (
+            report.when == "setup"
+            or (report.when == "call" and self.status == _PASSED)
+            or (status in (_FAILED, _BROKEN) and self.status == _PASSED)
+        ):
+            self.status, self.details = status, details
+
+
+class AllureResults:
+    """Writes the Allure result of each test item of a phase run into ``results_dir``."""
+
+    def __init__(
+        self,
+        results_dir: Path,
+        *,
+        migration_id: str,
+        phase: str,
+        catalog: Catalog,
+        runbook_url: str | None,
+        attach_capture: bool = True,
+    ) -> None:
+        self.results_dir = results_dir
+        self.migration_id = migration_id
+        self.phase = phase
+        self.catalog = catalog
+        self.runbook_url = runbook_url
+        self.attach_capture = attach_capture
+        self._gate_parts: dict[str, tuple[list[dict[str, str]], list[dict[str, str]]]] = {}
+        self._host = socket.gethostname()
+        self._language = (
+            f"{platform.python_implementation().lower()}{platform.python_version_tuple()[0]}"
+        )
+
+    def gate_labels(self, gate: GateSpec) -> list[dict[str, str]]:
+        """The labels every instance of ``gate`` carries (made once per gate)."""
+        return self._parts(gate)[0]
+
+    def _parts(self, gate: GateSpec) -> tuple[list[dict[str, str]], list[dict[str, str]]]:
+        parts = self._gate_parts.get(gate.id)
+        if parts is None:
+            item, phase = gate.item, self.phase
+            story = f"{item.id}: {item.text}"
+            labels = [
+                ("epic", self.migration_id),
+                ("feature", phase),
+                ("story", story),
+                ("tag", gate.id),
+                ("severity", gate.severity),
+                ("runbook_item", item.id),
+                ("stage", gate.stage),
+                ("phase", phase),
+                # Allure 2 shows neither custom labels nor stories by default; suites, tags it does
+                ("parentSuite", phase),
+                ("suite", gate.stage),
+                ("subSuite", story),
+                ("tag", f"item:{item.id}"),
+                ("tag", f"phase:{phase}"),
+                ("tag", f"stage:{gate.stage}"),
+            ]
+            link = (
+                f"{self.runbook_url}#{item.anchor}" if self.runbook_url else self.catalog.link(item)
+            )
+            parts = (
+                [{"name": name, "value": value} for name, value in labels],
+                [{"type": "link", "url": link, "name": f"runbook {item.id}"}],
+            )
+            self._gate_parts[gate.id] = parts
+        return parts
+
+    def write(
+        self,
+        item: pytest.Item,
+        result: ItemResult,
+        *,
+        gate: GateSpec | None,
+        title: str | None,
+        evidence: GateEvidence | None,
+        waiver: dict[str, Any] | None = None,
+        own_verdict: str | None = None,
+        captured: dict[str, str] | None = None,
+    ) -> Path:
+        """Write ``item``'s result (and its attachments); return the result file."""
+        self.results_dir.mkdir(parents=True, exist_ok=True)
+        callspec = getattr(item, "callspec", None)
+        params: dict[str, Any] = dict(callspec.params) if callspec is not None else {}
+        parameters = [{"name": name, "value": repr(value)} for name, value in params.items()]
+        labels: list[dict[str, str]] = []
+        links: list[dict[str, str]] = []
+        name = item.name
+        description = None
+        if gate is not None:
+            labels, links = self._parts(gate)
+            labels = list(labels)
+            name = f"{gate.id}: {title}"
+            description = f"{gate.item.id} ({gate.item.section}): {gate.item.text}"
+            daemons = sorted({n.daemon for n in gate.needs if n.daemon != "evidence"})
+            sources = sorted({n.method for n in gate.needs if n.daemon == "evidence"})
+            if daemons:
+                parameters.append({"name": "daemon", "value": repr(", ".join(daemons))})
+            if sources:
+                parameters.append({"name": "source", "value": repr(", ".join(sources))})
+        if waiver is not None:
+            labels.append({"name": "tag", "value": "WAIVED"})
+            parameters += [
+                {"name": "waived by", "value": repr(f"{waiver['by']} until {waiver['until']}")},
+                {"name": "own verdict", "value": repr(own_verdict)},
+                {"name": "waiver", "value": repr(waiver["text"])},
+            ]
+        path = item.nodeid.split("::", 1)[0]
+        package = ".".join(filter(None, path.rsplit(".", 1)[0].split("/")))
+        full_name = f"{package}#{getattr(item, 'originalname', item.name)}"
+        labels += [
+            {"name": NODEID_LABEL, "value": item.nodeid},
+            {"name": "host", "value": self._host},
+            {"name": "thread", "value": f"{os.getpid()}-{threading.current_thread().name}"},
+            {"name": "framework", "value": "pytest"},
+            {"name": "language", "value": self._language},
+            {"name": "package", "value": package},
+        ]
+        history = sorted(
+            (p["name"], params[p["name"]] if p["name"] in params else p["value"])
+            for p in parameters
+        )
+        attachments = []
+        if evidence is not None and (evidence.calls or evidence.readings or evidence.notes):
+            attachments.append(
+                self._attach(ATTACHMENT_NAME, evidence_text(evidence), "application/json", "json")
+            )
+        for label, text in (captured or {}).items():
+            if text and self.attach_capture:
+                attachments.append(self._attach(label, text, "text/plain", "txt"))
+        uid = str(uuid.uuid4())
+        document: dict[str, Any] = {
+            "name": name,
+            "status": result.status or _SKIPPED,
+        }
+        if result.details is not None:
+            document["statusDetails"] = result.details
+        if description is not None:
+            document["description"] = description
+        document.update(
+            attachments=attachments,
+            parameters=parameters,
+            start=result.start_ms,
+            stop=result.stop_ms,
+            uuid=uid,
+            historyId=_md5(full_name, *(value for _, value in history)),
+            testCaseId=_md5(full_name),
+            fullName=full_name,
+            labels=labels,
+            links=links,
+            titlePath=path.split("/"),
+        )
+        target = self.results_dir / f"{uid}-result.json"
+        target.write_text(_ENCODE(document), encoding="utf-8")
+        return target
+
+    def _attach(self, name: str, body: str, media_type: str, extension: str) -> dict[str, str]:
+        source = f"{uuid.uuid4()}-attachment.{extension}"
+        (self.results_dir / source).write_text(body, encoding="utf-8")
+        return {"name": name, "source": source, "type": media_type}
