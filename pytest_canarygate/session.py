@@ -7,6 +7,7 @@ run's folder. On an xdist worker it only loads the observation the controller wr
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import functools
 import gc
@@ -162,6 +163,9 @@ class GateSession:
         self.current_observation: Observation | None = None
         #: the run's shared ``ObservedView`` objects, pointed at each gate's target in turn
         self.shared_views: list[ObservedView] = []
+        #: each gate's title, rendered once with the run's settings
+        self._titles: dict[str, str] = {}
+        self._facts: dict[str, Any] | None = None
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -230,7 +234,8 @@ class GateSession:
             run_dir=run_dir,
             is_worker=True,
         )
-        session.observation = Observation.load_run(run_dir)
+        with _collector_paused():
+            session.observation = Observation.load_run(run_dir)
         session.custody = Custody.load(run_dir)
         return session
 
@@ -267,7 +272,8 @@ class GateSession:
         if self.is_worker:
             return
         try:
-            self._start_and_observe()
+            with _collector_paused():
+                self._start_and_observe()
         except BaseException:
             # No verdict will come; never leave a folder that looks like a run in progress.
             aborted = self.run_dir.with_name(self.run_dir.name.replace("-running", "-aborted"))
@@ -401,6 +407,14 @@ class GateSession:
         # Collection and every gate, timed until the verdicts are in (a line when over 1 s).
         self.judging = self._stage("judged")
 
+    def _run_facts(self) -> dict[str, Any]:
+        """The pack's facts of the observation (made once: the observation does not change)."""
+        if self.observation is None:
+            return {}
+        if self._facts is None:
+            self._facts = self.pack.run_facts(self.observation)
+        return self._facts
+
     def _write_run_file(self, target: dict[str, Any], **extra: Any) -> None:
         settings = self.settings
         data = {
@@ -416,7 +430,7 @@ class GateSession:
             "catalog_digest": self.catalog.digest,
             "started_at": self.started_at,
             "peers": (self.observation.peers(self.pack.reported_pid) if self.observation else []),
-            "facts": self.pack.run_facts(self.observation) if self.observation else {},
+            "facts": self._run_facts(),
             **extra,
         }
         (self.run_dir / RUN_FILE).write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
@@ -469,11 +483,15 @@ class GateSession:
     def title_of(self, gate: GateSpec) -> str:
         """The gate's title with the configured windows in it; a placeholder the pack does
         not fill is a usage error, found when the gate is collected."""
-        pack_settings = self.settings.pack_settings if self.settings else None
-        try:
-            return render_title(gate, self.pack.title_values(pack_settings))
-        except ConfigError as exc:
-            raise pytest.UsageError(f"{self.catalog.path}: {exc}") from None
+        title = self._titles.get(gate.id)
+        if title is None:
+            pack_settings = self.settings.pack_settings if self.settings else None
+            try:
+                title = render_title(gate, self.pack.title_values(pack_settings))
+            except ConfigError as exc:
+                raise pytest.UsageError(f"{self.catalog.path}: {exc}") from None
+            self._titles[gate.id] = title
+        return title
 
     def _check_shared_gates(self, nodeid: str, ids: tuple[str, ...]) -> None:
         """The gates one test judges (``@gate("a", "b")``) are all in the catalog and, since
@@ -531,6 +549,9 @@ class GateSession:
         # thousands of gates triggers stay cheap (they would rescan all of it each time).
         gc.freeze()
         self.config.add_cleanup(gc.unfreeze)
+        thresholds = gc.get_threshold()
+        gc.set_threshold(100_000, 50, 100)
+        self.config.add_cleanup(lambda: gc.set_threshold(*thresholds))
 
     # ------------------------------------------------------------------ running a gate
     @pytest.hookimpl(tryfirst=True)
@@ -890,6 +911,20 @@ class GateSession:
         if self.fleet is not None:
             self.fleet.stop()
             self.fleet = None
+
+
+@contextlib.contextmanager
+def _collector_paused() -> Generator[None, None, None]:
+    """No cyclic garbage collection while the observation is taken or loaded: decoding
+    answers of thousands of panes makes no cycles, yet would trigger full collections that
+    rescan everything decoded so far."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def exit_status(outcome: RunOutcome, must_be_promotable: bool) -> pytest.ExitCode:
