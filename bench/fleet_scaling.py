@@ -4,21 +4,34 @@ One invocation runs, for each phase:
 
 (a) the floor: plain ``pytest`` + ``allure-pytest`` (``--alluredir``) over one trivial test
     parametrized as many times as (b) has gate instances (``-p no:canarygate``);
-(b) ``pytest --phase=PHASE --canarygate-sim=<fleet>`` over a copy of ``gates/``, serial;
+(b) ``pytest --phase=PHASE`` over a copy of ``gates/``, serial, judging a fleet that is already
+    running, as an operator's run does: before the run, outside its measured time, the bench
+    starts the fleet with ``canarygate sim --scenario fleet.toml --phase PHASE``, waits for its
+    "ready" line, and writes the run's ``canarygate.toml`` naming the endpoints and the
+    ``[evidence]`` table it printed; the run signs with a key (mode 0600) made in its folder.
+    The fleet is stopped after the run, always (also on a timeout, Ctrl-C or SIGTERM);
 (c) the same with ``-n WORKERS``;
 and once more (b) on a smaller fleet, to show daemon calls and reads do not grow with it.
+
+Every run is measured warm: the children run without ``PYTHONDONTWRITEBYTECODE`` (which would
+make each run recompile, and re-rewrite the assertions of, every module it imports), and each
+measured run, floor and gates alike, follows one unmeasured warm-up run of the same command in
+the same folder (against the same fleet), so byte code caches exist as they would for an
+installed package. A run must judge exactly the gate instances the catalog gives the phase
+(gates once, plus per-session gates once per tmux session of the fleet).
 
 Per run it prints wall time, per-gate cost (wall / gate instances), gate instances, daemon calls
 and provider reads (from the bundle's observation), observation time (started_at to
 finished_at, and the summed ``elapsed_ms`` of the slowest daemon's calls), seal time (the run's
 ``canarygate: sealed ...`` line; where the run printed none, a copy of its bundle re-sealed here),
-verify time (``canarygate verify BUNDLE --key PUB`` as its own process, with the ephemeral public
-key the run leaves beside its bundle; also ``verify_bundle`` alone, in this process), bundle
-size, and peak memory: the ``ru_maxrss`` GNU time (``/usr/bin/time -f %M``) reports for the run,
-i.e. its largest single process among pytest and the children it reaped (xdist workers, the
-simulator). Then the ratios (b)/(a) and (c)/(a), and each target of issue 12 with
-its figure and ``met``, ``MISSED`` or ``NOT MEASURED``. Missed targets do not change the exit
-status: 0 when every run completed, 1 when one could not (its output's tail printed, escaped).
+verify time (``canarygate verify BUNDLE --key PUB`` as its own process, with the public half of
+the run's key; also ``verify_bundle`` alone, in this process), bundle size, and peak memory: the
+``ru_maxrss`` GNU time (``/usr/bin/time -f %M``) reports for the run, i.e. its largest single
+process among pytest and the children it reaped (xdist workers); the fleet's start time and
+peak are printed apart (not part of the run). Then the ratios (b)/(a) and (c)/(a), and each
+target of issue 12 with its figure and ``met``, ``MISSED`` or ``NOT MEASURED``. Missed targets
+do not change the exit status: 0 when every run completed, 1 when one could not (its output's
+tail printed, escaped).
 
 The runs use the code of this checkout (it is put first on the children's ``PYTHONPATH``)::
 
@@ -36,6 +49,7 @@ import json
 import os
 import re
 import resource
+import shlex
 import shutil
 import signal
 import subprocess
@@ -44,6 +58,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from collections.abc import Iterable
+from collections.abc import Iterator
 from collections.abc import Sequence
 from dataclasses import asdict
 from dataclasses import dataclass
@@ -70,7 +85,16 @@ MAX_BUNDLE_MB = 15.0
 BUNDLE_TARGET_GATES = 3_000
 _SEALED_LINE = re.compile(r"canarygate: sealed .* in ([0-9]+(?:\.[0-9]+)?) s\b")
 _TAIL_CHARS = 3000
-#: Seconds a run is given to stop on SIGINT (and stop its simulator) before SIGTERM.
+#: Seconds ``canarygate sim`` is given to print its ready line (at most the run's timeout).
+FLEET_START_TIMEOUT_S = 300.0
+_FLEET_READY = "simulated fleet ready"
+_FLEET_DAEMON_LINE = re.compile(r"^([A-Za-z0-9_-]+)\s+(unix://\S+)\s+pid [0-9]+$")
+_FLEET_EVIDENCE_LINE = re.compile(r'^([A-Za-z0-9_-]+) = (".*")$')
+#: ``[migration] id`` of the config the bench writes (names the reports folder).
+MIGRATION_ID = "fleet-scaling-bench"
+#: The run's signing key, in its folder (the public half beside it, ``.pub.json``).
+KEY_PATH = Path("keys") / "bench.key"
+#: Seconds a run, or the fleet, is given to stop on SIGINT before SIGTERM.
 STOP_GRACE_S = 60.0
 #: GNU time, which reports the peak of a child started from its own small process. Without
 #: it, wait4's figure includes this script's memory: a child's ru_maxrss counts the memory it
@@ -99,7 +123,17 @@ class Run:
     problem: str = ""
     tail: str = ""
     wall_s: float = 0.0
+    #: wall time of the unmeasured warm-up run before the measured one
+    warmup_s: float | None = None
     peak_kib: int | None = None
+    #: gate instances the catalog gives the phase on this fleet (None for the floor)
+    expected_gates: int | None = None
+    #: how the fleet was started (gates runs), outside the measured time
+    fleet_command: str = ""
+    #: seconds from starting ``canarygate sim`` to its ready line (not in ``wall_s``)
+    fleet_start_s: float | None = None
+    #: peak resident memory of the fleet's largest process (``canarygate sim`` or a daemon)
+    fleet_peak_kib: int | None = None
     gates: int = 0
     verdict: str = ""
     counts: dict[str, int] = field(default_factory=dict)
@@ -127,6 +161,11 @@ class Run:
     def peak_mb(self) -> float | None:
         """Peak resident memory in MB (10^6 bytes), None when not measured."""
         return None if self.peak_kib is None else self.peak_kib * 1024 / MB
+
+    @property
+    def fleet_peak_mb(self) -> float | None:
+        """The fleet's peak resident memory in MB, None when not measured."""
+        return None if self.fleet_peak_kib is None else self.fleet_peak_kib * 1024 / MB
 
     @property
     def bundle_kb_per_gate(self) -> float | None:
@@ -179,8 +218,10 @@ def floor_module(tests: int) -> str:
 
 
 def child_env() -> dict[str, str]:
-    """The environment of every child: this checkout's code first."""
+    """The environment of every child: this checkout's code first, and byte code written (no
+    ``PYTHONDONTWRITEBYTECODE``), so a warm-up run leaves the caches an installed package has."""
     env = dict(os.environ)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p)
     return env
 
@@ -233,8 +274,8 @@ def _wait(
     process: subprocess.Popen[bytes], timeout_s: float
 ) -> tuple[int, resource.struct_rusage] | None:
     """Reap ``process`` within ``timeout_s``; past it, stop its process group and return None.
-    Interrupted (Ctrl-C reaches this script only: the run has a session of its own), stop the
-    run before giving up."""
+    Interrupted (Ctrl-C reaches this script only: the run has a session of its own) or
+    terminated, stop the run before giving up."""
     deadline = time.monotonic() + timeout_s
     try:
         while time.monotonic() <= deadline:
@@ -243,7 +284,7 @@ def _wait(
                 process.returncode = os.waitstatus_to_exitcode(status)
                 return process.returncode, usage
             time.sleep(0.02)
-    except KeyboardInterrupt:
+    except BaseException:  # Ctrl-C, or SIGTERM (see main)
         stop(process)
         raise
     stop(process)
@@ -251,8 +292,9 @@ def _wait(
 
 
 def stop(process: subprocess.Popen[bytes]) -> None:
-    """Stop a run's process group: SIGINT first, so that pytest stops the simulator it started,
-    then SIGTERM, then SIGKILL. The caller reaps it."""
+    """Stop a run's (or the fleet's) process group: SIGINT first, so that pytest ends as on
+    Ctrl-C and ``canarygate sim`` stops its daemons, then SIGTERM, then SIGKILL. The caller
+    reaps it."""
     for sig, grace_s in ((signal.SIGINT, STOP_GRACE_S), (signal.SIGTERM, 10.0)):
         try:
             os.killpg(process.pid, sig)
@@ -270,6 +312,187 @@ def stop(process: subprocess.Popen[bytes]) -> None:
 def tail(output: str) -> str:
     """The end of a run's output, escaped (its text may come from anywhere)."""
     return visible(output[-_TAIL_CHARS:], keep_newlines=True)
+
+
+# ------------------------------------------------------------------------------ the fleet
+
+
+@dataclass
+class FleetInfo:
+    """What ``canarygate sim`` printed: each daemon's endpoint and the ``[evidence]`` table."""
+
+    endpoints: dict[str, str]
+    evidence: dict[str, str]
+
+
+class FleetError(Exception):
+    """The fleet did not start (it has been stopped); ``tail`` is its output, escaped."""
+
+    def __init__(self, message: str, tail_text: str = "") -> None:
+        super().__init__(message)
+        self.tail = tail_text
+
+
+@dataclass
+class Fleet:
+    """A running ``canarygate sim`` (in a process group of its own) and what it printed."""
+
+    process: subprocess.Popen[bytes]
+    output: Path
+    peak_path: Path
+    info: FleetInfo | None = None
+    ready_s: float | None = None
+    peak_kib: int | None = None
+
+
+def fleet_argv(scenario: Path | str, phase: str) -> list[str]:
+    """``canarygate sim`` serving ``scenario`` with ``phase``'s phase-dependent facts."""
+    return [
+        sys.executable,
+        "-m",
+        "pytest_canarygate",
+        "sim",
+        "--scenario",
+        str(scenario),
+        "--phase",
+        phase,
+    ]
+
+
+def parse_fleet_output(text: str) -> FleetInfo | None:
+    """The endpoints and ``[evidence]`` table ``canarygate sim`` printed, once its ready line is
+    out; None before. ValueError when it is ready but named no daemon, or printed an evidence
+    line that is not ``kind = "URI"``."""
+    lines = text.splitlines()
+    ready = [i for i, line in enumerate(lines) if line.startswith(_FLEET_READY)]
+    if not ready:
+        return None
+    endpoints: dict[str, str] = {}
+    evidence: dict[str, str] = {}
+    in_evidence = False
+    for line in lines[: ready[0]]:
+        if line == "[evidence]":
+            in_evidence = True
+            continue
+        if in_evidence:
+            found = _FLEET_EVIDENCE_LINE.match(line)
+            value = json.loads(found.group(2)) if found else None
+            if found is None or not isinstance(value, str) or not value:
+                raise ValueError(f"canarygate sim printed an evidence line {visible(line)!r}")
+            evidence[found.group(1)] = value
+        elif daemon := _FLEET_DAEMON_LINE.match(line):
+            endpoints[daemon.group(1)] = daemon.group(2)
+    if not endpoints:
+        raise ValueError("canarygate sim is ready but printed no daemon endpoint")
+    return FleetInfo(endpoints, evidence)
+
+
+def config_text(migration_id: str, fleet: FleetInfo) -> str:
+    """The run's ``canarygate.toml``: the fleet's daemons and its ``[evidence]`` table."""
+    lines = [
+        "# Written by bench/fleet_scaling.py for the fleet `canarygate sim` started.",
+        "[migration]",
+        f"id = {json.dumps(migration_id)}",
+    ]
+    for name, endpoint in fleet.endpoints.items():
+        lines += ["", f"[daemons.{json.dumps(name)}]", f"endpoint = {json.dumps(endpoint)}"]
+    if fleet.evidence:
+        lines += ["", "[evidence]"]
+        lines += [f"{json.dumps(kind)} = {json.dumps(uri)}" for kind, uri in fleet.evidence.items()]
+    return "\n".join(lines) + "\n"
+
+
+def make_signing_key(work: Path) -> tuple[Path, Path]:
+    """A new Ed25519 key pair in ``work`` (private mode 0600): the run signs with it, verify
+    trusts its public half. Returns (private, public)."""
+    from pytest_canarygate.keys import default_public_path
+    from pytest_canarygate.keys import generate_keypair
+
+    private = work / KEY_PATH
+    generate_keypair(private)
+    return private, default_public_path(private)
+
+
+def start_fleet(argv: Sequence[str], work: Path, timeout_s: float) -> Fleet:
+    """Start ``argv`` (a ``canarygate sim``) in a process group of its own, output to a file
+    in ``work``, and wait for its ready line. A fleet that exits, prints what cannot be read or
+    is not ready within ``timeout_s`` (or an interrupt while waiting) is stopped first, then
+    FleetError (or the interrupt) is raised."""
+    output = work / ".fleet-output.txt"
+    peak_path = work / ".fleet-peak.txt"
+    timed = [TIME_BIN, "-f", "%M", "-o", str(peak_path), *argv] if TIME_BIN else list(argv)
+    with output.open("wb") as stream:
+        started = time.perf_counter()
+        process = subprocess.Popen(
+            timed,
+            cwd=work,
+            env=child_env(),
+            stdin=subprocess.DEVNULL,
+            stdout=stream,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # Ctrl-C reaches this script only; it stops the fleet
+        )
+    fleet = Fleet(process, output, peak_path)
+    deadline = time.monotonic() + timeout_s
+    try:
+        while True:
+            text = output.read_bytes().decode("utf-8", "replace")
+            try:
+                fleet.info = parse_fleet_output(text)
+            except ValueError as exc:
+                raise FleetError(str(exc), tail(text)) from None
+            if fleet.info is not None:
+                fleet.ready_s = time.perf_counter() - started
+                return fleet
+            if process.poll() is not None:
+                raise FleetError(f"canarygate sim exited {process.returncode}", tail(text))
+            if time.monotonic() > deadline:
+                raise FleetError(f"canarygate sim was not ready in {timeout_s:g} s", tail(text))
+            time.sleep(0.02)
+    except BaseException:
+        stop_fleet(fleet)
+        raise
+
+
+def stop_fleet(fleet: Fleet) -> None:
+    """Stop the fleet (SIGINT, as Ctrl-C would, then SIGTERM, then SIGKILL), reap it and read
+    its peak memory. Idempotent."""
+    if fleet.process.poll() is None:
+        stop(fleet.process)
+        fleet.process.wait()
+    if TIME_BIN and fleet.peak_path.exists():
+        fleet.peak_kib = peak_from_time(fleet.peak_path.read_text())
+
+
+@contextlib.contextmanager
+def running_fleet(argv: Sequence[str], work: Path, timeout_s: float) -> Iterator[Fleet]:
+    """A started fleet (see :func:`start_fleet`), stopped when the block ends, however."""
+    fleet = start_fleet(argv, work, timeout_s)
+    try:
+        yield fleet
+    finally:
+        stop_fleet(fleet)
+
+
+def expected_gates(phase: str, sessions: int) -> int:
+    """Gate instances the catalog of this checkout gives ``phase`` on a fleet of ``sessions``
+    tmux sessions: each gate once, a per-session gate once per session."""
+    from pytest_canarygate.catalog import load_catalogs
+
+    catalog = load_catalogs([ROOT / "gates" / "catalog.toml"])
+    return sum(sessions if gate.per else 1 for gate in catalog.gates_for(phase))
+
+
+def warm_up(run: Run, argv: Sequence[str], work: Path, timeout_s: float, ok: Iterable[int]) -> bool:
+    """One unmeasured run of ``argv`` in ``work``, so byte code caches exist for the measured
+    one; False (the run's problem and tail set) when it did not end with a status in ``ok``."""
+    returncode, run.warmup_s, _, output = run_measured(argv, work, timeout_s)
+    if returncode is None or returncode not in tuple(ok):
+        exited = "timed out" if returncode is None else f"exited {returncode}"
+        run.problem = f"the warm-up run {exited}"
+        run.tail = tail(output)
+        return False
+    return True
 
 
 # ------------------------------------------------------------------------------ measurements
@@ -294,6 +517,10 @@ def measure_floor(phase: str, tests: int, work: Path, timeout_s: float) -> Run:
         f"--alluredir={work / 'allure-results'}",
         "test_floor.py",
     ]
+    warmed = warm_up(run, argv, work, timeout_s, ok=(0,))
+    shutil.rmtree(work / "allure-results", ignore_errors=True)
+    if not warmed:
+        return run
     returncode, run.wall_s, run.peak_kib, output = run_measured(argv, work, timeout_s)
     run.returncode = returncode
     results = list((work / "allure-results").glob("*-result.json"))
@@ -316,7 +543,8 @@ def measure_gates(
     *,
     timeout_s: float,
 ) -> Run:
-    """(b) or (c): a phase judged over a simulated fleet, then its bundle verified."""
+    """(b) or (c): a phase judged over a simulated fleet started beforehand, then its bundle
+    verified. The fleet's start is not in the measured time; it is stopped after the run."""
     mode = f"-n {workers}" if workers else "serial"
     run = Run(
         name=f"{phase} {sessions}x{panes_per_session} {mode}",
@@ -332,18 +560,42 @@ def measure_gates(
     (work / "pyproject.toml").write_text('[tool.pytest.ini_options]\ntestpaths = ["gates"]\n')
     scenario = work / "fleet.toml"
     scenario.write_text(generated_scenario(sessions, panes_per_session))
+    run.expected_gates = expected_gates(phase, sessions)
+    private, public = make_signing_key(work)
     argv = [
         sys.executable,
         "-m",
         "pytest",
         f"--phase={phase}",
-        f"--canarygate-sim={scenario}",
+        f"--canarygate-key={private}",
         "-q",
         "-p",
         "no:cacheprovider",
         *(["-n", str(workers)] if workers else []),
     ]
-    returncode, run.wall_s, run.peak_kib, output = run_measured(argv, work, timeout_s)
+    command = ["canarygate", "sim", "--scenario", scenario.name, "--phase", phase]
+    run.fleet_command = shlex.join(command)
+    fleet: Fleet | None = None
+    warmed, returncode, output = False, None, ""
+    try:
+        with running_fleet(
+            fleet_argv(scenario, phase), work, min(timeout_s, FLEET_START_TIMEOUT_S)
+        ) as fleet:
+            run.fleet_start_s = fleet.ready_s
+            assert fleet.info is not None
+            (work / "canarygate.toml").write_text(config_text(MIGRATION_ID, fleet.info))
+            warmed = warm_up(run, argv, work, timeout_s, ok=(0, 1))
+            shutil.rmtree(work / "reports", ignore_errors=True)  # the measured run's bundle alone
+            if warmed:
+                returncode, run.wall_s, run.peak_kib, output = run_measured(argv, work, timeout_s)
+    except FleetError as exc:
+        run.problem = f"the fleet did not start: {exc}"
+        run.tail = exc.tail
+        return run
+    finally:
+        run.fleet_peak_kib = fleet.peak_kib if fleet is not None else None
+    if not warmed:
+        return run
     run.returncode = returncode
     bundles = [p for p in (work / "reports").glob(f"*/{phase}/*") if p.is_dir()]
     if returncode is None:
@@ -368,9 +620,14 @@ def measure_gates(
         else:
             run.seal_s = reseal_seconds(bundle, work / "reseal")
             run.seal_source = "not reported by the run; a copy re-sealed by the bench"
-        verify(run, bundle, timeout_s)
+        verify(run, bundle, public, timeout_s)
     except (OSError, ValueError, KeyError, TypeError) as exc:  # a bundle the bench cannot read
         run.problem = f"reading the bundle: {type(exc).__name__}: {exc}"
+    if not run.problem and run.gates != run.expected_gates:
+        run.problem = (
+            f"judged {run.gates:,} gate instances; the catalog gives {phase} "
+            f"{run.expected_gates:,} on a fleet of {sessions:,} tmux sessions"
+        )
     run.completed = not run.problem
     if not run.completed:
         run.tail = tail(output)
@@ -475,12 +732,8 @@ def reseal_seconds(bundle: Path, work: Path) -> float:
     return elapsed
 
 
-def verify(run: Run, bundle: Path, timeout_s: float) -> None:
-    """Time ``canarygate verify BUNDLE --key PUB`` with the run's ephemeral public key."""
-    public = bundle.with_name(bundle.name + ".ephemeral.pub.json")
-    if not public.is_file():
-        run.problem = f"no ephemeral public key beside the bundle ({public.name})"
-        return
+def verify(run: Run, bundle: Path, public: Path, timeout_s: float) -> None:
+    """Time ``canarygate verify BUNDLE --key PUB`` with the public half of the run's key."""
     argv = [sys.executable, "-m", "pytest_canarygate", "verify", str(bundle), "--key", str(public)]
     returncode, run.verify_s, _, output = run_measured(argv, bundle.parents[3], timeout_s)
     if returncode != 0:
@@ -701,6 +954,8 @@ COLUMNS: tuple[tuple[str, Callable[[Run, Run | None], str]], ...] = (
     ("files", lambda r, fl: "-" if r.bundle_files is None else f"{r.bundle_files:,}"),
     ("kB/gate", lambda r, fl: fmt(r.bundle_kb_per_gate, 1)),
     ("peak MB", lambda r, fl: fmt(r.peak_mb, 1)),
+    ("fleet s", lambda r, fl: fmt(r.fleet_start_s)),
+    ("fleet MB", lambda r, fl: fmt(r.fleet_peak_mb, 1)),
 )
 
 
@@ -727,8 +982,23 @@ def target_lines(found: Iterable[Target]) -> list[str]:
 
 
 def report(results: Results, found: Sequence[Target]) -> str:
-    """The whole printed report: table, notes, target lines, tails of failed runs."""
-    lines = [table(results), ""]
+    """The whole printed report: how the runs were made, table, notes, target lines, tails of
+    failed runs."""
+    commands = ", ".join(
+        dict.fromkeys(r.fleet_command for r in results.all_runs() if r.fleet_command)
+    )
+    lines = [
+        "every run measured warm: the children run without PYTHONDONTWRITEBYTECODE, and each "
+        "measured run (floor and gates) follows one unmeasured warm-up run of the same command "
+        "in the same folder",
+        "every gates run judges a fleet already running: started before it, outside its "
+        f"measured time, with `{commands or '-'}`; the run reads the endpoints and [evidence] "
+        "it printed from its canarygate.toml and signs with a key (mode 0600) in its folder; "
+        "the fleet is stopped after the run",
+        "",
+        table(results),
+        "",
+    ]
     load = ", ".join(f"{x:.1f}" for x in results.load_average)
     lines += [
         f"load average at the end: {load} on {os.cpu_count()} cores (other work on the machine "
@@ -737,8 +1007,10 @@ def report(results: Results, found: Sequence[Target]) -> str:
         "stage under a second prints none), so a copy of its bundle was re-sealed here",
         "verify s: the canarygate verify command (start, imports and all); in-proc s: "
         "verify_bundle alone, in this process",
-        f"peak MB: {PEAK_HOW}: the largest single process of the run (the pytest controller, "
-        "an xdist worker or the simulator)",
+        f"peak MB: {PEAK_HOW}: the largest single process of the run (the pytest controller "
+        "or an xdist worker; the fleet is not part of the run)",
+        "fleet s: from starting canarygate sim to its ready line (not in wall s); fleet MB: "
+        "the fleet's largest process (canarygate sim or a simulated daemon)",
         "daemon s: summed elapsed_ms of the calls to the slowest daemon; observe s: the "
         "observation's started_at to finished_at",
         "",
@@ -814,12 +1086,18 @@ def measure_all(args: argparse.Namespace, root: Path) -> Results:
     return results
 
 
+def _terminated(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run every measurement, print the report; 0 when every run completed, else 1."""
     args = parse_args(argv)
     # A shell starting this script in the background ignores SIGINT, and an ignored signal stays
     # ignored across exec: a handler here gives the runs back the default, so SIGINT stops them.
     signal.signal(signal.SIGINT, signal.default_int_handler)
+    # SIGTERM ends this script as Ctrl-C does, through the code that stops a run and its fleet.
+    signal.signal(signal.SIGTERM, _terminated)
     root = Path(tempfile.mkdtemp(prefix="cg-fleet-"))
     try:
         results = measure_all(args, root)
@@ -834,7 +1112,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.json:
         document = {
             "runs": [
-                {**asdict(r), "per_gate_ms": r.per_gate_ms, "peak_mb": r.peak_mb}
+                {
+                    **asdict(r),
+                    "per_gate_ms": r.per_gate_ms,
+                    "peak_mb": r.peak_mb,
+                    "fleet_peak_mb": r.fleet_peak_mb,
+                }
                 for r in results.all_runs()
             ],
             "targets": [{**asdict(t), "status": t.status} for t in found],

@@ -1,17 +1,27 @@
-"""bench/fleet_scaling.py's pure helpers: scenario text, parsing a run's output and bundle,
-ratios and the judging of each target. Nothing here runs the benchmark or measures time."""
+"""bench/fleet_scaling.py's helpers: scenario and config text, starting and stopping the fleet,
+the warm-up, parsing a run's output and bundle, ratios and the judging of each target. Some tests
+start a real simulated fleet or a tiny pytest run; none runs the benchmark or judges a time."""
 
 from __future__ import annotations
 
 import gzip
 import importlib.util
 import json
+import os
+import stat
 import sys
+import time
 from pathlib import Path
 from types import ModuleType
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
+
+from pytest_canarygate.agtmux.pack import PACK
+from pytest_canarygate.config import load_config
+from pytest_canarygate.keys import load_public_key
+from pytest_canarygate.keys import load_signer
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -44,6 +54,7 @@ def gate_run(fs: ModuleType, **fields: Any) -> Any:
         "gates": 3022,
         "daemon_calls": 20,
         "provider_reads": 7,
+        "fleet_command": "canarygate sim --scenario fleet.toml --phase alpha",
     }
     values.update(fields)
     return fs.Run(**values)
@@ -66,6 +77,198 @@ def test_the_generated_scenario_is_toml_naming_the_fleet(fs: ModuleType) -> None
     document = tomllib.loads(fs.generated_scenario(1000, 10))
     assert document["extends"] == "healthy"
     assert document["fleet"]["generate"] == {"sessions": 1000, "panes_per_session": 10}
+
+
+#: What ``canarygate sim`` prints, as its ``run`` writes it (the socket folder shortened).
+SIM_OUTPUT = """\
+v4  unix:///tmp/cg-sim-x/v4/agtmuxd.sock  pid 101
+v5  unix:///tmp/cg-sim-x/v5/agtmuxd.sock  pid 102
+operations over HTTP  http://127.0.0.1:40493/ops  pid 103
+[evidence]
+snapshots = "unix:///tmp/cg-sim-x/v5/agtmuxd.sock"
+alerts = "http://127.0.0.1:40493/ops"
+selector = "file:///tmp/cg-sim-x/evidence/runtime.toml"
+simulated fleet ready (scenario fleet.toml, phase alpha); Ctrl-C to stop
+"""
+
+
+def test_the_fleet_output_gives_endpoints_and_evidence_once_ready(fs: ModuleType) -> None:
+    info = fs.parse_fleet_output(SIM_OUTPUT)
+    assert info.endpoints == {
+        "v4": "unix:///tmp/cg-sim-x/v4/agtmuxd.sock",
+        "v5": "unix:///tmp/cg-sim-x/v5/agtmuxd.sock",
+    }
+    assert info.evidence == {
+        "snapshots": "unix:///tmp/cg-sim-x/v5/agtmuxd.sock",
+        "alerts": "http://127.0.0.1:40493/ops",
+        "selector": "file:///tmp/cg-sim-x/evidence/runtime.toml",
+    }
+    not_ready = SIM_OUTPUT.rsplit("simulated fleet ready", 1)[0]
+    assert fs.parse_fleet_output(not_ready) is None
+    assert fs.parse_fleet_output("") is None
+
+
+@pytest.mark.parametrize(
+    "output",
+    [
+        SIM_OUTPUT.replace('alerts = "http://127.0.0.1:40493/ops"', "alerts = http://x"),
+        SIM_OUTPUT.replace('alerts = "http://127.0.0.1:40493/ops"', 'alerts = ""'),
+        SIM_OUTPUT.replace('alerts = "http://127.0.0.1:40493/ops"', "alerts = 3"),
+        "[evidence]\nsimulated fleet ready (scenario x); Ctrl-C to stop\n",
+    ],
+    ids=["unquoted", "empty", "not-a-string", "no-daemon"],
+)
+def test_fleet_output_the_bench_cannot_read_is_refused(fs: ModuleType, output: str) -> None:
+    with pytest.raises(ValueError):
+        fs.parse_fleet_output(output)
+
+
+def test_the_config_names_the_fleet_and_the_project_accepts_it(
+    fs: ModuleType, tmp_path: Path
+) -> None:
+    path = tmp_path / "canarygate.toml"
+    path.write_text(fs.config_text("fleet-scaling-bench", fs.parse_fleet_output(SIM_OUTPUT)))
+    config = load_config(path, PACK)
+    assert config.migration_id == "fleet-scaling-bench"
+    assert {name: d.endpoint for name, d in config.daemons.items()} == {
+        "v4": "unix:///tmp/cg-sim-x/v4/agtmuxd.sock",
+        "v5": "unix:///tmp/cg-sim-x/v5/agtmuxd.sock",
+    }
+    assert dict(config.evidence) == {
+        "snapshots": "unix:///tmp/cg-sim-x/v5/agtmuxd.sock",
+        "alerts": "http://127.0.0.1:40493/ops",
+        "selector": "file:///tmp/cg-sim-x/evidence/runtime.toml",
+    }
+    assert not config.targets
+
+
+def test_the_signing_key_is_private_and_its_public_half_matches(
+    fs: ModuleType, tmp_path: Path
+) -> None:
+    private, public = fs.make_signing_key(tmp_path)
+    assert private.parent == tmp_path / "keys"
+    assert stat.S_IMODE(private.stat().st_mode) == 0o600
+    assert load_signer(private).public_key.keyid == load_public_key(public).keyid
+
+
+def test_children_write_byte_code_and_run_this_checkout(
+    fs: ModuleType, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PYTHONDONTWRITEBYTECODE", "1")
+    monkeypatch.setenv("PYTHONPATH", "/elsewhere")
+    env = fs.child_env()
+    assert "PYTHONDONTWRITEBYTECODE" not in env
+    assert env["PYTHONPATH"].split(os.pathsep) == [str(fs.ROOT), "/elsewhere"]
+
+
+def test_a_real_fleet_is_read_and_stopped_when_the_block_ends(
+    fs: ModuleType, tmp_path: Path
+) -> None:
+    with fs.running_fleet(fs.fleet_argv("healthy", "alpha"), tmp_path, 120) as fleet:
+        assert set(fleet.info.endpoints) == {"v4", "v5"}
+        sockets = [Path(uri.removeprefix("unix://")) for uri in fleet.info.endpoints.values()]
+        assert all(stat.S_ISSOCK(path.stat().st_mode) for path in sockets)
+        assert fleet.info.evidence  # the simulated v5 serves the operations evidence
+        path = tmp_path / "canarygate.toml"
+        path.write_text(fs.config_text("fleet-scaling-bench", fleet.info))
+        assert set(load_config(path, PACK).evidence) == set(fleet.info.evidence)
+        assert fleet.process.poll() is None
+    assert fleet.process.returncode is not None
+    assert not any(path.exists() for path in sockets)  # canarygate sim stopped its daemons
+    assert "simulated fleet stopped" in fleet.output.read_text()
+
+
+def test_a_real_fleet_is_stopped_when_the_block_fails(fs: ModuleType, tmp_path: Path) -> None:
+    with pytest.raises(RuntimeError, match="the run failed"):
+        with fs.running_fleet(fs.fleet_argv("healthy", "alpha"), tmp_path, 120) as fleet:
+            raise RuntimeError("the run failed")
+    assert fleet.process.returncode is not None
+    sockets = [Path(uri.removeprefix("unix://")) for uri in fleet.info.endpoints.values()]
+    assert not any(path.exists() for path in sockets)
+
+
+def _gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    return False
+
+
+def _pid_of(pid_file: Path) -> int:
+    return int(pid_file.read_text())
+
+
+def test_a_fleet_that_exits_before_it_is_ready_is_an_error_with_its_output(
+    fs: ModuleType, tmp_path: Path
+) -> None:
+    argv = [sys.executable, "-c", "print('v4 daemon failed \\x1b[2J'); raise SystemExit(3)"]
+    with pytest.raises(fs.FleetError, match="exited 3") as caught:
+        fs.start_fleet(argv, tmp_path, 120)
+    assert "v4 daemon failed \\x1b[2J" in caught.value.tail  # escaped
+
+
+def _never_ready(pid_file: Path) -> list[str]:
+    script = (
+        "import os, pathlib, time\n"
+        f"pathlib.Path({str(pid_file)!r}).write_text(str(os.getpid()))\n"
+        "print('starting', flush=True)\n"
+        "time.sleep(600)\n"
+    )
+    return [sys.executable, "-c", script]
+
+
+def test_a_fleet_that_is_never_ready_is_stopped(fs: ModuleType, tmp_path: Path) -> None:
+    pid_file = tmp_path / "pid"
+    with pytest.raises(fs.FleetError, match="not ready") as caught:
+        fs.start_fleet(_never_ready(pid_file), tmp_path, 1.0)
+    assert "starting" in caught.value.tail
+    assert _gone(_pid_of(pid_file))
+
+
+def test_an_interrupt_while_the_fleet_starts_stops_it(
+    fs: ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pid_file = tmp_path / "pid"
+
+    def sleep(seconds: float) -> None:
+        if pid_file.exists() and "starting" in (tmp_path / ".fleet-output.txt").read_text():
+            monkeypatch.setattr(fs, "time", time)  # stop() sleeps for real
+            raise KeyboardInterrupt
+        time.sleep(seconds)
+
+    fake = SimpleNamespace(perf_counter=time.perf_counter, monotonic=time.monotonic, sleep=sleep)
+    monkeypatch.setattr(fs, "time", fake)
+    with pytest.raises(KeyboardInterrupt):
+        fs.start_fleet(_never_ready(pid_file), tmp_path, 120)
+    assert _gone(_pid_of(pid_file))
+
+
+def test_the_warm_up_reports_a_run_that_fails(fs: ModuleType, tmp_path: Path) -> None:
+    run = fs.Run(name="r", kind="floor", phase="alpha")
+    assert fs.warm_up(run, [sys.executable, "-c", "pass"], tmp_path, 120, ok=(0,))
+    assert run.warmup_s is not None
+    assert not run.problem
+    failing = [sys.executable, "-c", "print('boom'); raise SystemExit(4)"]
+    assert not fs.warm_up(run, failing, tmp_path, 120, ok=(0, 1))
+    assert run.problem == "the warm-up run exited 4"
+    assert "boom" in run.tail
+
+
+def test_the_floor_is_measured_after_a_warm_up_that_leaves_byte_code(
+    fs: ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PYTHONDONTWRITEBYTECODE", "1")
+    run = fs.measure_floor("alpha", 3, tmp_path / "floor", 300)
+    assert run.completed, run.tail  # 3 results: the warm-up's were removed
+    assert run.warmup_s is not None
+    assert any((tmp_path / "floor" / "__pycache__").glob("test_floor*.pyc"))
+
+
+def test_the_gate_instances_expected_follow_the_catalog(fs: ModuleType) -> None:
+    assert fs.expected_gates("alpha", 1000) == 3022  # issue 12's figure
+    assert fs.expected_gates("alpha", 100) == 322
+    assert fs.expected_gates("canary", 1000) == fs.expected_gates("canary", 3)
 
 
 def test_the_floor_module_holds_one_test_parametrized_n_times(fs: ModuleType) -> None:
@@ -236,6 +439,11 @@ def test_the_report_shows_a_run_that_did_not_complete_and_its_escaped_tail(
     )
     text = fs.report(results, fs.targets(results))
     assert "DID NOT COMPLETE" in text
+    assert "each measured run (floor and gates) follows one unmeasured warm-up run" in text
+    assert (
+        "outside its measured time, with `canarygate sim --scenario fleet.toml --phase alpha`"
+        in (text)
+    )
     assert "alpha 1000x10 -n 2 did not complete: pytest exited 4\nboom" in text
     assert "target alpha: (c) -n 2 no slower than (b): " in text
     lines = [line for line in text.splitlines() if line.startswith("target ")]
