@@ -116,6 +116,7 @@ MS_TIMES = ("last_heartbeat_ms", "registered_at_ms")
 
 def refuse_future_times(view: DaemonView, method: str, records: Iterable[object]) -> None:
     """:class:`Unobservable` if a record of ``method``'s answer is dated in the future."""
+    parsed: dict[str, datetime | None] = {}
     for index, record in enumerate(records):
         if isinstance(record, list | tuple) and len(record) == 2:
             record = record[1]  # list_source_health pairs: [kind, {...}]
@@ -124,9 +125,8 @@ def refuse_future_times(view: DaemonView, method: str, records: Iterable[object]
         for name in TEXT_TIMES:
             value = record.get(name)
             if isinstance(value, str):
-                try:
-                    when = parse_timestamp(value)
-                except ValueError:
+                when = _parsed(value, parsed)
+                if when is None:
                     continue
                 view.not_in_future(when, f"{method} element {index} {name}")
         for name in MS_TIMES:
@@ -140,6 +140,19 @@ def refuse_future_times(view: DaemonView, method: str, records: Iterable[object]
                 )
             when = datetime.fromtimestamp(value / 1000, tz=timezone.utc)
             view.not_in_future(when, f"{method} element {index} {name}")
+
+
+def _parsed(text: str, parsed: dict[str, datetime | None]) -> datetime | None:
+    """:func:`parse_timestamp` of ``text``, None if it is no timestamp; each text parsed once
+    per answer (a daemon stamps every record of one tick alike)."""
+    if text in parsed:
+        return parsed[text]
+    try:
+        when: datetime | None = parse_timestamp(text)
+    except ValueError:
+        when = None
+    parsed[text] = when
+    return when
 
 
 def _shown_id(identity: str) -> str:
@@ -242,15 +255,13 @@ def _checked_changes(view: DaemonView, result: Any) -> list[Change]:
     if not isinstance(entries, list):
         raise Unobservable(f"{where}, expected {{changes: [...], version}}, got {result!r:.120}")
     changes = []
+    parsed: dict[str, datetime | None] = {}
     for index, entry in enumerate(entries):
         version = entry.get("version") if isinstance(entry, dict) else None
         key = entry.get("session_key") if isinstance(entry, dict) else None
         stamp = entry.get("timestamp") if isinstance(entry, dict) else None
         pane_id = entry.get("pane_id") if isinstance(entry, dict) else None
-        try:
-            at = parse_timestamp(stamp) if isinstance(stamp, str) else None
-        except ValueError:
-            at = None
+        at = _parsed(stamp, parsed) if isinstance(stamp, str) else None
         if (
             isinstance(version, bool)
             or not isinstance(version, int)
