@@ -7,6 +7,7 @@ not reach back over the whole window is INCONCLUSIVE and says which span it cove
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -14,9 +15,11 @@ from pytest_canarygate.agtmux.gate_api import NO_TMUX_SESSION
 from pytest_canarygate.agtmux.gate_api import SIGNATURE_FIELDS
 from pytest_canarygate.agtmux.gate_api import AgtmuxSettings
 from pytest_canarygate.agtmux.gate_api import Change
+from pytest_canarygate.agtmux.gate_api import DaemonView
 from pytest_canarygate.agtmux.gate_api import Difference
 from pytest_canarygate.agtmux.gate_api import GateFailed
 from pytest_canarygate.agtmux.gate_api import Inconclusive
+from pytest_canarygate.agtmux.gate_api import Judgement
 from pytest_canarygate.agtmux.gate_api import ObservedView
 from pytest_canarygate.agtmux.gate_api import ParityConfig
 from pytest_canarygate.agtmux.gate_api import Record
@@ -28,6 +31,7 @@ from pytest_canarygate.agtmux.gate_api import agent_session_keys_indexed
 from pytest_canarygate.agtmux.gate_api import alerts_from
 from pytest_canarygate.agtmux.gate_api import attempt
 from pytest_canarygate.agtmux.gate_api import combine
+from pytest_canarygate.agtmux.gate_api import compare_projections
 from pytest_canarygate.agtmux.gate_api import conclude
 from pytest_canarygate.agtmux.gate_api import daemon_info
 from pytest_canarygate.agtmux.gate_api import daemon_uptime
@@ -43,13 +47,13 @@ from pytest_canarygate.agtmux.gate_api import pane_index
 from pytest_canarygate.agtmux.gate_api import parity_in_readings
 from pytest_canarygate.agtmux.gate_api import parse_endpoint
 from pytest_canarygate.agtmux.gate_api import projection_advancing
-from pytest_canarygate.agtmux.gate_api import ready
 from pytest_canarygate.agtmux.gate_api import selector_matches_phase
 from pytest_canarygate.agtmux.gate_api import session_index
 from pytest_canarygate.agtmux.gate_api import signature_problems
 from pytest_canarygate.agtmux.gate_api import startup_order_shown
 from pytest_canarygate.agtmux.gate_api import state_changes
 from pytest_canarygate.agtmux.gate_api import supervisor_ready
+from pytest_canarygate.agtmux.gate_api import view_ready
 
 
 def _daemon_info(canarygate_observed: ObservedView, name: str) -> dict[str, object]:
@@ -80,62 +84,54 @@ def test_v4_and_v5_serve_on_distinct_sockets(canarygate_observed: ObservedView) 
 # is flapping (INCONCLUSIVE). Panes are compared by pane id, one instance per tmux session and
 # one for the panes no tmux session lists (NO_TMUX_SESSION). Agent sessions kept only as history
 # (bound to no pane tmux lists) are counted, not compared.
+#
+# Each gate notes what it judged (compare_projections): the fields compared of every record,
+# grouped where v4 and v5 agree on them (one entry for the records with the same values), each
+# daemon's fields where they do not, per reading ("as in reading 1" where a later reading judged
+# the same). The bundle's observation holds the full answers.
 READINGS = (1, 2)
+SIGNATURE_PARITY = ParityConfig(SIGNATURE_FIELDS, ())
 Panes = dict[str, Record]
+Views = dict[str, DaemonView]
 
 
-def _both_ready(observed: ObservedView) -> None:
+def _both_ready(observed: ObservedView) -> Views:
     """End the gate unless v4 and v5 have both completed a pipeline tick: before that a
-    daemon's panes and sessions are empty whatever it serves (daemon facts 13)."""
-    judged = combine(
-        "parity not judged",
-        {
-            "v4": attempt(lambda: ready(observed, "v4")),
-            "v5": attempt(lambda: ready(observed, "v5")),
-        },
-    )
-    if not judged.passed:
-        conclude(observed, "readiness", judged)
+    daemon's panes and sessions are empty whatever it serves (daemon facts 13). Both daemons,
+    by name."""
+    views: Views = {}
+
+    def judge(name: str) -> Judgement:
+        views[name] = observed.daemon(name)
+        return view_ready(views[name], who=name)
+
+    parts = {"v4": attempt(lambda: judge("v4")), "v5": attempt(lambda: judge("v5"))}
+    if not all(judged.passed for judged in parts.values()):
+        conclude(observed, "readiness", combine("parity not judged", parts))
+    return views
 
 
 def _scope(session: str) -> str:
     return "outside any tmux session" if session == NO_TMUX_SESSION else f"in {session}"
 
 
-def _panes_in(observed: ObservedView, name: str, session: str, reading: int) -> Panes:
-    """The panes daemon ``name`` lists in tmux ``session`` (or in none), by pane id."""
-    found = pane_index(observed.daemon(name), reading)
+def _panes_in(view: DaemonView, session: str, reading: int) -> Panes:
+    """The panes the daemon lists in tmux ``session`` (or in none), by pane id."""
+    found = pane_index(view, reading)
     return found.of_session(None if session == NO_TMUX_SESSION else session)
 
 
 def _pane_parity(
-    observed: ObservedView, session: str, parity: ParityConfig, reading: int
-) -> tuple[Panes, Panes, list[Difference]]:
-    """v4's and v5's panes in ``session`` in one reading, and how v5's differ."""
-    v4, v5 = (_panes_in(observed, name, session, reading) for name in ("v4", "v5"))
+    views: Views, session: str, parity: ParityConfig, reading: int
+) -> tuple[Panes, Panes, list[Difference], dict[str, object]]:
+    """v4's and v5's panes in ``session`` in one reading, how v5's differ, and what was
+    judged (the fields compared of each pane)."""
+    v4, v5 = (_panes_in(views[name], session, reading) for name in ("v4", "v5"))
     label = (
         "pane outside any tmux session" if session == NO_TMUX_SESSION else f"session {session} pane"
     )
-    return v4, v5, diff_projections(v4, v5, parity, label=label)
-
-
-def _judged(v4: Panes, v5: Panes, parity: ParityConfig) -> dict[str, object]:
-    """The records compared, by key, with only the fields compared; one entry for both
-    daemons where they agree on those fields (None: the daemon does not list it)."""
-    shown: dict[str, object] = {}
-    for key in sorted(set(v4) | set(v5)):
-        left, right = v4.get(key), v5.get(key)
-        names = parity.compared(set(left or {}) | set(right or {}))
-        sides = [
-            None if found is None else {n: found[n] for n in names if n in found}
-            for found in (left, right)
-        ]
-        shown[key] = (
-            {"v4 and v5": sides[0]}
-            if sides[0] == sides[1]
-            else dict(zip(("v4", "v5"), sides, strict=True))
-        )
-    return shown
+    differences, judged = compare_projections(v4, v5, parity, label=label, key_field="pane_id")
+    return v4, v5, differences, judged
 
 
 def _by_reading(found: Sequence[object]) -> dict[str, object]:
@@ -146,21 +142,13 @@ def _by_reading(found: Sequence[object]) -> dict[str, object]:
     }
 
 
-def _note_panes(
-    observed: ObservedView, found: Sequence[tuple[Panes, Panes, object]], parity: ParityConfig
-) -> None:
-    """Keep the panes this gate judged (the fields compared), as v4 and v5 listed them."""
-    observed.note("panes judged", _by_reading([_judged(v4, v5, parity) for v4, v5, _ in found]))
-
-
 def _session_parity(
-    observed: ObservedView, parity: ParityConfig, reading: int, here: Sequence[Record] | None
-) -> tuple[int, list[Difference], dict[str, list[str]], dict[str, object]]:
+    views: Views, parity: ParityConfig, reading: int, here: Sequence[Record] | None
+) -> tuple[int, list[Difference], dict[str, list[str]], dict[str, object] | None]:
     """Agent-session parity in one reading: how many sessions were compared, how v5's differ
     from v4's, per daemon the sessions kept only as history, and what was judged (the
-    sessions compared, the change-log entries of ``here``). ``here``: only the sessions bound
-    to these panes (None: the whole fleet)."""
-    views = {name: observed.daemon(name) for name in ("v4", "v5")}
+    sessions compared, the change log of ``here``; None for the whole fleet). ``here``: only
+    the sessions bound to these panes (None: the whole fleet)."""
     index = session_index(views, reading)
     if here is None:
         compared: set[str] | frozenset[str] = index.active
@@ -176,39 +164,47 @@ def _session_parity(
         name: list(keys) if bound is None else index.history_of(name, bound)
         for name, keys in index.history.items()
     }
-    differences = diff_projections(kept["v4"], kept["v5"], parity, label="agent session")
-    judged: dict[str, object] = {"agent sessions": _judged(kept["v4"], kept["v5"], parity)}
-    if here is not None:
-        judged["change log"] = {
-            pane_id: _log_of_pane(index.changes.get(pane_id, ()))
-            for pane_id in sorted({str(p["pane_id"]) for p in here})
-        }
+    label = "agent session"
+    if here is None:
+        differences = diff_projections(kept["v4"], kept["v5"], parity, label=label)
+        return len(set(kept["v4"]) | set(kept["v5"])), differences, history, None
+    differences, sessions = compare_projections(
+        kept["v4"], kept["v5"], parity, label=label, key_field="session_key"
+    )
+    judged: dict[str, object] = {
+        "agent sessions": sessions,
+        "change log": _log_of_panes(index.changes, {str(p["pane_id"]) for p in here}),
+    }
     return len(set(kept["v4"]) | set(kept["v5"])), differences, history, judged
 
 
-def _log_of_pane(changes: Sequence[Change]) -> dict[str, object]:
-    """What v4's and v5's change logs hold of one pane: its entries counted, the session keys
-    they bind, and the latest few as the daemon gave them."""
-    return {
-        "entries": len(changes),
-        "session_keys": sorted({c.session_key for c in changes if c.session_key}),
-        "latest": [c.to_json() for c in changes[-3:]],
-    }
+def _log_of_panes(changes: Mapping[str, Sequence[Change]], pane_ids: set[str]) -> dict[str, object]:
+    """What v4's and v5's change logs hold of these panes: per pane its entries counted and
+    the session keys they bind (a pane whose entries bind none is not listed there)."""
+    entries: dict[str, int] = {}
+    keys: dict[str, list[str]] = {}
+    for pane_id in sorted(pane_ids):
+        found = changes.get(pane_id, ())
+        entries[pane_id] = len(found)
+        bound = sorted({c.session_key for c in found if c.session_key})
+        if bound:
+            keys[pane_id] = bound
+    return {"entries": entries, "session_keys": keys}
 
 
 @gate("alpha.parity.panes")
 def test_list_panes_parity(
     canarygate_observed: ObservedView, agtmux_tmux_session: str, agtmux_pane_parity: ParityConfig
 ) -> None:
-    _both_ready(canarygate_observed)
+    views = _both_ready(canarygate_observed)
     found = [
-        _pane_parity(canarygate_observed, agtmux_tmux_session, agtmux_pane_parity, reading)
+        _pane_parity(views, agtmux_tmux_session, agtmux_pane_parity, reading)
         for reading in READINGS
     ]
-    _note_panes(canarygate_observed, found, agtmux_pane_parity)
+    canarygate_observed.note("panes judged", _by_reading([judged for *_, judged in found]))
     compared = len(set(found[-1][0]) | set(found[-1][1]))
     judged = parity_in_readings(
-        [differences for _, _, differences in found],
+        [differences for _, _, differences, _ in found],
         what=f"list_panes {_scope(agtmux_tmux_session)}",
         compared=f"{compared} panes by pane id",
     )
@@ -219,11 +215,8 @@ def test_list_panes_parity(
 def test_list_sessions_parity(
     canarygate_observed: ObservedView, agtmux_session_parity: ParityConfig
 ) -> None:
-    _both_ready(canarygate_observed)
-    found = [
-        _session_parity(canarygate_observed, agtmux_session_parity, reading, None)
-        for reading in READINGS
-    ]
+    views = _both_ready(canarygate_observed)
+    found = [_session_parity(views, agtmux_session_parity, reading, None) for reading in READINGS]
     compared, _, history, _ = found[-1]
     judged = parity_in_readings(
         [differences for _, differences, _, _ in found],
@@ -245,18 +238,16 @@ def test_list_sessions_parity(
 def test_signature_fields_consistent(
     canarygate_observed: ObservedView, agtmux_tmux_session: str
 ) -> None:
-    _both_ready(canarygate_observed)
-    signature = ParityConfig(SIGNATURE_FIELDS, ())
+    views = _both_ready(canarygate_observed)
     found = [
-        _pane_parity(canarygate_observed, agtmux_tmux_session, signature, reading)
-        for reading in READINGS
+        _pane_parity(views, agtmux_tmux_session, SIGNATURE_PARITY, reading) for reading in READINGS
     ]
-    _note_panes(canarygate_observed, found, signature)
+    canarygate_observed.note("panes judged", _by_reading([judged for *_, judged in found]))
     scope = _scope(agtmux_tmux_session)
     problems = sorted(
         {
             f"v5 pane {pid} (reading {reading}): {problem}"
-            for reading, (_, v5, _) in zip(READINGS, found, strict=True)
+            for reading, (_, v5, _, _) in zip(READINGS, found, strict=True)
             for pid, pane in v5.items()
             for problem in signature_problems(pane)
         }
@@ -266,7 +257,7 @@ def test_signature_fields_consistent(
         raise GateFailed(failure_message(f"signature fields malformed on v5 {scope}", problems))
     compared = len(set(found[-1][0]) | set(found[-1][1]))
     judged = parity_in_readings(
-        [differences for _, _, differences in found],
+        [differences for _, _, differences, _ in found],
         what=f"signature fields {scope}",
         compared=f"{compared} panes by pane id",
     )
@@ -310,20 +301,20 @@ def test_v5_projection_matches_v4(
     agtmux_pane_parity: ParityConfig,
     agtmux_session_parity: ParityConfig,
 ) -> None:
-    _both_ready(canarygate_observed)
+    views = _both_ready(canarygate_observed)
     readings = []
     noted: list[object] = []
     for reading in READINGS:
-        v4, v5, differences = _pane_parity(
-            canarygate_observed, agtmux_tmux_session, agtmux_pane_parity, reading
+        v4, v5, differences, judged_panes = _pane_parity(
+            views, agtmux_tmux_session, agtmux_pane_parity, reading
         )
         # Agent sessions are not tmux sessions; judge the ones bound to these panes, also
         # through the change log: a deterministic pane's title decays to the tmux title.
         here = [*v4.values(), *v5.values()]
         sessions, session_differences, history, judged_sessions = _session_parity(
-            canarygate_observed, agtmux_session_parity, reading, here
+            views, agtmux_session_parity, reading, here
         )
-        noted.append({"panes": _judged(v4, v5, agtmux_pane_parity), **judged_sessions})
+        noted.append({"panes": judged_panes, **(judged_sessions or {})})
         readings.append((len(set(v4) | set(v5)), sessions, differences + session_differences))
     canarygate_observed.note("projection judged", _by_reading(noted))
     panes_compared, sessions_compared, _ = readings[-1]

@@ -33,6 +33,8 @@ from pytest_canarygate.agtmux.protocol import agent_session_keys_indexed
 from pytest_canarygate.agtmux.protocol import agent_sessions
 from pytest_canarygate.agtmux.protocol import by_key
 from pytest_canarygate.agtmux.protocol import changes_by_pane
+from pytest_canarygate.agtmux.protocol import compare_projections
+from pytest_canarygate.agtmux.protocol import diff_projections
 from pytest_canarygate.agtmux.protocol import live_panes
 from pytest_canarygate.agtmux.protocol import pane_index
 from pytest_canarygate.agtmux.protocol import panes
@@ -40,6 +42,7 @@ from pytest_canarygate.agtmux.protocol import panes_of_session
 from pytest_canarygate.agtmux.protocol import session_index
 from pytest_canarygate.agtmux.protocol import state_changes
 from pytest_canarygate.agtmux.settings import AgtmuxSettings
+from pytest_canarygate.agtmux.settings import ParityConfig
 from pytest_canarygate.custody import CustodyView
 from pytest_canarygate.observation import CallRecord
 from pytest_canarygate.observation import DaemonObservation
@@ -392,9 +395,20 @@ def test_a_future_dated_change_fails_every_gate_that_reads_the_change_log() -> N
         assert "evidence from the future proves nothing" in message
 
 
-def compared_fields(found: Record) -> Record:
+def compared_fields(found: Record, key_field: str = "pane_id") -> Record:
+    """The pane fields the parity gates compare, as a note shows them where v4 and v5 agree:
+    without the pane id, which the entry names."""
     parity = AgtmuxSettings().pane_parity
-    return {name: found[name] for name in parity.compared(set(found)) if name in found}
+    return {
+        name: found[name]
+        for name in parity.compared(set(found))
+        if name in found and name != key_field
+    }
+
+
+def agreed(judged: dict[str, Any], key_field: str = "pane_id") -> dict[str, Record]:
+    """The records a note shows v4 and v5 agree on, by key, with the fields compared."""
+    return {key: group["fields"] for group in judged["v4 and v5"] for key in group[key_field]}
 
 
 def test_each_gate_notes_only_its_own_session() -> None:
@@ -409,17 +423,17 @@ def test_each_gate_notes_only_its_own_session() -> None:
     judged = dict(alpha.notes)["projection judged"]
     assert judged["reading 2"] == "as in reading 1"
     noted = judged["reading 1"]
-    assert list(noted["panes"]) == ["%1", "%2"]
-    assert noted["panes"]["%1"] == {"v4 and v5": compared_fields(pane("%1", "session-alpha"))}
-    assert list(noted["agent sessions"]) == ["poller-%1"]
+    assert "differ" not in noted["panes"]
+    panes_noted = agreed(noted["panes"])
+    assert sorted(panes_noted) == ["%1", "%2"]
+    assert panes_noted["%1"] == compared_fields(pane("%1", "session-alpha"))
+    assert panes_noted["%2"] == compared_fields(pane("%2", "session-alpha", managed=False))
+    assert list(agreed(noted["agent sessions"], "session_key")) == ["poller-%1"]
     log = noted["change log"]  # v4's and v5's entries of these panes
-    assert set(log) == {"%1", "%2"}
-    assert (log["%1"]["entries"], log["%1"]["session_keys"]) == (4, ["poller-%1"])
-    assert len(log["%1"]["latest"]) == 3
-    assert all(c["pane_id"] == "%1" for c in log["%1"]["latest"])
-    assert log["%2"] == {"entries": 0, "session_keys": [], "latest": []}
+    assert log["entries"] == {"%1": 4, "%2": 0}
+    assert log["session_keys"] == {"%1": ["poller-%1"]}
     other = dict(beta.notes)["projection judged"]["reading 1"]
-    assert list(other["panes"]) == ["%3"]
+    assert list(agreed(other["panes"])) == ["%3"]
 
 
 def test_a_pane_that_differs_is_noted_for_each_daemon_and_reading() -> None:
@@ -429,11 +443,99 @@ def test_a_pane_that_differs_is_noted_for_each_daemon_and_reading() -> None:
     [(verdict, _, evidence)] = judge_all(fleet, [("alpha.parity.panes", "session-alpha")])
     assert verdict is Verdict.INCONCLUSIVE  # flapping: in reading 2 only
     judged = dict(evidence.notes)["panes judged"]
-    assert judged["reading 1"]["%1"] == {"v4 and v5": compared_fields(pane("%1", "session-alpha"))}
-    assert judged["reading 2"]["%1"]["v4"]["provider"] == "claude"
-    assert judged["reading 2"]["%1"]["v5"]["provider"] == "codex"
-    assert judged["reading 2"]["%2"] == judged["reading 1"]["%2"]
+    assert agreed(judged["reading 1"])["%1"] == compared_fields(pane("%1", "session-alpha"))
+    assert "differ" not in judged["reading 1"]
+    differ = judged["reading 2"]["differ"]
+    assert list(differ) == ["%1"]
+    assert differ["%1"]["v4"]["provider"] == "claude"
+    assert differ["%1"]["v5"]["provider"] == "codex"
+    assert differ["%1"]["v4"]["pane_id"] == "%1"  # a record that differs is shown whole
+    assert agreed(judged["reading 2"])["%2"] == agreed(judged["reading 1"])["%2"]
     assert len(str(evidence.notes)) < 5_000
+
+
+def test_a_note_groups_the_records_v4_and_v5_agree_on() -> None:
+    parity = ParityConfig(("pane_id", "presence", "count"), ())
+    v4 = {
+        "%1": {"pane_id": "%1", "presence": "managed", "count": 1},
+        "%2": {"pane_id": "%2", "presence": "managed", "count": 1},
+        "%3": {"pane_id": "%3", "presence": "managed", "count": True},  # 1 == True, not alike
+        "%4": {"pane_id": "%4", "presence": "managed", "count": 1.0},
+        "%5": {"pane_id": "%5", "presence": "unmanaged"},
+        "%6": {"pane_id": "%6", "presence": "unmanaged"},
+        "%7": {"pane_id": "%7", "presence": "managed", "count": 2},
+    }
+    v5 = {**v4, "%7": {**v4["%7"], "count": 3}, "%8": {"pane_id": "%8", "presence": "managed"}}
+    differences, judged = compare_projections(v4, v5, parity, label="pane", key_field="pane_id")
+    assert [str(d) for d in differences] == [
+        "pane %7: count v4=2 v5=3",
+        "pane %8: (record) v4='<missing>' v5='present'",
+    ]
+    assert judged["v4 and v5"] == [
+        {"pane_id": ["%1", "%2"], "fields": {"count": 1, "presence": "managed"}},
+        {"pane_id": ["%3"], "fields": {"count": True, "presence": "managed"}},
+        {"pane_id": ["%4"], "fields": {"count": 1.0, "presence": "managed"}},
+        {"pane_id": ["%5", "%6"], "fields": {"presence": "unmanaged"}},
+    ]
+    assert judged["differ"] == {
+        "%7": {"v4": v4["%7"], "v5": v5["%7"]},
+        "%8": {"v4": None, "v5": v5["%8"]},
+    }
+
+
+def test_a_record_whose_key_field_is_not_its_key_shows_it() -> None:
+    parity = ParityConfig(("pane_id", "presence"), ())
+    v4 = {"%1": {"pane_id": "%9", "presence": "managed"}}
+    differences, judged = compare_projections(v4, v4, parity, label="pane", key_field="pane_id")
+    assert differences == []
+    assert judged == {
+        "v4 and v5": [{"pane_id": ["%1"], "fields": {"pane_id": "%9", "presence": "managed"}}]
+    }
+
+
+JSON_SCALARS = (
+    st.none()
+    | st.booleans()
+    | st.integers(-2, 2)
+    | st.sampled_from([0.0, 1.0, -0.0, 2.5, "", "a", "<missing>"])
+)
+JSON_VALUES = st.recursive(
+    JSON_SCALARS,
+    lambda inner: (
+        st.lists(inner, max_size=2) | st.dictionaries(st.sampled_from("xy"), inner, max_size=2)
+    ),
+    max_leaves=4,
+)
+RECORD_FIELDS = st.dictionaries(st.sampled_from(["a", "b", "c", "updated_at"]), JSON_VALUES)
+PROJECTIONS = st.dictionaries(st.sampled_from(["%1", "%2", "%3", "%4"]), RECORD_FIELDS, max_size=4)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    v4=PROJECTIONS,
+    v5=PROJECTIONS,
+    fields=st.none() | st.just(("a", "b", "key")),
+    key_as_field=st.booleans(),
+)
+def test_compare_projections_finds_what_diff_projections_finds_and_notes_every_record(
+    v4: dict[str, Record], v5: dict[str, Record], fields: tuple[str, ...] | None, key_as_field: bool
+) -> None:
+    if key_as_field:  # the records carry their key, as panes carry their pane_id
+        v4 = {k: {**r, "key": k} for k, r in v4.items()}
+        v5 = {k: {**r, "key": k} for k, r in v5.items()}
+    parity = ParityConfig(fields, ("updated_at",))
+    differences, judged = compare_projections(v4, v5, parity, label="r", key_field="key")
+    assert differences == diff_projections(v4, v5, parity, label="r")
+    differ = judged.get("differ", {})
+    grouped = [key for group in judged["v4 and v5"] for key in group["key"]]
+    assert sorted([*grouped, *differ]) == sorted(v4.keys() | v5.keys())  # each once
+    for key, shown in agreed(judged, "key").items():
+        names = parity.compared(set(v4[key]) | set(v5[key]))
+        assert shown == {n: v4[key][n] for n in names if n in v4[key] and n != "key"}
+        assert shown == {n: v5[key][n] for n in names if n in v5[key] and n != "key"}
+        assert not [d for d in differences if d.where == f"r {key}"]
+    for group in judged["v4 and v5"]:  # alike: the same values, written the same way
+        assert len({repr(agreed(judged, "key")[key]) for key in group["key"]}) == 1
 
 
 # --- provider evidence: decoded and checked once per reading ------------------------------

@@ -578,6 +578,17 @@ def test_classify_and_parse_timestamp_helpers() -> None:
     assert parse_timestamp("2026-11-25T10:00:00-0130") == datetime(
         2026, 11, 25, 11, 30, tzinfo=timezone.utc
     )
+    for utc in ("Z", "z", "+00:00", "-00:00", "+0000", "-0000"):
+        when = parse_timestamp(f"2026-11-25t10:00:00.5{utc}")
+        assert when == datetime(2026, 11, 25, 10, 0, 0, 500000, tzinfo=timezone.utc)
+        assert when.tzinfo is timezone.utc
+    for bad, message in (
+        ("2026-13-25T10:00:00Z", "month must be in 1..12"),
+        ("2026-11-25T10:00:60+00:00", "second must be in 0..59"),
+        ("2026-11-25 10:00:00Z", "not an RFC 3339 timestamp with a UTC offset"),
+    ):
+        with pytest.raises(ValueError, match=message):
+            parse_timestamp(bad)
 
 
 # --- JUnit XML ---------------------------------------------------------------------------

@@ -50,6 +50,7 @@ from pytest_canarygate.agtmux.gate_support import startup_order_shown
 from pytest_canarygate.agtmux.gate_support import supervisor_history
 from pytest_canarygate.agtmux.gate_support import time_in_phase
 from pytest_canarygate.agtmux.gate_support import v4_drained_for
+from pytest_canarygate.agtmux.gate_support import view_ready
 from pytest_canarygate.agtmux.judgement import LATENCY_ALERT_SOURCES
 from pytest_canarygate.agtmux.judgement import SLO_LOG_KINDS
 from pytest_canarygate.agtmux.judgement import Judgement
@@ -111,6 +112,7 @@ from pytest_canarygate.agtmux.protocol import agent_session_keys
 from pytest_canarygate.agtmux.protocol import agent_session_keys_indexed
 from pytest_canarygate.agtmux.protocol import agent_sessions
 from pytest_canarygate.agtmux.protocol import by_key
+from pytest_canarygate.agtmux.protocol import compare_projections
 from pytest_canarygate.agtmux.protocol import diff_projections
 from pytest_canarygate.agtmux.protocol import failure_message
 from pytest_canarygate.agtmux.protocol import live_panes
@@ -192,6 +194,7 @@ __all__ = [
     "canary_usage",
     "cas_conflicts",
     "combine",
+    "compare_projections",
     "conclude",
     "cursor_full_resyncs",
     "cursor_streaks",
@@ -277,6 +280,7 @@ __all__ = [
     "v5_only_for",
     "v5_release",
     "v5_snapshot_possible",
+    "view_ready",
     "window_coverage",
     "window_end",
 ]

@@ -35,6 +35,7 @@ from pytest_canarygate.agtmux.judgement import sources_healthy
 from pytest_canarygate.agtmux.judgement import startup_sequence
 from pytest_canarygate.agtmux.judgement import uptime_at_least
 from pytest_canarygate.agtmux.judgement import zero_sessions
+from pytest_canarygate.agtmux.memo import derived
 from pytest_canarygate.agtmux.protocol import Record
 from pytest_canarygate.agtmux.protocol import agent_sessions
 from pytest_canarygate.agtmux.protocol import failure_message
@@ -557,7 +558,16 @@ def daemon_sources(observed: ObservedView, settings: AgtmuxSettings, daemon: str
 def ready(observed: ObservedView, daemon: str = "v4") -> Judgement:
     """The daemon has completed a pipeline tick (``latency_status`` not "not_started"), so an
     empty answer from it means something (daemon facts 13)."""
-    return daemon_ready(observed.daemon(daemon).result("latency_status"), who=daemon)
+    return view_ready(observed.daemon(daemon), who=daemon)
+
+
+def view_ready(view: DaemonView, *, who: str) -> Judgement:
+    """:func:`ready` of a daemon's view (``who`` names it in the message)."""
+    record = view.call("latency_status")
+    if not record.ok:
+        return daemon_ready(view.result("latency_status"), who=who)  # raises Unobservable
+    # judged once per answer: every per-session gate asks
+    return derived(record, ("ready", who), lambda: daemon_ready(record.result, who=who))
 
 
 def no_v4_sessions(observed: ObservedView) -> Judgement:

@@ -9,6 +9,7 @@ from dataclasses import fields
 from dataclasses import is_dataclass
 from datetime import datetime
 from datetime import timedelta
+from functools import lru_cache
 from typing import Any
 
 from pytest_canarygate.agtmux import records
@@ -159,6 +160,11 @@ def title_values(pack_settings: Any) -> dict[str, str]:
     the runbook's numbers, ``{gradual}`` "7d" (each ``[windows]`` key without its unit)."""
     configured = isinstance(pack_settings, settings.AgtmuxSettings)
     windows = pack_settings.windows if configured else settings.Windows()
+    return dict(_title_values(windows))  # asked for every gate instance: made once
+
+
+@lru_cache(maxsize=16)
+def _title_values(windows: settings.Windows) -> tuple[tuple[str, str], ...]:
     values = {}
     for window in fields(settings.Windows):
         amount = getattr(windows, window.name)
@@ -166,7 +172,7 @@ def title_values(pack_settings: Any) -> dict[str, str]:
             values[window.name.removesuffix("_h")] = format_duration(timedelta(hours=amount))
         elif window.name.endswith("_days"):
             values[window.name.removesuffix("_days")] = format_duration(timedelta(days=amount))
-    return values
+    return tuple(values.items())
 
 
 PACK = Pack(

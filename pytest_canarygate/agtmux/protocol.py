@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import reprlib
 from collections.abc import Callable
+from collections.abc import Hashable
 from collections.abc import Iterable
 from collections.abc import Mapping
 from collections.abc import Sequence
@@ -53,8 +54,19 @@ def _records(
     string ``key`` that no other has (two records with one identity contradict each other:
     which would a gate believe?), and nothing ``problem`` finds wrong; else
     :class:`Unobservable` naming the element. Checked once per answer and process."""
+    return _checked_answer(view, method, key, problem, reading)[1]
+
+
+def _checked_answer(
+    view: DaemonView,
+    method: str,
+    key: str,
+    problem: Callable[[Record], str | None] | None,
+    reading: int,
+) -> tuple[CallRecord, list[Record]]:
+    """:func:`_records` and the record of the call it read."""
     record = _answered(view, method, reading)
-    return derived(
+    return record, derived(
         record,
         ("records", key, problem, *_judged_by(view)),
         lambda: _checked_records(view, method, key, problem, record.result),
@@ -116,6 +128,7 @@ MS_TIMES = ("last_heartbeat_ms", "registered_at_ms")
 
 def refuse_future_times(view: DaemonView, method: str, records: Iterable[object]) -> None:
     """:class:`Unobservable` if a record of ``method``'s answer is dated in the future."""
+    parsed: dict[str, datetime | None] = {}
     for index, record in enumerate(records):
         if isinstance(record, list | tuple) and len(record) == 2:
             record = record[1]  # list_source_health pairs: [kind, {...}]
@@ -124,9 +137,8 @@ def refuse_future_times(view: DaemonView, method: str, records: Iterable[object]
         for name in TEXT_TIMES:
             value = record.get(name)
             if isinstance(value, str):
-                try:
-                    when = parse_timestamp(value)
-                except ValueError:
+                when = _parsed(value, parsed)
+                if when is None:
                     continue
                 view.not_in_future(when, f"{method} element {index} {name}")
         for name in MS_TIMES:
@@ -140,6 +152,19 @@ def refuse_future_times(view: DaemonView, method: str, records: Iterable[object]
                 )
             when = datetime.fromtimestamp(value / 1000, tz=timezone.utc)
             view.not_in_future(when, f"{method} element {index} {name}")
+
+
+def _parsed(text: str, parsed: dict[str, datetime | None]) -> datetime | None:
+    """:func:`parse_timestamp` of ``text``, None if it is no timestamp; each text parsed once
+    per answer (a daemon stamps every record of one tick alike)."""
+    if text in parsed:
+        return parsed[text]
+    try:
+        when: datetime | None = parse_timestamp(text)
+    except ValueError:
+        when = None
+    parsed[text] = when
+    return when
 
 
 def _shown_id(identity: str) -> str:
@@ -187,8 +212,8 @@ class PaneIndex:
 
 def pane_index(view: DaemonView, reading: int = 1) -> PaneIndex:
     """:func:`panes`, indexed by tmux session once per answer and process."""
-    found = panes(view, reading)
-    return derived(view.call("list_panes", reading), ("pane-index",), lambda: _index_panes(found))
+    record, found = _checked_answer(view, "list_panes", "pane_id", _pane_problem, reading)
+    return derived(record, ("pane-index",), lambda: _index_panes(found))
 
 
 def _index_panes(found: Sequence[Record]) -> PaneIndex:
@@ -230,8 +255,13 @@ class Change:
 def state_changes(view: DaemonView, reading: int = 1) -> list[Change]:
     """The daemon's change log (``state_changed`` since version 0, never trimmed), shape-checked
     once per answer and process."""
+    return _checked_changes_of(view, reading)[1]
+
+
+def _checked_changes_of(view: DaemonView, reading: int) -> tuple[CallRecord, list[Change]]:
+    """:func:`state_changes` and the record of the call it read."""
     record = _answered(view, "state_changed", reading)
-    return derived(
+    return record, derived(
         record, ("changes", *_judged_by(view)), lambda: _checked_changes(view, record.result)
     )
 
@@ -242,15 +272,13 @@ def _checked_changes(view: DaemonView, result: Any) -> list[Change]:
     if not isinstance(entries, list):
         raise Unobservable(f"{where}, expected {{changes: [...], version}}, got {result!r:.120}")
     changes = []
+    parsed: dict[str, datetime | None] = {}
     for index, entry in enumerate(entries):
         version = entry.get("version") if isinstance(entry, dict) else None
         key = entry.get("session_key") if isinstance(entry, dict) else None
         stamp = entry.get("timestamp") if isinstance(entry, dict) else None
         pane_id = entry.get("pane_id") if isinstance(entry, dict) else None
-        try:
-            at = parse_timestamp(stamp) if isinstance(stamp, str) else None
-        except ValueError:
-            at = None
+        at = _parsed(stamp, parsed) if isinstance(stamp, str) else None
         if (
             isinstance(version, bool)
             or not isinstance(version, int)
@@ -371,23 +399,29 @@ def session_index(views: Mapping[str, DaemonView], reading: int = 1) -> SessionI
     """The :class:`SessionIndex` of ``views`` in one reading, built once per process from
     their ``state_changed``, ``list_panes`` and ``list_sessions`` answers (read in that order,
     each kept as the gate's evidence; the first one unusable is :class:`Unobservable`)."""
-    logs = [state_changes(view, reading) for view in views.values()]
-    fleet = [panes(view, reading) for view in views.values()]
-    answers = {name: agent_sessions(view, reading) for name, view in views.items()}
-    records = [
-        view.call(method, reading)
-        for method in ("state_changed", "list_panes", "list_sessions")
+    logs = [_checked_changes_of(view, reading) for view in views.values()]
+    fleet = [
+        _checked_answer(view, "list_panes", "pane_id", _pane_problem, reading)
         for view in views.values()
+    ]
+    answers = {
+        name: _checked_answer(view, "list_sessions", "session_key", None, reading)
+        for name, view in views.items()
+    }
+    records = [
+        *(record for record, _ in logs),
+        *(record for record, _ in fleet),
+        *(record for record, _ in answers.values()),
     ]
 
     def build() -> SessionIndex:
         changes: dict[str, list[Change]] = {}
-        for log in logs:
+        for _, log in logs:
             for pane_id, found in changes_by_pane(log).items():
                 changes.setdefault(pane_id, []).extend(found)
-        live = live_panes(p for found in fleet for p in found)
+        live = live_panes(p for _, found in fleet for p in found)
         active = frozenset(agent_session_keys_indexed(live, changes))
-        sessions = {name: by_key(found, "session_key") for name, found in answers.items()}
+        sessions = {name: by_key(found, "session_key") for name, (_, found) in answers.items()}
         history = {
             name: sorted(key for key in found if key not in active)
             for name, found in sessions.items()
@@ -436,6 +470,75 @@ def diff_projections(
             if a != b:
                 differences.append(Difference(where, name, a, b))
     return differences
+
+
+def compare_projections(
+    v4: Mapping[str, Record],
+    v5: Mapping[str, Record],
+    parity: ParityConfig,
+    *,
+    label: str,
+    key_field: str,
+) -> tuple[list[Difference], dict[str, Any]]:
+    """:func:`diff_projections`, and what was judged, in one pass: the fields compared of
+    each record, once for both daemons where they agree on them.
+
+    The records v4 and v5 agree on are grouped by those values: ``{"v4 and v5": [{key_field:
+    [keys...], "fields": {...}}, ...]}``, where ``key_field`` (the field the records are keyed
+    by) is left out of ``fields`` when it equals the key. The records they do not agree on
+    (or that one daemon does not list: None) are under ``"differ"``, by key, with each
+    daemon's fields: ``{"v4": {...}, "v5": {...}}``."""
+    differences: list[Difference] = []
+    groups: dict[Hashable, tuple[list[str], dict[str, Any]]] = {}
+    differ: dict[str, dict[str, Any]] = {}
+    fixed = parity.compared(set()) if parity.fields is not None else None
+    for key in sorted(v4.keys() | v5.keys()):
+        if key not in v4 or key not in v5:
+            present = v4[key] if key in v4 else v5[key]
+            names = fixed if fixed is not None else parity.compared(set(present))
+            shown = _fields(present, names)
+            where = f"{label} {key}"
+            if key in v4:
+                differences.append(Difference(where, "(record)", "present", _MISSING))
+                differ[key] = {"v4": shown, "v5": None}
+            else:
+                differences.append(Difference(where, "(record)", _MISSING, "present"))
+                differ[key] = {"v4": None, "v5": shown}
+            continue
+        left, right = v4[key], v5[key]
+        names = fixed if fixed is not None else parity.compared(left.keys() | right.keys())
+        shown = {name: left[name] for name in names if name in left}
+        other = {name: right[name] for name in names if name in right}
+        if shown != other:
+            for name in names:
+                a, b = left.get(name, _MISSING), right.get(name, _MISSING)
+                if a != b:
+                    differences.append(Difference(f"{label} {key}", name, a, b))
+            differ[key] = {"v4": shown, "v5": other}
+            continue
+        # The same fields with the same values on both (answers are strict JSON, no NaN):
+        # no field differs. Grouped with the records whose values are written alike too
+        # (1, 1.0 and True stay apart).
+        if key_field in shown and shown[key_field] == key:
+            del shown[key_field]
+        alike: Hashable = repr(shown)
+        if alike in groups and groups[alike][1] != shown:
+            alike = object()
+        if alike in groups:
+            groups[alike][0].append(key)
+        else:
+            groups[alike] = ([key], shown)
+    judged: dict[str, Any] = {
+        "v4 and v5": [{key_field: keys, "fields": shown} for keys, shown in groups.values()]
+    }
+    if differ:
+        judged["differ"] = differ
+    return differences, judged
+
+
+def _fields(record: Record, names: Sequence[str]) -> dict[str, Any]:
+    """The fields ``names`` of ``record`` that it has."""
+    return {name: record[name] for name in names if name in record}
 
 
 def failure_message(headline: str, problems: Iterable[object], *, limit: int = 12) -> str:

@@ -7,8 +7,10 @@ Every mistake raises a ConfigError naming the file and the key, like the engine'
 
 from __future__ import annotations
 
+from collections.abc import Set
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import cached_property
 
 from pytest_canarygate.agtmux.versions import parse_version
 from pytest_canarygate.config import AT_LEAST
@@ -41,10 +43,20 @@ class ParityConfig:
     fields: tuple[str, ...] | None
     ignore: tuple[str, ...]
 
-    def compared(self, keys: set[str]) -> list[str]:
+    def compared(self, keys: Set[str]) -> list[str]:
         """The fields to compare, given the union of keys seen on both sides."""
-        chosen = keys if self.fields is None else set(self.fields)
-        return sorted(chosen - set(self.ignore))
+        if self.fields is not None:
+            return list(self._named)
+        return sorted(set(keys) - self._ignored)
+
+    @cached_property
+    def _named(self) -> tuple[str, ...]:
+        """The fields compared when they are named (``fields`` set): the same for every record."""
+        return tuple(sorted(set(self.fields or ()) - self._ignored))
+
+    @cached_property
+    def _ignored(self) -> frozenset[str]:
+        return frozenset(self.ignore)
 
 
 #: The largest window: a year. History asked for reaches back four times the gradual window plus
