@@ -41,7 +41,9 @@ SAMPLES = Path(__file__).parent / "data" / "agtmux-samples"
 class CountingDaemon:
     """A real Unix-socket JSON-RPC server answering from the samples, counting every request."""
 
-    def __init__(self, answers: dict[str, object]) -> None:
+    def __init__(self, answers: dict[str, object], *, compact: bool = False) -> None:
+        #: Answer as the daemon does (keys sorted, no spaces: the id leads), else json.dumps's way.
+        self.compact = compact
         self.dir = tempfile.mkdtemp(prefix="cg-obs-")
         self.path = os.path.join(self.dir, "agtmuxd.sock")
         self.answers = answers
@@ -80,7 +82,11 @@ class CountingDaemon:
                 else:
                     reply = {"result": answer}
                 reply.update(jsonrpc="2.0", id=request["id"])
-                conn.sendall(json.dumps(reply).encode() + b"\n")
+                if self.compact:
+                    line = json.dumps(reply, sort_keys=True, separators=(",", ":"))
+                else:
+                    line = json.dumps(reply)
+                conn.sendall(line.encode() + b"\n")
 
     def close(self) -> None:
         self.sock.close()
@@ -128,6 +134,30 @@ def test_each_method_read_once_plus_bracketing_daemon_info(daemon: CountingDaemo
     )
     assert [c.reading for c in obs.daemons["v5"].readings("summary_changed")] == [1, 2]
     assert active_tmux_sessions(obs) == ["session-alpha", "session-beta"]
+
+
+def test_an_answer_read_again_as_the_same_text_is_a_reading_of_its_own() -> None:
+    server = CountingDaemon(
+        {"daemon.info": sample("daemon.info"), "list_panes": sample("list_panes")}, compact=True
+    )
+    try:
+        obs = run_observe({"v5": server.endpoint}, {"v5": {"list_panes": 3, "daemon.info": 1}})
+    finally:
+        server.close()
+    assert server.requests.count("list_panes") == 3
+    first, second, third = obs.daemons["v5"].readings("list_panes")
+    assert [first.reading, second.reading, third.reading] == [1, 2, 3]
+    assert first.started_at <= second.started_at <= third.started_at
+    # the same text: decoded once, a separate record of each reading with its own id and time
+    assert second.result is first.result
+    assert third.result is first.result
+    assert first.result == sample("list_panes")
+    ids = [r.response["id"] for r in (first, second, third) if r.response is not None]
+    assert len(set(ids)) == 3
+    assert all(r.response["result"] is first.result for r in (second, third) if r.response)
+    info = obs.daemons["v5"].readings("daemon.info")
+    assert [r.reading for r in info] == [1, 2]
+    assert info[1].result is info[0].result
 
 
 def test_unserved_method_is_kept_as_a_remote_error(daemon: CountingDaemon) -> None:
