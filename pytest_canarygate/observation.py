@@ -42,6 +42,7 @@ from pytest_canarygate.errors import ProtocolError
 from pytest_canarygate.errors import RemoteError
 from pytest_canarygate.errors import UntrustedEndpointError
 from pytest_canarygate.pack import EvidenceAccessor
+from pytest_canarygate.strictjson import paused_gc
 from pytest_canarygate.verdicts import Unobservable
 
 SCHEMA = "canarygate/observation/v2"
@@ -337,9 +338,7 @@ class Observation:
         """Read an observation written by :meth:`write` (``.json.gz``), or by an earlier
         version (plain ``.json``, schema v1)."""
         try:
-            raw = path.read_bytes()
-            text = gzip.decompress(raw) if path.name.endswith(".gz") else raw
-            data = json.loads(text)
+            data = _read_json(path)
         except (OSError, EOFError, zlib.error, ValueError) as exc:
             raise ValueError(f"{path}: not a readable observation ({exc})") from None
         if not isinstance(data, dict) or data.get("schema") not in (SCHEMA, _SCHEMA_V1):
@@ -425,6 +424,19 @@ class Observation:
             if not r.ok and not (r.uri in down and r.error_kind in _UNREACHABLE)
         ]
         return list(dict.fromkeys(lines))
+
+
+def _read_json(path: Path) -> Any:
+    """The JSON document in ``path`` (gzip-compressed if its name ends ``.gz``), decoded as
+    :func:`json.loads` decodes bytes; each stage's copy is dropped before the next is made, and
+    the tree is built with the garbage collector paused (it holds no cycles)."""
+    data = path.read_bytes()
+    if path.name.endswith(".gz"):
+        data = gzip.decompress(data)
+    text = data.decode(json.detect_encoding(data), "surrogatepass")
+    del data
+    with paused_gc():
+        return json.loads(text)
 
 
 def observation_path(run_dir: Path) -> Path:
