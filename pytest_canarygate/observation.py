@@ -14,6 +14,7 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import threading
 import time
 import weakref
 import zlib
@@ -502,6 +503,44 @@ def _observe_daemon(
     interval_s: float,
     connect_to: Any = None,
     refused: EndpointError | None = None,
+    first_round_done: Callable[[], None] | None = None,
+) -> DaemonObservation:
+    try:
+        return _read_daemon(
+            name,
+            endpoint,
+            methods,
+            method_params=method_params,
+            bracket_method=bracket_method,
+            connect_timeout=connect_timeout,
+            read_timeout=read_timeout,
+            interval_s=interval_s,
+            connect_to=connect_to,
+            refused=refused,
+            first_round_done=first_round_done or _nothing,
+        )
+    finally:
+        if first_round_done is not None:
+            first_round_done()
+
+
+def _nothing() -> None:
+    pass
+
+
+def _read_daemon(
+    name: str,
+    endpoint: str,
+    methods: Mapping[str, int],
+    *,
+    method_params: Mapping[str, Mapping[str, Any]],
+    bracket_method: str | None,
+    connect_timeout: float,
+    read_timeout: float,
+    interval_s: float,
+    connect_to: Any,
+    refused: EndpointError | None,
+    first_round_done: Callable[[], None],
 ) -> DaemonObservation:
     from pytest_canarygate.rpc import RpcClient
 
@@ -572,6 +611,7 @@ def _observe_daemon(
     for method in plan:
         if method != first:
             call(method, 1)
+    first_round_done()
     repeats = [m for m, n in plan.items() if n > 1]
     for reading in range(2, max(plan.values(), default=1) + 1):
         time.sleep(interval_s)
@@ -637,8 +677,18 @@ def observe(
     forwards = Forwards()
     pool = ThreadPoolExecutor(max_workers=workers)
     try:
+        # Provider reads start once every daemon's first readings are taken (in the pause before
+        # the next ones), so that decoding a large answer does not wait on them, nor they on it.
+        first_rounds = _Countdown(len(names))
         futures = {
-            name: pool.submit(_observe_daemon, name, endpoints[name], plan[name], **daemon_args)
+            name: pool.submit(
+                _observe_daemon,
+                name,
+                endpoints[name],
+                plan[name],
+                **daemon_args,
+                first_round_done=first_rounds.one(),
+            )
             for name in names
         }
         target_futures = {
@@ -647,6 +697,9 @@ def observe(
         }
         reads = {
             name: pool.submit(
+                _after,
+                first_rounds,
+                read_timeout,
                 read_evidence,
                 name,
                 accessor,
@@ -693,6 +746,42 @@ def observe(
 
 #: Targets, daemons and evidence kinds observed at once, at most.
 MAX_WORKERS = 8
+
+
+class _Countdown:
+    """Set once each of ``count`` parts said it is done (each part once), or at once for 0."""
+
+    def __init__(self, count: int) -> None:
+        self._left = count
+        self._lock = threading.Lock()
+        self._event = threading.Event()
+        if count <= 0:
+            self._event.set()
+
+    def one(self) -> Callable[[], None]:
+        """What one part calls when done; calling it again does nothing."""
+        said: list[bool] = []
+
+        def done() -> None:
+            with self._lock:
+                if said:
+                    return
+                said.append(True)
+                self._left -= 1
+                if self._left <= 0:
+                    self._event.set()
+
+        return done
+
+    def wait(self, timeout: float) -> bool:
+        """Wait until every part is done, at most ``timeout`` seconds."""
+        return self._event.wait(timeout)
+
+
+def _after(countdown: _Countdown, timeout: float, work: Callable[..., Any], *args: Any) -> Any:
+    """``work(*args)`` once ``countdown`` is done, or after ``timeout`` seconds at the latest."""
+    countdown.wait(timeout)
+    return work(*args)
 
 
 def _observe_target(

@@ -160,6 +160,78 @@ def test_an_answer_read_again_as_the_same_text_is_a_reading_of_its_own() -> None
     assert info[1].result is info[0].result
 
 
+def test_provider_reads_wait_for_the_first_readings_of_every_daemon(
+    daemon: CountingDaemon,
+) -> None:
+    import contextlib
+    from typing import Any
+
+    from pytest_canarygate.pack import EvidenceAccessor
+
+    seen: list[list[str]] = []
+
+    def read(provider: object, since: object) -> dict[str, str]:
+        seen.append(list(daemon.requests))  # what the daemon was asked so far
+        return {"ok": "yes"}
+
+    def make(kind: str, uri: str) -> Any:
+        return contextlib.nullcontext(object())
+
+    obs = observe(
+        {"v5": daemon.endpoint},
+        {"v5": {"list_panes": 2, "list_sessions": 1, "daemon.info": 1}},
+        phase="alpha",
+        target={"kind": "live"},
+        connect_timeout=1.0,
+        read_timeout=2.0,
+        interval_s=0.3,
+        method_params=METHOD_PARAMS,
+        bracket_method=BRACKET_METHOD,
+        evidence_plan={f"kind{i}": (EvidenceAccessor("k", read), "file:///x") for i in range(3)},
+        make_provider=make,
+    )
+    assert len(seen) == 3
+    for asked in seen:  # after the first readings, in the pause before the second
+        assert sorted(asked) == ["daemon.info", "list_panes", "list_sessions"]
+    assert all(r.ok and r.evidence == {"ok": "yes"} for r in obs.evidence.values())
+    assert len(obs.daemons["v5"].calls) == 5
+
+
+def test_a_daemon_that_is_down_or_broken_still_releases_the_provider_reads(
+    tmp_path: Path,
+) -> None:
+    from pytest_canarygate.observation import _Countdown
+    from pytest_canarygate.observation import _observe_daemon
+
+    args = {
+        "method_params": METHOD_PARAMS,
+        "bracket_method": BRACKET_METHOD,
+        "connect_timeout": 1.0,
+        "read_timeout": 1.0,
+        "interval_s": 0.01,
+    }
+    countdown = _Countdown(2)
+    assert not countdown.wait(0)
+    down = _observe_daemon(
+        "v5", f"unix://{tmp_path}/nothing.sock", {"list_panes": 2}, **args,
+        first_round_done=countdown.one(),
+    )  # fmt: skip
+    assert not down.calls[0].ok
+    assert not countdown.wait(0)  # one of two
+    with pytest.raises(Exception, match="not-a-scheme"):
+        _observe_daemon(
+            "v4", "not-a-scheme://x", {"list_panes": 2}, **args, first_round_done=countdown.one()
+        )
+    assert countdown.wait(0)
+    # each part counts once, however often it says so
+    twice = _Countdown(2)
+    done = twice.one()
+    done()
+    done()
+    assert not twice.wait(0)
+    assert _Countdown(0).wait(0)
+
+
 def test_unserved_method_is_kept_as_a_remote_error(daemon: CountingDaemon) -> None:
     obs = run_observe({"v5": daemon.endpoint}, {"v5": {"ops.snapshot_list": 1}})
     view = ObservedView(obs, GateEvidence())
