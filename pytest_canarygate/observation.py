@@ -322,12 +322,14 @@ class Observation:
         }
         if self.targets:
             head["targets"] = self.targets
+        # An answer shared by two readings (the daemon answered the same text) is encoded once.
+        results: dict[int, str] = {}
         yield '{"daemons":{'
         for i, name in enumerate(sorted(self.daemons)):
             daemon = self.daemons[name]
             yield f'{"," if i else ""}{_dump(name)}:{{"calls":['
             for j, call in enumerate(daemon.calls):
-                yield ("," if j else "") + _dump(call.to_json())
+                yield ("," if j else "") + _dump_call(call, results)
             yield f'],"endpoint":{_dump(daemon.endpoint)}}}'
         yield '},"evidence":{'
         for i, name in enumerate(sorted(self.evidence)):
@@ -456,6 +458,21 @@ _ENCODER = json.JSONEncoder(
 def _dump(value: Any) -> str:
     # one-shot encode: the C encoder (JSONEncoder.iterencode would use the pure-Python one)
     return _ENCODER.encode(value)
+
+
+def _dump_call(call: CallRecord, results: dict[int, str]) -> str:
+    """``_dump(call.to_json())``, taking the result's text from ``results`` (by identity) when
+    an earlier record shares it, else adding it there."""
+    fields = call.to_json()
+    result = call.result
+    text = results.get(id(result))
+    if text is None:
+        text = results[id(result)] = _dump(result)
+    parts = [
+        f"{_dump(key)}:{text if key == 'result' else _dump(value)}"
+        for key, value in sorted(fields.items())
+    ]
+    return "{" + ",".join(parts) + "}"
 
 
 def simulated_endpoints(endpoints: Mapping[str, str]) -> list[str]:

@@ -27,6 +27,7 @@ from pytest_canarygate.observation import LEGACY_OBSERVATION_FILE
 from pytest_canarygate.observation import OBSERVATION_FILE
 from pytest_canarygate.observation import CallRecord
 from pytest_canarygate.observation import CurrentGateEvidence
+from pytest_canarygate.observation import DaemonObservation
 from pytest_canarygate.observation import EvidenceReading
 from pytest_canarygate.observation import GateEvidence
 from pytest_canarygate.observation import Observation
@@ -305,6 +306,32 @@ def test_written_compressed_deterministic_and_each_answer_once(
     assert record.response is not None
     assert record.response["result"] == record.result == sample("list_panes")
     assert record.response["jsonrpc"] == "2.0"
+
+
+def test_an_answer_two_readings_share_is_written_as_two_copies_would_be(tmp_path: Path) -> None:
+    import copy
+    from dataclasses import replace
+
+    answer = {"panes": [{"pane_id": "%1", "n": 1, "on": True, "x": 1.5, "t": "é"}]}
+    first = CallRecord("v5", "unix:///s", "list_panes", 1, None, "T1", 1.0, answer, peer_pid=7)
+    first = replace(first, response={"id": 1, "jsonrpc": "2.0", "result": answer})
+    second = replace(first, reading=2, started_at="T2", response={"id": 2, "jsonrpc": "2.0"})
+    other = copy.deepcopy(second)
+    assert other.result is not first.result
+
+    def observation(*calls: CallRecord) -> Observation:
+        daemon = DaemonObservation("v5", "unix:///s", list(calls))
+        return Observation("alpha", {"kind": "live"}, "T0", "T3", {"v5": daemon})
+
+    shared = observation(first, second).write(tmp_path / "shared").read_bytes()
+    copied = observation(first, other).write(tmp_path / "copied").read_bytes()
+    assert shared == copied
+    data = json.loads(gzip.decompress(shared))
+    assert [c["result"] for c in data["daemons"]["v5"]["calls"]] == [answer, answer]
+    assert [c["reading"] for c in data["daemons"]["v5"]["calls"]] == [1, 2]
+    text = gzip.decompress(shared).decode()
+    for call in (first, second):  # each record as one compact, key-sorted JSON text
+        assert json.dumps(call.to_json(), sort_keys=True, separators=(",", ":")) in text
 
 
 def test_an_observation_written_before_v2_still_loads(
