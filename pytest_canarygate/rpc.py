@@ -59,7 +59,7 @@ EXCERPT_CHARS = 200
 NO_SOCKET = "no socket at"
 NOT_LISTENING = "connection refused at"
 
-_CHUNK = 64 * 1024
+_CHUNK = 256 * 1024  # a large answer in few reads
 _SEND_FLAGS = getattr(socket, "MSG_NOSIGNAL", 0)
 # Hints appended to the daemon's own error message (RemoteError.message keeps the original).
 _REMOTE_HINTS = {-32601: "method not served by this daemon"}
