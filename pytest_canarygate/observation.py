@@ -14,6 +14,7 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import threading
 import time
 import weakref
 import zlib
@@ -42,6 +43,7 @@ from pytest_canarygate.errors import ProtocolError
 from pytest_canarygate.errors import RemoteError
 from pytest_canarygate.errors import UntrustedEndpointError
 from pytest_canarygate.pack import EvidenceAccessor
+from pytest_canarygate.strictjson import paused_gc
 from pytest_canarygate.verdicts import Unobservable
 
 SCHEMA = "canarygate/observation/v2"
@@ -320,12 +322,14 @@ class Observation:
         }
         if self.targets:
             head["targets"] = self.targets
+        # An answer shared by two readings (the daemon answered the same text) is encoded once.
+        results: dict[int, str] = {}
         yield '{"daemons":{'
         for i, name in enumerate(sorted(self.daemons)):
             daemon = self.daemons[name]
             yield f'{"," if i else ""}{_dump(name)}:{{"calls":['
             for j, call in enumerate(daemon.calls):
-                yield ("," if j else "") + _dump(call.to_json())
+                yield ("," if j else "") + _dump_call(call, results)
             yield f'],"endpoint":{_dump(daemon.endpoint)}}}'
         yield '},"evidence":{'
         for i, name in enumerate(sorted(self.evidence)):
@@ -337,9 +341,7 @@ class Observation:
         """Read an observation written by :meth:`write` (``.json.gz``), or by an earlier
         version (plain ``.json``, schema v1)."""
         try:
-            raw = path.read_bytes()
-            text = gzip.decompress(raw) if path.name.endswith(".gz") else raw
-            data = json.loads(text)
+            data = _read_json(path)
         except (OSError, EOFError, zlib.error, ValueError) as exc:
             raise ValueError(f"{path}: not a readable observation ({exc})") from None
         if not isinstance(data, dict) or data.get("schema") not in (SCHEMA, _SCHEMA_V1):
@@ -427,6 +429,19 @@ class Observation:
         return list(dict.fromkeys(lines))
 
 
+def _read_json(path: Path) -> Any:
+    """The JSON document in ``path`` (gzip-compressed if its name ends ``.gz``), decoded as
+    :func:`json.loads` decodes bytes; each stage's copy is dropped before the next is made, and
+    the tree is built with the garbage collector paused (it holds no cycles)."""
+    data = path.read_bytes()
+    if path.name.endswith(".gz"):
+        data = gzip.decompress(data)
+    text = data.decode(json.detect_encoding(data), "surrogatepass")
+    del data
+    with paused_gc():
+        return json.loads(text)
+
+
 def observation_path(run_dir: Path) -> Path:
     """The observation file of a run folder or bundle: ``observation.json.gz``, or the plain
     ``observation.json`` of a bundle written before it (when only that one exists)."""
@@ -443,6 +458,21 @@ _ENCODER = json.JSONEncoder(
 def _dump(value: Any) -> str:
     # one-shot encode: the C encoder (JSONEncoder.iterencode would use the pure-Python one)
     return _ENCODER.encode(value)
+
+
+def _dump_call(call: CallRecord, results: dict[int, str]) -> str:
+    """``_dump(call.to_json())``, taking the result's text from ``results`` (by identity) when
+    an earlier record shares it, else adding it there."""
+    fields = call.to_json()
+    result = call.result
+    text = results.get(id(result))
+    if text is None:
+        text = results[id(result)] = _dump(result)
+    parts = [
+        f"{_dump(key)}:{text if key == 'result' else _dump(value)}"
+        for key, value in sorted(fields.items())
+    ]
+    return "{" + ",".join(parts) + "}"
 
 
 def simulated_endpoints(endpoints: Mapping[str, str]) -> list[str]:
@@ -490,6 +520,44 @@ def _observe_daemon(
     interval_s: float,
     connect_to: Any = None,
     refused: EndpointError | None = None,
+    first_round_done: Callable[[], None] | None = None,
+) -> DaemonObservation:
+    try:
+        return _read_daemon(
+            name,
+            endpoint,
+            methods,
+            method_params=method_params,
+            bracket_method=bracket_method,
+            connect_timeout=connect_timeout,
+            read_timeout=read_timeout,
+            interval_s=interval_s,
+            connect_to=connect_to,
+            refused=refused,
+            first_round_done=first_round_done or _nothing,
+        )
+    finally:
+        if first_round_done is not None:
+            first_round_done()
+
+
+def _nothing() -> None:
+    pass
+
+
+def _read_daemon(
+    name: str,
+    endpoint: str,
+    methods: Mapping[str, int],
+    *,
+    method_params: Mapping[str, Mapping[str, Any]],
+    bracket_method: str | None,
+    connect_timeout: float,
+    read_timeout: float,
+    interval_s: float,
+    connect_to: Any,
+    refused: EndpointError | None,
+    first_round_done: Callable[[], None],
 ) -> DaemonObservation:
     from pytest_canarygate.rpc import RpcClient
 
@@ -504,6 +572,10 @@ def _observe_daemon(
         else None
     )
 
+    # The last exchange of each method read again later: an answer that comes back as the same
+    # text is not decoded again (a separate reading all the same, with its own time).
+    previous: dict[str, Any] = {}
+
     def call(method: str, reading: int) -> None:
         params = _params(method_params, method)
         started, t0 = utc_now(), time.perf_counter()
@@ -512,7 +584,9 @@ def _observe_daemon(
             if client is None:  # refused before any call (ssh, the remote trust check)
                 assert refused is not None
                 raise refused
-            exchange = client.exchange(method, params)
+            exchange = client.exchange(method, params, like=previous.pop(method, None))
+            if reading < readings.get(method, 1):
+                previous[method] = exchange
             outcome = {
                 "result": exchange.response.get("result"),
                 "response": exchange.response,
@@ -530,6 +604,7 @@ def _observe_daemon(
         plan.pop(bracket_method, None)  # the bracket's two readings serve those needs
     elif not plan:
         return observed
+    readings = {**plan, **({bracket_method: 2} if bracket_method is not None else {})}
     # The first call tells whether the daemon answers at all: the bracket, else the first need.
     first = bracket_method if bracket_method is not None else next(iter(plan))
     call(first, 1)
@@ -553,6 +628,7 @@ def _observe_daemon(
     for method in plan:
         if method != first:
             call(method, 1)
+    first_round_done()
     repeats = [m for m, n in plan.items() if n > 1]
     for reading in range(2, max(plan.values(), default=1) + 1):
         time.sleep(interval_s)
@@ -618,8 +694,18 @@ def observe(
     forwards = Forwards()
     pool = ThreadPoolExecutor(max_workers=workers)
     try:
+        # Provider reads start once every daemon's first readings are taken (in the pause before
+        # the next ones), so that decoding a large answer does not wait on them, nor they on it.
+        first_rounds = _Countdown(len(names))
         futures = {
-            name: pool.submit(_observe_daemon, name, endpoints[name], plan[name], **daemon_args)
+            name: pool.submit(
+                _observe_daemon,
+                name,
+                endpoints[name],
+                plan[name],
+                **daemon_args,
+                first_round_done=first_rounds.one(),
+            )
             for name in names
         }
         target_futures = {
@@ -628,6 +714,9 @@ def observe(
         }
         reads = {
             name: pool.submit(
+                _after,
+                first_rounds,
+                read_timeout,
                 read_evidence,
                 name,
                 accessor,
@@ -674,6 +763,42 @@ def observe(
 
 #: Targets, daemons and evidence kinds observed at once, at most.
 MAX_WORKERS = 8
+
+
+class _Countdown:
+    """Set once each of ``count`` parts said it is done (each part once), or at once for 0."""
+
+    def __init__(self, count: int) -> None:
+        self._left = count
+        self._lock = threading.Lock()
+        self._event = threading.Event()
+        if count <= 0:
+            self._event.set()
+
+    def one(self) -> Callable[[], None]:
+        """What one part calls when done; calling it again does nothing."""
+        said: list[bool] = []
+
+        def done() -> None:
+            with self._lock:
+                if said:
+                    return
+                said.append(True)
+                self._left -= 1
+                if self._left <= 0:
+                    self._event.set()
+
+        return done
+
+    def wait(self, timeout: float) -> bool:
+        """Wait until every part is done, at most ``timeout`` seconds."""
+        return self._event.wait(timeout)
+
+
+def _after(countdown: _Countdown, timeout: float, work: Callable[..., Any], *args: Any) -> Any:
+    """``work(*args)`` once ``countdown`` is done, or after ``timeout`` seconds at the latest."""
+    countdown.wait(timeout)
+    return work(*args)
 
 
 def _observe_target(

@@ -59,7 +59,7 @@ EXCERPT_CHARS = 200
 NO_SOCKET = "no socket at"
 NOT_LISTENING = "connection refused at"
 
-_CHUNK = 64 * 1024
+_CHUNK = 256 * 1024  # a large answer in few reads
 _SEND_FLAGS = getattr(socket, "MSG_NOSIGNAL", 0)
 # Hints appended to the daemon's own error message (RemoteError.message keeps the original).
 _REMOTE_HINTS = {-32601: "method not served by this daemon"}
@@ -183,9 +183,15 @@ class RpcClient:
                 out.append(exc)
         return out
 
-    def exchange(self, method: str, params: Params = None) -> RpcExchange:
+    def exchange(
+        self, method: str, params: Params = None, *, like: RpcExchange | None = None
+    ) -> RpcExchange:
         """Call ``method`` and return the whole exchange; raise an EndpointError unless the reply
-        is a well-formed JSON-RPC 2.0 success for this request."""
+        is a well-formed JSON-RPC 2.0 success for this request.
+
+        ``like`` is an earlier exchange (a previous reading of the same method): when this reply
+        is the same text apart from its leading ``"id"``, the earlier decoded ``result`` is
+        reused instead of decoding the same text again; everything else is checked as usual."""
         if self._closed:
             raise RuntimeError(f"{self!r} is closed")
         if not isinstance(method, str) or not method:
@@ -206,7 +212,7 @@ class RpcClient:
         if self.trust_check:
             check_socket_trust(path, endpoint=uri, method=method, expected_uid=self.expected_uid)
         raw, peer_pid = self._roundtrip(method, payload)
-        text, response = self._parse(method, raw, request_id)
+        text, response = self._parse(method, raw, request_id, like)
         elapsed_ms = (time.monotonic() - t0) * 1000.0
         return RpcExchange(
             endpoint=uri,
@@ -371,7 +377,9 @@ class RpcClient:
                     f"reply larger than the {cap}-byte limit (max_reply_bytes); stopped reading",
                 )
 
-    def _parse(self, method: str, raw: bytes, request_id: int) -> tuple[str, dict[str, Any]]:
+    def _parse(
+        self, method: str, raw: bytes, request_id: int, like: RpcExchange | None = None
+    ) -> tuple[str, dict[str, Any]]:
         uri = self.endpoint.uri
 
         def bad(why: str, text: str) -> ProtocolError:
@@ -388,16 +396,25 @@ class RpcClient:
             text = raw.decode("utf-8")
         except UnicodeDecodeError as exc:
             raise bad(f"reply is not UTF-8 ({exc.reason} at byte {exc.start})", repr(raw)) from None
-        body = text[:-1] if text.endswith("\n") else text
-        if "\n" in body:
-            raise bad(f"reply has {body.count(chr(10)) + 1} lines, expected one", text)
-        try:
-            response = strictjson.loads(body)
-        except StrictJSONError as exc:
-            # Strict: a key named twice in one object says two things at once (which one a
-            # reader keeps is not defined), and NaN/Infinity or 1e999 are no JSON numbers.
-            why = "reply is not JSON" if exc.syntax else "reply is not strict JSON"
-            raise bad(f"{why} ({exc.reason})", text) from None
+        end = len(text) - 1 if text.endswith("\n") else len(text)
+        if text.find("\n", 0, end) >= 0:
+            raise bad(f"reply has {text.count(chr(10), 0, end) + 1} lines, expected one", text)
+        response = _same_reply(text, request_id, like)
+        if response is None:
+            try:
+                # The reply with its newline (JSON whitespace): no copy of a large reply.
+                response = strictjson.loads(text)
+            except StrictJSONError as exc:
+                error = exc
+                if end != len(text):  # refused: the message's positions are those without it
+                    try:
+                        strictjson.loads(text[:end])
+                    except StrictJSONError as again:
+                        error = again
+                # Strict: a key named twice in one object says two things at once (which one
+                # a reader keeps is not defined), and NaN/Infinity or 1e999 are no JSON numbers.
+                why = "reply is not JSON" if error.syntax else "reply is not strict JSON"
+                raise bad(f"{why} ({error.reason})", text) from None
         if not isinstance(response, dict):
             raise bad(f"reply is a JSON {_json_type(response)}, not an object", text)
         if response.get("jsonrpc") != "2.0":
@@ -441,6 +458,33 @@ class RpcClient:
 
 
 _MISSING = object()
+
+
+def _same_reply(text: str, request_id: int, like: RpcExchange | None) -> dict[str, Any] | None:
+    """The response ``text`` decodes to, taken from ``like`` without decoding, when ``text`` is
+    ``like``'s reply with only its leading ``"id"`` changed; None otherwise.
+
+    Both must begin ``{"id":<id>,`` exactly, so the changed member is the top-level id (the
+    first member of the outermost object), and be the same text after it. ``like``'s reply
+    decoded strictly with that id first and no key twice, so this one decodes to the same
+    object with the new id: the answer's values are shared, not copied."""
+    if like is None or not isinstance(like.response, dict):
+        return None
+    before = like.response.get("id")
+    if type(before) is not int or next(iter(like.response)) != "id":
+        return None
+    head, head_before = f'{{"id":{request_id},', f'{{"id":{before},'
+    previous = like.raw_reply
+    if (
+        len(text) - len(head) != len(previous) - len(head_before)
+        or not text.startswith(head)
+        or not previous.startswith(head_before)
+        or text[len(head) :] != previous[len(head_before) :]
+    ):
+        return None
+    response = dict(like.response)
+    response["id"] = request_id
+    return response
 
 
 def _same_id(reply_id: object, request_id: int) -> bool:

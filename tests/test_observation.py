@@ -27,6 +27,7 @@ from pytest_canarygate.observation import LEGACY_OBSERVATION_FILE
 from pytest_canarygate.observation import OBSERVATION_FILE
 from pytest_canarygate.observation import CallRecord
 from pytest_canarygate.observation import CurrentGateEvidence
+from pytest_canarygate.observation import DaemonObservation
 from pytest_canarygate.observation import EvidenceReading
 from pytest_canarygate.observation import GateEvidence
 from pytest_canarygate.observation import Observation
@@ -41,7 +42,9 @@ SAMPLES = Path(__file__).parent / "data" / "agtmux-samples"
 class CountingDaemon:
     """A real Unix-socket JSON-RPC server answering from the samples, counting every request."""
 
-    def __init__(self, answers: dict[str, object]) -> None:
+    def __init__(self, answers: dict[str, object], *, compact: bool = False) -> None:
+        #: Answer as the daemon does (keys sorted, no spaces: the id leads), else json.dumps's way.
+        self.compact = compact
         self.dir = tempfile.mkdtemp(prefix="cg-obs-")
         self.path = os.path.join(self.dir, "agtmuxd.sock")
         self.answers = answers
@@ -80,7 +83,11 @@ class CountingDaemon:
                 else:
                     reply = {"result": answer}
                 reply.update(jsonrpc="2.0", id=request["id"])
-                conn.sendall(json.dumps(reply).encode() + b"\n")
+                if self.compact:
+                    line = json.dumps(reply, sort_keys=True, separators=(",", ":"))
+                else:
+                    line = json.dumps(reply)
+                conn.sendall(line.encode() + b"\n")
 
     def close(self) -> None:
         self.sock.close()
@@ -128,6 +135,102 @@ def test_each_method_read_once_plus_bracketing_daemon_info(daemon: CountingDaemo
     )
     assert [c.reading for c in obs.daemons["v5"].readings("summary_changed")] == [1, 2]
     assert active_tmux_sessions(obs) == ["session-alpha", "session-beta"]
+
+
+def test_an_answer_read_again_as_the_same_text_is_a_reading_of_its_own() -> None:
+    server = CountingDaemon(
+        {"daemon.info": sample("daemon.info"), "list_panes": sample("list_panes")}, compact=True
+    )
+    try:
+        obs = run_observe({"v5": server.endpoint}, {"v5": {"list_panes": 3, "daemon.info": 1}})
+    finally:
+        server.close()
+    assert server.requests.count("list_panes") == 3
+    first, second, third = obs.daemons["v5"].readings("list_panes")
+    assert [first.reading, second.reading, third.reading] == [1, 2, 3]
+    assert first.started_at <= second.started_at <= third.started_at
+    # the same text: decoded once, a separate record of each reading with its own id and time
+    assert second.result is first.result
+    assert third.result is first.result
+    assert first.result == sample("list_panes")
+    ids = [r.response["id"] for r in (first, second, third) if r.response is not None]
+    assert len(set(ids)) == 3
+    assert all(r.response["result"] is first.result for r in (second, third) if r.response)
+    info = obs.daemons["v5"].readings("daemon.info")
+    assert [r.reading for r in info] == [1, 2]
+    assert info[1].result is info[0].result
+
+
+def test_provider_reads_wait_for_the_first_readings_of_every_daemon(
+    daemon: CountingDaemon,
+) -> None:
+    import contextlib
+    from typing import Any
+
+    from pytest_canarygate.pack import EvidenceAccessor
+
+    seen: list[list[str]] = []
+
+    def read(provider: object, since: object) -> dict[str, str]:
+        seen.append(list(daemon.requests))  # what the daemon was asked so far
+        return {"ok": "yes"}
+
+    def make(kind: str, uri: str) -> Any:
+        return contextlib.nullcontext(object())
+
+    obs = observe(
+        {"v5": daemon.endpoint},
+        {"v5": {"list_panes": 2, "list_sessions": 1, "daemon.info": 1}},
+        phase="alpha",
+        target={"kind": "live"},
+        connect_timeout=1.0,
+        read_timeout=2.0,
+        interval_s=0.3,
+        method_params=METHOD_PARAMS,
+        bracket_method=BRACKET_METHOD,
+        evidence_plan={f"kind{i}": (EvidenceAccessor("k", read), "file:///x") for i in range(3)},
+        make_provider=make,
+    )
+    assert len(seen) == 3
+    for asked in seen:  # after the first readings, in the pause before the second
+        assert sorted(asked) == ["daemon.info", "list_panes", "list_sessions"]
+    assert all(r.ok and r.evidence == {"ok": "yes"} for r in obs.evidence.values())
+    assert len(obs.daemons["v5"].calls) == 5
+
+
+def test_a_daemon_that_is_down_or_broken_still_releases_the_provider_reads(
+    tmp_path: Path,
+) -> None:
+    from pytest_canarygate.observation import _Countdown
+    from pytest_canarygate.observation import _observe_daemon
+
+    args = {
+        "method_params": METHOD_PARAMS,
+        "bracket_method": BRACKET_METHOD,
+        "connect_timeout": 1.0,
+        "read_timeout": 1.0,
+        "interval_s": 0.01,
+    }
+    countdown = _Countdown(2)
+    assert not countdown.wait(0)
+    down = _observe_daemon(
+        "v5", f"unix://{tmp_path}/nothing.sock", {"list_panes": 2}, **args,
+        first_round_done=countdown.one(),
+    )  # fmt: skip
+    assert not down.calls[0].ok
+    assert not countdown.wait(0)  # one of two
+    with pytest.raises(Exception, match="not-a-scheme"):
+        _observe_daemon(
+            "v4", "not-a-scheme://x", {"list_panes": 2}, **args, first_round_done=countdown.one()
+        )
+    assert countdown.wait(0)
+    # each part counts once, however often it says so
+    twice = _Countdown(2)
+    done = twice.one()
+    done()
+    done()
+    assert not twice.wait(0)
+    assert _Countdown(0).wait(0)
 
 
 def test_unserved_method_is_kept_as_a_remote_error(daemon: CountingDaemon) -> None:
@@ -203,6 +306,32 @@ def test_written_compressed_deterministic_and_each_answer_once(
     assert record.response is not None
     assert record.response["result"] == record.result == sample("list_panes")
     assert record.response["jsonrpc"] == "2.0"
+
+
+def test_an_answer_two_readings_share_is_written_as_two_copies_would_be(tmp_path: Path) -> None:
+    import copy
+    from dataclasses import replace
+
+    answer = {"panes": [{"pane_id": "%1", "n": 1, "on": True, "x": 1.5, "t": "é"}]}
+    first = CallRecord("v5", "unix:///s", "list_panes", 1, None, "T1", 1.0, answer, peer_pid=7)
+    first = replace(first, response={"id": 1, "jsonrpc": "2.0", "result": answer})
+    second = replace(first, reading=2, started_at="T2", response={"id": 2, "jsonrpc": "2.0"})
+    other = copy.deepcopy(second)
+    assert other.result is not first.result
+
+    def observation(*calls: CallRecord) -> Observation:
+        daemon = DaemonObservation("v5", "unix:///s", list(calls))
+        return Observation("alpha", {"kind": "live"}, "T0", "T3", {"v5": daemon})
+
+    shared = observation(first, second).write(tmp_path / "shared").read_bytes()
+    copied = observation(first, other).write(tmp_path / "copied").read_bytes()
+    assert shared == copied
+    data = json.loads(gzip.decompress(shared))
+    assert [c["result"] for c in data["daemons"]["v5"]["calls"]] == [answer, answer]
+    assert [c["reading"] for c in data["daemons"]["v5"]["calls"]] == [1, 2]
+    text = gzip.decompress(shared).decode()
+    for call in (first, second):  # each record as one compact, key-sorted JSON text
+        assert json.dumps(call.to_json(), sort_keys=True, separators=(",", ":")) in text
 
 
 def test_an_observation_written_before_v2_still_loads(

@@ -432,3 +432,101 @@ def test_peer_credentials_are_checked_after_connect() -> None:
     message = str(info.value)
     assert "unix:///run/x/agtmuxd.sock daemon.info" in message
     assert f"runs as uid {os.geteuid()}, expected uid {os.geteuid() + 1}" in message
+
+
+# --- an answer read again ---------------------------------------------------------------------
+
+
+def script(*lines: str) -> Any:
+    """Answer the n-th connection with ``lines[n]`` (``{id}`` replaced by the request's id)."""
+    served = iter(lines)
+    lock = threading.Lock()
+
+    def handle(conv: Any) -> None:
+        conv.read_request()
+        with lock:
+            line = next(served)
+        conv.send(line.replace("{id}", str(conv.request_id())).encode())
+
+    return handle
+
+
+def test_the_same_answer_again_is_a_new_exchange_sharing_the_decoded_result(
+    serve: ServerFactory,
+) -> None:
+    server = serve(reply_with(DAEMON_INFO))
+    client = RpcClient(server.uri)
+    first = client.exchange("daemon.info")
+    second = client.exchange("daemon.info", like=first)
+    assert second.result is first.result  # the same text: not decoded again
+    assert second.response == {**DAEMON_INFO, "id": 2}
+    assert second.response is not first.response
+    assert first.response == {**DAEMON_INFO, "id": 1}
+    assert list(second.response) == list(first.response)
+    assert second.raw_reply == server.connections[1].reply.decode() != first.raw_reply
+    assert second.started_at >= first.finished_at
+
+
+@pytest.mark.parametrize(
+    ("before", "after"),
+    [
+        # the answer changed
+        (
+            '{"id":{id},"jsonrpc":"2.0","result":[1]}\n',
+            '{"id":{id},"jsonrpc":"2.0","result":[2]}\n',
+        ),
+        # the id does not lead: decoded again
+        (
+            '{"jsonrpc":"2.0","id":{id},"result":[1]}\n',
+            '{"jsonrpc":"2.0","id":{id},"result":[1]}\n',
+        ),
+        # spaces
+        (
+            '{"id": {id}, "jsonrpc":"2.0","result":[1]}\n',
+            '{"id": {id}, "jsonrpc":"2.0","result":[1]}\n',
+        ),
+        # the same answer with a nested id changed with it
+        (
+            '{"id":{id},"jsonrpc":"2.0","result":[{"id":{id}}]}\n',
+            '{"id":{id},"jsonrpc":"2.0","result":[{"id":{id}}]}\n',
+        ),
+    ],
+)
+def test_an_answer_not_the_same_text_is_decoded_afresh(
+    serve: ServerFactory, before: str, after: str
+) -> None:
+    client = RpcClient(serve(script(before, after)).uri)
+    first = client.exchange("list_panes")
+    second = client.exchange("list_panes", like=first)
+    assert second.response == json.loads(after.replace("{id}", "2"))
+    assert second.result is not first.result
+
+
+@pytest.mark.parametrize(
+    ("after", "why"),
+    [
+        # the previous answer word for word, its id included: not this request's
+        ('{"id":1,"jsonrpc":"2.0","result":{"id":2}}\n', "reply has id 1, expected id 2"),
+        ('{"id":{id},"jsonrpc":"2.0","result":{"id":2},"result":{"id":2}}\n', "duplicate key"),
+        ('{"id":{id},"jsonrpc":"2.0","result":{"id":2}}\n\n', "reply has 2 lines"),
+        # where the text ends, not where its newline ends
+        ('{"id":{id},"jsonrpc":"2.0","result":{"id":2}\n', "Expecting ',' delimiter at char 41"),
+    ],
+)
+def test_an_answer_read_again_is_checked_as_strictly(
+    serve: ServerFactory, after: str, why: str
+) -> None:
+    before = '{"id":{id},"jsonrpc":"2.0","result":{"id":2}}\n'
+    client = RpcClient(serve(script(before, after)).uri)
+    first = client.exchange("daemon.info")
+    with pytest.raises(ProtocolError, match=why):
+        client.exchange("daemon.info", like=first)
+
+
+def test_a_refused_reply_names_the_place_without_its_newline(serve: ServerFactory) -> None:
+    line = '{"id":{id},"jsonrpc":"2.0","result":[1,]}'
+    client = RpcClient(serve(script(line + "\n", line)).uri)
+    with_newline = fails(ProtocolError, client, "list_panes")
+    without = fails(ProtocolError, client, "list_panes")
+    for refused in (with_newline, without):
+        assert "reply is not JSON (Expecting value at char 36)" in str(refused)

@@ -779,3 +779,48 @@ def test_every_shape_the_daemon_answers_decodes(answer: dict[str, Any]) -> None:
     assert decoded.status == answer["status"]
     assert decoded.consecutive_breaches == answer["consecutive_breaches"]
     assert latency_slo(answer).verdict is not Verdict.UNOBSERVABLE
+
+
+def test_a_large_document_is_as_strict_and_leaves_the_collector_as_it_was() -> None:
+    import gc
+
+    panes = [{"pane_id": f"%{i}", "title": "x" * 20} for i in range(5000)]
+    large = json.dumps({"result": panes})
+    assert len(large) > 64 * 1024  # decoded with the collector paused
+    twice = large[:-1] + ',"result":[]}'
+    for enabled in (True, False):
+        (gc.enable if enabled else gc.disable)()
+        try:
+            assert loads(large) == {"result": panes}
+            assert gc.isenabled() is enabled
+            with pytest.raises(StrictJSONError, match='duplicate key "result" in the top-level'):
+                loads(twice)
+            assert gc.isenabled() is enabled
+            with pytest.raises(StrictJSONError, match="Expecting"):
+                loads(large[:-1])
+            assert gc.isenabled() is enabled
+        finally:
+            gc.enable()
+
+
+def test_large_documents_decoded_in_threads_leave_the_collector_enabled() -> None:
+    import gc
+
+    large = json.dumps([{"pane_id": f"%{i}"} for i in range(8000)])
+    errors: list[BaseException] = []
+
+    def decode() -> None:
+        try:
+            for _ in range(5):
+                assert len(loads(large)) == 8000
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    assert gc.isenabled()
+    threads = [threading.Thread(target=decode) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors
+    assert gc.isenabled()
