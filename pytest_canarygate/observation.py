@@ -43,7 +43,6 @@ from pytest_canarygate.errors import ProtocolError
 from pytest_canarygate.errors import RemoteError
 from pytest_canarygate.errors import UntrustedEndpointError
 from pytest_canarygate.pack import EvidenceAccessor
-from pytest_canarygate.strictjson import paused_gc
 from pytest_canarygate.verdicts import Unobservable
 
 SCHEMA = "canarygate/observation/v2"
@@ -431,15 +430,13 @@ class Observation:
 
 def _read_json(path: Path) -> Any:
     """The JSON document in ``path`` (gzip-compressed if its name ends ``.gz``), decoded as
-    :func:`json.loads` decodes bytes; each stage's copy is dropped before the next is made, and
-    the tree is built with the garbage collector paused (it holds no cycles)."""
+    :func:`json.loads` decodes bytes; each stage's copy is dropped before the next is made."""
     data = path.read_bytes()
     if path.name.endswith(".gz"):
         data = gzip.decompress(data)
     text = data.decode(json.detect_encoding(data), "surrogatepass")
     del data
-    with paused_gc():
-        return json.loads(text)
+    return json.loads(text)
 
 
 def observation_path(run_dir: Path) -> Path:

@@ -12,13 +12,9 @@ where it sits (``duplicate key "severity" in the object at entries[0]``).
 
 from __future__ import annotations
 
-import gc
 import json
 import math
 import re
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 from pytest_canarygate.errors import StrictJSONError
@@ -81,36 +77,6 @@ _STRICT = json.JSONDecoder(
 )
 
 
-#: Documents at least this long are decoded with the cyclic garbage collector paused.
-_PAUSE_GC_CHARS = 64 * 1024
-_GC_LOCK = threading.Lock()
-_gc_pausers = 0
-_gc_was_enabled = False
-
-
-@contextmanager
-def paused_gc() -> Iterator[None]:
-    """Pause the cyclic garbage collector while a large document is decoded, then restore it.
-
-    Decoding makes a tree (no reference cycles), but its many new containers trigger full
-    collections that walk every object the process holds; on a large heap that costs more than
-    the decoding. Safe across threads: the collector is restored when the last pauser leaves,
-    and only if it was enabled when the first one came."""
-    global _gc_pausers, _gc_was_enabled
-    with _GC_LOCK:
-        if _gc_pausers == 0:
-            _gc_was_enabled = gc.isenabled()
-            gc.disable()
-        _gc_pausers += 1
-    try:
-        yield
-    finally:
-        with _GC_LOCK:
-            _gc_pausers -= 1
-            if _gc_pausers == 0 and _gc_was_enabled:
-                gc.enable()
-
-
 def loads(text: str | bytes | bytearray) -> Any:
     """Decode one JSON document strictly; raise :class:`StrictJSONError` for anything that is
     not strict JSON: bad syntax, a key named twice in one object, ``NaN``/``Infinity``, a number
@@ -126,10 +92,7 @@ def loads(text: str | bytes | bytearray) -> Any:
     if not isinstance(text, str):
         raise TypeError(f"strictjson.loads takes str or bytes, not {type(text).__name__}")
     try:
-        if len(text) < _PAUSE_GC_CHARS:
-            return _STRICT.decode(text)
-        with paused_gc():
-            return _STRICT.decode(text)
+        return _STRICT.decode(text)
     except json.JSONDecodeError as exc:
         raise StrictJSONError(f"{exc.msg} at char {exc.pos}", pos=exc.pos, syntax=True) from None
     except _Duplicate as exc:
