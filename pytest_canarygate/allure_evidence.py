@@ -82,9 +82,9 @@ _ENTRY_TEXT: dict[int, tuple[weakref.ref[Any], str]] = {}
 def _entry_text(record: Any, keys: dict[str, Any], value_name: str, value: Any) -> str:
     """One observed record as the attachment lists it: ``keys`` (what locates it in the
     observation), then its error, or its value inline, or only the value's size."""
-    entry = dict(keys, started_at=record.started_at, ok=record.ok)
+    entry = dict(keys, started_at=record.started_at)
     if not record.ok:
-        entry.update(error=record.error, error_kind=record.error_kind)
+        entry.update(ok=False, error=record.error, error_kind=record.error_kind)
     else:
         text = _ENCODER.encode(value)
         if len(text) <= MAX_INLINE_BYTES:
@@ -99,11 +99,14 @@ def _cached(record: Any) -> str | None:
 
 
 def _call_text(call: CallRecord) -> str:
-    """A daemon answer's entry, made once per record per process (many gates read it)."""
+    """A daemon answer's entry under its daemon and method, made once per record per process
+    (many gates read it): its reading, its params (when it was sent any), when it started."""
     text = _cached(call)
     if text is None:
-        keys = {"daemon": call.daemon, "method": call.method, "reading": call.reading}
-        text = _entry_text(call, {**keys, "params": call.params}, "result", call.result)
+        keys: dict[str, Any] = {"reading": call.reading}
+        if call.params is not None:
+            keys["params"] = call.params
+        text = _entry_text(call, keys, "result", call.result)
         _ENTRY_TEXT[id(call)] = (weakref.ref(call), text)
     return text
 
@@ -119,18 +122,29 @@ def _reading_text(reading: EvidenceReading) -> str:
 
 
 def evidence_text(evidence: GateEvidence) -> str:
-    """The gate's attachment, JSON: ``calls`` (daemon answers) and ``readings`` (provider
+    """The gate's attachment, JSON: ``calls`` (daemon answers, ``{daemon: {method: [entry]}}``,
+    each entry its ``reading``, ``started_at`` and ``params`` if any) and ``readings`` (provider
     evidence), each inline or, when larger than ``inline_limit``, by size only (the
-    ``observation`` file of the bundle holds it), then ``notes`` (``{"name", "value"}``)."""
+    ``observation`` file of the bundle holds it; a failed one ``ok: false`` and its error),
+    then ``notes`` (``{"name", "value"}``)."""
     from pytest_canarygate.observation import OBSERVATION_FILE
 
-    calls = ",".join(_call_text(c) for c in evidence.calls)
+    grouped: dict[str, dict[str, list[str]]] = {}
+    for call in evidence.calls:
+        grouped.setdefault(call.daemon, {}).setdefault(call.method, []).append(_call_text(call))
+    calls = ",".join(
+        _ENCODER.encode(daemon)
+        + ":{"
+        + ",".join(f"{_ENCODER.encode(m)}:[{','.join(e)}]" for m, e in methods.items())
+        + "}"
+        for daemon, methods in grouped.items()
+    )
     readings = ",".join(_reading_text(r) for r in evidence.readings)
     notes = _ENCODER.encode([{"name": name, "value": value} for name, value in evidence.notes])
     head = _ENCODER.encode(
         {"inline_limit": MAX_INLINE_BYTES, "observation": OBSERVATION_FILE.as_posix()}
     )
-    return f'{{"calls":[{calls}],{head[1:-1]},"notes":{notes},"readings":[{readings}]}}'
+    return f'{{"calls":{{{calls}}},{head[1:-1]},"notes":{notes},"readings":[{readings}]}}'
 
 
 def write_run_files(

@@ -268,7 +268,13 @@ class Observation:
     @property
     def now(self) -> datetime:
         """The run's one clock: when the observation started. Every gate judges at it."""
-        return datetime.fromisoformat(self.started_at.replace("Z", "+00:00"))
+        # parsed once per start time: every gate of the run asks, many times
+        cached = self.__dict__.get("_now")
+        if cached is None or cached[0] != self.started_at:
+            parsed = datetime.fromisoformat(self.started_at.replace("Z", "+00:00"))
+            cached = (self.started_at, parsed)
+            self.__dict__["_now"] = cached
+        return cached[1]
 
     @property
     def latest_allowed(self) -> datetime:

@@ -463,13 +463,30 @@ def test_a_gates_attachment_lists_small_answers_and_sizes_large_ones() -> None:
     text = evidence_text(evidence)
     assert evidence_text(evidence) == text  # made once per record, the same every time
     data = json.loads(text)
-    info, panes_, down = data["calls"]
-    assert info["result"] == {"pid": 7}
-    assert "result" not in panes_
-    assert panes_["result_bytes"] == len(json.dumps(big, separators=(",", ":")))
-    assert panes_["result_bytes"] > data["inline_limit"]
-    assert (panes_["daemon"], panes_["method"], panes_["reading"]) == ("v4", "list_panes", 2)
-    assert (down["ok"], down["error"]) == (False, "no socket")
+    assert data["calls"] == {
+        "v4": {
+            "daemon.info": [{"reading": 1, "started_at": "t1", "result": {"pid": 7}}],
+            "list_panes": [
+                {
+                    "reading": 2,
+                    "started_at": "t2",
+                    "result_bytes": len(json.dumps(big, separators=(",", ":"))),
+                }
+            ],
+        },
+        "v5": {
+            "list_panes": [
+                {
+                    "reading": 1,
+                    "started_at": "t3",
+                    "ok": False,
+                    "error": "no socket",
+                    "error_kind": "x",
+                }
+            ]
+        },
+    }
+    assert data["calls"]["v4"]["list_panes"][0]["result_bytes"] > data["inline_limit"]
     assert data["readings"][0]["evidence"] == {"ok": 1}
     assert data["notes"] == [{"name": "differences", "value": ["%3"]}]
     assert data["observation"] == OBSERVATION_FILE.as_posix()
@@ -477,7 +494,8 @@ def test_a_gates_attachment_lists_small_answers_and_sizes_large_ones() -> None:
     # a record made later with other content is never served an earlier record's text
     other = GateEvidence()
     other.record(CallRecord("v4", "unix:///a", "daemon.info", 1, None, "t1", 1.0, {"pid": 8}))
-    assert json.loads(evidence_text(other))["calls"][0]["result"] == {"pid": 8}
+    [entry] = json.loads(evidence_text(other))["calls"]["v4"]["daemon.info"]
+    assert entry["result"] == {"pid": 8}
 
 
 def test_targets_survive_the_round_trip_through_disk(

@@ -142,15 +142,15 @@ def test_allure_results_carry_labels_and_evidence(pytester: pytest.Pytester) -> 
         evidence = json.loads((results_dir / attachment["source"]).read_text())
         assert set(evidence) == {"calls", "readings", "notes", "inline_limit", "observation"}
         assert evidence["observation"] == "observation/observation.json.gz"
-        for call in evidence["calls"]:
-            if "result_bytes" in call:
-                assert "result" not in call
-                assert call["result_bytes"] > evidence["inline_limit"]
-                located.add((call["daemon"], call["method"], call["reading"]))
-            else:
-                assert (
-                    not call["ok"] or len(json.dumps(call["result"], separators=(",", ":"))) <= 1024
-                )
+        for daemon, methods in evidence["calls"].items():
+            for method, calls in methods.items():
+                for call in calls:
+                    if "result_bytes" in call:
+                        assert "result" not in call
+                        assert call["result_bytes"] > evidence["inline_limit"]
+                        located.add((daemon, method, call["reading"]))
+                    elif call.get("ok", True):
+                        assert len(json.dumps(call["result"], separators=(",", ":"))) <= 1024
     # each answer left out of an attachment is in the signed observation
     observed = observation(run_dir)
     for daemon, method, reading in located:
