@@ -610,6 +610,9 @@ def _read_daemon(
     readings = {**plan, **({bracket_method: 2} if bracket_method is not None else {})}
     # The first call tells whether the daemon answers at all: the bracket, else the first need.
     first = bracket_method if bracket_method is not None else next(iter(plan))
+    # Readings are ``interval_s`` apart from start to start: the time the first took to
+    # answer counts towards the pause.
+    round_started = time.monotonic()
     call(first, 1)
     if observed.calls[-1].error_kind in _UNREACHABLE:
         # Down, hung or untrusted: every other call would fail the same way, one timeout each.
@@ -634,7 +637,8 @@ def _read_daemon(
     first_round_done()
     repeats = [m for m, n in plan.items() if n > 1]
     for reading in range(2, max(plan.values(), default=1) + 1):
-        time.sleep(interval_s)
+        time.sleep(max(0.0, interval_s - (time.monotonic() - round_started)))
+        round_started = time.monotonic()
         for method in repeats:
             if plan[method] >= reading:
                 call(method, reading)

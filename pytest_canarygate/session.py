@@ -547,8 +547,11 @@ class GateSession:
         # The observation, its decoded answers and the collected gates live until the run
         # ends. Kept out of the cyclic collector's sight, the full collections that judging
         # thousands of gates triggers stay cheap (they would rescan all of it each time).
+        # Left frozen when the run ends: the process ends with it, and unfrozen, the
+        # interpreter would free it all object by object on the way out (most of a second at
+        # 10,000 panes). A program calling pytest.main() again in the same process keeps a
+        # phase run's observation until it exits.
         gc.freeze()
-        self.config.add_cleanup(gc.unfreeze)
         thresholds = gc.get_threshold()
         gc.set_threshold(100_000, 50, 100)
         self.config.add_cleanup(lambda: gc.set_threshold(*thresholds))

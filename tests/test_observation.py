@@ -8,8 +8,11 @@ import os
 import socket
 import tempfile
 import threading
+import time
 from collections.abc import Callable
 from collections.abc import Iterator
+from datetime import datetime
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -135,6 +138,49 @@ def test_each_method_read_once_plus_bracketing_daemon_info(daemon: CountingDaemo
     )
     assert [c.reading for c in obs.daemons["v5"].readings("summary_changed")] == [1, 2]
     assert active_tmux_sessions(obs) == ["session-alpha", "session-beta"]
+
+
+class SlowAnswers(dict[str, object]):
+    """A daemon's answers, each taking a while to come."""
+
+    def get(self, key: str, default: object = None) -> object:  # type: ignore[override]
+        time.sleep(0.1)
+        return super().get(key, default)
+
+
+def test_readings_start_interval_apart_however_long_the_first_took() -> None:
+    """The pause before the second reading counts the time the first took to answer; the
+    readings still start ``interval_s`` apart, never less."""
+    server = CountingDaemon(
+        SlowAnswers({"daemon.info": sample("daemon.info"), "list_panes": sample("list_panes")})
+    )
+    try:
+        obs = observe(
+            {"v5": server.endpoint},
+            {"v5": {"list_panes": 2, "daemon.info": 1}},
+            phase="alpha",
+            target={"kind": "live"},
+            connect_timeout=1.0,
+            read_timeout=2.0,
+            interval_s=0.35,
+            method_params=METHOD_PARAMS,
+            bracket_method=BRACKET_METHOD,
+        )
+    finally:
+        server.close()
+    calls = obs.daemons["v5"].calls
+    assert all(c.ok for c in calls)
+
+    def started(reading: int) -> datetime:
+        return min(
+            datetime.fromisoformat(c.started_at.replace("Z", "+00:00"))
+            for c in calls
+            if c.reading == reading
+        )
+
+    # started_at is kept to the millisecond
+    assert started(2) - started(1) >= timedelta(seconds=0.35 - 0.001)
+    assert [c.method for c in calls] == ["daemon.info", "list_panes", "list_panes", "daemon.info"]
 
 
 def test_an_answer_read_again_as_the_same_text_is_a_reading_of_its_own() -> None:
