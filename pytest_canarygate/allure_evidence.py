@@ -79,12 +79,17 @@ _ENCODER = json.JSONEncoder(separators=(",", ":"), sort_keys=True, default=str)
 _ENTRY_TEXT: dict[int, tuple[weakref.ref[Any], str]] = {}
 
 
-def _entry_text(record: Any, keys: dict[str, Any], value_name: str, value: Any) -> str:
+def _entry_text(
+    record: Any, keys: dict[str, Any], value_name: str, value: Any, size: int | None = None
+) -> str:
     """One observed record as the attachment lists it: ``keys`` (what locates it in the
-    observation), then its error, or its value inline, or only the value's size."""
+    observation), then its error, or its value inline, or only the value's size (``size``,
+    when already known: a large answer is not encoded again only to be measured)."""
     entry = dict(keys, started_at=record.started_at)
     if not record.ok:
         entry.update(ok=False, error=record.error, error_kind=record.error_kind)
+    elif size is not None and size > MAX_INLINE_BYTES:
+        entry[f"{value_name}_bytes"] = size
     else:
         text = _ENCODER.encode(value)
         if len(text) <= MAX_INLINE_BYTES:
@@ -106,7 +111,8 @@ def _call_text(call: CallRecord) -> str:
         keys: dict[str, Any] = {"reading": call.reading}
         if call.params is not None:
             keys["params"] = call.params
-        text = _entry_text(call, keys, "result", call.result)
+        size = call.result_bytes if call.ok else None
+        text = _entry_text(call, keys, "result", call.result, size)
         _ENTRY_TEXT[id(call)] = (weakref.ref(call), text)
     return text
 

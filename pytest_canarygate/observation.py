@@ -11,6 +11,7 @@ naming the endpoint, the method and why.
 
 from __future__ import annotations
 
+import functools
 import gzip
 import json
 import os
@@ -90,6 +91,12 @@ class CallRecord:
     def ok(self) -> bool:
         """True when the daemon answered with a result."""
         return self.error is None
+
+    @functools.cached_property
+    def result_bytes(self) -> int:
+        """The size of the result as the observation file holds it (compact, key-sorted JSON);
+        known without encoding again once the record was written."""
+        return len(_dump(self.result))
 
     def to_json(self) -> dict[str, Any]:
         """The record as written (schema v2): ``response`` without its ``result`` member, which
@@ -471,6 +478,7 @@ def _dump_call(call: CallRecord, results: dict[int, str]) -> str:
     text = results.get(id(result))
     if text is None:
         text = results[id(result)] = _dump(result)
+    call.__dict__["result_bytes"] = len(text)  # primes the cached property
     parts = [
         f"{_dump(key)}:{text if key == 'result' else _dump(value)}"
         for key, value in sorted(fields.items())

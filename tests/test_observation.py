@@ -148,6 +148,19 @@ class SlowAnswers(dict[str, object]):
         return super().get(key, default)
 
 
+def test_a_records_result_size_is_its_size_in_the_observation_file(tmp_path: Path) -> None:
+    answer = {"z": "\u00e9t\u00e9", "a": [1, 2.5, None, True], "m": {"k": "v"}}
+    call = CallRecord("v5", "unix:///s", "list_panes", 1, None, "T1", 1.0, answer)
+    fresh = CallRecord("v5", "unix:///s", "list_panes", 1, None, "T1", 1.0, answer)
+    obs = Observation(
+        "alpha", {"kind": "live"}, "T0", "T3", {"v5": DaemonObservation("v5", "unix:///s", [call])}
+    )
+    written = json.loads(gzip.decompress(obs.write(tmp_path).read_bytes()))
+    [on_disk] = written["daemons"]["v5"]["calls"]
+    text = json.dumps(on_disk["result"], sort_keys=True, separators=(",", ":"))
+    assert call.result_bytes == len(text) == fresh.result_bytes  # primed or computed alike
+
+
 def test_readings_start_interval_apart_however_long_the_first_took() -> None:
     """The pause before the second reading counts the time the first took to answer; the
     readings still start ``interval_s`` apart, never less."""
