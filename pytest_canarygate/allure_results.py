@@ -13,6 +13,7 @@ evidence, is left out. Everything here is a no-op when allure-pytest is disabled
 
 from __future__ import annotations
 
+import doctest
 import hashlib
 import json
 import os
@@ -27,6 +28,7 @@ from typing import TYPE_CHECKING
 from typing import Any
 
 import pytest
+from allure_commons.utils import represent as _allure_represent
 
 from pytest_canarygate.allure_evidence import ATTACHMENT_NAME
 from pytest_canarygate.allure_evidence import evidence_text
@@ -41,8 +43,19 @@ __all__ = ["AllureResults", "ItemResult"]
 
 _PASSED, _FAILED, _BROKEN, _SKIPPED = "passed", "failed", "broken", "skipped"
 #: Exceptions Allure counts as a failed check rather than a broken test (allure-pytest's rule).
-_FAILURES: tuple[type[BaseException], ...] = (AssertionError, pytest.fail.Exception)
-_ENCODE = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str).encode
+_FAILURES: tuple[type[BaseException], ...] = (
+    AssertionError,
+    pytest.fail.Exception,
+    doctest.DocTestFailure,
+)
+# ASCII only: untrusted text (a daemon's error message, captured output) may hold a lone
+# surrogate, which has no UTF-8 form.
+_ENCODE = json.JSONEncoder(ensure_ascii=True, separators=(",", ":"), default=str).encode
+
+
+def represent(value: object) -> str:
+    """A parameter's value as allure-pytest shows it (strings quoted, the rest as repr)."""
+    return str(_allure_represent(value))  # type: ignore[no-untyped-call]
 
 
 def _md5(*parts: object) -> str:
@@ -161,7 +174,7 @@ class AllureResults:
         self.results_dir.mkdir(parents=True, exist_ok=True)
         callspec = getattr(item, "callspec", None)
         params: dict[str, Any] = dict(callspec.params) if callspec is not None else {}
-        parameters = [{"name": name, "value": repr(value)} for name, value in params.items()]
+        parameters = [{"name": name, "value": represent(value)} for name, value in params.items()]
         labels: list[dict[str, str]] = []
         links: list[dict[str, str]] = []
         name = item.name
@@ -174,19 +187,22 @@ class AllureResults:
             daemons = sorted({n.daemon for n in gate.needs if n.daemon != "evidence"})
             sources = sorted({n.method for n in gate.needs if n.daemon == "evidence"})
             if daemons:
-                parameters.append({"name": "daemon", "value": repr(", ".join(daemons))})
+                parameters.append({"name": "daemon", "value": represent(", ".join(daemons))})
             if sources:
-                parameters.append({"name": "source", "value": repr(", ".join(sources))})
+                parameters.append({"name": "source", "value": represent(", ".join(sources))})
         if waiver is not None:
+            waived_by = f"{waiver['by']} until {waiver['until']}"
             labels.append({"name": "tag", "value": "WAIVED"})
             parameters += [
-                {"name": "waived by", "value": repr(f"{waiver['by']} until {waiver['until']}")},
-                {"name": "own verdict", "value": repr(own_verdict)},
-                {"name": "waiver", "value": repr(waiver["text"])},
+                {"name": "waived by", "value": represent(waived_by)},
+                {"name": "own verdict", "value": represent(own_verdict)},
+                {"name": "waiver", "value": represent(waiver["text"])},
             ]
-        path = item.nodeid.split("::", 1)[0]
+        # allure-pytest's names: the module as a dotted package, then any classes
+        path, *classes = item.nodeid.split("[", 1)[0].split("::")[:-1] or [item.nodeid]
         package = ".".join(filter(None, path.rsplit(".", 1)[0].split("/")))
-        full_name = f"{package}#{getattr(item, 'originalname', item.name)}"
+        in_classes = "".join(f".{name}" for name in classes)
+        full_name = f"{package}{in_classes}#{getattr(item, 'originalname', item.name)}"
         labels += [
             {"name": NODEID_LABEL, "value": item.nodeid},
             {"name": "host", "value": self._host},
@@ -227,13 +243,20 @@ class AllureResults:
             fullName=full_name,
             labels=labels,
             links=links,
-            titlePath=path.split("/"),
+            titlePath=[*path.split("/"), *classes],
         )
-        target = self.results_dir / f"{uid}-result.json"
-        target.write_text(_ENCODE(document), encoding="utf-8")
-        return target
+        return self._write(f"{uid}-result.json", _ENCODE(document).encode("ascii"))
 
     def _attach(self, name: str, body: str, media_type: str, extension: str) -> dict[str, str]:
         source = f"{uuid.uuid4()}-attachment.{extension}"
-        (self.results_dir / source).write_text(body, encoding="utf-8")
+        self._write(source, body.encode("utf-8", "backslashreplace"))
         return {"name": name, "source": source, "type": media_type}
+
+    def _write(self, name: str, data: bytes) -> Path:
+        """Write a file whole or not at all (a temporary name Allure does not read, then
+        renamed): a run stopped halfway leaves no truncated result."""
+        target = self.results_dir / name
+        temporary = self.results_dir / f".{name}.tmp"
+        temporary.write_bytes(data)
+        os.replace(temporary, target)
+        return target

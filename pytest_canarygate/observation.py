@@ -587,8 +587,12 @@ def _read_daemon(
     # text is not decoded again (a separate reading all the same, with its own time).
     previous: dict[str, Any] = {}
 
+    # When each method's latest reading started: its next one starts ``interval_s`` later.
+    last_started: dict[str, float] = {}
+
     def call(method: str, reading: int) -> None:
         params = _params(method_params, method)
+        last_started[method] = time.monotonic()
         started, t0 = utc_now(), time.perf_counter()
         outcome: dict[str, Any]
         try:
@@ -618,9 +622,6 @@ def _read_daemon(
     readings = {**plan, **({bracket_method: 2} if bracket_method is not None else {})}
     # The first call tells whether the daemon answers at all: the bracket, else the first need.
     first = bracket_method if bracket_method is not None else next(iter(plan))
-    # Readings are ``interval_s`` apart from start to start: the time the first took to
-    # answer counts towards the pause.
-    round_started = time.monotonic()
     call(first, 1)
     if observed.calls[-1].error_kind in _UNREACHABLE:
         # Down, hung or untrusted: every other call would fail the same way, one timeout each.
@@ -645,10 +646,11 @@ def _read_daemon(
     first_round_done()
     repeats = [m for m, n in plan.items() if n > 1]
     for reading in range(2, max(plan.values(), default=1) + 1):
-        time.sleep(max(0.0, interval_s - (time.monotonic() - round_started)))
-        round_started = time.monotonic()
         for method in repeats:
             if plan[method] >= reading:
+                # ``interval_s`` from the start of this method's previous reading: the time
+                # the readings in between took counts towards the pause, never less.
+                time.sleep(max(0.0, last_started[method] + interval_s - time.monotonic()))
                 call(method, reading)
     if bracket_method is not None:
         call(bracket_method, 2)

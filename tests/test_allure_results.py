@@ -88,11 +88,12 @@ def writer(tmp_path: Path, runbook_url: str | None = None) -> AllureResults:
 
 
 def item(nodeid: str = NODEID, **params: object) -> Any:
-    name = nodeid.split("::")[-1]
+    base, bracket, params_id = nodeid.partition("[")
+    function = base.split("::")[-1]
     return SimpleNamespace(
         nodeid=nodeid,
-        name=name,
-        originalname=name.split("[")[0],
+        name=function + bracket + params_id,
+        originalname=function,
         callspec=SimpleNamespace(params=params) if params else None,
     )
 
@@ -203,3 +204,39 @@ def test_hostile_names_and_output_stay_inside_their_json_strings(tmp_path: Path)
     assert attachment["name"] == "stdout"
     stdout = (tmp_path / "allure-results" / attachment["source"]).read_text(encoding="utf-8")
     assert stdout == 'printed "text"\x00\n'
+
+
+def test_a_lone_surrogate_from_a_daemon_is_written_escaped_not_a_crash(tmp_path: Path) -> None:
+    # strict JSON lets "\ud800" through; it has no UTF-8 form
+    hostile = "daemon said \ud800 and left"
+    results = tmp_path / "allure-results"
+    path = writer(tmp_path).write(
+        item(),
+        folded(("setup", Unobservable(hostile)), ("teardown", None)),
+        gate=PANES_GATE,
+        title="t",
+        evidence=None,
+        captured={"log": f"log: {hostile}"},
+    )
+    raw = path.read_bytes()
+    assert raw.isascii()
+    result = json.loads(raw)
+    assert hostile in result["statusDetails"]["message"]
+    [attachment] = result["attachments"]
+    assert (results / attachment["source"]).read_bytes() == b"log: daemon said \\ud800 and left"
+    assert sorted(p.name for p in results.iterdir() if p.name.startswith(".")) == []
+
+
+def test_classes_of_a_test_are_in_its_names_as_allure_pytest_puts_them(tmp_path: Path) -> None:
+    nodeid = "packs/test_more.py::TestGroup::test_one[a::b]"
+    result = written(
+        writer(tmp_path).write(
+            item(nodeid),
+            folded(("setup", None), ("call", None), ("teardown", None)),
+            gate=None,
+            title=None,
+            evidence=None,
+        )
+    )
+    assert result["fullName"] == "packs.test_more.TestGroup#test_one"
+    assert result["titlePath"] == ["packs", "test_more.py", "TestGroup"]

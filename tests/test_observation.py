@@ -161,16 +161,15 @@ def test_a_records_result_size_is_its_size_in_the_observation_file(tmp_path: Pat
     assert call.result_bytes == len(text) == fresh.result_bytes  # primed or computed alike
 
 
-def test_readings_start_interval_apart_however_long_the_first_took() -> None:
-    """The pause before the second reading counts the time the first took to answer; the
-    readings still start ``interval_s`` apart, never less."""
-    server = CountingDaemon(
-        SlowAnswers({"daemon.info": sample("daemon.info"), "list_panes": sample("list_panes")})
-    )
+def test_each_method_is_read_again_interval_after_its_own_first_reading() -> None:
+    """The pause before a method's second reading counts the time the readings in between
+    took; each method's two readings still start ``interval_s`` apart, never less."""
+    answers = {name: sample(name) for name in ("daemon.info", "list_panes", "list_sessions")}
+    server = CountingDaemon(SlowAnswers(answers))
     try:
         obs = observe(
             {"v5": server.endpoint},
-            {"v5": {"list_panes": 2, "daemon.info": 1}},
+            {"v5": {"list_panes": 2, "list_sessions": 2, "daemon.info": 1}},
             phase="alpha",
             target={"kind": "live"},
             connect_timeout=1.0,
@@ -183,17 +182,22 @@ def test_readings_start_interval_apart_however_long_the_first_took() -> None:
         server.close()
     calls = obs.daemons["v5"].calls
     assert all(c.ok for c in calls)
+    assert [c.method for c in calls] == [
+        "daemon.info",
+        "list_panes",
+        "list_sessions",
+        "list_panes",
+        "list_sessions",
+        "daemon.info",
+    ]
 
-    def started(reading: int) -> datetime:
-        return min(
-            datetime.fromisoformat(c.started_at.replace("Z", "+00:00"))
-            for c in calls
-            if c.reading == reading
-        )
+    def started(method: str, reading: int) -> datetime:
+        [call] = [c for c in calls if (c.method, c.reading) == (method, reading)]
+        return datetime.fromisoformat(call.started_at.replace("Z", "+00:00"))
 
-    # started_at is kept to the millisecond
-    assert started(2) - started(1) >= timedelta(seconds=0.35 - 0.001)
-    assert [c.method for c in calls] == ["daemon.info", "list_panes", "list_panes", "daemon.info"]
+    for method in ("list_panes", "list_sessions", "daemon.info"):
+        # started_at is kept to the millisecond
+        assert started(method, 2) - started(method, 1) >= timedelta(seconds=0.35 - 0.001)
 
 
 def test_an_answer_read_again_as_the_same_text_is_a_reading_of_its_own() -> None:
