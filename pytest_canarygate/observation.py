@@ -533,128 +533,102 @@ def _observe_daemon(
     refused: EndpointError | None = None,
     first_round_done: Callable[[], None] | None = None,
 ) -> DaemonObservation:
+    """Read one daemon: every method once, those read twice again ``interval_s`` after their
+    own first reading. ``first_round_done`` is called once the first readings are taken (or
+    the daemon turned out unreachable), whatever happens."""
+    done = first_round_done or _nothing
     try:
-        return _read_daemon(
-            name,
-            endpoint,
-            methods,
-            method_params=method_params,
-            bracket_method=bracket_method,
-            connect_timeout=connect_timeout,
-            read_timeout=read_timeout,
-            interval_s=interval_s,
-            connect_to=connect_to,
-            refused=refused,
-            first_round_done=first_round_done or _nothing,
+        from pytest_canarygate.rpc import RpcClient
+
+        observed = DaemonObservation(name, endpoint)
+        client = (
+            RpcClient(
+                connect_to if connect_to is not None else endpoint,
+                connect_timeout=connect_timeout,
+                read_timeout=read_timeout,
+            )
+            if refused is None
+            else None
         )
+
+        # The last exchange of each method read again later: an answer that comes back as the same
+        # text is not decoded again (a separate reading all the same, with its own time).
+        previous: dict[str, Any] = {}
+
+        # When each method's latest reading started: its next one starts ``interval_s`` later.
+        last_started: dict[str, float] = {}
+
+        def call(method: str, reading: int) -> None:
+            params = _params(method_params, method)
+            last_started[method] = time.monotonic()
+            started, t0 = utc_now(), time.perf_counter()
+            outcome: dict[str, Any]
+            try:
+                if client is None:  # refused before any call (ssh, the remote trust check)
+                    assert refused is not None
+                    raise refused
+                exchange = client.exchange(method, params, like=previous.pop(method, None))
+                if reading < readings.get(method, 1):
+                    previous[method] = exchange
+                outcome = {
+                    "result": exchange.response.get("result"),
+                    "response": exchange.response,
+                    "peer_pid": exchange.peer_pid,
+                }
+            except EndpointError as exc:
+                outcome = {"error": str(exc), "error_kind": _error_kind(exc)}
+            elapsed_ms = round((time.perf_counter() - t0) * 1000, 3)
+            observed.calls.append(
+                CallRecord(name, endpoint, method, reading, params, started, elapsed_ms, **outcome)
+            )
+
+        plan = dict(methods)
+        if bracket_method is not None:
+            plan.pop(bracket_method, None)  # the bracket's two readings serve those needs
+        elif not plan:
+            return observed
+        readings = {**plan, **({bracket_method: 2} if bracket_method is not None else {})}
+        # The first call tells whether the daemon answers at all: the bracket, else the first need.
+        first = bracket_method if bracket_method is not None else next(iter(plan))
+        call(first, 1)
+        if observed.calls[-1].error_kind in _UNREACHABLE:
+            # Down, hung or untrusted: every other call would fail the same way, one timeout each.
+            for method in (m for m in plan if m != first):
+                observed.calls.append(
+                    CallRecord(
+                        name,
+                        endpoint,
+                        method,
+                        1,
+                        _params(method_params, method),
+                        utc_now(),
+                        0.0,
+                        error=observed.calls[0].error,
+                        error_kind=observed.calls[0].error_kind,
+                    )
+                )
+            return observed
+        for method in plan:
+            if method != first:
+                call(method, 1)
+        done()
+        repeats = [m for m, n in plan.items() if n > 1]
+        for reading in range(2, max(plan.values(), default=1) + 1):
+            for method in repeats:
+                if plan[method] >= reading:
+                    # ``interval_s`` from the start of this method's previous reading: the time
+                    # the readings in between took counts towards the pause, never less.
+                    time.sleep(max(0.0, last_started[method] + interval_s - time.monotonic()))
+                    call(method, reading)
+        if bracket_method is not None:
+            call(bracket_method, 2)
+        return observed
     finally:
-        if first_round_done is not None:
-            first_round_done()
+        done()
 
 
 def _nothing() -> None:
     pass
-
-
-def _read_daemon(
-    name: str,
-    endpoint: str,
-    methods: Mapping[str, int],
-    *,
-    method_params: Mapping[str, Mapping[str, Any]],
-    bracket_method: str | None,
-    connect_timeout: float,
-    read_timeout: float,
-    interval_s: float,
-    connect_to: Any,
-    refused: EndpointError | None,
-    first_round_done: Callable[[], None],
-) -> DaemonObservation:
-    from pytest_canarygate.rpc import RpcClient
-
-    observed = DaemonObservation(name, endpoint)
-    client = (
-        RpcClient(
-            connect_to if connect_to is not None else endpoint,
-            connect_timeout=connect_timeout,
-            read_timeout=read_timeout,
-        )
-        if refused is None
-        else None
-    )
-
-    # The last exchange of each method read again later: an answer that comes back as the same
-    # text is not decoded again (a separate reading all the same, with its own time).
-    previous: dict[str, Any] = {}
-
-    # When each method's latest reading started: its next one starts ``interval_s`` later.
-    last_started: dict[str, float] = {}
-
-    def call(method: str, reading: int) -> None:
-        params = _params(method_params, method)
-        last_started[method] = time.monotonic()
-        started, t0 = utc_now(), time.perf_counter()
-        outcome: dict[str, Any]
-        try:
-            if client is None:  # refused before any call (ssh, the remote trust check)
-                assert refused is not None
-                raise refused
-            exchange = client.exchange(method, params, like=previous.pop(method, None))
-            if reading < readings.get(method, 1):
-                previous[method] = exchange
-            outcome = {
-                "result": exchange.response.get("result"),
-                "response": exchange.response,
-                "peer_pid": exchange.peer_pid,
-            }
-        except EndpointError as exc:
-            outcome = {"error": str(exc), "error_kind": _error_kind(exc)}
-        elapsed_ms = round((time.perf_counter() - t0) * 1000, 3)
-        observed.calls.append(
-            CallRecord(name, endpoint, method, reading, params, started, elapsed_ms, **outcome)
-        )
-
-    plan = dict(methods)
-    if bracket_method is not None:
-        plan.pop(bracket_method, None)  # the bracket's two readings serve those needs
-    elif not plan:
-        return observed
-    readings = {**plan, **({bracket_method: 2} if bracket_method is not None else {})}
-    # The first call tells whether the daemon answers at all: the bracket, else the first need.
-    first = bracket_method if bracket_method is not None else next(iter(plan))
-    call(first, 1)
-    if observed.calls[-1].error_kind in _UNREACHABLE:
-        # Down, hung or untrusted: every other call would fail the same way, one timeout each.
-        for method in (m for m in plan if m != first):
-            observed.calls.append(
-                CallRecord(
-                    name,
-                    endpoint,
-                    method,
-                    1,
-                    _params(method_params, method),
-                    utc_now(),
-                    0.0,
-                    error=observed.calls[0].error,
-                    error_kind=observed.calls[0].error_kind,
-                )
-            )
-        return observed
-    for method in plan:
-        if method != first:
-            call(method, 1)
-    first_round_done()
-    repeats = [m for m, n in plan.items() if n > 1]
-    for reading in range(2, max(plan.values(), default=1) + 1):
-        for method in repeats:
-            if plan[method] >= reading:
-                # ``interval_s`` from the start of this method's previous reading: the time
-                # the readings in between took counts towards the pause, never less.
-                time.sleep(max(0.0, last_started[method] + interval_s - time.monotonic()))
-                call(method, reading)
-    if bracket_method is not None:
-        call(bracket_method, 2)
-    return observed
 
 
 def _params(method_params: Mapping[str, Mapping[str, Any]], method: str) -> dict[str, Any] | None:
