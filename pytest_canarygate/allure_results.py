@@ -22,7 +22,6 @@ import socket
 import threading
 import uuid
 from dataclasses import dataclass
-from dataclasses import field
 from pathlib import Path
 from typing import TYPE_CHECKING
 from typing import Any
@@ -73,8 +72,6 @@ class ItemResult:
     stop_ms: int = 0
     status: str | None = None
     details: dict[str, str] | None = None
-    parameters: list[dict[str, str]] = field(default_factory=list)
-    labels: list[dict[str, str]] = field(default_factory=list)
 
     def update(self, report: pytest.TestReport, call: pytest.CallInfo[Any]) -> None:
         """Fold one phase's report in, the way allure-pytest does: setup sets the status,

@@ -9,6 +9,7 @@ import json
 import os
 import platform
 from collections.abc import Iterable
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -17,16 +18,11 @@ from pytest_canarygate.results import RunOutcome
 NODEID_LABEL = "canarygate_nodeid"
 
 
-def nodeids_with_results(results_dir: Path) -> set[str]:
-    """The gate nodeids that have an Allure result file (labelled at collection)."""
-    found: set[str] = set()
-    for path in results_dir.glob("*-result.json"):
-        try:
-            labels = json.loads(path.read_text()).get("labels", [])
-        except (OSError, ValueError):
-            continue  # an unreadable result counts as missing
-        found.update(label["value"] for label in labels if label.get("name") == NODEID_LABEL)
-    return found
+def nodeids_with_results(results_dir: Path, reported: Mapping[str, str]) -> set[str]:
+    """The gate nodeids whose Allure result file, as its process reported writing it
+    (``{nodeid: file name}``), is in ``results_dir``."""
+    present = {path.name for path in results_dir.glob("*-result.json")}
+    return {nodeid for nodeid, name in reported.items() if name in present}
 
 
 def incompleteness(

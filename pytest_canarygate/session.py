@@ -81,6 +81,8 @@ EVIDENCE_KEY = pytest.StashKey[GateEvidence]()
 ALLURE_RESULT_KEY = pytest.StashKey[ItemResult]()
 #: A waived gate instance: the waiver and the verdict it would have had.
 WAIVED_KEY = pytest.StashKey[tuple[dict[str, Any], str]]()
+#: The user property naming the Allure result file written for a gate instance.
+ALLURE_RESULT_PROPERTY = "canarygate_allure_result"
 WORKER_INPUT_KEY = "canarygate_run_dir"
 RUN_FILE = "run.json"
 CONFIG_COPY = "canarygate.toml"
@@ -144,6 +146,8 @@ class GateSession:
         self.observation: Observation | None = None
         self.fleet: SimulatedFleet | None = None
         self.results: dict[str, GateResult] = {}
+        #: the Allure result file each gate instance's process reported writing (controller)
+        self.result_files: dict[str, str] = {}
         self.outcome: RunOutcome | None = None
         self.bundle: Path | None = None
         self.started_at = utc_now()
@@ -686,7 +690,7 @@ class GateSession:
             return
         gate = item.stash.get(GATE_KEY, None)
         waiver, own_verdict = item.stash.get(WAIVED_KEY, (None, None))
-        writer.write(
+        written = writer.write(
             item,
             result,
             gate=gate,
@@ -700,6 +704,7 @@ class GateSession:
                 "stderr": report.capstderr,
             },
         )
+        report.user_properties.append((ALLURE_RESULT_PROPERTY, written.name))
 
     def _waiver(self, gate_id: str, verdict: Verdict) -> dict[str, Any] | None:
         if self.observation is None or self.settings is None or self.settings.chain is None:
@@ -716,6 +721,9 @@ class GateSession:
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if self.is_worker:
             return
+        for key, value in report.user_properties:
+            if key == ALLURE_RESULT_PROPERTY and isinstance(value, str):
+                self.result_files[report.nodeid] = value
         carries_verdict = any(key == REPORT_PROPERTY for key, _ in report.user_properties)
         if report.failed and not carries_verdict and report.nodeid in self.expected:
             # No verdict travelled with the report: the worker died under this gate. That
@@ -782,7 +790,7 @@ class GateSession:
         outcome.incomplete = bundle.incompleteness(
             self.expected,
             self.results,
-            bundle.nodeids_with_results(self.results_dir),
+            bundle.nodeids_with_results(self.results_dir, self.result_files),
             allure=allure_evidence.enabled(self.config),
         )
         if not outcome.partial_reasons:
@@ -920,12 +928,15 @@ class GateSession:
 def _collector_paused() -> Generator[None, None, None]:
     """No cyclic garbage collection while the observation is taken or loaded: decoding
     answers of thousands of panes makes no cycles, yet would trigger full collections that
-    rescan everything decoded so far."""
+    rescan everything decoded so far. What was made is then frozen: the observation lives
+    until the run ends, and the collections that collecting thousands of gates triggers
+    need not rescan it either."""
     was_enabled = gc.isenabled()
     gc.disable()
     try:
         yield
     finally:
+        gc.freeze()
         if was_enabled:
             gc.enable()
 

@@ -103,6 +103,53 @@ def test_worker_killed_under_a_gate_makes_the_bundle_incomplete(
     assert statement["payloadType"] == "application/vnd.in-toto+json"
 
 
+LOSE_RESULT = """
+import pytest
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item, call):
+    report = yield
+    # a result file lost after it was written (a full disk, a careless cleanup)
+    if call.when == "teardown" and item.name == "test_crash":
+        for key, name in report.user_properties:
+            if key == "canarygate_allure_result":
+                (item.config.rootpath / "reports").joinpath(*_run_dir(item)).joinpath(
+                    "allure-results", name
+                ).unlink()
+    return report
+
+def _run_dir(item):
+    [run] = (item.config.rootpath / "reports").glob("*/alpha/*-running")
+    return run.relative_to(item.config.rootpath / "reports").parts
+"""
+
+
+@pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["serial", "xdist"])
+def test_a_gate_whose_result_file_is_gone_makes_the_bundle_incomplete(
+    pytester: pytest.Pytester, workers: list[str]
+) -> None:
+    write_gates(
+        pytester,
+        CRASH_CATALOG,
+        "from pytest_canarygate import gate\n\n"
+        "@gate('crash.gate')\ndef test_crash(canarygate_observed):\n"
+        "    assert canarygate_observed.daemon('v5').result('daemon.info')['pid'] > 0\n\n"
+        "@gate('fine.gate')\ndef test_fine(canarygate_observed):\n"
+        "    assert canarygate_observed.daemon('v5').result('daemon.info')['pid'] > 0\n",
+        name="test_crash.py",
+    )
+    (pytester.path / "conftest.py").write_text(LOSE_RESULT)
+    result = pytester.runpytest_subprocess("--phase=alpha", "--canarygate-sim=healthy", *workers)
+    assert result.ret != 0
+    bundle, run = only_run(pytester.path)
+    assert bundle.name.endswith("-incomplete")
+    [problem] = run["incomplete"]
+    assert "test_crash" in problem
+    assert problem.endswith("reported but has no result file")
+    verdicts = {g["nodeid"].split("::")[1]: g["verdict"] for g in run["gates"]}
+    assert verdicts == {"test_crash": "PASS", "test_fine": "PASS"}
+
+
 def test_simulator_run_without_key_uses_an_ephemeral_key_kept_beside_the_bundle(
     pytester: pytest.Pytester,
 ) -> None:
