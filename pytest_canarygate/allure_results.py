@@ -119,11 +119,8 @@ class AllureResults:
             f"{platform.python_implementation().lower()}{platform.python_version_tuple()[0]}"
         )
 
-    def gate_labels(self, gate: GateSpec) -> list[dict[str, str]]:
-        """The labels every instance of ``gate`` carries (made once per gate)."""
-        return self._parts(gate)[0]
-
     def _parts(self, gate: GateSpec) -> tuple[list[dict[str, str]], list[dict[str, str]]]:
+        """The labels and links every instance of ``gate`` carries (made once per gate)."""
         parts = self._gate_parts.get(gate.id)
         if parts is None:
             item, phase = gate.item, self.phase
@@ -198,7 +195,7 @@ class AllureResults:
         # allure-pytest's names: the module as a dotted package, then any classes
         path, *classes = item.nodeid.split("[", 1)[0].split("::")[:-1] or [item.nodeid]
         package = ".".join(filter(None, path.rsplit(".", 1)[0].split("/")))
-        in_classes = "".join(f".{name}" for name in classes)
+        in_classes = "".join(f".{cls}" for cls in classes)
         full_name = f"{package}{in_classes}#{getattr(item, 'originalname', item.name)}"
         labels += [
             {"name": NODEID_LABEL, "value": item.nodeid},
