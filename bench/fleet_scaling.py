@@ -65,6 +65,7 @@ from dataclasses import dataclass
 from dataclasses import field
 from datetime import datetime
 from pathlib import Path
+from typing import IO
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -226,6 +227,24 @@ def child_env() -> dict[str, str]:
     return env
 
 
+def spawn_timed(
+    argv: Sequence[str], cwd: Path, out: IO[bytes], peak_path: Path
+) -> subprocess.Popen[bytes]:
+    """Start ``argv`` under GNU time (its peak memory written to ``peak_path``), output and
+    errors to ``out``, in a process group of its own: killed whole on a timeout, and Ctrl-C
+    reaches this script only, which then stops the child itself."""
+    timed = [TIME_BIN, "-f", "%M", "-o", str(peak_path), *argv] if TIME_BIN else list(argv)
+    return subprocess.Popen(
+        timed,
+        cwd=cwd,
+        env=child_env(),
+        stdin=subprocess.DEVNULL,
+        stdout=out,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+
+
 def run_measured(
     argv: Sequence[str], cwd: Path, timeout_s: float
 ) -> tuple[int | None, float, int | None, str]:
@@ -235,18 +254,9 @@ def run_measured(
     single process), as GNU time reports it (see :data:`PEAK_HOW`)."""
     out_path = cwd / ".bench-output.txt"
     peak_path = cwd / ".bench-peak.txt"
-    timed = [TIME_BIN, "-f", "%M", "-o", str(peak_path), *argv] if TIME_BIN else list(argv)
     with out_path.open("wb") as out:
         started = time.perf_counter()
-        process = subprocess.Popen(
-            timed,
-            cwd=cwd,
-            env=child_env(),
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # one process group, killed whole on timeout
-        )
+        process = spawn_timed(argv, cwd, out, peak_path)
         status = _wait(process, timeout_s)
         wall = time.perf_counter() - started
     if status is None:
@@ -420,18 +430,9 @@ def start_fleet(argv: Sequence[str], work: Path, timeout_s: float) -> Fleet:
     FleetError (or the interrupt) is raised."""
     output = work / ".fleet-output.txt"
     peak_path = work / ".fleet-peak.txt"
-    timed = [TIME_BIN, "-f", "%M", "-o", str(peak_path), *argv] if TIME_BIN else list(argv)
     with output.open("wb") as stream:
         started = time.perf_counter()
-        process = subprocess.Popen(
-            timed,
-            cwd=work,
-            env=child_env(),
-            stdin=subprocess.DEVNULL,
-            stdout=stream,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # Ctrl-C reaches this script only; it stops the fleet
-        )
+        process = spawn_timed(argv, work, stream, peak_path)
     fleet = Fleet(process, output, peak_path)
     deadline = time.monotonic() + timeout_s
     try:
