@@ -272,6 +272,29 @@ class Observation:
             )
         return cache[name]
 
+    def first_round(self) -> Observation:
+        """The same observation with each daemon's first readings only (every method read
+        once): what a serial run knows while its later readings are still being taken."""
+        if all(c.reading == 1 for d in self.daemons.values() for c in d.calls):
+            return self
+        cached = self.__dict__.get("_first_round")
+        if cached is None:
+            daemons = {
+                name: DaemonObservation(name, d.endpoint, [c for c in d.calls if c.reading == 1])
+                for name, d in self.daemons.items()
+            }
+            cached = self.__dict__["_first_round"] = Observation(
+                self.phase,
+                self.target,
+                self.started_at,
+                self.finished_at,
+                daemons,
+                self.evidence,
+                self.clock_skew_s,
+                self.targets,
+            )
+        return cached
+
     @property
     def now(self) -> datetime:
         """The run's one clock: when the observation started. Every gate judges at it."""
@@ -470,14 +493,29 @@ def _dump(value: Any) -> str:
     return _ENCODER.encode(value)
 
 
+#: Where a record keeps its result's text, encoded ahead of writing (:func:`_encode_ahead`).
+_TEXT = "_result_text"
+
+
+def _encode_ahead(calls: Iterable[CallRecord]) -> None:
+    """Encode the results of ``calls`` now, for the observation file to take when it is
+    written (an answer shared by two records is encoded once)."""
+    done: set[int] = set()
+    for call in calls:
+        if call.ok and id(call.result) not in done and _TEXT not in call.__dict__:
+            done.add(id(call.result))
+            call.__dict__[_TEXT] = _dump(call.result)
+
+
 def _dump_call(call: CallRecord, results: dict[int, str]) -> str:
     """``_dump(call.to_json())``, taking the result's text from ``results`` (by identity) when
-    an earlier record shares it, else adding it there."""
+    an earlier record shares it, or as encoded ahead, else encoding it and adding it there."""
     fields = call.to_json()
     result = call.result
+    ahead = call.__dict__.pop(_TEXT, None)  # not kept past writing: it is as large as the answer
     text = results.get(id(result))
     if text is None:
-        text = results[id(result)] = _dump(result)
+        text = results[id(result)] = ahead if ahead is not None else _dump(result)
     call.__dict__["result_bytes"] = len(text)  # primes the cached property
     parts = [
         f"{_dump(key)}:{text if key == 'result' else _dump(value)}"
@@ -532,15 +570,19 @@ def _observe_daemon(
     connect_to: Any = None,
     refused: EndpointError | None = None,
     first_round_done: Callable[[], None] | None = None,
+    into: dict[str, DaemonObservation] | None = None,
 ) -> DaemonObservation:
     """Read one daemon: every method once, those read twice again ``interval_s`` after their
     own first reading. ``first_round_done`` is called once the first readings are taken (or
-    the daemon turned out unreachable), whatever happens."""
+    the daemon turned out unreachable), whatever happens; ``into[name]`` holds the daemon's
+    observation from the start, its calls appended as they are made."""
     done = first_round_done or _nothing
     try:
         from pytest_canarygate.rpc import RpcClient
 
         observed = DaemonObservation(name, endpoint)
+        if into is not None:
+            into[name] = observed
         client = (
             RpcClient(
                 connect_to if connect_to is not None else endpoint,
@@ -640,22 +682,8 @@ def observe(
     endpoints: Mapping[str, str],
     plan: Mapping[str, Mapping[str, int]],
     *,
-    phase: str,
-    target: dict[str, Any],
-    connect_timeout: float,
-    read_timeout: float,
-    interval_s: float,
-    method_params: Mapping[str, Mapping[str, Any]] | None = None,
-    bracket_method: str | None = None,
-    evidence_plan: Mapping[str, tuple[EvidenceAccessor, str | None]] | None = None,
-    make_provider: ProviderMaker | None = None,
-    encode: Callable[[Any], Any] = _identity,
-    clock_skew_s: float = 30.0,
-    since: datetime | None = None,
-    config_where: str = "the config",
     progress: Progress | None = None,
-    targets: Mapping[str, Mapping[str, str]] | None = None,
-    ssh: Any = None,
+    **options: Any,
 ) -> Observation:
     """Read every daemon in ``plan`` (``{daemon: {method: readings}}``) and every provider
     accessor in ``evidence_plan`` (``{name: (accessor, uri or None)}``), all concurrently.
@@ -666,90 +694,217 @@ def observe(
     at most :data:`MAX_WORKERS` targets and evidence kinds at once.
 
     ``bracket_method`` is read first and last on every daemon; ``method_params`` are the
-    params sent with each method; ``encode`` makes provider evidence JSON-ready."""
-    started = utc_now()
-    evidence_plan = evidence_plan or {}
-    since = since or clock.wall_now()
-    daemon_args: dict[str, Any] = {
-        "method_params": method_params or {},
-        "bracket_method": bracket_method,
-        "connect_timeout": connect_timeout,
-        "read_timeout": read_timeout,
-        "interval_s": interval_s,
-    }
-    names = [n for n in plan if n in endpoints] if targets is None else []
-    jobs = len(names) + len(targets or {})
-    workers = max(1, min(MAX_WORKERS, jobs + len(evidence_plan)))
-    from pytest_canarygate.ssh_forward import Forwards
-
-    forwards = Forwards()
-    pool = ThreadPoolExecutor(max_workers=workers)
-    try:
-        # Provider reads start once every daemon's first readings are taken (in the pause before
-        # the next ones), so that decoding a large answer does not wait on them, nor they on it.
-        first_rounds = _Countdown(len(names))
-        futures = {
-            name: pool.submit(
-                _observe_daemon,
-                name,
-                endpoints[name],
-                plan[name],
-                **daemon_args,
-                first_round_done=first_rounds.one(),
-            )
-            for name in names
-        }
-        target_futures = {
-            tname: pool.submit(_observe_target, tname, tendpoints, plan, daemon_args, ssh, forwards)
-            for tname, tendpoints in (targets or {}).items()
-        }
-        reads = {
-            name: pool.submit(
-                _after,
-                first_rounds,
-                read_timeout,
-                read_evidence,
-                name,
-                accessor,
-                uri,
-                make_provider or _no_maker,
-                since,
-                config_where,
-                encode,
-            )
-            for name, (accessor, uri) in evidence_plan.items()
-        }
-        daemons = {name: future.result() for name, future in futures.items()}
-        target_info: dict[str, dict[str, Any]] = {}
-        for tname, tfuture in target_futures.items():
-            observed, info = tfuture.result()
-            daemons.update({f"{tname}/{plain}": d for plain, d in observed.items()})
-            target_info[tname] = info
-        evidence = {accessor: future.result() for accessor, future in reads.items()}
-    except BaseException:
-        # Ctrl-C or a bug: stop every ssh child now, so no thread waits on a dead forward.
-        forwards.close_all()
-        pool.shutdown(wait=False, cancel_futures=True)
-        raise
-    finally:
-        pool.shutdown(wait=True)
-        forwards.close_all()
+    params sent with each method; ``encode`` makes provider evidence JSON-ready. The other
+    options are :class:`Observing`'s."""
+    observation = Observing(endpoints, plan, **options).run()
     if progress:
-        for key, daemon in daemons.items():
-            failed = [c for c in daemon.calls if not c.ok]
-            state = "ok" if not failed else f"{len(failed)} failed: {failed[0].error}"
-            busy_s = sum(c.elapsed_ms for c in daemon.calls) / 1000
-            progress(
-                f"observed {key} at {daemon.endpoint}: {len(daemon.calls)} calls "
-                f"({busy_s:.1f} s answering), {state}"
-            )
-        if evidence:
-            missing = [r for r in evidence.values() if not r.ok]
-            state = "ok" if not missing else f"{len(missing)} unavailable ({missing[0].error})"
-            progress(f"read {len(evidence)} kinds of operations evidence: {state}")
-    return Observation(
-        phase, target, started, utc_now(), daemons, evidence, clock_skew_s, target_info
-    )
+        report_progress(observation, progress)
+    return observation
+
+
+def start_observing(
+    endpoints: Mapping[str, str], plan: Mapping[str, Mapping[str, int]], **options: Any
+) -> Observing:
+    """:func:`observe` in a thread of its own: the caller goes on while the daemons are read
+    and waits for the first readings (:meth:`Observing.first_readings`) or the whole
+    observation (:meth:`Observing.result`) when it needs them."""
+    observing = Observing(endpoints, plan, **options)
+    observing.start()
+    return observing
+
+
+def report_progress(observation: Observation, progress: Progress) -> None:
+    """One line per daemon observed (calls, time answering, what failed), one for the
+    provider evidence."""
+    for key, daemon in observation.daemons.items():
+        failed = [c for c in daemon.calls if not c.ok]
+        state = "ok" if not failed else f"{len(failed)} failed: {failed[0].error}"
+        busy_s = sum(c.elapsed_ms for c in daemon.calls) / 1000
+        progress(
+            f"observed {key} at {daemon.endpoint}: {len(daemon.calls)} calls "
+            f"({busy_s:.1f} s answering), {state}"
+        )
+    if observation.evidence:
+        missing = [r for r in observation.evidence.values() if not r.ok]
+        state = "ok" if not missing else f"{len(missing)} unavailable ({missing[0].error})"
+        progress(f"read {len(observation.evidence)} kinds of operations evidence: {state}")
+
+
+class Observing:
+    """One observation being taken (see :func:`observe` for what is read, and how)."""
+
+    def __init__(
+        self,
+        endpoints: Mapping[str, str],
+        plan: Mapping[str, Mapping[str, int]],
+        *,
+        phase: str,
+        target: dict[str, Any],
+        connect_timeout: float,
+        read_timeout: float,
+        interval_s: float,
+        method_params: Mapping[str, Mapping[str, Any]] | None = None,
+        bracket_method: str | None = None,
+        evidence_plan: Mapping[str, tuple[EvidenceAccessor, str | None]] | None = None,
+        make_provider: ProviderMaker | None = None,
+        encode: Callable[[Any], Any] = _identity,
+        clock_skew_s: float = 30.0,
+        since: datetime | None = None,
+        config_where: str = "the config",
+        targets: Mapping[str, Mapping[str, str]] | None = None,
+        ssh: Any = None,
+    ) -> None:
+        self.phase, self.target, self.clock_skew_s = phase, target, clock_skew_s
+        self._plan = plan
+        self._endpoints = endpoints
+        self._targets = targets
+        self._ssh = ssh
+        self._evidence_plan = evidence_plan or {}
+        self._provider_args = (
+            make_provider or _no_maker,
+            since or clock.wall_now(),
+            config_where,
+            encode,
+        )
+        self._read_timeout = read_timeout
+        self._daemon_args: dict[str, Any] = {
+            "method_params": method_params or {},
+            "bracket_method": bracket_method,
+            "connect_timeout": connect_timeout,
+            "read_timeout": read_timeout,
+            "interval_s": interval_s,
+        }
+        self._names = [n for n in plan if n in endpoints] if targets is None else []
+        # Each daemon (not of a target) as its calls come in; set once all first rounds are.
+        self._live: dict[str, DaemonObservation] = {}
+        self._first_rounds = _Countdown(len(self._names))
+        self._thread: threading.Thread | None = None
+        self._outcome: Observation | BaseException | None = None
+        self.started_at = utc_now()
+
+    def start(self) -> None:
+        """Take the observation in a thread of its own."""
+        self._thread = threading.Thread(target=self._run_kept, name="canarygate-observe")
+        self._thread.start()
+
+    def _run_kept(self) -> None:
+        try:
+            self._outcome = self.run()
+        except BaseException as exc:  # handed to the thread that asks for the result
+            self._outcome = exc
+        finally:
+            self._first_rounds.release()  # whatever happened, nobody waits for it any longer
+
+    def result(self) -> Observation:
+        """The observation, once taken (what taking it raised, raised here)."""
+        assert self._thread is not None, "result() of an observation never started"
+        self._thread.join()
+        outcome = self._outcome
+        if isinstance(outcome, BaseException):
+            raise outcome.with_traceback(outcome.__traceback__)
+        assert outcome is not None
+        return outcome
+
+    def first_readings(self) -> Observation:
+        """What the first round of readings found (every method of every daemon read once),
+        as soon as it is in, while the later readings wait their interval: the same records
+        the whole observation will hold, no evidence, and no targets (a run with targets is
+        not split)."""
+        assert not self._targets, "a run with targets waits for the whole observation"
+        self._first_rounds.wait(None)
+        if isinstance(self._outcome, BaseException) or set(self._live) != set(self._names):
+            self.result()  # a daemon's reading never began: raises what stopped it
+        daemons = {
+            name: DaemonObservation(name, d.endpoint, [c for c in list(d.calls) if c.reading == 1])
+            for name, d in self._live.items()
+        }
+        return Observation(
+            self.phase, self.target, self.started_at, utc_now(), daemons, {}, self.clock_skew_s
+        )
+
+    def run(self) -> Observation:
+        """Read everything, in this thread (the daemons and providers in a pool)."""
+        names, targets = self._names, self._targets
+        jobs = len(names) + len(targets or {})
+        workers = max(1, min(MAX_WORKERS, jobs + len(self._evidence_plan)))
+        from pytest_canarygate.ssh_forward import Forwards
+
+        forwards = Forwards()
+        pool = ThreadPoolExecutor(max_workers=workers)
+        first_rounds = self._first_rounds
+        try:
+            # Provider reads start once every daemon's first readings are taken (in the pause
+            # before the next ones), so that decoding a large answer does not wait on them,
+            # nor they on it.
+            futures = {}
+            for name in names:
+                done = first_rounds.one()
+                futures[name] = pool.submit(
+                    _observe_daemon,
+                    name,
+                    self._endpoints[name],
+                    self._plan[name],
+                    **self._daemon_args,
+                    first_round_done=done,
+                    into=self._live,
+                )
+                # however the reading ends (never begun, even), nobody waits on it any longer
+                futures[name].add_done_callback(_calling(done))
+            target_futures = {
+                tname: pool.submit(
+                    _observe_target,
+                    tname,
+                    tendpoints,
+                    self._plan,
+                    self._daemon_args,
+                    self._ssh,
+                    forwards,
+                )
+                for tname, tendpoints in (targets or {}).items()
+            }
+            reads = {
+                name: pool.submit(
+                    _after,
+                    first_rounds,
+                    self._read_timeout,
+                    read_evidence,
+                    name,
+                    accessor,
+                    uri,
+                    *self._provider_args,
+                )
+                for name, (accessor, uri) in self._evidence_plan.items()
+            }
+            if names:
+                # The pause before the next readings is idle time: encode the first readings
+                # for the observation file now, rather than after the last one.
+                first_rounds.wait(None)
+                _encode_ahead(c for d in list(self._live.values()) for c in list(d.calls))
+            daemons = {name: future.result() for name, future in futures.items()}
+            target_info: dict[str, dict[str, Any]] = {}
+            for tname, tfuture in target_futures.items():
+                observed, info = tfuture.result()
+                daemons.update({f"{tname}/{plain}": d for plain, d in observed.items()})
+                target_info[tname] = info
+            evidence = {accessor: future.result() for accessor, future in reads.items()}
+        except BaseException:
+            # Ctrl-C or a bug: stop every ssh child now, so no thread waits on a dead forward.
+            forwards.close_all()
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+        finally:
+            pool.shutdown(wait=True)
+            forwards.close_all()
+        return Observation(
+            self.phase,
+            self.target,
+            self.started_at,
+            utc_now(),
+            daemons,
+            evidence,
+            self.clock_skew_s,
+            target_info,
+        )
 
 
 #: Targets, daemons and evidence kinds observed at once, at most.
@@ -781,9 +936,18 @@ class _Countdown:
 
         return done
 
-    def wait(self, timeout: float) -> bool:
-        """Wait until every part is done, at most ``timeout`` seconds."""
+    def release(self) -> None:
+        """Done, whatever the parts said."""
+        self._event.set()
+
+    def wait(self, timeout: float | None) -> bool:
+        """Wait until every part is done, at most ``timeout`` seconds (None: for as long)."""
         return self._event.wait(timeout)
+
+
+def _calling(done: Callable[[], None]) -> Callable[[Any], None]:
+    """A future's done-callback that calls ``done()``."""
+    return lambda _future: done()
 
 
 def _after(countdown: _Countdown, timeout: float, work: Callable[..., Any], *args: Any) -> Any:

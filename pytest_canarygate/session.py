@@ -54,8 +54,11 @@ from pytest_canarygate.observation import CurrentGateEvidence
 from pytest_canarygate.observation import GateEvidence
 from pytest_canarygate.observation import Observation
 from pytest_canarygate.observation import ObservedView
+from pytest_canarygate.observation import Observing
 from pytest_canarygate.observation import observe
+from pytest_canarygate.observation import report_progress
 from pytest_canarygate.observation import simulated_endpoints
+from pytest_canarygate.observation import start_observing
 from pytest_canarygate.observation import utc_now
 from pytest_canarygate.pack import GateParameter
 from pytest_canarygate.pack import Pack
@@ -97,7 +100,7 @@ def _parameter_values(
     """The values (and ids) of a pack parameter as ``observation`` has them; one
     :class:`NoParameter` when it has none. For a target, the reason names it and what could
     not be observed there."""
-    found = parameter.values(observation) if observation else None
+    found = parameter.values(observation.first_round()) if observation else None
     if found:
         return list(found), list(found)
     unobservable, empty = parameter.unobservable, parameter.empty
@@ -144,6 +147,14 @@ class GateSession:
         self.run_dir = run_dir
         self.is_worker = is_worker
         self.observation: Observation | None = None
+        #: a serial run's observation while its later readings are taken (collection goes on)
+        self.observing: Observing | None = None
+        #: what the first round of readings found, until the whole observation is in
+        self.first_readings: Observation | None = None
+        #: the daemons' endpoints as configured (``<target>/<daemon>`` in a [[targets]] run)
+        self.endpoints: dict[str, str] = {}
+        self.aborted = False
+        self._collector_was_enabled = True
         self.fleet: SimulatedFleet | None = None
         self.results: dict[str, GateResult] = {}
         #: the Allure result file each gate instance's process reported writing (controller)
@@ -275,16 +286,48 @@ class GateSession:
     def pytest_sessionstart(self, session: pytest.Session) -> None:
         if self.is_worker:
             return
+        # No cyclic garbage collection while the observation is taken: decoding answers of
+        # thousands of panes makes no cycles, yet would trigger full collections that rescan
+        # everything decoded so far. Resumed once it is in, with all of it frozen.
+        self._collector_was_enabled = gc.isenabled()
+        gc.disable()
         try:
-            with _collector_paused():
-                self._start_and_observe()
+            self._start_and_observe()
         except BaseException:
-            # No verdict will come; never leave a folder that looks like a run in progress.
-            aborted = self.run_dir.with_name(self.run_dir.name.replace("-running", "-aborted"))
-            os.replace(self.run_dir, aborted)
-            self.run_dir = aborted
-            self.stop_simulator()
+            self._abort()
             raise
+        if self.observing is None:
+            self._resume_collector()
+
+    def _abort(self) -> None:
+        """No verdict will come: never leave a folder that looks like a run in progress."""
+        self.aborted = True
+        self._resume_collector()
+        aborted = self.run_dir.with_name(self.run_dir.name.replace("-running", "-aborted"))
+        os.replace(self.run_dir, aborted)
+        self.run_dir = aborted
+        self.stop_simulator()
+
+    def _resume_collector(self) -> None:
+        """Freeze what the observation made (it lives until the run ends: the collections
+        that collecting thousands of gates triggers need not rescan it), then collect again."""
+        gc.freeze()
+        if self._collector_was_enabled:
+            gc.enable()
+
+    def _finish_observing(self) -> None:
+        """Wait for the observation a serial run is still taking, then do what follows it."""
+        observing, self.observing = self.observing, None
+        if observing is None:
+            return
+        try:
+            self.observation = observing.result()
+            self.first_readings = None
+            self._observed()
+        except BaseException:
+            self._abort()
+            raise
+        self._resume_collector()
 
     def _write_line(self, line: str) -> None:
         reporter = self.config.pluginmanager.get_plugin("terminalreporter")
@@ -346,9 +389,7 @@ class GateSession:
                 config=self.config, kind=kind, uri=uri, timeouts=timeouts
             )
 
-        self.observation = observe(
-            endpoints,
-            plan,
+        options: dict[str, Any] = dict(
             phase=self.phase,
             target=target,
             connect_timeout=settings.connect_timeout_s,
@@ -362,10 +403,36 @@ class GateSession:
             clock_skew_s=settings.clock_skew_s,
             since=settings.history_since(clock.wall_now()),
             config_where=settings.where,
-            progress=say,
             targets=targets or None,
             ssh=settings.ssh,
         )
+        self.endpoints = endpoints
+        if targets or self.config.pluginmanager.has_plugin("dsession"):
+            # xdist workers read the observation file, and targets are parametrized from
+            # their whole observation: both wait for it here.
+            self.observation = observe(endpoints, plan, progress=say, **options)
+            self._observed()
+        else:
+            # A serial run collects its gates while the later readings wait their interval:
+            # gates are parametrized from the first readings (GateParameter), and the whole
+            # observation is waited for when collection ends (_finish_observing).
+            self.observing = start_observing(endpoints, plan, **options)
+            self.first_readings = self.observing.first_readings()
+        # Collection and every gate, timed until the verdicts are in (a line when over 1 s).
+        self.judging = self._stage("judged")
+
+    def _observed(self) -> None:
+        """Once the observation is in: say what was read, write it, gather the chain of
+        custody, tell the hooks, write the run's first files."""
+
+        def say(message: str) -> None:
+            self._write_line(f"canarygate: {message}")
+
+        assert self.observation is not None
+        assert self.settings is not None
+        settings, endpoints = self.settings, self.endpoints
+        target = self.observation.target
+        report_progress(self.observation, say)
         remote_marked = [
             f"{tname}/{name}"
             for tname, info in self.observation.targets.items()
@@ -408,8 +475,6 @@ class GateSession:
                 phase=self.phase,
                 run_name=self.run_dir.name,
             )
-        # Collection and every gate, timed until the verdicts are in (a line when over 1 s).
-        self.judging = self._stage("judged")
 
     def _run_facts(self) -> dict[str, Any]:
         """The pack's facts of the observation (made once: the observation does not change)."""
@@ -450,10 +515,11 @@ class GateSession:
             if mark is not None:  # a stray test fails once, not once per target
                 self._parametrize_targets(metafunc, self.observation)
             return
+        observed = self.observation if self.observation is not None else self.first_readings
         for parameter in self.pack.parameters:
             if parameter.fixture not in metafunc.fixturenames:
                 continue
-            values, ids = _parameter_values(parameter, self.observation)
+            values, ids = _parameter_values(parameter, observed)
             metafunc.parametrize(parameter.fixture, values, ids=ids, indirect=True)
 
     def _parametrize_targets(self, metafunc: pytest.Metafunc, observation: Observation) -> None:
@@ -548,6 +614,7 @@ class GateSession:
 
     @pytest.hookimpl(trylast=True)
     def pytest_collection_finish(self, session: pytest.Session) -> None:
+        self._finish_observing()
         # The observation, its decoded answers and the collected gates live until the run
         # ends. Kept out of the cyclic collector's sight, the full collections that judging
         # thousands of gates triggers stay cheap (they would rescan all of it each time).
@@ -755,8 +822,9 @@ class GateSession:
                     )
 
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
-        if self.is_worker:
+        if self.is_worker or self.aborted:
             return
+        self._finish_observing()  # collection never finished (an error, Ctrl-C)
         outcome = self.outcome = self._build_outcome()
         if self.judging is not None:
             self.judging.done(count=len(outcome.results), what="gate instances")

@@ -37,6 +37,7 @@ from pytest_canarygate.observation import Observation
 from pytest_canarygate.observation import ObservedView
 from pytest_canarygate.observation import observation_path
 from pytest_canarygate.observation import observe
+from pytest_canarygate.observation import start_observing
 from pytest_canarygate.verdicts import Unobservable
 
 SAMPLES = Path(__file__).parent / "data" / "agtmux-samples"
@@ -198,6 +199,168 @@ def test_each_method_is_read_again_interval_after_its_own_first_reading() -> Non
     for method in ("list_panes", "list_sessions", "daemon.info"):
         # started_at is kept to the millisecond
         assert started(method, 2) - started(method, 1) >= timedelta(seconds=0.35 - 0.001)
+
+
+class HeldAnswers(dict[str, object]):
+    """A daemon's answers; every request for ``held`` after the first waits for ``go``."""
+
+    def __init__(self, answers: dict[str, object], held: str) -> None:
+        super().__init__(answers)
+        self.held = held
+        self.asked = 0
+        self.go = threading.Event()
+
+    def get(self, key: str, default: object = None) -> object:  # type: ignore[override]
+        if key == self.held:
+            self.asked += 1
+            if self.asked > 1:
+                self.go.wait(30)
+        return super().get(key, default)
+
+
+def returned_within(seconds: float, work: Callable[[], object]) -> object:
+    """``work()`` run in a thread; fails when it has not returned after ``seconds`` (a guard
+    against hanging the suite, not a measurement). What ``work`` raised is raised here."""
+    outcome: list[object] = []
+
+    def run() -> None:
+        try:
+            outcome.append(("value", work()))
+        except BaseException as exc:
+            outcome.append(("raised", exc))
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    assert outcome, f"did not return within {seconds} s"
+    kind, value = outcome[0]  # type: ignore[misc]
+    if kind == "raised":
+        raise value  # type: ignore[misc]
+    return value
+
+
+def observing_options(interval_s: float = 0.01) -> dict[str, object]:
+    return {
+        "phase": "alpha",
+        "target": {"kind": "live"},
+        "connect_timeout": 1.0,
+        "read_timeout": 5.0,
+        "interval_s": interval_s,
+        "method_params": METHOD_PARAMS,
+        "bracket_method": BRACKET_METHOD,
+    }
+
+
+def test_the_first_readings_are_there_while_the_later_ones_wait() -> None:
+    """A serial run parametrizes its gates from the first readings while the second ones are
+    still to come; the whole observation then holds those very records."""
+    answers = HeldAnswers(
+        {name: sample(name) for name in ("daemon.info", "list_panes", "list_sessions")},
+        held="list_panes",
+    )
+    server = CountingDaemon(answers)
+    try:
+        observing = start_observing(
+            {"v5": server.endpoint},
+            {"v5": {"list_panes": 2, "list_sessions": 1, "daemon.info": 1}},
+            **observing_options(),
+        )
+        # the second list_panes cannot be answered before `go`: this returns without it
+        first = returned_within(30, observing.first_readings)
+        assert isinstance(first, Observation)
+        assert not answers.go.is_set()
+        calls = first.daemons["v5"].calls
+        assert [(c.method, c.reading) for c in calls] == [
+            ("daemon.info", 1),
+            ("list_panes", 1),
+            ("list_sessions", 1),
+        ]
+        assert all(c.ok for c in calls)
+        assert first.evidence == {}
+        assert active_tmux_sessions(first) == ["session-alpha", "session-beta"]
+        answers.go.set()
+        whole = returned_within(30, observing.result)
+    finally:
+        answers.go.set()
+        server.close()
+    assert isinstance(whole, Observation)
+    assert [(c.method, c.reading) for c in whole.daemons["v5"].calls] == [
+        ("daemon.info", 1),
+        ("list_panes", 1),
+        ("list_sessions", 1),
+        ("list_panes", 2),
+        ("daemon.info", 2),
+    ]
+    assert all(a is b for a, b in zip(calls, whole.daemons["v5"].calls[:3], strict=True))
+    assert whole.first_round().daemons["v5"].calls == calls
+    assert whole.started_at == first.started_at
+
+
+def test_a_failure_while_observing_reaches_whoever_waits(
+    daemon: CountingDaemon, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Taking the observation broke (a bug, say): neither the first readings nor the whole
+    observation is waited for in vain; each raises what broke."""
+    import pytest_canarygate.observation as observation_module
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("reading broke")
+
+    monkeypatch.setattr(observation_module, "_observe_daemon", broken)
+    observing = start_observing(
+        {"v5": daemon.endpoint}, {"v5": {"list_panes": 2}}, **observing_options()
+    )
+    with pytest.raises(RuntimeError, match="reading broke"):
+        returned_within(30, observing.first_readings)
+    with pytest.raises(RuntimeError, match="reading broke"):
+        returned_within(30, observing.result)
+
+
+def test_first_round_keeps_each_daemons_first_readings() -> None:
+    def call(method: str, reading: int, result: object) -> CallRecord:
+        return CallRecord("v5", "unix:///s", method, reading, None, "T1", 1.0, result)
+
+    calls = [call("m", 1, "a"), call("n", 1, "b"), call("m", 2, "c"), call("n", 3, "d")]
+    evidence = {"alerts": EvidenceReading("alerts", "alerts", "file:///a", "T1", 1.0, {})}
+    obs = Observation(
+        "alpha",
+        {"kind": "live"},
+        "T0",
+        "T3",
+        {"v5": DaemonObservation("v5", "unix:///s", calls)},
+        evidence,
+        12.0,
+    )
+    first = obs.first_round()
+    assert [c.result for c in first.daemons["v5"].calls] == ["a", "b"]
+    assert first.daemons["v5"].calls[0] is calls[0]
+    assert (first.evidence, first.clock_skew_s, first.started_at) == (evidence, 12.0, "T0")
+    assert obs.first_round() is first  # made once
+    assert first.first_round() is first  # nothing later to leave out
+    assert [c.result for c in obs.daemons["v5"].calls] == ["a", "b", "c", "d"]  # untouched
+
+
+def test_answers_encoded_while_waiting_are_written_as_if_encoded_then(
+    daemon: CountingDaemon, tmp_path: Path
+) -> None:
+    """The first readings are encoded for the observation file during the pause; the file
+    is byte for byte what encoding them when writing gives, and the early texts, as large as
+    the answers, are not kept once written."""
+    from pytest_canarygate.observation import _TEXT
+
+    obs = run_observe(
+        {"v5": daemon.endpoint}, {"v5": {"list_panes": 2, "summary_changed": 2, "daemon.info": 1}}
+    )
+    early = [c for c in obs.daemons["v5"].calls if _TEXT in c.__dict__]
+    assert {(c.method, c.reading) for c in early} >= {("list_panes", 1), ("summary_changed", 1)}
+    with_early_texts = obs.write(tmp_path / "a").read_bytes()
+    assert not [c for c in obs.daemons["v5"].calls if _TEXT in c.__dict__]
+    encoded_now = obs.write(tmp_path / "b").read_bytes()
+    assert with_early_texts == encoded_now
+    loaded = Observation.load(tmp_path / "a" / OBSERVATION_FILE)
+    assert [c.result for c in loaded.daemons["v5"].calls] == [
+        c.result for c in obs.daemons["v5"].calls
+    ]
 
 
 def test_an_answer_read_again_as_the_same_text_is_a_reading_of_its_own() -> None:
@@ -573,3 +736,27 @@ def test_targets_survive_the_round_trip_through_disk(
     assert loaded.targets == obs.targets
     assert loaded.target_names == ["host-a"]
     assert "list_panes" in [c.method for c in loaded.for_target("host-a").daemons["v5"].calls]
+
+
+def test_a_pack_parameter_is_given_the_first_readings_only() -> None:
+    """Parametrized alike in a serial run (from the first readings, while the later ones are
+    taken) and under xdist (from the whole observation file): a parameter never sees more."""
+    from pytest_canarygate.pack import GateParameter
+    from pytest_canarygate.session import _parameter_values
+
+    def call(reading: int, names: list[str]) -> CallRecord:
+        return CallRecord("v5", "unix:///s", "list_panes", reading, None, "T1", 1.0, names)
+
+    def every_name_read(obs: Observation) -> list[str]:
+        return sorted({n for d in obs.daemons.values() for c in d.calls for n in c.result})
+
+    parameter = GateParameter("tmux_session", every_name_read, "unknown", "none")
+    obs = Observation(
+        "alpha",
+        {"kind": "live"},
+        "T0",
+        "T3",
+        {"v5": DaemonObservation("v5", "unix:///s", [call(1, ["a", "b"]), call(2, ["b", "c"])])},
+    )
+    assert _parameter_values(parameter, obs) == (["a", "b"], ["a", "b"])
+    assert _parameter_values(parameter, obs.first_round()) == (["a", "b"], ["a", "b"])
