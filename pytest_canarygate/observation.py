@@ -795,6 +795,10 @@ class Observing:
         finally:
             self._first_rounds.release()  # whatever happened, nobody waits for it any longer
 
+    def running(self) -> bool:
+        """True while the observation is still being taken (in its own thread)."""
+        return self._thread is not None and self._thread.is_alive()
+
     def result(self) -> Observation:
         """The observation, once taken (what taking it raised, raised here)."""
         assert self._thread is not None, "result() of an observation never started"

@@ -136,6 +136,10 @@ class Pack:
     title_values: Callable[[Any], Mapping[str, str]] = field(default=lambda settings: {})
     #: Fixtures parametrized from the observation (``per = "<fixture>"`` in the catalog).
     parameters: tuple[GateParameter, ...] = ()
+    #: Called with the first readings (:meth:`Observation.first_round`) while a serial run
+    #: waits for the later ones, to derive ahead what its gates will derive first from them
+    #: (answers checked, indexed). It judges nothing and changes nothing the gates judge.
+    prepare: Callable[[Observation], None] | None = None
     #: Start a simulated fleet for ``(scenario, phase)``; ``check_scenario(scenario)`` raises
     #: ConfigError for a scenario the simulator does not know, before anything is created.
     simulator: Callable[[str, str], SimulatedFleet] | None = None

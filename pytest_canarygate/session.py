@@ -320,6 +320,13 @@ class GateSession:
         observing, self.observing = self.observing, None
         if observing is None:
             return
+        prepare = self.pack.prepare
+        if prepare is not None and self.first_readings is not None and observing.running():
+            # Idle time: the pack derives from the first readings what its gates will need.
+            # Whatever breaks here breaks again, in the gates that need it, and is judged
+            # there: preparing is never what decides a verdict.
+            with contextlib.suppress(Exception):
+                prepare(self.first_readings)
         try:
             self.observation = observing.result()
             self.first_readings = None

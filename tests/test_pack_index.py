@@ -4,6 +4,7 @@ malformed or dated in the future still fails every gate that reads it."""
 
 from __future__ import annotations
 
+import copy
 import gc
 import inspect
 from datetime import timedelta
@@ -587,3 +588,93 @@ def test_a_failure_is_raised_afresh_and_forgotten_with_its_record() -> None:
     del record, errors  # a raised exception's traceback holds the record while it lives
     gc.collect()
     assert memo.cached_records() == before - 1
+
+
+# --- deriving ahead, from the first readings (Pack.prepare) ----------------------------------
+
+PER_SESSION_GATES = (
+    "alpha.parity.panes",
+    "alpha.parity.signature",
+    "alpha.exit.projection-matches",
+)
+
+
+def fresh_healthy() -> Fleet:
+    """The healthy alpha fleet, every answer its own object: as two daemons answer, and
+    nothing derived from them in another test (memo keeps values per process)."""
+    fleet = Fleet.healthy("alpha")
+    fleet.calls = {name: copy.deepcopy(answers) for name, answers in fleet.calls.items()}
+    return fleet
+
+
+def judge_on(observation: Observation, gate_id: str, session: str) -> tuple[Verdict, str]:
+    """One gate judged on this very observation (its records, so what memo keeps of them)."""
+    settings = AgtmuxSettings()
+    fixtures: dict[str, Any] = {
+        "canarygate_observed": ObservedView(observation, GateEvidence(), decode, past_timestamps),
+        "canarygate_custody": CustodyView(healthy_custody("alpha"), observation.now),
+        "agtmux_settings": settings,
+        "agtmux_tmux_session": session,
+        "agtmux_pane_parity": settings.pane_parity,
+        "agtmux_session_parity": settings.session_parity,
+    }
+    function = GATES[gate_id]
+    try:
+        function(**{name: fixtures[name] for name in inspect.signature(function).parameters})
+    except BaseException as exc:
+        return verdict_of(exc)
+    return Verdict.PASS, ""
+
+
+def test_prepare_derives_ahead_what_the_gates_then_take(monkeypatch: Any) -> None:
+    """Prepared from the first readings, the checked answers and indexes are the ones the
+    per-session gates then read: none is derived again, for the first reading nor for a
+    second one that got the same answer."""
+    from pytest_canarygate.agtmux import pack
+    from pytest_canarygate.agtmux import protocol
+
+    made: dict[str, int] = {}
+    for name in ("_checked_records", "_checked_changes", "_index_panes", "changes_by_pane"):
+        real = getattr(protocol, name)
+
+        def counted(*args: Any, _real: Any = real, _name: str = name, **kwargs: Any) -> Any:
+            made[_name] = made.get(_name, 0) + 1
+            return _real(*args, **kwargs)
+
+        monkeypatch.setattr(protocol, name, counted)
+    observation = fresh_healthy().observation()
+    pack.prepare(observation.first_round())
+    # v4 and v5: list_panes and list_sessions checked, list_panes indexed, the change logs
+    # checked, and one agent-session index built of both logs
+    assert made == {
+        "_checked_records": 4,
+        "_checked_changes": 2,
+        "_index_panes": 2,
+        "changes_by_pane": 2,
+    }
+    prepared = dict(made)
+    for gate_id in PER_SESSION_GATES:
+        for session in ("session-alpha", "session-beta", NO_TMUX_SESSION):
+            verdict, message = judge_on(observation, gate_id, session)
+            assert verdict is Verdict.PASS, message
+    # the second readings of the healthy fleet got the same answers: only reading 2's
+    # agent-session index is new (it is made from that reading's records)
+    assert made == {**prepared, "changes_by_pane": prepared["changes_by_pane"] + 2}
+
+
+def test_what_prepare_kept_of_a_malformed_answer_fails_the_gates_as_it_would_have() -> None:
+    from pytest_canarygate.agtmux import pack
+
+    def fleet() -> Fleet:
+        broken = fresh_healthy()
+        twice = [*FLEET_PANES, FLEET_PANES[0]]  # one pane listed twice: contradicts itself
+        broken.calls["v5"]["list_panes"] = twice
+        return broken
+
+    unprepared = judge_on(fleet().observation(), "alpha.parity.panes", "session-alpha")
+    observation = fleet().observation()
+    pack.prepare(observation.first_round())
+    prepared = judge_on(observation, "alpha.parity.panes", "session-alpha")
+    assert prepared == unprepared
+    assert prepared[0] is Verdict.UNOBSERVABLE
+    assert "listed twice" in prepared[1]

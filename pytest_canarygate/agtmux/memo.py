@@ -1,10 +1,12 @@
 """What the pack derives from one observed record, computed once per process for every gate.
 
-A run's records (``CallRecord``, ``EvidenceReading``) live for the whole run in one process, so
-a value derived from one of them (the answer decoded, shape- and time-checked, indexed) is the
-same for every gate that reads it. Computing it once keeps a gate's cost independent of the
-fleet. A failure (:class:`~pytest_canarygate.verdicts.GateOutcome`) is kept too and raised
-afresh to every gate that asks, so a malformed answer fails each of them exactly as before.
+A run's records (``CallRecord``, ``EvidenceReading``) and their answers live for the whole run
+in one process, so a value derived from one of them (the answer decoded, shape- and
+time-checked, indexed) is the same for every gate that reads it. A value that depends only on
+an answer is kept with the answer (two readings may share one), else with the record.
+Computing it once keeps a gate's cost independent of the fleet. A failure
+(:class:`~pytest_canarygate.verdicts.GateOutcome`) is kept too and raised afresh to every gate
+that asks, so a malformed answer fails each of them exactly as before.
 """
 
 from __future__ import annotations

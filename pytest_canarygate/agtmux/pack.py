@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from collections.abc import Mapping
+from contextlib import suppress
 from dataclasses import fields
 from dataclasses import is_dataclass
 from datetime import datetime
@@ -155,6 +156,30 @@ def run_facts(observation: Any) -> dict[str, Any]:
     return {"canary_sessions": sessions, FACTS_KEY: run_facts_v4(observation)}
 
 
+def prepare(first: Observation) -> None:
+    """Derive from the first readings what the gates derive first: each daemon's readiness,
+    its panes, agent sessions and change log checked and indexed, and the agent-session index
+    of both, called as the gates call them, so each is kept once (memo) for the gates to take.
+    A check that fails is kept as well, to be raised to every gate that asks."""
+    from pytest_canarygate.agtmux import protocol
+    from pytest_canarygate.agtmux.gate_support import view_ready
+    from pytest_canarygate.observation import GateEvidence
+    from pytest_canarygate.observation import ObservedView
+    from pytest_canarygate.verdicts import GateOutcome
+
+    observed = ObservedView(first, GateEvidence())  # what it reads is no gate's evidence
+    views = {name: observed.daemon(name) for name in DAEMONS if name in first.daemons}
+    for name, view in views.items():
+        with suppress(GateOutcome):
+            view_ready(view, who=name)
+        for derive in (protocol.pane_index, protocol.agent_sessions, protocol.state_changes):
+            with suppress(GateOutcome):
+                derive(view)
+    if tuple(views) == DAEMONS:
+        with suppress(GateOutcome):
+            protocol.session_index(views)
+
+
 def title_values(pack_settings: Any) -> dict[str, str]:
     """The configured windows as gate titles show them: ``{canary_duration}`` is "48h" under
     the runbook's numbers, ``{gradual}`` "7d" (each ``[windows]`` key without its unit)."""
@@ -194,6 +219,7 @@ PACK = Pack(
     reported_pid=daemon_info_pid,
     run_facts=run_facts,
     title_values=title_values,
+    prepare=prepare,
     parameters=(
         GateParameter(
             TMUX_SESSION_FIXTURE,

@@ -66,9 +66,11 @@ def _checked_answer(
 ) -> tuple[CallRecord, list[Record]]:
     """:func:`_records` and the record of the call it read."""
     record = _answered(view, method, reading)
+    # Kept with the answer, not the record: two readings that got the same text share one
+    # decoded answer (observation.py), and so its check.
     return record, derived(
-        record,
-        ("records", key, problem, *_judged_by(view)),
+        record.result,
+        ("records", method, key, problem, *_judged_by(view)),
         lambda: _checked_records(view, method, key, problem, record.result),
     )
 
@@ -212,8 +214,8 @@ class PaneIndex:
 
 def pane_index(view: DaemonView, reading: int = 1) -> PaneIndex:
     """:func:`panes`, indexed by tmux session once per answer and process."""
-    record, found = _checked_answer(view, "list_panes", "pane_id", _pane_problem, reading)
-    return derived(record, ("pane-index",), lambda: _index_panes(found))
+    _, found = _checked_answer(view, "list_panes", "pane_id", _pane_problem, reading)
+    return derived(found, ("pane-index",), lambda: _index_panes(found))
 
 
 def _index_panes(found: Sequence[Record]) -> PaneIndex:
@@ -261,8 +263,10 @@ def state_changes(view: DaemonView, reading: int = 1) -> list[Change]:
 def _checked_changes_of(view: DaemonView, reading: int) -> tuple[CallRecord, list[Change]]:
     """:func:`state_changes` and the record of the call it read."""
     record = _answered(view, "state_changed", reading)
-    return record, derived(
-        record, ("changes", *_judged_by(view)), lambda: _checked_changes(view, record.result)
+    return record, derived(  # with the answer, as _checked_answer does
+        record.result,
+        ("changes", *_judged_by(view)),
+        lambda: _checked_changes(view, record.result),
     )
 
 
