@@ -108,6 +108,8 @@ class AllureResults:
         attach_capture: bool = True,
     ) -> None:
         self.results_dir = results_dir
+        self._folder = str(results_dir)
+        self._folder_made = False
         self.migration_id = migration_id
         self.phase = phase
         self.catalog = catalog
@@ -165,7 +167,9 @@ class AllureResults:
         captured: dict[str, str] | None = None,
     ) -> Path:
         """Write ``item``'s result (and its attachments); return the result file."""
-        self.results_dir.mkdir(parents=True, exist_ok=True)
+        if not self._folder_made:
+            self.results_dir.mkdir(parents=True, exist_ok=True)
+            self._folder_made = True
         callspec = getattr(item, "callspec", None)
         params: dict[str, Any] = dict(callspec.params) if callspec is not None else {}
         parameters = [{"name": name, "value": represent(value)} for name, value in params.items()]
@@ -243,14 +247,18 @@ class AllureResults:
 
     def _attach(self, name: str, body: str, media_type: str, extension: str) -> dict[str, str]:
         source = f"{uuid.uuid4()}-attachment.{extension}"
-        self._write(source, body.encode("utf-8", "backslashreplace"))
+        # Written in place: only the result written after it names it, so an attachment a
+        # stopped run left truncated is named by no result.
+        with open(os.path.join(self._folder, source), "xb") as out:
+            out.write(body.encode("utf-8", "backslashreplace"))
         return {"name": name, "source": source, "type": media_type}
 
     def _write(self, name: str, data: bytes) -> Path:
-        """Write a file whole or not at all (a temporary name Allure does not read, then
+        """Write a result whole or not at all (a temporary name Allure does not read, then
         renamed): a run stopped halfway leaves no truncated result."""
-        target = self.results_dir / name
-        temporary = self.results_dir / f".{name}.tmp"
-        temporary.write_bytes(data)
+        target = os.path.join(self._folder, name)
+        temporary = os.path.join(self._folder, f".{name}.tmp")
+        with open(temporary, "wb") as out:
+            out.write(data)
         os.replace(temporary, target)
-        return target
+        return self.results_dir / name

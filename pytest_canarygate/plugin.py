@@ -160,8 +160,8 @@ class XdistHooks:
         self.session.expected.update(ids)
 
 
-def _session(request: pytest.FixtureRequest) -> GateSession:
-    session = request.config.stash.get(SESSION_KEY, None)
+def _session(config: pytest.Config) -> GateSession:
+    session = config.stash.get(SESSION_KEY, None)
     if session is None or session.observation is None:
         raise Unobservable("no observation in this run: gates run only with --phase")
     return session
@@ -169,13 +169,15 @@ def _session(request: pytest.FixtureRequest) -> GateSession:
 
 # The run-wide fixtures are session-scoped: their values do not depend on the gate, and a
 # function-scoped fixture costs a setup, a teardown and an Allure container file per gate.
+# They take ``pytestconfig``, not ``request``: pytest makes a new definition of ``request``
+# each time a fixture asking for it is looked up, for every gate, cached or not.
 
 
 @pytest.fixture(scope="session")
-def canarygate_observed(request: pytest.FixtureRequest) -> ObservedView:
+def canarygate_observed(pytestconfig: pytest.Config) -> ObservedView:
     """The run's frozen observation of the live daemons; what a gate reads is its evidence
     (recorded into the evidence log of the gate running at the time)."""
-    session = _session(request)
+    session = _session(pytestconfig)
     assert session.observation is not None
     view = ObservedView(
         session.current_observation or session.observation,
@@ -198,20 +200,20 @@ def canarygate_target(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture(scope="session")
-def canarygate_settings(request: pytest.FixtureRequest) -> CanarygateConfig:
+def canarygate_settings(pytestconfig: pytest.Config) -> CanarygateConfig:
     """The run's validated config: endpoints, timeouts, evidence URIs and the pack's settings
     (``pack_settings``)."""
-    settings = _session(request).settings
+    settings = _session(pytestconfig).settings
     if settings is None:
         raise Unobservable("this run has no validated config")
     return settings
 
 
 @pytest.fixture(scope="session")
-def canarygate_custody(request: pytest.FixtureRequest) -> CustodyView:
+def canarygate_custody(pytestconfig: pytest.Config) -> CustodyView:
     """The chain of custody the run found before any gate ran: the earlier phase's bundle it
     relies on, and the migration's valid sign-offs, waivers and user reports."""
-    session = _session(request)
+    session = _session(pytestconfig)
     assert session.observation is not None
     return CustodyView(session.custody, session.observation.now)
 
