@@ -830,12 +830,14 @@ class GateSession:
             self.judging.done(count=len(outcome.results), what="gate instances")
         self._write_final_run_file(outcome)
         self._name_and_seal(outcome)
-        self.config.hook.pytest_canarygate_run_finished(
-            config=self.config,
-            outcome=copy.deepcopy(outcome),
-            bundle=self.bundle,
-            summary=json.loads((self.run_dir / RUN_FILE).read_text()),
-        )
+        if self.config.hook.pytest_canarygate_run_finished.get_hookimpls():
+            # copies, so a hook cannot change the run's outcome (none made without a hook)
+            self.config.hook.pytest_canarygate_run_finished(
+                config=self.config,
+                outcome=copy.deepcopy(outcome),
+                bundle=self.bundle,
+                summary=json.loads((self.run_dir / RUN_FILE).read_text()),
+            )
         if session.exitstatus == pytest.ExitCode.OK:
             session.exitstatus = exit_status(outcome, require_promotable(self.config))
         if outcome.decision is not None and session.exitstatus in (
