@@ -509,7 +509,35 @@ class GateSession:
             "facts": self._run_facts(),
             **extra,
         }
-        (self.run_dir / RUN_FILE).write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
+        encode = json.JSONEncoder(sort_keys=True).encode
+
+        def readable(value: Any, depth: int) -> str:
+            # JSON a person can read, written by json's C encoder (``indent`` would make it use
+            # the pure-Python one): one member per line for the top level, its values and any
+            # object or array whose members are all objects or arrays (a fleet's targets);
+            # compact beneath (a gate instance per line). Keys sorted, as ``sort_keys``.
+            if isinstance(value, dict):
+                children = list(value.values())
+            elif isinstance(value, (list, tuple)):
+                children = list(value)
+            else:
+                return encode(value)
+            if not children or (
+                depth > 1 and not all(isinstance(c, (dict, list, tuple)) and c for c in children)
+            ):
+                return encode(value)
+            pad = "\n" + " " * (depth + 1)
+            if isinstance(value, dict):
+                if not all(isinstance(k, str) for k in value):
+                    return encode(value)  # json's own key conversion and order
+                body = f",{pad}".join(
+                    f"{encode(k)}: {readable(value[k], depth + 1)}" for k in sorted(value)
+                )
+                return f"{{{pad}{body}\n{' ' * depth}}}"
+            body = f",{pad}".join(readable(c, depth + 1) for c in children)
+            return f"[{pad}{body}\n{' ' * depth}]"
+
+        (self.run_dir / RUN_FILE).write_text(readable(data, 0) + "\n")
 
     # ------------------------------------------------------------------ collection
     def pytest_generate_tests(self, metafunc: pytest.Metafunc) -> None:
@@ -837,12 +865,14 @@ class GateSession:
             self.judging.done(count=len(outcome.results), what="gate instances")
         self._write_final_run_file(outcome)
         self._name_and_seal(outcome)
-        self.config.hook.pytest_canarygate_run_finished(
-            config=self.config,
-            outcome=copy.deepcopy(outcome),
-            bundle=self.bundle,
-            summary=json.loads((self.run_dir / RUN_FILE).read_text()),
-        )
+        if self.config.hook.pytest_canarygate_run_finished.get_hookimpls():
+            # copies, so a hook cannot change the run's outcome (none made without a hook)
+            self.config.hook.pytest_canarygate_run_finished(
+                config=self.config,
+                outcome=copy.deepcopy(outcome),
+                bundle=self.bundle,
+                summary=json.loads((self.run_dir / RUN_FILE).read_text()),
+            )
         if session.exitstatus == pytest.ExitCode.OK:
             session.exitstatus = exit_status(outcome, require_promotable(self.config))
         if outcome.decision is not None and session.exitstatus in (

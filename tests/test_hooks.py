@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from gate_repo import make_gate_repo
 from gate_repo import only_run
 from gate_repo import write_gates
 
@@ -185,3 +186,40 @@ def test_a_provider_that_crashes_makes_its_gates_unobservable(
     [gate] = run["gates"]
     assert gate["verdict"] == "UNOBSERVABLE"
     assert "provider failed: RuntimeError: the team provider has a bug" in gate["message"]
+
+
+def test_run_finished_cannot_change_the_run_it_is_told_about(pytester: pytest.Pytester) -> None:
+    """The hook gets copies: changing every verdict in them changes neither the summary printed
+    after it, nor the exit status, nor the sealed bundle."""
+    make_gate_repo(pytester)
+    pytester.makeconftest(
+        """
+        from pytest_canarygate.verdicts import Verdict
+
+        def pytest_canarygate_run_finished(config, outcome, bundle, summary):
+            print(f"HOOK: run_finished {len(outcome.results)} results {summary['verdict']}")
+            for result in outcome.results:
+                result.verdict = Verdict.FAIL
+                result.message = "changed by a hook"
+            outcome.results.append(outcome.results[0])
+            outcome.incomplete.append("changed by a hook")
+            summary["gates"].clear()
+        """
+    )
+    result = pytester.runpytest_subprocess("--phase=alpha", "--canarygate-sim=healthy", "-s")
+    assert result.ret == pytest.ExitCode.OK, result.stdout.str()
+    bundle, run = only_run(pytester.path)
+    gates = len(run["gates"])
+    result.stdout.fnmatch_lines(
+        [
+            f"*HOOK: run_finished {gates} results pass*",
+            f"*gates: {gates} run (complete phase)  PASS {gates}*",
+        ]
+    )
+    assert result.stdout.str().count("HOOK: run_finished") == 1
+    result.stdout.no_fnmatch_line("*changed by a hook*")
+    result.stdout.no_fnmatch_line("*FAIL [0-9]*")
+    assert bundle.name.endswith("-pass")
+    assert run["verdict"] == "pass"
+    assert {g["verdict"] for g in run["gates"]} == {"PASS"}
+    assert "changed by a hook" not in (bundle / "junit.xml").read_text()
