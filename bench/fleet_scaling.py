@@ -254,6 +254,10 @@ def run_measured(
     single process), as GNU time reports it (see :data:`PEAK_HOW`)."""
     out_path = cwd / ".bench-output.txt"
     peak_path = cwd / ".bench-peak.txt"
+    # What was written and removed before (the warm-up's thousands of files) reaches the disk
+    # first: else the measured run pays for it, creating its own files while the file system
+    # commits the earlier ones, by a second or more and not the same each time.
+    os.sync()
     with out_path.open("wb") as out:
         started = time.perf_counter()
         process = spawn_timed(argv, cwd, out, peak_path)
