@@ -73,6 +73,9 @@ def summary_lines(
         lines.append((f"  not gated yet (block promotion): {ids}", {"yellow": True}))
     for problem in outcome.incomplete[:MAX_BLOCKING_LINES]:
         lines.append((f"  INCOMPLETE   {problem}", {"red": True}))
+    if len(outcome.incomplete) > MAX_BLOCKING_LINES:
+        more = len(outcome.incomplete) - MAX_BLOCKING_LINES
+        lines.append((f"  ... and {more} more incomplete (run.json lists them all)", {"red": True}))
 
     blocking = outcome.blocking
     if blocking and observation_problems:

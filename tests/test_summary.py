@@ -171,3 +171,17 @@ def test_items_without_a_gate_block_promotion() -> None:
     assert "  not gated yet (block promotion): P2-C3, P2-X3" in lines
     assert any("2 runbook item(s) have no gate yet (P2-C3, P2-X3)" in line for line in lines)
     assert not any(line.startswith("PROMOTION MAY GO AHEAD") for line in lines)
+
+
+def test_an_incomplete_bundle_lists_a_screenful_and_counts_the_rest() -> None:
+    outcome = live_pass("alpha", [result("P1-S1", Verdict.PASS)])
+    outcome.incomplete = [
+        f"gates/t.py::test_g[s-{i:04d}]: collected but never reported" for i in range(3000)
+    ]
+    lines = texts(outcome)
+    listed = [line for line in lines if line.startswith("  INCOMPLETE   ")]
+    assert len(listed) == MAX_BLOCKING_LINES
+    assert listed[0].endswith("test_g[s-0000]: collected but never reported")
+    assert (
+        f"  ... and {3000 - MAX_BLOCKING_LINES} more incomplete (run.json lists them all)" in lines
+    )
