@@ -32,15 +32,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from datetime import timezone
 from pathlib import Path
+from typing import TYPE_CHECKING
 from typing import Any
 
-from securesystemslib.dsse import Envelope
-from securesystemslib.exceptions import UnverifiedSignatureError
-from securesystemslib.exceptions import VerificationError
-from securesystemslib.signer import Signer
-from securesystemslib.signer import SSlibKey
-
 from pytest_canarygate import strictjson
+from pytest_canarygate._requires import require
 from pytest_canarygate.config import MIGRATION_ID_RE
 from pytest_canarygate.config import TableReader
 from pytest_canarygate.errors import ConfigError
@@ -53,6 +49,15 @@ from pytest_canarygate.signing import fsync_directory
 from pytest_canarygate.signing import write_temp_beside
 from pytest_canarygate.trust import open_trusted
 from pytest_canarygate.verify import envelope_shape_problem
+
+# securesystemslib (and cryptography under it) is imported where something is signed or verified,
+# not with the plugin: an xdist worker of a phase run never needs it.
+require("securesystemslib")
+
+if TYPE_CHECKING:
+    from securesystemslib.dsse import Envelope
+    from securesystemslib.signer import Signer
+    from securesystemslib.signer import SSlibKey
 
 __all__ = [
     "ATTESTATION_PREDICATE_TYPE",
@@ -293,6 +298,8 @@ def write_attestation(
         "predicateType": ATTESTATION_PREDICATE_TYPE,
         "predicate": predicate,
     }
+    from securesystemslib.dsse import Envelope
+
     envelope = Envelope(payload=_canonical(statement), payload_type=PAYLOAD_TYPE, signatures={})
     envelope.sign(signer)
     document = json.dumps(envelope.to_dict(), indent=2, sort_keys=True) + "\n"
@@ -673,6 +680,8 @@ def _readlink(path: Path) -> str:
 
 
 def _envelope(path: Path, raw: bytes) -> Envelope:
+    from securesystemslib.dsse import Envelope
+
     try:
         document = strictjson.loads(raw)
     except StrictJSONError as exc:
@@ -790,6 +799,9 @@ def _subject_problem(subjects: Any, predicate: Mapping[str, Any]) -> str | None:
 def _verify_signature(
     path: Path, envelope: Envelope, entry: SignerEntry, predicate: Mapping[str, Any], kind: str
 ) -> None:
+    from securesystemslib.exceptions import UnverifiedSignatureError
+    from securesystemslib.exceptions import VerificationError
+
     signature = envelope.signatures.get(entry.keyid)
     refusal = None
     if signature is None:

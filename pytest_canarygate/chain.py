@@ -34,12 +34,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from datetime import timezone
 from pathlib import Path
+from typing import TYPE_CHECKING
 from typing import Any
-
-from securesystemslib.signer import Key
 
 from pytest_canarygate import cli
 from pytest_canarygate import clock
+from pytest_canarygate._requires import require
 from pytest_canarygate.errors import CanarygateError
 from pytest_canarygate.errors import ConfigError
 from pytest_canarygate.errors import EndpointError
@@ -52,6 +52,11 @@ from pytest_canarygate.trust import check_file_trust
 from pytest_canarygate.trust import open_trusted
 from pytest_canarygate.verdicts import Verdict
 from pytest_canarygate.verify import verify_bundle
+
+require("securesystemslib")
+
+if TYPE_CHECKING:
+    from securesystemslib.signer import Key
 
 __all__ = [
     "CUSTODY_NAME",

@@ -27,20 +27,21 @@ import stat
 import sys
 from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 from typing import Any
 
-from cryptography.exceptions import UnsupportedAlgorithm
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from cryptography.hazmat.primitives.serialization import load_pem_private_key
-from cryptography.hazmat.primitives.serialization import load_pem_public_key
-from securesystemslib.signer import CryptoSigner
-from securesystemslib.signer import SSlibKey
-
+from pytest_canarygate._requires import require
 from pytest_canarygate.cli import EXIT_FAILED
 from pytest_canarygate.cli import EXIT_OK
 from pytest_canarygate.cli import EXIT_USAGE
 from pytest_canarygate.errors import ConfigError
+
+# cryptography and securesystemslib are imported where a key is read or made.
+require("cryptography", "securesystemslib")
+
+if TYPE_CHECKING:
+    from securesystemslib.signer import CryptoSigner
+    from securesystemslib.signer import SSlibKey
 
 __all__ = [
     "KEY_ENV_VAR",
@@ -87,6 +88,8 @@ def generate_keypair(private_path: Path, public_path: Path | None = None) -> str
     for path in (private_path, public_path):
         if os.path.lexists(path):
             raise ConfigError(f"{path}: already exists; refusing to overwrite a key file")
+    from securesystemslib.signer import CryptoSigner
+
     signer = CryptoSigner.generate_ed25519()
     public_bytes = _public_key_json(signer.public_key)
     private_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -134,6 +137,11 @@ def load_signer(private_path: Path) -> CryptoSigner:
         data = handle.read(_MAX_KEY_FILE + 1)
     if len(data) > _MAX_KEY_FILE:
         raise ConfigError(f"signing key {path}: too large to be an Ed25519 private key")
+    from cryptography.exceptions import UnsupportedAlgorithm
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from cryptography.hazmat.primitives.serialization import load_pem_private_key
+    from securesystemslib.signer import CryptoSigner
+
     try:
         private_key = load_pem_private_key(data, password=None)
     except TypeError:
@@ -152,6 +160,8 @@ def load_signer(private_path: Path) -> CryptoSigner:
 
 def ephemeral_signer() -> CryptoSigner:
     """A fresh in-memory Ed25519 signer for simulator runs; the caller marks it ephemeral."""
+    from securesystemslib.signer import CryptoSigner
+
     return CryptoSigner.generate_ed25519()
 
 
@@ -211,6 +221,10 @@ def _public_key_json(key: SSlibKey) -> bytes:
 
 
 def _public_key_from_pem(path: Path, data: bytes) -> SSlibKey:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+    from cryptography.hazmat.primitives.serialization import load_pem_public_key
+    from securesystemslib.signer import SSlibKey
+
     try:
         public_key = load_pem_public_key(data)
     except ValueError:
@@ -221,6 +235,9 @@ def _public_key_from_pem(path: Path, data: bytes) -> SSlibKey:
 
 
 def _public_key_from_json(path: Path, data: bytes) -> SSlibKey:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+    from securesystemslib.signer import SSlibKey
+
     try:
         document = json.loads(data)
     except (UnicodeDecodeError, ValueError):

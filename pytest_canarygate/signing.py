@@ -20,12 +20,16 @@ from collections.abc import Iterable
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 from typing import Any
 
-from securesystemslib.dsse import Envelope
-from securesystemslib.signer import Signer
-
+from pytest_canarygate._requires import require
 from pytest_canarygate.errors import CanarygateError
+
+require("securesystemslib")
+
+if TYPE_CHECKING:
+    from securesystemslib.signer import Signer
 
 __all__ = [
     "ENVELOPE_NAME",
@@ -238,6 +242,8 @@ def seal_bundle(bundle_dir: Path, predicate: Mapping[str, Any], signer: Signer |
         "predicate": body,
     }
     payload = json.dumps(statement, sort_keys=True, separators=(",", ":")).encode("utf-8")
+    from securesystemslib.dsse import Envelope
+
     envelope = Envelope(payload=payload, payload_type=PAYLOAD_TYPE, signatures={})
     if signer is not None:
         envelope.sign(signer)

@@ -38,15 +38,12 @@ from dataclasses import dataclass
 from dataclasses import field
 from enum import Enum
 from pathlib import Path
+from typing import TYPE_CHECKING
 from typing import Any
-
-from securesystemslib.dsse import Envelope
-from securesystemslib.exceptions import UnverifiedSignatureError
-from securesystemslib.exceptions import VerificationError
-from securesystemslib.signer import Key
 
 from pytest_canarygate import cli
 from pytest_canarygate import strictjson
+from pytest_canarygate._requires import require
 from pytest_canarygate.errors import ConfigError
 from pytest_canarygate.errors import StrictJSONError
 from pytest_canarygate.keys import MalformedKeyError
@@ -62,6 +59,12 @@ from pytest_canarygate.signing import read_regular_file
 from pytest_canarygate.signing import scan_bundle
 from pytest_canarygate.textsafe import visible
 from pytest_canarygate.verdicts import Verdict
+
+require("securesystemslib")
+
+if TYPE_CHECKING:
+    from securesystemslib.dsse import Envelope
+    from securesystemslib.signer import Key
 
 __all__ = [
     "EXIT_INVALID",
@@ -248,6 +251,8 @@ def _read_envelope(bundle: Path, findings: _Findings) -> Envelope:
     if problem:
         findings.broken(f"{ENVELOPE_NAME}: {problem}")
         raise _Stop
+    from securesystemslib.dsse import Envelope
+
     try:
         return Envelope.from_dict(copy.deepcopy(document))
     except (ValueError, KeyError, TypeError) as exc:
@@ -279,6 +284,9 @@ def _check_signatures(
     envelope: Envelope, trusted_keys: Mapping[str, Key], findings: _Findings
 ) -> str | None:
     """Return the key id of a trusted key whose signature verifies, recording why not otherwise."""
+    from securesystemslib.exceptions import UnverifiedSignatureError
+    from securesystemslib.exceptions import VerificationError
+
     if not envelope.signatures:
         findings.tampered(f"{ENVELOPE_NAME}: not signed (no signatures): NOT PROMOTABLE")
         return None

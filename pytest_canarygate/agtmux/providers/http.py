@@ -7,12 +7,11 @@
 from __future__ import annotations
 
 import threading
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-import requests
-import urllib3.exceptions
-
 from pytest_canarygate import strictjson
+from pytest_canarygate._requires import require
 from pytest_canarygate.agtmux.providers.base import Source
 from pytest_canarygate.agtmux.providers.base import Timeouts
 from pytest_canarygate.agtmux.providers.ops import OpsProvider
@@ -24,6 +23,12 @@ from pytest_canarygate.errors import NotServed
 from pytest_canarygate.errors import ProtocolError
 from pytest_canarygate.errors import StrictJSONError
 from pytest_canarygate.errors import TransportError
+
+# requests (with urllib3 and http.client) is imported on the first read, not with the provider.
+require("requests", "urllib3")
+
+if TYPE_CHECKING:
+    import requests
 
 __all__ = ["MAX_BODY_BYTES", "HttpOpsProvider"]
 
@@ -49,11 +54,24 @@ class HttpOpsProvider(OpsProvider):
             raise ConfigError(f"bad HTTP base URL {uri!r}: expected http(s)://host[:port]/path")
         self._base = uri.rstrip("/")
         self._timeouts = timeouts
-        self._session = requests.Session()
-        self._session.trust_env = False
+        self._session: requests.Session | None = None
+        self._session_lock = threading.Lock()
+
+    def _open_session(self) -> requests.Session:
+        # Reads may overlap (an abandoned exchange keeps its thread): one session for them all.
+        with self._session_lock:
+            if self._session is None:
+                import requests
+
+                session = requests.Session()
+                session.trust_env = False
+                self._session = session
+            return self._session
 
     def close(self) -> None:
-        self._session.close()
+        with self._session_lock:
+            if self._session is not None:
+                self._session.close()
 
     def url_for(self, method: str) -> str:
         """The URL that answers ``method``."""
@@ -86,10 +104,14 @@ class HttpOpsProvider(OpsProvider):
         return done[0]
 
     def _call(self, method: str, params: Params) -> tuple[object, Source]:
+        session = self._open_session()
+        import requests
+        import urllib3.exceptions
+
         url = self.url_for(method)
         connect, read = self._timeouts.connect, self._timeouts.read
         try:
-            with self._session.get(
+            with session.get(
                 url,
                 params=dict(params),
                 timeout=(connect, read),
