@@ -320,13 +320,6 @@ class GateSession:
         observing, self.observing = self.observing, None
         if observing is None:
             return
-        prepare = self.pack.prepare
-        if prepare is not None and self.first_readings is not None and observing.running():
-            # Idle time: the pack derives from the first readings what its gates will need.
-            # Whatever breaks here breaks again, in the gates that need it, and is judged
-            # there: preparing is never what decides a verdict.
-            with contextlib.suppress(Exception):
-                prepare(self.first_readings)
         try:
             self.observation = observing.result()
             self.first_readings = None
@@ -425,6 +418,13 @@ class GateSession:
             # observation is waited for when collection ends (_finish_observing).
             self.observing = start_observing(endpoints, plan, **options)
             self.first_readings = self.observing.first_readings()
+            if self.pack.prepare is not None:
+                # Still in the pause, before collection: the second readings, which come after
+                # it, are then decoded with nothing else to do. Whatever breaks here breaks
+                # again in the gates that need it, and is judged there: preparing never
+                # decides a verdict.
+                with contextlib.suppress(Exception):
+                    self.pack.prepare(self.first_readings)
         # Collection and every gate, timed until the verdicts are in (a line when over 1 s).
         self.judging = self._stage("judged")
 
