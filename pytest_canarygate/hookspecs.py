@@ -73,8 +73,9 @@ def pytest_canarygate_catalog_paths(config: pytest.Config) -> Sequence[Path]:
 @pytest.hookspec
 def pytest_canarygate_observation_ready(config: pytest.Config, observation: Observation) -> None:
     """Called once on the controller when the run's observation has been taken and written,
-    before collection. ``observation`` is a private copy: changing it changes nothing the
-    gates judge.
+    before any gate runs: before collection under xdist or with ``[[targets]]``, once
+    collection ends in a serial run (which collects while the later readings are taken).
+    ``observation`` is a private copy: changing it changes nothing the gates judge.
 
     .. versionadded:: 0.1
     """

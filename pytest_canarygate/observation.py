@@ -274,8 +274,10 @@ class Observation:
 
     def first_round(self) -> Observation:
         """The same observation with each daemon's first readings only (every method read
-        once): what a serial run knows while its later readings are still being taken."""
-        if all(c.reading == 1 for d in self.daemons.values() for c in d.calls):
+        once) and no provider evidence (read after them): what a serial run knows while its
+        later readings are still being taken."""
+        calls = (c for d in self.daemons.values() for c in d.calls)
+        if not self.evidence and all(c.reading == 1 for c in calls):
             return self
         cached = self.__dict__.get("_first_round")
         if cached is None:
@@ -289,7 +291,7 @@ class Observation:
                 self.started_at,
                 self.finished_at,
                 daemons,
-                self.evidence,
+                {},
                 self.clock_skew_s,
                 self.targets,
             )

@@ -60,9 +60,9 @@ class GateParameter:
 
     ``values(observation)`` returns the values, or None when the observation cannot tell
     (then the one instance is UNOBSERVABLE with ``unobservable``); an empty list gives one
-    INCONCLUSIVE instance with ``empty``. It is given each daemon's first readings only
-    (:meth:`Observation.first_round`): a serial run collects its gates while the later
-    readings are still being taken.
+    INCONCLUSIVE instance with ``empty``. It is given each daemon's first readings only, and
+    no provider evidence (:meth:`Observation.first_round`): a serial run collects its gates
+    while the later readings are still being taken.
     """
 
     fixture: str

@@ -334,7 +334,9 @@ def test_first_round_keeps_each_daemons_first_readings() -> None:
     first = obs.first_round()
     assert [c.result for c in first.daemons["v5"].calls] == ["a", "b"]
     assert first.daemons["v5"].calls[0] is calls[0]
-    assert (first.evidence, first.clock_skew_s, first.started_at) == (evidence, 12.0, "T0")
+    # provider evidence is read after the first readings: a serial run has none of it yet
+    assert (first.evidence, first.clock_skew_s, first.started_at) == ({}, 12.0, "T0")
+    assert obs.evidence == evidence  # untouched
     assert obs.first_round() is first  # made once
     assert first.first_round() is first  # nothing later to leave out
     assert [c.result for c in obs.daemons["v5"].calls] == ["a", "b", "c", "d"]  # untouched

@@ -568,6 +568,29 @@ def test_provider_evidence_is_decoded_once_and_a_future_one_fails_every_gate() -
         assert len(decoded) == 1
 
 
+def test_a_value_kept_with_an_answer_serves_each_record_holding_it_while_they_live() -> None:
+    """Two readings that share one decoded answer share what is derived from it; once the
+    records holding it are gone, so is the value (runs in one process do not pile up)."""
+    answer = [pane("%1", "s1")]
+    first = CallRecord("v5", "unix:///v5.sock", "list_panes", 1, None, "t", 1.0, result=answer)
+    second = CallRecord("v5", "unix:///v5.sock", "list_panes", 2, None, "t", 1.0, result=answer)
+    made: list[int] = []
+    before = memo.cached_records()
+    for record in (first, second, first):
+        value = memo.derived(record, "k", lambda: made.append(1) or len(made), answer=answer)
+        assert value == 1
+    assert made == [1]  # computed once, for both records
+    assert memo.cached_records() == before + 1
+    del first, record
+    gc.collect()
+    assert memo.cached_records() == before  # dropped with the first record to go
+    again = memo.derived(second, "k", lambda: made.append(1) or len(made), answer=answer)
+    assert again == 2  # derived afresh for the record still alive
+    del second
+    gc.collect()
+    assert memo.cached_records() == before
+
+
 def test_a_failure_is_raised_afresh_and_forgotten_with_its_record() -> None:
     class Record_:
         pass

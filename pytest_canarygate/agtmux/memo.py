@@ -3,7 +3,8 @@
 A run's records (``CallRecord``, ``EvidenceReading``) and their answers live for the whole run
 in one process, so a value derived from one of them (the answer decoded, shape- and
 time-checked, indexed) is the same for every gate that reads it. A value that depends only on
-an answer is kept with the answer (two readings may share one), else with the record.
+an answer is kept with the answer (two readings may share one: ``derived(..., answer=...)``),
+for as long as every record holding it lives.
 Computing it once keeps a gate's cost independent of the fleet. A failure
 (:class:`~pytest_canarygate.verdicts.GateOutcome`) is kept too and raised afresh to every gate
 that asks, so a malformed answer fails each of them exactly as before.
@@ -26,8 +27,13 @@ T = TypeVar("T")
 #: (the other records the value was derived from, the value, the failure)
 _Entry = tuple[tuple[object, ...], Any, GateOutcome | None]
 _BY_RECORD: dict[int, dict[Hashable, _Entry]] = {}
+#: Values derived from an answer alone, by the answer's id: (the values, the ids of the
+#: records holding the answer that will drop them when they die). A record holds its answer,
+#: so the answer, and its id, outlive the values.
+_BY_ANSWER: dict[int, tuple[dict[Hashable, _Entry], set[int]]] = {}
 #: Records that take no weak reference: kept alive so that their id is never reused.
 _HELD: dict[int, object] = {}
+_NO_ANSWER = object()
 
 
 def derived(
@@ -36,13 +42,19 @@ def derived(
     compute: Callable[[], T],
     *,
     also: tuple[object, ...] = (),
+    answer: object = _NO_ANSWER,
 ) -> T:
     """``compute()``, computed once per ``record`` and ``key`` (and the records ``also`` it
     depends on) while the record lives; a gate outcome it raised is raised again, as a fresh
-    exception, on every later call. ``key`` must name everything else ``compute`` depends on."""
-    slot = _BY_RECORD.get(id(record))
-    if slot is None:
-        slot = _slot_for(record)
+    exception, on every later call. ``key`` must name everything else ``compute`` depends on.
+
+    With ``answer`` (an object ``record`` holds), the value is kept with the answer: every
+    record holding that same answer gets it, until one of them dies."""
+    if answer is not _NO_ANSWER:
+        slot = _answer_slot(record, answer)
+    else:
+        found = _BY_RECORD.get(id(record))
+        slot = found if found is not None else _slot_for(record)
     full_key = (key, *(id(other) for other in also))
     entry = slot.get(full_key)
     if entry is None:
@@ -69,6 +81,21 @@ def _slot_for(record: object) -> dict[Hashable, _Entry]:
     return slot
 
 
+def _answer_slot(record: object, answer: object) -> dict[Hashable, _Entry]:
+    ident = id(answer)
+    found = _BY_ANSWER.get(ident)
+    if found is None:
+        found = _BY_ANSWER[ident] = ({}, set())
+    slot, holders = found
+    if id(record) not in holders:
+        holders.add(id(record))
+        try:
+            weakref.finalize(record, _BY_ANSWER.pop, ident, None)
+        except TypeError:
+            _HELD[id(record)] = record
+    return slot
+
+
 def cached_records() -> int:
-    """How many records have derived values kept (for tests and benchmarks)."""
-    return len(_BY_RECORD)
+    """How many records and answers have derived values kept (for tests and benchmarks)."""
+    return len(_BY_RECORD) + len(_BY_ANSWER)

@@ -69,9 +69,10 @@ def _checked_answer(
     # Kept with the answer, not the record: two readings that got the same text share one
     # decoded answer (observation.py), and so its check.
     return record, derived(
-        record.result,
+        record,
         ("records", method, key, problem, *_judged_by(view)),
         lambda: _checked_records(view, method, key, problem, record.result),
+        answer=record.result,
     )
 
 
@@ -214,8 +215,8 @@ class PaneIndex:
 
 def pane_index(view: DaemonView, reading: int = 1) -> PaneIndex:
     """:func:`panes`, indexed by tmux session once per answer and process."""
-    _, found = _checked_answer(view, "list_panes", "pane_id", _pane_problem, reading)
-    return derived(found, ("pane-index",), lambda: _index_panes(found))
+    record, found = _checked_answer(view, "list_panes", "pane_id", _pane_problem, reading)
+    return derived(record, ("pane-index",), lambda: _index_panes(found), answer=found)
 
 
 def _index_panes(found: Sequence[Record]) -> PaneIndex:
@@ -264,9 +265,10 @@ def _checked_changes_of(view: DaemonView, reading: int) -> tuple[CallRecord, lis
     """:func:`state_changes` and the record of the call it read."""
     record = _answered(view, "state_changed", reading)
     return record, derived(  # with the answer, as _checked_answer does
-        record.result,
+        record,
         ("changes", *_judged_by(view)),
         lambda: _checked_changes(view, record.result),
+        answer=record.result,
     )
 
 
