@@ -410,8 +410,8 @@ class GateSession:
         if targets or self.config.pluginmanager.has_plugin("dsession"):
             # xdist workers read the observation file, and targets are parametrized from
             # their whole observation: both wait for it here.
-            self.observation = observe(endpoints, plan, progress=say, **options)
-            self._observed()
+            self.observation = observe(endpoints, plan, **options)
+            self._observed()  # says what was read
         else:
             # A serial run collects its gates while the later readings wait their interval:
             # gates are parametrized from the first readings (GateParameter), and the whole

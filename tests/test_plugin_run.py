@@ -275,4 +275,7 @@ def test_long_stages_print_one_progress_line_each_with_counts(
             f"canarygate: sealed {files:,} files (*B) in * s",
         ]
     )
+    out = result.stdout.str()
+    for line in ("canarygate: observed v4 at ", "canarygate: observed v5 at ", "canarygate: read "):
+        assert out.count(line) == 1, line  # once per run, serial or not
     assert result.ret == 0
