@@ -797,10 +797,6 @@ class Observing:
         finally:
             self._first_rounds.release()  # whatever happened, nobody waits for it any longer
 
-    def running(self) -> bool:
-        """True while the observation is still being taken (in its own thread)."""
-        return self._thread is not None and self._thread.is_alive()
-
     def result(self) -> Observation:
         """The observation, once taken (what taking it raised, raised here)."""
         assert self._thread is not None, "result() of an observation never started"
@@ -820,13 +816,13 @@ class Observing:
         self._first_rounds.wait(None)
         if isinstance(self._outcome, BaseException) or set(self._live) != set(self._names):
             self.result()  # a daemon's reading never began: raises what stopped it
-        daemons = {
-            name: DaemonObservation(name, d.endpoint, [c for c in list(d.calls) if c.reading == 1])
+        so_far = {
+            name: DaemonObservation(name, d.endpoint, list(d.calls))
             for name, d in self._live.items()
         }
         return Observation(
-            self.phase, self.target, self.started_at, utc_now(), daemons, {}, self.clock_skew_s
-        )
+            self.phase, self.target, self.started_at, utc_now(), so_far, {}, self.clock_skew_s
+        ).first_round()
 
     def run(self) -> Observation:
         """Read everything, in this thread (the daemons and providers in a pool)."""

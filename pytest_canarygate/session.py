@@ -336,18 +336,25 @@ class GateSession:
                 reporter._tw.line()
             reporter.write_line(line)
 
+    def _say(self, message: str) -> None:
+        self._write_line(f"canarygate: {message}")
+
+    def _found_simulator(self, marked: list[str]) -> dict[str, Any]:
+        """The target of a run configured as live whose daemons ``marked`` carry the
+        simulator's marker: it judged the simulator."""
+        self._say(f"daemon(s) {', '.join(marked)} are the bundled simulator: target SIMULATED")
+        self.scenario = "unknown (found the simulator's marker)"
+        return {"kind": "simulated", "scenario": self.scenario}
+
     def _stage(self, label: str) -> progress.Stage:
         """A stage of the run that prints its line only when it took a while."""
         return progress.Stage(label, self._write_line, threshold_s=progress.DEFAULT_THRESHOLD_S)
 
     def _start_and_observe(self) -> None:
-        def say(message: str) -> None:
-            self._write_line(f"canarygate: {message}")
-
         settings = self.settings
         target: dict[str, Any] = {"kind": "live", "scenario": None}
         if self.scenario and self.pack.simulator is not None:
-            say(f"starting the simulated fleet (scenario {self.scenario})")
+            self._say(f"starting the simulated fleet (scenario {self.scenario})")
             try:
                 self.fleet = self.pack.simulator(self.scenario, self.phase)
             except CanarygateError as exc:
@@ -373,9 +380,7 @@ class GateSession:
             {name: uri for name, uri in endpoints.items() if uri.startswith("unix:")}
         )
         if marked and target["kind"] == "live":
-            say(f"daemon(s) {', '.join(marked)} are the bundled simulator: target SIMULATED")
-            target = {"kind": "simulated", "scenario": "unknown (found the simulator's marker)"}
-            self.scenario = target["scenario"]
+            target = self._found_simulator(marked)
         plan = needs_of(self.catalog.gates_for(self.phase, self.stage))
         accessors = plan.pop(EVIDENCE_NEED, {})
         evidence_plan = {
@@ -432,24 +437,18 @@ class GateSession:
         """Once the observation is in: say what was read, write it, gather the chain of
         custody, tell the hooks, write the run's first files."""
 
-        def say(message: str) -> None:
-            self._write_line(f"canarygate: {message}")
-
         assert self.observation is not None
         assert self.settings is not None
         settings, endpoints = self.settings, self.endpoints
         target = self.observation.target
-        report_progress(self.observation, say)
+        report_progress(self.observation, self._say)
         remote_marked = [
             f"{tname}/{name}"
             for tname, info in self.observation.targets.items()
             for name in info.get("simulated", [])
         ]
         if remote_marked and target["kind"] == "live":
-            say(f"daemon(s) {', '.join(remote_marked)} are the bundled simulator: target SIMULATED")
-            target = {"kind": "simulated", "scenario": "unknown (found the simulator's marker)"}
-            self.scenario = target["scenario"]
-            self.observation.target = target
+            target = self.observation.target = self._found_simulator(remote_marked)
         self.observation.write(self.run_dir)
         try:
             self.custody = gather_custody(
@@ -465,9 +464,9 @@ class GateSession:
         self.custody_digest = self.custody.write(self.run_dir)
         if self.custody.relies_on:
             link = self.custody.relies_on[0]
-            say(f"relies on the {link['phase']} bundle {link['bundle']}")
+            self._say(f"relies on the {link['phase']} bundle {link['bundle']}")
         for problem in self.custody.problems:
-            say(problem)
+            self._say(problem)
         if self.config.hook.pytest_canarygate_observation_ready.get_hookimpls():
             # a copy, so a hook cannot change what the gates judge (none made without a hook)
             self.config.hook.pytest_canarygate_observation_ready(
@@ -509,35 +508,7 @@ class GateSession:
             "facts": self._run_facts(),
             **extra,
         }
-        encode = json.JSONEncoder(sort_keys=True).encode
-
-        def readable(value: Any, depth: int) -> str:
-            # JSON a person can read, written by json's C encoder (``indent`` would make it use
-            # the pure-Python one): one member per line for the top level, its values and any
-            # object or array whose members are all objects or arrays (a fleet's targets);
-            # compact beneath (a gate instance per line). Keys sorted, as ``sort_keys``.
-            if isinstance(value, dict):
-                children = list(value.values())
-            elif isinstance(value, (list, tuple)):
-                children = list(value)
-            else:
-                return encode(value)
-            if not children or (
-                depth > 1 and not all(isinstance(c, (dict, list, tuple)) and c for c in children)
-            ):
-                return encode(value)
-            pad = "\n" + " " * (depth + 1)
-            if isinstance(value, dict):
-                if not all(isinstance(k, str) for k in value):
-                    return encode(value)  # json's own key conversion and order
-                body = f",{pad}".join(
-                    f"{encode(k)}: {readable(value[k], depth + 1)}" for k in sorted(value)
-                )
-                return f"{{{pad}{body}\n{' ' * depth}}}"
-            body = f",{pad}".join(readable(c, depth + 1) for c in children)
-            return f"[{pad}{body}\n{' ' * depth}]"
-
-        (self.run_dir / RUN_FILE).write_text(readable(data, 0) + "\n")
+        (self.run_dir / RUN_FILE).write_text(_readable_json(data) + "\n")
 
     # ------------------------------------------------------------------ collection
     def pytest_generate_tests(self, metafunc: pytest.Metafunc) -> None:
@@ -1044,6 +1015,36 @@ def _collector_paused() -> Generator[None, None, None]:
         gc.freeze()
         if was_enabled:
             gc.enable()
+
+
+_ENCODE_SORTED = json.JSONEncoder(sort_keys=True).encode
+
+
+def _readable_json(value: Any, depth: int = 0) -> str:
+    """JSON a person can read, written by json's C encoder (``indent`` would make it use the
+    pure-Python one): one member per line for the top level, its values and any object or
+    array whose members are all objects or arrays (a fleet's targets); compact beneath (a gate
+    instance per line). Keys sorted, as ``sort_keys``."""
+    if isinstance(value, dict):
+        children = list(value.values())
+    elif isinstance(value, (list, tuple)):
+        children = list(value)
+    else:
+        return _ENCODE_SORTED(value)
+    if not children or (
+        depth > 1 and not all(isinstance(c, (dict, list, tuple)) and c for c in children)
+    ):
+        return _ENCODE_SORTED(value)
+    pad = "\n" + " " * (depth + 1)
+    if isinstance(value, dict):
+        if not all(isinstance(k, str) for k in value):
+            return _ENCODE_SORTED(value)  # json's own key conversion and order
+        body = f",{pad}".join(
+            f"{_ENCODE_SORTED(k)}: {_readable_json(value[k], depth + 1)}" for k in sorted(value)
+        )
+        return f"{{{pad}{body}\n{' ' * depth}}}"
+    body = f",{pad}".join(_readable_json(c, depth + 1) for c in children)
+    return f"[{pad}{body}\n{' ' * depth}]"
 
 
 def exit_status(outcome: RunOutcome, must_be_promotable: bool) -> pytest.ExitCode:

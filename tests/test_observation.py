@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from datetime import datetime
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -117,18 +118,21 @@ def daemon() -> Iterator[CountingDaemon]:
     server.close()
 
 
+def observing_options(interval_s: float = 0.01, read_timeout: float = 2.0) -> dict[str, Any]:
+    """What every test observes with, but the interval and the read timeout."""
+    return {
+        "phase": "alpha",
+        "target": {"kind": "live"},
+        "connect_timeout": 1.0,
+        "read_timeout": read_timeout,
+        "interval_s": interval_s,
+        "method_params": METHOD_PARAMS,
+        "bracket_method": BRACKET_METHOD,
+    }
+
+
 def run_observe(endpoints: dict[str, str], plan: dict[str, dict[str, int]]) -> Observation:
-    return observe(
-        endpoints,
-        plan,
-        phase="alpha",
-        target={"kind": "live"},
-        connect_timeout=1.0,
-        read_timeout=2.0,
-        interval_s=0.01,
-        method_params=METHOD_PARAMS,
-        bracket_method=BRACKET_METHOD,
-    )
+    return observe(endpoints, plan, **observing_options())
 
 
 def test_each_method_read_once_plus_bracketing_daemon_info(daemon: CountingDaemon) -> None:
@@ -171,13 +175,7 @@ def test_each_method_is_read_again_interval_after_its_own_first_reading() -> Non
         obs = observe(
             {"v5": server.endpoint},
             {"v5": {"list_panes": 2, "list_sessions": 2, "daemon.info": 1}},
-            phase="alpha",
-            target={"kind": "live"},
-            connect_timeout=1.0,
-            read_timeout=2.0,
-            interval_s=0.35,
-            method_params=METHOD_PARAMS,
-            bracket_method=BRACKET_METHOD,
+            **observing_options(interval_s=0.35),
         )
     finally:
         server.close()
@@ -239,18 +237,6 @@ def returned_within(seconds: float, work: Callable[[], object]) -> object:
     return value
 
 
-def observing_options(interval_s: float = 0.01) -> dict[str, object]:
-    return {
-        "phase": "alpha",
-        "target": {"kind": "live"},
-        "connect_timeout": 1.0,
-        "read_timeout": 5.0,
-        "interval_s": interval_s,
-        "method_params": METHOD_PARAMS,
-        "bracket_method": BRACKET_METHOD,
-    }
-
-
 def test_the_first_readings_are_there_while_the_later_ones_wait() -> None:
     """A serial run parametrizes its gates from the first readings while the second ones are
     still to come; the whole observation then holds those very records."""
@@ -263,7 +249,7 @@ def test_the_first_readings_are_there_while_the_later_ones_wait() -> None:
         observing = start_observing(
             {"v5": server.endpoint},
             {"v5": {"list_panes": 2, "list_sessions": 1, "daemon.info": 1}},
-            **observing_options(),
+            **observing_options(read_timeout=5.0),
         )
         # the second list_panes cannot be answered before `go`: this returns without it
         first = returned_within(30, observing.first_readings)
@@ -393,7 +379,6 @@ def test_provider_reads_wait_for_the_first_readings_of_every_daemon(
     daemon: CountingDaemon,
 ) -> None:
     import contextlib
-    from typing import Any
 
     from pytest_canarygate.pack import EvidenceAccessor
 
@@ -409,13 +394,7 @@ def test_provider_reads_wait_for_the_first_readings_of_every_daemon(
     obs = observe(
         {"v5": daemon.endpoint},
         {"v5": {"list_panes": 2, "list_sessions": 1, "daemon.info": 1}},
-        phase="alpha",
-        target={"kind": "live"},
-        connect_timeout=1.0,
-        read_timeout=2.0,
-        interval_s=0.3,
-        method_params=METHOD_PARAMS,
-        bracket_method=BRACKET_METHOD,
+        **observing_options(interval_s=0.3),
         evidence_plan={f"kind{i}": (EvidenceAccessor("k", read), "file:///x") for i in range(3)},
         make_provider=make,
     )
