@@ -7,7 +7,9 @@ fixture's list of children, which grows with the run. With the pure-Python JSON 
 at thousands of gate instances that cost more than judging them. The files written here follow
 the same Allure result schema (allure-python-commons' model, the fields allure-pytest fills),
 so Allure 2 and 3 render them as before; the set-up of the run-wide fixtures, which is not
-evidence, is left out. Everything here is a no-op when allure-pytest is disabled
+evidence, is left out. The files are created by a thread of their own
+(:mod:`pytest_canarygate.file_writer`) while the next gate is judged; :meth:`AllureResults.flush`
+waits for them. Everything here is a no-op when allure-pytest is disabled
 (``-p no:allure_pytest``): the bundle then records that it holds no gate results.
 """
 
@@ -32,6 +34,8 @@ from allure_commons.utils import represent as _allure_represent
 from pytest_canarygate.allure_evidence import ATTACHMENT_NAME
 from pytest_canarygate.allure_evidence import evidence_text
 from pytest_canarygate.bundle import NODEID_LABEL
+from pytest_canarygate.file_writer import FileWriter
+from pytest_canarygate.file_writer import PendingFile
 
 if TYPE_CHECKING:
     from pytest_canarygate.catalog import Catalog
@@ -110,6 +114,7 @@ class AllureResults:
         self.results_dir = results_dir
         self._folder = str(results_dir)
         self._folder_made = False
+        self._files = FileWriter()
         self.migration_id = migration_id
         self.phase = phase
         self.catalog = catalog
@@ -166,7 +171,8 @@ class AllureResults:
         own_verdict: str | None = None,
         captured: dict[str, str] | None = None,
     ) -> Path:
-        """Write ``item``'s result (and its attachments); return the result file."""
+        """Hand ``item``'s result and its attachments to the writer thread; return the result
+        file, there once :meth:`flush` returned (unless it named it as not written)."""
         if not self._folder_made:
             self.results_dir.mkdir(parents=True, exist_ok=True)
             self._folder_made = True
@@ -214,13 +220,15 @@ class AllureResults:
             for p in parameters
         )
         attachments = []
+        pending: list[PendingFile] = []
         if evidence is not None and (evidence.calls or evidence.readings or evidence.notes):
+            body = evidence_text(evidence)
             attachments.append(
-                self._attach(ATTACHMENT_NAME, evidence_text(evidence), "application/json", "json")
+                self._attach(pending, ATTACHMENT_NAME, body, "application/json", "json")
             )
         for label, text in (captured or {}).items():
             if text and self.attach_capture:
-                attachments.append(self._attach(label, text, "text/plain", "txt"))
+                attachments.append(self._attach(pending, label, text, "text/plain", "txt"))
         uid = str(uuid.uuid4())
         document: dict[str, Any] = {
             "name": name,
@@ -243,22 +251,30 @@ class AllureResults:
             links=links,
             titlePath=[*path.split("/"), *classes],
         )
-        return self._write(f"{uid}-result.json", _ENCODE(document).encode("ascii"))
+        # A result is written whole or not at all (a temporary name Allure does not read,
+        # then renamed), after its attachments: a run stopped halfway leaves none truncated.
+        result_name = f"{uid}-result.json"
+        pending.append(
+            PendingFile(
+                os.path.join(self._folder, f".{result_name}.tmp"),
+                _ENCODE(document).encode("ascii"),
+                rename_to=os.path.join(self._folder, result_name),
+            )
+        )
+        self._files.write(*pending)
+        return self.results_dir / result_name
 
-    def _attach(self, name: str, body: str, media_type: str, extension: str) -> dict[str, str]:
+    def flush(self) -> list[str]:
+        """Wait until every file :meth:`write` handed over is written; return those that could
+        not be (``path: reason``). The bundle's results are read only after this."""
+        return self._files.flush()
+
+    def _attach(
+        self, pending: list[PendingFile], name: str, body: str, media_type: str, extension: str
+    ) -> dict[str, str]:
         source = f"{uuid.uuid4()}-attachment.{extension}"
         # Written in place: only the result written after it names it, so an attachment a
         # stopped run left truncated is named by no result.
-        with open(os.path.join(self._folder, source), "xb") as out:
-            out.write(body.encode("utf-8", "backslashreplace"))
+        data = body.encode("utf-8", "backslashreplace")
+        pending.append(PendingFile(os.path.join(self._folder, source), data))
         return {"name": name, "source": source, "type": media_type}
-
-    def _write(self, name: str, data: bytes) -> Path:
-        """Write a result whole or not at all (a temporary name Allure does not read, then
-        renamed): a run stopped halfway leaves no truncated result."""
-        target = os.path.join(self._folder, name)
-        temporary = os.path.join(self._folder, f".{name}.tmp")
-        with open(temporary, "wb") as out:
-            out.write(data)
-        os.replace(temporary, target)
-        return self.results_dir / name

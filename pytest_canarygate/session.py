@@ -70,6 +70,7 @@ from pytest_canarygate.results import PendingItem
 from pytest_canarygate.results import RunOutcome
 from pytest_canarygate.results import RunVerdict
 from pytest_canarygate.selection import narrowing_options
+from pytest_canarygate.textsafe import visible
 from pytest_canarygate.verdicts import Unobservable
 from pytest_canarygate.verdicts import Verdict
 from pytest_canarygate.verdicts import skip_reason
@@ -302,6 +303,7 @@ class GateSession:
     def _abort(self) -> None:
         """No verdict will come: never leave a folder that looks like a run in progress."""
         self.aborted = True
+        self._flush_results()
         self._resume_collector()
         aborted = self.run_dir.with_name(self.run_dir.name.replace("-running", "-aborted"))
         os.replace(self.run_dir, aborted)
@@ -328,6 +330,15 @@ class GateSession:
             self._abort()
             raise
         self._resume_collector()
+
+    def _flush_results(self) -> None:
+        """Wait for the Allure files still being written; say which could not be (their gates
+        then have no result file, and the bundle is incomplete)."""
+        writer = self.__dict__.get("allure")  # the cached property, made at the first result
+        problems = writer.flush() if writer is not None else []
+        if problems:
+            more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+            self._say(f"could not write {visible(problems[0])}{more}")
 
     def _write_line(self, line: str) -> None:
         reporter = self.config.pluginmanager.get_plugin("terminalreporter")
@@ -828,6 +839,7 @@ class GateSession:
                     )
 
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        self._flush_results()
         if self.is_worker or self.aborted:
             return
         self._finish_observing()  # collection never finished (an error, Ctrl-C)

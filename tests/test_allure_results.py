@@ -82,8 +82,17 @@ def test_a_failing_teardown_spoils_a_pass_but_not_an_earlier_failure() -> None:
     assert "GateFailed: a" in first.details["message"]
 
 
+class FlushedResults(AllureResults):
+    """Each result waited for: its files are there when ``write`` returns."""
+
+    def write(self, *args: Any, **kwargs: Any) -> Path:
+        path = super().write(*args, **kwargs)
+        assert self.flush() == []
+        return path
+
+
 def writer(tmp_path: Path, runbook_url: str | None = None) -> AllureResults:
-    return AllureResults(
+    return FlushedResults(
         tmp_path / "allure-results",
         migration_id="m-1",
         phase="alpha",

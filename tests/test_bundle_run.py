@@ -104,18 +104,25 @@ def test_worker_killed_under_a_gate_makes_the_bundle_incomplete(
 
 
 LOSE_RESULT = """
+import time
+
 import pytest
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)
 def pytest_runtest_makereport(item, call):
     report = yield
-    # a result file lost after it was written (a full disk, a careless cleanup)
+    # a result file lost after it was written (a full disk, a careless cleanup); the files
+    # are written by a helper process, so wait until it is there
     if call.when == "teardown" and item.name == "test_crash":
         for key, name in report.user_properties:
             if key == "canarygate_allure_result":
-                (item.config.rootpath / "reports").joinpath(*_run_dir(item)).joinpath(
+                path = (item.config.rootpath / "reports").joinpath(*_run_dir(item)).joinpath(
                     "allure-results", name
-                ).unlink()
+                )
+                deadline = time.monotonic() + 60
+                while not path.exists() and time.monotonic() < deadline:
+                    time.sleep(0.01)
+                path.unlink()
     return report
 
 def _run_dir(item):
@@ -146,6 +153,67 @@ def test_a_gate_whose_result_file_is_gone_makes_the_bundle_incomplete(
     [problem] = run["incomplete"]
     assert "test_crash" in problem
     assert problem.endswith("reported but has no result file")
+    verdicts = {g["nodeid"].split("::")[1]: g["verdict"] for g in run["gates"]}
+    assert verdicts == {"test_crash": "PASS", "test_fine": "PASS"}
+
+
+CLASHING_ATTACHMENT = """
+import uuid
+
+import pytest
+
+import pytest_canarygate.allure_results as allure_results
+
+CLASH = uuid.UUID("00000000-0000-4000-8000-00000000c1a5")
+
+
+class _Clashing:
+    @staticmethod
+    def uuid4():
+        return CLASH
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_teardown(item):
+    # test_crash's attachment is named as a file already there (a name clash, a file left by
+    # something else): it must not be overwritten, and no result may name it
+    allure_results.uuid = _Clashing if item.name == "test_crash" else uuid
+    if item.name == "test_crash":
+        [run] = (item.config.rootpath / "reports").glob("*/alpha/*-running")
+        (run / "allure-results").mkdir(exist_ok=True)
+        (run / "allure-results" / f"{CLASH}-attachment.json").write_text("not the gate's")
+"""
+
+
+@pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["serial", "xdist"])
+def test_a_result_that_cannot_be_written_makes_the_bundle_incomplete(
+    pytester: pytest.Pytester, workers: list[str]
+) -> None:
+    write_gates(
+        pytester,
+        CRASH_CATALOG,
+        "from pytest_canarygate import gate\n\n"
+        "@gate('crash.gate')\ndef test_crash(canarygate_observed):\n"
+        "    assert canarygate_observed.daemon('v5').result('daemon.info')['pid'] > 0\n\n"
+        "@gate('fine.gate')\ndef test_fine(canarygate_observed):\n"
+        "    assert canarygate_observed.daemon('v5').result('daemon.info')['pid'] > 0\n",
+        name="test_crash.py",
+    )
+    (pytester.path / "conftest.py").write_text(CLASHING_ATTACHMENT)
+    result = pytester.runpytest_subprocess("--phase=alpha", "--canarygate-sim=healthy", *workers)
+    assert result.ret != 0
+    if not workers:  # a worker's own lines do not reach the terminal; its bundle says it
+        result.stdout.fnmatch_lines(
+            ["canarygate: could not write *00000000c1a5-attachment.json: File exists"]
+        )
+    bundle, run = only_run(pytester.path)
+    assert bundle.name.endswith("-incomplete")
+    [problem] = run["incomplete"]
+    assert "test_crash" in problem
+    assert problem.endswith("reported but has no result file")
+    clashed = bundle / "allure-results" / "00000000-0000-4000-8000-00000000c1a5-attachment.json"
+    assert clashed.read_text() == "not the gate's"
+    assert not clashed.with_name(clashed.name.replace("attachment", "result")).exists()
     verdicts = {g["nodeid"].split("::")[1]: g["verdict"] for g in run["gates"]}
     assert verdicts == {"test_crash": "PASS", "test_fine": "PASS"}
 
