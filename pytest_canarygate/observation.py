@@ -46,9 +46,12 @@ from pytest_canarygate.errors import UntrustedEndpointError
 from pytest_canarygate.pack import EvidenceAccessor
 from pytest_canarygate.verdicts import Unobservable
 
-SCHEMA = "canarygate/observation/v2"
-#: Schemas :meth:`Observation.load` reads: v1 (``observation.json``, each answer twice: as
-#: ``result`` and inside ``response``) is what bundles archived before v2 hold.
+SCHEMA = "canarygate/observation/v3"
+#: Schemas :meth:`Observation.load` reads besides v3: v2 (each answer as compact, key-sorted
+#: ``result`` beside its ``response`` without it; v3 writes a record so when it holds no
+#: daemon's reply text) and v1 (``observation.json``, each answer twice: as ``result`` and
+#: inside ``response``), what bundles archived before hold.
+_SCHEMA_V2 = "canarygate/observation/v2"
 _SCHEMA_V1 = "canarygate/observation/v1"
 #: The observation in a run folder: compact JSON, gzip-compressed without a name or a time in
 #: its header, so the same observation always makes the same bytes.
@@ -94,8 +97,9 @@ class CallRecord:
 
     @functools.cached_property
     def result_bytes(self) -> int:
-        """The size of the result as the observation file holds it (compact, key-sorted JSON);
-        known without encoding again once the record was written."""
+        """The size of the answer as the observation file holds it: the daemon's whole reply
+        as it came (``reply_bytes``) for a call read live, else its result as compact,
+        key-sorted JSON; known without encoding again once the record was written or read."""
         return len(_dump(self.result))
 
     def to_json(self) -> dict[str, Any]:
@@ -122,7 +126,16 @@ class CallRecord:
     @classmethod
     def from_json(cls, data: dict[str, Any], *, response_has_result: bool) -> CallRecord:
         """A record as read back; with ``response_has_result`` (schema v1) the response is
-        kept as written, else the record's result is put back into it."""
+        kept as written; one holding the daemon's ``reply`` (v3) takes its result from it;
+        else the record's result is put back into its response."""
+        if "reply" in data:
+            fields = dict(data)
+            reply, size = fields.pop("reply"), fields.pop("reply_bytes", None)
+            if not isinstance(reply, dict) or type(size) is not int:
+                raise ValueError("a call's reply is not a JSON-RPC object with its size")
+            record = cls(**fields, result=reply.get("result"), response=reply)
+            record.__dict__["result_bytes"] = size
+            return record
         response = data.get("response")
         if not response_has_result and response is not None and data.get("error") is None:
             response = {**response, "result": data.get("result")}
@@ -381,7 +394,11 @@ class Observation:
             data = _read_json(path)
         except (OSError, EOFError, zlib.error, ValueError) as exc:
             raise ValueError(f"{path}: not a readable observation ({exc})") from None
-        if not isinstance(data, dict) or data.get("schema") not in (SCHEMA, _SCHEMA_V1):
+        if not isinstance(data, dict) or data.get("schema") not in (
+            SCHEMA,
+            _SCHEMA_V2,
+            _SCHEMA_V1,
+        ):
             raise ValueError(f"{path}: not a {SCHEMA} file")
         v1 = data["schema"] == _SCHEMA_V1
         daemons = {
@@ -497,24 +514,46 @@ def _dump(value: Any) -> str:
 
 #: Where a record keeps its result's text, encoded ahead of writing (:func:`_encode_ahead`).
 _TEXT = "_result_text"
+#: Where a record read live keeps the daemon's reply text until the observation is written.
+_REPLY = "_reply_text"
+
+
+def keep_reply(call: CallRecord, raw_reply: str) -> None:
+    """Keep the daemon's reply to ``call`` as it came (its trailing newline left out): the
+    observation file holds that text, not the answer encoded again. It was decoded strictly
+    (:mod:`pytest_canarygate.strictjson`), so any JSON reader finds in it what the gates
+    judged."""
+    text = raw_reply[:-1] if raw_reply.endswith("\n") else raw_reply
+    call.__dict__[_REPLY] = text
+    call.__dict__["result_bytes"] = len(text) if text.isascii() else len(text.encode("utf-8"))
 
 
 def _encode_ahead(calls: Iterable[CallRecord]) -> None:
     """Encode the results of ``calls`` now, for the observation file to take when it is
-    written (an answer shared by two records is encoded once)."""
+    written (an answer shared by two records is encoded once; a reply kept as it came needs
+    none)."""
     done: set[int] = set()
     for call in calls:
-        if call.ok and id(call.result) not in done and _TEXT not in call.__dict__:
+        held = call.__dict__
+        if call.ok and id(call.result) not in done and _TEXT not in held and _REPLY not in held:
             done.add(id(call.result))
-            call.__dict__[_TEXT] = _dump(call.result)
+            held[_TEXT] = _dump(call.result)
 
 
 def _dump_call(call: CallRecord, results: dict[int, str]) -> str:
-    """``_dump(call.to_json())``, taking the result's text from ``results`` (by identity) when
-    an earlier record shares it, or as encoded ahead, else encoding it and adding it there."""
+    """``_dump(call.to_json())``; with the daemon's reply kept (:func:`keep_reply`), that text
+    as ``reply`` and its size as ``reply_bytes`` instead of ``result`` and ``response``. Else
+    the result's text is taken from ``results`` (by identity) when an earlier record shares
+    it, or as encoded ahead, else encoded and added there."""
     fields = call.to_json()
+    reply = call.__dict__.pop(_REPLY, None)  # not kept past writing: it is as large as the answer
+    if reply is not None:
+        del fields["result"], fields["response"]
+        texts = {key: _dump(value) for key, value in fields.items()}
+        texts.update(reply=reply, reply_bytes=str(call.result_bytes))
+        return "{" + ",".join(f"{_dump(key)}:{texts[key]}" for key in sorted(texts)) + "}"
     result = call.result
-    ahead = call.__dict__.pop(_TEXT, None)  # not kept past writing: it is as large as the answer
+    ahead = call.__dict__.pop(_TEXT, None)
     text = results.get(id(result))
     if text is None:
         text = results[id(result)] = ahead if ahead is not None else _dump(result)
@@ -622,9 +661,12 @@ def _observe_daemon(
             except EndpointError as exc:
                 outcome = {"error": str(exc), "error_kind": _error_kind(exc)}
             elapsed_ms = round((time.perf_counter() - t0) * 1000, 3)
-            observed.calls.append(
-                CallRecord(name, endpoint, method, reading, params, started, elapsed_ms, **outcome)
+            record = CallRecord(
+                name, endpoint, method, reading, params, started, elapsed_ms, **outcome
             )
+            if "response" in outcome:
+                keep_reply(record, exchange.raw_reply)
+            observed.calls.append(record)
 
         plan = dict(methods)
         if bracket_method is not None:

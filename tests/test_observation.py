@@ -331,14 +331,20 @@ def test_first_round_keeps_each_daemons_first_readings() -> None:
 def test_answers_encoded_while_waiting_are_written_as_if_encoded_then(
     daemon: CountingDaemon, tmp_path: Path
 ) -> None:
-    """The first readings are encoded for the observation file during the pause; the file
-    is byte for byte what encoding them when writing gives, and the early texts, as large as
-    the answers, are not kept once written."""
+    """Answers without the daemon's reply text (none read live does so) are encoded for the
+    observation file during the pause; the file is byte for byte what encoding them when
+    writing gives, and the early texts, as large as the answers, are not kept once written."""
+    from pytest_canarygate.observation import _REPLY
     from pytest_canarygate.observation import _TEXT
+    from pytest_canarygate.observation import _encode_ahead
 
     obs = run_observe(
         {"v5": daemon.endpoint}, {"v5": {"list_panes": 2, "summary_changed": 2, "daemon.info": 1}}
     )
+    assert not [c for c in obs.daemons["v5"].calls if _TEXT in c.__dict__]  # replies kept
+    for call in obs.daemons["v5"].calls:
+        del call.__dict__[_REPLY], call.__dict__["result_bytes"]
+    _encode_ahead(c for c in obs.daemons["v5"].calls if c.reading == 1)
     early = [c for c in obs.daemons["v5"].calls if _TEXT in c.__dict__]
     assert {(c.method, c.reading) for c in early} >= {("list_panes", 1), ("summary_changed", 1)}
     with_early_texts = obs.write(tmp_path / "a").read_bytes()
@@ -496,23 +502,34 @@ def test_written_compressed_deterministic_and_each_answer_once(
     daemon: CountingDaemon, tmp_path: Path
 ) -> None:
     obs = run_observe({"v5": daemon.endpoint}, {"v5": {"list_panes": 1, "daemon.info": 1}})
+    [live] = obs.daemons["v5"].readings("list_panes")
+    assert live.response is not None
+    # the daemon's reply, as it sent it (json.dumps's way: spaces, "result" first)
+    sent = json.dumps({"result": sample("list_panes"), "jsonrpc": "2.0", "id": live.response["id"]})
+    assert live.result_bytes == len(sent.encode())
     path = obs.write(tmp_path / "a")
     assert path == tmp_path / "a" / OBSERVATION_FILE
     assert path.name == "observation.json.gz"
-    # gzip with no name and no time in its header: the same observation, the same bytes
-    assert path.read_bytes() == obs.write(tmp_path / "b").read_bytes()
-    assert path.read_bytes()[4:8] == b"\0\0\0\0"
+    assert path.read_bytes()[4:8] == b"\0\0\0\0"  # gzip with no name and no time in its header
     assert not list(path.parent.glob("*.tmp"))
-    data = json.loads(gzip.decompress(path.read_bytes()))
-    assert data["schema"] == "canarygate/observation/v2"
+    text = gzip.decompress(path.read_bytes()).decode()
+    assert f'"reply":{sent},"reply_bytes":{len(sent.encode())}' in text  # kept as it came, once
+    assert text.count(json.dumps(sample("list_panes")[0])) == 1
+    data = json.loads(text)
+    assert data["schema"] == "canarygate/observation/v3"
     [call] = [c for c in data["daemons"]["v5"]["calls"] if c["method"] == "list_panes"]
-    assert call["result"] == sample("list_panes")
-    assert "result" not in call["response"]  # kept once, put back on load
+    assert "result" not in call
+    assert "response" not in call
     loaded = Observation.load(path)
     [record] = loaded.daemons["v5"].readings("list_panes")
-    assert record.response is not None
-    assert record.response["result"] == record.result == sample("list_panes")
-    assert record.response["jsonrpc"] == "2.0"
+    assert record.response == live.response
+    assert record.result == live.result == sample("list_panes")
+    assert record.result_bytes == live.result_bytes  # read back, not encoded again
+    assert "result_bytes" in record.__dict__
+    # the same records, the same bytes: a loaded observation written twice
+    again = loaded.write(tmp_path / "b").read_bytes()
+    assert again == loaded.write(tmp_path / "c").read_bytes()
+    assert Observation.load(tmp_path / "b" / OBSERVATION_FILE).to_json() == loaded.to_json()
 
 
 def test_an_answer_two_readings_share_is_written_as_two_copies_would_be(tmp_path: Path) -> None:
@@ -539,6 +556,31 @@ def test_an_answer_two_readings_share_is_written_as_two_copies_would_be(tmp_path
     text = gzip.decompress(shared).decode()
     for call in (first, second):  # each record as one compact, key-sorted JSON text
         assert json.dumps(call.to_json(), sort_keys=True, separators=(",", ":")) in text
+
+
+def test_an_observation_written_as_v2_still_loads_and_a_bad_reply_is_refused(
+    daemon: CountingDaemon, tmp_path: Path
+) -> None:
+    """Bundles archived before v3 hold each answer as ``result`` beside its ``response``."""
+    from pytest_canarygate.observation import _REPLY
+
+    obs = run_observe({"v5": daemon.endpoint}, {"v5": {"list_panes": 1}})
+    for call in obs.daemons["v5"].calls:
+        del call.__dict__[_REPLY]  # written as v2 wrote every record
+    text = gzip.decompress(obs.write(tmp_path / "v2").read_bytes()).decode()
+    assert '"reply"' not in text
+    v2 = tmp_path / "v2" / OBSERVATION_FILE
+    v2.write_bytes(gzip.compress(text.replace("observation/v3", "observation/v2").encode()))
+    assert Observation.load(v2).to_json() == obs.to_json()
+    data = json.loads(text)
+    for call in data["daemons"]["v5"]["calls"]:
+        call.pop("result"), call.pop("response")
+        call.update(reply=["not", "an", "object"], reply_bytes=3)
+    bad = tmp_path / "bad" / OBSERVATION_FILE
+    bad.parent.mkdir(parents=True)
+    bad.write_bytes(gzip.compress(json.dumps(data).encode()))
+    with pytest.raises(ValueError, match="reply is not a JSON-RPC object"):
+        Observation.load(bad)
 
 
 def test_an_observation_written_before_v2_still_loads(
