@@ -73,6 +73,9 @@ def enabled(config: pytest.Config) -> bool:
 #: observation holds it verbatim, signed. A gate's attachment stays a few KB however large the
 #: fleet.
 MAX_INLINE_BYTES = 1024
+#: A daemon's reply larger than this holds no answer small enough to copy (its answer is not
+#: encoded only to be measured): the entry gives the reply's size, ``reply_bytes``.
+_LARGE_REPLY_BYTES = 64 * MAX_INLINE_BYTES
 #: The one attachment of a gate: what it read and what it computed.
 ATTACHMENT_NAME = "evidence"
 _ENCODER = json.JSONEncoder(separators=(",", ":"), sort_keys=True, default=str)
@@ -80,16 +83,21 @@ _ENTRY_TEXT: dict[int, tuple[weakref.ref[Any], str]] = {}
 
 
 def _entry_text(
-    record: Any, keys: dict[str, Any], value_name: str, value: Any, size: int | None = None
+    record: Any,
+    keys: dict[str, Any],
+    value_name: str,
+    value: Any,
+    size: tuple[str, int] | None = None,
 ) -> str:
     """One observed record as the attachment lists it: ``keys`` (what locates it in the
-    observation), then its error, or its value inline, or only the value's size (``size``,
-    when already known: a large answer is not encoded again only to be measured)."""
+    observation), then its error, or its value inline, or only a size: ``size`` (its name and
+    value, when already known to be over the limit: a large answer is not encoded again only
+    to be measured), else the value's own as compact JSON."""
     entry = dict(keys, started_at=record.started_at)
     if not record.ok:
         entry.update(ok=False, error=record.error, error_kind=record.error_kind)
-    elif size is not None and size > MAX_INLINE_BYTES:
-        entry[f"{value_name}_bytes"] = size
+    elif size is not None and size[1] > MAX_INLINE_BYTES:
+        entry[size[0]] = size[1]
     else:
         text = _ENCODER.encode(value)
         if len(text) <= MAX_INLINE_BYTES:
@@ -111,7 +119,12 @@ def _call_text(call: CallRecord) -> str:
         keys: dict[str, Any] = {"reading": call.reading}
         if call.params is not None:
             keys["params"] = call.params
-        size = call.result_bytes if call.ok else None
+        size: tuple[str, int] | None = None
+        if call.ok and call.reply_bytes is not None:
+            if call.reply_bytes > _LARGE_REPLY_BYTES:
+                size = ("reply_bytes", call.reply_bytes)
+        elif call.ok and "result_bytes" in call.__dict__:  # known: the record was written
+            size = ("result_bytes", call.result_bytes)
         text = _entry_text(call, keys, "result", call.result, size)
         _ENTRY_TEXT[id(call)] = (weakref.ref(call), text)
     return text
@@ -130,7 +143,8 @@ def _reading_text(reading: EvidenceReading) -> str:
 def evidence_text(evidence: GateEvidence) -> str:
     """The gate's attachment, JSON: ``calls`` (daemon answers, ``{daemon: {method: [entry]}}``,
     each entry its ``reading``, ``started_at`` and ``params`` if any) and ``readings`` (provider
-    evidence), each inline or, when larger than ``inline_limit``, by size only (the
+    evidence), each inline or, when larger than ``inline_limit``, by size only: ``result_bytes``
+    as compact JSON, or ``reply_bytes`` for a daemon's reply over 64 kB as it came (the
     ``observation`` file of the bundle holds it; a failed one ``ok: false`` and its error),
     then ``notes`` (``{"name", "value"}``)."""
     from pytest_canarygate.observation import OBSERVATION_FILE

@@ -7,7 +7,7 @@ fixture's list of children, which grows with the run. With the pure-Python JSON 
 at thousands of gate instances that cost more than judging them. The files written here follow
 the same Allure result schema (allure-python-commons' model, the fields allure-pytest fills),
 so Allure 2 and 3 render them as before; the set-up of the run-wide fixtures, which is not
-evidence, is left out. The files are created by a thread of their own
+evidence, is left out. The files are created by a helper process
 (:mod:`pytest_canarygate.file_writer`) while the next gate is judged; :meth:`AllureResults.flush`
 waits for them. Everything here is a no-op when allure-pytest is disabled
 (``-p no:allure_pytest``): the bundle then records that it holds no gate results.
@@ -171,7 +171,7 @@ class AllureResults:
         own_verdict: str | None = None,
         captured: dict[str, str] | None = None,
     ) -> Path:
-        """Hand ``item``'s result and its attachments to the writer thread; return the result
+        """Hand ``item``'s result and its attachments to the file writer; return the result
         file, there once :meth:`flush` returned (unless it named it as not written)."""
         if not self._folder_made:
             self.results_dir.mkdir(parents=True, exist_ok=True)

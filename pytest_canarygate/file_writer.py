@@ -4,26 +4,28 @@ A phase run writes two files per gate instance (its Allure result and its eviden
 in all. Creating them is mostly time in the kernel; a thread of the run would spend it waiting
 for the interpreter lock the judging holds. So the run hands each gate's files to a
 :class:`FileWriter`, which passes them down a pipe to a helper: this very file, run by the same
-Python (``-I -S``: the standard library only), which creates them on the other core.
+Python (``-I -S``: the standard library only) in a session of its own (Ctrl-C at the terminal
+does not reach it; it ends when its input does), which creates them on the other core.
 :meth:`FileWriter.flush` waits until every file handed over is written and says which could not
 be; the run checks its results and seals the bundle only after it.
 
 Files are handed over in groups (:meth:`FileWriter.write`) and written in the order given. The
 first file of a group that cannot be written stops the rest of its group: a result is never
-written when the attachment it names was not. Should the helper fail to start or die, the
-files handed over from then on are written in this process, and the failure is one of the
-problems :meth:`~FileWriter.flush` returns (files it had taken but not written are missing,
-and the run finds their gates without a result). The helper ignores Ctrl-C: a run interrupted
-still gets the files of the gates it judged, when it flushes.
+written when the attachment it names was not, and no file is created over an existing one.
+Should the helper fail to start, die, or a hand-over be interrupted halfway, the helper is
+stopped, the files handed over from then on are written in this process, and the failure is
+one of the problems :meth:`~FileWriter.flush` returns (files the helper had taken but not
+written are missing, and the run finds their gates without a result).
 """
 
 from __future__ import annotations
 
+import json
 import os
-import signal
 import struct
 import subprocess
 import sys
+import weakref
 from collections.abc import Iterable
 from typing import IO
 from typing import NamedTuple
@@ -33,6 +35,9 @@ __all__ = ["FileWriter", "PendingFile"]
 # A group: its number of files; then per file the lengths of path, rename target and data.
 _GROUP = struct.Struct("!I")
 _FILE = struct.Struct("!III")
+#: The helper prints at most this many problems as they happen (each one line of JSON), then
+#: only how many more: it never fills the pipe the run reads only when it flushes.
+_MAX_PRINTED = 50
 
 
 class PendingFile(NamedTuple):
@@ -50,22 +55,27 @@ class FileWriter:
     def __init__(self) -> None:
         self._helper: subprocess.Popen[bytes] | None = None
         self._problems: list[str] = []
-        #: the helper failed: write here, in this process
-        self._in_process = False
+        #: no helper (it failed, or cannot run from here): write in this process
+        self._in_process = not os.path.isfile(__file__)  # e.g. imported from a zip archive
+        _WRITERS.add(self)
 
     def write(self, *files: PendingFile) -> None:
         """Hand ``files`` over; they are written in this order, after every earlier group."""
         if not self._in_process:
             helper = self._helper or self._start()
             if helper is not None and helper.stdin is not None:
+                frame = memoryview(_frame(files))
+                sent = 0
                 try:
-                    frame = memoryview(_frame(files))
-                    while frame:  # unbuffered: a helper that died is known at once
-                        frame = frame[helper.stdin.write(frame) or 0 :]
+                    while sent < len(frame):  # unbuffered: a helper that died is known at once
+                        sent += helper.stdin.write(frame[sent:]) or 0
                     return
                 except OSError as exc:  # the helper died: from now on, write here
-                    self._problems.append(f"the file writer process stopped: {exc}")
-                    self._in_process = True
+                    self._give_up(helper, f"the file writer process stopped: {exc}")
+                except BaseException:
+                    if sent:  # half a group in the pipe: what follows would be misread
+                        self._give_up(helper, "the file writer process was stopped mid-file")
+                    raise
         self._problems += create_all(files)
 
     def flush(self) -> list[str]:
@@ -84,12 +94,42 @@ class FileWriter:
                 bufsize=0,
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
+                stderr=subprocess.PIPE,
+                start_new_session=True,
             )
         except OSError as exc:
             self._problems.append(f"the file writer process did not start: {exc}")
             self._in_process = True
         return self._helper
+
+    def _give_up(self, helper: subprocess.Popen[bytes], why: str) -> None:
+        """Stop the helper (what it did not write is lost, and said) and write here from now."""
+        self._problems.append(why)
+        self._in_process = True
+        helper.kill()
+
+    def _forget_helper(self) -> None:
+        """In a child forked from the run: the helper is the parent's; never hold its input
+        open (the parent's flush would wait for this child) and write here if ever asked."""
+        helper, self._helper = self._helper, None
+        self._in_process = True
+        if helper is not None:
+            for stream in (helper.stdin, helper.stdout, helper.stderr):
+                if stream is not None:
+                    stream.close()
+            helper.returncode = 0  # not this process's child: nothing to wait for here
+
+
+_WRITERS: weakref.WeakSet[FileWriter] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for writer in list(_WRITERS):
+        writer._forget_helper()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _frame(files: Iterable[PendingFile]) -> bytes:
@@ -105,19 +145,21 @@ def _frame(files: Iterable[PendingFile]) -> bytes:
 
 
 def _finish(helper: subprocess.Popen[bytes]) -> list[str]:
-    """End the helper's input, wait for it, and return the problems it printed (one a line)
-    and, should it have failed, why."""
-    try:
-        output, _ = helper.communicate()
-    except OSError as exc:  # its input could not be closed: it died
-        helper.kill()
-        output, _ = helper.communicate()
-        return [f"the file writer process stopped: {exc}"]
-    lines = output.decode("utf-8", "backslashreplace").splitlines()
+    """End the helper's input, wait for it, and return the problems it printed and, should it
+    have failed, how."""
+    output, errors = helper.communicate()
+    problems = []
+    for line in output.decode("utf-8", "backslashreplace").splitlines():
+        try:
+            problem = json.loads(line)
+        except ValueError:
+            problem = line
+        problems.append(problem if isinstance(problem, str) else line)
     if helper.returncode != 0:
+        lines = errors.decode("utf-8", "backslashreplace").strip().splitlines()
         last = lines[-1] if lines else "no message"
-        return [f"the file writer process exited {helper.returncode}: {last}"]
-    return lines
+        problems.append(f"the file writer process exited {helper.returncode}: {last}")
+    return problems
 
 
 def create(pending: PendingFile) -> None:
@@ -151,24 +193,34 @@ def _read(stream: IO[bytes], size: int) -> bytes:
 
 
 def serve(stream: IO[bytes], out: IO[str]) -> None:
-    """The helper: create the groups of files framed on ``stream`` until it ends, then print
-    to ``out`` what could not be written, one a line."""
-    problems: list[str] = []
-    while head := stream.read(_GROUP.size):
-        if len(head) != _GROUP.size:
-            raise EOFError("the run's file list ended in the middle of a group")
-        (count,) = _GROUP.unpack(head)
-        files = []
-        for _ in range(count):
-            path_size, rename_size, data_size = _FILE.unpack(_read(stream, _FILE.size))
-            path = os.fsdecode(_read(stream, path_size))
-            rename_to = os.fsdecode(_read(stream, rename_size)) if rename_size else None
-            files.append(PendingFile(path, _read(stream, data_size), rename_to))
-        problems += create_all(files)
-    out.write("".join(f"{problem}\n" for problem in problems))
+    """The helper: create the groups of files framed on ``stream`` until it ends. Each problem
+    is printed to ``out`` when it happens, one JSON string a line (the first
+    :data:`_MAX_PRINTED`, then how many more), so none is lost should the helper stop."""
+    count = 0
+
+    def say(problem: str) -> None:
+        nonlocal count
+        count += 1
+        if count <= _MAX_PRINTED:
+            out.write(json.dumps(problem) + "\n")
+            out.flush()
+
+    try:
+        while head := stream.read(_GROUP.size):
+            if len(head) != _GROUP.size:
+                raise EOFError("the run's file list ended in the middle of a group")
+            files = []
+            for _ in range(_GROUP.unpack(head)[0]):
+                path_size, rename_size, data_size = _FILE.unpack(_read(stream, _FILE.size))
+                path = os.fsdecode(_read(stream, path_size))
+                rename_to = os.fsdecode(_read(stream, rename_size)) if rename_size else None
+                files.append(PendingFile(path, _read(stream, data_size), rename_to))
+            for problem in create_all(files):
+                say(problem)
+    finally:
+        if count > _MAX_PRINTED:
+            out.write(json.dumps(f"... and {count - _MAX_PRINTED} more files not written") + "\n")
 
 
 if __name__ == "__main__":
-    # Ctrl-C reaches the whole process group: the run flushes what it judged, so keep writing.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
     serve(sys.stdin.buffer, sys.stdout)

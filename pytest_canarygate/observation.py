@@ -53,8 +53,10 @@ SCHEMA = "canarygate/observation/v3"
 #: inside ``response``), what bundles archived before hold.
 _SCHEMA_V2 = "canarygate/observation/v2"
 _SCHEMA_V1 = "canarygate/observation/v1"
-#: The observation in a run folder: compact JSON, gzip-compressed without a name or a time in
-#: its header, so the same observation always makes the same bytes.
+#: The observation in a run folder: JSON, gzip-compressed without a name or a time in its
+#: header, so the same records always make the same bytes. A call read live is written as the
+#: daemon's reply text (kept until written, then dropped: it is as large as the answer); any
+#: other record, or one written again, as its result in compact, key-sorted JSON.
 OBSERVATION_FILE = Path("observation") / "observation.json.gz"
 #: Where bundles written before v2 keep it (plain JSON, schema v1).
 LEGACY_OBSERVATION_FILE = Path("observation") / "observation.json"
@@ -97,10 +99,16 @@ class CallRecord:
 
     @functools.cached_property
     def result_bytes(self) -> int:
-        """The size of the answer as the observation file holds it: the daemon's whole reply
-        as it came (``reply_bytes``) for a call read live, else its result as compact,
-        key-sorted JSON; known without encoding again once the record was written or read."""
+        """The size of the result as compact, key-sorted JSON; known without encoding again
+        once a record without its reply text was written."""
         return len(_dump(self.result))
+
+    @property
+    def reply_bytes(self) -> int | None:
+        """The size of the daemon's whole reply as it came, where the observation holds that
+        text (a call read live, or read back from a v3 file); else None."""
+        size: int | None = self.__dict__.get(_REPLY_SIZE)
+        return size
 
     def to_json(self) -> dict[str, Any]:
         """The record as written (schema v2): ``response`` without its ``result`` member, which
@@ -134,7 +142,7 @@ class CallRecord:
             if not isinstance(reply, dict) or type(size) is not int:
                 raise ValueError("a call's reply is not a JSON-RPC object with its size")
             record = cls(**fields, result=reply.get("result"), response=reply)
-            record.__dict__["result_bytes"] = size
+            record.__dict__[_REPLY_SIZE] = size
             return record
         response = data.get("response")
         if not response_has_result and response is not None and data.get("error") is None:
@@ -392,7 +400,7 @@ class Observation:
         version (plain ``.json``, schema v1)."""
         try:
             data = _read_json(path)
-        except (OSError, EOFError, zlib.error, ValueError) as exc:
+        except (OSError, EOFError, zlib.error, ValueError, RecursionError) as exc:
             raise ValueError(f"{path}: not a readable observation ({exc})") from None
         if not isinstance(data, dict) or data.get("schema") not in (
             SCHEMA,
@@ -512,10 +520,10 @@ def _dump(value: Any) -> str:
     return _ENCODER.encode(value)
 
 
-#: Where a record keeps its result's text, encoded ahead of writing (:func:`_encode_ahead`).
-_TEXT = "_result_text"
-#: Where a record read live keeps the daemon's reply text until the observation is written.
+#: Where a record read live keeps the daemon's reply text until the observation is written,
+#: and the size of that text (kept: the file holds it as ``reply_bytes``).
 _REPLY = "_reply_text"
+_REPLY_SIZE = "_reply_bytes"
 
 
 def keep_reply(call: CallRecord, raw_reply: str) -> None:
@@ -525,38 +533,25 @@ def keep_reply(call: CallRecord, raw_reply: str) -> None:
     judged."""
     text = raw_reply[:-1] if raw_reply.endswith("\n") else raw_reply
     call.__dict__[_REPLY] = text
-    call.__dict__["result_bytes"] = len(text) if text.isascii() else len(text.encode("utf-8"))
-
-
-def _encode_ahead(calls: Iterable[CallRecord]) -> None:
-    """Encode the results of ``calls`` now, for the observation file to take when it is
-    written (an answer shared by two records is encoded once; a reply kept as it came needs
-    none)."""
-    done: set[int] = set()
-    for call in calls:
-        held = call.__dict__
-        if call.ok and id(call.result) not in done and _TEXT not in held and _REPLY not in held:
-            done.add(id(call.result))
-            held[_TEXT] = _dump(call.result)
+    call.__dict__[_REPLY_SIZE] = len(text) if text.isascii() else len(text.encode("utf-8"))
 
 
 def _dump_call(call: CallRecord, results: dict[int, str]) -> str:
     """``_dump(call.to_json())``; with the daemon's reply kept (:func:`keep_reply`), that text
     as ``reply`` and its size as ``reply_bytes`` instead of ``result`` and ``response``. Else
     the result's text is taken from ``results`` (by identity) when an earlier record shares
-    it, or as encoded ahead, else encoded and added there."""
+    it, else encoded and added there."""
     fields = call.to_json()
     reply = call.__dict__.pop(_REPLY, None)  # not kept past writing: it is as large as the answer
     if reply is not None:
         del fields["result"], fields["response"]
         texts = {key: _dump(value) for key, value in fields.items()}
-        texts.update(reply=reply, reply_bytes=str(call.result_bytes))
+        texts.update(reply=reply, reply_bytes=str(call.reply_bytes))
         return "{" + ",".join(f"{_dump(key)}:{texts[key]}" for key in sorted(texts)) + "}"
     result = call.result
-    ahead = call.__dict__.pop(_TEXT, None)
     text = results.get(id(result))
     if text is None:
-        text = results[id(result)] = ahead if ahead is not None else _dump(result)
+        text = results[id(result)] = _dump(result)
     call.__dict__["result_bytes"] = len(text)  # primes the cached property
     parts = [
         f"{_dump(key)}:{text if key == 'result' else _dump(value)}"
@@ -919,11 +914,6 @@ class Observing:
                 )
                 for name, (accessor, uri) in self._evidence_plan.items()
             }
-            if names:
-                # The pause before the next readings is idle time: encode the first readings
-                # for the observation file now, rather than after the last one.
-                first_rounds.wait(None)
-                _encode_ahead(c for d in list(self._live.values()) for c in list(d.calls))
             daemons = {name: future.result() for name, future in futures.items()}
             target_info: dict[str, dict[str, Any]] = {}
             for tname, tfuture in target_futures.items():

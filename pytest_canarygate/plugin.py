@@ -19,6 +19,7 @@ from pytest_canarygate.observation import ObservedView
 from pytest_canarygate.session import SESSION_KEY
 from pytest_canarygate.session import TARGET_FIXTURE
 from pytest_canarygate.session import WORKER_INPUT_KEY
+from pytest_canarygate.session import WRITE_PROBLEMS_KEY
 from pytest_canarygate.session import GateSession
 from pytest_canarygate.verdicts import Unobservable
 
@@ -158,6 +159,10 @@ class XdistHooks:
     def pytest_xdist_node_collection_finished(self, node: Any, ids: list[str]) -> None:
         # Workers filter by phase before reporting ids, so these are the gates due to run.
         self.session.expected.update(ids)
+
+    def pytest_testnodedown(self, node: Any, error: Any) -> None:
+        output = getattr(node, "workeroutput", None) or {}
+        self.session.take_write_problems(output.get(WRITE_PROBLEMS_KEY))
 
 
 def _session(config: pytest.Config) -> GateSession:

@@ -87,6 +87,8 @@ ALLURE_RESULT_KEY = pytest.StashKey[ItemResult]()
 WAIVED_KEY = pytest.StashKey[tuple[dict[str, Any], str]]()
 #: The user property naming the Allure result file written for a gate instance.
 ALLURE_RESULT_PROPERTY = "canarygate_allure_result"
+#: What a worker could not write, handed to the controller with its output.
+WRITE_PROBLEMS_KEY = "canarygate_write_problems"
 WORKER_INPUT_KEY = "canarygate_run_dir"
 RUN_FILE = "run.json"
 CONFIG_COPY = "canarygate.toml"
@@ -161,6 +163,8 @@ class GateSession:
         #: the Allure result file each gate instance's process reported writing (controller)
         self.result_files: dict[str, str] = {}
         self.outcome: RunOutcome | None = None
+        #: Allure files this run's processes could not write (``path: reason``)
+        self.write_problems: list[str] = []
         self.bundle: Path | None = None
         self.started_at = utc_now()
         self.signer: Any = None
@@ -332,13 +336,26 @@ class GateSession:
         self._resume_collector()
 
     def _flush_results(self) -> None:
-        """Wait for the Allure files still being written; say which could not be (their gates
-        then have no result file, and the bundle is incomplete)."""
+        """Wait for the Allure files still being written; keep what could not be (their gates
+        then have no result file, and the bundle is incomplete: :meth:`_build_outcome`). A
+        worker hands them to the controller (:meth:`take_write_problems`)."""
         writer = self.__dict__.get("allure")  # the cached property, made at the first result
         problems = writer.flush() if writer is not None else []
-        if problems:
-            more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
-            self._say(f"could not write {visible(problems[0])}{more}")
+        if self.is_worker:
+            if problems and hasattr(self.config, "workeroutput"):
+                self.config.workeroutput[WRITE_PROBLEMS_KEY] = problems
+            return
+        self.take_write_problems(problems)
+
+    def take_write_problems(self, problems: object) -> None:
+        """Keep and say the Allure files a process of the run could not write."""
+        if not isinstance(problems, list) or not problems:
+            return
+        inside = f"{self.run_dir}{os.sep}"  # named from the run folder, which is renamed
+        problems = [str(p).replace(inside, "") for p in problems]
+        self.write_problems += problems
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        self._say(f"could not write {visible(problems[0])}{more}")
 
     def _write_line(self, line: str) -> None:
         reporter = self.config.pluginmanager.get_plugin("terminalreporter")
@@ -881,6 +898,7 @@ class GateSession:
             bundle.nodeids_with_results(self.results_dir, self.result_files),
             allure=allure_evidence.enabled(self.config),
         )
+        outcome.incomplete += [f"could not write {problem}" for problem in self.write_problems]
         if not outcome.partial_reasons:
             # Nobody narrowed the run, yet a gate of the phase never ran: a module that failed
             # to import or skipped itself, or a gate without its test. Never a green run.

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import io
+import json
 import os
 import signal
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import pytest
@@ -119,16 +121,16 @@ def test_without_a_helper_the_files_are_written_here(
     assert (tmp_path / "g-result.json").read_bytes() == b"{}"
 
 
-def test_the_helper_keeps_writing_through_ctrl_c(tmp_path: Path) -> None:
+def test_ctrl_c_at_the_terminal_does_not_reach_the_helper(tmp_path: Path) -> None:
+    """The terminal sends Ctrl-C to its foreground process group: the helper is in a session
+    of its own, so an interrupted run still gets the files of the gates it judged."""
     writer = FileWriter()
-    writer.write(*group(tmp_path, "before"))
-    wait_for(tmp_path / "before-result.json")  # started, and ignoring SIGINT by now
+    writer.write(*group(tmp_path, "g"))
     helper = writer._helper
     assert helper is not None
-    os.kill(helper.pid, signal.SIGINT)
-    writer.write(*group(tmp_path, "after"))
+    assert os.getsid(helper.pid) == helper.pid != os.getsid(0)
+    assert os.getpgid(helper.pid) != os.getpgid(0)
     assert writer.flush() == []
-    assert (tmp_path / "after-result.json").exists()
 
 
 def test_a_file_list_cut_short_is_an_error_not_a_partial_file(tmp_path: Path) -> None:
@@ -139,4 +141,89 @@ def test_a_file_list_cut_short_is_an_error_not_a_partial_file(tmp_path: Path) ->
     assert not (tmp_path / "g-result.json").exists()
     out = io.StringIO()
     serve(io.BytesIO(frame + frame), out)  # the same group twice: the second finds it there
-    assert out.getvalue() == f"{tmp_path / 'g-attachment.json'}: File exists\n"
+    assert out.getvalue() == json.dumps(f"{tmp_path / 'g-attachment.json'}: File exists") + "\n"
+
+
+def test_a_hand_over_interrupted_halfway_stops_the_helper_and_writes_here(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Half a group left in the pipe would make the helper read file data as file names:
+    it is stopped, and what comes next is written in this process."""
+    writer = FileWriter()
+    writer.write(*group(tmp_path, "before"))
+    wait_for(tmp_path / "before-result.json")
+    helper = writer._helper
+    assert helper is not None
+    assert helper.stdin is not None
+    real_write = helper.stdin.write
+    calls = []
+
+    def interrupted(data: bytes) -> int:
+        calls.append(len(data))
+        if len(calls) == 1:
+            return real_write(data[:10]) or 0  # a short write, as a pipe may do
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(helper.stdin, "write", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        writer.write(*group(tmp_path, "cut"))
+    writer.write(*group(tmp_path, "after"))
+    assert writer.flush() == [
+        "the file writer process was stopped mid-file",
+        f"the file writer process exited {-signal.SIGKILL}: no message",
+    ]
+    assert (tmp_path / "after-result.json").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "after-attachment.json",
+        "after-result.json",
+        "before-attachment.json",
+        "before-result.json",
+    ]
+
+
+def test_problems_survive_a_helper_that_stops_and_names_with_newlines_stay_whole(
+    tmp_path: Path,
+) -> None:
+    odd = tmp_path / "a\nb-attachment.json"
+    odd.write_text("there first")
+    frame = _frame([PendingFile(str(odd), b"x")])
+    out = io.StringIO()
+    with pytest.raises(EOFError):
+        serve(io.BytesIO(frame + frame[:3]), out)  # a problem, then a cut-off group
+    assert [json.loads(line) for line in out.getvalue().splitlines()] == [f"{odd}: File exists"]
+    writer = FileWriter()
+    writer.write(PendingFile(str(odd), b"x"))
+    assert writer.flush() == [f"{odd}: File exists"]
+
+
+def test_a_forked_child_does_not_keep_the_flush_waiting(tmp_path: Path) -> None:
+    writer = FileWriter()
+    writer.write(*group(tmp_path, "g"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # fork with threads (3.12+)
+        child = os.fork()
+    if child == 0:  # pragma: no cover - the child only waits, holding what it inherited
+        try:
+            time.sleep(60)
+        finally:
+            os._exit(0)
+    try:
+        assert writer.flush() == []
+        assert os.waitpid(child, os.WNOHANG) == (0, 0)  # flushed while the child lives on
+    finally:
+        os.kill(child, signal.SIGKILL)
+        os.waitpid(child, 0)
+    assert (tmp_path / "g-result.json").exists()
+
+
+def test_where_the_helper_cannot_run_the_files_are_written_here(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import pytest_canarygate.file_writer as file_writer
+
+    monkeypatch.setattr(file_writer, "__file__", str(tmp_path / "app.pyz" / "file_writer.py"))
+    writer = FileWriter()
+    writer.write(*group(tmp_path, "g"))
+    assert writer._helper is None
+    assert writer.flush() == []
+    assert (tmp_path / "g-result.json").exists()

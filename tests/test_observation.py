@@ -328,32 +328,34 @@ def test_first_round_keeps_each_daemons_first_readings() -> None:
     assert [c.result for c in obs.daemons["v5"].calls] == ["a", "b", "c", "d"]  # untouched
 
 
-def test_answers_encoded_while_waiting_are_written_as_if_encoded_then(
-    daemon: CountingDaemon, tmp_path: Path
-) -> None:
-    """Answers without the daemon's reply text (none read live does so) are encoded for the
-    observation file during the pause; the file is byte for byte what encoding them when
-    writing gives, and the early texts, as large as the answers, are not kept once written."""
+def test_replies_read_live_are_kept_until_written_and_reread_alike(tmp_path: Path) -> None:
+    """Each reply is kept as it came until the observation is written (then dropped: it is as
+    large as the answer); a second reading the client took without decoding (the same text but
+    its id) is written as its own reply, and reads back as what the gates judged."""
     from pytest_canarygate.observation import _REPLY
-    from pytest_canarygate.observation import _TEXT
-    from pytest_canarygate.observation import _encode_ahead
 
-    obs = run_observe(
-        {"v5": daemon.endpoint}, {"v5": {"list_panes": 2, "summary_changed": 2, "daemon.info": 1}}
-    )
-    assert not [c for c in obs.daemons["v5"].calls if _TEXT in c.__dict__]  # replies kept
-    for call in obs.daemons["v5"].calls:
-        del call.__dict__[_REPLY], call.__dict__["result_bytes"]
-    _encode_ahead(c for c in obs.daemons["v5"].calls if c.reading == 1)
-    early = [c for c in obs.daemons["v5"].calls if _TEXT in c.__dict__]
-    assert {(c.method, c.reading) for c in early} >= {("list_panes", 1), ("summary_changed", 1)}
-    with_early_texts = obs.write(tmp_path / "a").read_bytes()
-    assert not [c for c in obs.daemons["v5"].calls if _TEXT in c.__dict__]
-    encoded_now = obs.write(tmp_path / "b").read_bytes()
-    assert with_early_texts == encoded_now
-    loaded = Observation.load(tmp_path / "a" / OBSERVATION_FILE)
-    assert [c.result for c in loaded.daemons["v5"].calls] == [
-        c.result for c in obs.daemons["v5"].calls
+    compact = CountingDaemon({"summary_changed": sample("summary_changed")}, compact=True)
+    try:
+        obs = run_observe({"v5": compact.endpoint}, {"v5": {"summary_changed": 2}})
+    finally:
+        compact.close()
+    calls = obs.daemons["v5"].calls
+    first, second = obs.daemons["v5"].readings("summary_changed")
+    assert first.result is second.result  # the second one taken without decoding it
+    assert first.response is not None
+    assert second.response is not None
+    assert first.response["id"] != second.response["id"]
+    assert [c.method for c in calls if not c.ok] == ["daemon.info", "daemon.info"]  # not served
+    assert all(_REPLY in c.__dict__ for c in calls if c.ok)
+    text = gzip.decompress(obs.write(tmp_path).read_bytes()).decode()
+    assert not [c for c in calls if _REPLY in c.__dict__]
+    for call in (first, second):
+        assert call.response is not None
+        sent = json.dumps(call.response, sort_keys=True, separators=(",", ":"))
+        assert f'"reply":{sent},"reply_bytes":{len(sent)}' in text
+    loaded = Observation.load(tmp_path / OBSERVATION_FILE)
+    assert [(c.result, c.response, c.reply_bytes) for c in loaded.daemons["v5"].calls] == [
+        (c.result, c.response, c.reply_bytes) for c in calls
     ]
 
 
@@ -506,7 +508,7 @@ def test_written_compressed_deterministic_and_each_answer_once(
     assert live.response is not None
     # the daemon's reply, as it sent it (json.dumps's way: spaces, "result" first)
     sent = json.dumps({"result": sample("list_panes"), "jsonrpc": "2.0", "id": live.response["id"]})
-    assert live.result_bytes == len(sent.encode())
+    assert live.reply_bytes == len(sent.encode())
     path = obs.write(tmp_path / "a")
     assert path == tmp_path / "a" / OBSERVATION_FILE
     assert path.name == "observation.json.gz"
@@ -524,8 +526,7 @@ def test_written_compressed_deterministic_and_each_answer_once(
     [record] = loaded.daemons["v5"].readings("list_panes")
     assert record.response == live.response
     assert record.result == live.result == sample("list_panes")
-    assert record.result_bytes == live.result_bytes  # read back, not encoded again
-    assert "result_bytes" in record.__dict__
+    assert record.reply_bytes == live.reply_bytes  # read back, not measured again
     # the same records, the same bytes: a loaded observation written twice
     again = loaded.write(tmp_path / "b").read_bytes()
     assert again == loaded.write(tmp_path / "c").read_bytes()
@@ -697,6 +698,30 @@ def test_problems_name_each_cause_once(daemon: CountingDaemon) -> None:
     assert problems[0].startswith(f"v4: {daemon.endpoint} ops.snapshot_list: error -32601")
     assert problems[1] == f"v5: {dead} daemon.info: no socket at {gone}/agtmuxd.sock"
     assert len(problems) == 2  # v5's other methods failed for the same reason: not repeated
+
+
+def test_an_attachment_sizes_a_reply_kept_as_it_came_by_its_answer_not_its_padding() -> None:
+    """A daemon's whitespace does not push a small answer out of the attachment; a reply too
+    large to hold a small answer is named by its own size, ``reply_bytes``, never encoded
+    only to be measured."""
+    from pytest_canarygate.observation import keep_reply
+
+    small, padded = (
+        {"ok": False},
+        '{"id":1, "jsonrpc":"2.0",' + " " * 4000 + '"result":{"ok":false}}',
+    )
+    big = [{"pane_id": f"%{n}", "title": "é" * 40} for n in range(1000)]
+    big_reply = json.dumps({"id": 2, "jsonrpc": "2.0", "result": big}, ensure_ascii=False)
+    evidence = GateEvidence()
+    for method, result, reply in (("padded", small, padded), ("large", big, big_reply)):
+        call = CallRecord("v5", "unix:///a", method, 1, None, "t", 1.0, result)
+        keep_reply(call, reply + "\n")
+        evidence.record(call)
+    calls = json.loads(evidence_text(evidence))["calls"]["v5"]
+    assert calls["padded"] == [{"reading": 1, "started_at": "t", "result": small}]
+    assert calls["large"] == [
+        {"reading": 1, "started_at": "t", "reply_bytes": len(big_reply.encode("utf-8"))}
+    ]
 
 
 def test_a_gates_attachment_lists_small_answers_and_sizes_large_ones() -> None:
