@@ -584,6 +584,14 @@ def test_an_observation_written_as_v2_still_loads_and_a_bad_reply_is_refused(
         Observation.load(bad)
 
 
+def test_an_observation_nested_too_deep_to_read_is_refused_not_a_crash(tmp_path: Path) -> None:
+    path = tmp_path / OBSERVATION_FILE
+    path.parent.mkdir()
+    path.write_bytes(gzip.compress(b"[" * 200_000 + b"]" * 200_000))
+    with pytest.raises(ValueError, match="not a readable observation"):
+        Observation.load(path)
+
+
 def test_an_observation_written_before_v2_still_loads(
     daemon: CountingDaemon, tmp_path: Path
 ) -> None:
