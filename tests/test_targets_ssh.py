@@ -194,6 +194,14 @@ def test_a_wrong_remote_path_makes_only_that_daemon_unobservable(
     assert run["fleet"]["targets"]["host-b"]["verdict"] == "fail"
 
 
+def _signal_state(pid: int) -> str:
+    """The signal masks of ``pid`` as the kernel shows them (ignored, blocked, caught)."""
+    with open(f"/proc/{pid}/status") as status:
+        return " ".join(
+            line.strip() for line in status if line.startswith(("SigIgn", "SigBlk", "SigCgt"))
+        )
+
+
 def test_ctrl_c_during_the_observation_leaves_no_ssh_process(
     pytester: pytest.Pytester, sshd: Sshd, hosts: dict[str, SimFleet]
 ) -> None:
@@ -207,23 +215,36 @@ def test_ctrl_c_during_the_observation_leaves_no_ssh_process(
     hung.settimeout(60)
     config = fleet_config(sshd, hosts, paths={("host-b", "v5"): folder / "d.sock"}, read_s=120)
     make_gate_repo(pytester, config=config)
+    # faulthandler: should the run not stop, SIGABRT makes it show where each thread is
+    python = [sys.executable, "-X", "faulthandler"]
     run = subprocess.Popen(
-        [sys.executable, "-m", "pytest", "--phase=alpha", "-p", "no:cacheprovider"],
+        [*python, "-m", "pytest", "--phase=alpha", "-p", "no:cacheprovider"],
         cwd=pytester.path,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         env=dict(os.environ),
     )
+    conn: socket.socket | None = None
     try:
         conn, _ = hung.accept()  # a request came through the forward and waits
         assert ssh_processes(str(sshd.client_config)), "no ssh forward runs"
+        signals = _signal_state(run.pid)
         run.send_signal(signal.SIGINT)
-        out, _ = run.communicate(timeout=60)
-        conn.close()
+        try:
+            out, _ = run.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            run.send_signal(signal.SIGABRT)
+            out, _ = run.communicate(timeout=30)
+            pytest.fail(f"Ctrl-C did not stop the run ({signals}):\n{out.decode()[-6000:]}")
     finally:
+        # whatever failed above, leave nothing open for a later test to trip over
         if run.poll() is None:
             run.kill()
             run.wait()
+        if run.stdout is not None:
+            run.stdout.close()
+        if conn is not None:
+            conn.close()
         hung.close()
         shutil.rmtree(folder, ignore_errors=True)
     assert run.returncode == pytest.ExitCode.INTERRUPTED, out.decode()[-2000:]
