@@ -47,10 +47,10 @@ from pytest_canarygate.pack import EvidenceAccessor
 from pytest_canarygate.verdicts import Unobservable
 
 SCHEMA = "canarygate/observation/v3"
-#: Schemas :meth:`Observation.load` reads besides v3: v2 (each answer as compact, key-sorted
-#: ``result`` beside its ``response`` without it; v3 writes a record so when it holds no
-#: daemon's reply text) and v1 (``observation.json``, each answer twice: as ``result`` and
-#: inside ``response``), what bundles archived before hold.
+#: Schemas :meth:`Observation.load` reads besides v3, as bundles archived before hold them: v2
+#: (each answer as a compact, key-sorted ``result`` beside its ``response`` without it, which
+#: is also how v3 writes a record that holds no reply text) and v1 (``observation.json``, each
+#: answer twice: as ``result`` and inside ``response``).
 _SCHEMA_V2 = "canarygate/observation/v2"
 _SCHEMA_V1 = "canarygate/observation/v1"
 #: The observation in a run folder: JSON, gzip-compressed without a name or a time in its
@@ -396,8 +396,8 @@ class Observation:
 
     @classmethod
     def load(cls, path: Path) -> Observation:
-        """Read an observation written by :meth:`write` (``.json.gz``), or by an earlier
-        version (plain ``.json``, schema v1)."""
+        """Read an observation written by :meth:`write` (``.json.gz``, schema v3 or v2), or
+        by an earlier version (plain ``.json``, schema v1)."""
         try:
             data = _read_json(path)
         except (OSError, EOFError, zlib.error, ValueError, RecursionError) as exc:
