@@ -69,12 +69,12 @@ def enabled(config: pytest.Config) -> bool:
 
 
 #: An answer larger than this (as compact JSON) is not copied into the gate's attachment: the
-#: entry names it (daemon, method, reading; or provider accessor) and its size, and the bundle's
+#: entry only names it (daemon, method, reading; or provider accessor), and the bundle's
 #: observation holds it verbatim, signed. A gate's attachment stays a few KB however large the
 #: fleet.
 MAX_INLINE_BYTES = 1024
-#: A daemon's reply larger than this holds no answer small enough to copy (its answer is not
-#: encoded only to be measured): the entry gives the reply's size, ``reply_bytes``.
+#: A daemon's reply larger than this holds no answer small enough to copy: its answer is not
+#: encoded only to be measured.
 _LARGE_REPLY_BYTES = 64 * MAX_INLINE_BYTES
 #: The one attachment of a gate: what it read and what it computed.
 ATTACHMENT_NAME = "evidence"
@@ -83,26 +83,20 @@ _ENTRY_TEXT: dict[int, tuple[weakref.ref[Any], str]] = {}
 
 
 def _entry_text(
-    record: Any,
-    keys: dict[str, Any],
-    value_name: str,
-    value: Any,
-    size: tuple[str, int] | None = None,
+    record: Any, keys: dict[str, Any], value_name: str, value: Any, known_size: int | None = None
 ) -> str:
     """One observed record as the attachment lists it: ``keys`` (what locates it in the
-    observation), then its error, or its value inline, or only a size: ``size`` (its name and
-    value, when already known to be over the limit: a large answer is not encoded again only
-    to be measured), else the value's own as compact JSON."""
-    entry = dict(keys, started_at=record.started_at)
+    observation), then its error, or its value inline when small enough, or nothing more: the
+    observation has it, and when and how large it was (the attachment of every gate that read
+    it would repeat those). ``known_size``: a size already known to be over the limit, so
+    that a large answer is not encoded again only to be measured."""
+    entry = dict(keys)
     if not record.ok:
         entry.update(ok=False, error=record.error, error_kind=record.error_kind)
-    elif size is not None and size[1] > MAX_INLINE_BYTES:
-        entry[size[0]] = size[1]
-    else:
+    elif known_size is None or known_size <= MAX_INLINE_BYTES:
         text = _ENCODER.encode(value)
         if len(text) <= MAX_INLINE_BYTES:
             return _ENCODER.encode(entry)[:-1] + f',"{value_name}":{text}}}'
-        entry[f"{value_name}_bytes"] = len(text)
     return _ENCODER.encode(entry)
 
 
@@ -113,18 +107,18 @@ def _cached(record: Any) -> str | None:
 
 def _call_text(call: CallRecord) -> str:
     """A daemon answer's entry under its daemon and method, made once per record per process
-    (many gates read it): its reading, its params (when it was sent any), when it started."""
+    (many gates read it): its reading and its params (when it was sent any)."""
     text = _cached(call)
     if text is None:
         keys: dict[str, Any] = {"reading": call.reading}
         if call.params is not None:
             keys["params"] = call.params
-        size: tuple[str, int] | None = None
+        size: int | None = None
         if call.ok and call.reply_bytes is not None:
             if call.reply_bytes > _LARGE_REPLY_BYTES:
-                size = ("reply_bytes", call.reply_bytes)
+                size = call.reply_bytes
         elif call.ok and "result_bytes" in call.__dict__:  # known: the record was written
-            size = ("result_bytes", call.result_bytes)
+            size = call.result_bytes
         text = _entry_text(call, keys, "result", call.result, size)
         _ENTRY_TEXT[id(call)] = (weakref.ref(call), text)
     return text
@@ -142,11 +136,11 @@ def _reading_text(reading: EvidenceReading) -> str:
 
 def evidence_text(evidence: GateEvidence) -> str:
     """The gate's attachment, JSON: ``calls`` (daemon answers, ``{daemon: {method: [entry]}}``,
-    each entry its ``reading``, ``started_at`` and ``params`` if any) and ``readings`` (provider
-    evidence), each inline or, when larger than ``inline_limit``, by size only: ``result_bytes``
-    as compact JSON, or ``reply_bytes`` for a daemon's reply over 64 kB as it came (the
-    ``observation`` file of the bundle holds it; a failed one ``ok: false`` and its error),
-    then ``notes`` (``{"name", "value"}``)."""
+    each entry its ``reading`` and ``params`` if any) and ``readings`` (provider evidence, each
+    entry its ``accessor``, ``kind`` and ``uri``), each with its value inline (``result``,
+    ``evidence``) when that is at most ``inline_limit`` bytes of compact JSON, or ``ok: false``
+    and its error; an entry with neither is in the bundle's ``observation`` file, with when it
+    was read and its size. Then ``notes`` (``{"name", "value"}``)."""
     from pytest_canarygate.observation import OBSERVATION_FILE
 
     grouped: dict[str, dict[str, list[str]]] = {}
@@ -180,6 +174,9 @@ def write_run_files(
         "target": observation.target.get("kind"),
         "scenario": observation.target.get("scenario") or "-",
         "engine": f"pytest-canarygate {__version__}",
+        # once here, not as a label on each of thousands of results
+        "runner": f"pytest {pytest.__version__} on {platform.python_implementation()} "
+        f"{platform.python_version()}",
         "observed_at": observation.started_at,
     }
     for name, daemon in observation.daemons.items():

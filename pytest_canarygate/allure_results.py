@@ -19,7 +19,6 @@ import doctest
 import hashlib
 import json
 import os
-import platform
 import socket
 import threading
 import uuid
@@ -122,9 +121,6 @@ class AllureResults:
         self.attach_capture = attach_capture
         self._gate_parts: dict[str, tuple[list[dict[str, str]], list[dict[str, str]]]] = {}
         self._host = socket.gethostname()
-        self._language = (
-            f"{platform.python_implementation().lower()}{platform.python_version_tuple()[0]}"
-        )
 
     def _parts(self, gate: GateSpec) -> tuple[list[dict[str, str]], list[dict[str, str]]]:
         """The labels and links every instance of ``gate`` carries (made once per gate)."""
@@ -138,10 +134,9 @@ class AllureResults:
                 ("story", story),
                 ("tag", gate.id),
                 ("severity", gate.severity),
-                ("runbook_item", item.id),
-                ("stage", gate.stage),
-                ("phase", phase),
-                # Allure 2 shows neither custom labels nor stories by default; suites, tags it does
+                # Allure 2 shows neither custom labels nor stories by default; suites, tags it
+                # does: the phase, stage and runbook item are both (not custom labels as well:
+                # thousands of instances would each carry them a third time)
                 ("parentSuite", phase),
                 ("suite", gate.stage),
                 ("subSuite", story),
@@ -211,8 +206,6 @@ class AllureResults:
             {"name": NODEID_LABEL, "value": item.nodeid},
             {"name": "host", "value": self._host},
             {"name": "thread", "value": f"{os.getpid()}-{threading.current_thread().name}"},
-            {"name": "framework", "value": "pytest"},
-            {"name": "language", "value": self._language},
             {"name": "package", "value": package},
         ]
         history = sorted(

@@ -138,10 +138,9 @@ def test_a_gate_result_carries_its_labels_link_parameters_and_evidence(tmp_path:
         ("epic", "m-1"),
         ("feature", "alpha"),
         ("tag", "alpha.parity.panes"),
-        ("runbook_item", PANES_GATE.item.id),
+        ("tag", f"item:{PANES_GATE.item.id}"),
         ("parentSuite", "alpha"),
         (NODEID_LABEL, NODEID),
-        ("framework", "pytest"),
         ("package", "gates.test_phase1_alpha"),
     } <= labels
     [link] = result["links"]

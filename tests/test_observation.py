@@ -708,71 +708,73 @@ def test_problems_name_each_cause_once(daemon: CountingDaemon) -> None:
     assert len(problems) == 2  # v5's other methods failed for the same reason: not repeated
 
 
+class _NeverEncoded:
+    """A value that fails the test if the attachment encodes it."""
+
+    def __str__(self) -> str:
+        raise AssertionError("encoded only to be measured")
+
+
 def test_an_attachment_sizes_a_reply_kept_as_it_came_by_its_answer_not_its_padding() -> None:
     """A daemon's whitespace does not push a small answer out of the attachment; a reply too
-    large to hold a small answer is named by its own size, ``reply_bytes``, never encoded
-    only to be measured."""
+    large to hold a small answer is only named, never encoded only to be measured."""
     from pytest_canarygate.observation import keep_reply
 
     small, padded = (
         {"ok": False},
         '{"id":1, "jsonrpc":"2.0",' + " " * 4000 + '"result":{"ok":false}}',
     )
-    big = [{"pane_id": f"%{n}", "title": "é" * 40} for n in range(1000)]
-    big_reply = json.dumps({"id": 2, "jsonrpc": "2.0", "result": big}, ensure_ascii=False)
+    big_reply = json.dumps({"id": 2, "jsonrpc": "2.0", "result": ["x" * 70_000]})
     evidence = GateEvidence()
-    for method, result, reply in (("padded", small, padded), ("large", big, big_reply)):
+    for method, result, reply in (
+        ("padded", small, padded),
+        ("large", [_NeverEncoded()], big_reply),
+    ):
         call = CallRecord("v5", "unix:///a", method, 1, None, "t", 1.0, result)
         keep_reply(call, reply + "\n")
         evidence.record(call)
     calls = json.loads(evidence_text(evidence))["calls"]["v5"]
-    assert calls["padded"] == [{"reading": 1, "started_at": "t", "result": small}]
-    assert calls["large"] == [
-        {"reading": 1, "started_at": "t", "reply_bytes": len(big_reply.encode("utf-8"))}
-    ]
+    assert calls["padded"] == [{"reading": 1, "result": small}]
+    assert calls["large"] == [{"reading": 1}]
 
 
-def test_a_gates_attachment_lists_small_answers_and_sizes_large_ones() -> None:
+def test_a_gates_attachment_lists_small_answers_and_names_large_ones() -> None:
+    """Small answers are inline, large ones only named (reading, params): when a record was
+    read and how large it was are in the observation, not repeated by every gate."""
     big = [{"pane_id": f"%{n}", "title": "x" * 40} for n in range(200)]
     evidence = GateEvidence()
     evidence.record(CallRecord("v4", "unix:///a", "daemon.info", 1, None, "t1", 1.0, {"pid": 7}))
     evidence.record(CallRecord("v4", "unix:///a", "list_panes", 2, None, "t2", 1.0, big))
     evidence.record(
+        CallRecord("v4", "unix:///a", "state_changed", 1, {"since_version": 0}, "t2", 1.0, big)
+    )
+    evidence.record(
         CallRecord("v5", "unix:///b", "list_panes", 1, None, "t3", 0.0, None, "no socket", "x")
     )
     evidence.record_reading(EvidenceReading("build", "build", "file:///b", "t4", 1.0, {"ok": 1}))
+    evidence.record_reading(EvidenceReading("log", "daemon_log", "file:///l", "t5", 1.0, big))
     evidence.notes.append(("differences", ["%3"]))
     text = evidence_text(evidence)
     assert evidence_text(evidence) == text  # made once per record, the same every time
     data = json.loads(text)
     assert data["calls"] == {
         "v4": {
-            "daemon.info": [{"reading": 1, "started_at": "t1", "result": {"pid": 7}}],
-            "list_panes": [
-                {
-                    "reading": 2,
-                    "started_at": "t2",
-                    "result_bytes": len(json.dumps(big, separators=(",", ":"))),
-                }
-            ],
+            "daemon.info": [{"reading": 1, "result": {"pid": 7}}],
+            "list_panes": [{"reading": 2}],
+            "state_changed": [{"reading": 1, "params": {"since_version": 0}}],
         },
         "v5": {
-            "list_panes": [
-                {
-                    "reading": 1,
-                    "started_at": "t3",
-                    "ok": False,
-                    "error": "no socket",
-                    "error_kind": "x",
-                }
-            ]
+            "list_panes": [{"reading": 1, "ok": False, "error": "no socket", "error_kind": "x"}]
         },
     }
-    assert data["calls"]["v4"]["list_panes"][0]["result_bytes"] > data["inline_limit"]
-    assert data["readings"][0]["evidence"] == {"ok": 1}
+    assert data["readings"] == [
+        {"accessor": "build", "kind": "build", "uri": "file:///b", "evidence": {"ok": 1}},
+        {"accessor": "log", "kind": "daemon_log", "uri": "file:///l"},
+    ]
     assert data["notes"] == [{"name": "differences", "value": ["%3"]}]
     assert data["observation"] == OBSERVATION_FILE.as_posix()
-    assert len(text) < 2048  # however large the answers
+    assert data["inline_limit"] == 1024
+    assert len(text) < 1024  # however large the answers
     # a record made later with other content is never served an earlier record's text
     other = GateEvidence()
     other.record(CallRecord("v4", "unix:///a", "daemon.info", 1, None, "t1", 1.0, {"pid": 8}))
