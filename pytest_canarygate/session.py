@@ -545,6 +545,10 @@ class GateSession:
             # Checked with the other @gate mistakes when collection ends (a usage error).
             judged = list(gate_ids(mark))
             metafunc.parametrize(GATE_ID_FIXTURE, judged, ids=judged, indirect=True)
+        if mark is not None and not self._may_run_here(gate_ids(mark)):
+            # Another phase's gate is dropped when collection ends: one instance of it, not
+            # one per session of the fleet, so collecting a phase costs what its gates do.
+            return
         if self.observation is not None and self.observation.targets:
             if mark is not None:  # a stray test fails once, not once per target
                 self._parametrize_targets(metafunc, self.observation)
@@ -555,6 +559,15 @@ class GateSession:
                 continue
             values, ids = _parameter_values(parameter, observed)
             metafunc.parametrize(parameter.fixture, values, ids=ids, indirect=True)
+
+    def _may_run_here(self, ids: tuple[str, ...]) -> bool:
+        """Whether a test judging the gates ``ids`` runs in this run: one of them does, or
+        one names no gate of the catalog (a usage error, reported when collection ends)."""
+        gates = self.catalog.gates
+        return any(
+            not isinstance(g, str) or g not in gates or gates[g].runs_in(self.phase, self.stage)
+            for g in ids
+        )
 
     def _parametrize_targets(self, metafunc: pytest.Metafunc, observation: Observation) -> None:
         """One instance per target and, within it, per value of the pack's parameters as that

@@ -49,6 +49,46 @@ def test_healthy_alpha_passes_and_says_simulated(
     assert {"session-alpha", "session-beta", "session-gamma"} <= params
 
 
+COUNT_COLLECTED = """
+import json, os
+
+def pytest_collection_modifyitems(config, items):
+    # before the engine keeps this phase's gates (its hook runs last)
+    counts = {}
+    for item in items:
+        counts[item.originalname] = counts.get(item.originalname, 0) + 1
+    who = os.environ.get("PYTEST_XDIST_WORKER", "controller")
+    (config.rootpath / f"collected-{who}.json").write_text(json.dumps(counts))
+"""
+
+
+@XDIST
+def test_another_phases_gate_is_not_made_once_per_session(
+    pytester: pytest.Pytester, dist: list[str]
+) -> None:
+    """Collecting a phase costs what its own gates cost: a gate of another phase that would
+    be judged once per tmux session is collected once, then left out, however large the
+    fleet."""
+    make_gate_repo(pytester)
+    pytester.makeconftest(COUNT_COLLECTED)
+    canary = pytester.runpytest_subprocess("--phase=canary", "--canarygate-sim=healthy", *dist)
+    assert canary.ret == 1, canary.stdout.str()  # no signed alpha bundle to rely on
+    _, run = only_run(pytester.path)
+    assert "alpha.parity.panes" not in {g["gate"] for g in run["gates"]}
+    assert {g["param"] for g in run["gates"]} == {None}
+    collected = sorted(pytester.path.glob("collected-*.json"))
+    assert len(collected) == (2 if dist else 1)  # each xdist worker collects, not the controller
+    for path in collected:
+        counts = json.loads(path.read_text())
+        assert counts["test_list_panes_parity"] == 1, path.name
+        path.unlink()
+    # in its own phase, the same gate is judged once per session, as before
+    pytester.runpytest_subprocess("--phase=alpha", "--canarygate-sim=healthy", *dist)
+    for path in pytester.path.glob("collected-*.json"):
+        counts = json.loads(path.read_text())
+        assert counts["test_list_panes_parity"] >= 3, path.name
+
+
 @XDIST
 def test_parity_drift_names_session_pane_and_field(
     pytester: pytest.Pytester, dist: list[str]
