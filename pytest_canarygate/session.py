@@ -46,6 +46,7 @@ from pytest_canarygate.custody import waiver_misses
 from pytest_canarygate.decision import decide
 from pytest_canarygate.errors import CanarygateError
 from pytest_canarygate.errors import ConfigError
+from pytest_canarygate.errors import EndpointError
 from pytest_canarygate.gate import GATE_ID_FIXTURE
 from pytest_canarygate.gate import GATE_MARK
 from pytest_canarygate.gate import gate_ids
@@ -71,6 +72,7 @@ from pytest_canarygate.results import RunOutcome
 from pytest_canarygate.results import RunVerdict
 from pytest_canarygate.selection import narrowing_options
 from pytest_canarygate.textsafe import visible
+from pytest_canarygate.verdicts import GateOutcome
 from pytest_canarygate.verdicts import Unobservable
 from pytest_canarygate.verdicts import Verdict
 from pytest_canarygate.verdicts import skip_reason
@@ -90,6 +92,10 @@ ALLURE_RESULT_PROPERTY = "canarygate_allure_result"
 #: What a worker could not write, handed to the controller with its output.
 WRITE_PROBLEMS_KEY = "canarygate_write_problems"
 WORKER_INPUT_KEY = "canarygate_run_dir"
+#: More failed gates than this, and pytest's section of every failure (one per gate, and
+#: slower than linear in the run's size) is left out unless ``--tb`` asked for it: the short
+#: summary still names each, and the bundle has every message whole.
+MAX_FAILURE_SECTIONS = 50
 RUN_FILE = "run.json"
 CONFIG_COPY = "canarygate.toml"
 RUNBOOK_DIR = "runbook"
@@ -653,6 +659,7 @@ class GateSession:
             if not gate.runs_in(self.phase, self.stage):
                 continue  # another phase's gate: not part of this run, not a deselection
             self.title_of(gate)
+            _verdicts_without_traceback(item)
             item.stash[GATE_KEY] = gate
             if not self.is_worker:
                 self.expected.add(item.nodeid)
@@ -772,7 +779,13 @@ class GateSession:
         )
         if not verdict.allows_promotion:
             report.outcome = "failed"
-            report.longrepr = f"{verdict.value} [{gate.id} / {gate.item.id}] {message}"
+            line = f"{verdict.value} [{gate.id} / {gate.item.id}] {message}"
+            if report.longrepr is not None and not isinstance(
+                call.excinfo.value if call.excinfo else None, _DELIBERATE_VERDICTS
+            ):
+                # a gate's own bug: where it broke, below the verdict
+                line = f"{line}\n\n{report.longreprtext}"
+            report.longrepr = line
             if hasattr(report, "wasxfail"):
                 # pytest does not count a report carrying wasxfail as a failure (exit 0)
                 del report.wasxfail
@@ -1007,10 +1020,26 @@ class GateSession:
     def pytest_terminal_summary(self, terminalreporter: Any) -> Generator[None, None, None]:
         # Outermost wrapper: pytest's own failures and short summary come first, so the verdict
         # is the last thing on screen, right above the final counts line.
+        self._bound_failure_sections(terminalreporter)
         result = yield
         if not self.is_worker and self.outcome is not None:
             self._write_summary(terminalreporter, self.outcome)
         return result
+
+    def _bound_failure_sections(self, terminalreporter: Any) -> None:
+        """Leave out pytest's section of each failure when there are more than
+        :data:`MAX_FAILURE_SECTIONS` and ``--tb`` kept its default: thousands of them are no
+        summary, and pytest pairs each with the run's every teardown report (quadratic)."""
+        if self.is_worker or self.config.option.tbstyle != "auto":
+            return
+        stats = terminalreporter.stats  # pytest files a gate that failed at set-up as an error
+        failed = len(stats.get("failed", ())) + len(stats.get("error", ()))
+        if failed > MAX_FAILURE_SECTIONS:
+            self.config.option.tbstyle = "no"
+            self._say(
+                f"{failed} gate instances failed: each is named below, without its section "
+                "(the bundle's run.json and junit.xml hold every message; --tb=short prints them)"
+            )
 
     def _write_summary(self, terminalreporter: Any, outcome: RunOutcome) -> None:
         from pytest_canarygate.summary import summary_lines
@@ -1128,6 +1157,25 @@ def _display_path(path: Path) -> str:
         return str(path.relative_to(Path.cwd()))
     except ValueError:
         return str(path)
+
+
+#: What a gate raises to end in a verdict on purpose: its report is the verdict's line
+#: (:meth:`GateSession._record_verdict`), never pytest's traceback of it.
+_DELIBERATE_VERDICTS = (GateOutcome, EndpointError)
+
+
+def _verdicts_without_traceback(item: pytest.Item) -> None:
+    """Have ``item`` report a deliberate verdict without pytest's traceback, which would be
+    discarded: reading and parsing the source of each frame is most of the cost of a run in
+    which thousands of gates end UNOBSERVABLE. Any other exception keeps it."""
+    made = item.repr_failure
+
+    def repr_failure(excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
+        if isinstance(excinfo.value, _DELIBERATE_VERDICTS):
+            return excinfo.exconly()
+        return made(excinfo) if style is None else made(excinfo, style)  # a Function takes one
+
+    item.repr_failure = repr_failure  # type: ignore[method-assign]
 
 
 def _judged_gate_id(item: pytest.Item, mark: pytest.Mark) -> object:
