@@ -76,17 +76,22 @@ class ItemResult:
     status: str | None = None
     details: dict[str, str] | None = None
 
-    def update(self, report: pytest.TestReport, call: pytest.CallInfo[Any]) -> None:
+    def update(
+        self, report: pytest.TestReport, call: pytest.CallInfo[Any], trace: str | None = None
+    ) -> None:
         """Fold one phase's report in, the way allure-pytest does: setup sets the status,
         call refines a pass, teardown only a failure; an exception that is not a failed check
-        makes the result broken."""
+        makes the result broken. ``trace``: the failure's trace, if not the report's text."""
         if report.when == "setup":
             self.start_ms = int(call.start * 1000)
         self.stop_ms = int(call.stop * 1000)
         status = _PASSED if report.passed else _SKIPPED if report.skipped else _FAILED
         details = None
         if call.excinfo is not None:
-            details = {"message": call.excinfo.exconly(), "trace": report.longreprtext}
+            details = {
+                "message": call.excinfo.exconly(),
+                "trace": report.longreprtext if trace is None else trace,
+            }
             if status != _SKIPPED and not isinstance(call.excinfo.value, _FAILURES):
                 status = _BROKEN
         if (

@@ -551,7 +551,7 @@ class GateSession:
             # Checked with the other @gate mistakes when collection ends (a usage error).
             judged = list(gate_ids(mark))
             metafunc.parametrize(GATE_ID_FIXTURE, judged, ids=judged, indirect=True)
-        if mark is not None and not self._may_run_here(gate_ids(mark)):
+        if mark is not None and not self._may_run_here(gate_ids(mark), metafunc):
             # Another phase's gate is dropped when collection ends: one instance of it, not
             # one per session of the fleet, so collecting a phase costs what its gates do.
             return
@@ -566,9 +566,21 @@ class GateSession:
             values, ids = _parameter_values(parameter, observed)
             metafunc.parametrize(parameter.fixture, values, ids=ids, indirect=True)
 
-    def _may_run_here(self, ids: tuple[str, ...]) -> bool:
+    def _may_run_here(self, ids: tuple[str, ...], metafunc: pytest.Metafunc) -> bool:
         """Whether a test judging the gates ``ids`` runs in this run: one of them does, or
-        one names no gate of the catalog (a usage error, reported when collection ends)."""
+        one names no gate of the catalog (a usage error, reported when collection ends), or
+        its own parameters may carry marks (a ``pytest.param`` may name another gate, which
+        collection then judges by)."""
+        for parametrize in metafunc.definition.iter_markers("parametrize"):
+            if "argvalues" in parametrize.kwargs:
+                values = parametrize.kwargs["argvalues"]
+            elif len(parametrize.args) > 1:
+                values = parametrize.args[1]
+            else:
+                return True  # a form not read here: left to collection
+            # a generator is not read here (it would be used up): left to collection too
+            if not isinstance(values, list | tuple) or any(getattr(v, "marks", ()) for v in values):
+                return True
         gates = self.catalog.gates
         return any(
             not isinstance(g, str) or g not in gates or gates[g].runs_in(self.phase, self.stage)
@@ -706,17 +718,26 @@ class GateSession:
         self, item: pytest.Item, call: pytest.CallInfo[None]
     ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
         report = yield
-        self._record_verdict(item, call, report)
+        trace = self._record_verdict(item, call, report)
         writer = self.allure
         if writer is not None:
-            self._record_allure(writer, item, call, report)
+            self._record_allure(writer, item, call, report, trace)
         return report
 
     def _record_verdict(
         self, item: pytest.Item, call: pytest.CallInfo[None], report: pytest.TestReport
-    ) -> None:
-        """Put the gate's verdict on ``report`` (a user property the controller collects)."""
+    ) -> str | None:
+        """Put the gate's verdict on ``report`` (a user property the controller collects);
+        return where a gate's own bug broke (pytest's traceback, which its report's one
+        line replaces), for the gate's Allure result."""
         gate = item.stash.get(GATE_KEY, None)
+        trace = None
+        if (
+            report.failed
+            and call.excinfo is not None
+            and not isinstance(call.excinfo.value, _DELIBERATE_VERDICTS)
+        ):
+            trace = report.longreprtext
         if gate is None:
             if item.stash.get(NOT_A_GATE_KEY, False) and report.when == "setup":
                 # Reported under its own name, not as a gate whose worker died.
@@ -732,7 +753,7 @@ class GateSession:
                         },
                     )
                 )
-            return
+            return trace
         verdict: Verdict | None = None
         message = ""
         if report.skipped or hasattr(report, "wasxfail"):
@@ -746,7 +767,7 @@ class GateSession:
         elif report.when == "call" and report.passed:
             verdict = Verdict.PASS
         if verdict is None:
-            return
+            return trace
         waiver = self._waiver(gate.id, verdict)
         if waiver is None and self.observation is not None and self.settings is not None:
             misses = waiver_misses(
@@ -779,13 +800,7 @@ class GateSession:
         )
         if not verdict.allows_promotion:
             report.outcome = "failed"
-            line = f"{verdict.value} [{gate.id} / {gate.item.id}] {message}"
-            if report.longrepr is not None and not isinstance(
-                call.excinfo.value if call.excinfo else None, _DELIBERATE_VERDICTS
-            ):
-                # a gate's own bug: where it broke, below the verdict
-                line = f"{line}\n\n{report.longreprtext}"
-            report.longrepr = line
+            report.longrepr = f"{verdict.value} [{gate.id} / {gate.item.id}] {message}"
             if hasattr(report, "wasxfail"):
                 # pytest does not count a report carrying wasxfail as a failure (exit 0)
                 del report.wasxfail
@@ -802,6 +817,7 @@ class GateSession:
                 },
             )
         )
+        return trace
 
     def _record_allure(
         self,
@@ -809,10 +825,12 @@ class GateSession:
         item: pytest.Item,
         call: pytest.CallInfo[None],
         report: pytest.TestReport,
+        trace: str | None,
     ) -> None:
-        """Fold ``report`` into the item's Allure result; write it after the teardown."""
+        """Fold ``report`` into the item's Allure result (``trace``: where a gate's own bug
+        broke, else its report's text); write it after the teardown."""
         result = item.stash.setdefault(ALLURE_RESULT_KEY, ItemResult())
-        result.update(report, call)
+        result.update(report, call, trace)
         if report.when != "teardown":
             return
         gate = item.stash.get(GATE_KEY, None)
@@ -1159,15 +1177,18 @@ def _display_path(path: Path) -> str:
         return str(path)
 
 
-#: What a gate raises to end in a verdict on purpose: its report is the verdict's line
-#: (:meth:`GateSession._record_verdict`), never pytest's traceback of it.
-_DELIBERATE_VERDICTS = (GateOutcome, EndpointError)
+#: What a gate raises to end in a verdict on purpose (an ``assert`` is a criterion checked,
+#: as :func:`~pytest_canarygate.verdicts.verdict_of` has it): its report is the verdict's
+#: line (:meth:`GateSession._record_verdict`), never pytest's traceback of it.
+_DELIBERATE_VERDICTS = (GateOutcome, EndpointError, AssertionError)
 
 
 def _verdicts_without_traceback(item: pytest.Item) -> None:
-    """Have ``item`` report a deliberate verdict without pytest's traceback, which would be
-    discarded: reading and parsing the source of each frame is most of the cost of a run in
-    which thousands of gates end UNOBSERVABLE. Any other exception keeps it."""
+    """Have ``item`` report a deliberate verdict raised by its test function without pytest's
+    traceback, which would be discarded: reading and parsing the source of each frame is most
+    of the cost of a run in which thousands of gates end UNOBSERVABLE. Any other exception
+    (a bug) keeps it, for the gate's Allure result. (pytest formats a failure at set-up
+    without asking the item: a verdict raised by a fixture still has one made.)"""
     made = item.repr_failure
 
     def repr_failure(excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:

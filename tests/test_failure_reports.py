@@ -14,7 +14,7 @@ from pytest_canarygate.session import MAX_FAILURE_SECTIONS
 
 XDIST = pytest.mark.parametrize("dist", [[], ["-n", "2"]], ids=["serial", "xdist-2"])
 
-THREE_ENDINGS = (
+FOUR_ENDINGS = (
     "from pytest_canarygate import Inconclusive, Unobservable, gate\n\n"
     "def _deep(exc):\n"
     "    raise exc\n\n"
@@ -23,7 +23,9 @@ THREE_ENDINGS = (
     "@gate('unsure.gate')\ndef test_unsure(canarygate_observed):\n"
     "    _deep(Inconclusive('too few readings'))\n\n"
     "@gate('broken.gate')\ndef test_broken(canarygate_observed):\n"
-    "    _deep(KeyError('no such field'))\n"
+    "    _deep(KeyError('no such field'))\n\n"
+    "@gate('checked.gate')\ndef test_checked(canarygate_observed):\n"
+    "    assert 1 + 1 == 3, 'two is not three'\n"
 )
 
 #: Writes the test running whenever pytest formats a traceback (every process, xdist too).
@@ -54,8 +56,9 @@ def test_a_deliberate_verdict_is_reported_without_pytest_making_its_traceback(
             ("gone.gate", "v5:daemon.info"),
             ("unsure.gate", "v5:daemon.info"),
             ("broken.gate", "v5:daemon.info"),
+            ("checked.gate", "v5:daemon.info"),
         ),
-        THREE_ENDINGS,
+        FOUR_ENDINGS,
         name="test_endings.py",
     )
     pytester.makeconftest(COUNT_TRACEBACKS)
@@ -65,21 +68,54 @@ def test_a_deliberate_verdict_is_reported_without_pytest_making_its_traceback(
         "*UNOBSERVABLE [[]gone.gate / A-1[]] v9 is not answering*",
         "*INCONCLUSIVE [[]unsure.gate / A-1[]] too few readings*",
         "*FAIL [[]broken.gate / A-1[]] gate error: KeyError: 'no such field'*",
+        "*FAIL [[]checked.gate / A-1[]] two is not three*",
     ):
         result.stdout.fnmatch_lines([line])
-    _, run = only_run(pytester.path)
-    verdicts = {g["gate"]: (g["verdict"], g["message"]) for g in run["gates"]}
+    run_dir, run = only_run(pytester.path)
+    verdicts = {g["gate"]: (g["verdict"], g["message"].splitlines()[0]) for g in run["gates"]}
     assert verdicts == {
         "gone.gate": ("UNOBSERVABLE", "v9 is not answering"),
         "unsure.gate": ("INCONCLUSIVE", "too few readings"),
         "broken.gate": ("FAIL", "gate error: KeyError: 'no such field'"),
+        "checked.gate": ("FAIL", "two is not three"),
     }
-    # where a gate's own bug broke is shown below its verdict
-    result.stdout.fnmatch_lines(["*FAIL [[]broken.gate*", "", "*_deep(KeyError(*", "E*KeyError*"])
     formatted = (pytester.path / "tracebacks.txt").read_text().split()
-    # a gate's own bug keeps its traceback; a verdict raised on purpose never has one made
+    # a gate's own bug has its traceback made; a verdict raised on purpose never has one
     assert any(name.endswith("::test_broken") for name in formatted), formatted
-    assert not [n for n in formatted if n.endswith(("::test_gone", "::test_unsure"))], formatted
+    assert not [n for n in formatted if not n.endswith("::test_broken")], formatted
+    # that traceback is the trace of the gate's Allure result; the terminal keeps one line
+    traces = {}
+    for path in (run_dir / "allure-results").glob("*-result.json"):
+        result_file = json.loads(path.read_text())
+        traces[result_file["fullName"].rpartition("#")[2]] = result_file["statusDetails"]["trace"]
+    assert "_deep(KeyError('no such field'))" in traces["test_broken"]
+    assert "KeyError" in traces["test_broken"].splitlines()[-1]
+    assert traces["test_gone"] == "UNOBSERVABLE [gone.gate / A-1] v9 is not answering"
+    assert "_deep(" not in result.stdout.str()
+
+
+def test_on_ci_a_gate_error_is_one_line_on_the_terminal(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """pytest's short summary prints a report whole on CI: a gate's own bug stays its verdict
+    line there too, however many instances hit it."""
+    monkeypatch.setenv("CI", "true")
+    write_gates(
+        pytester,
+        one_item_catalog(("many.gate", "v5:daemon.info")),
+        "import pytest\nfrom pytest_canarygate import gate\n\n"
+        "@pytest.mark.parametrize('n', range(3))\n"
+        "@gate('many.gate')\ndef test_many(canarygate_observed, n):\n"
+        "    {}['field %d' % n]\n",
+        name="test_many.py",
+    )
+    result = pytester.runpytest_subprocess("--phase=alpha", "--canarygate-sim=healthy")
+    assert result.ret == 1
+    for n in range(3):
+        result.stdout.fnmatch_lines(
+            [f"FAILED gates/test_many.py::test_many[[]{n}[]] - FAIL *gate error: KeyError*"]
+        )
+    assert "{}['field %d' % n]" not in result.stdout.str()
 
 
 def _failing_gates(count: int) -> str:

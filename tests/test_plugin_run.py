@@ -89,6 +89,48 @@ def test_another_phases_gate_is_not_made_once_per_session(
         assert counts["test_list_panes_parity"] >= 3, path.name
 
 
+#: A per-session alpha gate, for a test of the catalog's own.
+PER_SESSION_GATE = """
+[[gate]]
+id = "alpha.marked.per-session"
+item = "P1-S4a"
+title = "judged once per tmux session"
+needs = ["v4:list_panes*2", "v5:list_panes*2", "v4:latency_status", "v5:latency_status"]
+per = "agtmux_tmux_session"
+"""
+
+#: The class names a canary gate; its one parameter names the alpha gate, which is what the
+#: instance judges (pytest puts a parameter's marks before the class's).
+NAMED_BY_A_PARAMETER = """
+import pytest
+
+ALPHA = pytest.mark.canarygate_gate("alpha.marked.per-session")
+
+
+@pytest.mark.canarygate_gate("canary.pre.alpha-signed")
+class TestShared:
+    @pytest.mark.parametrize("variant", [pytest.param("a", marks=ALPHA)])
+    def test_per_session(self, canarygate_observed, agtmux_tmux_session, variant):
+        assert agtmux_tmux_session.startswith("session-")
+"""
+
+
+def test_a_gate_named_by_a_parameters_mark_is_judged_once_per_session(
+    pytester: pytest.Pytester,
+) -> None:
+    """Whether a test is another phase's is decided by its instances' marks: a parameter
+    naming a gate of this phase keeps the fleet's instances."""
+    make_gate_repo(pytester)
+    catalog = pytester.path / "gates" / "catalog.toml"
+    catalog.write_text(catalog.read_text() + PER_SESSION_GATE)
+    (pytester.path / "gates" / "test_marked.py").write_text(NAMED_BY_A_PARAMETER)
+    pytester.runpytest_subprocess("--phase=alpha", "--canarygate-sim=healthy")
+    _, run = only_run(pytester.path)
+    judged = [g for g in run["gates"] if g["gate"] == "alpha.marked.per-session"]
+    assert {g["verdict"] for g in judged} == {"PASS"}, judged
+    assert {"session-alpha", "session-beta", "session-gamma"} <= {g["param"] for g in judged}
+
+
 @XDIST
 def test_parity_drift_names_session_pane_and_field(
     pytester: pytest.Pytester, dist: list[str]
