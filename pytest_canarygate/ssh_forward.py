@@ -17,6 +17,7 @@ outliving) the forward, so the local socket is always served by our own ``ssh`` 
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import shlex
@@ -26,6 +27,7 @@ import subprocess
 import tempfile
 import threading
 import time
+from collections.abc import Iterable
 from collections.abc import Mapping
 from dataclasses import dataclass
 from dataclasses import field
@@ -225,7 +227,7 @@ class Forward:
         return self.process.pid if self.process is not None else None
 
     def open(self) -> dict[str, str]:
-        """Start ``ssh`` and wait until every local socket exists; daemon name to local path.
+        """Start ``ssh`` and wait until every local socket listens; daemon name to local path.
         Raises :class:`TransportError` (after closing) if ssh fails or is not ready in time."""
         with self._lock:
             if self._closed:
@@ -253,7 +255,7 @@ class Forward:
         assert self.process is not None
         deadline = time.monotonic() + self.connect_timeout
         while True:
-            if all(_is_socket(path) for path in local.values()):
+            if all(_is_socket(path) for path in local.values()) and _listening(local.values()):
                 return
             code = self.process.poll()
             if code is not None:
@@ -301,6 +303,31 @@ def _is_socket(path: str) -> bool:
         return stat.S_ISSOCK(os.lstat(path).st_mode)
     except OSError:
         return False
+
+
+#: Linux's table of Unix sockets, and the flag it shows on one that listens.
+_UNIX_SOCKETS = "/proc/net/unix"
+_ACCEPTING = 0x10000
+
+
+def _listening(paths: Iterable[str]) -> bool:
+    """Whether a socket listens at each of ``paths``. ssh creates a socket file (bind) a moment
+    before it listens on it, and a connection in between is refused: Linux's socket table
+    tells the two apart without connecting (a connection would reach the remote daemon).
+    Where there is no such table, a socket file that exists is taken as listening."""
+    try:
+        with open(_UNIX_SOCKETS, encoding="utf-8", errors="replace") as table:
+            lines = table.readlines()
+    except OSError:
+        return True
+    wanted = set(paths)
+    for line in lines[1:]:
+        fields = line.split(None, 7)  # Num RefCount Protocol Flags Type St Inode Path
+        if len(fields) == 8 and fields[7].rstrip("\n") in wanted:
+            with contextlib.suppress(ValueError):
+                if int(fields[3], 16) & _ACCEPTING:
+                    wanted.discard(fields[7].rstrip("\n"))
+    return not wanted
 
 
 class Forwards:

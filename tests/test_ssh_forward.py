@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import shutil
 import socket
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -182,3 +183,58 @@ def test_without_sshd_the_ssh_tests_skip_naming_the_package_unless_required(
     monkeypatch.setenv("CANARYGATE_REQUIRE_SSHD", "1")
     with pytest.raises(pytest.fail.Exception, match="openssh-server"):
         ssh_helpers.require_sshd()
+
+
+#: An ``ssh`` that creates each local socket, then listens on it only ``delay`` s later (the
+#: real one does both back to back: a moment that a loaded machine can stretch).
+SLOW_TO_LISTEN = """#!{python}
+import signal, socket, sys, time
+args = sys.argv[1:]
+servers = []
+for i, arg in enumerate(args):
+    if arg == "-L":
+        server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        server.bind(args[i + 1].split(":", 1)[0])
+        servers.append(server)
+time.sleep({delay})
+for server in servers:
+    server.listen(4)
+signal.pause()
+"""
+
+
+def _slow_ssh(monkeypatch: pytest.MonkeyPatch, folder: Path, delay: float) -> None:
+    bin_dir = folder / "bin"
+    bin_dir.mkdir()
+    fake = bin_dir / "ssh"
+    fake.write_text(SLOW_TO_LISTEN.format(python=sys.executable, delay=delay))
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+
+
+def test_a_forward_is_used_only_once_ssh_listens_on_every_socket(
+    monkeypatch: pytest.MonkeyPatch, folder: Path
+) -> None:
+    _slow_ssh(monkeypatch, folder, delay=1.0)
+    ep = parse_endpoint("ssh://127.0.0.1/srv/agtmux/v5.sock")
+    remote = {"v4": "/srv/agtmux/v4.sock", "v5": "/srv/agtmux/v5.sock"}
+    forward = Forward(ep, remote, SshConfig(), connect_timeout=10)
+    try:
+        local = forward.open()
+        for path in local.values():  # none refused: each was listening when open() returned
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as client:
+                client.connect(path)
+    finally:
+        forward.close()
+
+
+def test_a_forward_whose_sockets_never_listen_fails_within_its_timeout(
+    monkeypatch: pytest.MonkeyPatch, folder: Path
+) -> None:
+    _slow_ssh(monkeypatch, folder, delay=3600)
+    ep = parse_endpoint("ssh://127.0.0.1/srv/agtmux/v5.sock")
+    forward = Forward(ep, {"v5": ep.path}, SshConfig(), connect_timeout=1)
+    with pytest.raises(TransportError, match="did not forward the daemon sockets within 1 s"):
+        forward.open()
+    assert forward.process is None  # stopped, its folder removed
+    assert forward.folder is None
