@@ -314,20 +314,25 @@ def _listening(paths: Iterable[str]) -> bool:
     """Whether a socket listens at each of ``paths``. ssh creates a socket file (bind) a moment
     before it listens on it, and a connection in between is refused: Linux's socket table
     tells the two apart without connecting (a connection would reach the remote daemon).
-    Where there is no such table, a socket file that exists is taken as listening."""
+    A path the table does not list at all (no such table, or one that shows no sockets, as
+    some sandboxes have) is taken as listening once its file exists, as before."""
     try:
         with open(_UNIX_SOCKETS, encoding="utf-8", errors="replace") as table:
             lines = table.readlines()
     except OSError:
         return True
     wanted = set(paths)
+    listed: set[str] = set()
+    accepting: set[str] = set()
     for line in lines[1:]:
         fields = line.split(None, 7)  # Num RefCount Protocol Flags Type St Inode Path
-        if len(fields) == 8 and fields[7].rstrip("\n") in wanted:
+        path = fields[7].rstrip("\n") if len(fields) == 8 else ""
+        if path in wanted:
+            listed.add(path)
             with contextlib.suppress(ValueError):
                 if int(fields[3], 16) & _ACCEPTING:
-                    wanted.discard(fields[7].rstrip("\n"))
-    return not wanted
+                    accepting.add(path)
+    return not (listed - accepting)
 
 
 class Forwards:

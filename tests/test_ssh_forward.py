@@ -18,6 +18,7 @@ from ssh_helpers import Sshd
 from ssh_helpers import ssh_processes
 from ssh_helpers import start_sshd
 
+from pytest_canarygate import ssh_forward
 from pytest_canarygate.config import SshConfig
 from pytest_canarygate.endpoints import parse_endpoint
 from pytest_canarygate.errors import TransportError
@@ -234,7 +235,42 @@ def test_a_forward_whose_sockets_never_listen_fails_within_its_timeout(
     _slow_ssh(monkeypatch, folder, delay=3600)
     ep = parse_endpoint("ssh://127.0.0.1/srv/agtmux/v5.sock")
     forward = Forward(ep, {"v5": ep.path}, SshConfig(), connect_timeout=1)
-    with pytest.raises(TransportError, match="did not forward the daemon sockets within 1 s"):
-        forward.open()
-    assert forward.process is None  # stopped, its folder removed
-    assert forward.folder is None
+    try:
+        with pytest.raises(TransportError, match="did not forward the daemon sockets within 1 s"):
+            forward.open()
+        assert forward.process is None  # stopped, its folder removed
+        assert forward.folder is None
+    finally:
+        forward.close()  # should the test fail, its fake ssh does not outlive it
+
+
+TABLE_HEAD = "Num       RefCount Protocol Flags    Type St Inode Path\n"
+
+
+@pytest.mark.parametrize(
+    ("rows", "listening"),
+    [
+        (["0000: 00000002 00000000 00000000 0001 01 11 /f/0.sock"], False),  # bound, not yet
+        (["0000: 00000002 00000000 00010000 0001 01 11 /f/0.sock"], True),
+        (  # the same path twice: one of them listening is enough
+            [
+                "0000: 00000002 00000000 00000000 0001 01 11 /f/0.sock",
+                "0001: 00000002 00000000 00010000 0001 01 12 /f/0.sock",
+            ],
+            True,
+        ),
+        (["0000: 00000002 00000000 00010000 0001 01 11 /f/other.sock"], True),  # not listed
+        ([], True),  # a table that shows no sockets tells nothing
+        (["garbage"], True),
+    ],
+    ids=["bound", "listening", "twice", "unlisted", "empty", "garbage"],
+)
+def test_the_socket_table_decides_only_for_the_sockets_it_lists(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, rows: list[str], listening: bool
+) -> None:
+    table = tmp_path / "unix"
+    table.write_text(TABLE_HEAD + "".join(f"{row}\n" for row in rows))
+    monkeypatch.setattr(ssh_forward, "_UNIX_SOCKETS", str(table))
+    assert ssh_forward._listening(["/f/0.sock"]) is listening
+    monkeypatch.setattr(ssh_forward, "_UNIX_SOCKETS", str(tmp_path / "absent"))
+    assert ssh_forward._listening(["/f/0.sock"]) is True  # no table: the file is enough
