@@ -46,7 +46,6 @@ from pytest_canarygate.custody import waiver_misses
 from pytest_canarygate.decision import decide
 from pytest_canarygate.errors import CanarygateError
 from pytest_canarygate.errors import ConfigError
-from pytest_canarygate.errors import EndpointError
 from pytest_canarygate.gate import GATE_ID_FIXTURE
 from pytest_canarygate.gate import GATE_MARK
 from pytest_canarygate.gate import gate_ids
@@ -72,7 +71,7 @@ from pytest_canarygate.results import RunOutcome
 from pytest_canarygate.results import RunVerdict
 from pytest_canarygate.selection import narrowing_options
 from pytest_canarygate.textsafe import visible
-from pytest_canarygate.verdicts import GateOutcome
+from pytest_canarygate.verdicts import DELIBERATE
 from pytest_canarygate.verdicts import Unobservable
 from pytest_canarygate.verdicts import Verdict
 from pytest_canarygate.verdicts import skip_reason
@@ -718,7 +717,10 @@ class GateSession:
         self, item: pytest.Item, call: pytest.CallInfo[None]
     ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
         report = yield
-        trace = self._record_verdict(item, call, report)
+        # a gate's own bug: where it broke, for its Allure result (its report becomes one line)
+        bug = call.excinfo is not None and not isinstance(call.excinfo.value, DELIBERATE)
+        trace = report.longreprtext if report.failed and bug else None
+        self._record_verdict(item, call, report)
         writer = self.allure
         if writer is not None:
             self._record_allure(writer, item, call, report, trace)
@@ -726,18 +728,9 @@ class GateSession:
 
     def _record_verdict(
         self, item: pytest.Item, call: pytest.CallInfo[None], report: pytest.TestReport
-    ) -> str | None:
-        """Put the gate's verdict on ``report`` (a user property the controller collects);
-        return where a gate's own bug broke (pytest's traceback, which its report's one
-        line replaces), for the gate's Allure result."""
+    ) -> None:
+        """Put the gate's verdict on ``report`` (a user property the controller collects)."""
         gate = item.stash.get(GATE_KEY, None)
-        trace = None
-        if (
-            report.failed
-            and call.excinfo is not None
-            and not isinstance(call.excinfo.value, _DELIBERATE_VERDICTS)
-        ):
-            trace = report.longreprtext
         if gate is None:
             if item.stash.get(NOT_A_GATE_KEY, False) and report.when == "setup":
                 # Reported under its own name, not as a gate whose worker died.
@@ -753,7 +746,7 @@ class GateSession:
                         },
                     )
                 )
-            return trace
+            return
         verdict: Verdict | None = None
         message = ""
         if report.skipped or hasattr(report, "wasxfail"):
@@ -767,7 +760,7 @@ class GateSession:
         elif report.when == "call" and report.passed:
             verdict = Verdict.PASS
         if verdict is None:
-            return trace
+            return
         waiver = self._waiver(gate.id, verdict)
         if waiver is None and self.observation is not None and self.settings is not None:
             misses = waiver_misses(
@@ -817,7 +810,6 @@ class GateSession:
                 },
             )
         )
-        return trace
 
     def _record_allure(
         self,
@@ -1177,12 +1169,6 @@ def _display_path(path: Path) -> str:
         return str(path)
 
 
-#: What a gate raises to end in a verdict on purpose (an ``assert`` is a criterion checked,
-#: as :func:`~pytest_canarygate.verdicts.verdict_of` has it): its report is the verdict's
-#: line (:meth:`GateSession._record_verdict`), never pytest's traceback of it.
-_DELIBERATE_VERDICTS = (GateOutcome, EndpointError, AssertionError)
-
-
 def _verdicts_without_traceback(item: pytest.Item) -> None:
     """Have ``item`` report a deliberate verdict raised by its test function without pytest's
     traceback, which would be discarded: reading and parsing the source of each frame is most
@@ -1192,7 +1178,7 @@ def _verdicts_without_traceback(item: pytest.Item) -> None:
     made = item.repr_failure
 
     def repr_failure(excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
-        if isinstance(excinfo.value, _DELIBERATE_VERDICTS):
+        if isinstance(excinfo.value, DELIBERATE):
             return excinfo.exconly()
         return made(excinfo) if style is None else made(excinfo, style)  # a Function takes one
 

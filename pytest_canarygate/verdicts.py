@@ -62,6 +62,11 @@ class Inconclusive(GateOutcome):
     verdict = Verdict.INCONCLUSIVE
 
 
+#: What a gate raises to end in a verdict on purpose (anything else :func:`verdict_of` calls
+#: a gate error): its message says the verdict, and where it was raised adds nothing.
+DELIBERATE = (GateOutcome, EndpointError, AssertionError)
+
+
 def verdict_of(exc: BaseException) -> tuple[Verdict, str]:
     """The verdict (and its message) a gate ends in when it raised ``exc``."""
     if isinstance(exc, GateOutcome):
