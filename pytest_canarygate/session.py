@@ -451,10 +451,22 @@ class GateSession:
             self.observation = observe(endpoints, plan, **options)
             self._observed()  # says what was read
         else:
-            # A serial run collects its gates while the later readings wait their interval:
-            # gates are parametrized from the first readings (GateParameter), and the whole
-            # observation is waited for when collection ends (_finish_observing).
+            # A serial run collects its gates while the observation is taken: gates are
+            # parametrized from the first readings (GateParameter), and the whole observation
+            # is waited for when collection ends (_finish_observing). A phase with no gate per
+            # session collects before even the first readings are in.
             self.observing = start_observing(endpoints, plan, **options)
+            if any(g.per for g in self.catalog.gates_for(self.phase, self.stage)):
+                self._wait_first_readings()
+        # Collection and every gate, timed until the verdicts are in (a line when over 1 s).
+        self.judging = self._stage("judged")
+
+    def _wait_first_readings(self) -> Observation:
+        """The first round of readings of the observation a serial run is taking, waited for
+        once, by the first that needs them; then, before collection goes on, the pack prepares
+        what its gates will ask of them."""
+        if self.first_readings is None:
+            assert self.observing is not None
             self.first_readings = self.observing.first_readings()
             if self.pack.prepare is not None:
                 # Still in the pause, before collection: the second readings, which come after
@@ -463,8 +475,7 @@ class GateSession:
                 # decides a verdict.
                 with contextlib.suppress(Exception):
                     self.pack.prepare(self.first_readings)
-        # Collection and every gate, timed until the verdicts are in (a line when over 1 s).
-        self.judging = self._stage("judged")
+        return self.first_readings
 
     def _observed(self) -> None:
         """Once the observation is in: say what was read, write it, gather the chain of
@@ -558,10 +569,12 @@ class GateSession:
             if mark is not None:  # a stray test fails once, not once per target
                 self._parametrize_targets(metafunc, self.observation)
             return
-        observed = self.observation if self.observation is not None else self.first_readings
         for parameter in self.pack.parameters:
             if parameter.fixture not in metafunc.fixturenames:
                 continue
+            observed = self.observation
+            if observed is None and self.observing is not None:
+                observed = self._wait_first_readings()
             values, ids = _parameter_values(parameter, observed)
             metafunc.parametrize(parameter.fixture, values, ids=ids, indirect=True)
 

@@ -1,0 +1,182 @@
+"""A serial run collects its gates while the daemons are read: a phase with no gate per tmux
+session does not wait for any reading to collect; one with such a gate waits for the first
+readings, which its instances are made from.
+
+The daemon here is a real process on a real socket (a test double: recorded replies) that
+holds each reply until the run has collected (a flag file its conftest writes), or until a
+given time has passed, and logs whether the run had collected when it answered.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from gate_repo import only_run
+from gate_repo import write_gates
+from rpc_servers import SAMPLES
+from rpc_servers import SOCKET_NAME
+from rpc_servers import short_tempdir
+
+#: Serves daemon.info and list_panes from recorded replies, each held until FLAG exists or
+#: HOLD_S passed; logs {"method", "collected"} per reply. Stops on stdin EOF.
+HOLDING_DAEMON = r"""
+import json, os, socket, sys, threading, time
+sock_path, samples, flag, hold_s, log = sys.argv[1:6]
+replies = {
+    m: json.load(open(os.path.join(samples, m + ".json"))) for m in ("daemon.info", "list_panes")
+}
+server = socket.socket(socket.AF_UNIX)
+server.bind(sock_path)
+os.chmod(sock_path, 0o600)
+server.listen(16)
+
+def serve(conn):
+    with conn:
+        data = b""
+        while not data.endswith(b"\n"):
+            chunk = conn.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+        request = json.loads(data)
+        deadline = time.monotonic() + float(hold_s)
+        while not os.path.exists(flag) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        method = request.get("method")
+        unknown = {"error": {"code": -32601, "message": "method not found"}}
+        reply = dict(replies.get(method) or unknown)
+        reply.update(jsonrpc="2.0", id=request.get("id"))
+        with open(log, "a") as out:
+            out.write(json.dumps({"method": method, "collected": os.path.exists(flag)}) + "\n")
+        conn.sendall(json.dumps(reply, sort_keys=True, separators=(",", ":")).encode() + b"\n")
+
+def accept():
+    while True:
+        conn, _ = server.accept()
+        threading.Thread(target=serve, args=(conn,), daemon=True).start()
+
+threading.Thread(target=accept, daemon=True).start()
+print("ready", flush=True)
+sys.stdin.read()
+"""
+
+#: Writes the flag once collection is over.
+FLAG_CONFTEST = """
+from pathlib import Path
+
+def pytest_collection_finish(session):
+    Path({flag!r}).touch()
+"""
+
+CATALOG = (
+    '[runbook]\ntitle = "test"\ndocument = "runbook.md"\n'
+    'phases = ["alpha", "canary", "gradual", "cutover", "rollback"]\n'
+    'read_only_methods = ["list_*", "*_changed", "latency_status", "daemon.info", "ops.*"]\n'
+    '[[item]]\nid = "A-1"\nsection = "S"\ntext = "a check"\nkind = "step"\n'
+    'phase = "alpha"\nstage = "entry"\n'
+    '[[gate]]\nid = "info.gate"\nitem = "A-1"\ntitle = "info"\nneeds = ["v5:daemon.info"]\n'
+)
+PER_SESSION_GATE = (
+    '[[gate]]\nid = "panes.gate"\nitem = "A-1"\ntitle = "panes"\n'
+    'per = "agtmux_tmux_session"\nneeds = ["v5:list_panes"]\n'
+)
+GATES = (
+    "from pytest_canarygate import gate\n\n"
+    "@gate('info.gate')\ndef test_info(canarygate_observed):\n"
+    "    assert canarygate_observed is not None\n"
+)
+PER_SESSION_TEST = (
+    "\n@gate('panes.gate')\ndef test_panes(canarygate_observed, agtmux_tmux_session):\n"
+    "    assert agtmux_tmux_session\n"
+)
+
+
+class HoldingDaemon:
+    """The holding daemon, started on a socket of its own."""
+
+    def __init__(self, flag: Path, hold_s: float, log: Path) -> None:
+        self.folder = short_tempdir()
+        self.socket = self.folder / SOCKET_NAME
+        self.log = log
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                HOLDING_DAEMON,
+                *map(str, (self.socket, SAMPLES, flag, hold_s, log)),
+            ],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+        )
+        assert self.process.stdout is not None
+        assert self.process.stdout.readline() == b"ready\n"
+
+    def stop(self) -> None:
+        assert self.process.stdin is not None
+        self.process.stdin.close()
+        self.process.wait(timeout=30)
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+    def replies(self) -> list[dict[str, object]]:
+        return [json.loads(line) for line in self.log.read_text().splitlines()]
+
+
+@pytest.fixture
+def holding_daemon(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[HoldingDaemon]:
+    hold_s = request.param
+    daemon = HoldingDaemon(tmp_path / "collected.flag", hold_s, tmp_path / "replies.log")
+    yield daemon
+    daemon.stop()
+
+
+def _repo(pytester: pytest.Pytester, daemon: HoldingDaemon, flag: Path, per_session: bool) -> None:
+    catalog = CATALOG + (PER_SESSION_GATE if per_session else "")
+    write_gates(pytester, catalog, GATES + (PER_SESSION_TEST if per_session else ""))
+    pytester.makeconftest(FLAG_CONFTEST.format(flag=str(flag)))
+    endpoint = f"unix://{daemon.socket}"
+    (pytester.path / "canarygate.toml").write_text(
+        f'[migration]\nid = "collect-test"\n[daemons.v4]\nendpoint = "{endpoint}"\n'
+        f'[daemons.v5]\nendpoint = "{endpoint}"\n'
+        "[timeouts]\nconnect_s = 5.0\nread_s = 60.0\n"
+    )
+
+
+@pytest.mark.parametrize("holding_daemon", [20.0], indirect=True)
+def test_a_phase_without_per_session_gates_collects_before_any_reading(
+    pytester: pytest.Pytester, holding_daemon: HoldingDaemon, tmp_path: Path
+) -> None:
+    flag = tmp_path / "collected.flag"
+    _repo(pytester, holding_daemon, flag, per_session=False)
+    result = pytester.runpytest_subprocess("--phase=alpha")
+    # every reply was held until collection had ended: collection never waited for one
+    replies = holding_daemon.replies()
+    assert [r["method"] for r in replies] == ["daemon.info", "daemon.info"]  # the bracket
+    assert all(r["collected"] for r in replies), replies
+    assert result.ret == 0, result.stdout.str()
+    _, run = only_run(pytester.path)
+    assert [(g["gate"], g["verdict"]) for g in run["gates"]] == [("info.gate", "PASS")]
+
+
+@pytest.mark.parametrize("holding_daemon", [1.5], indirect=True)
+def test_a_phase_with_a_per_session_gate_collects_from_the_first_readings(
+    pytester: pytest.Pytester, holding_daemon: HoldingDaemon, tmp_path: Path
+) -> None:
+    flag = tmp_path / "collected.flag"
+    _repo(pytester, holding_daemon, flag, per_session=True)
+    result = pytester.runpytest_subprocess("--phase=alpha")
+    # collection waited for the first readings: they were answered before it ended, the
+    # bracket's last reading after
+    assert [(r["method"], r["collected"]) for r in holding_daemon.replies()] == [
+        ("daemon.info", False),
+        ("list_panes", False),
+        ("daemon.info", True),
+    ]
+    _, run = only_run(pytester.path)
+    per_session = sorted(g["param"] for g in run["gates"] if g["gate"] == "panes.gate")
+    assert per_session == ["session-alpha", "session-beta"], result.stdout.str()
