@@ -13,6 +13,15 @@ One invocation runs, for each phase:
 (c) the same with ``-n WORKERS``;
 and once more (b) on a smaller fleet, to show daemon calls and reads do not grow with it.
 
+Two reference runs put (b) and (c) in proportion; they are printed beside the targets, never
+judged against them:
+
+* the floor under ``-n WORKERS``: what xdist alone costs these many tests;
+* ``floor+answers``: the floor after a ``conftest.py`` reads, from (b)'s running fleet and
+  before collection, each daemon answer the phase's gates need, once, the plainest way (a
+  socket, ``json.loads``, a thread per daemon; no check, gate or seal): what no gate run over
+  this fleet can go below.
+
 Every run is measured warm: the children run without ``PYTHONDONTWRITEBYTECODE`` (which would
 make each run recompile, and re-rewrite the assertions of, every module it imports), and each
 measured run, floor and gates alike, follows one unmeasured warm-up run of the same command in
@@ -59,6 +68,7 @@ import time
 from collections.abc import Callable
 from collections.abc import Iterable
 from collections.abc import Iterator
+from collections.abc import Mapping
 from collections.abc import Sequence
 from dataclasses import asdict
 from dataclasses import dataclass
@@ -184,6 +194,8 @@ class Target:
     target: str
     figure: str
     met: bool | None  # None: not measured (counts as not met)
+    #: a reference run's figure that puts this one in proportion (never changes ``met``)
+    context: str = ""
 
     @property
     def status(self) -> str:
@@ -503,11 +515,32 @@ def warm_up(run: Run, argv: Sequence[str], work: Path, timeout_s: float, ok: Ite
 # ------------------------------------------------------------------------------ measurements
 
 
-def measure_floor(phase: str, tests: int, work: Path, timeout_s: float) -> Run:
-    """(a): plain pytest + allure-pytest over ``tests`` trivial tests."""
-    run = Run(name=f"floor {phase}", kind="floor", phase=phase, gates=tests, folder=str(work))
+def measure_floor(
+    phase: str,
+    tests: int,
+    work: Path,
+    timeout_s: float,
+    *,
+    workers: int = 0,
+    conftest: str | None = None,
+    name: str = "",
+) -> Run:
+    """(a): plain pytest + allure-pytest over ``tests`` trivial tests; with ``workers``, under
+    ``-n workers``; with ``conftest``, that ``conftest.py`` beside them (see
+    :func:`reading_conftest`)."""
+    mode = f" -n {workers}" if workers else ""
+    run = Run(
+        name=name or f"floor {phase}{mode}",
+        kind="floor" if not (workers or conftest) else "reference",
+        phase=phase,
+        workers=workers,
+        gates=tests,
+        folder=str(work),
+    )
     work.mkdir(parents=True)
     (work / "test_floor.py").write_text(floor_module(tests))
+    if conftest is not None:
+        (work / "conftest.py").write_text(conftest)
     argv = [
         sys.executable,
         "-m",
@@ -520,6 +553,7 @@ def measure_floor(phase: str, tests: int, work: Path, timeout_s: float) -> Run:
         "no:cacheprovider",
         "-q",
         f"--alluredir={work / 'allure-results'}",
+        *(["-n", str(workers)] if workers else []),
         "test_floor.py",
     ]
     warmed = warm_up(run, argv, work, timeout_s, ok=(0,))
@@ -539,6 +573,72 @@ def measure_floor(phase: str, tests: int, work: Path, timeout_s: float) -> Run:
     return run
 
 
+def answers_plan(phase: str, endpoints: Mapping[str, str]) -> dict[str, list[list[Any]]]:
+    """``{socket path: [[method, params or None], ...]}``: each daemon method the catalog's
+    ``phase`` gates need, once (no second reading, no bracket), with the pack's params."""
+    from pytest_canarygate.agtmux.pack import METHOD_PARAMS
+    from pytest_canarygate.catalog import load_catalogs
+    from pytest_canarygate.catalog import needs_of
+    from pytest_canarygate.observation import EVIDENCE_NEED
+
+    catalog = load_catalogs([ROOT / "gates" / "catalog.toml"])
+    plan = needs_of(catalog.gates_for(phase))
+    plan.pop(EVIDENCE_NEED, None)
+    calls: dict[str, list[list[Any]]] = {}
+    for daemon, methods in plan.items():
+        uri = endpoints[daemon]
+        if not uri.startswith("unix://"):
+            raise ValueError(f"daemon {daemon}: {uri!r} is not a unix:// endpoint")
+        calls[uri.removeprefix("unix://")] = [
+            [method, dict(METHOD_PARAMS[method]) if method in METHOD_PARAMS else None]
+            for method in methods
+        ]
+    return calls
+
+
+def reading_conftest(calls: Mapping[str, Sequence[Sequence[Any]]]) -> str:
+    """A ``conftest.py`` that reads, before collection, each answer of ``calls`` (see
+    :func:`answers_plan`) the plainest way there is: one JSON-RPC request per connection,
+    the reply to EOF, ``json.loads``, a thread per daemon; no check, gate or seal. A reply
+    that is not a result, or a missing one, ends the run with a usage error."""
+    return f"""\
+import json
+import socket
+import threading
+
+import pytest
+
+CALLS = json.loads({json.dumps(json.dumps(calls))})
+ANSWERS = []
+
+
+def _read(path, calls):
+    for method, params in calls:
+        request = {{"jsonrpc": "2.0", "id": 1, "method": method}}
+        if params is not None:
+            request["params"] = params
+        with socket.socket(socket.AF_UNIX) as sock:
+            sock.connect(path)
+            sock.sendall(json.dumps(request).encode() + b"\\n")
+            sock.shutdown(socket.SHUT_WR)
+            chunks = []
+            while chunk := sock.recv(1 << 20):
+                chunks.append(chunk)
+        ANSWERS.append(json.loads(b"".join(chunks))["result"])
+
+
+def pytest_sessionstart(session):
+    threads = [threading.Thread(target=_read, args=item) for item in CALLS.items()]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    expected = sum(len(calls) for calls in CALLS.values())
+    if len(ANSWERS) != expected:
+        raise pytest.UsageError(f"read {{len(ANSWERS)}} answers of {{expected}}")
+"""
+
+
 def measure_gates(
     phase: str,
     sessions: int,
@@ -547,9 +647,11 @@ def measure_gates(
     work: Path,
     *,
     timeout_s: float,
+    then: Callable[[Run, FleetInfo], None] | None = None,
 ) -> Run:
     """(b) or (c): a phase judged over a simulated fleet started beforehand, then its bundle
-    verified. The fleet's start is not in the measured time; it is stopped after the run."""
+    verified. The fleet's start is not in the measured time; it is stopped after the run.
+    ``then(run, fleet)`` is called after the measured run, the fleet still running."""
     mode = f"-n {workers}" if workers else "serial"
     run = Run(
         name=f"{phase} {sessions}x{panes_per_session} {mode}",
@@ -593,6 +695,8 @@ def measure_gates(
             shutil.rmtree(work / "reports", ignore_errors=True)  # the measured run's bundle alone
             if warmed:
                 returncode, run.wall_s, run.peak_kib, output = run_measured(argv, work, timeout_s)
+                if then is not None:
+                    then(run, fleet.info)
     except FleetError as exc:
         run.problem = f"the fleet did not start: {exc}"
         run.tail = exc.tail
@@ -775,15 +879,29 @@ class Results:
     serial: dict[str, Run] = field(default_factory=dict)
     parallel: dict[str, Run] = field(default_factory=dict)
     small: dict[str, Run] = field(default_factory=dict)
+    #: references, not targets: the floor under ``-n workers``, and the floor after a plain
+    #: read of the answers the phase's gates need (what no gate run can go below)
+    floors_parallel: dict[str, Run] = field(default_factory=dict)
+    floors_reading: dict[str, Run] = field(default_factory=dict)
+
+    def _groups(self) -> tuple[dict[str, Run], ...]:
+        return (
+            self.floors,
+            self.floors_parallel,
+            self.floors_reading,
+            self.serial,
+            self.parallel,
+            self.small,
+        )
 
     def all_runs(self) -> list[Run]:
         """Every run, in the order printed."""
-        groups = (self.floors, self.serial, self.parallel, self.small)
+        groups = self._groups()
         return [group[phase] for phase in self.phases() for group in groups if phase in group]
 
     def phases(self) -> list[str]:
         """The phases run, in order."""
-        return list(dict.fromkeys([*self.serial, *self.parallel, *self.floors, *self.small]))
+        return list(dict.fromkeys(phase for group in self._groups() for phase in group))
 
     def full_fleet(self) -> list[Run]:
         """The completed gate runs on the big fleet, serial and parallel."""
@@ -807,22 +925,39 @@ def fmt(value: float | None, digits: int = 2) -> str:
     return "-" if value is None else f"{value:,.{digits}f}"
 
 
-def floor_ratio_target(phase: str, serial: Run | None, floor: Run | None) -> Target:
-    """(b)/(a) within :data:`MAX_FLOOR_RATIO`."""
+def floor_ratio_target(
+    phase: str, serial: Run | None, floor: Run | None, reading: Run | None = None
+) -> Target:
+    """(b)/(a) within :data:`MAX_FLOOR_RATIO`; in proportion to ``reading``, the floor after a
+    plain read of the answers the gates need, when it completed."""
     value = ratio(serial, floor)
     walls = f"{fmt(serial.wall_s if serial else None)} s / {fmt(floor.wall_s if floor else None)} s"
+    context = ""
+    if reading is not None and ratio(reading, floor) is not None:
+        context = (
+            f"reference: the floor after one plain read of the answers the gates need (socket "
+            f"and json.loads; no check, gate or seal) took {fmt(reading.wall_s)} s, "
+            f"{fmt(ratio(reading, floor))} x the floor; (b) is {fmt(ratio(serial, reading))} x it"
+        )
     return Target(
         f"{phase}: (b) serial / (a) floor",
         f"<= {MAX_FLOOR_RATIO}",
         f"{fmt(value)} ({walls})",
         at_most(value, MAX_FLOOR_RATIO),
+        context,
     )
 
 
 def parallel_target(
-    phase: str, serial: Run | None, parallel: Run | None, floor: Run | None, workers: int
+    phase: str,
+    serial: Run | None,
+    parallel: Run | None,
+    floor: Run | None,
+    workers: int,
+    floor_parallel: Run | None = None,
 ) -> Target:
-    """(c) no slower than (b)."""
+    """(c) no slower than (b); in proportion to ``floor_parallel``, the floor under the same
+    ``-n``, when it completed."""
     figure = (
         f"{fmt(parallel.wall_s if parallel else None)} s vs "
         f"{fmt(serial.wall_s if serial else None)} s; (c)/(a) {fmt(ratio(parallel, floor))}"
@@ -830,7 +965,16 @@ def parallel_target(
     met = None
     if serial is not None and parallel is not None and serial.completed and parallel.completed:
         met = parallel.wall_s <= serial.wall_s
-    return Target(f"{phase}: (c) -n {workers} no slower than (b)", "(c) <= (b)", figure, met)
+    context = ""
+    if floor_parallel is not None and ratio(floor_parallel, floor) is not None:
+        context = (
+            f"reference: the floor itself under -n {workers} took {fmt(floor_parallel.wall_s)} s, "
+            f"{fmt(ratio(floor_parallel, floor))} x its serial run; "
+            f"(c) is {fmt(ratio(parallel, floor_parallel))} x it"
+        )
+    return Target(
+        f"{phase}: (c) -n {workers} no slower than (b)", "(c) <= (b)", figure, met, context
+    )
 
 
 def flat_counts_target(phase: str, big: Run | None, small: Run | None) -> Target:
@@ -925,9 +1069,18 @@ def targets(results: Results) -> list[Target]:
     found: list[Target] = []
     for phase in results.phases():
         serial, floor = results.serial.get(phase), results.floors.get(phase)
-        found.append(floor_ratio_target(phase, serial, floor))
+        found.append(floor_ratio_target(phase, serial, floor, results.floors_reading.get(phase)))
         parallel = results.parallel.get(phase)
-        found.append(parallel_target(phase, serial, parallel, floor, results.workers))
+        found.append(
+            parallel_target(
+                phase,
+                serial,
+                parallel,
+                floor,
+                results.workers,
+                results.floors_parallel.get(phase),
+            )
+        )
         found.append(flat_counts_target(phase, serial, results.small.get(phase)))
     runs = results.full_fleet()
     found += [
@@ -947,7 +1100,7 @@ COLUMNS: tuple[tuple[str, Callable[[Run, Run | None], str]], ...] = (
     ("gates", lambda r, fl: f"{r.gates:,}"),
     ("wall s", lambda r, fl: fmt(r.wall_s)),
     ("ms/gate", lambda r, fl: fmt(r.per_gate_ms)),
-    ("/floor", lambda r, fl: fmt(ratio(r, fl)) if r.kind == "gates" else "-"),
+    ("/floor", lambda r, fl: fmt(ratio(r, fl)) if r.kind != "floor" else "-"),
     ("calls", lambda r, fl: "-" if r.daemon_calls is None else str(r.daemon_calls)),
     ("reads", lambda r, fl: "-" if r.provider_reads is None else str(r.provider_reads)),
     ("observe s", lambda r, fl: fmt(r.observe_s)),
@@ -983,7 +1136,12 @@ def table(results: Results) -> str:
 
 def target_lines(found: Iterable[Target]) -> list[str]:
     """One line per target: its name, figure, target and status."""
-    return [f"target {t.name}: {t.figure}; target {t.target}: {t.status}" for t in found]
+    lines = []
+    for t in found:
+        lines.append(f"target {t.name}: {t.figure}; target {t.target}: {t.status}")
+        if t.context:
+            lines.append(f"  {t.context}")
+    return lines
 
 
 def report(results: Results, found: Sequence[Target]) -> str:
@@ -1067,27 +1225,82 @@ def note(message: str) -> None:
 
 
 def measure_all(args: argparse.Namespace, root: Path) -> Results:
-    """Run (b), (c), (a) and the smaller fleet for every phase."""
+    """Run (b), (c), (a), the references and the smaller fleet for every phase."""
     results = Results(workers=args.workers)
     options = {"timeout_s": args.timeout}
     pps = args.panes_per_session
+
+    def measured(group: dict[str, Run], run: Run) -> None:
+        group[run.phase] = run
+        note(f"{run.name}: {run.wall_s:.1f} s" + ("" if run.completed else " (did not complete)"))
+
     for phase in args.phases:
-        for workers, group in ((0, results.serial), (args.workers, results.parallel)):
-            group[phase] = measure_gates(
-                phase, args.sessions, pps, workers, root / f"{phase}-n{workers}", **options
+
+        def reading_floor(run: Run, fleet: FleetInfo, phase: str = phase) -> None:
+            # While (b)'s fleet still runs: as many trivial tests as (b) must judge.
+            folder = root / f"{phase}-floor-reading"
+            try:
+                conftest = reading_conftest(answers_plan(phase, fleet.endpoints))
+            except (KeyError, ValueError) as exc:
+                failed = Run(name=f"floor+answers {phase}", kind="reference", phase=phase)
+                failed.problem = f"no plain read of the fleet: {type(exc).__name__}: {exc}"
+                measured(results.floors_reading, failed)
+                return
+            tests = run.expected_gates or 1
+            measured(
+                results.floors_reading,
+                measure_floor(
+                    phase,
+                    tests,
+                    folder,
+                    args.timeout,
+                    conftest=conftest,
+                    name=f"floor+answers {phase}",
+                ),
             )
-            note(f"{group[phase].name}: {group[phase].wall_s:.1f} s")
+
+        measured(
+            results.serial,
+            measure_gates(
+                phase,
+                args.sessions,
+                pps,
+                0,
+                root / f"{phase}-n0",
+                then=reading_floor,
+                **options,
+            ),
+        )
+        measured(
+            results.parallel,
+            measure_gates(
+                phase,
+                args.sessions,
+                pps,
+                args.workers,
+                root / f"{phase}-n{args.workers}",
+                **options,
+            ),
+        )
         gates = results.serial[phase].gates or results.parallel[phase].gates
         if gates:
-            results.floors[phase] = measure_floor(
-                phase, gates, root / f"{phase}-floor", args.timeout
+            measured(
+                results.floors, measure_floor(phase, gates, root / f"{phase}-floor", args.timeout)
             )
-            note(f"{results.floors[phase].name}: {results.floors[phase].wall_s:.1f} s")
-        small = measure_gates(
-            phase, args.small_sessions, pps, 0, root / f"{phase}-small", **options
+            measured(
+                results.floors_parallel,
+                measure_floor(
+                    phase,
+                    gates,
+                    root / f"{phase}-floor-n{args.workers}",
+                    args.timeout,
+                    workers=args.workers,
+                ),
+            )
+        measured(
+            results.small,
+            measure_gates(phase, args.small_sessions, pps, 0, root / f"{phase}-small", **options),
         )
-        results.small[phase] = small
-        note(f"{small.name}: {small.wall_s:.1f} s")
     return results
 
 

@@ -9,6 +9,7 @@ import importlib.util
 import json
 import os
 import stat
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -474,3 +475,123 @@ def test_the_bundle_is_sized_whole_and_by_top_level_entry(fs: ModuleType, tmp_pa
     (tmp_path / "empty").mkdir()
     assert fs.bundle_size(tmp_path) == (600, 3)
     assert list(fs.bundle_parts(tmp_path).items()) == [("allure-results", 500), ("run.json", 100)]
+
+
+def test_the_plain_read_asks_each_daemon_for_what_the_phase_needs_once(fs: ModuleType) -> None:
+    endpoints = {"v4": "unix:///run/a/v4.sock", "v5": "unix:///run/a/v5.sock"}
+    calls = fs.answers_plan("canary", endpoints)
+    assert set(calls) == {"/run/a/v4.sock", "/run/a/v5.sock"}
+    v5 = dict((method, params) for method, params in calls["/run/a/v5.sock"])
+    assert v5["state_changed"] == {"since_version": 0}  # the pack's params, as a run sends
+    assert v5["list_panes"] is None
+    assert "daemon.info" in v5  # a gate's need, not the bracket
+    assert all(len(methods) == len(set(m for m, _ in methods)) for methods in calls.values())
+    assert "evidence" not in calls
+
+
+@pytest.mark.parametrize(
+    ("endpoints", "error"),
+    [
+        ({"v4": "ssh://host/v4.sock", "v5": "unix:///v5.sock"}, ValueError),
+        ({"v5": "unix:///v5.sock"}, KeyError),
+    ],
+)
+def test_the_plain_read_needs_every_daemon_on_a_local_socket(
+    fs: ModuleType, endpoints: dict[str, str], error: type[Exception]
+) -> None:
+    with pytest.raises(error):
+        fs.answers_plan("canary", endpoints)
+
+
+def test_the_floor_after_a_plain_read_reads_a_real_fleet(fs: ModuleType, tmp_path: Path) -> None:
+    (tmp_path / "fleet").mkdir()
+    with fs.running_fleet(fs.fleet_argv("healthy", "canary"), tmp_path / "fleet", 120) as fleet:
+        conftest = fs.reading_conftest(fs.answers_plan("canary", fleet.info.endpoints))
+        run = fs.measure_floor("canary", 3, tmp_path / "floor", 300, conftest=conftest, name="fa")
+    assert run.completed, run.tail
+    assert (run.name, run.kind) == ("fa", "reference")
+    # the same conftest, the fleet gone: the run cannot read it, and says so
+    gone = fs.measure_floor("canary", 3, tmp_path / "gone", 300, conftest=conftest)
+    assert not gone.completed
+    assert gone.problem == "the warm-up run exited 4"
+
+
+def test_the_floor_after_a_plain_read_refuses_an_error_reply(
+    fs: ModuleType, tmp_path: Path
+) -> None:
+    # a daemon that answers every request with a JSON-RPC error: no result to decode
+    sock_path = tmp_path / "d.sock"
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import socket, sys\n"
+            "s = socket.socket(socket.AF_UNIX); s.bind(sys.argv[1]); s.listen()\n"
+            "while True:\n"
+            "    c, _ = s.accept(); c.recv(65536)\n"
+            '    c.sendall(b\'{"jsonrpc":"2.0","id":1,"error":{"code":-32601,'
+            '"message":"method not found"}}\\n\'); c.close()\n',
+            str(sock_path),
+        ]
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not sock_path.exists() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        conftest = fs.reading_conftest({str(sock_path): [["list_panes", None]]})
+        run = fs.measure_floor("canary", 2, tmp_path / "floor", 300, conftest=conftest)
+    finally:
+        server.kill()
+        server.wait()
+    assert not run.completed
+    assert "read 0 answers of 1" in run.tail
+
+
+def test_the_floor_under_xdist_is_a_reference(fs: ModuleType, tmp_path: Path) -> None:
+    run = fs.measure_floor("alpha", 4, tmp_path / "floor", 300, workers=2)
+    assert run.completed, run.tail
+    assert (run.name, run.kind, run.workers) == ("floor alpha -n 2", "reference", 2)
+
+
+def test_the_references_put_the_targets_in_proportion_never_judge_them(fs: ModuleType) -> None:
+    serial, floor = gate_run(fs, wall_s=4.8), floor_run(fs, wall_s=3.2)
+    reading = floor_run(fs, name="floor+answers alpha", kind="reference", wall_s=4.0)
+    target = fs.floor_ratio_target("alpha", serial, floor, reading)
+    assert target.status == "MISSED"
+    assert "took 4.00 s, 1.25 x the floor; (b) is 1.20 x it" in target.context
+    assert fs.floor_ratio_target("alpha", serial, floor).context == ""
+    unfinished = floor_run(fs, kind="reference", completed=False)
+    assert fs.floor_ratio_target("alpha", serial, floor, unfinished).context == ""
+
+    xdist_floor = floor_run(fs, name="floor alpha -n 2", kind="reference", wall_s=6.4)
+    parallel = fs.parallel_target("alpha", serial, gate_run(fs, wall_s=5.76), floor, 2, xdist_floor)
+    assert parallel.status == "MISSED"
+    assert "under -n 2 took 6.40 s, 2.00 x its serial run; (c) is 0.90 x it" in parallel.context
+
+    lines = fs.target_lines([target, parallel])
+    assert lines[1] == f"  {target.context}"
+    assert lines[3] == f"  {parallel.context}"
+
+
+def test_the_report_lists_the_references_after_the_floor(fs: ModuleType) -> None:
+    results = fs.Results(workers=2)
+    results.serial["alpha"] = gate_run(fs)
+    results.floors["alpha"] = floor_run(fs)
+    results.floors_parallel["alpha"] = floor_run(
+        fs, name="floor alpha -n 2", kind="reference", workers=2, wall_s=6.4
+    )
+    results.floors_reading["alpha"] = floor_run(
+        fs, name="floor+answers alpha", kind="reference", wall_s=3.6
+    )
+    names = [run.name for run in results.all_runs()]
+    assert names == [
+        "floor alpha",
+        "floor alpha -n 2",
+        "floor+answers alpha",
+        "alpha 1000x10 serial",
+    ]
+    rows = fs.table(results).splitlines()
+    cells = rows[2].split()
+    assert cells[:4] == ["floor", "alpha", "-n", "2"]
+    assert (cells[6], cells[8]) == ("6.40", "2.00")  # wall s, and /floor
+    assert rows[1].split()[6] == "-"  # the floor over itself: not shown
