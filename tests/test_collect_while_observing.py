@@ -1,6 +1,7 @@
 """A serial run collects its gates while the daemons are read: a phase with no gate per tmux
 session does not wait for any reading to collect; one with such a gate waits for the first
-readings, which its instances are made from.
+readings, which its instances are made from. Under xdist the controller reads everything
+before any worker collects.
 
 The daemon here is a real process on a real socket (a test double: recorded replies) that
 holds each reply until the run has collected (a flag file its conftest writes), or until a
@@ -119,8 +120,10 @@ class HoldingDaemon:
 
     def stop(self) -> None:
         assert self.process.stdin is not None
+        assert self.process.stdout is not None
         self.process.stdin.close()
         self.process.wait(timeout=30)
+        self.process.stdout.close()
         shutil.rmtree(self.folder, ignore_errors=True)
 
     def replies(self) -> list[dict[str, object]]:
@@ -180,3 +183,21 @@ def test_a_phase_with_a_per_session_gate_collects_from_the_first_readings(
     _, run = only_run(pytester.path)
     per_session = sorted(g["param"] for g in run["gates"] if g["gate"] == "panes.gate")
     assert per_session == ["session-alpha", "session-beta"], result.stdout.str()
+
+
+@pytest.mark.parametrize("holding_daemon", [1.5], indirect=True)
+def test_under_xdist_the_daemons_are_read_before_the_workers_collect(
+    pytester: pytest.Pytester, holding_daemon: HoldingDaemon, tmp_path: Path
+) -> None:
+    """Workers judge the observation the controller wrote: it is whole before they start."""
+    flag = tmp_path / "collected.flag"
+    _repo(pytester, holding_daemon, flag, per_session=False)
+    result = pytester.runpytest_subprocess("--phase=alpha", "-n", "2")
+    assert [(r["method"], r["collected"]) for r in holding_daemon.replies()] == [
+        ("daemon.info", False),
+        ("daemon.info", False),
+    ]
+    assert flag.exists()  # a worker collected, afterwards
+    assert result.ret == 0, result.stdout.str()
+    _, run = only_run(pytester.path)
+    assert [(g["gate"], g["verdict"]) for g in run["gates"]] == [("info.gate", "PASS")]
