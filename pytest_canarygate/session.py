@@ -463,16 +463,15 @@ class GateSession:
 
     def _wait_first_readings(self) -> Observation:
         """The first round of readings of the observation a serial run is taking, waited for
-        once, by the first that needs them; then, before collection goes on, the pack prepares
-        what its gates will ask of them."""
+        once, by the first that needs them; then the pack prepares what its gates will ask of
+        them, while the later readings wait their interval."""
         if self.first_readings is None:
             assert self.observing is not None
             self.first_readings = self.observing.first_readings()
             if self.pack.prepare is not None:
-                # Still in the pause, before collection: the second readings, which come after
-                # it, are then decoded with nothing else to do. Whatever breaks here breaks
-                # again in the gates that need it, and is judged there: preparing never
-                # decides a verdict.
+                # The second readings, which come after the pause, are then decoded with
+                # nothing else to do. Whatever breaks here breaks again in the gates that need
+                # it, and is judged there: preparing never decides a verdict.
                 with contextlib.suppress(Exception):
                     self.pack.prepare(self.first_readings)
         return self.first_readings
@@ -574,7 +573,12 @@ class GateSession:
                 continue
             observed = self.observation
             if observed is None and self.observing is not None:
-                observed = self._wait_first_readings()
+                try:
+                    observed = self._wait_first_readings()
+                except Exception:
+                    # One unobservable instance here; the run is aborted with the cause when
+                    # collection ends (_finish_observing), not once per module.
+                    observed = None
             values, ids = _parameter_values(parameter, observed)
             metafunc.parametrize(parameter.fixture, values, ids=ids, indirect=True)
 
