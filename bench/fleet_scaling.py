@@ -19,8 +19,9 @@ judged against them:
 * the floor under ``-n WORKERS``: what xdist alone costs these many tests;
 * ``floor+answers``: the floor after a ``conftest.py`` reads, from (b)'s running fleet and
   before collection, each daemon answer the phase's gates need, once, the plainest way (a
-  socket, ``json.loads``, a thread per daemon; no check, gate or seal): what no gate run over
-  this fleet can go below.
+  socket, ``json.loads``, a thread per daemon; no check, gate or seal): a run that reads what
+  the gates need and does nothing else with it. (b)'s ``fleet MB`` includes serving it.
+
 
 Every run is measured warm: the children run without ``PYTHONDONTWRITEBYTECODE`` (which would
 make each run recompile, and re-rewrite the assertions of, every module it imports), and each
@@ -39,8 +40,8 @@ the run's key; also ``verify_bundle`` alone, in this process), bundle size, and 
 process among pytest and the children it reaped (xdist workers); the fleet's start time and
 peak are printed apart (not part of the run). Then the ratios (b)/(a) and (c)/(a), and each
 target of issue 12 with its figure and ``met``, ``MISSED`` or ``NOT MEASURED``. Missed targets
-do not change the exit status: 0 when every run completed, 1 when one could not (its output's
-tail printed, escaped).
+do not change the exit status: 0 when every run but the references completed, 1 when one
+could not (its output's tail printed, escaped).
 
 The runs use the code of this checkout (it is put first on the children's ``PYTHONPATH``)::
 
@@ -599,8 +600,9 @@ def answers_plan(phase: str, endpoints: Mapping[str, str]) -> dict[str, list[lis
 def reading_conftest(calls: Mapping[str, Sequence[Sequence[Any]]]) -> str:
     """A ``conftest.py`` that reads, before collection, each answer of ``calls`` (see
     :func:`answers_plan`) the plainest way there is: one JSON-RPC request per connection,
-    the reply to EOF, ``json.loads``, a thread per daemon; no check, gate or seal. A reply
-    that is not a result, or a missing one, ends the run with a usage error."""
+    the reply to EOF, ``json.loads``, a thread per daemon; no check, gate or seal. A daemon
+    that cannot be reached is not read further (as a run does: it has nothing to decode); a
+    reply without a result, or no answer read at all, ends the run with a usage error."""
     return f"""\
 import json
 import socket
@@ -610,6 +612,7 @@ import pytest
 
 CALLS = json.loads({json.dumps(json.dumps(calls))})
 ANSWERS = []
+PROBLEMS = []
 
 
 def _read(path, calls):
@@ -618,13 +621,20 @@ def _read(path, calls):
         if params is not None:
             request["params"] = params
         with socket.socket(socket.AF_UNIX) as sock:
-            sock.connect(path)
+            try:
+                sock.connect(path)
+            except (FileNotFoundError, ConnectionRefusedError):
+                return  # down: every other call would fail the same way
             sock.sendall(json.dumps(request).encode() + b"\\n")
             sock.shutdown(socket.SHUT_WR)
             chunks = []
             while chunk := sock.recv(1 << 20):
                 chunks.append(chunk)
-        ANSWERS.append(json.loads(b"".join(chunks))["result"])
+        reply = json.loads(b"".join(chunks))
+        if "result" in reply:
+            ANSWERS.append(reply["result"])
+        else:
+            PROBLEMS.append(f"{{path}} {{method}}: {{reply.get('error')}}")
 
 
 def pytest_sessionstart(session):
@@ -633,9 +643,10 @@ def pytest_sessionstart(session):
         thread.start()
     for thread in threads:
         thread.join()
-    expected = sum(len(calls) for calls in CALLS.values())
-    if len(ANSWERS) != expected:
-        raise pytest.UsageError(f"read {{len(ANSWERS)}} answers of {{expected}}")
+    if PROBLEMS or not ANSWERS:
+        expected = sum(len(calls) for calls in CALLS.values())
+        cause = PROBLEMS[0] if PROBLEMS else "no daemon could be reached"
+        raise pytest.UsageError(f"read {{len(ANSWERS)}} answers of {{expected}}: {{cause}}")
 """
 
 
@@ -651,7 +662,8 @@ def measure_gates(
 ) -> Run:
     """(b) or (c): a phase judged over a simulated fleet started beforehand, then its bundle
     verified. The fleet's start is not in the measured time; it is stopped after the run.
-    ``then(run, fleet)`` is called after the measured run, the fleet still running."""
+    ``then(run, fleet)`` is called after a measured run that judged its gates, the fleet
+    still running."""
     mode = f"-n {workers}" if workers else "serial"
     run = Run(
         name=f"{phase} {sessions}x{panes_per_session} {mode}",
@@ -695,7 +707,7 @@ def measure_gates(
             shutil.rmtree(work / "reports", ignore_errors=True)  # the measured run's bundle alone
             if warmed:
                 returncode, run.wall_s, run.peak_kib, output = run_measured(argv, work, timeout_s)
-                if then is not None:
+                if then is not None and returncode in (0, 1):
                     then(run, fleet.info)
     except FleetError as exc:
         run.problem = f"the fleet did not start: {exc}"
@@ -1173,7 +1185,8 @@ def report(results: Results, found: Sequence[Target]) -> str:
         f"peak MB: {PEAK_HOW}: the largest single process of the run (the pytest controller "
         "or an xdist worker; the fleet is not part of the run)",
         "fleet s: from starting canarygate sim to its ready line (not in wall s); fleet MB: "
-        "the fleet's largest process (canarygate sim or a simulated daemon)",
+        "the fleet's largest process (canarygate sim or a simulated daemon; a serial run's "
+        "fleet also served the floor+answers reference)",
         "daemon s: summed elapsed_ms of the calls to the slowest daemon; observe s: the "
         "observation's started_at to finished_at",
         "",
@@ -1238,26 +1251,21 @@ def measure_all(args: argparse.Namespace, root: Path) -> Results:
 
         def reading_floor(run: Run, fleet: FleetInfo, phase: str = phase) -> None:
             # While (b)'s fleet still runs: as many trivial tests as (b) must judge.
-            folder = root / f"{phase}-floor-reading"
+            name = f"floor+answers {phase}"
             try:
                 conftest = reading_conftest(answers_plan(phase, fleet.endpoints))
-            except (KeyError, ValueError) as exc:
-                failed = Run(name=f"floor+answers {phase}", kind="reference", phase=phase)
-                failed.problem = f"no plain read of the fleet: {type(exc).__name__}: {exc}"
-                measured(results.floors_reading, failed)
-                return
-            tests = run.expected_gates or 1
-            measured(
-                results.floors_reading,
-                measure_floor(
+                reference = measure_floor(
                     phase,
-                    tests,
-                    folder,
+                    run.expected_gates or 1,
+                    root / f"{phase}-floor-reading",
                     args.timeout,
                     conftest=conftest,
-                    name=f"floor+answers {phase}",
-                ),
-            )
+                    name=name,
+                )
+            except Exception as exc:  # a reference never costs (b) its figures
+                reference = Run(name=name, kind="reference", phase=phase)
+                reference.problem = f"no plain read of the fleet: {type(exc).__name__}: {exc}"
+            measured(results.floors_reading, reference)
 
         measured(
             results.serial,
@@ -1304,12 +1312,19 @@ def measure_all(args: argparse.Namespace, root: Path) -> Results:
     return results
 
 
+def exit_status(results: Results) -> int:
+    """0 when every run but the references completed, else 1."""
+    judged = [r for r in results.all_runs() if r.kind != "reference"]
+    return 0 if all(r.completed for r in judged) else 1
+
+
 def _terminated(signum: int, frame: object) -> None:
     raise SystemExit(128 + signum)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run every measurement, print the report; 0 when every run completed, else 1."""
+    """Run every measurement, print the report; 0 when every run but the references
+    completed, else 1."""
     args = parse_args(argv)
     # A shell starting this script in the background ignores SIGINT, and an ignored signal stays
     # ignored across exec: a handler here gives the runs back the default, so SIGINT stops them.
@@ -1341,7 +1356,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "targets": [{**asdict(t), "status": t.status} for t in found],
         }
         Path(args.json).write_text(json.dumps(document, indent=2) + "\n")
-    return 0 if all(r.completed for r in results.all_runs()) else 1
+    return exit_status(results)
 
 
 if __name__ == "__main__":

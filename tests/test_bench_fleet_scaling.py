@@ -8,6 +8,7 @@ import gzip
 import importlib.util
 import json
 import os
+import shutil
 import stat
 import subprocess
 import sys
@@ -18,6 +19,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from rpc_servers import short_tempdir
 
 from pytest_canarygate.agtmux.pack import PACK
 from pytest_canarygate.config import load_config
@@ -506,45 +508,65 @@ def test_the_plain_read_needs_every_daemon_on_a_local_socket(
 def test_the_floor_after_a_plain_read_reads_a_real_fleet(fs: ModuleType, tmp_path: Path) -> None:
     (tmp_path / "fleet").mkdir()
     with fs.running_fleet(fs.fleet_argv("healthy", "canary"), tmp_path / "fleet", 120) as fleet:
-        conftest = fs.reading_conftest(fs.answers_plan("canary", fleet.info.endpoints))
+        calls = fs.answers_plan("canary", fleet.info.endpoints)
+        # a daemon that is down is not read further, as a run reads nothing from it
+        down = {**calls, str(tmp_path / "down.sock"): [["list_panes", None]]}
+        conftest = fs.reading_conftest(down)
         run = fs.measure_floor("canary", 3, tmp_path / "floor", 300, conftest=conftest, name="fa")
     assert run.completed, run.tail
     assert (run.name, run.kind) == ("fa", "reference")
-    # the same conftest, the fleet gone: the run cannot read it, and says so
+    # the same conftest, the fleet gone: the run reads nothing, and says so
     gone = fs.measure_floor("canary", 3, tmp_path / "gone", 300, conftest=conftest)
     assert not gone.completed
     assert gone.problem == "the warm-up run exited 4"
+    assert "no daemon could be reached" in gone.tail
 
 
 def test_the_floor_after_a_plain_read_refuses_an_error_reply(
     fs: ModuleType, tmp_path: Path
 ) -> None:
     # a daemon that answers every request with a JSON-RPC error: no result to decode
-    sock_path = tmp_path / "d.sock"
+    folder = short_tempdir()
+    sock_path = folder / "d.sock"
     server = subprocess.Popen(
         [
             sys.executable,
             "-c",
             "import socket, sys\n"
             "s = socket.socket(socket.AF_UNIX); s.bind(sys.argv[1]); s.listen()\n"
+            "print('ready', flush=True)\n"
             "while True:\n"
             "    c, _ = s.accept(); c.recv(65536)\n"
             '    c.sendall(b\'{"jsonrpc":"2.0","id":1,"error":{"code":-32601,'
             '"message":"method not found"}}\\n\'); c.close()\n',
             str(sock_path),
-        ]
+        ],
+        stdout=subprocess.PIPE,
     )
     try:
-        deadline = time.monotonic() + 30
-        while not sock_path.exists() and time.monotonic() < deadline:
-            time.sleep(0.02)
+        assert server.stdout is not None
+        assert server.stdout.readline() == b"ready\n"
         conftest = fs.reading_conftest({str(sock_path): [["list_panes", None]]})
         run = fs.measure_floor("canary", 2, tmp_path / "floor", 300, conftest=conftest)
     finally:
         server.kill()
         server.wait()
+        if server.stdout is not None:
+            server.stdout.close()
+        shutil.rmtree(folder, ignore_errors=True)
     assert not run.completed
     assert "read 0 answers of 1" in run.tail
+    assert "list_panes: {'code': -32601, 'message': 'method not found'}" in run.tail
+
+
+def test_a_reference_that_did_not_complete_leaves_the_exit_status_alone(fs: ModuleType) -> None:
+    results = fs.Results(workers=2)
+    results.serial["alpha"] = gate_run(fs)
+    results.floors["alpha"] = floor_run(fs)
+    results.floors_reading["alpha"] = floor_run(fs, kind="reference", completed=False)
+    assert fs.exit_status(results) == 0
+    results.floors["alpha"] = floor_run(fs, completed=False)
+    assert fs.exit_status(results) == 1
 
 
 def test_the_floor_under_xdist_is_a_reference(fs: ModuleType, tmp_path: Path) -> None:
