@@ -3,78 +3,28 @@ session does not wait for any reading to collect; one with such a gate waits for
 readings, which its instances are made from. Under xdist the controller reads everything
 before any worker collects.
 
-The daemon here is a real process on a real socket (a test double: recorded replies) that
-holds each reply until the run has collected (a flag file its conftest writes), or until a
-given time has passed, and logs whether the run had collected when it answered.
+The daemon here is a test server on a real socket (recorded replies), answering the run's own
+process, that holds each reply until the run has collected (a flag file its conftest writes),
+or until a given time has passed, and logs whether the run had collected when it answered.
 """
 
 from __future__ import annotations
 
-import json
-import shutil
-import subprocess
-import sys
+import itertools
+import time
 from collections.abc import Iterator
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
 from gate_repo import only_run
 from gate_repo import write_gates
-from rpc_servers import SAMPLES
-from rpc_servers import SOCKET_NAME
-from rpc_servers import short_tempdir
+from rpc_servers import Conversation
+from rpc_servers import RpcTestServer
+from rpc_servers import daemon_line
+from rpc_servers import load_sample
 
-#: Serves daemon.info and list_panes from recorded replies. The n-th request (from 0) is held
-#: until FLAGS/collected exists or HOLDS[n] seconds passed (the last hold serves the rest); each
-#: reply is logged with whether the run had started and ended collecting. Stops on stdin EOF.
-HOLDING_DAEMON = r"""
-import json, os, socket, sys, threading, time
-sock_path, samples, flags, holds, log = sys.argv[1:6]
-holds = [float(h) for h in holds.split(",")]
-collecting, collected = os.path.join(flags, "collecting"), os.path.join(flags, "collected")
-replies = {
-    m: json.load(open(os.path.join(samples, m + ".json"))) for m in ("daemon.info", "list_panes")
-}
-lock = threading.Lock()
-count = [0]
-server = socket.socket(socket.AF_UNIX)
-server.bind(sock_path)
-os.chmod(sock_path, 0o600)
-server.listen(16)
-
-def serve(conn):
-    with conn:
-        data = b""
-        while not data.endswith(b"\n"):
-            chunk = conn.recv(65536)
-            if not chunk:
-                break
-            data += chunk
-        request = json.loads(data)
-        with lock:
-            hold_s = holds[min(count[0], len(holds) - 1)]
-            count[0] += 1
-        deadline = time.monotonic() + hold_s
-        while not os.path.exists(collected) and time.monotonic() < deadline:
-            time.sleep(0.01)
-        method = request.get("method")
-        unknown = {"error": {"code": -32601, "message": "method not found"}}
-        reply = dict(replies.get(method) or unknown)
-        reply.update(jsonrpc="2.0", id=request.get("id"))
-        state = [method, os.path.exists(collecting), os.path.exists(collected)]
-        with open(log, "a") as out:
-            out.write(json.dumps(state) + "\n")
-        conn.sendall(json.dumps(reply, sort_keys=True, separators=(",", ":")).encode() + b"\n")
-
-def accept():
-    while True:
-        conn, _ = server.accept()
-        threading.Thread(target=serve, args=(conn,), daemon=True).start()
-
-threading.Thread(target=accept, daemon=True).start()
-print("ready", flush=True)
-sys.stdin.read()
-"""
+METHOD_NOT_FOUND = {"jsonrpc": "2.0", "error": {"code": -32601, "message": "method not found"}}
 
 #: Writes FLAGS/collecting when collection starts, FLAGS/collected once it is over.
 FLAG_CONFTEST = """
@@ -111,53 +61,42 @@ PER_SESSION_TEST = (
 
 
 class HoldingDaemon:
-    """The holding daemon, started on a socket of its own; its flags in ``flags``."""
+    """A test server answering daemon.info and list_panes with recorded replies. The n-th
+    request (from 0) is held until ``flags/collected`` exists or ``holds[n]`` seconds passed
+    (the last hold serves the rest); each reply is logged with whether the run had started
+    and ended collecting."""
 
-    def __init__(self, flags: Path, holds: str) -> None:
-        self.folder = short_tempdir()
-        self.socket = self.folder / SOCKET_NAME
+    def __init__(self, flags: Path, holds: Sequence[float]) -> None:
         self.flags = flags
-        self.log = flags / "replies.log"
-        self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-c",
-                HOLDING_DAEMON,
-                *map(str, (self.socket, SAMPLES, flags, holds, self.log)),
-            ],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-        )
-        try:
-            assert self.process.stdout is not None
-            assert self.process.stdout.readline() == b"ready\n"
-        except BaseException:
-            self.stop()
-            raise
+        self.holds = holds
+        self.samples = {m: load_sample(f"{m}.json") for m in ("daemon.info", "list_panes")}
+        self.log: list[tuple[str, bool, bool]] = []
+        self._count = itertools.count()
+        self.server = RpcTestServer(self._answer)
+        self.socket = self.server.path
 
-    def stop(self) -> None:
-        assert self.process.stdin is not None
-        assert self.process.stdout is not None
-        self.process.stdin.close()
-        try:
-            self.process.wait(timeout=30)
-        finally:
-            if self.process.poll() is None:
-                self.process.kill()
-                self.process.wait()
-            self.process.stdout.close()
-            shutil.rmtree(self.folder, ignore_errors=True)
+    def _answer(self, conv: Conversation) -> None:
+        conv.read_request()
+        hold_s = self.holds[min(next(self._count), len(self.holds) - 1)]
+        collecting, collected = self.flags / "collecting", self.flags / "collected"
+        deadline = time.monotonic() + hold_s
+        while not collected.exists() and time.monotonic() < deadline and not conv.stop.is_set():
+            time.sleep(0.01)
+        method = conv.request_method()
+        reply = dict(self.samples.get(method, METHOD_NOT_FOUND), id=conv.request_id())
+        self.log.append((method, collecting.exists(), collected.exists()))
+        conv.send(daemon_line(reply))
 
     def replies(self) -> list[tuple[str, bool, bool]]:
         """(method, collecting had started, collecting had ended) per reply, in order."""
-        return [tuple(json.loads(line)) for line in self.log.read_text().splitlines()]
+        return list(self.log)
 
 
 @pytest.fixture
 def holding_daemon(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[HoldingDaemon]:
     daemon = HoldingDaemon(tmp_path, request.param)
-    yield daemon
-    daemon.stop()
+    with daemon.server:
+        yield daemon
 
 
 def _repo(pytester: pytest.Pytester, daemon: HoldingDaemon, per_session: bool) -> None:
@@ -172,7 +111,7 @@ def _repo(pytester: pytest.Pytester, daemon: HoldingDaemon, per_session: bool) -
     )
 
 
-@pytest.mark.parametrize("holding_daemon", ["30"], indirect=True)
+@pytest.mark.parametrize("holding_daemon", [(30.0,)], indirect=True)
 def test_a_phase_without_per_session_gates_collects_before_any_reading(
     pytester: pytest.Pytester, holding_daemon: HoldingDaemon
 ) -> None:
@@ -188,7 +127,7 @@ def test_a_phase_without_per_session_gates_collects_before_any_reading(
     assert [(g["gate"], g["verdict"]) for g in run["gates"]] == [("info.gate", "PASS")]
 
 
-@pytest.mark.parametrize("holding_daemon", ["1.5,1.5,30"], indirect=True)
+@pytest.mark.parametrize("holding_daemon", [(1.5, 1.5, 30.0)], indirect=True)
 def test_a_phase_with_a_per_session_gate_collects_from_the_first_readings(
     pytester: pytest.Pytester, holding_daemon: HoldingDaemon
 ) -> None:
@@ -206,7 +145,7 @@ def test_a_phase_with_a_per_session_gate_collects_from_the_first_readings(
     assert per_session == ["session-alpha", "session-beta"], result.stdout.str()
 
 
-@pytest.mark.parametrize("holding_daemon", ["1.5"], indirect=True)
+@pytest.mark.parametrize("holding_daemon", [(1.5,)], indirect=True)
 def test_under_xdist_the_daemons_are_read_before_the_workers_collect(
     pytester: pytest.Pytester, holding_daemon: HoldingDaemon
 ) -> None:
